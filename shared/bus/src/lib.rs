@@ -1,1 +1,36 @@
-//! placeholder
+//! NATS JetStream plumbing for Flotilla.
+//!
+//! - [`subject`]: the subject scheme (`flotilla.cmd.…`, `flotilla.evt.…`, `flotilla.api.…`, `flotilla.dlq.…`).
+//! - [`connect`]: connection options (URLs, user/password, token, NKey, creds, TLS) and the server check that
+//!   refuses a server older than 2.10 or without JetStream.
+//! - [`topology`]: streams and KV buckets, created idempotently at start-up.
+//! - [`Publisher`]: commands and events, published with `Nats-Msg-Id` and retried with the same id until
+//!   JetStream acknowledges them.
+//! - [`consume`]: a durable pull consumer per service with explicit acks, NAK-with-delay retries, progress
+//!   for long work, bounded deliveries, and a dead-letter queue for what can never succeed.
+//! - [`lease`]: leases in a KV bucket, by compare-and-set on revision.
+//!
+//! Architecture invariant: payloads are encoded and decoded only through `flotilla-proto`.
+
+pub mod connect;
+pub mod consume;
+mod error;
+pub mod lease;
+mod publish;
+pub mod subject;
+pub mod topology;
+
+pub use connect::{BusConfig, TlsConfig, connect};
+pub use consume::{
+    CommandConsumer, ConsumerConfig, Delivery, Dispatcher, Handler, HandlerError, Outcome, OutcomeCounters,
+};
+pub use error::BusError;
+pub use publish::{PublishConfig, Publisher};
+pub use topology::{Topology, TopologyConfig};
+
+/// Header naming the error that sent a message to a dead-letter queue.
+pub const DLQ_ERROR_HEADER: &str = "Flotilla-Error";
+/// Header naming the subject a dead-lettered message was first published on.
+pub const DLQ_SUBJECT_HEADER: &str = "Flotilla-Original-Subject";
+/// Header with the number of deliveries a dead-lettered message had.
+pub const DLQ_DELIVERIES_HEADER: &str = "Flotilla-Deliveries";

@@ -1,0 +1,527 @@
+//! Consuming commands: one durable pull consumer per service, shared by all its replicas.
+//!
+//! Delivery is at least once. For every message the consumer:
+//! 1. pulls only as many messages as it has free handler slots (so nothing waits in a local buffer where a
+//!    crash would delay it by a whole ack-wait);
+//! 2. runs the [`Handler`], telling JetStream the work is in progress every third of the ack-wait;
+//! 3. acknowledges on success; on a retryable failure NAKs with a delay that grows with the delivery count;
+//!    on a permanent failure — undecodable, unknown kind, invalid — or when the last allowed delivery fails,
+//!    copies the message to `flotilla.dlq.<service>` with the error in a header, publishes a
+//!    `CommandRejected` event, and only then terminates it. If the copy cannot be stored the message is NAKed
+//!    instead: never retried forever, never silently dropped.
+//!
+//! On shutdown it stops pulling, lets in-flight handlers finish for a grace period, then NAKs whatever is
+//! still running so another replica takes it at once.
+
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use async_nats::HeaderMap;
+use async_nats::jetstream::{self, AckKind, consumer::pull};
+use chrono::Utc;
+use flotilla_proto::{CONTENT_TYPE_HEADER, CommandRejected, KIND_HEADER, Message};
+use futures::StreamExt;
+use serde::Deserialize;
+use tokio::sync::Semaphore;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+use tracing::Instrument;
+
+use crate::topology::Topology;
+use crate::{BusError, DLQ_DELIVERIES_HEADER, DLQ_ERROR_HEADER, DLQ_SUBJECT_HEADER, Publisher, subject};
+
+/// Consumer settings; the `[consumer]` section of a service's configuration.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ConsumerConfig {
+    /// Time a delivered message may go without an ack or progress before JetStream redelivers it (how long
+    /// a crashed replica holds a message).
+    #[serde(with = "humantime_serde")]
+    pub ack_wait: Duration,
+    /// Deliveries allowed before a message that keeps failing goes to the dead-letter queue.
+    pub max_deliver: u32,
+    /// NAK delays by delivery count (the last one repeats).
+    #[serde(deserialize_with = "durations")]
+    pub retry_delays: Vec<Duration>,
+    /// Messages handled at once by one replica.
+    pub max_in_flight: usize,
+    /// How long a pull request waits for messages.
+    #[serde(with = "humantime_serde")]
+    pub pull_expiry: Duration,
+    /// On shutdown, how long in-flight handlers may run on before they are NAKed.
+    #[serde(with = "humantime_serde")]
+    pub shutdown_grace: Duration,
+}
+
+impl Default for ConsumerConfig {
+    fn default() -> Self {
+        Self {
+            ack_wait: Duration::from_secs(30),
+            max_deliver: 5,
+            retry_delays: vec![
+                Duration::from_secs(1),
+                Duration::from_secs(5),
+                Duration::from_secs(15),
+                Duration::from_secs(30),
+            ],
+            max_in_flight: 16,
+            pull_expiry: Duration::from_secs(5),
+            shutdown_grace: Duration::from_secs(20),
+        }
+    }
+}
+
+fn durations<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<Duration>, D::Error> {
+    let v: Vec<humantime_serde::Serde<Duration>> = Deserialize::deserialize(d)?;
+    Ok(v.into_iter().map(humantime_serde::Serde::into_inner).collect())
+}
+
+impl ConsumerConfig {
+    /// Checks the values are usable.
+    pub fn validate(&self) -> Result<(), BusError> {
+        let bad = |m: &str| Err(BusError::Options(format!("consumer: {m}")));
+        if self.ack_wait < Duration::from_secs(1) {
+            return bad("ack_wait must be at least 1s");
+        }
+        if self.max_deliver == 0 {
+            return bad("max_deliver must be at least 1");
+        }
+        if self.max_in_flight == 0 {
+            return bad("max_in_flight must be at least 1");
+        }
+        if self.pull_expiry < Duration::from_millis(100) {
+            return bad("pull_expiry must be at least 100ms");
+        }
+        Ok(())
+    }
+
+    fn retry_delay(&self, delivered: u64) -> Duration {
+        let i = usize::try_from(delivered.saturating_sub(1)).unwrap_or(usize::MAX);
+        self.retry_delays.get(i).or(self.retry_delays.last()).copied().unwrap_or(Duration::from_secs(1))
+    }
+}
+
+/// One delivered command, as a handler sees it.
+#[derive(Debug, Clone)]
+pub struct Delivery {
+    /// Subject it was published on.
+    pub subject: String,
+    /// Its kind header.
+    pub kind: Option<String>,
+    /// Its content type header.
+    pub content_type: Option<String>,
+    /// Its `Nats-Msg-Id` (the command id).
+    pub msg_id: Option<String>,
+    /// All headers.
+    pub headers: HeaderMap,
+    /// The payload.
+    pub payload: bytes::Bytes,
+    /// This delivery's number, from 1.
+    pub delivered: u64,
+    /// Deliveries allowed.
+    pub max_deliver: u64,
+}
+
+impl Delivery {
+    /// Decodes the payload as `M`; a failure is permanent (a redelivery would fail the same way).
+    pub fn decode<M: Message>(&self) -> Result<M, HandlerError> {
+        flotilla_proto::decode(self.kind.as_deref(), self.content_type.as_deref(), &self.payload)
+            .map_err(|e| HandlerError::Reject(e.to_string()))
+    }
+
+    /// Whether a retryable failure now sends the message to the dead-letter queue.
+    pub fn is_last_attempt(&self) -> bool {
+        self.delivered >= self.max_deliver
+    }
+}
+
+/// Why a handler did not finish a message.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum HandlerError {
+    /// Worth trying again (a provider was busy, a dependency was down). `after` overrides the delay.
+    #[error("retryable: {reason}")]
+    Retry {
+        /// What went wrong.
+        reason: String,
+        /// Delay before the next delivery; the consumer's schedule when `None`.
+        after: Option<Duration>,
+    },
+    /// Will never succeed (undecodable, unknown kind, invalid): straight to the dead-letter queue.
+    #[error("rejected: {0}")]
+    Reject(String),
+}
+
+impl HandlerError {
+    /// A retryable failure with the default delay.
+    pub fn retry(reason: impl std::fmt::Display) -> Self {
+        HandlerError::Retry { reason: reason.to_string(), after: None }
+    }
+}
+
+/// What handles a service's commands.
+pub trait Handler: Send + Sync + 'static {
+    /// Handles one delivery. Must be idempotent: the same command can arrive more than once.
+    fn handle(&self, delivery: Delivery) -> impl Future<Output = Result<(), HandlerError>> + Send;
+}
+
+type BoxedRoute =
+    Box<dyn Fn(Delivery) -> Pin<Box<dyn Future<Output = Result<(), HandlerError>> + Send>> + Send + Sync>;
+
+/// A [`Handler`] that routes by kind header to one typed function per message kind. A kind it does not
+/// know is rejected with a message naming the kinds it does.
+pub struct Dispatcher {
+    service: String,
+    routes: BTreeMap<&'static str, BoxedRoute>,
+}
+
+impl Dispatcher {
+    /// An empty dispatcher for `service`.
+    pub fn new(service: impl Into<String>) -> Self {
+        Self { service: service.into(), routes: BTreeMap::new() }
+    }
+
+    /// Routes messages of kind `M::KIND` to `f`, decoded.
+    pub fn on<M, F, Fut>(mut self, f: F) -> Self
+    where
+        M: Message + Send + 'static,
+        F: Fn(M, Delivery) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<(), HandlerError>> + Send + 'static,
+    {
+        let f = Arc::new(f);
+        self.routes.insert(
+            M::KIND,
+            Box::new(move |delivery: Delivery| {
+                let f = Arc::clone(&f);
+                Box::pin(async move {
+                    let msg = delivery.decode::<M>()?;
+                    f(msg, delivery).await
+                })
+            }),
+        );
+        self
+    }
+
+    /// The kinds routed.
+    pub fn kinds(&self) -> impl Iterator<Item = &'static str> + '_ {
+        self.routes.keys().copied()
+    }
+}
+
+impl Handler for Dispatcher {
+    fn handle(&self, delivery: Delivery) -> impl Future<Output = Result<(), HandlerError>> + Send {
+        let route = match delivery.kind.as_deref() {
+            None => Err(HandlerError::Reject(format!("message has no {KIND_HEADER} header"))),
+            Some(kind) => self.routes.get(kind).ok_or_else(|| {
+                let known: Vec<_> = self.routes.keys().copied().collect();
+                HandlerError::Reject(format!(
+                    "unknown message kind {kind:?} for service {}; it handles: {}",
+                    self.service,
+                    if known.is_empty() { "nothing yet".to_owned() } else { known.join(", ") }
+                ))
+            }),
+        };
+        let fut = route.map(|r| r(delivery));
+        async move { fut?.await }
+    }
+}
+
+/// What became of one message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    /// Handled and acknowledged.
+    Acked,
+    /// NAKed for a later retry.
+    Retried,
+    /// Copied to the dead-letter queue and terminated.
+    DeadLettered,
+    /// NAKed because the consumer was shutting down.
+    Abandoned,
+}
+
+/// Running totals of outcomes, shared with whoever reports them (metrics, status replies).
+#[derive(Debug, Default)]
+pub struct OutcomeCounters {
+    /// Messages acknowledged.
+    pub acked: AtomicU64,
+    /// Messages NAKed for retry.
+    pub retried: AtomicU64,
+    /// Messages dead-lettered.
+    pub dead_lettered: AtomicU64,
+    /// Messages NAKed at shutdown.
+    pub abandoned: AtomicU64,
+    /// Messages being handled now.
+    pub in_flight: AtomicU64,
+}
+
+impl OutcomeCounters {
+    fn record(&self, outcome: Outcome) {
+        let c = match outcome {
+            Outcome::Acked => &self.acked,
+            Outcome::Retried => &self.retried,
+            Outcome::DeadLettered => &self.dead_lettered,
+            Outcome::Abandoned => &self.abandoned,
+        };
+        c.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+/// A service's command consumer.
+pub struct CommandConsumer {
+    service: String,
+    consumer: jetstream::consumer::Consumer<pull::Config>,
+    publisher: Publisher,
+    config: Arc<ConsumerConfig>,
+    counters: Arc<OutcomeCounters>,
+}
+
+impl CommandConsumer {
+    /// The name of the durable consumer of `service` on the command stream.
+    pub fn durable_name(service: &str) -> String {
+        format!("{service}-commands")
+    }
+
+    /// Creates (or updates) the durable consumer of `service`, filtered to `flotilla.cmd.<service>.>`.
+    pub async fn create(
+        topology: &Topology,
+        publisher: Publisher,
+        service: &str,
+        config: ConsumerConfig,
+    ) -> Result<Self, BusError> {
+        config.validate()?;
+        let durable = Self::durable_name(service);
+        let consumer = topology
+            .commands
+            .create_consumer(pull::Config {
+                durable_name: Some(durable.clone()),
+                description: Some(format!("commands for the {service} service, shared by its replicas")),
+                filter_subject: subject::commands_for(service)?,
+                ack_policy: jetstream::consumer::AckPolicy::Explicit,
+                ack_wait: config.ack_wait,
+                // One more than ours, so that we, not the server, decide the last delivery's fate.
+                max_deliver: i64::from(config.max_deliver) + 1,
+                max_ack_pending: 1000,
+                ..Default::default()
+            })
+            .await
+            .map_err(|e| BusError::Provision { what: format!("consumer {durable}"), reason: e.to_string() })?;
+        Ok(Self {
+            service: service.to_owned(),
+            consumer,
+            publisher,
+            config: Arc::new(config),
+            counters: Arc::default(),
+        })
+    }
+
+    /// The outcome counters of this consumer.
+    pub fn counters(&self) -> Arc<OutcomeCounters> {
+        Arc::clone(&self.counters)
+    }
+
+    /// Pulls and handles commands until `shutdown` is cancelled, then drains as described in the module
+    /// documentation.
+    pub async fn run<H: Handler>(self, handler: Arc<H>, shutdown: CancellationToken) -> Result<(), BusError> {
+        let slots = Arc::new(Semaphore::new(self.config.max_in_flight));
+        let tracker = TaskTracker::new();
+        let hard_stop = CancellationToken::new();
+        let this = Arc::new(self);
+        let mut pull_errors = 0u32;
+        'pull: while !shutdown.is_cancelled() {
+            let first = tokio::select! {
+                _ = shutdown.cancelled() => break,
+                permit = Arc::clone(&slots).acquire_owned() => match permit {
+                    Ok(p) => p,
+                    Err(_) => break,
+                },
+            };
+            let want = slots.available_permits() + 1;
+            let batch = this
+                .consumer
+                .batch()
+                .max_messages(want)
+                .expires(this.config.pull_expiry)
+                .messages()
+                .await;
+            let mut batch = match batch {
+                Ok(b) => b,
+                Err(e) => {
+                    pull_errors += 1;
+                    let delay = Duration::from_millis(200 * u64::from(pull_errors.min(25)));
+                    tracing::warn!(service = %this.service, error = %e, ?delay, "pull request failed");
+                    drop(first);
+                    tokio::select! { _ = shutdown.cancelled() => break, _ = tokio::time::sleep(delay) => {} }
+                    continue;
+                }
+            };
+            pull_errors = 0;
+            let mut first = Some(first);
+            while let Some(next) = batch.next().await {
+                let msg = match next {
+                    Ok(m) => m,
+                    Err(e) => {
+                        tracing::warn!(service = %this.service, error = %e, "error in pull batch");
+                        continue 'pull;
+                    }
+                };
+                if shutdown.is_cancelled() {
+                    // Pulled after the stop signal: hand it straight back.
+                    let _ = msg.ack_with(AckKind::Nak(None)).await;
+                    this.counters.record(Outcome::Abandoned);
+                    continue;
+                }
+                let permit = match first.take() {
+                    Some(p) => p,
+                    None => match Arc::clone(&slots).acquire_owned().await {
+                        Ok(p) => p,
+                        Err(_) => break 'pull,
+                    },
+                };
+                let this = Arc::clone(&this);
+                let handler = Arc::clone(&handler);
+                let hard_stop = hard_stop.clone();
+                tracker.spawn(async move {
+                    this.counters.in_flight.fetch_add(1, Ordering::Relaxed);
+                    let outcome = this.process(msg, handler.as_ref(), &hard_stop).await;
+                    this.counters.record(outcome);
+                    this.counters.in_flight.fetch_sub(1, Ordering::Relaxed);
+                    drop(permit);
+                });
+            }
+        }
+        tracker.close();
+        if tokio::time::timeout(this.config.shutdown_grace, tracker.wait()).await.is_err() {
+            tracing::warn!(service = %this.service, "handlers still running after the grace period; handing their messages back");
+            hard_stop.cancel();
+            tracker.wait().await;
+        }
+        Ok(())
+    }
+
+    async fn process<H: Handler>(&self, msg: jetstream::Message, handler: &H, hard_stop: &CancellationToken) -> Outcome {
+        let delivered = msg.info().map(|i| u64::try_from(i.delivered).unwrap_or(1)).unwrap_or(1);
+        let header = |name: &str| msg.headers.as_ref().and_then(|h| h.get(name)).map(|v| v.as_str().to_owned());
+        let delivery = Delivery {
+            subject: msg.subject.to_string(),
+            kind: header(KIND_HEADER),
+            content_type: header(CONTENT_TYPE_HEADER),
+            msg_id: header("Nats-Msg-Id"),
+            headers: msg.headers.clone().unwrap_or_default(),
+            payload: msg.payload.clone(),
+            delivered,
+            max_deliver: u64::from(self.config.max_deliver),
+        };
+        let span = tracing::info_span!(
+            "command",
+            service = %self.service,
+            subject = %delivery.subject,
+            kind = delivery.kind.as_deref().unwrap_or("-"),
+            id = delivery.msg_id.as_deref().unwrap_or("-"),
+            delivered,
+        );
+        async {
+            let result = {
+                let work = handler.handle(delivery.clone());
+                tokio::pin!(work);
+                let mut progress = tokio::time::interval(self.config.ack_wait / 3);
+                progress.tick().await;
+                loop {
+                    tokio::select! {
+                        r = &mut work => break Some(r),
+                        _ = progress.tick() => {
+                            if let Err(e) = msg.ack_with(AckKind::Progress).await {
+                                tracing::warn!(error = %e, "could not report progress");
+                            }
+                        }
+                        _ = hard_stop.cancelled() => break None,
+                    }
+                }
+            };
+            match result {
+                Some(Ok(())) => match msg.double_ack().await {
+                    Ok(()) => {
+                        tracing::debug!("handled");
+                        Outcome::Acked
+                    }
+                    Err(e) => {
+                        // The handler's effect is done; the redelivery will find it done.
+                        tracing::warn!(error = %e, "handled, but the ack was not confirmed; expect a redelivery");
+                        Outcome::Acked
+                    }
+                },
+                Some(Err(HandlerError::Retry { reason, after })) if !delivery.is_last_attempt() => {
+                    let delay = after.unwrap_or_else(|| self.config.retry_delay(delivered));
+                    tracing::warn!(%reason, ?delay, "handler failed; will retry");
+                    if let Err(e) = msg.ack_with(AckKind::Nak(Some(delay))).await {
+                        tracing::warn!(error = %e, "NAK failed; the message returns after ack-wait");
+                    }
+                    Outcome::Retried
+                }
+                Some(Err(HandlerError::Retry { reason, .. })) => {
+                    self.dead_letter(&msg, &delivery, &format!("gave up after {delivered} deliveries: {reason}")).await
+                }
+                Some(Err(HandlerError::Reject(reason))) => self.dead_letter(&msg, &delivery, &reason).await,
+                None => {
+                    let _ = msg.ack_with(AckKind::Nak(None)).await;
+                    Outcome::Abandoned
+                }
+            }
+        }
+        .instrument(span)
+        .await
+    }
+
+    async fn dead_letter(&self, msg: &jetstream::Message, delivery: &Delivery, error: &str) -> Outcome {
+        tracing::error!(%error, "sending command to the dead-letter queue");
+        let stored = async {
+            let dlq = subject::dlq(&self.service)?;
+            let mut headers = delivery.headers.clone();
+            // Header values cannot hold line breaks.
+            let one_line: String = error.chars().map(|c| if c.is_control() { ' ' } else { c }).collect();
+            headers.insert(DLQ_ERROR_HEADER, one_line.as_str());
+            headers.insert(DLQ_SUBJECT_HEADER, delivery.subject.as_str());
+            headers.insert(DLQ_DELIVERIES_HEADER, delivery.delivered.to_string().as_str());
+            let seq = msg.info().map(|i| i.stream_sequence).unwrap_or_default();
+            // Keyed by the original's stream sequence: a repeated dead-lettering of the same message (after a
+            // lost term) is de-duplicated by the DLQ stream.
+            let dlq_id = format!("dlq-{}-{seq}", self.service);
+            self.publisher.publish_raw(&dlq, &dlq_id, headers, delivery.payload.clone()).await?;
+            let (deployment, region) = subject::parse_command(&delivery.subject)
+                .map(|s| (s.deployment.to_owned(), s.region.to_owned()))
+                .filter(|(d, r)| subject::check_token("d", d).is_ok() && subject::check_token("r", r).is_ok())
+                .unwrap_or_else(|| ("_".into(), "_".into()));
+            let event = CommandRejected {
+                service: self.service.clone(),
+                subject: delivery.subject.clone(),
+                command_id: delivery.msg_id.clone(),
+                kind: delivery.kind.clone(),
+                error: error.to_owned(),
+                deliveries: delivery.delivered,
+                rejected_at: Utc::now(),
+            };
+            let evt_subject = subject::event("command", &deployment, &region, "rejected")?;
+            if let Err(e) = self.publisher.publish(&evt_subject, &format!("rejected-{dlq_id}"), &event).await {
+                // The dead letter is stored; the event is a courtesy.
+                tracing::warn!(error = %e, "could not publish CommandRejected");
+            }
+            Ok::<_, BusError>(())
+        }
+        .await;
+        match stored {
+            Ok(()) => {
+                if let Err(e) = msg.ack_with(AckKind::Term).await {
+                    tracing::warn!(error = %e, "dead-lettered, but the term was not sent");
+                }
+                Outcome::DeadLettered
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "could not store the dead letter; handing the message back");
+                let _ = msg.ack_with(AckKind::Nak(Some(self.config.retry_delay(delivery.delivered)))).await;
+                Outcome::Retried
+            }
+        }
+    }
+}

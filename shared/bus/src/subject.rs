@@ -1,0 +1,161 @@
+//! The subject scheme. Every subject Flotilla uses is built here, and nowhere else.
+//!
+//! | subject | what |
+//! |---|---|
+//! | `flotilla.cmd.<service>.<deployment>.<region>.<verb>` | a command for a service (work-queue stream) |
+//! | `flotilla.evt.<topic>.<deployment>.<region>.<name>` | an event (limits stream) |
+//! | `flotilla.api.<service>.<verb>` | request/reply through the NATS service API |
+//! | `flotilla.dlq.<service>` | messages a service gave up on, with the error in a header |
+//!
+//! Tokens are lowercase ASCII letters, digits, `-` and `_`: never `.`, `*`, `>` or whitespace, so a name can
+//! never change the shape of a subject. Deployments or regions that are not known (a command that failed to
+//! decode) use `_`.
+
+use crate::BusError;
+
+/// Root of every Flotilla subject.
+pub const ROOT: &str = "flotilla";
+/// Subjects captured by the command stream.
+pub const COMMANDS_WILDCARD: &str = "flotilla.cmd.>";
+/// Subjects captured by the event stream.
+pub const EVENTS_WILDCARD: &str = "flotilla.evt.>";
+/// Subjects captured by the dead-letter stream.
+pub const DLQ_WILDCARD: &str = "flotilla.dlq.>";
+
+/// Checks one subject token.
+pub fn check_token(what: &'static str, token: &str) -> Result<(), BusError> {
+    let bad = |reason| Err(BusError::SubjectToken { token: token.to_owned(), what, reason });
+    if token.is_empty() {
+        return bad("empty");
+    }
+    if token.len() > 128 {
+        return bad("longer than 128 characters");
+    }
+    if !token.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_') {
+        return bad("only lowercase letters, digits, '-' and '_' are allowed");
+    }
+    Ok(())
+}
+
+/// `flotilla.cmd.<service>.<deployment>.<region>.<verb>`
+pub fn command(service: &str, deployment: &str, region: &str, verb: &str) -> Result<String, BusError> {
+    check_token("service", service)?;
+    check_token("deployment", deployment)?;
+    check_token("region", region)?;
+    check_token("verb", verb)?;
+    Ok(format!("{ROOT}.cmd.{service}.{deployment}.{region}.{verb}"))
+}
+
+/// The filter of every command for `service`: `flotilla.cmd.<service>.>`.
+pub fn commands_for(service: &str) -> Result<String, BusError> {
+    check_token("service", service)?;
+    Ok(format!("{ROOT}.cmd.{service}.>"))
+}
+
+/// `flotilla.evt.<topic>.<deployment>.<region>.<name>`
+pub fn event(topic: &str, deployment: &str, region: &str, name: &str) -> Result<String, BusError> {
+    check_token("topic", topic)?;
+    check_token("deployment", deployment)?;
+    check_token("region", region)?;
+    check_token("event name", name)?;
+    Ok(format!("{ROOT}.evt.{topic}.{deployment}.{region}.{name}"))
+}
+
+/// `flotilla.api.<service>` — the prefix under which a service's request/reply endpoints live.
+pub fn api_group(service: &str) -> Result<String, BusError> {
+    check_token("service", service)?;
+    Ok(format!("{ROOT}.api.{service}"))
+}
+
+/// `flotilla.api.<service>.<verb>`
+pub fn api(service: &str, verb: &str) -> Result<String, BusError> {
+    check_token("verb", verb)?;
+    Ok(format!("{}.{verb}", api_group(service)?))
+}
+
+/// `flotilla.dlq.<service>`
+pub fn dlq(service: &str) -> Result<String, BusError> {
+    check_token("service", service)?;
+    Ok(format!("{ROOT}.dlq.{service}"))
+}
+
+/// The parts of a command subject.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CommandSubject<'a> {
+    /// Target service.
+    pub service: &'a str,
+    /// Deployment.
+    pub deployment: &'a str,
+    /// Region.
+    pub region: &'a str,
+    /// Verb.
+    pub verb: &'a str,
+}
+
+/// Splits a command subject into its parts; `None` when it does not follow the scheme.
+pub fn parse_command(subject: &str) -> Option<CommandSubject<'_>> {
+    let mut parts = subject.split('.');
+    let (Some(ROOT), Some("cmd")) = (parts.next(), parts.next()) else {
+        return None;
+    };
+    let (service, deployment, region, verb) = (parts.next()?, parts.next()?, parts.next()?, parts.next()?);
+    if parts.next().is_some() {
+        return None;
+    }
+    Some(CommandSubject { service, deployment, region, verb })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn scheme() {
+        assert_eq!(
+            command("provisioner", "www-codetesters-uk", "gb-lon", "apply").unwrap(),
+            "flotilla.cmd.provisioner.www-codetesters-uk.gb-lon.apply"
+        );
+        assert_eq!(
+            event("machine", "www-codetesters-uk", "ch-gva-2", "healthy").unwrap(),
+            "flotilla.evt.machine.www-codetesters-uk.ch-gva-2.healthy"
+        );
+        assert_eq!(api("provisioner", "machines").unwrap(), "flotilla.api.provisioner.machines");
+        assert_eq!(dlq("dns").unwrap(), "flotilla.dlq.dns");
+        assert_eq!(commands_for("sync").unwrap(), "flotilla.cmd.sync.>");
+    }
+
+    #[test]
+    fn every_built_subject_is_captured_by_its_stream_wildcard() {
+        let matches = |wildcard: &str, subject: &str| {
+            let prefix = wildcard.trim_end_matches('>');
+            subject.starts_with(prefix) && subject.len() > prefix.len()
+        };
+        assert!(matches(COMMANDS_WILDCARD, &command("dns", "d", "r", "v").unwrap()));
+        assert!(matches(EVENTS_WILDCARD, &event("t", "d", "r", "n").unwrap()));
+        assert!(matches(DLQ_WILDCARD, &dlq("dns").unwrap()));
+        // Per-service command filters never overlap (work-queue streams require it).
+        let a = commands_for("dns").unwrap();
+        assert!(!matches(&a, &command("dnsx", "d", "r", "v").unwrap()));
+    }
+
+    #[test]
+    fn tokens_cannot_change_the_shape_of_a_subject() {
+        for bad in ["", "a.b", "*", ">", "a b", "Gb-Lon", "a\n", &"x".repeat(129)] {
+            assert!(command("dns", bad, "r", "v").is_err(), "{bad:?} accepted");
+            assert!(event("t", "d", bad, "n").is_err(), "{bad:?} accepted");
+        }
+        assert!(check_token("region", "ch-gva-2").is_ok());
+        assert!(check_token("region", "ams3").is_ok());
+        assert!(check_token("deployment", "www_codetesters-uk").is_ok());
+    }
+
+    #[test]
+    fn parse_round_trips() {
+        let s = command("provisioner", "dep", "gb-lon", "apply").unwrap();
+        let p = parse_command(&s).unwrap();
+        assert_eq!((p.service, p.deployment, p.region, p.verb), ("provisioner", "dep", "gb-lon", "apply"));
+        assert!(parse_command("flotilla.evt.a.b.c.d").is_none());
+        assert!(parse_command("flotilla.cmd.a.b.c").is_none());
+        assert!(parse_command("flotilla.cmd.a.b.c.d.e").is_none());
+    }
+}

@@ -1,0 +1,144 @@
+//! Streams and KV buckets, created or updated idempotently at every start-up.
+
+use std::time::Duration;
+
+use async_nats::jetstream::{self, kv, stream};
+use serde::Deserialize;
+
+use crate::{BusError, subject};
+
+/// Name of the command stream (`flotilla.cmd.>`, work-queue retention).
+pub const COMMAND_STREAM: &str = "FLOTILLA_COMMANDS";
+/// Name of the event stream (`flotilla.evt.>`, limits retention).
+pub const EVENT_STREAM: &str = "FLOTILLA_EVENTS";
+/// Name of the dead-letter stream (`flotilla.dlq.>`, limits retention).
+pub const DLQ_STREAM: &str = "FLOTILLA_DLQ";
+/// Name of the KV bucket holding leases.
+pub const LEASE_BUCKET: &str = "flotilla_leases";
+
+/// Sizing of the streams; the `[bus]` section of a service's configuration.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TopologyConfig {
+    /// Replicas of every stream and bucket: 1 on a single server, 3 on a cluster.
+    pub replicas: usize,
+    /// Window in which a command re-published with the same `Nats-Msg-Id` is dropped by the server.
+    #[serde(with = "humantime_serde")]
+    pub duplicate_window: Duration,
+    /// How long an unconsumed command is kept.
+    #[serde(with = "humantime_serde")]
+    pub command_max_age: Duration,
+    /// How long events are kept (services rebuild their views from them).
+    #[serde(with = "humantime_serde")]
+    pub event_max_age: Duration,
+    /// How long dead letters are kept.
+    #[serde(with = "humantime_serde")]
+    pub dlq_max_age: Duration,
+    /// Time-to-live of the lease bucket's entries.
+    #[serde(with = "humantime_serde")]
+    pub lease_max_age: Duration,
+}
+
+impl Default for TopologyConfig {
+    fn default() -> Self {
+        Self {
+            replicas: 1,
+            duplicate_window: Duration::from_secs(120),
+            command_max_age: Duration::from_secs(7 * 24 * 3600),
+            event_max_age: Duration::from_secs(30 * 24 * 3600),
+            dlq_max_age: Duration::from_secs(30 * 24 * 3600),
+            lease_max_age: Duration::from_secs(3600),
+        }
+    }
+}
+
+/// Handles to the provisioned streams and buckets.
+#[derive(Clone)]
+pub struct Topology {
+    /// The JetStream context.
+    pub js: jetstream::Context,
+    /// The command stream.
+    pub commands: stream::Stream,
+    /// The event stream.
+    pub events: stream::Stream,
+    /// The dead-letter stream.
+    pub dlq: stream::Stream,
+    /// The lease bucket.
+    pub leases: kv::Store,
+}
+
+impl Topology {
+    /// Creates every stream and bucket, or updates it to `config` when it exists. Safe to call from every
+    /// replica of every service at once.
+    pub async fn ensure(client: &async_nats::Client, config: &TopologyConfig) -> Result<Self, BusError> {
+        if config.replicas == 0 || config.replicas > 5 {
+            return Err(BusError::Options(format!("bus.replicas must be 1..=5, got {}", config.replicas)));
+        }
+        let js = jetstream::new(client.clone());
+        let commands = ensure_stream(
+            &js,
+            stream::Config {
+                name: COMMAND_STREAM.into(),
+                description: Some("Flotilla commands, one durable consumer per service".into()),
+                subjects: vec![subject::COMMANDS_WILDCARD.into()],
+                retention: stream::RetentionPolicy::WorkQueue,
+                duplicate_window: config.duplicate_window,
+                max_age: config.command_max_age,
+                num_replicas: config.replicas,
+                storage: stream::StorageType::File,
+                ..Default::default()
+            },
+        )
+        .await?;
+        let events = ensure_stream(
+            &js,
+            stream::Config {
+                name: EVENT_STREAM.into(),
+                description: Some("Flotilla events; services build their views from them".into()),
+                subjects: vec![subject::EVENTS_WILDCARD.into()],
+                retention: stream::RetentionPolicy::Limits,
+                duplicate_window: config.duplicate_window,
+                max_age: config.event_max_age,
+                num_replicas: config.replicas,
+                storage: stream::StorageType::File,
+                ..Default::default()
+            },
+        )
+        .await?;
+        let dlq = ensure_stream(
+            &js,
+            stream::Config {
+                name: DLQ_STREAM.into(),
+                description: Some("Messages a Flotilla service gave up on, with the error in a header".into()),
+                subjects: vec![subject::DLQ_WILDCARD.into()],
+                retention: stream::RetentionPolicy::Limits,
+                max_age: config.dlq_max_age,
+                num_replicas: config.replicas,
+                storage: stream::StorageType::File,
+                ..Default::default()
+            },
+        )
+        .await?;
+        let leases = js
+            .create_or_update_key_value(kv::Config {
+                bucket: LEASE_BUCKET.into(),
+                description: "Flotilla leases (compare-and-set on revision)".into(),
+                history: 1,
+                max_age: config.lease_max_age,
+                num_replicas: config.replicas,
+                storage: stream::StorageType::File,
+                ..Default::default()
+            })
+            .await
+            .map_err(|e| BusError::Provision { what: format!("KV bucket {LEASE_BUCKET}"), reason: e.to_string() })?;
+        Ok(Self { js, commands, events, dlq, leases })
+    }
+}
+
+async fn ensure_stream(js: &jetstream::Context, config: stream::Config) -> Result<stream::Stream, BusError> {
+    let name = config.name.clone();
+    js.create_or_update_stream(config)
+        .await
+        .map_err(|e| BusError::Provision { what: format!("stream {name}"), reason: e.to_string() })?;
+    js.get_stream(&name).await.map_err(|e| BusError::Provision { what: format!("stream {name}"), reason: e.to_string() })
+}

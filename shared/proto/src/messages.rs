@@ -1,0 +1,82 @@
+//! The message types, grouped by the service that consumes them.
+
+use chrono::{DateTime, Utc};
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use crate::{CommandMeta, Message};
+
+// APPLY_REGION_PLACEHOLDER
+/// `provisioner.destroy.v1`: remove everything Flotilla created in one region of a deployment.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct DestroyRegion {
+    /// Command metadata.
+    pub meta: CommandMeta,
+    /// Deployment name.
+    pub deployment: String,
+    /// Region name.
+    pub region: String,
+}
+
+impl Message for DestroyRegion {
+    const KIND: &'static str = "provisioner.destroy.v1";
+}
+
+/// `bus.command-rejected.v1`: published on `flotilla.evt.command.<deployment>.<region>.rejected` when a
+/// service gives up on a command (undecodable, invalid, or out of retries) and sends it to its DLQ, so
+/// whoever issued it learns why without reading the DLQ.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct CommandRejected {
+    /// The service that rejected it.
+    pub service: String,
+    /// The subject the command was published on.
+    pub subject: String,
+    /// Its `Nats-Msg-Id`, when it had one.
+    pub command_id: Option<String>,
+    /// Its kind header, when it had one.
+    pub kind: Option<String>,
+    /// Why it was rejected.
+    pub error: String,
+    /// How many times it had been delivered.
+    pub deliveries: u64,
+    /// When.
+    pub rejected_at: DateTime<Utc>,
+}
+
+impl Message for CommandRejected {
+    const KIND: &'static str = "bus.command-rejected.v1";
+}
+
+/// `service.status-request.v1`: the request body of `flotilla.api.<service>.status` (empty; reserved for
+/// filters).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct ServiceStatusRequest {}
+
+impl Message for ServiceStatusRequest {
+    const KIND: &'static str = "service.status-request.v1";
+}
+
+/// `service.status.v1`: one service instance's view of its own health.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct ServiceStatus {
+    /// Service name (`provisioner`, `dns`, …).
+    pub service: String,
+    /// Version of the binary.
+    pub version: String,
+    /// Id of this instance (the NATS service API id).
+    pub instance: String,
+    /// When this instance started.
+    pub started_at: DateTime<Utc>,
+    /// Whether the instance can reach its database.
+    pub database_ok: bool,
+    /// Commands acknowledged since start.
+    pub commands_acked: u64,
+    /// Commands handed back for a retry since start.
+    pub commands_retried: u64,
+    /// Commands sent to the dead-letter queue since start.
+    pub commands_dead_lettered: u64,
+}
+
+impl Message for ServiceStatus {
+    const KIND: &'static str = "service.status.v1";
+}
