@@ -12,6 +12,7 @@
 //!
 //! Architecture invariant: payloads are encoded and decoded only through `flotilla-proto`.
 
+pub mod api;
 pub mod connect;
 pub mod consume;
 mod error;

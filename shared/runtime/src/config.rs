@@ -1,0 +1,252 @@
+//! Layered configuration: defaults → file → environment.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use flotilla_bus::{BusConfig, ConsumerConfig, PublishConfig, TopologyConfig};
+use serde::Deserialize;
+use serde::de::DeserializeOwned;
+
+/// Prefix of configuration environment variables: `FLOTILLA__NATS__URLS=nats://a:4222,nats://b:4222`.
+pub const ENV_PREFIX: &str = "FLOTILLA";
+
+/// A configuration problem.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file or environment could not be read or does not fit the schema.
+    #[error("configuration: {0}")]
+    Load(#[from] config::ConfigError),
+    /// A value is out of range or inconsistent.
+    #[error("configuration: {0}")]
+    Invalid(String),
+}
+
+/// Log output format.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// Human-readable lines.
+    #[default]
+    Human,
+    /// One JSON object per line.
+    Json,
+}
+
+/// `[log]`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LogConfig {
+    /// Output format.
+    pub format: LogFormat,
+    /// `tracing` filter directives (`info`, `flotilla_bus=debug,info`); `RUST_LOG` wins when set.
+    pub filter: String,
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        Self { format: LogFormat::Human, filter: "info".into() }
+    }
+}
+
+/// `[admin]`
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AdminConfig {
+    /// Address of the admin HTTP endpoints; the service's default port on 127.0.0.1 when unset; port 0 picks
+    /// a free one.
+    pub listen: Option<SocketAddr>,
+    /// Turns the admin endpoints off.
+    pub disabled: bool,
+}
+
+/// No service-specific settings.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NoSettings {}
+
+/// Configuration of one service. `S` is the service's own `[service]` section.
+#[derive(Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ServiceConfig<S = NoSettings> {
+    /// Directory for the service's SQLite database and other local state.
+    pub data_dir: PathBuf,
+    /// Database URL (`sqlite://…` or `postgres://…`); a SQLite file in `data_dir` when unset.
+    pub database_url: Option<String>,
+    /// File of local secrets (cloud credentials, S3 keys) written by `flotilla template import`.
+    pub secrets_file: Option<PathBuf>,
+    /// `[nats]`: how to reach NATS.
+    pub nats: BusConfig,
+    /// `[bus]`: streams and buckets.
+    pub bus: TopologyConfig,
+    /// `[publish]`: publish retries.
+    pub publish: PublishConfig,
+    /// `[consumer]`: command consumption.
+    pub consumer: ConsumerConfig,
+    /// `[admin]`: admin HTTP.
+    pub admin: AdminConfig,
+    /// `[log]`: logging.
+    pub log: LogConfig,
+    /// `[service]`: settings of this service.
+    pub service: S,
+}
+
+impl<S: Default> Default for ServiceConfig<S> {
+    fn default() -> Self {
+        Self {
+            data_dir: PathBuf::from("./.flotilla"),
+            database_url: None,
+            secrets_file: None,
+            nats: BusConfig::default(),
+            bus: TopologyConfig::default(),
+            publish: PublishConfig::default(),
+            consumer: ConsumerConfig::default(),
+            admin: AdminConfig::default(),
+            log: LogConfig::default(),
+            service: S::default(),
+        }
+    }
+}
+
+impl<S> std::fmt::Debug for ServiceConfig<S> {
+    // The database URL may hold a password: show only its scheme.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let db = self.database_url.as_deref().map(|u| format!("{}://<redacted>", u.split(':').next().unwrap_or("?")));
+        f.debug_struct("ServiceConfig")
+            .field("data_dir", &self.data_dir)
+            .field("database_url", &db)
+            .field("secrets_file", &self.secrets_file)
+            .field("nats", &self.nats)
+            .field("bus", &self.bus)
+            .field("consumer", &self.consumer)
+            .field("admin", &self.admin)
+            .field("log", &self.log)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<S: DeserializeOwned + Default> ServiceConfig<S> {
+    /// Loads defaults, then `file` (when given; it must exist), then `FLOTILLA__…` environment variables,
+    /// and validates the result.
+    pub fn load(file: Option<&Path>) -> Result<Self, ConfigError> {
+        Self::load_from(file, std::env::vars())
+    }
+
+    /// As [`ServiceConfig::load`], with the environment given explicitly (for tests).
+    pub fn load_from(
+        file: Option<&Path>,
+        env: impl IntoIterator<Item = (String, String)>,
+    ) -> Result<Self, ConfigError> {
+        let mut builder = config::Config::builder();
+        if let Some(path) = file {
+            builder = builder.add_source(config::File::from(path).format(config::FileFormat::Toml).required(true));
+        }
+        let env: config::Map<String, String> =
+            env.into_iter().filter(|(k, _)| k.starts_with(&format!("{ENV_PREFIX}__"))).collect();
+        builder = builder.add_source(
+            config::Environment::with_prefix(ENV_PREFIX)
+                .prefix_separator("__")
+                .separator("__")
+                .list_separator(",")
+                .with_list_parse_key("nats.urls")
+                .with_list_parse_key("consumer.retry_delays")
+                .try_parsing(true)
+                .source(Some(env)),
+        );
+        let loaded: Self = builder.build()?.try_deserialize()?;
+        loaded.validate()?;
+        Ok(loaded)
+    }
+
+    /// Checks values that parse but cannot work.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        self.nats.validate().map_err(|e| ConfigError::Invalid(e.to_string()))?;
+        self.consumer.validate().map_err(|e| ConfigError::Invalid(e.to_string()))?;
+        if !(1..=5).contains(&self.bus.replicas) {
+            return Err(ConfigError::Invalid(format!("bus.replicas must be 1..=5, got {}", self.bus.replicas)));
+        }
+        if let Some(url) = &self.database_url
+            && !(url.starts_with("sqlite:") || url.starts_with("postgres:") || url.starts_with("postgresql:"))
+        {
+            return Err(ConfigError::Invalid("database_url must start with sqlite: or postgres:".into()));
+        }
+        Ok(())
+    }
+
+}
+
+impl<S> ServiceConfig<S> {
+    /// The database URL in effect for `service`.
+    pub fn database_url_for(&self, service: &str) -> String {
+        self.database_url.clone().unwrap_or_else(|| flotilla_store::default_sqlite_url(&self.data_dir, service))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io::Write;
+    use std::time::Duration;
+
+    use super::*;
+
+    fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+    }
+
+    #[test]
+    fn defaults_then_file_then_environment() {
+        let mut file = tempfile::NamedTempFile::new().unwrap();
+        writeln!(
+            file,
+            "data_dir = \"/var/lib/flotilla\"\n[nats]\nurls = [\"nats://file:4222\"]\n[consumer]\nmax_deliver = 7\nack_wait = \"45s\"\n[log]\nformat = \"json\""
+        )
+        .unwrap();
+        let cfg: ServiceConfig = ServiceConfig::load_from(
+            Some(file.path()),
+            env(&[
+                ("FLOTILLA__NATS__URLS", "nats://a:4222,nats://b:4222"),
+                ("FLOTILLA__CONSUMER__MAX_IN_FLIGHT", "3"),
+                ("UNRELATED", "x"),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(cfg.data_dir, PathBuf::from("/var/lib/flotilla"));
+        assert_eq!(cfg.nats.urls, vec!["nats://a:4222", "nats://b:4222"]);
+        assert_eq!(cfg.consumer.max_deliver, 7);
+        assert_eq!(cfg.consumer.ack_wait, Duration::from_secs(45));
+        assert_eq!(cfg.consumer.max_in_flight, 3);
+        assert_eq!(cfg.log.format, LogFormat::Json);
+        assert_eq!(cfg.bus.replicas, 1);
+    }
+
+    #[test]
+    fn rejects_typos_and_bad_values() {
+        let mut file = tempfile::NamedTempFile::new().unwrap();
+        writeln!(file, "[nats]\nulrs = [\"nats://x:4222\"]").unwrap();
+        let err = ServiceConfig::<NoSettings>::load_from(Some(file.path()), env(&[])).unwrap_err().to_string();
+        assert!(err.contains("ulrs"), "{err}");
+
+        let err = ServiceConfig::<NoSettings>::load_from(None, env(&[("FLOTILLA__BUS__REPLICAS", "9")]))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("replicas"), "{err}");
+
+        let err =
+            ServiceConfig::<NoSettings>::load_from(None, env(&[("FLOTILLA__DATABASE_URL", "mysql://u:pw@h/db")]))
+                .unwrap_err()
+                .to_string();
+        assert!(err.contains("database_url") && !err.contains("pw@"), "{err}");
+
+        let missing = ServiceConfig::<NoSettings>::load_from(Some(Path::new("/nonexistent/f.toml")), env(&[]));
+        assert!(missing.is_err());
+    }
+
+    #[test]
+    fn debug_hides_database_password() {
+        let cfg: ServiceConfig = ServiceConfig {
+            database_url: Some("postgres://flotilla:hunter2@db/flotilla".into()),
+            ..ServiceConfig::default()
+        };
+        let s = format!("{cfg:?}");
+        assert!(!s.contains("hunter2") && s.contains("postgres://<redacted>"), "{s}");
+    }
+}

@@ -1,0 +1,352 @@
+//! The life cycle of a service process.
+
+use std::net::{Ipv4Addr, SocketAddr};
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+
+use chrono::{DateTime, Utc};
+use clap::Parser;
+use flotilla_bus::{BusError, CommandConsumer, Dispatcher, OutcomeCounters, Publisher, Topology, api, subject};
+use flotilla_proto::{ServiceStatus, ServiceStatusRequest};
+use flotilla_store::{Store, StoreError};
+use futures::StreamExt;
+use async_nats::service::ServiceExt;
+use prometheus_client::registry::Registry;
+use serde::de::DeserializeOwned;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+use crate::admin::{self, AdminState, ConsumerCollector};
+use crate::config::{ConfigError, ServiceConfig};
+
+/// What a service is.
+#[derive(Debug, Clone, Copy)]
+pub struct ServiceDef {
+    /// Short name, a subject token: `provisioner`, `dns`, …
+    pub name: &'static str,
+    /// Version (semver), usually `env!("CARGO_PKG_VERSION")`.
+    pub version: &'static str,
+    /// One line for `$SRV.INFO` and `--help`.
+    pub description: &'static str,
+    /// Default admin HTTP port on 127.0.0.1.
+    pub admin_port: u16,
+}
+
+impl ServiceDef {
+    /// The name registered on the NATS service API and used as the connection name: `flotilla-<name>`.
+    pub fn registered_name(&self) -> String {
+        format!("flotilla-{}", self.name)
+    }
+}
+
+/// Why a service could not start or stopped with an error.
+#[derive(Debug, thiserror::Error)]
+pub enum HostError {
+    /// Configuration.
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    /// NATS.
+    #[error(transparent)]
+    Bus(#[from] BusError),
+    /// Database.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// Data directory or admin socket.
+    #[error("{what}: {source}")]
+    Io {
+        /// What was being done.
+        what: String,
+        /// The error.
+        source: std::io::Error,
+    },
+    /// Registering on the NATS service API failed.
+    #[error("cannot register on the NATS service API: {0}")]
+    ServiceApi(String),
+    /// A task of the service panicked.
+    #[error("a task of the service failed: {0}")]
+    Task(String),
+}
+
+/// Everything a service's code gets to work with.
+pub struct Context<S> {
+    /// What the service is.
+    pub def: ServiceDef,
+    /// Its configuration.
+    pub config: Arc<ServiceConfig<S>>,
+    /// The NATS connection.
+    pub client: async_nats::Client,
+    /// Streams and buckets.
+    pub topology: Topology,
+    /// Publisher for commands and events.
+    pub publisher: Publisher,
+    /// The service's own database.
+    pub store: Store,
+    /// Cancelled when the service is asked to stop.
+    pub shutdown: CancellationToken,
+}
+
+/// A started service.
+pub struct Running {
+    /// Where the admin endpoints listen, when enabled.
+    pub admin_addr: Option<SocketAddr>,
+    /// The instance id on the NATS service API.
+    pub instance_id: String,
+    shutdown: CancellationToken,
+    task: JoinHandle<Result<(), HostError>>,
+}
+
+impl Running {
+    /// Asks the service to stop and waits until it has.
+    pub async fn shutdown(self) -> Result<(), HostError> {
+        self.shutdown.cancel();
+        self.wait().await
+    }
+
+    /// Waits until the service stops (after its shutdown token is cancelled, or on a fatal error).
+    pub async fn wait(self) -> Result<(), HostError> {
+        self.task.await.map_err(|e| HostError::Task(e.to_string()))?
+    }
+
+    /// The token that stops the service.
+    pub fn shutdown_token(&self) -> CancellationToken {
+        self.shutdown.clone()
+    }
+}
+
+/// Starts a service: connects to NATS (refusing an old server), opens and migrates the database, provisions
+/// streams and the service's durable consumer, registers on the NATS service API, binds the admin endpoints,
+/// and starts consuming. `build` gives the command routes. Returns once the service is serving.
+pub async fn start<S, F>(def: ServiceDef, config: ServiceConfig<S>, build: F) -> Result<Running, HostError>
+where
+    S: Send + Sync + 'static,
+    F: FnOnce(&Context<S>) -> Dispatcher,
+{
+    let started_at = Utc::now();
+    let config = Arc::new(config);
+    let mut nats = config.nats.clone();
+    nats.name.get_or_insert_with(|| def.registered_name());
+    let client = flotilla_bus::connect(&nats).await?;
+    tracing::info!(service = def.name, server = %client.server_info().version, "connected to NATS");
+
+    let db_url = config.database_url_for(def.name);
+    if config.database_url.is_none() {
+        tokio::fs::create_dir_all(&config.data_dir).await.map_err(|source| HostError::Io {
+            what: format!("creating data directory {}", config.data_dir.display()),
+            source,
+        })?;
+    }
+    let store = Store::open(&db_url).await?;
+    tracing::info!(service = def.name, backend = ?store.backend(), "database ready");
+
+    let topology = Topology::ensure(&client, &config.bus).await?;
+    let publisher = Publisher::new(client.clone(), config.publish.clone());
+    let consumer = CommandConsumer::create(&topology, publisher.clone(), def.name, config.consumer.clone()).await?;
+    let counters = consumer.counters();
+    let shutdown = CancellationToken::new();
+
+    let ctx = Context {
+        def,
+        config: Arc::clone(&config),
+        client: client.clone(),
+        topology,
+        publisher,
+        store: store.clone(),
+        shutdown: shutdown.clone(),
+    };
+    let dispatcher = Arc::new(build(&ctx));
+    tracing::info!(service = def.name, kinds = ?dispatcher.kinds().collect::<Vec<_>>(), "command routes");
+
+    let service = client
+        .service_builder()
+        .description(def.description)
+        .start(def.registered_name(), def.version)
+        .await
+        .map_err(|e| HostError::ServiceApi(e.to_string()))?;
+    let instance_id = service.info().await.id;
+    let group = service.group(subject::api_group(def.name)?);
+    let status_endpoint = group.endpoint("status").await.map_err(|e| HostError::ServiceApi(e.to_string()))?;
+
+    let mut registry = Registry::default();
+    registry.register_collector(Box::new(ConsumerCollector::new(def.name, Arc::clone(&counters))));
+    let (admin_addr, admin_serve) = if config.admin.disabled {
+        (None, None)
+    } else {
+        let addr = config.admin.listen.unwrap_or(SocketAddr::from((Ipv4Addr::LOCALHOST, def.admin_port)));
+        let state = AdminState {
+            service: def.name.to_owned(),
+            client: client.clone(),
+            store: store.clone(),
+            counters: Arc::clone(&counters),
+            registry: Arc::new(registry),
+        };
+        let (bound, serve) = admin::bind(addr, state, shutdown.clone())
+            .await
+            .map_err(|source| HostError::Io { what: format!("binding admin endpoints on {addr}"), source })?;
+        tracing::info!(service = def.name, %bound, "admin endpoints: /live /ready /metrics");
+        (Some(bound), Some(serve))
+    };
+
+    let consume = tokio::spawn(consumer.run(dispatcher, shutdown.clone()));
+    let api_task = tokio::spawn(serve_status(
+        status_endpoint,
+        StatusSource {
+            def,
+            instance: instance_id.clone(),
+            started_at,
+            store: store.clone(),
+            counters,
+        },
+        shutdown.clone(),
+    ));
+    let admin_task = admin_serve.map(tokio::spawn);
+
+    let stop = shutdown.clone();
+    let task = tokio::spawn(async move {
+        let consumed = consume.await;
+        stop.cancel();
+        let _ = api_task.await;
+        if let Err(e) = service.stop().await {
+            tracing::warn!(error = %e, "stopping the NATS service API registration failed");
+        }
+        if let Some(admin) = admin_task {
+            let _ = admin.await;
+        }
+        store.close().await;
+        if let Err(e) = client.drain().await {
+            tracing::warn!(error = %e, "draining the NATS connection failed");
+        }
+        tracing::info!(service = def.name, "stopped");
+        consumed.map_err(|e| HostError::Task(e.to_string()))?.map_err(HostError::from)
+    });
+    tracing::info!(service = def.name, instance = %instance_id, "serving");
+    Ok(Running { admin_addr, instance_id, shutdown, task })
+}
+
+struct StatusSource {
+    def: ServiceDef,
+    instance: String,
+    started_at: DateTime<Utc>,
+    store: Store,
+    counters: Arc<OutcomeCounters>,
+}
+
+async fn serve_status(
+    mut endpoint: async_nats::service::endpoint::Endpoint,
+    source: StatusSource,
+    shutdown: CancellationToken,
+) {
+    loop {
+        let request = tokio::select! {
+            _ = shutdown.cancelled() => break,
+            r = endpoint.next() => match r { Some(r) => r, None => break },
+        };
+        let reply = match api::decode_request::<ServiceStatusRequest>(&request) {
+            Ok(_) => Ok(ServiceStatus {
+                service: source.def.name.to_owned(),
+                version: source.def.version.to_owned(),
+                instance: source.instance.clone(),
+                started_at: source.started_at,
+                database_ok: source.store.ping().await.is_ok(),
+                commands_acked: source.counters.acked.load(Ordering::Relaxed),
+                commands_retried: source.counters.retried.load(Ordering::Relaxed),
+                commands_dead_lettered: source.counters.dead_lettered.load(Ordering::Relaxed),
+            }),
+            Err(e) => Err(e),
+        };
+        if let Err(e) = api::respond(&request, reply).await {
+            tracing::warn!(error = %e, "could not answer a status request");
+        }
+    }
+}
+
+/// Command-line flags every service binary takes (each also an environment variable).
+#[derive(Debug, Parser)]
+struct Args {
+    /// Configuration file (TOML); defaults and `FLOTILLA__SECTION__KEY` variables apply without one.
+    #[arg(long, env = "FLOTILLA_CONFIG")]
+    config: Option<PathBuf>,
+    /// Validate the configuration and exit (for systemd `ExecStartPre`).
+    #[arg(long, env = "FLOTILLA_CHECK_CONFIG")]
+    check_config: bool,
+}
+
+/// The whole `main` of a service binary: flags, configuration, logging, the runtime, signals, readiness.
+///
+/// Exit codes: 0 after a clean stop (or a good `--check-config`), 1 on a runtime failure, 2 on a
+/// configuration error.
+pub fn main<S, F>(def: ServiceDef, build: F) -> ExitCode
+where
+    S: DeserializeOwned + Default + Send + Sync + 'static,
+    F: FnOnce(&Context<S>) -> Dispatcher,
+{
+    let args = Args::parse();
+    let config = match ServiceConfig::<S>::load(args.config.as_deref()) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("flotilla-{}: {e}", def.name);
+            return ExitCode::from(2);
+        }
+    };
+    if args.check_config {
+        println!("flotilla-{}: configuration OK", def.name);
+        return ExitCode::SUCCESS;
+    }
+    crate::logging::init(&config.log);
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("flotilla-{}: cannot start the async runtime: {e}", def.name);
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run_until_signalled(def, config, build)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!(service = def.name, error = %e, "stopped with an error");
+            eprintln!("flotilla-{}: {e}", def.name);
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run_until_signalled<S, F>(def: ServiceDef, config: ServiceConfig<S>, build: F) -> Result<(), HostError>
+where
+    S: Send + Sync + 'static,
+    F: FnOnce(&Context<S>) -> Dispatcher,
+{
+    let running = start(def, config, build).await?;
+    let _ = sd_notify::notify(&[sd_notify::NotifyState::Ready]);
+    let token = running.shutdown_token();
+    tokio::spawn(async move {
+        let signal = wait_for_signal().await;
+        tracing::info!(service = def.name, signal, "stopping: no new work; finishing in-flight messages");
+        let _ = sd_notify::notify(&[sd_notify::NotifyState::Stopping]);
+        token.cancel();
+    });
+    running.wait().await
+}
+
+async fn wait_for_signal() -> &'static str {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        let mut term = match signal(SignalKind::terminate()) {
+            Ok(s) => s,
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+                return "SIGINT";
+            }
+        };
+        tokio::select! {
+            _ = term.recv() => "SIGTERM",
+            _ = tokio::signal::ctrl_c() => "SIGINT",
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+        "Ctrl-C"
+    }
+}
