@@ -1,1 +1,79 @@
-//! placeholder
+//! The test harness: one place that gives a test a NATS server with JetStream, a database and S3.
+//!
+//! - NATS: `NATS_URL` when set (tests then share that server and keep out of each other's way by unique
+//!   service names); otherwise a private `nats-server -js` started on a free port in a temporary directory,
+//!   from `NATS_SERVER_BIN` or the first `nats-server` on `PATH` that is 2.10 or newer.
+//! - Database: SQLite in a temporary directory always; PostgreSQL from `DATABASE_URL` (an account allowed to
+//!   create databases: each test gets a fresh one).
+//! - S3: `S3_ENDPOINT` (+ `S3_ACCESS_KEY`, `S3_SECRET_KEY`) when set, otherwise an in-process s3s-fs server.
+//!
+//! When `CI=true`, a missing dependency fails the test loudly; elsewhere a test that needs PostgreSQL says
+//! on stderr that it skipped that part. NATS is always required.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::print_stderr)]
+
+mod nats;
+mod postgres;
+mod s3;
+
+pub use nats::{TestNats, find_old_nats_server, free_port, nats_server_bin, start_server};
+pub use postgres::{TestDb, databases};
+pub use s3::TestS3;
+
+use std::time::Duration;
+
+/// Whether we run in CI, where nothing may be skipped.
+pub fn in_ci() -> bool {
+    std::env::var("CI").is_ok_and(|v| v == "true" || v == "1")
+}
+
+/// A short random suffix for names that must not collide between tests sharing a server.
+pub fn unique(prefix: &str) -> String {
+    use rand::Rng;
+    let n: u32 = rand::rng().random();
+    format!("{prefix}-{n:08x}")
+}
+
+/// Installs a test log subscriber once (`RUST_LOG` controls it).
+pub fn init_logging() {
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+        )
+        .with_test_writer()
+        .try_init();
+}
+
+/// Polls `check` every 50 ms until it returns `Some`, or panics with `what` after `timeout`.
+pub async fn eventually<T, F, Fut>(what: &str, timeout: Duration, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let deadline = tokio::time::Instant::now() + timeout;
+    loop {
+        if let Some(v) = check().await {
+            return v;
+        }
+        if tokio::time::Instant::now() > deadline {
+            panic!("timed out after {timeout:?} waiting for {what}");
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// A service configuration pointing at `nats` and `database_url`, with the admin endpoints on a free port
+/// and short timings suited to tests.
+pub fn service_config(nats: &TestNats, database_url: Option<String>, data_dir: &std::path::Path) -> flotilla_runtime::ServiceConfig {
+    let mut cfg = flotilla_runtime::ServiceConfig::default();
+    cfg.nats = flotilla_bus::BusConfig::for_urls([nats.url().to_owned()]);
+    cfg.data_dir = data_dir.to_owned();
+    cfg.database_url = database_url;
+    cfg.admin.listen = Some("127.0.0.1:0".parse().unwrap());
+    cfg.consumer.ack_wait = Duration::from_secs(2);
+    cfg.consumer.retry_delays = vec![Duration::from_millis(100)];
+    cfg.consumer.pull_expiry = Duration::from_millis(500);
+    cfg.consumer.shutdown_grace = Duration::from_secs(2);
+    cfg
+}

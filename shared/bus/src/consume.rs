@@ -28,11 +28,12 @@ use futures::StreamExt;
 use serde::Deserialize;
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
-use tokio_util::task::TaskTracker;
 use tracing::Instrument;
 
 use crate::topology::Topology;
-use crate::{BusError, DLQ_DELIVERIES_HEADER, DLQ_ERROR_HEADER, DLQ_SUBJECT_HEADER, Publisher, subject};
+use crate::{
+    BusError, DLQ_DELIVERIES_HEADER, DLQ_ERROR_HEADER, DLQ_MSG_ID_HEADER, DLQ_SUBJECT_HEADER, Publisher, subject,
+};
 
 /// Consumer settings; the `[consumer]` section of a service's configuration.
 #[derive(Debug, Clone, Deserialize)]
@@ -326,7 +327,9 @@ impl CommandConsumer {
     /// documentation.
     pub async fn run<H: Handler>(self, handler: Arc<H>, shutdown: CancellationToken) -> Result<(), BusError> {
         let slots = Arc::new(Semaphore::new(self.config.max_in_flight));
-        let tracker = TaskTracker::new();
+        // A JoinSet, not detached tasks: if this future is dropped (the process is dying), the handlers go
+        // with it and their messages are redelivered after ack-wait, as after a crash.
+        let mut tasks = tokio::task::JoinSet::new();
         let hard_stop = CancellationToken::new();
         let this = Arc::new(self);
         let mut pull_errors = 0u32;
@@ -358,6 +361,7 @@ impl CommandConsumer {
                 }
             };
             pull_errors = 0;
+            while tasks.try_join_next().is_some() {}
             let mut first = Some(first);
             while let Some(next) = batch.next().await {
                 let msg = match next {
@@ -383,7 +387,7 @@ impl CommandConsumer {
                 let this = Arc::clone(&this);
                 let handler = Arc::clone(&handler);
                 let hard_stop = hard_stop.clone();
-                tracker.spawn(async move {
+                tasks.spawn(async move {
                     this.counters.in_flight.fetch_add(1, Ordering::Relaxed);
                     let outcome = this.process(msg, handler.as_ref(), &hard_stop).await;
                     this.counters.record(outcome);
@@ -392,11 +396,11 @@ impl CommandConsumer {
                 });
             }
         }
-        tracker.close();
-        if tokio::time::timeout(this.config.shutdown_grace, tracker.wait()).await.is_err() {
+        let drain = async { while tasks.join_next().await.is_some() {} };
+        if tokio::time::timeout(this.config.shutdown_grace, drain).await.is_err() {
             tracing::warn!(service = %this.service, "handlers still running after the grace period; handing their messages back");
             hard_stop.cancel();
-            tracker.wait().await;
+            while tasks.join_next().await.is_some() {}
         }
         Ok(())
     }
@@ -484,6 +488,9 @@ impl CommandConsumer {
             headers.insert(DLQ_ERROR_HEADER, one_line.as_str());
             headers.insert(DLQ_SUBJECT_HEADER, delivery.subject.as_str());
             headers.insert(DLQ_DELIVERIES_HEADER, delivery.delivered.to_string().as_str());
+            if let Some(id) = &delivery.msg_id {
+                headers.insert(DLQ_MSG_ID_HEADER, id.as_str());
+            }
             let seq = msg.info().map(|i| i.stream_sequence).unwrap_or_default();
             // Keyed by the original's stream sequence: a repeated dead-lettering of the same message (after a
             // lost term) is de-duplicated by the DLQ stream.

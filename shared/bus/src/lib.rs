@@ -33,5 +33,8 @@ pub use topology::{Topology, TopologyConfig};
 pub const DLQ_ERROR_HEADER: &str = "Flotilla-Error";
 /// Header naming the subject a dead-lettered message was first published on.
 pub const DLQ_SUBJECT_HEADER: &str = "Flotilla-Original-Subject";
+/// Header with the `Nats-Msg-Id` (command id) a dead-lettered message was published with (its own
+/// `Nats-Msg-Id` in the DLQ stream is derived from its position, for de-duplication there).
+pub const DLQ_MSG_ID_HEADER: &str = "Flotilla-Original-Msg-Id";
 /// Header with the number of deliveries a dead-lettered message had.
 pub const DLQ_DELIVERIES_HEADER: &str = "Flotilla-Deliveries";
