@@ -23,7 +23,7 @@ impl TestS3 {
         if let (Ok(endpoint), Ok(access_key), Ok(secret_key)) =
             (std::env::var("S3_ENDPOINT"), std::env::var("S3_ACCESS_KEY"), std::env::var("S3_SECRET_KEY"))
         {
-            return Self { endpoint, access_key, secret_key, stop: None, _dir: None };
+            return Self::external(&endpoint, &access_key, &secret_key);
         }
         let dir = tempfile::tempdir().expect("temp dir");
         let access_key = crate::unique("AKTEST").to_uppercase();
@@ -52,6 +52,17 @@ impl TestS3 {
             }
         });
         Self { endpoint: format!("http://{addr}"), access_key, secret_key, stop: Some(stop), _dir: Some(dir) }
+    }
+
+    /// An endpoint that is already running elsewhere.
+    pub fn external(endpoint: &str, access_key: &str, secret_key: &str) -> Self {
+        Self {
+            endpoint: endpoint.to_owned(),
+            access_key: access_key.to_owned(),
+            secret_key: secret_key.to_owned(),
+            stop: None,
+            _dir: None,
+        }
     }
 
     /// An S3 client for this endpoint (path-style, static credentials, ring-based TLS stack).
