@@ -1,0 +1,68 @@
+//! `flotilla template check|import`: the original toolkit's templates.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::Subcommand;
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Check templates (several = one deployment); print every problem; exit 1 on errors.
+    Check {
+        /// Template files, one per region.
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+    },
+    /// Import templates into a TOML spec and a separate secrets file (mode 0600).
+    Import {
+        /// Template files, one per region.
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+        /// Directory to write `<deployment>.toml` and `<deployment>.secrets.toml` into.
+        #[arg(long, short)]
+        out: PathBuf,
+    },
+}
+
+pub fn run(cmd: Command) -> anyhow::Result<ExitCode> {
+    let (files, out) = match cmd {
+        Command::Check { files } => (files, None),
+        Command::Import { files, out } => (files, Some(out)),
+    };
+    let import = match flotilla_spec::check_files(&files) {
+        Ok(import) => import,
+        Err(diagnostics) => {
+            for d in diagnostics.iter() {
+                eprintln!("{d}");
+            }
+            let errors = diagnostics.errors().count();
+            eprintln!("{errors} error(s), {} warning(s)", diagnostics.len() - errors);
+            return Ok(ExitCode::FAILURE);
+        }
+    };
+    for w in &import.warnings {
+        eprintln!("{w}");
+    }
+    let d = &import.deployment;
+    let regions: Vec<String> = d
+        .regions
+        .iter()
+        .map(|r| format!("{} ({}{})", r.name, r.provider, if r.primary { ", primary" } else { "" }))
+        .collect();
+    match out {
+        None => println!(
+            "OK: {} template(s) form deployment {} with {} region(s): {}",
+            files.len(),
+            d.name,
+            regions.len(),
+            regions.join(", ")
+        ),
+        Some(dir) => {
+            let (spec, secrets) = import.write_to_dir(&dir)?;
+            println!("deployment {}: {}", d.name, regions.join(", "));
+            println!("wrote {}", spec.display());
+            println!("wrote {} (mode 0600; keep it off the bus and out of version control)", secrets.display());
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
