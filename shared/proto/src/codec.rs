@@ -1,4 +1,10 @@
 //! The two wire encodings and the typed errors of decoding.
+//!
+//! MessagePack is written and read in serde's *human-readable* mode, so ids and timestamps are strings in
+//! both encodings (a UUID is `"0190…"`, not 16 raw bytes): a message converted from JSON, or written by
+//! another language's MessagePack library, decodes the same.
+
+use serde::Serialize;
 
 use crate::Message;
 
@@ -96,7 +102,10 @@ pub enum DecodeError {
 pub fn encode<M: Message>(msg: &M, encoding: Encoding) -> Result<Vec<u8>, EncodeError> {
     match encoding {
         Encoding::MessagePack => {
-            rmp_serde::to_vec_named(msg).map_err(|source| EncodeError::MessagePack { kind: M::KIND, source })
+            let mut buf = Vec::new();
+            let mut ser = rmp_serde::Serializer::new(&mut buf).with_struct_map().with_human_readable();
+            msg.serialize(&mut ser).map_err(|source| EncodeError::MessagePack { kind: M::KIND, source })?;
+            Ok(buf)
         }
         Encoding::Json => serde_json::to_vec(msg).map_err(|source| EncodeError::Json { kind: M::KIND, source }),
     }
@@ -136,7 +145,7 @@ pub fn decode_any_kind<M: Message>(encoding: Encoding, payload: &[u8]) -> Result
             Ok(value)
         }
         Encoding::MessagePack => {
-            let mut de = rmp_serde::Deserializer::from_read_ref(payload);
+            let mut de = rmp_serde::Deserializer::from_read_ref(payload).with_human_readable();
             serde_path_to_error::deserialize(&mut de)
                 .map_err(|e| invalid("msgpack", e.path().to_string(), e.inner().to_string()))
         }

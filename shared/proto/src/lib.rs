@@ -36,6 +36,7 @@ pub fn all_schemas() -> Vec<(&'static str, schemars::Schema)> {
         (M::KIND, schemars::schema_for!(M))
     }
     vec![
+        entry::<ApplyRegion>(),
         entry::<DestroyRegion>(),
         entry::<CommandRejected>(),
         entry::<ServiceStatusRequest>(),

@@ -6,7 +6,24 @@ use serde::{Deserialize, Serialize};
 
 use crate::{CommandMeta, Message};
 
-// APPLY_REGION_PLACEHOLDER
+/// `provisioner.apply.v1`: make one region of a deployment match its spec.
+///
+/// Carries the whole deployment (without secrets: the spec type holds none) because a region's plan can
+/// depend on the others (a secondary waits for the primary's DBaaS).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct ApplyRegion {
+    /// Command metadata.
+    pub meta: CommandMeta,
+    /// The deployment the region belongs to.
+    pub deployment: flotilla_spec::Deployment,
+    /// Name of the region to apply (one of `deployment.regions`).
+    pub region: String,
+}
+
+impl Message for ApplyRegion {
+    const KIND: &'static str = "provisioner.apply.v1";
+}
+
 /// `provisioner.destroy.v1`: remove everything Flotilla created in one region of a deployment.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct DestroyRegion {

@@ -72,7 +72,8 @@ pub struct ServiceConfig<S = NoSettings> {
     pub data_dir: PathBuf,
     /// Database URL (`sqlite://…` or `postgres://…`); a SQLite file in `data_dir` when unset.
     pub database_url: Option<String>,
-    /// File of local secrets (cloud credentials, S3 keys) written by `flotilla template import`.
+    /// File of local secrets (cloud credentials, S3 keys) written by `flotilla template import`, for the
+    /// services that talk to clouds. It must exist and be private to its owner (mode 0600).
     pub secrets_file: Option<PathBuf>,
     /// `[nats]`: how to reach NATS.
     pub nats: BusConfig,
@@ -164,6 +165,9 @@ impl<S: DeserializeOwned + Default> ServiceConfig<S> {
         if !(1..=5).contains(&self.bus.replicas) {
             return Err(ConfigError::Invalid(format!("bus.replicas must be 1..=5, got {}", self.bus.replicas)));
         }
+        if let Some(path) = &self.secrets_file {
+            check_secrets_file(path)?;
+        }
         if let Some(url) = &self.database_url
             && !(url.starts_with("sqlite:") || url.starts_with("postgres:") || url.starts_with("postgresql:"))
         {
@@ -179,6 +183,26 @@ impl<S> ServiceConfig<S> {
     pub fn database_url_for(&self, service: &str) -> String {
         self.database_url.clone().unwrap_or_else(|| flotilla_store::default_sqlite_url(&self.data_dir, service))
     }
+}
+
+/// A secrets file must exist and, on Unix, be readable by its owner only.
+fn check_secrets_file(path: &Path) -> Result<(), ConfigError> {
+    let meta = std::fs::metadata(path)
+        .map_err(|e| ConfigError::Invalid(format!("secrets_file {}: {e}", path.display())))?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = meta.permissions().mode() & 0o777;
+        if mode & 0o077 != 0 {
+            return Err(ConfigError::Invalid(format!(
+                "secrets_file {} is readable by others (mode {mode:o}); chmod 600 it",
+                path.display()
+            )));
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = meta;
+    Ok(())
 }
 
 #[cfg(test)]
@@ -238,6 +262,25 @@ mod tests {
 
         let missing = ServiceConfig::<NoSettings>::load_from(Some(Path::new("/nonexistent/f.toml")), env(&[]));
         assert!(missing.is_err());
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn a_secrets_file_must_be_private() {
+        use std::os::unix::fs::PermissionsExt;
+        let file = tempfile::NamedTempFile::new().unwrap();
+        let path = file.path().display().to_string();
+        std::fs::set_permissions(file.path(), std::fs::Permissions::from_mode(0o644)).unwrap();
+        let err = ServiceConfig::<NoSettings>::load_from(None, env(&[("FLOTILLA__SECRETS_FILE", &path)]))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("readable by others") && err.contains("644"), "{err}");
+        std::fs::set_permissions(file.path(), std::fs::Permissions::from_mode(0o600)).unwrap();
+        ServiceConfig::<NoSettings>::load_from(None, env(&[("FLOTILLA__SECRETS_FILE", &path)])).unwrap();
+        let err = ServiceConfig::<NoSettings>::load_from(None, env(&[("FLOTILLA__SECRETS_FILE", "/nonexistent/s.toml")]))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("/nonexistent/s.toml"), "{err}");
     }
 
     #[test]

@@ -1,0 +1,16 @@
+# One image with every Flotilla binary; compose picks the binary per service.
+FROM rust:1.95-bookworm AS build
+WORKDIR /src
+COPY . .
+RUN cargo build --release --locked --bins \
+ && mkdir /out \
+ && cp target/release/flotilla target/release/flotilla-provisioner target/release/flotilla-dns \
+       target/release/flotilla-firewall target/release/flotilla-sync target/release/flotilla-autoscaler /out/
+
+FROM debian:bookworm-slim
+RUN apt-get update && apt-get install -y --no-install-recommends ca-certificates && rm -rf /var/lib/apt/lists/* \
+ && useradd --system --home /var/lib/flotilla --create-home flotilla
+COPY --from=build /out/ /usr/local/bin/
+USER flotilla
+WORKDIR /var/lib/flotilla
+ENV FLOTILLA__DATA_DIR=/var/lib/flotilla
