@@ -21,7 +21,13 @@ struct Cli {
 #[derive(Debug, clap::Args)]
 struct NatsArgs {
     /// NATS server URL(s), comma-separated.
-    #[arg(long = "nats-url", env = "NATS_URL", default_value = "nats://127.0.0.1:4222", value_delimiter = ',', global = true)]
+    #[arg(
+        long = "nats-url",
+        env = "NATS_URL",
+        default_value = "nats://127.0.0.1:4222",
+        value_delimiter = ',',
+        global = true
+    )]
     urls: Vec<String>,
     /// A NATS `.creds` file.
     #[arg(long = "nats-creds", env = "NATS_CREDS", global = true)]

@@ -53,12 +53,22 @@ pub async fn run(nats: &flotilla_bus::BusConfig, args: Args) -> anyhow::Result<E
         }
     }
     pongs.sort_by(|a, b| (&a.name, &a.id).cmp(&(&b.name, &b.id)));
-    let missing: Vec<&str> =
-        SERVICES.iter().copied().filter(|s| !pongs.iter().any(|p| p.name == format!("flotilla-{s}"))).collect();
+    let missing: Vec<&str> = SERVICES
+        .iter()
+        .copied()
+        .filter(|s| !pongs.iter().any(|p| p.name == format!("flotilla-{s}")))
+        .collect();
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&serde_json::json!({ "services": pongs, "missing": missing }))?);
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&serde_json::json!({ "services": pongs, "missing": missing }))?
+        );
     } else if pongs.is_empty() {
-        eprintln!("no Flotilla service answered on {} within {:?}", nats.urls.join(","), args.timeout);
+        eprintln!(
+            "no Flotilla service answered on {} within {:?}",
+            nats.urls.join(","),
+            args.timeout
+        );
     } else {
         let mut by_name: BTreeMap<&str, Vec<&Pong>> = BTreeMap::new();
         for p in &pongs {
@@ -67,11 +77,20 @@ pub async fn run(nats: &flotilla_bus::BusConfig, args: Args) -> anyhow::Result<E
         println!("{:<22} {:<10} {:<9} INSTANCES", "SERVICE", "VERSION", "REPLICAS");
         for (name, instances) in by_name {
             let ids: Vec<&str> = instances.iter().map(|p| p.id.as_str()).collect();
-            println!("{name:<22} {:<10} {:<9} {}", instances[0].version, instances.len(), ids.join(","));
+            println!(
+                "{name:<22} {:<10} {:<9} {}",
+                instances[0].version,
+                instances.len(),
+                ids.join(",")
+            );
         }
         if !missing.is_empty() {
             println!("not answering: {}", missing.join(", "));
         }
     }
-    Ok(if pongs.is_empty() { ExitCode::FAILURE } else { ExitCode::SUCCESS })
+    Ok(if pongs.is_empty() {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    })
 }

@@ -47,7 +47,14 @@ pub fn run(cmd: Command) -> anyhow::Result<ExitCode> {
     let regions: Vec<String> = d
         .regions
         .iter()
-        .map(|r| format!("{} ({}{})", r.name, r.provider, if r.primary { ", primary" } else { "" }))
+        .map(|r| {
+            format!(
+                "{} ({}{})",
+                r.name,
+                r.provider,
+                if r.primary { ", primary" } else { "" }
+            )
+        })
         .collect();
     match out {
         None => println!(
@@ -61,7 +68,10 @@ pub fn run(cmd: Command) -> anyhow::Result<ExitCode> {
             let (spec, secrets) = import.write_to_dir(&dir)?;
             println!("deployment {}: {}", d.name, regions.join(", "));
             println!("wrote {}", spec.display());
-            println!("wrote {} (mode 0600; keep it off the bus and out of version control)", secrets.display());
+            println!(
+                "wrote {} (mode 0600; keep it off the bus and out of version control)",
+                secrets.display()
+            );
         }
     }
     Ok(ExitCode::SUCCESS)

@@ -65,11 +65,17 @@ where
 
 /// A service configuration pointing at `nats` and `database_url`, with the admin endpoints on a free port
 /// and short timings suited to tests.
-pub fn service_config(nats: &TestNats, database_url: Option<String>, data_dir: &std::path::Path) -> flotilla_runtime::ServiceConfig {
-    let mut cfg = flotilla_runtime::ServiceConfig::default();
-    cfg.nats = flotilla_bus::BusConfig::for_urls([nats.url().to_owned()]);
-    cfg.data_dir = data_dir.to_owned();
-    cfg.database_url = database_url;
+pub fn service_config(
+    nats: &TestNats,
+    database_url: Option<String>,
+    data_dir: &std::path::Path,
+) -> flotilla_runtime::ServiceConfig {
+    let mut cfg = flotilla_runtime::ServiceConfig {
+        nats: flotilla_bus::BusConfig::for_urls([nats.url().to_owned()]),
+        data_dir: data_dir.to_owned(),
+        database_url,
+        ..Default::default()
+    };
     cfg.admin.listen = Some("127.0.0.1:0".parse().unwrap());
     cfg.consumer.ack_wait = Duration::from_secs(2);
     cfg.consumer.retry_delays = vec![Duration::from_millis(100)];

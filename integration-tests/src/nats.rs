@@ -13,7 +13,11 @@ impl TestNats {
     /// `NATS_URL` when set, else a private server.
     pub async fn start() -> Self {
         match std::env::var("NATS_URL") {
-            Ok(url) if !url.is_empty() => Self { url, child: None, _dir: None },
+            Ok(url) if !url.is_empty() => Self {
+                url,
+                child: None,
+                _dir: None,
+            },
             _ => Self::private().await,
         }
     }
@@ -23,7 +27,11 @@ impl TestNats {
         let bin = nats_server_bin();
         let dir = tempfile::tempdir().expect("temp dir");
         let (child, url) = start_server(&bin, dir.path()).await;
-        Self { url, child: Some(child), _dir: Some(dir) }
+        Self {
+            url,
+            child: Some(child),
+            _dir: Some(dir),
+        }
     }
 
     /// The server URL.
@@ -33,7 +41,9 @@ impl TestNats {
 
     /// A plain client.
     pub async fn client(&self) -> async_nats::Client {
-        async_nats::connect(&self.url).await.expect("connect to test NATS")
+        async_nats::connect(&self.url)
+            .await
+            .expect("connect to test NATS")
     }
 }
 
@@ -48,7 +58,10 @@ impl Drop for TestNats {
 
 /// A free TCP port on 127.0.0.1.
 pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).expect("free port")
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("free port")
 }
 
 /// A usable `nats-server` binary, or a loud failure explaining how to get one.
@@ -83,7 +96,11 @@ pub fn find_nats_server() -> Result<PathBuf, String> {
             None => seen.push(format!("{} does not run", candidate.display())),
         }
     }
-    if seen.is_empty() { Err("none on PATH".into()) } else { Err(seen.join("; ")) }
+    if seen.is_empty() {
+        Err("none on PATH".into())
+    } else {
+        Err(seen.join("; "))
+    }
 }
 
 /// A `nats-server` older than 2.10 on `PATH`, if there is one (to test the refusal).
@@ -91,14 +108,18 @@ pub fn find_old_nats_server() -> Option<PathBuf> {
     std::env::split_paths(&std::env::var_os("PATH").unwrap_or_default())
         .chain([PathBuf::from("/usr/sbin"), PathBuf::from("/usr/bin")])
         .map(|d| d.join("nats-server"))
-        .find(|c| c.is_file() && version_of(c).is_some_and(|v| flotilla_bus::connect::check_version(&v).is_err()))
+        .find(|c| {
+            c.is_file() && version_of(c).is_some_and(|v| flotilla_bus::connect::check_version(&v).is_err())
+        })
 }
 
 fn version_of(bin: &Path) -> Option<String> {
     let out = Command::new(bin).arg("--version").output().ok()?;
     // "nats-server: v2.12.8"
     let text = String::from_utf8_lossy(&out.stdout);
-    text.split_whitespace().last().map(|v| v.trim_start_matches('v').to_owned())
+    text.split_whitespace()
+        .last()
+        .map(|v| v.trim_start_matches('v').to_owned())
 }
 
 /// Starts `bin` with JetStream on a free port and returns the child and its URL (the caller kills it).
@@ -111,9 +132,16 @@ pub async fn start_server(bin: &Path, dir: &Path) -> (Child, String) {
         .stderr(Stdio::null())
         .spawn()
         .expect("start nats-server");
-    crate::eventually("nats-server to accept connections", Duration::from_secs(10), || async {
-        tokio::net::TcpStream::connect(("127.0.0.1", port)).await.ok().map(|_| ())
-    })
+    crate::eventually(
+        "nats-server to accept connections",
+        Duration::from_secs(10),
+        || async {
+            tokio::net::TcpStream::connect(("127.0.0.1", port))
+                .await
+                .ok()
+                .map(|_| ())
+        },
+    )
     .await;
     (child, format!("nats://127.0.0.1:{port}"))
 }

@@ -16,7 +16,12 @@ impl TestDb {
         let dir = tempfile::tempdir().expect("temp dir");
         let url = format!("sqlite://{}", dir.path().join("test.db").display());
         let store = Store::open(&url).await.expect("open sqlite");
-        Self { url, store, pg_admin: None, _dir: Some(dir) }
+        Self {
+            url,
+            store,
+            pg_admin: None,
+            _dir: Some(dir),
+        }
     }
 
     /// A fresh, migrated PostgreSQL database created through `DATABASE_URL`; `None` (said on stderr) when
@@ -24,20 +29,34 @@ impl TestDb {
     pub async fn postgres() -> Option<Self> {
         let admin_url = match std::env::var("DATABASE_URL") {
             Ok(u) if u.starts_with("postgres") => u,
-            _ if crate::in_ci() => panic!("CI=true but DATABASE_URL is not a postgres:// URL: PostgreSQL tests cannot run"),
+            _ if crate::in_ci() => {
+                panic!("CI=true but DATABASE_URL is not a postgres:// URL: PostgreSQL tests cannot run")
+            }
             _ => {
                 eprintln!("SKIPPED the PostgreSQL half of this test: DATABASE_URL is not set");
                 return None;
             }
         };
         let name = crate::unique("flotilla_test").replace('-', "_");
-        let admin = Store::connect(&admin_url).await.unwrap_or_else(|e| panic!("DATABASE_URL: {e}"));
-        let Store::Postgres(pool) = &admin else { unreachable!("postgres URL gave another backend") };
-        sqlx::query(&format!("CREATE DATABASE {name}")).execute(pool).await.expect("create test database");
+        let admin = Store::connect(&admin_url)
+            .await
+            .unwrap_or_else(|e| panic!("DATABASE_URL: {e}"));
+        let Store::Postgres(pool) = &admin else {
+            unreachable!("postgres URL gave another backend")
+        };
+        sqlx::query(&format!("CREATE DATABASE {name}"))
+            .execute(pool)
+            .await
+            .expect("create test database");
         admin.close().await;
         let url = with_database(&admin_url, &name);
         let store = Store::open(&url).await.expect("open test database");
-        Some(Self { url, store, pg_admin: Some((admin_url, name)), _dir: None })
+        Some(Self {
+            url,
+            store,
+            pg_admin: Some((admin_url, name)),
+            _dir: None,
+        })
     }
 
     /// Closes the store and drops a PostgreSQL test database.
@@ -46,7 +65,9 @@ impl TestDb {
         if let Some((admin_url, name)) = self.pg_admin
             && let Ok(Store::Postgres(pool)) = Store::connect(&admin_url).await
         {
-            let _ = sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")).execute(&pool).await;
+            let _ = sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+                .execute(&pool)
+                .await;
             pool.close().await;
         }
     }
@@ -82,8 +103,14 @@ mod tests {
     #[test]
     fn database_name_is_replaced() {
         use super::with_database;
-        assert_eq!(with_database("postgres://postgres@127.0.0.1:5432/postgres", "t1"), "postgres://postgres@127.0.0.1:5432/t1");
-        assert_eq!(with_database("postgres://u:p@h/db?sslmode=disable", "t1"), "postgres://u:p@h/t1?sslmode=disable");
+        assert_eq!(
+            with_database("postgres://postgres@127.0.0.1:5432/postgres", "t1"),
+            "postgres://postgres@127.0.0.1:5432/t1"
+        );
+        assert_eq!(
+            with_database("postgres://u:p@h/db?sslmode=disable", "t1"),
+            "postgres://u:p@h/t1?sslmode=disable"
+        );
         assert_eq!(with_database("postgres://h", "t1"), "postgres://h/t1");
     }
 }

@@ -20,9 +20,11 @@ pub struct TestS3 {
 impl TestS3 {
     /// `S3_ENDPOINT`/`S3_ACCESS_KEY`/`S3_SECRET_KEY` when set, else an in-process s3s-fs server.
     pub async fn start() -> Self {
-        if let (Ok(endpoint), Ok(access_key), Ok(secret_key)) =
-            (std::env::var("S3_ENDPOINT"), std::env::var("S3_ACCESS_KEY"), std::env::var("S3_SECRET_KEY"))
-        {
+        if let (Ok(endpoint), Ok(access_key), Ok(secret_key)) = (
+            std::env::var("S3_ENDPOINT"),
+            std::env::var("S3_ACCESS_KEY"),
+            std::env::var("S3_SECRET_KEY"),
+        ) {
             return Self::external(&endpoint, &access_key, &secret_key);
         }
         let dir = tempfile::tempdir().expect("temp dir");
@@ -31,10 +33,15 @@ impl TestS3 {
         let fs = s3s_fs::FileSystem::new(dir.path()).expect("s3s-fs root");
         let service = {
             let mut b = s3s::service::S3ServiceBuilder::new(fs);
-            b.set_auth(s3s::auth::SimpleAuth::from_single(access_key.clone(), secret_key.clone()));
+            b.set_auth(s3s::auth::SimpleAuth::from_single(
+                access_key.clone(),
+                secret_key.clone(),
+            ));
             b.build()
         };
-        let listener = tokio::net::TcpListener::bind(SocketAddr::from(([127, 0, 0, 1], 0))).await.expect("bind s3");
+        let listener = tokio::net::TcpListener::bind(SocketAddr::from(([127, 0, 0, 1], 0)))
+            .await
+            .expect("bind s3");
         let addr = listener.local_addr().expect("s3 addr");
         let stop = CancellationToken::new();
         let token = stop.clone();
@@ -45,13 +52,21 @@ impl TestS3 {
                     _ = token.cancelled() => break,
                     r = listener.accept() => match r { Ok(c) => c, Err(_) => continue },
                 };
-                let conn = http.serve_connection(TokioIo::new(socket), service.clone()).into_owned();
+                let conn = http
+                    .serve_connection(TokioIo::new(socket), service.clone())
+                    .into_owned();
                 tokio::spawn(async move {
                     let _ = conn.await;
                 });
             }
         });
-        Self { endpoint: format!("http://{addr}"), access_key, secret_key, stop: Some(stop), _dir: Some(dir) }
+        Self {
+            endpoint: format!("http://{addr}"),
+            access_key,
+            secret_key,
+            stop: Some(stop),
+            _dir: Some(dir),
+        }
     }
 
     /// An endpoint that is already running elsewhere.
@@ -77,7 +92,13 @@ impl TestS3 {
             .region(Region::new("us-east-1"))
             .endpoint_url(&self.endpoint)
             .force_path_style(true)
-            .credentials_provider(Credentials::new(&self.access_key, &self.secret_key, None, None, "flotilla-test"))
+            .credentials_provider(Credentials::new(
+                &self.access_key,
+                &self.secret_key,
+                None,
+                None,
+                "flotilla-test",
+            ))
             .http_client(http)
             .build();
         aws_sdk_s3::Client::from_conf(config)

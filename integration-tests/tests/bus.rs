@@ -1,5 +1,7 @@
 //! The bus against a real NATS server: provisioning, publishing, consuming, dead letters, leases.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -8,8 +10,8 @@ use async_nats::jetstream;
 use flotilla_bus::lease::{Acquire, Leases};
 use flotilla_bus::topology::COMMAND_STREAM;
 use flotilla_bus::{
-    CommandConsumer, ConsumerConfig, Delivery, Dispatcher, Handler, HandlerError, PublishConfig, Publisher, Topology,
-    TopologyConfig, subject,
+    CommandConsumer, ConsumerConfig, Delivery, Dispatcher, Handler, HandlerError, PublishConfig, Publisher,
+    Topology, TopologyConfig, subject,
 };
 use flotilla_integration_tests::{TestNats, eventually, init_logging, unique};
 use flotilla_proto::{CommandMeta, DestroyRegion, Encoding, Message};
@@ -39,10 +41,20 @@ impl Bus {
     async fn new() -> Self {
         init_logging();
         let nats = TestNats::start().await;
-        let client = flotilla_bus::connect(&flotilla_bus::BusConfig::for_urls([nats.url()])).await.unwrap();
-        let topology = Topology::ensure(&client, &TopologyConfig::default()).await.unwrap();
+        let client = flotilla_bus::connect(&flotilla_bus::BusConfig::for_urls([nats.url()]))
+            .await
+            .unwrap();
+        let topology = Topology::ensure(&client, &TopologyConfig::default())
+            .await
+            .unwrap();
         let publisher = Publisher::new(client.clone(), PublishConfig::default());
-        Self { _nats: nats, client, topology, publisher, service: unique("svc") }
+        Self {
+            _nats: nats,
+            client,
+            topology,
+            publisher,
+            service: unique("svc"),
+        }
     }
 
     fn subject(&self, deployment: &str, verb: &str) -> String {
@@ -50,12 +62,21 @@ impl Bus {
     }
 
     async fn consumer(&self, config: ConsumerConfig) -> CommandConsumer {
-        CommandConsumer::create(&self.topology, self.publisher.clone(), &self.service, config).await.unwrap()
+        CommandConsumer::create(&self.topology, self.publisher.clone(), &self.service, config)
+            .await
+            .unwrap()
     }
 
     async fn send(&self, deployment: &str) -> DestroyRegion {
         let cmd = destroy(deployment);
-        self.publisher.publish(&self.subject(deployment, "destroy"), &cmd.meta.id.to_string(), &cmd).await.unwrap();
+        self.publisher
+            .publish(
+                &self.subject(deployment, "destroy"),
+                &cmd.meta.id.to_string(),
+                &cmd,
+            )
+            .await
+            .unwrap();
         cmd
     }
 
@@ -80,7 +101,11 @@ impl Bus {
 }
 
 fn destroy(deployment: &str) -> DestroyRegion {
-    DestroyRegion { meta: CommandMeta::new("test"), deployment: deployment.into(), region: "gb-lon".into() }
+    DestroyRegion {
+        meta: CommandMeta::new("test"),
+        deployment: deployment.into(),
+        region: "gb-lon".into(),
+    }
 }
 
 /// Records every delivery; fails the first `fail_first` deliveries of each command.
@@ -93,7 +118,10 @@ struct Recorder {
 impl Handler for Recorder {
     fn handle(&self, d: Delivery) -> impl Future<Output = Result<(), HandlerError>> + Send {
         let result = d.decode::<DestroyRegion>().map(|cmd| {
-            self.seen.lock().unwrap().push((cmd.deployment.clone(), d.delivered));
+            self.seen
+                .lock()
+                .unwrap()
+                .push((cmd.deployment.clone(), d.delivered));
             d.delivered
         });
         let fail_first = self.fail_first;
@@ -113,7 +141,16 @@ impl Recorder {
 }
 
 async fn stream_messages(bus: &Bus, name: &str) -> u64 {
-    bus.topology.js.get_stream(name).await.unwrap().info().await.unwrap().state.messages
+    bus.topology
+        .js
+        .get_stream(name)
+        .await
+        .unwrap()
+        .info()
+        .await
+        .unwrap()
+        .state
+        .messages
 }
 
 #[tokio::test]
@@ -121,21 +158,37 @@ async fn provisioning_is_idempotent() {
     let bus = Bus::new().await;
     // A second and third provisioning (another replica starting) neither fails nor changes anything.
     let before = bus.topology.commands.cached_info().config.clone();
-    Topology::ensure(&bus.client, &TopologyConfig::default()).await.unwrap();
-    let again = Topology::ensure(&bus.client, &TopologyConfig::default()).await.unwrap();
+    Topology::ensure(&bus.client, &TopologyConfig::default())
+        .await
+        .unwrap();
+    let again = Topology::ensure(&bus.client, &TopologyConfig::default())
+        .await
+        .unwrap();
     let after = again.commands.cached_info().config.clone();
     assert_eq!(before.subjects, after.subjects);
     assert_eq!(after.retention, jetstream::stream::RetentionPolicy::WorkQueue);
     assert_eq!(after.duplicate_window, Duration::from_secs(120));
-    assert_eq!(again.events.cached_info().config.retention, jetstream::stream::RetentionPolicy::Limits);
+    assert_eq!(
+        again.events.cached_info().config.retention,
+        jetstream::stream::RetentionPolicy::Limits
+    );
     // The same for consumers.
     bus.consumer(fast_consumer()).await;
     bus.consumer(fast_consumer()).await;
-    let names: Vec<String> = bus.topology.commands.consumer_names().map(|n| n.unwrap()).collect().await;
+    let names: Vec<String> = bus
+        .topology
+        .commands
+        .consumer_names()
+        .map(|n| n.unwrap())
+        .collect()
+        .await;
     let ours = CommandConsumer::durable_name(&bus.service);
     assert_eq!(names.iter().filter(|n| **n == ours).count(), 1, "{names:?}");
     // Changing a setting updates in place.
-    let longer = TopologyConfig { event_max_age: Duration::from_secs(3600), ..TopologyConfig::default() };
+    let longer = TopologyConfig {
+        event_max_age: Duration::from_secs(3600),
+        ..TopologyConfig::default()
+    };
     let t = Topology::ensure(&bus.client, &longer).await.unwrap();
     assert_eq!(t.events.cached_info().config.max_age, Duration::from_secs(3600));
 }
@@ -145,13 +198,28 @@ async fn a_command_published_twice_with_one_id_is_handled_once() {
     let bus = Bus::new().await;
     let cmd = destroy("dep-a");
     let subj = bus.subject("dep-a", "destroy");
-    let first = bus.publisher.publish(&subj, &cmd.meta.id.to_string(), &cmd).await.unwrap();
-    let second = bus.publisher.publish(&subj, &cmd.meta.id.to_string(), &cmd).await.unwrap();
+    let first = bus
+        .publisher
+        .publish(&subj, &cmd.meta.id.to_string(), &cmd)
+        .await
+        .unwrap();
+    let second = bus
+        .publisher
+        .publish(&subj, &cmd.meta.id.to_string(), &cmd)
+        .await
+        .unwrap();
     assert!(!first.duplicate);
-    assert!(second.duplicate, "the server must recognise the second publication");
+    assert!(
+        second.duplicate,
+        "the server must recognise the second publication"
+    );
     let recorder = Arc::new(Recorder::default());
     let stop = CancellationToken::new();
-    let run = tokio::spawn(bus.consumer(fast_consumer()).await.run(Arc::clone(&recorder), stop.clone()));
+    let run = tokio::spawn(
+        bus.consumer(fast_consumer())
+            .await
+            .run(Arc::clone(&recorder), stop.clone()),
+    );
     bus.send("dep-b").await;
     eventually("dep-b handled", Duration::from_secs(10), || async {
         recorder.deployments().contains(&"dep-b".to_owned()).then_some(())
@@ -165,15 +233,20 @@ async fn a_command_published_twice_with_one_id_is_handled_once() {
 #[tokio::test]
 async fn a_handler_failure_leads_to_redelivery_then_success() {
     let bus = Bus::new().await;
-    let recorder = Arc::new(Recorder { fail_first: 2, ..Recorder::default() });
+    let recorder = Arc::new(Recorder {
+        fail_first: 2,
+        ..Recorder::default()
+    });
     let consumer = bus.consumer(fast_consumer()).await;
     let counters = consumer.counters();
     let stop = CancellationToken::new();
     let run = tokio::spawn(consumer.run(Arc::clone(&recorder), stop.clone()));
     bus.send("flaky").await;
-    eventually("success on the third delivery", Duration::from_secs(10), || async {
-        (counters.acked.load(std::sync::atomic::Ordering::Relaxed) == 1).then_some(())
-    })
+    eventually(
+        "success on the third delivery",
+        Duration::from_secs(10),
+        || async { (counters.acked.load(std::sync::atomic::Ordering::Relaxed) == 1).then_some(()) },
+    )
     .await;
     stop.cancel();
     run.await.unwrap().unwrap();
@@ -181,13 +254,20 @@ async fn a_handler_failure_leads_to_redelivery_then_success() {
     assert_eq!(deliveries, vec![1, 2, 3]);
     assert_eq!(counters.retried.load(std::sync::atomic::Ordering::Relaxed), 2);
     assert!(bus.dead_letters().await.is_empty());
-    assert_eq!(stream_messages(&bus, COMMAND_STREAM).await, 0, "acked command left the work queue");
+    assert_eq!(
+        stream_messages(&bus, COMMAND_STREAM).await,
+        0,
+        "acked command left the work queue"
+    );
 }
 
 #[tokio::test]
 async fn a_command_that_keeps_failing_goes_to_the_dlq_after_max_deliveries() {
     let bus = Bus::new().await;
-    let recorder = Arc::new(Recorder { fail_first: u64::MAX, ..Recorder::default() });
+    let recorder = Arc::new(Recorder {
+        fail_first: u64::MAX,
+        ..Recorder::default()
+    });
     let consumer = bus.consumer(fast_consumer()).await;
     let counters = consumer.counters();
     let stop = CancellationToken::new();
@@ -200,17 +280,34 @@ async fn a_command_that_keeps_failing_goes_to_the_dlq_after_max_deliveries() {
     .await;
     stop.cancel();
     run.await.unwrap().unwrap();
-    assert_eq!(recorder.seen.lock().unwrap().len(), 3, "exactly max_deliver attempts");
+    assert_eq!(
+        recorder.seen.lock().unwrap().len(),
+        3,
+        "exactly max_deliver attempts"
+    );
     assert_eq!(dlq.len(), 1);
     let headers = dlq[0].headers.as_ref().unwrap();
     let error = headers.get(flotilla_bus::DLQ_ERROR_HEADER).unwrap().as_str();
-    assert!(error.contains("gave up after 3 deliveries") && error.contains("induced failure"), "{error}");
-    assert_eq!(headers.get(flotilla_bus::DLQ_MSG_ID_HEADER).unwrap().as_str(), cmd.meta.id.to_string());
+    assert!(
+        error.contains("gave up after 3 deliveries") && error.contains("induced failure"),
+        "{error}"
+    );
+    assert_eq!(
+        headers.get(flotilla_bus::DLQ_MSG_ID_HEADER).unwrap().as_str(),
+        cmd.meta.id.to_string()
+    );
     // The payload is the original, decodable.
-    let back: DestroyRegion =
-        flotilla_proto::decode(Some(DestroyRegion::KIND), Some("application/msgpack"), &dlq[0].payload).unwrap();
+    let back: DestroyRegion = flotilla_proto::decode(
+        Some(DestroyRegion::KIND),
+        Some("application/msgpack"),
+        &dlq[0].payload,
+    )
+    .unwrap();
     assert_eq!(back, cmd);
-    assert_eq!(counters.dead_lettered.load(std::sync::atomic::Ordering::Relaxed), 1);
+    assert_eq!(
+        counters.dead_lettered.load(std::sync::atomic::Ordering::Relaxed),
+        1
+    );
     eventually("work queue empty", Duration::from_secs(5), || async {
         (stream_messages(&bus, COMMAND_STREAM).await == 0).then_some(())
     })
@@ -222,18 +319,33 @@ async fn an_undecodable_message_lands_in_the_dlq_and_the_consumer_keeps_going() 
     let bus = Bus::new().await;
     let recorder = Arc::new(Recorder::default());
     let stop = CancellationToken::new();
-    let run = tokio::spawn(bus.consumer(fast_consumer()).await.run(Arc::clone(&recorder), stop.clone()));
+    let run = tokio::spawn(
+        bus.consumer(fast_consumer())
+            .await
+            .run(Arc::clone(&recorder), stop.clone()),
+    );
     // Garbage with the right kind, JSON missing a field, and no kind at all.
     let subj = bus.subject("bad", "destroy");
     let mut h = async_nats::HeaderMap::new();
     h.insert(flotilla_proto::KIND_HEADER, DestroyRegion::KIND);
-    bus.publisher.publish_raw(&subj, "garbage-1", h.clone(), b"\xc1\xff not msgpack".as_slice().into()).await.unwrap();
+    bus.publisher
+        .publish_raw(
+            &subj,
+            "garbage-1",
+            h.clone(),
+            b"\xc1\xff not msgpack".as_slice().into(),
+        )
+        .await
+        .unwrap();
     h.insert(flotilla_proto::CONTENT_TYPE_HEADER, "application/json");
     bus.publisher
         .publish_raw(&subj, "missing-field-1", h, br#"{"meta":{"id":"0190f5c2-7a1e-7000-8000-000000000001","correlation_id":"0190f5c2-7a1e-7000-8000-000000000001","issued_at":"2026-11-24T00:00:00Z"},"deployment":"bad"}"#.as_slice().into())
         .await
         .unwrap();
-    bus.publisher.publish_raw(&subj, "no-kind-1", async_nats::HeaderMap::new(), "{}".into()).await.unwrap();
+    bus.publisher
+        .publish_raw(&subj, "no-kind-1", async_nats::HeaderMap::new(), "{}".into())
+        .await
+        .unwrap();
     // A good command after them is still handled.
     bus.send("good").await;
     eventually("good handled", Duration::from_secs(10), || async {
@@ -251,14 +363,34 @@ async fn an_undecodable_message_lands_in_the_dlq_and_the_consumer_keeps_going() 
         .iter()
         .map(|m| {
             let h = m.headers.as_ref().unwrap();
-            (h.get(flotilla_bus::DLQ_MSG_ID_HEADER).unwrap().to_string(), h.get(flotilla_bus::DLQ_ERROR_HEADER).unwrap().to_string())
+            (
+                h.get(flotilla_bus::DLQ_MSG_ID_HEADER).unwrap().to_string(),
+                h.get(flotilla_bus::DLQ_ERROR_HEADER).unwrap().to_string(),
+            )
         })
         .collect();
-    assert!(errors["garbage-1"].contains("invalid provisioner.destroy.v1 (msgpack)"), "{errors:?}");
-    assert!(errors["missing-field-1"].contains("missing field `region`"), "{errors:?}");
-    assert!(errors["no-kind-1"].contains("no Flotilla-Kind header"), "{errors:?}");
+    assert!(
+        errors["garbage-1"].contains("invalid provisioner.destroy.v1 (msgpack)"),
+        "{errors:?}"
+    );
+    assert!(
+        errors["missing-field-1"].contains("missing field `region`"),
+        "{errors:?}"
+    );
+    assert!(
+        errors["no-kind-1"].contains("no Flotilla-Kind header"),
+        "{errors:?}"
+    );
     for m in &dlq {
-        assert_eq!(m.headers.as_ref().unwrap().get(flotilla_bus::DLQ_SUBJECT_HEADER).unwrap().as_str(), subj);
+        assert_eq!(
+            m.headers
+                .as_ref()
+                .unwrap()
+                .get(flotilla_bus::DLQ_SUBJECT_HEADER)
+                .unwrap()
+                .as_str(),
+            subj
+        );
     }
     // Each rejection is also announced as an event.
     let mut events = bus
@@ -287,26 +419,40 @@ async fn a_consumer_killed_mid_message_gets_the_message_redelivered() {
     }
     let started = Arc::new(Mutex::new(0));
     let first = tokio::spawn(
-        bus.consumer(fast_consumer()).await.run(Arc::new(Hang(Arc::clone(&started))), CancellationToken::new()),
+        bus.consumer(fast_consumer())
+            .await
+            .run(Arc::new(Hang(Arc::clone(&started))), CancellationToken::new()),
     );
     let cmd = bus.send("victim").await;
-    eventually("handler started", Duration::from_secs(10), || async { (*started.lock().unwrap() == 1).then_some(()) })
-        .await;
+    eventually("handler started", Duration::from_secs(10), || async {
+        (*started.lock().unwrap() == 1).then_some(())
+    })
+    .await;
     // Kill the consumer: the task (and its message) is dropped without ack or NAK.
     first.abort();
     let _ = first.await;
 
     let recorder = Arc::new(Recorder::default());
     let stop = CancellationToken::new();
-    let second = tokio::spawn(bus.consumer(fast_consumer()).await.run(Arc::clone(&recorder), stop.clone()));
-    eventually("redelivery to the new consumer", Duration::from_secs(15), || async {
-        recorder.seen.lock().unwrap().first().cloned()
-    })
+    let second = tokio::spawn(
+        bus.consumer(fast_consumer())
+            .await
+            .run(Arc::clone(&recorder), stop.clone()),
+    );
+    eventually(
+        "redelivery to the new consumer",
+        Duration::from_secs(15),
+        || async { recorder.seen.lock().unwrap().first().cloned() },
+    )
     .await;
     stop.cancel();
     second.await.unwrap().unwrap();
     let seen = recorder.seen.lock().unwrap().clone();
-    assert_eq!(seen, vec![(cmd.deployment.clone(), 2)], "delivered again, as the second delivery");
+    assert_eq!(
+        seen,
+        vec![(cmd.deployment.clone(), 2)],
+        "delivered again, as the second delivery"
+    );
 }
 
 #[tokio::test]
@@ -315,7 +461,10 @@ async fn two_replicas_split_a_stream_of_commands_with_none_lost_or_doubled() {
     let a = Arc::new(Recorder::default());
     let b = Arc::new(Recorder::default());
     let stop = CancellationToken::new();
-    let cfg = ConsumerConfig { max_in_flight: 2, ..fast_consumer() };
+    let cfg = ConsumerConfig {
+        max_in_flight: 2,
+        ..fast_consumer()
+    };
     let ra = tokio::spawn(bus.consumer(cfg.clone()).await.run(Arc::clone(&a), stop.clone()));
     let rb = tokio::spawn(bus.consumer(cfg).await.run(Arc::clone(&b), stop.clone()));
     const N: usize = 200;
@@ -338,7 +487,12 @@ async fn two_replicas_split_a_stream_of_commands_with_none_lost_or_doubled() {
     all.dedup();
     assert_eq!(total, N, "doubled deliveries");
     assert_eq!(all.len(), N, "lost commands");
-    assert!(!a.deployments().is_empty() && !b.deployments().is_empty(), "both replicas got work: {} / {}", a.deployments().len(), b.deployments().len());
+    assert!(
+        !a.deployments().is_empty() && !b.deployments().is_empty(),
+        "both replicas got work: {} / {}",
+        a.deployments().len(),
+        b.deployments().len()
+    );
 }
 
 #[tokio::test]
@@ -346,15 +500,30 @@ async fn json_and_messagepack_commands_are_both_accepted() {
     let bus = Bus::new().await;
     let recorder = Arc::new(Recorder::default());
     let stop = CancellationToken::new();
-    let run = tokio::spawn(bus.consumer(fast_consumer()).await.run(Arc::clone(&recorder), stop.clone()));
+    let run = tokio::spawn(
+        bus.consumer(fast_consumer())
+            .await
+            .run(Arc::clone(&recorder), stop.clone()),
+    );
     let mp = destroy("msgpack");
-    bus.publisher.publish_encoded(&bus.subject("msgpack", "destroy"), &mp.meta.id.to_string(), &mp, Encoding::MessagePack).await.unwrap();
+    bus.publisher
+        .publish_encoded(
+            &bus.subject("msgpack", "destroy"),
+            &mp.meta.id.to_string(),
+            &mp,
+            Encoding::MessagePack,
+        )
+        .await
+        .unwrap();
     // JSON as an operator would type it with `nats pub -H …`.
     let mut h = async_nats::HeaderMap::new();
     h.insert(flotilla_proto::KIND_HEADER, DestroyRegion::KIND);
     h.insert(flotilla_proto::CONTENT_TYPE_HEADER, "application/json");
     let by_hand = r#"{"meta":{"id":"0190f5c2-7a1e-7000-8000-00000000000a","correlation_id":"0190f5c2-7a1e-7000-8000-00000000000a","issued_at":"2026-11-24T10:00:00Z"},"deployment":"json","region":"gb-lon","extra":"ignored"}"#;
-    bus.publisher.publish_raw(&bus.subject("json", "destroy"), "by-hand-1", h, by_hand.into()).await.unwrap();
+    bus.publisher
+        .publish_raw(&bus.subject("json", "destroy"), "by-hand-1", h, by_hand.into())
+        .await
+        .unwrap();
     eventually("both handled", Duration::from_secs(10), || async {
         (recorder.deployments().len() == 2).then_some(())
     })
@@ -379,21 +548,40 @@ async fn a_dispatcher_rejects_unknown_kinds_naming_the_ones_it_handles() {
         }
     });
     let stop = CancellationToken::new();
-    let run = tokio::spawn(bus.consumer(fast_consumer()).await.run(Arc::new(dispatcher), stop.clone()));
+    let run = tokio::spawn(
+        bus.consumer(fast_consumer())
+            .await
+            .run(Arc::new(dispatcher), stop.clone()),
+    );
     let mut h = async_nats::HeaderMap::new();
     h.insert(flotilla_proto::KIND_HEADER, "provisioner.teleport.v9");
-    bus.publisher.publish_raw(&bus.subject("x", "teleport"), "unknown-kind-1", h, "{}".into()).await.unwrap();
+    bus.publisher
+        .publish_raw(&bus.subject("x", "teleport"), "unknown-kind-1", h, "{}".into())
+        .await
+        .unwrap();
     bus.send("routed").await;
     let dlq = eventually("dead letter", Duration::from_secs(10), || async {
         let d = bus.dead_letters().await;
         (d.len() == 1).then_some(d)
     })
     .await;
-    eventually("routed handled", Duration::from_secs(10), || async { (!handled.lock().unwrap().is_empty()).then_some(()) }).await;
+    eventually("routed handled", Duration::from_secs(10), || async {
+        (!handled.lock().unwrap().is_empty()).then_some(())
+    })
+    .await;
     stop.cancel();
     run.await.unwrap().unwrap();
-    let error = dlq[0].headers.as_ref().unwrap().get(flotilla_bus::DLQ_ERROR_HEADER).unwrap().to_string();
-    assert!(error.contains("provisioner.teleport.v9") && error.contains("provisioner.destroy.v1"), "{error}");
+    let error = dlq[0]
+        .headers
+        .as_ref()
+        .unwrap()
+        .get(flotilla_bus::DLQ_ERROR_HEADER)
+        .unwrap()
+        .to_string();
+    assert!(
+        error.contains("provisioner.teleport.v9") && error.contains("provisioner.destroy.v1"),
+        "{error}"
+    );
 }
 
 #[tokio::test]
@@ -413,7 +601,12 @@ async fn shutdown_finishes_in_flight_work_and_hands_back_what_overruns() {
         }
     }
     let done = Arc::new(Mutex::new(Vec::new()));
-    let consumer = bus.consumer(ConsumerConfig { shutdown_grace: Duration::from_secs(1), ..fast_consumer() }).await;
+    let consumer = bus
+        .consumer(ConsumerConfig {
+            shutdown_grace: Duration::from_secs(1),
+            ..fast_consumer()
+        })
+        .await;
     let counters = consumer.counters();
     let stop = CancellationToken::new();
     let run = tokio::spawn(consumer.run(Arc::new(Slow(Arc::clone(&done))), stop.clone()));
@@ -425,16 +618,26 @@ async fn shutdown_finishes_in_flight_work_and_hands_back_what_overruns() {
     .await;
     stop.cancel();
     run.await.unwrap().unwrap();
-    assert_eq!(*done.lock().unwrap(), vec!["quick"], "the quick one finished during the grace period");
+    assert_eq!(
+        *done.lock().unwrap(),
+        vec!["quick"],
+        "the quick one finished during the grace period"
+    );
     assert_eq!(counters.acked.load(std::sync::atomic::Ordering::Relaxed), 1);
     assert_eq!(counters.abandoned.load(std::sync::atomic::Ordering::Relaxed), 1);
     // The endless one was handed back at once, not after ack-wait: a new consumer gets it immediately.
     let recorder = Arc::new(Recorder::default());
     let stop = CancellationToken::new();
-    let run = tokio::spawn(bus.consumer(fast_consumer()).await.run(Arc::clone(&recorder), stop.clone()));
-    eventually("handed-back command redelivered", Duration::from_secs(10), || async {
-        (recorder.deployments() == vec!["endless"]).then_some(())
-    })
+    let run = tokio::spawn(
+        bus.consumer(fast_consumer())
+            .await
+            .run(Arc::clone(&recorder), stop.clone()),
+    );
+    eventually(
+        "handed-back command redelivered",
+        Duration::from_secs(10),
+        || async { (recorder.deployments() == vec!["endless"]).then_some(()) },
+    )
     .await;
     stop.cancel();
     run.await.unwrap().unwrap();
@@ -446,22 +649,38 @@ async fn leases_admit_one_holder_at_a_time() {
     let leases = Leases::new(bus.topology.leases.clone());
     let key = unique("reconcile");
     let ttl = Duration::from_secs(30);
-    let Acquire::Acquired { revision } = leases.acquire(&key, "a", ttl).await.unwrap() else { panic!("a should win") };
+    let Acquire::Acquired { revision } = leases.acquire(&key, "a", ttl).await.unwrap() else {
+        panic!("a should win")
+    };
     match leases.acquire(&key, "b", ttl).await.unwrap() {
         Acquire::Held(r) => assert_eq!(r.holder, "a"),
         other => panic!("b must not win: {other:?}"),
     }
     // Renewal by the holder works; release lets b in.
-    let Acquire::Acquired { revision: renewed } = leases.acquire(&key, "a", ttl).await.unwrap() else { panic!() };
+    let Acquire::Acquired { revision: renewed } = leases.acquire(&key, "a", ttl).await.unwrap() else {
+        panic!()
+    };
     assert!(renewed > revision);
-    assert!(!leases.release(&key, "a", revision).await.unwrap(), "stale revision must not release");
+    assert!(
+        !leases.release(&key, "a", revision).await.unwrap(),
+        "stale revision must not release"
+    );
     assert!(leases.release(&key, "a", renewed).await.unwrap());
-    assert!(matches!(leases.acquire(&key, "b", ttl).await.unwrap(), Acquire::Acquired { .. }));
+    assert!(matches!(
+        leases.acquire(&key, "b", ttl).await.unwrap(),
+        Acquire::Acquired { .. }
+    ));
     // An expired lease can be taken over.
     let short = unique("short");
-    leases.acquire(&short, "a", Duration::from_millis(200)).await.unwrap();
+    leases
+        .acquire(&short, "a", Duration::from_millis(200))
+        .await
+        .unwrap();
     tokio::time::sleep(Duration::from_millis(300)).await;
-    assert!(matches!(leases.acquire(&short, "b", ttl).await.unwrap(), Acquire::Acquired { .. }));
+    assert!(matches!(
+        leases.acquire(&short, "b", ttl).await.unwrap(),
+        Acquire::Acquired { .. }
+    ));
     // Many contenders at once: exactly one wins.
     let race = unique("race");
     let attempts = (0..8).map(|i| {
@@ -470,7 +689,10 @@ async fn leases_admit_one_holder_at_a_time() {
         tokio::spawn(async move { leases.acquire(&race, &format!("c{i}"), ttl).await.unwrap() })
     });
     let results = futures::future::join_all(attempts).await;
-    let winners = results.iter().filter(|r| matches!(r.as_ref().unwrap(), Acquire::Acquired { .. })).count();
+    let winners = results
+        .iter()
+        .filter(|r| matches!(r.as_ref().unwrap(), Acquire::Acquired { .. }))
+        .count();
     assert_eq!(winners, 1);
 }
 
@@ -482,8 +704,11 @@ async fn an_old_server_is_refused_with_its_version() {
     };
     let dir = tempfile::tempdir().unwrap();
     let (mut child, url) = flotilla_integration_tests::start_server(&old, dir.path()).await;
-    let err = flotilla_bus::connect(&flotilla_bus::BusConfig::for_urls([url])).await.err().expect("must refuse");
+    let err = flotilla_bus::connect(&flotilla_bus::BusConfig::for_urls([url]))
+        .await
+        .expect_err("must refuse");
     let _ = child.kill();
+    let _ = child.wait();
     let msg = err.to_string();
     assert!(msg.contains("too old") && msg.contains("2.9"), "{msg}");
 }
@@ -502,20 +727,23 @@ async fn a_server_without_jetstream_is_refused() {
         tokio::net::TcpStream::connect(("127.0.0.1", port)).await.ok()
     })
     .await;
-    let err = flotilla_bus::connect(&flotilla_bus::BusConfig::for_urls([format!("nats://127.0.0.1:{port}")]))
-        .await
-        .err()
-        .expect("must refuse");
+    let err = flotilla_bus::connect(&flotilla_bus::BusConfig::for_urls([format!(
+        "nats://127.0.0.1:{port}"
+    )]))
+    .await
+    .expect_err("must refuse");
     let _ = child.kill();
+    let _ = child.wait();
     assert!(err.to_string().contains("JetStream"), "{err}");
 }
 
 #[tokio::test]
 async fn no_server_is_a_clear_error() {
     let port = flotilla_integration_tests::free_port();
-    let err = flotilla_bus::connect(&flotilla_bus::BusConfig::for_urls([format!("nats://127.0.0.1:{port}")]))
-        .await
-        .err()
-        .expect("nothing listens there");
+    let err = flotilla_bus::connect(&flotilla_bus::BusConfig::for_urls([format!(
+        "nats://127.0.0.1:{port}"
+    )]))
+    .await
+    .expect_err("nothing listens there");
     assert!(err.to_string().contains(&format!("127.0.0.1:{port}")), "{err}");
 }

@@ -1,6 +1,8 @@
 //! The files operators deploy with stay in step with the code: every service has a compose entry and a
 //! systemd unit that checks its configuration first, and the example configuration loads.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use std::path::PathBuf;
 
 fn repo() -> PathBuf {
@@ -20,11 +22,19 @@ fn compose_runs_every_service_against_jetstream() {
     let compose = std::fs::read_to_string(repo().join("compose/docker-compose.yml")).unwrap();
     assert!(compose.contains("\"-js\""), "NATS must run with JetStream");
     for def in SERVICES {
-        assert!(compose.contains(&format!("command: [\"flotilla-{}\"]", def.name)), "{} missing from compose", def.name);
+        assert!(
+            compose.contains(&format!("command: [\"flotilla-{}\"]", def.name)),
+            "{} missing from compose",
+            def.name
+        );
     }
     let dockerfile = std::fs::read_to_string(repo().join("Dockerfile")).unwrap();
     for def in SERVICES {
-        assert!(dockerfile.contains(&format!("target/release/flotilla-{}", def.name)), "{} missing from the image", def.name);
+        assert!(
+            dockerfile.contains(&format!("target/release/flotilla-{}", def.name)),
+            "{} missing from the image",
+            def.name
+        );
     }
 }
 
@@ -34,7 +44,10 @@ fn every_service_has_a_systemd_unit_that_checks_its_config_first() {
         let path = repo().join(format!("compose/systemd/flotilla-{}.service", def.name));
         let unit = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
         assert!(unit.contains("Type=notify"), "{}", path.display());
-        assert!(unit.contains(&format!("ExecStartPre=/usr/local/bin/flotilla-{} --check-config", def.name)));
+        assert!(unit.contains(&format!(
+            "ExecStartPre=/usr/local/bin/flotilla-{} --check-config",
+            def.name
+        )));
         assert!(unit.contains(&format!("ExecStart=/usr/local/bin/flotilla-{}\n", def.name)));
         assert!(unit.contains(&format!("FLOTILLA__ADMIN__LISTEN=127.0.0.1:{}", def.admin_port)));
     }
@@ -42,8 +55,14 @@ fn every_service_has_a_systemd_unit_that_checks_its_config_first() {
 
 #[test]
 fn the_example_configuration_loads() {
-    let cfg: flotilla_runtime::ServiceConfig =
-        flotilla_runtime::ServiceConfig::load_from(Some(&repo().join("compose/flotilla.example.toml")), Vec::new()).unwrap();
+    let cfg: flotilla_runtime::ServiceConfig = flotilla_runtime::ServiceConfig::load_from(
+        Some(&repo().join("compose/flotilla.example.toml")),
+        Vec::new(),
+    )
+    .unwrap();
     assert_eq!(cfg.consumer.max_deliver, 5);
-    assert_eq!(cfg.bus.command_max_age, std::time::Duration::from_secs(7 * 24 * 3600));
+    assert_eq!(
+        cfg.bus.command_max_age,
+        std::time::Duration::from_secs(7 * 24 * 3600)
+    );
 }

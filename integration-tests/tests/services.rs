@@ -1,5 +1,7 @@
 //! Every service, started as its binary's `main` starts it, against a real NATS server and database.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use std::time::Duration;
 
 use flotilla_bus::{api, subject};
@@ -19,15 +21,26 @@ const SERVICES: [(ServiceDef, Routes); 5] = [
     (flotilla_autoscaler::DEF, flotilla_autoscaler::routes),
 ];
 
-async fn start(nats: &TestNats, def: ServiceDef, routes: Routes, database_url: Option<String>, dir: &std::path::Path) -> Running {
-    host::start(def, service_config(nats, database_url, dir), routes).await.unwrap()
+async fn start(
+    nats: &TestNats,
+    def: ServiceDef,
+    routes: Routes,
+    database_url: Option<String>,
+    dir: &std::path::Path,
+) -> Running {
+    host::start(def, service_config(nats, database_url, dir), routes)
+        .await
+        .unwrap()
 }
 
 /// Every response to `$SRV.<verb>.<name>` within a short window.
 async fn srv(client: &async_nats::Client, verb: &str, name: &str) -> Vec<serde_json::Value> {
     let inbox = client.new_inbox();
     let mut sub = client.subscribe(inbox.clone()).await.unwrap();
-    client.publish_with_reply(format!("$SRV.{verb}.{name}"), inbox, "".into()).await.unwrap();
+    client
+        .publish_with_reply(format!("$SRV.{verb}.{name}"), inbox, "".into())
+        .await
+        .unwrap();
     client.flush().await.unwrap();
     let mut out = Vec::new();
     while let Ok(Some(msg)) = tokio::time::timeout(Duration::from_millis(500), sub.next()).await {
@@ -52,19 +65,37 @@ async fn every_service_answers_the_service_api_and_its_admin_endpoints_then_stop
     let http = reqwest::Client::new();
     for (def, svc) in &running {
         let name = def.registered_name();
-        eventually(&format!("{name} to answer $SRV.PING"), Duration::from_secs(5), || async {
-            let pings = srv(&client, "PING", &name).await;
-            pings.iter().any(|p| p["id"] == svc.instance_id.as_str() && p["name"] == name.as_str()).then_some(())
-        })
+        eventually(
+            &format!("{name} to answer $SRV.PING"),
+            Duration::from_secs(5),
+            || async {
+                let pings = srv(&client, "PING", &name).await;
+                pings
+                    .iter()
+                    .any(|p| p["id"] == svc.instance_id.as_str() && p["name"] == name.as_str())
+                    .then_some(())
+            },
+        )
         .await;
         let infos = srv(&client, "INFO", &name).await;
-        let info = infos.iter().find(|i| i["id"] == svc.instance_id.as_str()).expect("INFO answer");
+        let info = infos
+            .iter()
+            .find(|i| i["id"] == svc.instance_id.as_str())
+            .expect("INFO answer");
         assert_eq!(info["version"], def.version);
         assert_eq!(info["description"], def.description);
         let endpoints = info["endpoints"].as_array().unwrap();
-        assert!(endpoints.iter().any(|e| e["subject"] == subject::api(def.name, "status").unwrap().as_str()), "{info}");
+        assert!(
+            endpoints
+                .iter()
+                .any(|e| e["subject"] == subject::api(def.name, "status").unwrap().as_str()),
+            "{info}"
+        );
         let stats = srv(&client, "STATS", &name).await;
-        assert!(stats.iter().any(|s| s["id"] == svc.instance_id.as_str()), "{stats:?}");
+        assert!(
+            stats.iter().any(|s| s["id"] == svc.instance_id.as_str()),
+            "{stats:?}"
+        );
 
         let status: ServiceStatus = api::request(
             &client,
@@ -82,18 +113,34 @@ async fn every_service_answers_the_service_api_and_its_admin_endpoints_then_stop
         assert_eq!(live.status(), 200);
         let ready = http.get(format!("{base}/ready")).send().await.unwrap();
         assert_eq!(ready.status(), 200, "{}", ready.text().await.unwrap());
-        let metrics = http.get(format!("{base}/metrics")).send().await.unwrap().text().await.unwrap();
+        let metrics = http
+            .get(format!("{base}/metrics"))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
         assert!(
-            metrics.contains(&format!("flotilla_commands_acked_total{{service=\"{}\"}} 0", def.name)),
+            metrics.contains(&format!(
+                "flotilla_commands_acked_total{{service=\"{}\"}} 0",
+                def.name
+            )),
             "{metrics}"
         );
     }
     for (def, svc) in running {
         let name = def.registered_name();
         let id = svc.instance_id.clone();
-        tokio::time::timeout(Duration::from_secs(10), svc.shutdown()).await.expect("stops in time").unwrap();
+        tokio::time::timeout(Duration::from_secs(10), svc.shutdown())
+            .await
+            .expect("stops in time")
+            .unwrap();
         let pings = srv(&client, "PING", &name).await;
-        assert!(!pings.iter().any(|p| p["id"] == id.as_str()), "{name} still answers after shutdown");
+        assert!(
+            !pings.iter().any(|p| p["id"] == id.as_str()),
+            "{name} still answers after shutdown"
+        );
     }
 }
 
@@ -105,7 +152,10 @@ async fn a_status_request_by_hand_in_json_is_answered_in_json() {
     let dir = tempfile::tempdir().unwrap();
     let svc = start(&nats, flotilla_dns::DEF, flotilla_dns::routes, None, dir.path()).await;
     // `nats req flotilla.api.dns.status ''`
-    let reply = client.request(subject::api("dns", "status").unwrap(), "".into()).await.unwrap();
+    let reply = client
+        .request(subject::api("dns", "status").unwrap(), "".into())
+        .await
+        .unwrap();
     let v: serde_json::Value = serde_json::from_slice(&reply.payload).unwrap();
     assert_eq!(v["service"], "dns");
     // A malformed request gets a 400 with the reason, and the service carries on.
@@ -120,7 +170,13 @@ async fn a_status_request_by_hand_in_json_is_answered_in_json() {
         .unwrap();
     let headers = bad.headers.unwrap();
     assert_eq!(headers.get("Nats-Service-Error-Code").unwrap().as_str(), "400");
-    assert!(headers.get("Nats-Service-Error").unwrap().as_str().contains("service.status-request.v1"));
+    assert!(
+        headers
+            .get("Nats-Service-Error")
+            .unwrap()
+            .as_str()
+            .contains("service.status-request.v1")
+    );
     svc.shutdown().await.unwrap();
 }
 
@@ -130,13 +186,22 @@ async fn an_undecodable_command_goes_to_the_dlq_and_the_service_keeps_running() 
     let nats = TestNats::start().await;
     let client = nats.client().await;
     let dir = tempfile::tempdir().unwrap();
-    let svc = start(&nats, flotilla_provisioner::DEF, flotilla_provisioner::routes, None, dir.path()).await;
+    let svc = start(
+        &nats,
+        flotilla_provisioner::DEF,
+        flotilla_provisioner::routes,
+        None,
+        dir.path(),
+    )
+    .await;
     let js = async_nats::jetstream::new(client.clone());
     let id = flotilla_integration_tests::unique("garbage");
     let subj = subject::command("provisioner", "www-example-com", "gb-lon", "apply").unwrap();
     js.send_publish(
         subj.clone(),
-        async_nats::jetstream::message::PublishMessage::build().payload("\u{1}not a command".into()).message_id(&id),
+        async_nats::jetstream::message::PublishMessage::build()
+            .payload("\u{1}not a command".into())
+            .message_id(&id),
     )
     .await
     .unwrap()
@@ -147,18 +212,30 @@ async fn an_undecodable_command_goes_to_the_dlq_and_the_service_keeps_running() 
         let dlq = dlq.clone();
         let id = id.clone();
         async move {
-            let m = dlq.get_last_raw_message_by_subject("flotilla.dlq.provisioner").await.ok()?;
+            let m = dlq
+                .get_last_raw_message_by_subject("flotilla.dlq.provisioner")
+                .await
+                .ok()?;
             let h = &m.headers;
             let original = h.get(flotilla_bus::DLQ_MSG_ID_HEADER)?.as_str();
-            (original == id).then(|| h.get(flotilla_bus::DLQ_ERROR_HEADER).map(|v| v.to_string()).unwrap_or_default())
+            (original == id).then(|| {
+                h.get(flotilla_bus::DLQ_ERROR_HEADER)
+                    .map(|v| v.to_string())
+                    .unwrap_or_default()
+            })
         }
     })
     .await;
     assert!(found.contains("no Flotilla-Kind header"), "{found}");
     // Still serving.
-    let status: ServiceStatus = api::request(&client, &subject::api("provisioner", "status").unwrap(), &ServiceStatusRequest {}, Duration::from_secs(5))
-        .await
-        .unwrap();
+    let status: ServiceStatus = api::request(
+        &client,
+        &subject::api("provisioner", "status").unwrap(),
+        &ServiceStatusRequest {},
+        Duration::from_secs(5),
+    )
+    .await
+    .unwrap();
     assert!(status.commands_dead_lettered >= 1);
     svc.shutdown().await.unwrap();
 }
@@ -166,18 +243,37 @@ async fn an_undecodable_command_goes_to_the_dlq_and_the_service_keeps_running() 
 #[tokio::test]
 async fn a_service_runs_on_postgresql_too() {
     init_logging();
-    let Some(db) = TestDb::postgres().await else { return };
+    let Some(db) = TestDb::postgres().await else {
+        return;
+    };
     let nats = TestNats::start().await;
     let client = nats.client().await;
     let dir = tempfile::tempdir().unwrap();
-    let svc = start(&nats, flotilla_firewall::DEF, flotilla_firewall::routes, Some(db.url.clone()), dir.path()).await;
-    let status: ServiceStatus = api::request(&client, &subject::api("firewall", "status").unwrap(), &ServiceStatusRequest {}, Duration::from_secs(5))
+    let svc = start(
+        &nats,
+        flotilla_firewall::DEF,
+        flotilla_firewall::routes,
+        Some(db.url.clone()),
+        dir.path(),
+    )
+    .await;
+    let status: ServiceStatus = api::request(
+        &client,
+        &subject::api("firewall", "status").unwrap(),
+        &ServiceStatusRequest {},
+        Duration::from_secs(5),
+    )
+    .await
+    .unwrap();
+    assert!(status.database_ok);
+    let ready = reqwest::get(format!("http://{}/ready", svc.admin_addr.unwrap()))
         .await
         .unwrap();
-    assert!(status.database_ok);
-    let ready = reqwest::get(format!("http://{}/ready", svc.admin_addr.unwrap())).await.unwrap();
     assert_eq!(ready.status(), 200);
-    assert!(!dir.path().join("firewall.db").exists(), "no SQLite file when PostgreSQL is configured");
+    assert!(
+        !dir.path().join("firewall.db").exists(),
+        "no SQLite file when PostgreSQL is configured"
+    );
     svc.shutdown().await.unwrap();
     db.cleanup().await;
 }
@@ -200,8 +296,16 @@ async fn ready_turns_unavailable_when_nats_goes_away() {
     .await
     .unwrap();
     assert!(body.contains("NATS"), "{body}");
-    assert_eq!(reqwest::get(format!("http://{}/live", svc.admin_addr.unwrap())).await.unwrap().status(), 200);
+    assert_eq!(
+        reqwest::get(format!("http://{}/live", svc.admin_addr.unwrap()))
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
     let token = svc.shutdown_token();
     token.cancel();
-    let _ = tokio::time::timeout(Duration::from_secs(15), svc.wait()).await.expect("stops even without NATS");
+    let _ = tokio::time::timeout(Duration::from_secs(15), svc.wait())
+        .await
+        .expect("stops even without NATS");
 }

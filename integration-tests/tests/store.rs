@@ -1,5 +1,7 @@
 //! Repository tests, each run on SQLite and on PostgreSQL.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use chrono::{Duration, Utc};
 use flotilla_integration_tests::databases;
 use flotilla_store::{Inbox, Store};
@@ -9,8 +11,15 @@ async fn the_inbox_records_each_command_once() {
     for db in databases().await {
         let inbox = Inbox::new(db.store.clone());
         assert!(inbox.is_empty().await.unwrap());
-        assert!(inbox.record("cmd-1", "provisioner.apply.v1").await.unwrap(), "{:?}", db.store.backend());
-        assert!(!inbox.record("cmd-1", "provisioner.apply.v1").await.unwrap(), "duplicate recognised");
+        assert!(
+            inbox.record("cmd-1", "provisioner.apply.v1").await.unwrap(),
+            "{:?}",
+            db.store.backend()
+        );
+        assert!(
+            !inbox.record("cmd-1", "provisioner.apply.v1").await.unwrap(),
+            "duplicate recognised"
+        );
         assert!(inbox.contains("cmd-1").await.unwrap());
         assert!(!inbox.contains("cmd-2").await.unwrap());
         assert_eq!(inbox.len().await.unwrap(), 1);
@@ -26,7 +35,11 @@ async fn concurrent_records_of_one_command_admit_exactly_one() {
             let inbox = inbox.clone();
             tokio::spawn(async move { inbox.record("same", "k").await.unwrap() })
         });
-        let wins = futures::future::join_all(tries).await.into_iter().filter(|r| *r.as_ref().unwrap()).count();
+        let wins = futures::future::join_all(tries)
+            .await
+            .into_iter()
+            .filter(|r| *r.as_ref().unwrap())
+            .count();
         assert_eq!(wins, 1, "{:?}", db.store.backend());
         db.cleanup().await;
     }
@@ -44,7 +57,10 @@ async fn purging_forgets_only_old_commands() {
         assert_eq!(inbox.purge_before(cutoff).await.unwrap(), 1);
         assert!(!inbox.contains("old").await.unwrap());
         assert!(inbox.contains("new").await.unwrap());
-        assert_eq!(inbox.purge_before(Utc::now() - Duration::days(1)).await.unwrap(), 0);
+        assert_eq!(
+            inbox.purge_before(Utc::now() - Duration::days(1)).await.unwrap(),
+            0
+        );
         db.cleanup().await;
     }
 }
@@ -72,6 +88,9 @@ async fn in_memory_sqlite_works_for_tools() {
 #[tokio::test]
 async fn an_unreachable_postgres_is_a_clear_error() {
     let port = flotilla_integration_tests::free_port();
-    let err = Store::open(&format!("postgres://flotilla:secretpw@127.0.0.1:{port}/db")).await.unwrap_err().to_string();
+    let err = Store::open(&format!("postgres://flotilla:secretpw@127.0.0.1:{port}/db"))
+        .await
+        .unwrap_err()
+        .to_string();
     assert!(err.contains("postgres") && !err.contains("secretpw"), "{err}");
 }

@@ -1,6 +1,8 @@
 //! The `flotilla-provisioner` binary as systemd runs it: `--check-config`, readiness, SIGTERM.
 //! (Every service binary is the same `flotilla_runtime::host::main`; this one stands for all five.)
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use std::os::unix::net::UnixDatagram;
 use std::process::{Command, Stdio};
 use std::time::Duration;
@@ -13,18 +15,37 @@ const BIN: &str = env!("CARGO_BIN_EXE_flotilla-provisioner");
 fn check_config_validates_and_exits() {
     let dir = tempfile::tempdir().unwrap();
     let good = dir.path().join("good.toml");
-    std::fs::write(&good, "data_dir = \"/tmp/x\"\n[nats]\nurls = [\"nats://10.1.2.3:4222\"]\n").unwrap();
-    let out = Command::new(BIN).args(["--check-config", "--config"]).arg(&good).output().unwrap();
+    std::fs::write(
+        &good,
+        "data_dir = \"/tmp/x\"\n[nats]\nurls = [\"nats://10.1.2.3:4222\"]\n",
+    )
+    .unwrap();
+    let out = Command::new(BIN)
+        .args(["--check-config", "--config"])
+        .arg(&good)
+        .output()
+        .unwrap();
     assert!(out.status.success(), "{out:?}");
     assert!(String::from_utf8_lossy(&out.stdout).contains("configuration OK"));
 
     let bad = dir.path().join("bad.toml");
     std::fs::write(&bad, "[consumer]\nmax_deliver = \"lots\"\n").unwrap();
-    let out = Command::new(BIN).args(["--check-config", "--config"]).arg(&bad).output().unwrap();
+    let out = Command::new(BIN)
+        .args(["--check-config", "--config"])
+        .arg(&bad)
+        .output()
+        .unwrap();
     assert_eq!(out.status.code(), Some(2));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("max_deliver"), "{out:?}");
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("max_deliver"),
+        "{out:?}"
+    );
 
-    let out = Command::new(BIN).arg("--check-config").env("FLOTILLA__ADMIN__LISTEN", "not-an-address").output().unwrap();
+    let out = Command::new(BIN)
+        .arg("--check-config")
+        .env("FLOTILLA__ADMIN__LISTEN", "not-an-address")
+        .output()
+        .unwrap();
     assert_eq!(out.status.code(), Some(2), "{out:?}");
 }
 
@@ -47,9 +68,15 @@ async fn signals_readiness_and_stops_cleanly_on_sigterm() {
     let mut buf = [0u8; 256];
     let n = notify.recv(&mut buf).expect("READY=1 from the service");
     assert!(String::from_utf8_lossy(&buf[..n]).contains("READY=1"));
-    assert!(dir.path().join("data/provisioner.db").exists(), "SQLite database in the data directory");
+    assert!(
+        dir.path().join("data/provisioner.db").exists(),
+        "SQLite database in the data directory"
+    );
 
-    let kill = Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
+    let kill = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
     assert!(kill.success());
     let n = notify.recv(&mut buf).expect("STOPPING=1 from the service");
     assert!(String::from_utf8_lossy(&buf[..n]).contains("STOPPING=1"));
@@ -61,7 +88,10 @@ async fn signals_readiness_and_stops_cleanly_on_sigterm() {
     assert!(status.success(), "exit after SIGTERM: {status:?}");
     let mut stderr = String::new();
     std::io::Read::read_to_string(child.stderr.as_mut().unwrap(), &mut stderr).unwrap();
-    assert!(stderr.contains("SIGTERM") && stderr.contains("stopped"), "{stderr}");
+    assert!(
+        stderr.contains("SIGTERM") && stderr.contains("stopped"),
+        "{stderr}"
+    );
 }
 
 #[test]
@@ -75,5 +105,8 @@ fn refuses_an_unreachable_nats_with_a_clear_error() {
         .unwrap();
     assert_eq!(out.status.code(), Some(1));
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(stderr.contains("cannot connect to NATS") && stderr.contains(&port.to_string()), "{stderr}");
+    assert!(
+        stderr.contains("cannot connect to NATS") && stderr.contains(&port.to_string()),
+        "{stderr}"
+    );
 }

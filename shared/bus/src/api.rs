@@ -77,24 +77,60 @@ pub async fn request<Req: Message, Resp: Message>(
         .headers(headers_for::<Req>(Encoding::MessagePack))
         .payload(payload.into())
         .timeout(Some(timeout));
-    let reply = client.send_request(subject.to_owned(), request).await.map_err(|e| match e.kind() {
-        async_nats::RequestErrorKind::NoResponders => ApiError::NoResponders { subject: subject.to_owned() },
-        async_nats::RequestErrorKind::TimedOut => ApiError::TimedOut { subject: subject.to_owned(), timeout },
-        _ => ApiError::Transport { subject: subject.to_owned(), reason: e.to_string() },
-    })?;
-    let header = |name: &str| reply.headers.as_ref().and_then(|h| h.get(name)).map(|v| v.as_str().to_owned());
+    let reply = client
+        .send_request(subject.to_owned(), request)
+        .await
+        .map_err(|e| match e.kind() {
+            async_nats::RequestErrorKind::NoResponders => ApiError::NoResponders {
+                subject: subject.to_owned(),
+            },
+            async_nats::RequestErrorKind::TimedOut => ApiError::TimedOut {
+                subject: subject.to_owned(),
+                timeout,
+            },
+            _ => ApiError::Transport {
+                subject: subject.to_owned(),
+                reason: e.to_string(),
+            },
+        })?;
+    let header = |name: &str| {
+        reply
+            .headers
+            .as_ref()
+            .and_then(|h| h.get(name))
+            .map(|v| v.as_str().to_owned())
+    };
     if let Some(message) = header("Nats-Service-Error") {
-        let code = header("Nats-Service-Error-Code").and_then(|c| c.parse().ok()).unwrap_or(500);
-        return Err(ApiError::Service { subject: subject.to_owned(), code, message });
+        let code = header("Nats-Service-Error-Code")
+            .and_then(|c| c.parse().ok())
+            .unwrap_or(500);
+        return Err(ApiError::Service {
+            subject: subject.to_owned(),
+            code,
+            message,
+        });
     }
-    flotilla_proto::decode(header(KIND_HEADER).as_deref(), header(CONTENT_TYPE_HEADER).as_deref(), &reply.payload)
-        .map_err(|source| ApiError::Decode { subject: subject.to_owned(), source })
+    flotilla_proto::decode(
+        header(KIND_HEADER).as_deref(),
+        header(CONTENT_TYPE_HEADER).as_deref(),
+        &reply.payload,
+    )
+    .map_err(|source| ApiError::Decode {
+        subject: subject.to_owned(),
+        source,
+    })
 }
 
 /// Decodes a service API request as `Req`; `Err` holds the reply to send (400 with the decode error).
 pub fn decode_request<Req: Message>(request: &Request) -> Result<Req, async_nats::service::error::Error> {
-    let header =
-        |name: &str| request.message.headers.as_ref().and_then(|h| h.get(name)).map(|v| v.as_str().to_owned());
+    let header = |name: &str| {
+        request
+            .message
+            .headers
+            .as_ref()
+            .and_then(|h| h.get(name))
+            .map(|v| v.as_str().to_owned())
+    };
     let content_type = header(CONTENT_TYPE_HEADER);
     // A hand-written request (`nats req flotilla.api.x.status '{}'`) may omit the kind: the subject fixes it.
     let kind = header(KIND_HEADER).unwrap_or_else(|| Req::KIND.to_owned());
@@ -104,9 +140,17 @@ pub fn decode_request<Req: Message>(request: &Request) -> Result<Req, async_nats
     } else {
         &request.message.payload
     };
-    let content_type = if request.message.payload.is_empty() { Some("application/json".to_owned()) } else { content_type };
-    flotilla_proto::decode(Some(&kind), content_type.as_deref(), payload)
-        .map_err(|e| async_nats::service::error::Error { status: e.to_string(), code: 400 })
+    let content_type = if request.message.payload.is_empty() {
+        Some("application/json".to_owned())
+    } else {
+        content_type
+    };
+    flotilla_proto::decode(Some(&kind), content_type.as_deref(), payload).map_err(|e| {
+        async_nats::service::error::Error {
+            status: e.to_string(),
+            code: 400,
+        }
+    })
 }
 
 /// Answers `request` with `result`, in the encoding the request used.
@@ -114,20 +158,33 @@ pub async fn respond<Resp: Message>(
     request: &Request,
     result: Result<Resp, async_nats::service::error::Error>,
 ) -> Result<(), async_nats::service::error::Error> {
-    let content_type =
-        request.message.headers.as_ref().and_then(|h| h.get(CONTENT_TYPE_HEADER)).map(|v| v.as_str().to_owned());
+    let content_type = request
+        .message
+        .headers
+        .as_ref()
+        .and_then(|h| h.get(CONTENT_TYPE_HEADER))
+        .map(|v| v.as_str().to_owned());
     let encoding = if request.message.payload.is_empty() && content_type.is_none() {
         Encoding::Json
     } else {
         Encoding::from_content_type(content_type.as_deref())
     };
     let encoded = result.and_then(|resp| {
-        flotilla_proto::encode(&resp, encoding)
-            .map_err(|e| async_nats::service::error::Error { status: e.to_string(), code: 500 })
+        flotilla_proto::encode(&resp, encoding).map_err(|e| async_nats::service::error::Error {
+            status: e.to_string(),
+            code: 500,
+        })
     });
     let sent = match encoded {
-        Ok(body) => request.respond_with_headers(Ok(body.into()), headers_for::<Resp>(encoding)).await,
+        Ok(body) => {
+            request
+                .respond_with_headers(Ok(body.into()), headers_for::<Resp>(encoding))
+                .await
+        }
         Err(e) => request.respond(Err(e)).await,
     };
-    sent.map_err(|e| async_nats::service::error::Error { status: e.to_string(), code: 500 })
+    sent.map_err(|e| async_nats::service::error::Error {
+        status: e.to_string(),
+        code: 500,
+    })
 }

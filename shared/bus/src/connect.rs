@@ -74,7 +74,10 @@ impl Default for BusConfig {
 impl BusConfig {
     /// Options for the servers at `urls` with no authentication.
     pub fn for_urls(urls: impl IntoIterator<Item = impl Into<String>>) -> Self {
-        Self { urls: urls.into_iter().map(Into::into).collect(), ..Self::default() }
+        Self {
+            urls: urls.into_iter().map(Into::into).collect(),
+            ..Self::default()
+        }
     }
 
     /// Checks what can be checked without a server: URLs parse, credentials are complete and not given
@@ -82,16 +85,25 @@ impl BusConfig {
     pub fn validate(&self) -> Result<(), BusError> {
         self.server_addrs()?;
         if self.user.is_some() != self.password.is_some() {
-            return Err(BusError::Options("`user` and `password` must be given together".into()));
+            return Err(BusError::Options(
+                "`user` and `password` must be given together".into(),
+            ));
         }
-        let methods = [self.user.is_some(), self.token.is_some(), self.nkey_seed_file.is_some(), self.creds_file.is_some()];
+        let methods = [
+            self.user.is_some(),
+            self.token.is_some(),
+            self.nkey_seed_file.is_some(),
+            self.creds_file.is_some(),
+        ];
         if methods.iter().filter(|m| **m).count() > 1 {
             return Err(BusError::Options(
                 "give one of user/password, token, nkey_seed_file or creds_file, not several".into(),
             ));
         }
         if self.tls.cert_file.is_some() != self.tls.key_file.is_some() {
-            return Err(BusError::Options("tls.cert_file and tls.key_file must be given together".into()));
+            return Err(BusError::Options(
+                "tls.cert_file and tls.key_file must be given together".into(),
+            ));
         }
         for (what, path) in [
             ("nkey_seed_file", &self.nkey_seed_file),
@@ -103,7 +115,10 @@ impl BusConfig {
             if let Some(p) = path
                 && !p.is_file()
             {
-                return Err(BusError::Options(format!("{what} {} does not exist or is not a file", p.display())));
+                return Err(BusError::Options(format!(
+                    "{what} {} does not exist or is not a file",
+                    p.display()
+                )));
             }
         }
         Ok(())
@@ -115,7 +130,10 @@ impl BusConfig {
         }
         self.urls
             .iter()
-            .map(|u| u.parse::<ServerAddr>().map_err(|e| BusError::Options(format!("server URL {u:?}: {e}"))))
+            .map(|u| {
+                u.parse::<ServerAddr>()
+                    .map_err(|e| BusError::Options(format!("server URL {u:?}: {e}")))
+            })
             .collect()
     }
 
@@ -150,7 +168,9 @@ impl BusConfig {
         if let Some(name) = &self.name {
             opts = opts.name(name);
         }
-        Ok(opts.connection_timeout(self.connect_timeout).request_timeout(Some(self.request_timeout)))
+        Ok(opts
+            .connection_timeout(self.connect_timeout)
+            .request_timeout(Some(self.request_timeout)))
     }
 }
 
@@ -183,7 +203,10 @@ pub async fn connect(config: &BusConfig) -> Result<async_nats::Client, BusError>
         .await?
         .connect(addrs)
         .await
-        .map_err(|source| BusError::Connect { urls: config.urls.join(","), source })?;
+        .map_err(|source| BusError::Connect {
+            urls: config.urls.join(","),
+            source,
+        })?;
     check_server(&client).await?;
     Ok(client)
 }
@@ -193,23 +216,33 @@ pub async fn check_server(client: &async_nats::Client) -> Result<(), BusError> {
     let info = client.server_info();
     check_version(&info.version)?;
     if !info.jetstream {
-        return Err(BusError::NoJetStream { version: info.version, reason: "server INFO says jetstream=false".into() });
+        return Err(BusError::NoJetStream {
+            version: info.version,
+            reason: "server INFO says jetstream=false".into(),
+        });
     }
     async_nats::jetstream::new(client.clone())
         .query_account()
         .await
-        .map_err(|e| BusError::NoJetStream { version: info.version.clone(), reason: e.to_string() })?;
+        .map_err(|e| BusError::NoJetStream {
+            version: info.version.clone(),
+            reason: e.to_string(),
+        })?;
     Ok(())
 }
 
 /// Refuses a version string older than [`MIN_SERVER_VERSION`] (or one that is not a version at all).
 pub fn check_version(found: &str) -> Result<(), BusError> {
-    let parsed = semver::Version::parse(found.trim_start_matches('v'))
-        .map_err(|_| BusError::ServerTooOld { found: format!("{found:?} (unparseable)") })?;
+    let parsed =
+        semver::Version::parse(found.trim_start_matches('v')).map_err(|_| BusError::ServerTooOld {
+            found: format!("{found:?} (unparseable)"),
+        })?;
     // Pre-release tags (2.11.0-RC.1) count as their release.
     let release = semver::Version::new(parsed.major, parsed.minor, parsed.patch);
     if release < MIN_SERVER_VERSION {
-        return Err(BusError::ServerTooOld { found: found.to_owned() });
+        return Err(BusError::ServerTooOld {
+            found: found.to_owned(),
+        });
     }
     Ok(())
 }
@@ -235,7 +268,10 @@ mod tests {
         let mut c = BusConfig::default();
         c.urls.clear();
         assert!(c.validate().is_err());
-        let c = BusConfig { user: Some("u".into()), ..BusConfig::default() };
+        let c = BusConfig {
+            user: Some("u".into()),
+            ..BusConfig::default()
+        };
         assert!(c.validate().unwrap_err().to_string().contains("together"));
         let c = BusConfig {
             user: Some("u".into()),
@@ -244,8 +280,16 @@ mod tests {
             ..BusConfig::default()
         };
         assert!(c.validate().unwrap_err().to_string().contains("not several"));
-        let c = BusConfig { creds_file: Some("/nonexistent/x.creds".into()), ..BusConfig::default() };
-        assert!(c.validate().unwrap_err().to_string().contains("/nonexistent/x.creds"));
+        let c = BusConfig {
+            creds_file: Some("/nonexistent/x.creds".into()),
+            ..BusConfig::default()
+        };
+        assert!(
+            c.validate()
+                .unwrap_err()
+                .to_string()
+                .contains("/nonexistent/x.creds")
+        );
     }
 
     #[test]
@@ -257,7 +301,10 @@ mod tests {
         };
         let s = format!("{c:?}");
         assert!(s.contains("alice") && !s.contains("hunter2"), "{s}");
-        let c = BusConfig { token: Some("s3cr3t-token".into()), ..BusConfig::default() };
+        let c = BusConfig {
+            token: Some("s3cr3t-token".into()),
+            ..BusConfig::default()
+        };
         assert!(!format!("{c:?}").contains("s3cr3t-token"));
     }
 }

@@ -32,7 +32,8 @@ use tracing::Instrument;
 
 use crate::topology::Topology;
 use crate::{
-    BusError, DLQ_DELIVERIES_HEADER, DLQ_ERROR_HEADER, DLQ_MSG_ID_HEADER, DLQ_SUBJECT_HEADER, Publisher, subject,
+    BusError, DLQ_DELIVERIES_HEADER, DLQ_ERROR_HEADER, DLQ_MSG_ID_HEADER, DLQ_SUBJECT_HEADER, Publisher,
+    subject,
 };
 
 /// Consumer settings; the `[consumer]` section of a service's configuration.
@@ -102,7 +103,11 @@ impl ConsumerConfig {
 
     fn retry_delay(&self, delivered: u64) -> Duration {
         let i = usize::try_from(delivered.saturating_sub(1)).unwrap_or(usize::MAX);
-        self.retry_delays.get(i).or(self.retry_delays.last()).copied().unwrap_or(Duration::from_secs(1))
+        self.retry_delays
+            .get(i)
+            .or(self.retry_delays.last())
+            .copied()
+            .unwrap_or(Duration::from_secs(1))
     }
 }
 
@@ -159,7 +164,10 @@ pub enum HandlerError {
 impl HandlerError {
     /// A retryable failure with the default delay.
     pub fn retry(reason: impl std::fmt::Display) -> Self {
-        HandlerError::Retry { reason: reason.to_string(), after: None }
+        HandlerError::Retry {
+            reason: reason.to_string(),
+            after: None,
+        }
     }
 }
 
@@ -182,7 +190,10 @@ pub struct Dispatcher {
 impl Dispatcher {
     /// An empty dispatcher for `service`.
     pub fn new(service: impl Into<String>) -> Self {
-        Self { service: service.into(), routes: BTreeMap::new() }
+        Self {
+            service: service.into(),
+            routes: BTreeMap::new(),
+        }
     }
 
     /// Routes messages of kind `M::KIND` to `f`, decoded.
@@ -215,13 +226,19 @@ impl Dispatcher {
 impl Handler for Dispatcher {
     fn handle(&self, delivery: Delivery) -> impl Future<Output = Result<(), HandlerError>> + Send {
         let route = match delivery.kind.as_deref() {
-            None => Err(HandlerError::Reject(format!("message has no {KIND_HEADER} header"))),
+            None => Err(HandlerError::Reject(format!(
+                "message has no {KIND_HEADER} header"
+            ))),
             Some(kind) => self.routes.get(kind).ok_or_else(|| {
                 let known: Vec<_> = self.routes.keys().copied().collect();
                 HandlerError::Reject(format!(
                     "unknown message kind {kind:?} for service {}; it handles: {}",
                     self.service,
-                    if known.is_empty() { "nothing yet".to_owned() } else { known.join(", ") }
+                    if known.is_empty() {
+                        "nothing yet".to_owned()
+                    } else {
+                        known.join(", ")
+                    }
                 ))
             }),
         };
@@ -298,7 +315,9 @@ impl CommandConsumer {
             .commands
             .create_consumer(pull::Config {
                 durable_name: Some(durable.clone()),
-                description: Some(format!("commands for the {service} service, shared by its replicas")),
+                description: Some(format!(
+                    "commands for the {service} service, shared by its replicas"
+                )),
                 filter_subject: subject::commands_for(service)?,
                 ack_policy: jetstream::consumer::AckPolicy::Explicit,
                 ack_wait: config.ack_wait,
@@ -308,7 +327,10 @@ impl CommandConsumer {
                 ..Default::default()
             })
             .await
-            .map_err(|e| BusError::Provision { what: format!("consumer {durable}"), reason: e.to_string() })?;
+            .map_err(|e| BusError::Provision {
+                what: format!("consumer {durable}"),
+                reason: e.to_string(),
+            })?;
         Ok(Self {
             service: service.to_owned(),
             consumer,
@@ -397,7 +419,10 @@ impl CommandConsumer {
             }
         }
         let drain = async { while tasks.join_next().await.is_some() {} };
-        if tokio::time::timeout(this.config.shutdown_grace, drain).await.is_err() {
+        if tokio::time::timeout(this.config.shutdown_grace, drain)
+            .await
+            .is_err()
+        {
             tracing::warn!(service = %this.service, "handlers still running after the grace period; handing their messages back");
             hard_stop.cancel();
             while tasks.join_next().await.is_some() {}
@@ -405,9 +430,22 @@ impl CommandConsumer {
         Ok(())
     }
 
-    async fn process<H: Handler>(&self, msg: jetstream::Message, handler: &H, hard_stop: &CancellationToken) -> Outcome {
-        let delivered = msg.info().map(|i| u64::try_from(i.delivered).unwrap_or(1)).unwrap_or(1);
-        let header = |name: &str| msg.headers.as_ref().and_then(|h| h.get(name)).map(|v| v.as_str().to_owned());
+    async fn process<H: Handler>(
+        &self,
+        msg: jetstream::Message,
+        handler: &H,
+        hard_stop: &CancellationToken,
+    ) -> Outcome {
+        let delivered = msg
+            .info()
+            .map(|i| u64::try_from(i.delivered).unwrap_or(1))
+            .unwrap_or(1);
+        let header = |name: &str| {
+            msg.headers
+                .as_ref()
+                .and_then(|h| h.get(name))
+                .map(|v| v.as_str().to_owned())
+        };
         let delivery = Delivery {
             subject: msg.subject.to_string(),
             kind: header(KIND_HEADER),
@@ -484,7 +522,10 @@ impl CommandConsumer {
             let dlq = subject::dlq(&self.service)?;
             let mut headers = delivery.headers.clone();
             // Header values cannot hold line breaks.
-            let one_line: String = error.chars().map(|c| if c.is_control() { ' ' } else { c }).collect();
+            let one_line: String = error
+                .chars()
+                .map(|c| if c.is_control() { ' ' } else { c })
+                .collect();
             headers.insert(DLQ_ERROR_HEADER, one_line.as_str());
             headers.insert(DLQ_SUBJECT_HEADER, delivery.subject.as_str());
             headers.insert(DLQ_DELIVERIES_HEADER, delivery.delivered.to_string().as_str());
@@ -495,7 +536,9 @@ impl CommandConsumer {
             // Keyed by the original's stream sequence: a repeated dead-lettering of the same message (after a
             // lost term) is de-duplicated by the DLQ stream.
             let dlq_id = format!("dlq-{}-{seq}", self.service);
-            self.publisher.publish_raw(&dlq, &dlq_id, headers, delivery.payload.clone()).await?;
+            self.publisher
+                .publish_raw(&dlq, &dlq_id, headers, delivery.payload.clone())
+                .await?;
             let (deployment, region) = subject::parse_command(&delivery.subject)
                 .map(|s| (s.deployment.to_owned(), s.region.to_owned()))
                 .filter(|(d, r)| subject::check_token("d", d).is_ok() && subject::check_token("r", r).is_ok())
@@ -510,7 +553,11 @@ impl CommandConsumer {
                 rejected_at: Utc::now(),
             };
             let evt_subject = subject::event("command", &deployment, &region, "rejected")?;
-            if let Err(e) = self.publisher.publish(&evt_subject, &format!("rejected-{dlq_id}"), &event).await {
+            if let Err(e) = self
+                .publisher
+                .publish(&evt_subject, &format!("rejected-{dlq_id}"), &event)
+                .await
+            {
                 // The dead letter is stored; the event is a courtesy.
                 tracing::warn!(error = %e, "could not publish CommandRejected");
             }
@@ -526,7 +573,9 @@ impl CommandConsumer {
             }
             Err(e) => {
                 tracing::error!(error = %e, "could not store the dead letter; handing the message back");
-                let _ = msg.ack_with(AckKind::Nak(Some(self.config.retry_delay(delivery.delivered)))).await;
+                let _ = msg
+                    .ack_with(AckKind::Nak(Some(self.config.retry_delay(delivery.delivered))))
+                    .await;
                 Outcome::Retried
             }
         }

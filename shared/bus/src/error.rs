@@ -15,7 +15,9 @@ pub enum BusError {
         source: async_nats::ConnectError,
     },
     /// The server is too old for Flotilla.
-    #[error("NATS server {found} is too old: Flotilla needs 2.10 or newer (key-value and multi-filter consumers)")]
+    #[error(
+        "NATS server {found} is too old: Flotilla needs 2.10 or newer (key-value and multi-filter consumers)"
+    )]
     ServerTooOld {
         /// The version the server reported.
         found: String,
@@ -73,6 +75,9 @@ pub enum BusError {
 
 impl BusError {
     pub(crate) fn js(op: &'static str, err: impl std::fmt::Display) -> Self {
-        BusError::JetStream { op, reason: err.to_string() }
+        BusError::JetStream {
+            op,
+            reason: err.to_string(),
+        }
     }
 }

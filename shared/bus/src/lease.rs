@@ -49,13 +49,23 @@ impl Leases {
     pub async fn acquire(&self, key: &str, holder: &str, ttl: Duration) -> Result<Acquire, BusError> {
         let record = LeaseRecord {
             holder: holder.to_owned(),
-            expires_at: Utc::now() + chrono::Duration::from_std(ttl).map_err(|e| BusError::js("lease ttl", e))?,
+            expires_at: Utc::now()
+                + chrono::Duration::from_std(ttl).map_err(|e| BusError::js("lease ttl", e))?,
         };
-        let value: bytes::Bytes =
-            serde_json::to_vec(&record).map_err(|e| BusError::js("encode lease", e))?.into();
-        let entry = self.store.entry(key).await.map_err(|e| BusError::js("read lease", e))?;
+        let value: bytes::Bytes = serde_json::to_vec(&record)
+            .map_err(|e| BusError::js("encode lease", e))?
+            .into();
+        let entry = self
+            .store
+            .entry(key)
+            .await
+            .map_err(|e| BusError::js("read lease", e))?;
         let result = match entry {
-            None => self.store.create(key, value).await.map_err(|e| e.kind() == kv::CreateErrorKind::AlreadyExists),
+            None => self
+                .store
+                .create(key, value)
+                .await
+                .map_err(|e| e.kind() == kv::CreateErrorKind::AlreadyExists),
             Some(entry) => {
                 if entry.operation == Operation::Put {
                     // An unreadable record is treated as expired: it can only have been written by a bug,
@@ -78,7 +88,10 @@ impl Leases {
             // Lost a race: report who won.
             Err(true) => match self.holder(key).await? {
                 Some(current) => Ok(Acquire::Held(current)),
-                None => Err(BusError::js("acquire lease", "lost a race to a holder that released at once")),
+                None => Err(BusError::js(
+                    "acquire lease",
+                    "lost a race to a holder that released at once",
+                )),
             },
             Err(false) => Err(BusError::js("acquire lease", format!("write to {key} failed"))),
         }
@@ -86,9 +99,13 @@ impl Leases {
 
     /// Releases the lease if `holder` holds it at `revision`; a lease taken over since is left alone.
     pub async fn release(&self, key: &str, holder: &str, revision: u64) -> Result<bool, BusError> {
-        let record = LeaseRecord { holder: holder.to_owned(), expires_at: DateTime::<Utc>::UNIX_EPOCH };
-        let value: bytes::Bytes =
-            serde_json::to_vec(&record).map_err(|e| BusError::js("encode lease", e))?.into();
+        let record = LeaseRecord {
+            holder: holder.to_owned(),
+            expires_at: DateTime::<Utc>::UNIX_EPOCH,
+        };
+        let value: bytes::Bytes = serde_json::to_vec(&record)
+            .map_err(|e| BusError::js("encode lease", e))?
+            .into();
         match self.store.update(key, value, revision).await {
             Ok(_) => Ok(true),
             Err(e) if e.kind() == kv::UpdateErrorKind::WrongLastRevision => Ok(false),
@@ -98,7 +115,11 @@ impl Leases {
 
     /// The current holder of `key`, if the lease is held and not expired.
     pub async fn holder(&self, key: &str) -> Result<Option<LeaseRecord>, BusError> {
-        let entry = self.store.entry(key).await.map_err(|e| BusError::js("read lease", e))?;
+        let entry = self
+            .store
+            .entry(key)
+            .await
+            .map_err(|e| BusError::js("read lease", e))?;
         Ok(entry
             .filter(|e| e.operation == Operation::Put)
             .and_then(|e| serde_json::from_slice::<LeaseRecord>(&e.value).ok())

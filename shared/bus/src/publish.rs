@@ -51,13 +51,21 @@ pub struct Publisher {
 impl Publisher {
     /// A publisher on `client`.
     pub fn new(client: async_nats::Client, config: PublishConfig) -> Self {
-        let js = jetstream::ContextBuilder::new().timeout(config.ack_timeout).build(client);
+        let js = jetstream::ContextBuilder::new()
+            .timeout(config.ack_timeout)
+            .build(client);
         Self { js, config }
     }
 
     /// Publishes `msg` (MessagePack) on `subject` with `Nats-Msg-Id: msg_id` and the kind header.
-    pub async fn publish<M: Message>(&self, subject: &str, msg_id: &str, msg: &M) -> Result<PublishAck, BusError> {
-        self.publish_encoded(subject, msg_id, msg, Encoding::MessagePack).await
+    pub async fn publish<M: Message>(
+        &self,
+        subject: &str,
+        msg_id: &str,
+        msg: &M,
+    ) -> Result<PublishAck, BusError> {
+        self.publish_encoded(subject, msg_id, msg, Encoding::MessagePack)
+            .await
     }
 
     /// As [`Publisher::publish`], in the given encoding.
@@ -87,7 +95,10 @@ impl Publisher {
         let attempts = AtomicU32::new(0);
         let attempt = || {
             attempts.fetch_add(1, Ordering::Relaxed);
-            let message = PublishMessage::build().headers(headers.clone()).payload(payload.clone()).message_id(msg_id);
+            let message = PublishMessage::build()
+                .headers(headers.clone())
+                .payload(payload.clone())
+                .message_id(msg_id);
             async move {
                 let ack = self.js.send_publish(subject.to_owned(), message).await?;
                 ack.await

@@ -24,14 +24,23 @@ pub const DLQ_WILDCARD: &str = "flotilla.dlq.>";
 
 /// Checks one subject token.
 pub fn check_token(what: &'static str, token: &str) -> Result<(), BusError> {
-    let bad = |reason| Err(BusError::SubjectToken { token: token.to_owned(), what, reason });
+    let bad = |reason| {
+        Err(BusError::SubjectToken {
+            token: token.to_owned(),
+            what,
+            reason,
+        })
+    };
     if token.is_empty() {
         return bad("empty");
     }
     if token.len() > 128 {
         return bad("longer than 128 characters");
     }
-    if !token.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_') {
+    if !token
+        .bytes()
+        .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_')
+    {
         return bad("only lowercase letters, digits, '-' and '_' are allowed");
     }
     Ok(())
@@ -102,7 +111,12 @@ pub fn parse_command(subject: &str) -> Option<CommandSubject<'_>> {
     if parts.next().is_some() {
         return None;
     }
-    Some(CommandSubject { service, deployment, region, verb })
+    Some(CommandSubject {
+        service,
+        deployment,
+        region,
+        verb,
+    })
 }
 
 #[cfg(test)]
@@ -119,7 +133,10 @@ mod tests {
             event("machine", "www-codetesters-uk", "ch-gva-2", "healthy").unwrap(),
             "flotilla.evt.machine.www-codetesters-uk.ch-gva-2.healthy"
         );
-        assert_eq!(api("provisioner", "machines").unwrap(), "flotilla.api.provisioner.machines");
+        assert_eq!(
+            api("provisioner", "machines").unwrap(),
+            "flotilla.api.provisioner.machines"
+        );
         assert_eq!(dlq("dns").unwrap(), "flotilla.dlq.dns");
         assert_eq!(commands_for("sync").unwrap(), "flotilla.cmd.sync.>");
     }
@@ -130,7 +147,10 @@ mod tests {
             let prefix = wildcard.trim_end_matches('>');
             subject.starts_with(prefix) && subject.len() > prefix.len()
         };
-        assert!(matches(COMMANDS_WILDCARD, &command("dns", "d", "r", "v").unwrap()));
+        assert!(matches(
+            COMMANDS_WILDCARD,
+            &command("dns", "d", "r", "v").unwrap()
+        ));
         assert!(matches(EVENTS_WILDCARD, &event("t", "d", "r", "n").unwrap()));
         assert!(matches(DLQ_WILDCARD, &dlq("dns").unwrap()));
         // Per-service command filters never overlap (work-queue streams require it).
@@ -153,7 +173,10 @@ mod tests {
     fn parse_round_trips() {
         let s = command("provisioner", "dep", "gb-lon", "apply").unwrap();
         let p = parse_command(&s).unwrap();
-        assert_eq!((p.service, p.deployment, p.region, p.verb), ("provisioner", "dep", "gb-lon", "apply"));
+        assert_eq!(
+            (p.service, p.deployment, p.region, p.verb),
+            ("provisioner", "dep", "gb-lon", "apply")
+        );
         assert!(parse_command("flotilla.evt.a.b.c.d").is_none());
         assert!(parse_command("flotilla.cmd.a.b.c").is_none());
         assert!(parse_command("flotilla.cmd.a.b.c.d.e").is_none());

@@ -72,7 +72,10 @@ impl Topology {
     /// replica of every service at once.
     pub async fn ensure(client: &async_nats::Client, config: &TopologyConfig) -> Result<Self, BusError> {
         if config.replicas == 0 || config.replicas > 5 {
-            return Err(BusError::Options(format!("bus.replicas must be 1..=5, got {}", config.replicas)));
+            return Err(BusError::Options(format!(
+                "bus.replicas must be 1..=5, got {}",
+                config.replicas
+            )));
         }
         let js = jetstream::new(client.clone());
         let commands = ensure_stream(
@@ -109,7 +112,9 @@ impl Topology {
             &js,
             stream::Config {
                 name: DLQ_STREAM.into(),
-                description: Some("Messages a Flotilla service gave up on, with the error in a header".into()),
+                description: Some(
+                    "Messages a Flotilla service gave up on, with the error in a header".into(),
+                ),
                 subjects: vec![subject::DLQ_WILDCARD.into()],
                 retention: stream::RetentionPolicy::Limits,
                 max_age: config.dlq_max_age,
@@ -130,8 +135,17 @@ impl Topology {
                 ..Default::default()
             })
             .await
-            .map_err(|e| BusError::Provision { what: format!("KV bucket {LEASE_BUCKET}"), reason: e.to_string() })?;
-        Ok(Self { js, commands, events, dlq, leases })
+            .map_err(|e| BusError::Provision {
+                what: format!("KV bucket {LEASE_BUCKET}"),
+                reason: e.to_string(),
+            })?;
+        Ok(Self {
+            js,
+            commands,
+            events,
+            dlq,
+            leases,
+        })
     }
 }
 
@@ -139,6 +153,12 @@ async fn ensure_stream(js: &jetstream::Context, config: stream::Config) -> Resul
     let name = config.name.clone();
     js.create_or_update_stream(config)
         .await
-        .map_err(|e| BusError::Provision { what: format!("stream {name}"), reason: e.to_string() })?;
-    js.get_stream(&name).await.map_err(|e| BusError::Provision { what: format!("stream {name}"), reason: e.to_string() })
+        .map_err(|e| BusError::Provision {
+            what: format!("stream {name}"),
+            reason: e.to_string(),
+        })?;
+    js.get_stream(&name).await.map_err(|e| BusError::Provision {
+        what: format!("stream {name}"),
+        reason: e.to_string(),
+    })
 }

@@ -4,8 +4,6 @@
 //! both encodings (a UUID is `"0190…"`, not 16 raw bytes): a message converted from JSON, or written by
 //! another language's MessagePack library, decodes the same.
 
-use serde::Serialize;
-
 use crate::Message;
 
 /// Header that names the kind of message in the payload, e.g. `provisioner.apply.v1`.
@@ -37,7 +35,11 @@ impl Encoding {
     pub fn from_content_type(content_type: Option<&str>) -> Self {
         match content_type {
             Some(ct)
-                if ct.split(';').next().map(str::trim).is_some_and(|m| m.eq_ignore_ascii_case("application/json")) =>
+                if ct
+                    .split(';')
+                    .next()
+                    .map(str::trim)
+                    .is_some_and(|m| m.eq_ignore_ascii_case("application/json")) =>
             {
                 Encoding::Json
             }
@@ -103,11 +105,20 @@ pub fn encode<M: Message>(msg: &M, encoding: Encoding) -> Result<Vec<u8>, Encode
     match encoding {
         Encoding::MessagePack => {
             let mut buf = Vec::new();
-            let mut ser = rmp_serde::Serializer::new(&mut buf).with_struct_map().with_human_readable();
-            msg.serialize(&mut ser).map_err(|source| EncodeError::MessagePack { kind: M::KIND, source })?;
+            let mut ser = rmp_serde::Serializer::new(&mut buf)
+                .with_struct_map()
+                .with_human_readable();
+            msg.serialize(&mut ser)
+                .map_err(|source| EncodeError::MessagePack {
+                    kind: M::KIND,
+                    source,
+                })?;
             Ok(buf)
         }
-        Encoding::Json => serde_json::to_vec(msg).map_err(|source| EncodeError::Json { kind: M::KIND, source }),
+        Encoding::Json => serde_json::to_vec(msg).map_err(|source| EncodeError::Json {
+            kind: M::KIND,
+            source,
+        }),
     }
 }
 
@@ -119,10 +130,13 @@ pub fn decode<M: Message>(
     payload: &[u8],
 ) -> Result<M, DecodeError> {
     match kind {
-        None => Err(DecodeError::MissingKind { expected: M::KIND.to_owned() }),
-        Some(k) if k != M::KIND => {
-            Err(DecodeError::UnknownKind { found: k.to_owned(), expected: M::KIND.to_owned() })
-        }
+        None => Err(DecodeError::MissingKind {
+            expected: M::KIND.to_owned(),
+        }),
+        Some(k) if k != M::KIND => Err(DecodeError::UnknownKind {
+            found: k.to_owned(),
+            expected: M::KIND.to_owned(),
+        }),
         Some(_) => decode_any_kind(Encoding::from_content_type(content_type), payload),
     }
 }
@@ -159,9 +173,21 @@ mod tests {
     #[test]
     fn content_type_selects_encoding() {
         assert_eq!(Encoding::from_content_type(None), Encoding::MessagePack);
-        assert_eq!(Encoding::from_content_type(Some("application/msgpack")), Encoding::MessagePack);
-        assert_eq!(Encoding::from_content_type(Some("application/json")), Encoding::Json);
-        assert_eq!(Encoding::from_content_type(Some("Application/JSON; charset=utf-8")), Encoding::Json);
-        assert_eq!(Encoding::from_content_type(Some("text/plain")), Encoding::MessagePack);
+        assert_eq!(
+            Encoding::from_content_type(Some("application/msgpack")),
+            Encoding::MessagePack
+        );
+        assert_eq!(
+            Encoding::from_content_type(Some("application/json")),
+            Encoding::Json
+        );
+        assert_eq!(
+            Encoding::from_content_type(Some("Application/JSON; charset=utf-8")),
+            Encoding::Json
+        );
+        assert_eq!(
+            Encoding::from_content_type(Some("text/plain")),
+            Encoding::MessagePack
+        );
     }
 }

@@ -49,12 +49,20 @@ impl CommandMeta {
     /// Metadata for a new command that starts its own correlation.
     pub fn new(issued_by: impl Into<String>) -> Self {
         let id = CommandId::new();
-        Self { id, correlation_id: id.0, issued_at: Utc::now(), issued_by: issued_by.into() }
+        Self {
+            id,
+            correlation_id: id.0,
+            issued_at: Utc::now(),
+            issued_by: issued_by.into(),
+        }
     }
 
     /// Metadata for a new command caused by an earlier command or event of `correlation_id`.
     pub fn caused_by(correlation_id: Uuid, issued_by: impl Into<String>) -> Self {
-        Self { correlation_id, ..Self::new(issued_by) }
+        Self {
+            correlation_id,
+            ..Self::new(issued_by)
+        }
     }
 }
 
@@ -74,6 +82,11 @@ pub struct EventMeta {
 impl EventMeta {
     /// Metadata for an event emitted by `source` as a consequence of `correlation_id`.
     pub fn new(correlation_id: Uuid, source: impl Into<String>) -> Self {
-        Self { id: Uuid::now_v7(), correlation_id, occurred_at: Utc::now(), source: source.into() }
+        Self {
+            id: Uuid::now_v7(),
+            correlation_id,
+            occurred_at: Utc::now(),
+            source: source.into(),
+        }
     }
 }

@@ -1,6 +1,8 @@
 //! Property tests: every message round-trips through both encodings, and unknown extra fields (a newer
 //! writer) are ignored by the reader.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use std::fmt::Debug;
 
 use chrono::{DateTime, TimeZone, Utc};
@@ -61,11 +63,13 @@ fn token() -> impl Strategy<Value = String> {
 }
 
 fn meta() -> impl Strategy<Value = CommandMeta> {
-    (uuid(), uuid(), time(), any::<String>()).prop_map(|(id, correlation_id, issued_at, issued_by)| CommandMeta {
-        id: CommandId(id),
-        correlation_id,
-        issued_at,
-        issued_by,
+    (uuid(), uuid(), time(), any::<String>()).prop_map(|(id, correlation_id, issued_at, issued_by)| {
+        CommandMeta {
+            id: CommandId(id),
+            correlation_id,
+            issued_at,
+            issued_by,
+        }
     })
 }
 
@@ -190,15 +194,23 @@ fn decode_errors_say_what_was_wrong() {
     let wrong_type = decode::<DestroyRegion>(Some(DestroyRegion::KIND), Some("application/json"), br#"{"meta":{"id":"0190f5c2-7a1e-7000-8000-000000000001","correlation_id":"0190f5c2-7a1e-7000-8000-000000000001","issued_at":"2026-11-24T00:00:00Z"},"deployment":7,"region":"r"}"#)
         .unwrap_err()
         .to_string();
-    assert!(wrong_type.contains("`deployment`") && wrong_type.contains("invalid type"), "{wrong_type}");
+    assert!(
+        wrong_type.contains("`deployment`") && wrong_type.contains("invalid type"),
+        "{wrong_type}"
+    );
 
     let nested = decode::<DestroyRegion>(Some(DestroyRegion::KIND), Some("application/json"), br#"{"meta":{"id":"nope","correlation_id":"0190f5c2-7a1e-7000-8000-000000000001","issued_at":"2026-11-24T00:00:00Z"},"deployment":"d","region":"r"}"#)
         .unwrap_err()
         .to_string();
     assert!(nested.contains("`meta.id`"), "{nested}");
 
-    let unknown = decode::<DestroyRegion>(Some("provisioner.destroy.v2"), None, b"").unwrap_err().to_string();
-    assert!(unknown.contains("unknown message kind \"provisioner.destroy.v2\""), "{unknown}");
+    let unknown = decode::<DestroyRegion>(Some("provisioner.destroy.v2"), None, b"")
+        .unwrap_err()
+        .to_string();
+    assert!(
+        unknown.contains("unknown message kind \"provisioner.destroy.v2\""),
+        "{unknown}"
+    );
 
     let none = decode::<DestroyRegion>(None, None, b"").unwrap_err().to_string();
     assert!(none.contains("no Flotilla-Kind header"), "{none}");

@@ -1,6 +1,8 @@
 //! The checked-in JSON Schemas under `schemas/` are exactly what the `proto` types generate.
 //! Regenerate with `FLOTILLA_BLESS=1 cargo test -p flotilla-proto --test schemas`.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use std::collections::BTreeSet;
 use std::path::PathBuf;
 
@@ -23,9 +25,16 @@ fn checked_in_schemas_match_the_types() {
         expected_files.insert(file);
     }
     let present: BTreeSet<String> = std::fs::read_dir(&dir)
-        .map(|rd| rd.filter_map(|e| e.ok()).map(|e| e.file_name().to_string_lossy().into_owned()).collect())
+        .map(|rd| {
+            rd.filter_map(|e| e.ok())
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .collect()
+        })
         .unwrap_or_default();
-    let extra: Vec<_> = present.iter().filter(|f| f.ends_with(".json") && !expected_files.contains(*f)).collect();
+    let extra: Vec<_> = present
+        .iter()
+        .filter(|f| f.ends_with(".json") && !expected_files.contains(*f))
+        .collect();
     if bless {
         for f in &extra {
             std::fs::remove_file(dir.join(f)).unwrap();
@@ -41,12 +50,20 @@ fn checked_in_schemas_match_the_types() {
 
 #[test]
 fn kinds_are_unique_and_well_formed() {
-    let kinds: Vec<&str> = flotilla_proto::all_schemas().into_iter().map(|(k, _)| k).collect();
+    let kinds: Vec<&str> = flotilla_proto::all_schemas()
+        .into_iter()
+        .map(|(k, _)| k)
+        .collect();
     let unique: BTreeSet<&str> = kinds.iter().copied().collect();
     assert_eq!(unique.len(), kinds.len(), "duplicate kind in {kinds:?}");
     for kind in kinds {
         let parts: Vec<&str> = kind.split('.').collect();
         assert_eq!(parts.len(), 3, "{kind}: expected <service>.<name>.v<N>");
-        assert!(parts[2].strip_prefix('v').is_some_and(|n| n.parse::<u32>().is_ok()), "{kind}: version suffix");
+        assert!(
+            parts[2]
+                .strip_prefix('v')
+                .is_some_and(|n| n.parse::<u32>().is_ok()),
+            "{kind}: version suffix"
+        );
     }
 }

@@ -44,7 +44,10 @@ pub struct ConsumerCollector {
 impl ConsumerCollector {
     /// A collector over `counters` of `service`.
     pub fn new(service: impl Into<String>, counters: Arc<OutcomeCounters>) -> Self {
-        Self { service: service.into(), counters }
+        Self {
+            service: service.into(),
+            counters,
+        }
     }
 }
 
@@ -53,10 +56,26 @@ impl Collector for ConsumerCollector {
         let labels = [("service", self.service.as_str())];
         let c = &self.counters;
         for (name, help, value) in [
-            ("flotilla_commands_acked", "Commands handled and acknowledged", &c.acked),
-            ("flotilla_commands_retried", "Commands handed back for a retry", &c.retried),
-            ("flotilla_commands_dead_lettered", "Commands sent to the dead-letter queue", &c.dead_lettered),
-            ("flotilla_commands_abandoned", "Commands handed back at shutdown", &c.abandoned),
+            (
+                "flotilla_commands_acked",
+                "Commands handled and acknowledged",
+                &c.acked,
+            ),
+            (
+                "flotilla_commands_retried",
+                "Commands handed back for a retry",
+                &c.retried,
+            ),
+            (
+                "flotilla_commands_dead_lettered",
+                "Commands sent to the dead-letter queue",
+                &c.dead_lettered,
+            ),
+            (
+                "flotilla_commands_abandoned",
+                "Commands handed back at shutdown",
+                &c.abandoned,
+            ),
         ] {
             let counter = ConstCounter::new(value.load(Ordering::Relaxed));
             let mut metric = encoder.encode_descriptor(name, help, None, MetricType::Counter)?;
@@ -94,7 +113,10 @@ async fn ready(State(state): State<AdminState>) -> impl IntoResponse {
     if problems.is_empty() {
         (StatusCode::OK, "ready\n".to_owned())
     } else {
-        (StatusCode::SERVICE_UNAVAILABLE, format!("not ready: {}\n", problems.join("; ")))
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!("not ready: {}\n", problems.join("; ")),
+        )
     }
 }
 
@@ -103,10 +125,17 @@ async fn metrics(State(state): State<AdminState>) -> impl IntoResponse {
     match prometheus_client::encoding::text::encode(&mut body, &state.registry) {
         Ok(()) => (
             StatusCode::OK,
-            [(header::CONTENT_TYPE, "application/openmetrics-text; version=1.0.0; charset=utf-8")],
+            [(
+                header::CONTENT_TYPE,
+                "application/openmetrics-text; version=1.0.0; charset=utf-8",
+            )],
             body,
         ),
-        Err(_) => (StatusCode::INTERNAL_SERVER_ERROR, [(header::CONTENT_TYPE, "text/plain")], "encoding failed\n".into()),
+        Err(_) => (
+            StatusCode::INTERNAL_SERVER_ERROR,
+            [(header::CONTENT_TYPE, "text/plain")],
+            "encoding failed\n".into(),
+        ),
     }
 }
 
@@ -120,7 +149,9 @@ pub async fn bind(
     let listener = tokio::net::TcpListener::bind(addr).await?;
     let local = listener.local_addr()?;
     let serve = async move {
-        axum::serve(listener, router(state)).with_graceful_shutdown(async move { shutdown.cancelled().await }).await
+        axum::serve(listener, router(state))
+            .with_graceful_shutdown(async move { shutdown.cancelled().await })
+            .await
     };
     Ok((local, serve))
 }

@@ -44,7 +44,10 @@ pub struct LogConfig {
 
 impl Default for LogConfig {
     fn default() -> Self {
-        Self { format: LogFormat::Human, filter: "info".into() }
+        Self {
+            format: LogFormat::Human,
+            filter: "info".into(),
+        }
     }
 }
 
@@ -111,7 +114,10 @@ impl<S: Default> Default for ServiceConfig<S> {
 impl<S> std::fmt::Debug for ServiceConfig<S> {
     // The database URL may hold a password: show only its scheme.
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let db = self.database_url.as_deref().map(|u| format!("{}://<redacted>", u.split(':').next().unwrap_or("?")));
+        let db = self
+            .database_url
+            .as_deref()
+            .map(|u| format!("{}://<redacted>", u.split(':').next().unwrap_or("?")));
         f.debug_struct("ServiceConfig")
             .field("data_dir", &self.data_dir)
             .field("database_url", &db)
@@ -139,10 +145,16 @@ impl<S: DeserializeOwned + Default> ServiceConfig<S> {
     ) -> Result<Self, ConfigError> {
         let mut builder = config::Config::builder();
         if let Some(path) = file {
-            builder = builder.add_source(config::File::from(path).format(config::FileFormat::Toml).required(true));
+            builder = builder.add_source(
+                config::File::from(path)
+                    .format(config::FileFormat::Toml)
+                    .required(true),
+            );
         }
-        let env: config::Map<String, String> =
-            env.into_iter().filter(|(k, _)| k.starts_with(&format!("{ENV_PREFIX}__"))).collect();
+        let env: config::Map<String, String> = env
+            .into_iter()
+            .filter(|(k, _)| k.starts_with(&format!("{ENV_PREFIX}__")))
+            .collect();
         builder = builder.add_source(
             config::Environment::with_prefix(ENV_PREFIX)
                 .prefix_separator("__")
@@ -160,10 +172,17 @@ impl<S: DeserializeOwned + Default> ServiceConfig<S> {
 
     /// Checks values that parse but cannot work.
     pub fn validate(&self) -> Result<(), ConfigError> {
-        self.nats.validate().map_err(|e| ConfigError::Invalid(e.to_string()))?;
-        self.consumer.validate().map_err(|e| ConfigError::Invalid(e.to_string()))?;
+        self.nats
+            .validate()
+            .map_err(|e| ConfigError::Invalid(e.to_string()))?;
+        self.consumer
+            .validate()
+            .map_err(|e| ConfigError::Invalid(e.to_string()))?;
         if !(1..=5).contains(&self.bus.replicas) {
-            return Err(ConfigError::Invalid(format!("bus.replicas must be 1..=5, got {}", self.bus.replicas)));
+            return Err(ConfigError::Invalid(format!(
+                "bus.replicas must be 1..=5, got {}",
+                self.bus.replicas
+            )));
         }
         if let Some(path) = &self.secrets_file {
             check_secrets_file(path)?;
@@ -171,17 +190,20 @@ impl<S: DeserializeOwned + Default> ServiceConfig<S> {
         if let Some(url) = &self.database_url
             && !(url.starts_with("sqlite:") || url.starts_with("postgres:") || url.starts_with("postgresql:"))
         {
-            return Err(ConfigError::Invalid("database_url must start with sqlite: or postgres:".into()));
+            return Err(ConfigError::Invalid(
+                "database_url must start with sqlite: or postgres:".into(),
+            ));
         }
         Ok(())
     }
-
 }
 
 impl<S> ServiceConfig<S> {
     /// The database URL in effect for `service`.
     pub fn database_url_for(&self, service: &str) -> String {
-        self.database_url.clone().unwrap_or_else(|| flotilla_store::default_sqlite_url(&self.data_dir, service))
+        self.database_url
+            .clone()
+            .unwrap_or_else(|| flotilla_store::default_sqlite_url(&self.data_dir, service))
     }
 }
 
@@ -213,7 +235,10 @@ mod tests {
     use super::*;
 
     fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
-        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
     }
 
     #[test]
@@ -246,7 +271,9 @@ mod tests {
     fn rejects_typos_and_bad_values() {
         let mut file = tempfile::NamedTempFile::new().unwrap();
         writeln!(file, "[nats]\nulrs = [\"nats://x:4222\"]").unwrap();
-        let err = ServiceConfig::<NoSettings>::load_from(Some(file.path()), env(&[])).unwrap_err().to_string();
+        let err = ServiceConfig::<NoSettings>::load_from(Some(file.path()), env(&[]))
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("ulrs"), "{err}");
 
         let err = ServiceConfig::<NoSettings>::load_from(None, env(&[("FLOTILLA__BUS__REPLICAS", "9")]))
@@ -254,13 +281,16 @@ mod tests {
             .to_string();
         assert!(err.contains("replicas"), "{err}");
 
-        let err =
-            ServiceConfig::<NoSettings>::load_from(None, env(&[("FLOTILLA__DATABASE_URL", "mysql://u:pw@h/db")]))
-                .unwrap_err()
-                .to_string();
+        let err = ServiceConfig::<NoSettings>::load_from(
+            None,
+            env(&[("FLOTILLA__DATABASE_URL", "mysql://u:pw@h/db")]),
+        )
+        .unwrap_err()
+        .to_string();
         assert!(err.contains("database_url") && !err.contains("pw@"), "{err}");
 
-        let missing = ServiceConfig::<NoSettings>::load_from(Some(Path::new("/nonexistent/f.toml")), env(&[]));
+        let missing =
+            ServiceConfig::<NoSettings>::load_from(Some(Path::new("/nonexistent/f.toml")), env(&[]));
         assert!(missing.is_err());
     }
 
@@ -277,9 +307,12 @@ mod tests {
         assert!(err.contains("readable by others") && err.contains("644"), "{err}");
         std::fs::set_permissions(file.path(), std::fs::Permissions::from_mode(0o600)).unwrap();
         ServiceConfig::<NoSettings>::load_from(None, env(&[("FLOTILLA__SECRETS_FILE", &path)])).unwrap();
-        let err = ServiceConfig::<NoSettings>::load_from(None, env(&[("FLOTILLA__SECRETS_FILE", "/nonexistent/s.toml")]))
-            .unwrap_err()
-            .to_string();
+        let err = ServiceConfig::<NoSettings>::load_from(
+            None,
+            env(&[("FLOTILLA__SECRETS_FILE", "/nonexistent/s.toml")]),
+        )
+        .unwrap_err()
+        .to_string();
         assert!(err.contains("/nonexistent/s.toml"), "{err}");
     }
 
@@ -290,6 +323,9 @@ mod tests {
             ..ServiceConfig::default()
         };
         let s = format!("{cfg:?}");
-        assert!(!s.contains("hunter2") && s.contains("postgres://<redacted>"), "{s}");
+        assert!(
+            !s.contains("hunter2") && s.contains("postgres://<redacted>"),
+            "{s}"
+        );
     }
 }

@@ -6,13 +6,15 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
+use async_nats::service::ServiceExt;
 use chrono::{DateTime, Utc};
 use clap::Parser;
-use flotilla_bus::{BusError, CommandConsumer, Dispatcher, OutcomeCounters, Publisher, Topology, api, subject};
+use flotilla_bus::{
+    BusError, CommandConsumer, Dispatcher, OutcomeCounters, Publisher, Topology, api, subject,
+};
 use flotilla_proto::{ServiceStatus, ServiceStatusRequest};
 use flotilla_store::{Store, StoreError};
 use futures::StreamExt;
-use async_nats::service::ServiceExt;
 use prometheus_client::registry::Registry;
 use serde::de::DeserializeOwned;
 use tokio::task::JoinHandle;
@@ -132,17 +134,20 @@ where
 
     let db_url = config.database_url_for(def.name);
     if config.database_url.is_none() {
-        tokio::fs::create_dir_all(&config.data_dir).await.map_err(|source| HostError::Io {
-            what: format!("creating data directory {}", config.data_dir.display()),
-            source,
-        })?;
+        tokio::fs::create_dir_all(&config.data_dir)
+            .await
+            .map_err(|source| HostError::Io {
+                what: format!("creating data directory {}", config.data_dir.display()),
+                source,
+            })?;
     }
     let store = Store::open(&db_url).await?;
     tracing::info!(service = def.name, backend = ?store.backend(), "database ready");
 
     let topology = Topology::ensure(&client, &config.bus).await?;
     let publisher = Publisher::new(client.clone(), config.publish.clone());
-    let consumer = CommandConsumer::create(&topology, publisher.clone(), def.name, config.consumer.clone()).await?;
+    let consumer =
+        CommandConsumer::create(&topology, publisher.clone(), def.name, config.consumer.clone()).await?;
     let counters = consumer.counters();
     let shutdown = CancellationToken::new();
 
@@ -166,14 +171,20 @@ where
         .map_err(|e| HostError::ServiceApi(e.to_string()))?;
     let instance_id = service.info().await.id;
     let group = service.group(subject::api_group(def.name)?);
-    let status_endpoint = group.endpoint("status").await.map_err(|e| HostError::ServiceApi(e.to_string()))?;
+    let status_endpoint = group
+        .endpoint("status")
+        .await
+        .map_err(|e| HostError::ServiceApi(e.to_string()))?;
 
     let mut registry = Registry::default();
     registry.register_collector(Box::new(ConsumerCollector::new(def.name, Arc::clone(&counters))));
     let (admin_addr, admin_serve) = if config.admin.disabled {
         (None, None)
     } else {
-        let addr = config.admin.listen.unwrap_or(SocketAddr::from((Ipv4Addr::LOCALHOST, def.admin_port)));
+        let addr = config
+            .admin
+            .listen
+            .unwrap_or(SocketAddr::from((Ipv4Addr::LOCALHOST, def.admin_port)));
         let state = AdminState {
             service: def.name.to_owned(),
             client: client.clone(),
@@ -183,7 +194,10 @@ where
         };
         let (bound, serve) = admin::bind(addr, state, shutdown.clone())
             .await
-            .map_err(|source| HostError::Io { what: format!("binding admin endpoints on {addr}"), source })?;
+            .map_err(|source| HostError::Io {
+                what: format!("binding admin endpoints on {addr}"),
+                source,
+            })?;
         tracing::info!(service = def.name, %bound, "admin endpoints: /live /ready /metrics");
         (Some(bound), Some(serve))
     };
@@ -218,10 +232,17 @@ where
             tracing::warn!(error = %e, "draining the NATS connection failed");
         }
         tracing::info!(service = def.name, "stopped");
-        consumed.map_err(|e| HostError::Task(e.to_string()))?.map_err(HostError::from)
+        consumed
+            .map_err(|e| HostError::Task(e.to_string()))?
+            .map_err(HostError::from)
     });
     tracing::info!(service = def.name, instance = %instance_id, "serving");
-    Ok(Running { admin_addr, instance_id, shutdown, task })
+    Ok(Running {
+        admin_addr,
+        instance_id,
+        shutdown,
+        task,
+    })
 }
 
 struct StatusSource {
@@ -311,7 +332,11 @@ where
     }
 }
 
-async fn run_until_signalled<S, F>(def: ServiceDef, config: ServiceConfig<S>, build: F) -> Result<(), HostError>
+async fn run_until_signalled<S, F>(
+    def: ServiceDef,
+    config: ServiceConfig<S>,
+    build: F,
+) -> Result<(), HostError>
 where
     S: Send + Sync + 'static,
     F: FnOnce(&Context<S>) -> Dispatcher,
@@ -321,7 +346,11 @@ where
     let token = running.shutdown_token();
     tokio::spawn(async move {
         let signal = wait_for_signal().await;
-        tracing::info!(service = def.name, signal, "stopping: no new work; finishing in-flight messages");
+        tracing::info!(
+            service = def.name,
+            signal,
+            "stopping: no new work; finishing in-flight messages"
+        );
         let _ = sd_notify::notify(&[sd_notify::NotifyState::Stopping]);
         token.cancel();
     });

@@ -45,7 +45,10 @@ impl Inbox {
             .await
             .map(|r| r.rows_affected()),
         }
-        .map_err(|source| StoreError::Query { what: "record processed command", source })?;
+        .map_err(|source| StoreError::Query {
+            what: "record processed command",
+            source,
+        })?;
         Ok(inserted == 1)
     }
 
@@ -56,7 +59,10 @@ impl Inbox {
             Store::Sqlite(p) => sqlx::query_scalar(q).bind(command_id).fetch_one(p).await,
             Store::Postgres(p) => sqlx::query_scalar(q).bind(command_id).fetch_one(p).await,
         }
-        .map_err(|source| StoreError::Query { what: "look up processed command", source })?;
+        .map_err(|source| StoreError::Query {
+            what: "look up processed command",
+            source,
+        })?;
         Ok(n > 0)
     }
 
@@ -64,10 +70,21 @@ impl Inbox {
     pub async fn purge_before(&self, cutoff: DateTime<Utc>) -> Result<u64, StoreError> {
         let q = "DELETE FROM processed_commands WHERE processed_at < $1";
         match &self.store {
-            Store::Sqlite(p) => sqlx::query(q).bind(cutoff.timestamp_millis()).execute(p).await.map(|r| r.rows_affected()),
-            Store::Postgres(p) => sqlx::query(q).bind(cutoff).execute(p).await.map(|r| r.rows_affected()),
+            Store::Sqlite(p) => sqlx::query(q)
+                .bind(cutoff.timestamp_millis())
+                .execute(p)
+                .await
+                .map(|r| r.rows_affected()),
+            Store::Postgres(p) => sqlx::query(q)
+                .bind(cutoff)
+                .execute(p)
+                .await
+                .map(|r| r.rows_affected()),
         }
-        .map_err(|source| StoreError::Query { what: "purge processed commands", source })
+        .map_err(|source| StoreError::Query {
+            what: "purge processed commands",
+            source,
+        })
     }
 
     /// Number of recorded commands.
@@ -77,7 +94,10 @@ impl Inbox {
             Store::Sqlite(p) => sqlx::query_scalar(q).fetch_one(p).await,
             Store::Postgres(p) => sqlx::query_scalar(q).fetch_one(p).await,
         }
-        .map_err(|source| StoreError::Query { what: "count processed commands", source })?;
+        .map_err(|source| StoreError::Query {
+            what: "count processed commands",
+            source,
+        })?;
         Ok(u64::try_from(n).unwrap_or_default())
     }
 

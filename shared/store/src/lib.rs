@@ -15,7 +15,9 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
-use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
+};
 
 /// Storage errors.
 #[derive(Debug, thiserror::Error)]
@@ -84,28 +86,44 @@ impl Store {
     pub async fn connect(url: &str) -> Result<Self, StoreError> {
         if url.starts_with("sqlite:") {
             let opts = SqliteConnectOptions::from_str(url)
-                .map_err(|source| StoreError::Connect { backend: "sqlite", source })?
+                .map_err(|source| StoreError::Connect {
+                    backend: "sqlite",
+                    source,
+                })?
                 .create_if_missing(true)
                 .journal_mode(SqliteJournalMode::Wal)
                 .synchronous(SqliteSynchronous::Normal)
                 .busy_timeout(Duration::from_secs(10))
                 .foreign_keys(true);
             // An in-memory database exists once per connection: keep exactly one.
-            let max = if url.contains(":memory:") || url.contains("mode=memory") { 1 } else { 4 };
+            let max = if url.contains(":memory:") || url.contains("mode=memory") {
+                1
+            } else {
+                4
+            };
             let pool = SqlitePoolOptions::new()
                 .max_connections(max)
                 .connect_with(opts)
                 .await
-                .map_err(|source| StoreError::Connect { backend: "sqlite", source })?;
+                .map_err(|source| StoreError::Connect {
+                    backend: "sqlite",
+                    source,
+                })?;
             Ok(Store::Sqlite(pool))
         } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
-            let opts = PgConnectOptions::from_str(url).map_err(|source| StoreError::Connect { backend: "postgres", source })?;
+            let opts = PgConnectOptions::from_str(url).map_err(|source| StoreError::Connect {
+                backend: "postgres",
+                source,
+            })?;
             let pool = PgPoolOptions::new()
                 .max_connections(8)
                 .acquire_timeout(Duration::from_secs(10))
                 .connect_with(opts)
                 .await
-                .map_err(|source| StoreError::Connect { backend: "postgres", source })?;
+                .map_err(|source| StoreError::Connect {
+                    backend: "postgres",
+                    source,
+                })?;
             Ok(Store::Postgres(pool))
         } else {
             // Never echo the URL: it may carry a password.
@@ -127,12 +145,14 @@ impl Store {
         postgres: &sqlx::migrate::Migrator,
     ) -> Result<(), StoreError> {
         match self {
-            Store::Sqlite(pool) => {
-                sqlite.run(pool).await.map_err(|source| StoreError::Migrate { backend: "sqlite", source })
-            }
-            Store::Postgres(pool) => {
-                postgres.run(pool).await.map_err(|source| StoreError::Migrate { backend: "postgres", source })
-            }
+            Store::Sqlite(pool) => sqlite.run(pool).await.map_err(|source| StoreError::Migrate {
+                backend: "sqlite",
+                source,
+            }),
+            Store::Postgres(pool) => postgres.run(pool).await.map_err(|source| StoreError::Migrate {
+                backend: "postgres",
+                source,
+            }),
         }
     }
 
@@ -174,7 +194,10 @@ mod tests {
 
     #[tokio::test]
     async fn refuses_unknown_scheme_without_echoing_secrets() {
-        let err = Store::open("mysql://root:hunter2@localhost/db").await.unwrap_err().to_string();
+        let err = Store::open("mysql://root:hunter2@localhost/db")
+            .await
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("mysql") && !err.contains("hunter2"), "{err}");
     }
 }
