@@ -4,11 +4,19 @@
 
 use flotilla_spec::TemplateSource;
 
-/// The seed document holding three templates printed inside markdown.
-pub const SEED: &str = include_str!(concat!(
-    env!("CARGO_MANIFEST_DIR"),
-    "/../../../shared/seeds/000_92ab6873bcd865bc.txt"
-));
+/// The seed document holding three templates printed inside markdown: `shared/seeds/000_…` in the
+/// reference folder beside the repository, found from whichever crate includes this module.
+pub fn seed_document() -> String {
+    let here = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let path = here
+        .ancestors()
+        .map(|a| a.join("shared/seeds/000_92ab6873bcd865bc.txt"))
+        .find(|p| p.is_file())
+        .unwrap_or_else(|| {
+            panic!("the seed document ../shared/seeds/000_92ab6873bcd865bc.txt is not beside the repository")
+        });
+    std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
 
 /// File names given to the three templates, in seed order.
 pub const NAMES: [&str; 3] = ["gb-lon.tmpl", "nl-ams.tmpl", "ch-gva-2.tmpl"];
@@ -35,10 +43,11 @@ pub const SEED_CREDENTIAL_NAMES: &[&str] = &["dnsusername@email.com"];
 /// The three templates, byte for byte: each runs from the first `\####` header line after prose to its
 /// `export CLOUDHOST=` line, inclusive.
 pub fn seed_templates() -> [String; 3] {
+    let seed = seed_document();
     let mut templates = Vec::new();
     let mut start: Option<usize> = None;
     let mut offset = 0;
-    for line in SEED.split_inclusive('\n') {
+    for line in seed.split_inclusive('\n') {
         if start.is_none() && line.starts_with("\\####") {
             start = Some(offset);
         }
@@ -46,7 +55,7 @@ pub fn seed_templates() -> [String; 3] {
         if let Some(begin) = start
             && line.starts_with("export CLOUDHOST=")
         {
-            templates.push(SEED[begin..offset].to_owned());
+            templates.push(seed[begin..offset].to_owned());
             start = None;
         }
     }
