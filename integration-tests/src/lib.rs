@@ -16,7 +16,7 @@ mod nats;
 mod postgres;
 mod s3;
 
-pub use nats::{TestNats, find_old_nats_server, free_port, nats_server_bin, start_server};
+pub use nats::{TestNats, find_old_nats_server, free_port, nats_server_bin, start_server, start_server_with};
 pub use postgres::{TestDb, databases};
 pub use s3::TestS3;
 

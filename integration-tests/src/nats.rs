@@ -124,10 +124,16 @@ fn version_of(bin: &Path) -> Option<String> {
 
 /// Starts `bin` with JetStream on a free port and returns the child and its URL (the caller kills it).
 pub async fn start_server(bin: &Path, dir: &Path) -> (Child, String) {
+    start_server_with(bin, dir, &[]).await
+}
+
+/// As [`start_server`], with extra server flags (`--user`, `--auth` …).
+pub async fn start_server_with(bin: &Path, dir: &Path, extra: &[&str]) -> (Child, String) {
     let port = free_port();
     let child = Command::new(bin)
         .args(["-js", "-a", "127.0.0.1", "-p", &port.to_string(), "-sd"])
         .arg(dir.join("js"))
+        .args(extra)
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()

@@ -747,3 +747,84 @@ async fn no_server_is_a_clear_error() {
     .expect_err("nothing listens there");
     assert!(err.to_string().contains(&format!("127.0.0.1:{port}")), "{err}");
 }
+
+#[tokio::test]
+async fn long_work_reports_progress_and_is_not_redelivered_meanwhile() {
+    let bus = Bus::new().await;
+    struct Slow(Arc<Mutex<Vec<u64>>>);
+    impl Handler for Slow {
+        fn handle(&self, d: Delivery) -> impl Future<Output = Result<(), HandlerError>> + Send {
+            self.0.lock().unwrap().push(d.delivered);
+            // Well past the 2 s ack-wait.
+            async {
+                tokio::time::sleep(Duration::from_secs(5)).await;
+                Ok(())
+            }
+        }
+    }
+    let deliveries = Arc::new(Mutex::new(Vec::new()));
+    let stop = CancellationToken::new();
+    // Two replicas: a redelivery would go to whichever is free.
+    let consumer = bus.consumer(fast_consumer()).await;
+    let counters = consumer.counters();
+    let a = tokio::spawn(consumer.run(Arc::new(Slow(Arc::clone(&deliveries))), stop.clone()));
+    let b = tokio::spawn(
+        bus.consumer(fast_consumer())
+            .await
+            .run(Arc::new(Slow(Arc::clone(&deliveries))), stop.clone()),
+    );
+    bus.send("long").await;
+    eventually("long work done", Duration::from_secs(15), || async {
+        let acked = counters.acked.load(std::sync::atomic::Ordering::Relaxed);
+        (acked == 1 || deliveries.lock().unwrap().len() > 1).then_some(())
+    })
+    .await;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    stop.cancel();
+    a.await.unwrap().unwrap();
+    b.await.unwrap().unwrap();
+    assert_eq!(
+        *deliveries.lock().unwrap(),
+        vec![1],
+        "delivered once, kept alive by progress reports"
+    );
+}
+
+#[tokio::test]
+async fn user_password_and_token_authentication() {
+    let bin = flotilla_integration_tests::nats_server_bin();
+    let dir = tempfile::tempdir().unwrap();
+    let (mut child, url) = flotilla_integration_tests::start_server_with(
+        &bin,
+        dir.path(),
+        &["--user", "alice", "--pass", "s3cret-pw"],
+    )
+    .await;
+    let mut cfg = flotilla_bus::BusConfig::for_urls([url.clone()]);
+    let err = flotilla_bus::connect(&cfg)
+        .await
+        .expect_err("anonymous must be refused");
+    assert!(err.to_string().to_lowercase().contains("author"), "{err}");
+    cfg.user = Some("alice".into());
+    cfg.password = Some("s3cret-pw".into());
+    flotilla_bus::connect(&cfg).await.unwrap();
+    cfg.password = Some("wrong".into());
+    let err = flotilla_bus::connect(&cfg).await.expect_err("wrong password");
+    assert!(
+        !err.to_string().contains("wrong"),
+        "the password must not be echoed: {err}"
+    );
+    let _ = child.kill();
+    let _ = child.wait();
+
+    let dir = tempfile::tempdir().unwrap();
+    let (mut child, url) =
+        flotilla_integration_tests::start_server_with(&bin, dir.path(), &["--auth", "t0ken-xyz"]).await;
+    let cfg = flotilla_bus::BusConfig {
+        token: Some("t0ken-xyz".into()),
+        ..flotilla_bus::BusConfig::for_urls([url])
+    };
+    flotilla_bus::connect(&cfg).await.unwrap();
+    let _ = child.kill();
+    let _ = child.wait();
+}
