@@ -4,14 +4,18 @@
 //!   service names); otherwise a private `nats-server -js` started on a free port in a temporary directory,
 //!   from `NATS_SERVER_BIN` or the first `nats-server` on `PATH` that is 2.10 or newer.
 //! - Database: SQLite in a temporary directory always; PostgreSQL from `DATABASE_URL` (an account allowed to
-//!   create databases: each test gets a fresh one).
-//! - S3: `S3_ENDPOINT` (+ `S3_ACCESS_KEY`, `S3_SECRET_KEY`) when set, otherwise an in-process s3s-fs server.
+//!   create databases: each test gets a fresh one), or, built with the `docker` feature where Docker runs,
+//!   from a PostgreSQL container.
+//! - S3: `S3_ENDPOINT` (+ `S3_ACCESS_KEY`, `S3_SECRET_KEY`) when set; with the `docker` feature where Docker
+//!   runs, a MinIO container; otherwise an in-process s3s-fs server.
 //!
 //! When `CI=true`, a missing dependency fails the test loudly; elsewhere a test that needs PostgreSQL says
 //! on stderr that it skipped that part. NATS is always required.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::print_stderr)]
 
+#[cfg(feature = "docker")]
+pub mod docker;
 mod nats;
 mod postgres;
 mod s3;

@@ -24,11 +24,14 @@ impl TestDb {
         }
     }
 
-    /// A fresh, migrated PostgreSQL database created through `DATABASE_URL`; `None` (said on stderr) when
-    /// `DATABASE_URL` is unset outside CI. In CI its absence fails the test.
+    /// A fresh, migrated PostgreSQL database created through `DATABASE_URL` (or a container, with the
+    /// `docker` feature); `None` (said on stderr) when there is no PostgreSQL outside CI. In CI its absence
+    /// fails the test.
     pub async fn postgres() -> Option<Self> {
         let admin_url = match std::env::var("DATABASE_URL") {
             Ok(u) if u.starts_with("postgres") => u,
+            #[cfg(feature = "docker")]
+            _ if crate::docker::available() => crate::docker::postgres_url().await,
             _ if crate::in_ci() => {
                 panic!("CI=true but DATABASE_URL is not a postgres:// URL: PostgreSQL tests cannot run")
             }

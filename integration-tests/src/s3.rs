@@ -18,7 +18,8 @@ pub struct TestS3 {
 }
 
 impl TestS3 {
-    /// `S3_ENDPOINT`/`S3_ACCESS_KEY`/`S3_SECRET_KEY` when set, else an in-process s3s-fs server.
+    /// `S3_ENDPOINT`/`S3_ACCESS_KEY`/`S3_SECRET_KEY` when set, else a MinIO container (feature `docker`,
+    /// where Docker runs), else an in-process s3s-fs server.
     pub async fn start() -> Self {
         if let (Ok(endpoint), Ok(access_key), Ok(secret_key)) = (
             std::env::var("S3_ENDPOINT"),
@@ -26,6 +27,15 @@ impl TestS3 {
             std::env::var("S3_SECRET_KEY"),
         ) {
             return Self::external(&endpoint, &access_key, &secret_key);
+        }
+        #[cfg(feature = "docker")]
+        if crate::docker::available() {
+            let endpoint = crate::docker::minio_endpoint().await;
+            return Self::external(
+                &endpoint,
+                crate::docker::MINIO_USER,
+                crate::docker::MINIO_PASSWORD,
+            );
         }
         let dir = tempfile::tempdir().expect("temp dir");
         let access_key = crate::unique("AKTEST").to_uppercase();
