@@ -828,3 +828,47 @@ async fn user_password_and_token_authentication() {
     let _ = child.kill();
     let _ = child.wait();
 }
+
+#[tokio::test]
+async fn a_publish_is_retried_until_the_stream_acknowledges_it() {
+    init_logging();
+    // A server whose streams do not exist yet: JetStream answers "no stream" until they are created.
+    let nats = TestNats::private().await;
+    let client = flotilla_bus::connect(&flotilla_bus::BusConfig::for_urls([nats.url()]))
+        .await
+        .unwrap();
+    let publisher = Publisher::new(client.clone(), PublishConfig::default());
+    let creator = {
+        let client = client.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_millis(400)).await;
+            Topology::ensure(&client, &TopologyConfig::default())
+                .await
+                .unwrap()
+        })
+    };
+    let cmd = destroy("late");
+    let subj = subject::command("svc", "late", "gb-lon", "destroy").unwrap();
+    let ack = publisher
+        .publish(&subj, &cmd.meta.id.to_string(), &cmd)
+        .await
+        .unwrap();
+    assert!(!ack.duplicate);
+    let topology = creator.await.unwrap();
+    assert_eq!(topology.commands.clone().info().await.unwrap().state.messages, 1);
+
+    // With no server answering at all, the error says how long it tried.
+    let impatient = Publisher::new(
+        client.clone(),
+        PublishConfig {
+            max_attempts: 2,
+            min_delay: Duration::from_millis(10),
+            ..PublishConfig::default()
+        },
+    );
+    let err = impatient
+        .publish("flotilla.nowhere.x", "id-1", &cmd)
+        .await
+        .expect_err("no stream captures this subject");
+    assert!(err.to_string().contains("after 2 attempts"), "{err}");
+}
