@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use async_nats::jetstream;
-use flotilla_bus::lease::{Acquire, Leases};
+use flotilla_bus::lease::Acquire;
 use flotilla_bus::topology::COMMAND_STREAM;
 use flotilla_bus::{
     CommandConsumer, ConsumerConfig, Delivery, Dispatcher, Handler, HandlerError, PublishConfig, Publisher,
@@ -646,7 +646,12 @@ async fn shutdown_finishes_in_flight_work_and_hands_back_what_overruns() {
 #[tokio::test]
 async fn leases_admit_one_holder_at_a_time() {
     let bus = Bus::new().await;
-    let leases = Leases::new(bus.topology.leases.clone());
+    let leases = bus.topology.leases();
+    let too_long = leases
+        .acquire("k", "a", Duration::from_secs(2 * 3600))
+        .await
+        .expect_err("over the bucket's max age");
+    assert!(too_long.to_string().contains("max age"), "{too_long}");
     let key = unique("reconcile");
     let ttl = Duration::from_secs(30);
     let Acquire::Acquired { revision } = leases.acquire(&key, "a", ttl).await.unwrap() else {
@@ -871,4 +876,183 @@ async fn a_publish_is_retried_until_the_stream_acknowledges_it() {
         .await
         .expect_err("no stream captures this subject");
     assert!(err.to_string().contains("after 2 attempts"), "{err}");
+}
+
+#[tokio::test]
+async fn a_panicking_handler_is_retried_and_counted_out_of_flight() {
+    let bus = Bus::new().await;
+    struct PanicOnce(Mutex<u32>);
+    impl Handler for PanicOnce {
+        fn handle(&self, _d: Delivery) -> impl Future<Output = Result<(), HandlerError>> + Send {
+            let n = {
+                let mut n = self.0.lock().unwrap();
+                *n += 1;
+                *n
+            };
+            async move {
+                assert!(n > 1, "induced panic on the first attempt");
+                Ok(())
+            }
+        }
+    }
+    let consumer = bus.consumer(fast_consumer()).await;
+    let counters = consumer.counters();
+    let stop = CancellationToken::new();
+    let run = tokio::spawn(consumer.run(Arc::new(PanicOnce(Mutex::new(0))), stop.clone()));
+    bus.send("boom").await;
+    eventually("success after the panic", Duration::from_secs(10), || async {
+        (counters.acked.load(std::sync::atomic::Ordering::Relaxed) == 1).then_some(())
+    })
+    .await;
+    stop.cancel();
+    run.await.unwrap().unwrap();
+    assert_eq!(counters.retried.load(std::sync::atomic::Ordering::Relaxed), 1);
+    assert_eq!(counters.in_flight.load(std::sync::atomic::Ordering::Relaxed), 0);
+}
+
+#[tokio::test]
+async fn a_message_whose_handler_keeps_crashing_is_dead_lettered_not_left_behind() {
+    let bus = Bus::new().await;
+    struct Hang(Arc<Mutex<u64>>);
+    impl Handler for Hang {
+        fn handle(&self, _d: Delivery) -> impl Future<Output = Result<(), HandlerError>> + Send {
+            *self.0.lock().unwrap() += 1;
+            std::future::pending()
+        }
+    }
+    let cfg = ConsumerConfig {
+        max_deliver: 2,
+        ..fast_consumer()
+    };
+    let started = Arc::new(Mutex::new(0));
+    bus.send("cursed").await;
+    // Two "crashes": the consumer dies with the handler mid-message, twice.
+    for n in 1..=2u64 {
+        let run = tokio::spawn(
+            bus.consumer(cfg.clone())
+                .await
+                .run(Arc::new(Hang(Arc::clone(&started))), CancellationToken::new()),
+        );
+        eventually("handler started", Duration::from_secs(15), || async {
+            (*started.lock().unwrap() == n).then_some(())
+        })
+        .await;
+        run.abort();
+        let _ = run.await;
+    }
+    // The third delivery is past the limit: dead-lettered without running the handler again.
+    let recorder = Arc::new(Recorder::default());
+    let stop = CancellationToken::new();
+    let run = tokio::spawn(bus.consumer(cfg).await.run(Arc::clone(&recorder), stop.clone()));
+    let dlq = eventually("dead letter", Duration::from_secs(15), || async {
+        let d = bus.dead_letters().await;
+        (!d.is_empty()).then_some(d)
+    })
+    .await;
+    stop.cancel();
+    run.await.unwrap().unwrap();
+    assert!(
+        recorder.deployments().is_empty(),
+        "the handler must not run past the limit"
+    );
+    let error = dlq[0]
+        .headers
+        .as_ref()
+        .unwrap()
+        .get(flotilla_bus::DLQ_ERROR_HEADER)
+        .unwrap()
+        .to_string();
+    assert!(error.contains("over the limit of 2"), "{error}");
+    assert_eq!(
+        stream_messages(&bus, COMMAND_STREAM).await,
+        0,
+        "nothing left in the work queue"
+    );
+}
+
+#[tokio::test]
+async fn dead_letters_drop_server_directives_and_scrub_secrets() {
+    let bus = Bus::new().await;
+    struct LeakyFailure;
+    impl Handler for LeakyFailure {
+        fn handle(&self, _d: Delivery) -> impl Future<Output = Result<(), HandlerError>> + Send {
+            let long = "x".repeat(5000);
+            async move {
+                Err(HandlerError::Reject(format!(
+                    "POST https://api.linode.com/v4/x?token=SECRET123 failed; Authorization: Bearer SECRET456 {long}"
+                )))
+            }
+        }
+    }
+    let stop = CancellationToken::new();
+    let run = tokio::spawn(
+        bus.consumer(fast_consumer())
+            .await
+            .run(Arc::new(LeakyFailure), stop.clone()),
+    );
+    let cmd = destroy("leaky");
+    let mut h = flotilla_bus::message_headers::<DestroyRegion>(Encoding::MessagePack);
+    // A directive that is right for the command stream and wrong for the DLQ stream.
+    h.insert("Nats-Expected-Stream", COMMAND_STREAM);
+    let payload = flotilla_proto::encode(&cmd, Encoding::MessagePack).unwrap();
+    bus.publisher
+        .publish_raw(
+            &bus.subject("leaky", "destroy"),
+            &cmd.meta.id.to_string(),
+            h,
+            payload.into(),
+        )
+        .await
+        .unwrap();
+    let dlq = eventually("dead letter", Duration::from_secs(10), || async {
+        let d = bus.dead_letters().await;
+        (!d.is_empty()).then_some(d)
+    })
+    .await;
+    stop.cancel();
+    run.await.unwrap().unwrap();
+    let headers = dlq[0].headers.as_ref().unwrap();
+    assert!(headers.get("Nats-Expected-Stream").is_none());
+    let error = headers.get(flotilla_bus::DLQ_ERROR_HEADER).unwrap().to_string();
+    assert!(
+        !error.contains("SECRET123") && !error.contains("SECRET456"),
+        "{error}"
+    );
+    assert!(
+        error.len() < 1100 && error.ends_with("(truncated)"),
+        "{}",
+        error.len()
+    );
+}
+
+#[tokio::test]
+async fn a_deleted_consumer_is_recreated_and_work_resumes() {
+    let bus = Bus::new().await;
+    let recorder = Arc::new(Recorder::default());
+    let consumer = bus.consumer(fast_consumer()).await;
+    let counters = consumer.counters();
+    let stop = CancellationToken::new();
+    let run = tokio::spawn(consumer.run(Arc::clone(&recorder), stop.clone()));
+    bus.send("before").await;
+    eventually("first handled", Duration::from_secs(10), || async {
+        (recorder.deployments().len() == 1).then_some(())
+    })
+    .await;
+    // An operator deletes the durable (`nats consumer rm`).
+    bus.topology
+        .commands
+        .delete_consumer(&CommandConsumer::durable_name(&bus.service))
+        .await
+        .unwrap();
+    bus.send("after").await;
+    // At least once: "before" may come again if the deletion raced its ack.
+    eventually(
+        "work resumes on a re-created consumer",
+        Duration::from_secs(20),
+        || async { recorder.deployments().contains(&"after".to_owned()).then_some(()) },
+    )
+    .await;
+    assert!(!counters.pull_failing.load(std::sync::atomic::Ordering::Relaxed));
+    stop.cancel();
+    run.await.unwrap().unwrap();
 }

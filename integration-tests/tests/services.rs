@@ -158,6 +158,21 @@ async fn a_status_request_by_hand_in_json_is_answered_in_json() {
         .unwrap();
     let v: serde_json::Value = serde_json::from_slice(&reply.payload).unwrap();
     assert_eq!(v["service"], "dns");
+    // `nats req flotilla.api.dns.status '{}'`: JSON without a content type.
+    let reply = client
+        .request(subject::api("dns", "status").unwrap(), "{}".into())
+        .await
+        .unwrap();
+    assert!(
+        reply
+            .headers
+            .as_ref()
+            .and_then(|h| h.get("Nats-Service-Error"))
+            .is_none(),
+        "{reply:?}"
+    );
+    let v: serde_json::Value = serde_json::from_slice(&reply.payload).unwrap();
+    assert_eq!(v["service"], "dns");
     // A malformed request gets a 400 with the reason, and the service carries on.
     let mut h = async_nats::HeaderMap::new();
     h.insert("Content-Type", "application/json");

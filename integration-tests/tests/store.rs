@@ -94,3 +94,34 @@ async fn an_unreachable_postgres_is_a_clear_error() {
         .to_string();
     assert!(err.contains("postgres") && !err.contains("secretpw"), "{err}");
 }
+
+#[tokio::test]
+async fn a_service_adds_its_own_migrations_beside_the_common_ones() {
+    for db in databases().await {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(
+            dir.path().join("100_machines.sql"),
+            "CREATE TABLE machines (id TEXT PRIMARY KEY, role TEXT NOT NULL);",
+        )
+        .unwrap();
+        let own = || async { sqlx::migrate::Migrator::new(dir.path()).await.unwrap() };
+        db.store.migrate_with(own().await, own().await).await.unwrap();
+        // Again, and the common set alone, in either order: nothing fails on the other's versions.
+        db.store.migrate().await.unwrap();
+        db.store.migrate_with(own().await, own().await).await.unwrap();
+        let reopened = Store::open(&db.url).await.unwrap();
+        reopened.migrate_with(own().await, own().await).await.unwrap();
+        let q = "INSERT INTO machines (id, role) VALUES ('m1', 'webserver')";
+        match &reopened {
+            Store::Sqlite(p) => sqlx::query(q).execute(p).await.map(|_| ()),
+            Store::Postgres(p) => sqlx::query(q).execute(p).await.map(|_| ()),
+        }
+        .unwrap();
+        assert!(
+            Inbox::new(reopened.clone()).record("c", "k").await.unwrap(),
+            "the common tables are there too"
+        );
+        reopened.close().await;
+        db.cleanup().await;
+    }
+}

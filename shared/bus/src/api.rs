@@ -6,7 +6,6 @@
 
 use std::time::Duration;
 
-use async_nats::HeaderMap;
 use async_nats::service::Request;
 use flotilla_proto::{CONTENT_TYPE_HEADER, DecodeError, Encoding, KIND_HEADER, Message};
 
@@ -58,13 +57,6 @@ pub enum ApiError {
     },
 }
 
-fn headers_for<M: Message>(encoding: Encoding) -> HeaderMap {
-    let mut headers = HeaderMap::new();
-    headers.insert(KIND_HEADER, M::KIND);
-    headers.insert(CONTENT_TYPE_HEADER, encoding.content_type());
-    headers
-}
-
 /// Sends `req` on `subject` and decodes the reply as `Resp`.
 pub async fn request<Req: Message, Resp: Message>(
     client: &async_nats::Client,
@@ -74,7 +66,7 @@ pub async fn request<Req: Message, Resp: Message>(
 ) -> Result<Resp, ApiError> {
     let payload = flotilla_proto::encode(req, Encoding::MessagePack)?;
     let request = async_nats::Request::new()
-        .headers(headers_for::<Req>(Encoding::MessagePack))
+        .headers(crate::message_headers::<Req>(Encoding::MessagePack))
         .payload(payload.into())
         .timeout(Some(timeout));
     let reply = client
@@ -93,13 +85,7 @@ pub async fn request<Req: Message, Resp: Message>(
                 reason: e.to_string(),
             },
         })?;
-    let header = |name: &str| {
-        reply
-            .headers
-            .as_ref()
-            .and_then(|h| h.get(name))
-            .map(|v| v.as_str().to_owned())
-    };
+    let header = |name: &str| crate::header(reply.headers.as_ref(), name);
     if let Some(message) = header("Nats-Service-Error") {
         let code = header("Nats-Service-Error-Code")
             .and_then(|c| c.parse().ok())
@@ -123,29 +109,17 @@ pub async fn request<Req: Message, Resp: Message>(
 
 /// Decodes a service API request as `Req`; `Err` holds the reply to send (400 with the decode error).
 pub fn decode_request<Req: Message>(request: &Request) -> Result<Req, async_nats::service::error::Error> {
-    let header = |name: &str| {
-        request
-            .message
-            .headers
-            .as_ref()
-            .and_then(|h| h.get(name))
-            .map(|v| v.as_str().to_owned())
-    };
-    let content_type = header(CONTENT_TYPE_HEADER);
     // A hand-written request (`nats req flotilla.api.x.status '{}'`) may omit the kind: the subject fixes it.
-    let kind = header(KIND_HEADER).unwrap_or_else(|| Req::KIND.to_owned());
-    let payload: &[u8] = if request.message.payload.is_empty() && content_type.is_none() {
-        // An empty body is an empty request, in JSON.
+    let kind =
+        crate::header(request.message.headers.as_ref(), KIND_HEADER).unwrap_or_else(|| Req::KIND.to_owned());
+    // An empty body is an empty request.
+    let payload: &[u8] = if request.message.payload.is_empty() {
         b"{}"
     } else {
         &request.message.payload
     };
-    let content_type = if request.message.payload.is_empty() {
-        Some("application/json".to_owned())
-    } else {
-        content_type
-    };
-    flotilla_proto::decode(Some(&kind), content_type.as_deref(), payload).map_err(|e| {
+    let content_type = request_encoding(request).content_type();
+    flotilla_proto::decode(Some(&kind), Some(content_type), payload).map_err(|e| {
         async_nats::service::error::Error {
             status: e.to_string(),
             code: 400,
@@ -153,22 +127,22 @@ pub fn decode_request<Req: Message>(request: &Request) -> Result<Req, async_nats
     })
 }
 
+/// The encoding of a request, and so of its reply: what its content type says, or else what its body looks
+/// like; an empty body (`nats req subject ''`) is answered in JSON.
+fn request_encoding(request: &Request) -> Encoding {
+    if request.message.payload.is_empty() {
+        return Encoding::Json;
+    }
+    let content_type = crate::header(request.message.headers.as_ref(), CONTENT_TYPE_HEADER);
+    Encoding::detect(content_type.as_deref(), &request.message.payload)
+}
+
 /// Answers `request` with `result`, in the encoding the request used.
 pub async fn respond<Resp: Message>(
     request: &Request,
     result: Result<Resp, async_nats::service::error::Error>,
 ) -> Result<(), async_nats::service::error::Error> {
-    let content_type = request
-        .message
-        .headers
-        .as_ref()
-        .and_then(|h| h.get(CONTENT_TYPE_HEADER))
-        .map(|v| v.as_str().to_owned());
-    let encoding = if request.message.payload.is_empty() && content_type.is_none() {
-        Encoding::Json
-    } else {
-        Encoding::from_content_type(content_type.as_deref())
-    };
+    let encoding = request_encoding(request);
     let encoded = result.and_then(|resp| {
         flotilla_proto::encode(&resp, encoding).map_err(|e| async_nats::service::error::Error {
             status: e.to_string(),
@@ -178,7 +152,7 @@ pub async fn respond<Resp: Message>(
     let sent = match encoded {
         Ok(body) => {
             request
-                .respond_with_headers(Ok(body.into()), headers_for::<Resp>(encoding))
+                .respond_with_headers(Ok(body.into()), crate::message_headers::<Resp>(encoding))
                 .await
         }
         Err(e) => request.respond(Err(e)).await,

@@ -7,6 +7,7 @@ use async_nats::{ConnectOptions, ServerAddr};
 use serde::Deserialize;
 
 use crate::BusError;
+use crate::redact::redact;
 
 /// The oldest NATS server Flotilla runs against: 2.10 brought multi-filter consumers and the KV features
 /// async-nats relies on.
@@ -16,7 +17,9 @@ pub const MIN_SERVER_VERSION: semver::Version = semver::Version::new(2, 10, 0);
 #[derive(Clone, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct BusConfig {
-    /// Server URLs (`nats://host:4222`, `tls://host:4222`); the client fails over between them.
+    /// Server URLs (`nats://host:4222`, `tls://host:4222`); the client fails over between them. In the
+    /// environment, comma-separated.
+    #[serde(deserialize_with = "crate::config_de::strings")]
     pub urls: Vec<String>,
     /// User name, with `password`.
     pub user: Option<String>,
@@ -132,7 +135,7 @@ impl BusConfig {
             .iter()
             .map(|u| {
                 u.parse::<ServerAddr>()
-                    .map_err(|e| BusError::Options(format!("server URL {u:?}: {e}")))
+                    .map_err(|e| BusError::Options(format!("server URL {:?}: {e}", redact(u))))
             })
             .collect()
     }
@@ -177,12 +180,12 @@ impl BusConfig {
 impl std::fmt::Debug for BusConfig {
     // Credentials never reach a log line.
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let redact = |o: &Option<String>| o.as_ref().map(|_| "<redacted>");
+        let hide = |o: &Option<String>| o.as_ref().map(|_| "<redacted>");
         f.debug_struct("BusConfig")
-            .field("urls", &self.urls)
+            .field("urls", &self.urls.iter().map(|u| redact(u)).collect::<Vec<_>>())
             .field("user", &self.user)
-            .field("password", &redact(&self.password))
-            .field("token", &redact(&self.token))
+            .field("password", &hide(&self.password))
+            .field("token", &hide(&self.token))
             .field("nkey_seed_file", &self.nkey_seed_file)
             .field("creds_file", &self.creds_file)
             .field("tls", &self.tls)
@@ -204,7 +207,7 @@ pub async fn connect(config: &BusConfig) -> Result<async_nats::Client, BusError>
         .connect(addrs)
         .await
         .map_err(|source| BusError::Connect {
-            urls: config.urls.join(","),
+            urls: redact(&config.urls.join(",")),
             source,
         })?;
     check_server(&client).await?;
@@ -306,5 +309,7 @@ mod tests {
             ..BusConfig::default()
         };
         assert!(!format!("{c:?}").contains("s3cr3t-token"));
+        let c = BusConfig::for_urls(["nats://bob:pa55word@nats.internal:4222"]);
+        assert!(!format!("{c:?}").contains("pa55word"));
     }
 }

@@ -5,10 +5,18 @@
 //!    crash would delay it by a whole ack-wait);
 //! 2. runs the [`Handler`], telling JetStream the work is in progress every third of the ack-wait;
 //! 3. acknowledges on success; on a retryable failure NAKs with a delay that grows with the delivery count;
-//!    on a permanent failure — undecodable, unknown kind, invalid — or when the last allowed delivery fails,
-//!    copies the message to `flotilla.dlq.<service>` with the error in a header, publishes a
-//!    `CommandRejected` event, and only then terminates it. If the copy cannot be stored the message is NAKed
-//!    instead: never retried forever, never silently dropped.
+//!    on a permanent failure — undecodable, unknown kind, invalid, a panic on the last attempt — or when the
+//!    last allowed delivery fails, copies the message to `flotilla.dlq.<service>` with the (redacted,
+//!    truncated) error in a header, publishes a `CommandRejected` event, and only then terminates it. If
+//!    the copy cannot be stored the message is NAKed instead, to be dead-lettered on its next delivery:
+//!    never retried forever, never silently dropped.
+//!
+//! The delivery limit is ours, not the server's (the server's is unlimited): a message that comes back past
+//! it — its handler crashed or overran the ack-wait every time — is dead-lettered without being handled
+//! again. A NAK at shutdown also counts as a delivery.
+//!
+//! A failing pull (the consumer was deleted, JetStream is unavailable) is retried with a growing delay, the
+//! durable consumer is re-created, and `/ready` reports the consumer unhealthy until a pull succeeds.
 //!
 //! On shutdown it stops pulling, lets in-flight handlers finish for a grace period, then NAKs whatever is
 //! still running so another replica takes it at once.
@@ -17,14 +25,14 @@ use std::collections::BTreeMap;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
 use async_nats::HeaderMap;
 use async_nats::jetstream::{self, AckKind, consumer::pull};
 use chrono::Utc;
 use flotilla_proto::{CONTENT_TYPE_HEADER, CommandRejected, KIND_HEADER, Message};
-use futures::StreamExt;
+use futures::{FutureExt, StreamExt};
 use serde::Deserialize;
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
@@ -33,7 +41,7 @@ use tracing::Instrument;
 use crate::topology::Topology;
 use crate::{
     BusError, DLQ_DELIVERIES_HEADER, DLQ_ERROR_HEADER, DLQ_MSG_ID_HEADER, DLQ_SUBJECT_HEADER, Publisher,
-    subject,
+    redact, subject,
 };
 
 /// Consumer settings; the `[consumer]` section of a service's configuration.
@@ -47,7 +55,7 @@ pub struct ConsumerConfig {
     /// Deliveries allowed before a message that keeps failing goes to the dead-letter queue.
     pub max_deliver: u32,
     /// NAK delays by delivery count (the last one repeats).
-    #[serde(deserialize_with = "durations")]
+    #[serde(deserialize_with = "crate::config_de::durations")]
     pub retry_delays: Vec<Duration>,
     /// Messages handled at once by one replica.
     pub max_in_flight: usize,
@@ -75,11 +83,6 @@ impl Default for ConsumerConfig {
             shutdown_grace: Duration::from_secs(20),
         }
     }
-}
-
-fn durations<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<Duration>, D::Error> {
-    let v: Vec<humantime_serde::Serde<Duration>> = Deserialize::deserialize(d)?;
-    Ok(v.into_iter().map(humantime_serde::Serde::into_inner).collect())
 }
 
 impl ConsumerConfig {
@@ -260,7 +263,7 @@ pub enum Outcome {
     Abandoned,
 }
 
-/// Running totals of outcomes, shared with whoever reports them (metrics, status replies).
+/// Running totals of outcomes, shared with whoever reports them (metrics, status replies, readiness).
 #[derive(Debug, Default)]
 pub struct OutcomeCounters {
     /// Messages acknowledged.
@@ -273,6 +276,8 @@ pub struct OutcomeCounters {
     pub abandoned: AtomicU64,
     /// Messages being handled now.
     pub in_flight: AtomicU64,
+    /// Set while pulls fail (the consumer is gone, JetStream is unavailable); cleared by a good pull.
+    pub pull_failing: AtomicBool,
 }
 
 impl OutcomeCounters {
@@ -287,9 +292,30 @@ impl OutcomeCounters {
     }
 }
 
+/// Counts a message in flight for as long as it lives, whatever way the handling ends.
+struct InFlight<'a>(&'a AtomicU64);
+
+impl<'a> InFlight<'a> {
+    fn enter(counter: &'a AtomicU64) -> Self {
+        counter.fetch_add(1, Ordering::Relaxed);
+        Self(counter)
+    }
+}
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+/// Longest error text put in a dead letter's header and its event.
+const MAX_ERROR_LEN: usize = 1024;
+
 /// A service's command consumer.
 pub struct CommandConsumer {
     service: String,
+    stream: jetstream::stream::Stream,
+    pull_config: pull::Config,
     consumer: jetstream::consumer::Consumer<pull::Config>,
     publisher: Publisher,
     config: Arc<ConsumerConfig>,
@@ -310,29 +336,26 @@ impl CommandConsumer {
         config: ConsumerConfig,
     ) -> Result<Self, BusError> {
         config.validate()?;
-        let durable = Self::durable_name(service);
-        let consumer = topology
-            .commands
-            .create_consumer(pull::Config {
-                durable_name: Some(durable.clone()),
-                description: Some(format!(
-                    "commands for the {service} service, shared by its replicas"
-                )),
-                filter_subject: subject::commands_for(service)?,
-                ack_policy: jetstream::consumer::AckPolicy::Explicit,
-                ack_wait: config.ack_wait,
-                // One more than ours, so that we, not the server, decide the last delivery's fate.
-                max_deliver: i64::from(config.max_deliver) + 1,
-                max_ack_pending: 1000,
-                ..Default::default()
-            })
-            .await
-            .map_err(|e| BusError::Provision {
-                what: format!("consumer {durable}"),
-                reason: e.to_string(),
-            })?;
+        let pull_config = pull::Config {
+            durable_name: Some(Self::durable_name(service)),
+            description: Some(format!(
+                "commands for the {service} service, shared by its replicas"
+            )),
+            filter_subject: subject::commands_for(service)?,
+            ack_policy: jetstream::consumer::AckPolicy::Explicit,
+            ack_wait: config.ack_wait,
+            // Unlimited: the limit is enforced here, so that the last delivery is dead-lettered rather than
+            // left in the work queue when its handler crashes.
+            max_deliver: -1,
+            max_ack_pending: 1000,
+            ..Default::default()
+        };
+        let stream = topology.commands.clone();
+        let consumer = create_consumer(&stream, &pull_config).await?;
         Ok(Self {
             service: service.to_owned(),
+            stream,
+            pull_config,
             consumer,
             publisher,
             config: Arc::new(config),
@@ -353,9 +376,10 @@ impl CommandConsumer {
         // with it and their messages are redelivered after ack-wait, as after a crash.
         let mut tasks = tokio::task::JoinSet::new();
         let hard_stop = CancellationToken::new();
+        let mut consumer = self.consumer.clone();
         let this = Arc::new(self);
         let mut pull_errors = 0u32;
-        'pull: while !shutdown.is_cancelled() {
+        while !shutdown.is_cancelled() {
             let first = tokio::select! {
                 _ = shutdown.cancelled() => break,
                 permit = Arc::clone(&slots).acquire_owned() => match permit {
@@ -363,69 +387,102 @@ impl CommandConsumer {
                     Err(_) => break,
                 },
             };
-            let want = slots.available_permits() + 1;
-            let batch = this
-                .consumer
-                .batch()
-                .max_messages(want)
-                .expires(this.config.pull_expiry)
-                .messages()
+            while let Some(done) = tasks.try_join_next() {
+                log_task_end(&this.service, done);
+            }
+            let pulled = this
+                .pull_batch(
+                    &consumer, first, &slots, &mut tasks, &handler, &hard_stop, &shutdown,
+                )
                 .await;
-            let mut batch = match batch {
-                Ok(b) => b,
-                Err(e) => {
-                    pull_errors += 1;
-                    let delay = Duration::from_millis(200 * u64::from(pull_errors.min(25)));
-                    tracing::warn!(service = %this.service, error = %e, ?delay, "pull request failed");
-                    drop(first);
-                    tokio::select! { _ = shutdown.cancelled() => break, _ = tokio::time::sleep(delay) => {} }
-                    continue;
-                }
-            };
-            pull_errors = 0;
-            while tasks.try_join_next().is_some() {}
-            let mut first = Some(first);
-            while let Some(next) = batch.next().await {
-                let msg = match next {
-                    Ok(m) => m,
-                    Err(e) => {
-                        tracing::warn!(service = %this.service, error = %e, "error in pull batch");
-                        continue 'pull;
+            match pulled {
+                Ok(()) => {
+                    if pull_errors > 0 {
+                        tracing::info!(service = %this.service, "pulling commands again");
                     }
-                };
-                if shutdown.is_cancelled() {
-                    // Pulled after the stop signal: hand it straight back.
-                    let _ = msg.ack_with(AckKind::Nak(None)).await;
-                    this.counters.record(Outcome::Abandoned);
-                    continue;
+                    pull_errors = 0;
                 }
-                let permit = match first.take() {
-                    Some(p) => p,
-                    None => match Arc::clone(&slots).acquire_owned().await {
-                        Ok(p) => p,
-                        Err(_) => break 'pull,
-                    },
-                };
-                let this = Arc::clone(&this);
-                let handler = Arc::clone(&handler);
-                let hard_stop = hard_stop.clone();
-                tasks.spawn(async move {
-                    this.counters.in_flight.fetch_add(1, Ordering::Relaxed);
-                    let outcome = this.process(msg, handler.as_ref(), &hard_stop).await;
-                    this.counters.record(outcome);
-                    this.counters.in_flight.fetch_sub(1, Ordering::Relaxed);
-                    drop(permit);
-                });
+                Err(reason) => {
+                    pull_errors = pull_errors.saturating_add(1);
+                    this.counters.pull_failing.store(true, Ordering::Relaxed);
+                    let delay = Duration::from_millis(200 * u64::from(pull_errors.min(25)));
+                    tracing::warn!(service = %this.service, %reason, ?delay, "pulling commands failed");
+                    tokio::select! { _ = shutdown.cancelled() => break, _ = tokio::time::sleep(delay) => {} }
+                    // The durable may have been deleted: create it again (a no-op when it exists).
+                    match create_consumer(&this.stream, &this.pull_config).await {
+                        Ok(c) => consumer = c,
+                        Err(e) => {
+                            tracing::warn!(service = %this.service, error = %e, "re-creating the consumer failed")
+                        }
+                    }
+                }
             }
         }
-        let drain = async { while tasks.join_next().await.is_some() {} };
+        let drain = async {
+            while let Some(done) = tasks.join_next().await {
+                log_task_end(&this.service, done);
+            }
+        };
         if tokio::time::timeout(this.config.shutdown_grace, drain)
             .await
             .is_err()
         {
             tracing::warn!(service = %this.service, "handlers still running after the grace period; handing their messages back");
             hard_stop.cancel();
-            while tasks.join_next().await.is_some() {}
+            while let Some(done) = tasks.join_next().await {
+                log_task_end(&this.service, done);
+            }
+        }
+        Ok(())
+    }
+
+    /// One pull request for as many messages as there are free slots (`first` is one already taken);
+    /// each message is handed to a task. `Err` when the pull itself failed.
+    #[allow(clippy::too_many_arguments)]
+    async fn pull_batch<H: Handler>(
+        self: &Arc<Self>,
+        consumer: &jetstream::consumer::Consumer<pull::Config>,
+        first: tokio::sync::OwnedSemaphorePermit,
+        slots: &Arc<Semaphore>,
+        tasks: &mut tokio::task::JoinSet<()>,
+        handler: &Arc<H>,
+        hard_stop: &CancellationToken,
+        shutdown: &CancellationToken,
+    ) -> Result<(), String> {
+        let want = slots.available_permits() + 1;
+        let mut batch = consumer
+            .batch()
+            .max_messages(want)
+            .expires(self.config.pull_expiry)
+            .messages()
+            .await
+            .map_err(|e| e.to_string())?;
+        self.counters.pull_failing.store(false, Ordering::Relaxed);
+        let mut first = Some(first);
+        while let Some(next) = batch.next().await {
+            let msg = next.map_err(|e| e.to_string())?;
+            if shutdown.is_cancelled() {
+                // Pulled after the stop signal: hand it straight back.
+                let _ = msg.ack_with(AckKind::Nak(None)).await;
+                self.counters.record(Outcome::Abandoned);
+                continue;
+            }
+            let permit = match first.take() {
+                Some(p) => p,
+                None => Arc::clone(slots)
+                    .acquire_owned()
+                    .await
+                    .map_err(|e| e.to_string())?,
+            };
+            let this = Arc::clone(self);
+            let handler = Arc::clone(handler);
+            let hard_stop = hard_stop.clone();
+            tasks.spawn(async move {
+                let _in_flight = InFlight::enter(&this.counters.in_flight);
+                let outcome = this.process(msg, handler.as_ref(), &hard_stop).await;
+                this.counters.record(outcome);
+                drop(permit);
+            });
         }
         Ok(())
     }
@@ -436,21 +493,18 @@ impl CommandConsumer {
         handler: &H,
         hard_stop: &CancellationToken,
     ) -> Outcome {
-        let delivered = msg
-            .info()
+        let info = msg.info().ok();
+        let delivered = info
+            .as_ref()
             .map(|i| u64::try_from(i.delivered).unwrap_or(1))
             .unwrap_or(1);
-        let header = |name: &str| {
-            msg.headers
-                .as_ref()
-                .and_then(|h| h.get(name))
-                .map(|v| v.as_str().to_owned())
-        };
+        let stream_sequence = info.as_ref().map(|i| i.stream_sequence);
+        let headers = msg.headers.as_ref();
         let delivery = Delivery {
             subject: msg.subject.to_string(),
-            kind: header(KIND_HEADER),
-            content_type: header(CONTENT_TYPE_HEADER),
-            msg_id: header("Nats-Msg-Id"),
+            kind: crate::header(headers, KIND_HEADER),
+            content_type: crate::header(headers, CONTENT_TYPE_HEADER),
+            msg_id: crate::header(headers, "Nats-Msg-Id"),
             headers: msg.headers.clone().unwrap_or_default(),
             payload: msg.payload.clone(),
             delivered,
@@ -465,14 +519,25 @@ impl CommandConsumer {
             delivered,
         );
         async {
+            if delivered > delivery.max_deliver {
+                let reason = format!(
+                    "delivered {delivered} times, over the limit of {}, without an outcome (the handler crashed or overran the ack-wait each time)",
+                    delivery.max_deliver
+                );
+                return self.dead_letter(&msg, &delivery, stream_sequence, &reason).await;
+            }
             let result = {
-                let work = handler.handle(delivery.clone());
+                // A panicking handler is a failed attempt, not a dead consumer.
+                let work = std::panic::AssertUnwindSafe(handler.handle(delivery.clone())).catch_unwind();
                 tokio::pin!(work);
                 let mut progress = tokio::time::interval(self.config.ack_wait / 3);
                 progress.tick().await;
                 loop {
                     tokio::select! {
-                        r = &mut work => break Some(r),
+                        r = &mut work => break Some(r.unwrap_or_else(|panic| Err(HandlerError::retry(format!(
+                            "handler panicked: {}",
+                            panic_text(panic.as_ref())
+                        ))))),
                         _ = progress.tick() => {
                             if let Err(e) = msg.ack_with(AckKind::Progress).await {
                                 tracing::warn!(error = %e, "could not report progress");
@@ -483,29 +548,29 @@ impl CommandConsumer {
                 }
             };
             match result {
-                Some(Ok(())) => match msg.double_ack().await {
-                    Ok(()) => {
-                        tracing::debug!("handled");
-                        Outcome::Acked
-                    }
-                    Err(e) => {
+                Some(Ok(())) => {
+                    if let Err(e) = msg.double_ack().await {
                         // The handler's effect is done; the redelivery will find it done.
                         tracing::warn!(error = %e, "handled, but the ack was not confirmed; expect a redelivery");
-                        Outcome::Acked
                     }
-                },
+                    tracing::debug!("handled");
+                    Outcome::Acked
+                }
                 Some(Err(HandlerError::Retry { reason, after })) if !delivery.is_last_attempt() => {
                     let delay = after.unwrap_or_else(|| self.config.retry_delay(delivered));
-                    tracing::warn!(%reason, ?delay, "handler failed; will retry");
+                    tracing::warn!(reason = %redact::redact(&reason), ?delay, "handler failed; will retry");
                     if let Err(e) = msg.ack_with(AckKind::Nak(Some(delay))).await {
                         tracing::warn!(error = %e, "NAK failed; the message returns after ack-wait");
                     }
                     Outcome::Retried
                 }
                 Some(Err(HandlerError::Retry { reason, .. })) => {
-                    self.dead_letter(&msg, &delivery, &format!("gave up after {delivered} deliveries: {reason}")).await
+                    let reason = format!("gave up after {delivered} deliveries: {reason}");
+                    self.dead_letter(&msg, &delivery, stream_sequence, &reason).await
                 }
-                Some(Err(HandlerError::Reject(reason))) => self.dead_letter(&msg, &delivery, &reason).await,
+                Some(Err(HandlerError::Reject(reason))) => {
+                    self.dead_letter(&msg, &delivery, stream_sequence, &reason).await
+                }
                 None => {
                     let _ = msg.ack_with(AckKind::Nak(None)).await;
                     Outcome::Abandoned
@@ -516,11 +581,32 @@ impl CommandConsumer {
         .await
     }
 
-    async fn dead_letter(&self, msg: &jetstream::Message, delivery: &Delivery, error: &str) -> Outcome {
+    async fn dead_letter(
+        &self,
+        msg: &jetstream::Message,
+        delivery: &Delivery,
+        stream_sequence: Option<u64>,
+        error: &str,
+    ) -> Outcome {
+        // Handler errors can quote provider URLs and responses: scrub and bound them before they are kept.
+        let error = redact::redact_and_truncate(error, MAX_ERROR_LEN);
         tracing::error!(%error, "sending command to the dead-letter queue");
         let stored = async {
             let dlq = subject::dlq(&self.service)?;
-            let mut headers = delivery.headers.clone();
+            // The original's own headers, minus the server's `Nats-*` directives (expected sequence, TTL,
+            // rollup …), which would apply to the dead letter's publication.
+            let mut headers = async_nats::HeaderMap::new();
+            for (name, values) in delivery.headers.iter() {
+                if AsRef::<str>::as_ref(name)
+                    .to_ascii_lowercase()
+                    .starts_with("nats-")
+                {
+                    continue;
+                }
+                for value in values {
+                    headers.append(name.clone(), value.clone());
+                }
+            }
             // Header values cannot hold line breaks.
             let one_line: String = error
                 .chars()
@@ -532,10 +618,13 @@ impl CommandConsumer {
             if let Some(id) = &delivery.msg_id {
                 headers.insert(DLQ_MSG_ID_HEADER, id.as_str());
             }
-            let seq = msg.info().map(|i| i.stream_sequence).unwrap_or_default();
-            // Keyed by the original's stream sequence: a repeated dead-lettering of the same message (after a
-            // lost term) is de-duplicated by the DLQ stream.
-            let dlq_id = format!("dlq-{}-{seq}", self.service);
+            // Keyed by the original's position in the stream, so dead-lettering the same message twice (after
+            // a lost term) is de-duplicated by the DLQ stream.
+            let dlq_id = match (stream_sequence, &delivery.msg_id) {
+                (Some(seq), _) => format!("dlq-{}-{seq}", self.service),
+                (None, Some(id)) => format!("dlq-{}-id-{id}", self.service),
+                (None, None) => format!("dlq-{}-{}", self.service, uuid::Uuid::now_v7()),
+            };
             self.publisher
                 .publish_raw(&dlq, &dlq_id, headers, delivery.payload.clone())
                 .await?;
@@ -548,7 +637,7 @@ impl CommandConsumer {
                 subject: delivery.subject.clone(),
                 command_id: delivery.msg_id.clone(),
                 kind: delivery.kind.clone(),
-                error: error.to_owned(),
+                error: error.clone(),
                 deliveries: delivery.delivered,
                 rejected_at: Utc::now(),
             };
@@ -580,4 +669,32 @@ impl CommandConsumer {
             }
         }
     }
+}
+
+async fn create_consumer(
+    stream: &jetstream::stream::Stream,
+    config: &pull::Config,
+) -> Result<jetstream::consumer::Consumer<pull::Config>, BusError> {
+    stream.create_consumer(config.clone()).await.map_err(|e| {
+        BusError::provision(
+            format!("consumer {}", config.durable_name.as_deref().unwrap_or("?")),
+            e,
+        )
+    })
+}
+
+fn log_task_end(service: &str, result: Result<(), tokio::task::JoinError>) {
+    if let Err(e) = result
+        && !e.is_cancelled()
+    {
+        tracing::error!(service, error = %e, "a command task failed");
+    }
+}
+
+fn panic_text(panic: &(dyn std::any::Any + Send)) -> String {
+    panic
+        .downcast_ref::<&str>()
+        .map(|s| (*s).to_owned())
+        .or_else(|| panic.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "(no message)".to_owned())
 }

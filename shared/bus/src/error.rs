@@ -74,6 +74,13 @@ pub enum BusError {
 }
 
 impl BusError {
+    pub(crate) fn provision(what: String, err: impl std::fmt::Display) -> Self {
+        BusError::Provision {
+            what,
+            reason: err.to_string(),
+        }
+    }
+
     pub(crate) fn js(op: &'static str, err: impl std::fmt::Display) -> Self {
         BusError::JetStream {
             op,

@@ -34,19 +34,31 @@ pub enum Acquire {
 }
 
 /// Leases in one KV bucket.
+///
+/// The revision returned by [`Leases::acquire`] is the fencing token: work done under a lease should be
+/// guarded by it (release and renew are refused for a stale revision). `holder` must be unique per process
+/// instance, not per service, or two replicas would both believe they hold the lease.
 #[derive(Clone)]
 pub struct Leases {
     store: kv::Store,
+    max_ttl: Duration,
 }
 
 impl Leases {
-    /// Leases kept in `store`.
-    pub fn new(store: kv::Store) -> Self {
-        Self { store }
+    /// Leases kept in `store`, whose entries the bucket expires after `max_ttl` (a lease may not be longer,
+    /// or the bucket would drop it while it is held).
+    pub fn new(store: kv::Store, max_ttl: Duration) -> Self {
+        Self { store, max_ttl }
     }
 
     /// Acquires (or renews) the lease `key` for `holder` for `ttl`.
     pub async fn acquire(&self, key: &str, holder: &str, ttl: Duration) -> Result<Acquire, BusError> {
+        if ttl > self.max_ttl {
+            return Err(BusError::Options(format!(
+                "lease ttl {ttl:?} exceeds the lease bucket's max age {:?}",
+                self.max_ttl
+            )));
+        }
         let record = LeaseRecord {
             holder: holder.to_owned(),
             expires_at: Utc::now()
@@ -65,7 +77,7 @@ impl Leases {
                 .store
                 .create(key, value)
                 .await
-                .map_err(|e| e.kind() == kv::CreateErrorKind::AlreadyExists),
+                .map_err(|e| (e.kind() == kv::CreateErrorKind::AlreadyExists, e.to_string())),
             Some(entry) => {
                 if entry.operation == Operation::Put {
                     // An unreadable record is treated as expired: it can only have been written by a bug,
@@ -80,20 +92,23 @@ impl Leases {
                 self.store
                     .update(key, value, entry.revision)
                     .await
-                    .map_err(|e| e.kind() == kv::UpdateErrorKind::WrongLastRevision)
+                    .map_err(|e| (e.kind() == kv::UpdateErrorKind::WrongLastRevision, e.to_string()))
             }
         };
         match result {
             Ok(revision) => Ok(Acquire::Acquired { revision }),
             // Lost a race: report who won.
-            Err(true) => match self.holder(key).await? {
+            Err((true, _)) => match self.holder(key).await? {
                 Some(current) => Ok(Acquire::Held(current)),
                 None => Err(BusError::js(
                     "acquire lease",
                     "lost a race to a holder that released at once",
                 )),
             },
-            Err(false) => Err(BusError::js("acquire lease", format!("write to {key} failed"))),
+            Err((false, reason)) => Err(BusError::js(
+                "acquire lease",
+                format!("write to {key} failed: {reason}"),
+            )),
         }
     }
 

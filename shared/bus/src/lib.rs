@@ -13,11 +13,13 @@
 //! Architecture invariant: payloads are encoded and decoded only through `flotilla-proto`.
 
 pub mod api;
+mod config_de;
 pub mod connect;
 pub mod consume;
 mod error;
 pub mod lease;
 mod publish;
+pub mod redact;
 pub mod subject;
 pub mod topology;
 
@@ -28,6 +30,22 @@ pub use consume::{
 pub use error::BusError;
 pub use publish::{PublishConfig, Publisher};
 pub use topology::{Topology, TopologyConfig};
+
+use async_nats::HeaderMap;
+use flotilla_proto::{CONTENT_TYPE_HEADER, Encoding, KIND_HEADER, Message};
+
+/// The headers every Flotilla message carries: its kind and its content type.
+pub fn message_headers<M: Message>(encoding: Encoding) -> HeaderMap {
+    let mut headers = HeaderMap::new();
+    headers.insert(KIND_HEADER, M::KIND);
+    headers.insert(CONTENT_TYPE_HEADER, encoding.content_type());
+    headers
+}
+
+/// The value of header `name`, if present.
+pub fn header(headers: Option<&HeaderMap>, name: &str) -> Option<String> {
+    headers.and_then(|h| h.get(name)).map(|v| v.as_str().to_owned())
+}
 
 /// Header naming the error that sent a message to a dead-letter queue.
 pub const DLQ_ERROR_HEADER: &str = "Flotilla-Error";

@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 use async_nats::HeaderMap;
 use async_nats::jetstream::{self, context::PublishErrorKind, message::PublishMessage, publish::PublishAck};
 use backon::{ExponentialBuilder, Retryable};
-use flotilla_proto::{CONTENT_TYPE_HEADER, Encoding, KIND_HEADER, Message};
+use flotilla_proto::{Encoding, Message};
 use serde::Deserialize;
 
 use crate::BusError;
@@ -28,6 +28,33 @@ pub struct PublishConfig {
     pub max_delay: Duration,
 }
 
+impl PublishConfig {
+    /// Checks the values are usable.
+    pub fn validate(&self) -> Result<(), BusError> {
+        if self.max_attempts == 0 {
+            return Err(BusError::Options(
+                "publish.max_attempts must be at least 1".into(),
+            ));
+        }
+        if self.ack_timeout.is_zero() {
+            return Err(BusError::Options("publish.ack_timeout must be positive".into()));
+        }
+        if self.min_delay > self.max_delay {
+            return Err(BusError::Options(
+                "publish.min_delay must not exceed publish.max_delay".into(),
+            ));
+        }
+        Ok(())
+    }
+
+    /// The longest a publication can keep retrying; it must stay inside the stream's de-duplication window,
+    /// or a late retry could store a second copy.
+    pub fn worst_case_span(&self) -> Duration {
+        let attempts = self.max_attempts;
+        self.ack_timeout * attempts + self.max_delay * attempts.saturating_sub(1)
+    }
+}
+
 impl Default for PublishConfig {
     fn default() -> Self {
         Self {
@@ -42,6 +69,10 @@ impl Default for PublishConfig {
 /// Publishes to JetStream. Every publication carries a `Nats-Msg-Id`; an attempt whose acknowledgement is
 /// lost is retried with the same id, so the stream's de-duplication window turns the retry into a no-op
 /// instead of a second copy.
+///
+/// An error does not prove the message was not stored: an attempt buffered while the connection was down
+/// may still reach the server after a reconnect. A caller that tries again must use the same id, never a
+/// new one.
 #[derive(Clone)]
 pub struct Publisher {
     js: jetstream::Context,
@@ -77,10 +108,13 @@ impl Publisher {
         encoding: Encoding,
     ) -> Result<PublishAck, BusError> {
         let payload = flotilla_proto::encode(msg, encoding)?;
-        let mut headers = HeaderMap::new();
-        headers.insert(KIND_HEADER, M::KIND);
-        headers.insert(CONTENT_TYPE_HEADER, encoding.content_type());
-        self.publish_raw(subject, msg_id, headers, payload.into()).await
+        self.publish_raw(
+            subject,
+            msg_id,
+            crate::message_headers::<M>(encoding),
+            payload.into(),
+        )
+        .await
     }
 
     /// Publishes a payload as it is, with `Nats-Msg-Id: msg_id` added to `headers`.

@@ -39,6 +39,35 @@ pub struct TopologyConfig {
     pub lease_max_age: Duration,
 }
 
+impl TopologyConfig {
+    /// Checks the values are usable.
+    pub fn validate(&self) -> Result<(), BusError> {
+        if !(1..=5).contains(&self.replicas) {
+            return Err(BusError::Options(format!(
+                "bus.replicas must be 1..=5, got {}",
+                self.replicas
+            )));
+        }
+        for (name, value) in [
+            ("duplicate_window", self.duplicate_window),
+            ("command_max_age", self.command_max_age),
+            ("event_max_age", self.event_max_age),
+            ("dlq_max_age", self.dlq_max_age),
+            ("lease_max_age", self.lease_max_age),
+        ] {
+            if value.is_zero() {
+                return Err(BusError::Options(format!("bus.{name} must be positive")));
+            }
+        }
+        if self.duplicate_window > self.command_max_age {
+            return Err(BusError::Options(
+                "bus.duplicate_window must not exceed bus.command_max_age".into(),
+            ));
+        }
+        Ok(())
+    }
+}
+
 impl Default for TopologyConfig {
     fn default() -> Self {
         Self {
@@ -65,18 +94,14 @@ pub struct Topology {
     pub dlq: stream::Stream,
     /// The lease bucket.
     pub leases: kv::Store,
+    lease_max_age: Duration,
 }
 
 impl Topology {
     /// Creates every stream and bucket, or updates it to `config` when it exists. Safe to call from every
     /// replica of every service at once.
     pub async fn ensure(client: &async_nats::Client, config: &TopologyConfig) -> Result<Self, BusError> {
-        if config.replicas == 0 || config.replicas > 5 {
-            return Err(BusError::Options(format!(
-                "bus.replicas must be 1..=5, got {}",
-                config.replicas
-            )));
-        }
+        config.validate()?;
         let js = jetstream::new(client.clone());
         let commands = ensure_stream(
             &js,
@@ -135,17 +160,20 @@ impl Topology {
                 ..Default::default()
             })
             .await
-            .map_err(|e| BusError::Provision {
-                what: format!("KV bucket {LEASE_BUCKET}"),
-                reason: e.to_string(),
-            })?;
+            .map_err(|e| BusError::provision(format!("KV bucket {LEASE_BUCKET}"), e))?;
         Ok(Self {
             js,
             commands,
             events,
             dlq,
             leases,
+            lease_max_age: config.lease_max_age,
         })
+    }
+
+    /// Leases in the lease bucket; a lease may last at most the bucket's `lease_max_age`.
+    pub fn leases(&self) -> crate::lease::Leases {
+        crate::lease::Leases::new(self.leases.clone(), self.lease_max_age)
     }
 }
 
@@ -153,12 +181,8 @@ async fn ensure_stream(js: &jetstream::Context, config: stream::Config) -> Resul
     let name = config.name.clone();
     js.create_or_update_stream(config)
         .await
-        .map_err(|e| BusError::Provision {
-            what: format!("stream {name}"),
-            reason: e.to_string(),
-        })?;
-    js.get_stream(&name).await.map_err(|e| BusError::Provision {
-        what: format!("stream {name}"),
-        reason: e.to_string(),
-    })
+        .map_err(|e| BusError::provision(format!("stream {name}"), e))?;
+    js.get_stream(&name)
+        .await
+        .map_err(|e| BusError::provision(format!("stream {name}"), e))
 }

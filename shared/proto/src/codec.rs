@@ -46,6 +46,20 @@ impl Encoding {
             _ => Encoding::MessagePack,
         }
     }
+
+    /// The encoding of a payload: what its `Content-Type` says when there is one; without one, JSON when
+    /// the payload starts (after whitespace) with `{` or `[`, MessagePack otherwise. A Flotilla message in
+    /// MessagePack always starts with a map marker, never with those bytes, so `nats pub` of hand-written
+    /// JSON works without a header.
+    pub fn detect(content_type: Option<&str>, payload: &[u8]) -> Self {
+        if content_type.is_some() {
+            return Self::from_content_type(content_type);
+        }
+        match payload.iter().find(|b| !b.is_ascii_whitespace()) {
+            Some(b'{' | b'[') => Encoding::Json,
+            _ => Encoding::MessagePack,
+        }
+    }
 }
 
 /// Why a message could not be encoded. Only a bug in a message type can cause it.
@@ -122,8 +136,8 @@ pub fn encode<M: Message>(msg: &M, encoding: Encoding) -> Result<Vec<u8>, Encode
     }
 }
 
-/// Decodes a payload that claims to be of `kind` (from [`KIND_HEADER`]) in the encoding its content type
-/// selects. A kind other than `M::KIND`, or none, is an error: a reader never guesses.
+/// Decodes a payload that claims to be of `kind` (from [`KIND_HEADER`]) in the encoding
+/// [`Encoding::detect`] finds. A kind other than `M::KIND`, or none, is an error: a reader never guesses.
 pub fn decode<M: Message>(
     kind: Option<&str>,
     content_type: Option<&str>,
@@ -137,7 +151,7 @@ pub fn decode<M: Message>(
             found: k.to_owned(),
             expected: M::KIND.to_owned(),
         }),
-        Some(_) => decode_any_kind(Encoding::from_content_type(content_type), payload),
+        Some(_) => decode_any_kind(Encoding::detect(content_type, payload), payload),
     }
 }
 
@@ -159,9 +173,20 @@ pub fn decode_any_kind<M: Message>(encoding: Encoding, payload: &[u8]) -> Result
             Ok(value)
         }
         Encoding::MessagePack => {
-            let mut de = rmp_serde::Deserializer::from_read_ref(payload).with_human_readable();
-            serde_path_to_error::deserialize(&mut de)
-                .map_err(|e| invalid("msgpack", e.path().to_string(), e.inner().to_string()))
+            let mut unread: &[u8] = payload;
+            let mut de = rmp_serde::Deserializer::new(&mut unread).with_human_readable();
+            let value: M = serde_path_to_error::deserialize(&mut de)
+                .map_err(|e| invalid("msgpack", e.path().to_string(), e.inner().to_string()))?;
+            drop(de);
+            let rest = unread.len();
+            if rest > 0 {
+                return Err(invalid(
+                    "msgpack",
+                    ".".into(),
+                    format!("{rest} trailing bytes after the message"),
+                ));
+            }
+            Ok(value)
         }
     }
 }
@@ -169,6 +194,17 @@ pub fn decode_any_kind<M: Message>(encoding: Encoding, payload: &[u8]) -> Result
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn detection_without_a_header() {
+        assert_eq!(Encoding::detect(None, b"  {\"a\":1}"), Encoding::Json);
+        assert_eq!(Encoding::detect(None, b"[1]"), Encoding::Json);
+        assert_eq!(Encoding::detect(None, &[0x82, 0xa1]), Encoding::MessagePack);
+        assert_eq!(
+            Encoding::detect(Some("application/msgpack"), b"{}"),
+            Encoding::MessagePack
+        );
+    }
 
     #[test]
     fn content_type_selects_encoding() {

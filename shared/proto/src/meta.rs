@@ -57,11 +57,25 @@ impl CommandMeta {
         }
     }
 
-    /// Metadata for a new command caused by an earlier command or event of `correlation_id`.
+    /// Metadata for a new command caused by an earlier command or event of `correlation_id`, with a fresh
+    /// id. A handler that issues commands should use [`CommandMeta::derived`] instead, so that a redelivery
+    /// issues the same ones.
     pub fn caused_by(correlation_id: Uuid, issued_by: impl Into<String>) -> Self {
         Self {
             correlation_id,
             ..Self::new(issued_by)
+        }
+    }
+
+    /// Metadata for the command `step` that handling `cause` issues: its id is derived from the cause's id
+    /// and `step`, so handling the same cause again (a redelivery) issues a command with the same id, which
+    /// JetStream and the receiving inbox recognise as a duplicate.
+    pub fn derived(cause: &CommandMeta, step: &str, issued_by: impl Into<String>) -> Self {
+        Self {
+            id: CommandId(derive_id(cause.id.0, step)),
+            correlation_id: cause.correlation_id,
+            issued_at: Utc::now(),
+            issued_by: issued_by.into(),
         }
     }
 }
@@ -80,7 +94,7 @@ pub struct EventMeta {
 }
 
 impl EventMeta {
-    /// Metadata for an event emitted by `source` as a consequence of `correlation_id`.
+    /// Metadata for an event emitted by `source` as a consequence of `correlation_id`, with a fresh id.
     pub fn new(correlation_id: Uuid, source: impl Into<String>) -> Self {
         Self {
             id: Uuid::now_v7(),
@@ -88,5 +102,47 @@ impl EventMeta {
             occurred_at: Utc::now(),
             source: source.into(),
         }
+    }
+
+    /// Metadata for the event `name` that handling `cause` emits: its id is derived from the command's id
+    /// and `name`, so a redelivered command re-emits an event the stream de-duplicates.
+    pub fn derived(cause: &CommandMeta, name: &str, source: impl Into<String>) -> Self {
+        Self {
+            id: derive_id(cause.id.0, name),
+            correlation_id: cause.correlation_id,
+            occurred_at: Utc::now(),
+            source: source.into(),
+        }
+    }
+}
+
+/// Namespace of derived ids (a fixed random UUID).
+const DERIVED: Uuid = Uuid::from_u128(0x6f1c_2b9e_8d4a_4c57_9e02_51b7_3a8f_d10c);
+
+/// A name-based (v5) UUID from `parent` and `name`: the same inputs always give the same id.
+fn derive_id(parent: Uuid, name: &str) -> Uuid {
+    let mut input = parent.as_bytes().to_vec();
+    input.extend_from_slice(name.as_bytes());
+    Uuid::new_v5(&DERIVED, &input)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn derived_ids_are_stable_and_distinct() {
+        let cause = CommandMeta::new("test");
+        let a = CommandMeta::derived(&cause, "create-ws-1", "provisioner");
+        let b = CommandMeta::derived(&cause, "create-ws-1", "provisioner");
+        let c = CommandMeta::derived(&cause, "create-ws-2", "provisioner");
+        assert_eq!(a.id, b.id);
+        assert_ne!(a.id, c.id);
+        assert_eq!(a.correlation_id, cause.correlation_id);
+        let e1 = EventMeta::derived(&cause, "machine.created", "provisioner");
+        let e2 = EventMeta::derived(&cause, "machine.created", "provisioner");
+        assert_eq!(e1.id, e2.id);
+        let other = CommandMeta::new("test");
+        assert_ne!(EventMeta::derived(&other, "machine.created", "p").id, e1.id);
     }
 }

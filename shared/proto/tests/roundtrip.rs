@@ -215,3 +215,21 @@ fn decode_errors_say_what_was_wrong() {
     let none = decode::<DestroyRegion>(None, None, b"").unwrap_err().to_string();
     assert!(none.contains("no Flotilla-Kind header"), "{none}");
 }
+
+#[test]
+fn json_without_a_content_type_is_recognised_and_trailing_bytes_are_refused() {
+    let msg = DestroyRegion {
+        meta: CommandMeta::new("t"),
+        deployment: "d".into(),
+        region: "r".into(),
+    };
+    let json = encode(&msg, Encoding::Json).unwrap();
+    let back: DestroyRegion = decode(Some(DestroyRegion::KIND), None, &json).unwrap();
+    assert_eq!(back, msg);
+    let mut msgpack = encode(&msg, Encoding::MessagePack).unwrap();
+    msgpack.extend_from_slice(&[0xc0, 0xc0]);
+    let err = decode::<DestroyRegion>(Some(DestroyRegion::KIND), None, &msgpack)
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("2 trailing bytes"), "{err}");
+}

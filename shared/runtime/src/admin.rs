@@ -107,6 +107,9 @@ async fn ready(State(state): State<AdminState>) -> impl IntoResponse {
     if state.client.connection_state() != async_nats::connection::State::Connected {
         problems.push(format!("NATS is {}", state.client.connection_state()));
     }
+    if state.counters.pull_failing.load(Ordering::Relaxed) {
+        problems.push("the command consumer cannot pull (see the log)".to_owned());
+    }
     if let Err(e) = state.store.ping().await {
         problems.push(format!("database: {e}"));
     }

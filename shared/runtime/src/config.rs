@@ -159,10 +159,9 @@ impl<S: DeserializeOwned + Default> ServiceConfig<S> {
             config::Environment::with_prefix(ENV_PREFIX)
                 .prefix_separator("__")
                 .separator("__")
-                .list_separator(",")
-                .with_list_parse_key("nats.urls")
-                .with_list_parse_key("consumer.retry_delays")
-                .try_parsing(true)
+                // Values stay strings until the schema says otherwise, so a password such as `0123`
+                // arrives as written; lists are comma-separated strings (see the bus's deserializers).
+                .try_parsing(false)
                 .source(Some(env)),
         );
         let loaded: Self = builder.build()?.try_deserialize()?;
@@ -178,21 +177,25 @@ impl<S: DeserializeOwned + Default> ServiceConfig<S> {
         self.consumer
             .validate()
             .map_err(|e| ConfigError::Invalid(e.to_string()))?;
-        if !(1..=5).contains(&self.bus.replicas) {
+        self.bus
+            .validate()
+            .map_err(|e| ConfigError::Invalid(e.to_string()))?;
+        self.publish
+            .validate()
+            .map_err(|e| ConfigError::Invalid(e.to_string()))?;
+        if self.publish.worst_case_span() >= self.bus.duplicate_window {
             return Err(ConfigError::Invalid(format!(
-                "bus.replicas must be 1..=5, got {}",
-                self.bus.replicas
+                "publish retries can span {:?}, longer than bus.duplicate_window {:?}: a late retry could store a second copy",
+                self.publish.worst_case_span(),
+                self.bus.duplicate_window
             )));
         }
         if let Some(path) = &self.secrets_file {
             check_secrets_file(path)?;
         }
-        if let Some(url) = &self.database_url
-            && !(url.starts_with("sqlite:") || url.starts_with("postgres:") || url.starts_with("postgresql:"))
-        {
-            return Err(ConfigError::Invalid(
-                "database_url must start with sqlite: or postgres:".into(),
-            ));
+        if let Some(url) = &self.database_url {
+            flotilla_store::backend_of(url)
+                .map_err(|e| ConfigError::Invalid(format!("database_url: {e}")))?;
         }
         Ok(())
     }
@@ -314,6 +317,48 @@ mod tests {
         .unwrap_err()
         .to_string();
         assert!(err.contains("/nonexistent/s.toml"), "{err}");
+    }
+
+    #[test]
+    fn environment_strings_are_taken_as_written() {
+        let cfg: ServiceConfig = ServiceConfig::load_from(
+            None,
+            env(&[
+                ("FLOTILLA__NATS__USER", "007"),
+                ("FLOTILLA__NATS__PASSWORD", "0123"),
+                ("FLOTILLA__CONSUMER__RETRY_DELAYS", "1s, 2500ms"),
+                ("FLOTILLA__ADMIN__DISABLED", "true"),
+                ("FLOTILLA__NATS__URLS", "nats://one:4222"),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(cfg.nats.user.as_deref(), Some("007"));
+        assert_eq!(cfg.nats.password.as_deref(), Some("0123"));
+        assert_eq!(
+            cfg.consumer.retry_delays,
+            vec![Duration::from_secs(1), Duration::from_millis(2500)]
+        );
+        assert!(cfg.admin.disabled);
+        assert_eq!(cfg.nats.urls, vec!["nats://one:4222"]);
+        let err =
+            ServiceConfig::<NoSettings>::load_from(None, env(&[("FLOTILLA__CONSUMER__MAX_DELIVER", "many")]))
+                .unwrap_err()
+                .to_string();
+        assert!(err.contains("max_deliver"), "{err}");
+    }
+
+    #[test]
+    fn publish_retries_must_fit_the_duplicate_window() {
+        let err = ServiceConfig::<NoSettings>::load_from(
+            None,
+            env(&[
+                ("FLOTILLA__BUS__DUPLICATE_WINDOW", "5s"),
+                ("FLOTILLA__PUBLISH__MAX_ATTEMPTS", "6"),
+            ]),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("duplicate_window"), "{err}");
     }
 
     #[test]

@@ -9,11 +9,12 @@ use std::sync::atomic::Ordering;
 use async_nats::service::ServiceExt;
 use chrono::{DateTime, Utc};
 use clap::Parser;
+use flotilla_bus::lease::Leases;
 use flotilla_bus::{
     BusError, CommandConsumer, Dispatcher, OutcomeCounters, Publisher, Topology, api, subject,
 };
 use flotilla_proto::{ServiceStatus, ServiceStatusRequest};
-use flotilla_store::{Store, StoreError};
+use flotilla_store::{Inbox, Store, StoreError};
 use futures::StreamExt;
 use prometheus_client::registry::Registry;
 use serde::de::DeserializeOwned;
@@ -87,6 +88,18 @@ pub struct Context<S> {
     pub store: Store,
     /// Cancelled when the service is asked to stop.
     pub shutdown: CancellationToken,
+}
+
+impl<S> Context<S> {
+    /// The service's inbox of handled command ids, for recognising a redelivered command.
+    pub fn inbox(&self) -> Inbox {
+        Inbox::new(self.store.clone())
+    }
+
+    /// Leases, for work only one replica may do at a time.
+    pub fn leases(&self) -> Leases {
+        self.topology.leases()
+    }
 }
 
 /// A started service.
@@ -215,15 +228,32 @@ where
         shutdown.clone(),
     ));
     let admin_task = admin_serve.map(tokio::spawn);
+    let purge_task = tokio::spawn(purge_inbox(
+        Inbox::new(store.clone()),
+        config.bus.command_max_age,
+        shutdown.clone(),
+    ));
 
     let stop = shutdown.clone();
     let task = tokio::spawn(async move {
-        let consumed = consume.await;
+        let mut consume = consume;
+        // Until asked to stop (or the consumer ends by itself)…
+        let early = tokio::select! {
+            r = &mut consume => Some(r),
+            _ = stop.cancelled() => None,
+        };
         stop.cancel();
+        // …then leave the service API at once, so callers see "no responders" rather than time out while
+        // in-flight commands drain.
         let _ = api_task.await;
         if let Err(e) = service.stop().await {
             tracing::warn!(error = %e, "stopping the NATS service API registration failed");
         }
+        let consumed = match early {
+            Some(r) => r,
+            None => consume.await,
+        };
+        let _ = purge_task.await;
         if let Some(admin) = admin_task {
             let _ = admin.await;
         }
@@ -243,6 +273,24 @@ where
         shutdown,
         task,
     })
+}
+
+/// Forgets handled command ids once their commands can no longer be redelivered (the command stream has
+/// dropped them), hourly.
+async fn purge_inbox(inbox: Inbox, keep: std::time::Duration, shutdown: CancellationToken) {
+    let keep = chrono::Duration::from_std(keep).unwrap_or(chrono::Duration::days(7));
+    let mut every = tokio::time::interval(std::time::Duration::from_secs(3600));
+    loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = every.tick() => {}
+        }
+        match inbox.purge_before(Utc::now() - keep).await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(purged = n, "forgot handled commands past redelivery"),
+            Err(e) => tracing::warn!(error = %e, "purging the inbox failed"),
+        }
+    }
 }
 
 struct StatusSource {

@@ -1136,7 +1136,8 @@ fn parse_dbaas_tuple(provider: CloudProvider, value: &str) -> Result<DbaasTuple,
         || f.len() > max
     {
         return Err(format!(
-            "on {provider} the DBaaS is written {layout} ({min}{} colon-separated fields; found {})",
+            "on {provider} the DBaaS is written {layout} ({min}{} colon-separated fields; found {}; \
+             a password may not contain ':')",
             if max > min {
                 format!(" to {max}")
             } else {
@@ -1208,6 +1209,23 @@ fn parse_dbaas_tuple(provider: CloudProvider, value: &str) -> Result<DbaasTuple,
     if tuple.password.is_empty() {
         return Err("the DBaaS password (the last field) is empty".to_owned());
     }
+    // A ':' inside the password shifts its tail into the optional id fields: refuse what cannot be an id
+    // rather than put a piece of the password into the spec.
+    let is_number = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
+    let is_uuid = |s: &str| s.len() == 36 && s.bytes().all(|b| b.is_ascii_hexdigit() || b == b'-');
+    let ids_ok = match provider {
+        CloudProvider::Linode => [&tuple.vpc_id, &tuple.subnet_id]
+            .into_iter()
+            .flatten()
+            .all(|s| is_number(s)),
+        CloudProvider::DigitalOcean | CloudProvider::Vultr => tuple.vpc_id.as_deref().is_none_or(is_uuid),
+        CloudProvider::Exoscale => true,
+    };
+    if !ids_ok {
+        return Err(format!(
+            "the field after the DBaaS password is not a VPC id: a password may not contain ':' (layout on {provider}: {layout})"
+        ));
+    }
     Ok(tuple)
 }
 
@@ -1230,7 +1248,7 @@ mod tests {
 
         let digitalocean = parse_dbaas_tuple(
             CloudProvider::DigitalOcean,
-            "Postgres:DBAAS:pg:lon1:1:db-s-1vcpu-1gb:17:cluster1:db1:user1:pw:e265abcb",
+            "Postgres:DBAAS:pg:lon1:1:db-s-1vcpu-1gb:17:cluster1:db1:user1:pw:5a4981aa-9653-4bd1-bef5-d6bff52042e4",
         )
         .unwrap();
         assert_eq!(
@@ -1250,7 +1268,7 @@ mod tests {
 
         let vultr = parse_dbaas_tuple(
             CloudProvider::Vultr,
-            "MySQL:DBAAS:mysql:8:lhr:vultr-dbaas-hobbyist-cc-1-25-1:testdb:user1:pw:TestDatabase:2fb13fd1",
+            "MySQL:DBAAS:mysql:8:lhr:vultr-dbaas-hobbyist-cc-1-25-1:testdb:user1:pw:TestDatabase:2fb13fd1-0c6b-4f0a-9b2e-6f0d3c1e2a11",
         )
         .unwrap();
         assert_eq!(

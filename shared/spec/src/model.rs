@@ -789,7 +789,9 @@ pub fn zone_for(website_url: &str) -> String {
 
 /// Whether `s` can be one NATS subject token of ours: non-empty, only `a-z`, `0-9`, `-`, `_`.
 pub fn is_subject_safe(s: &str) -> bool {
+    // The same rule as the bus's subject tokens (`flotilla_bus::subject::check_token`).
     !s.is_empty()
+        && s.len() <= 128
         && s.bytes()
             .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_')
 }

@@ -48,6 +48,8 @@ impl Template {
             index: HashMap::new(),
         };
         let mut diagnostics = Vec::new();
+        // Editors on some systems start a file with a byte-order mark; it is not part of the first key.
+        let text = text.strip_prefix('\u{feff}').unwrap_or(text);
         for (i, raw) in text.lines().enumerate() {
             let line = i + 1;
             let content = strip_markup(raw.trim());

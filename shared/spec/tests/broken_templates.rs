@@ -26,6 +26,20 @@ struct Case {
 
 const CASES: &[Case] = &[
     Case {
+        what: "a ':' in the DBaaS password",
+        edit: |t| {
+            replace_once(
+                &mut t[GB],
+                "testdbuser:hfhuf83jfhfu73jd\"",
+                "testdbuser:hfhuf83:jfhfu73jd\"",
+            )
+        },
+        file: GB,
+        key: "DATABASE_DBaaS_INSTALLATION_TYPE",
+        line: Some("export DATABASE_DBaaS_INSTALLATION_TYPE="),
+        message: "the field after the DBaaS password is not a VPC id: a password may not contain ':' (layout on linode: engine:DBAAS:version:region:size:nodes:label:database:user:password[:vpc_id[:subnet_id]])",
+    },
+    Case {
         what: "secondary without DBaaS_PUBLIC_ENDPOINT",
         edit: |t| {
             replace_once(
@@ -328,7 +342,7 @@ const CASES: &[Case] = &[
         file: GB,
         key: "DATABASE_DBaaS_INSTALLATION_TYPE",
         line: Some("export DATABASE_DBaaS_INSTALLATION_TYPE="),
-        message: "on linode the DBaaS is written engine:DBAAS:version:region:size:nodes:label:database:user:password[:vpc_id[:subnet_id]] (10 to 12 colon-separated fields; found 5)",
+        message: "on linode the DBaaS is written engine:DBAAS:version:region:size:nodes:label:database:user:password[:vpc_id[:subnet_id]] (10 to 12 colon-separated fields; found 5; a password may not contain ':')",
     },
 ];
 

@@ -306,3 +306,11 @@ fn json_schema_is_available() {
     assert!(properties.contains_key("regions"));
     let _ = schemars::schema_for!(Secrets);
 }
+
+#[test]
+fn a_byte_order_mark_does_not_hide_the_first_key() {
+    let mut texts = seed_templates();
+    texts[0] = format!("\u{feff}export CLOUDHOST=\"linode\"\n{}", texts[0]);
+    let import = flotilla_spec::import_templates(&sources(&texts)).unwrap();
+    assert_eq!(import.deployment.regions.len(), 3);
+}

@@ -7,7 +7,10 @@ use crate::{Store, StoreError};
 /// Records handled command ids, so that a redelivered command is recognised.
 ///
 /// JetStream's de-duplication window drops a command published twice; the inbox covers what it cannot: a
-/// command delivered again because its ack was lost or the handler crashed after its effect.
+/// command delivered again because its ack was lost after the handler finished. Record a command when its
+/// effect is complete (ideally in the same transaction as the effect's own writes); a crash between the
+/// effect and the record still redelivers it, so effects must be idempotent in themselves (find before
+/// create, derived ids for what they publish) and the inbox only saves repeating finished work.
 #[derive(Debug, Clone)]
 pub struct Inbox {
     store: Store,

@@ -14,6 +14,7 @@ pub use inbox::Inbox;
 use std::str::FromStr;
 use std::time::Duration;
 
+use sqlx::migrate::Migrator;
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
@@ -69,13 +70,9 @@ pub enum Store {
     Postgres(PgPool),
 }
 
-/// The common migrations every service's database has (the inbox).
-static SQLITE_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
-static POSTGRES_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
-
 impl Store {
     /// Opens the database at `url` (`sqlite://path`, `sqlite::memory:`, `postgres://…`), creating a SQLite
-    /// file if missing, and runs the embedded migrations.
+    /// file if missing, and runs the common embedded migrations.
     pub async fn open(url: &str) -> Result<Self, StoreError> {
         let store = Self::connect(url).await?;
         store.migrate().await?;
@@ -84,72 +81,81 @@ impl Store {
 
     /// Opens the database without migrating.
     pub async fn connect(url: &str) -> Result<Self, StoreError> {
-        if url.starts_with("sqlite:") {
-            let opts = SqliteConnectOptions::from_str(url)
-                .map_err(|source| StoreError::Connect {
-                    backend: "sqlite",
-                    source,
-                })?
-                .create_if_missing(true)
-                .journal_mode(SqliteJournalMode::Wal)
-                .synchronous(SqliteSynchronous::Normal)
-                .busy_timeout(Duration::from_secs(10))
-                .foreign_keys(true);
-            // An in-memory database exists once per connection: keep exactly one.
-            let max = if url.contains(":memory:") || url.contains("mode=memory") {
-                1
-            } else {
-                4
-            };
-            let pool = SqlitePoolOptions::new()
-                .max_connections(max)
-                .connect_with(opts)
-                .await
-                .map_err(|source| StoreError::Connect {
-                    backend: "sqlite",
-                    source,
-                })?;
-            Ok(Store::Sqlite(pool))
-        } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
-            let opts = PgConnectOptions::from_str(url).map_err(|source| StoreError::Connect {
-                backend: "postgres",
-                source,
-            })?;
-            let pool = PgPoolOptions::new()
-                .max_connections(8)
-                .acquire_timeout(Duration::from_secs(10))
-                .connect_with(opts)
-                .await
-                .map_err(|source| StoreError::Connect {
+        match backend_of(url)? {
+            Backend::Sqlite => {
+                let opts = SqliteConnectOptions::from_str(url)
+                    .map_err(|source| StoreError::Connect {
+                        backend: "sqlite",
+                        source,
+                    })?
+                    .create_if_missing(true)
+                    .journal_mode(SqliteJournalMode::Wal)
+                    .synchronous(SqliteSynchronous::Normal)
+                    .busy_timeout(Duration::from_secs(10))
+                    .foreign_keys(true);
+                let pool = if url.contains(":memory:") || url.contains("mode=memory") {
+                    // An in-memory database lives as long as its one connection: keep exactly one, forever.
+                    SqlitePoolOptions::new()
+                        .min_connections(1)
+                        .max_connections(1)
+                        .idle_timeout(None)
+                        .max_lifetime(None)
+                } else {
+                    SqlitePoolOptions::new().max_connections(4)
+                };
+                let pool = pool
+                    .connect_with(opts)
+                    .await
+                    .map_err(|source| StoreError::Connect {
+                        backend: "sqlite",
+                        source,
+                    })?;
+                Ok(Store::Sqlite(pool))
+            }
+            Backend::Postgres => {
+                let opts = PgConnectOptions::from_str(url).map_err(|source| StoreError::Connect {
                     backend: "postgres",
                     source,
                 })?;
-            Ok(Store::Postgres(pool))
-        } else {
-            // Never echo the URL: it may carry a password.
-            let scheme = url.split(':').next().unwrap_or_default();
-            Err(StoreError::UnsupportedUrl(format!("{scheme}:…")))
+                let pool = PgPoolOptions::new()
+                    .max_connections(8)
+                    .acquire_timeout(Duration::from_secs(10))
+                    .connect_with(opts)
+                    .await
+                    .map_err(|source| StoreError::Connect {
+                        backend: "postgres",
+                        source,
+                    })?;
+                Ok(Store::Postgres(pool))
+            }
         }
     }
 
-    /// Runs the common embedded migrations.
+    /// Runs the common embedded migrations (the inbox).
     pub async fn migrate(&self) -> Result<(), StoreError> {
-        self.migrate_with(&SQLITE_MIGRATIONS, &POSTGRES_MIGRATIONS).await
+        self.run(common_migrations(self.backend())).await
     }
 
-    /// Runs a service's own migrations (one set per backend) after the common ones. A service's migration
-    /// versions must not collide with the common ones: start them at 100.
-    pub async fn migrate_with(
-        &self,
-        sqlite: &sqlx::migrate::Migrator,
-        postgres: &sqlx::migrate::Migrator,
-    ) -> Result<(), StoreError> {
+    /// Runs the common migrations, then a service's own (`sqlite` or `postgres`, by backend; build them
+    /// with `sqlx::migrate!`). Each set ignores the other's versions, so both can share the database's
+    /// migration table; a service's versions must not collide with the common ones: start them at 100.
+    pub async fn migrate_with(&self, sqlite: Migrator, postgres: Migrator) -> Result<(), StoreError> {
+        self.migrate().await?;
+        self.run(match self.backend() {
+            Backend::Sqlite => sqlite,
+            Backend::Postgres => postgres,
+        })
+        .await
+    }
+
+    async fn run(&self, mut migrator: Migrator) -> Result<(), StoreError> {
+        migrator.set_ignore_missing(true);
         match self {
-            Store::Sqlite(pool) => sqlite.run(pool).await.map_err(|source| StoreError::Migrate {
+            Store::Sqlite(pool) => migrator.run(pool).await.map_err(|source| StoreError::Migrate {
                 backend: "sqlite",
                 source,
             }),
-            Store::Postgres(pool) => postgres.run(pool).await.map_err(|source| StoreError::Migrate {
+            Store::Postgres(pool) => migrator.run(pool).await.map_err(|source| StoreError::Migrate {
                 backend: "postgres",
                 source,
             }),
@@ -180,6 +186,27 @@ impl Store {
             Store::Sqlite(p) => p.close().await,
             Store::Postgres(p) => p.close().await,
         }
+    }
+}
+
+/// The migrations every service's database has.
+fn common_migrations(backend: Backend) -> Migrator {
+    match backend {
+        Backend::Sqlite => sqlx::migrate!("./migrations/sqlite"),
+        Backend::Postgres => sqlx::migrate!("./migrations/postgres"),
+    }
+}
+
+/// The backend a database URL names: `sqlite:` or `postgres:`/`postgresql:`. Anything else is refused
+/// without echoing the URL (it may hold a password).
+pub fn backend_of(url: &str) -> Result<Backend, StoreError> {
+    if url.starts_with("sqlite:") {
+        Ok(Backend::Sqlite)
+    } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
+        Ok(Backend::Postgres)
+    } else {
+        let scheme = url.split(':').next().unwrap_or_default();
+        Err(StoreError::UnsupportedUrl(format!("{scheme}:…")))
     }
 }
 
