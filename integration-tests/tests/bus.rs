@@ -100,6 +100,26 @@ impl Bus {
     }
 }
 
+/// A consumer running in the background until [`Spawned::stop`].
+struct Spawned {
+    stop: CancellationToken,
+    run: tokio::task::JoinHandle<Result<(), flotilla_bus::BusError>>,
+}
+
+impl Spawned {
+    fn new<H: Handler>(consumer: CommandConsumer, handler: Arc<H>) -> Self {
+        let stop = CancellationToken::new();
+        let run = tokio::spawn(consumer.run(handler, stop.clone()));
+        Self { stop, run }
+    }
+
+    /// Stops it as a shutdown would, and checks it ended cleanly.
+    async fn stop(self) {
+        self.stop.cancel();
+        self.run.await.unwrap().unwrap();
+    }
+}
+
 fn destroy(deployment: &str) -> DestroyRegion {
     DestroyRegion {
         meta: CommandMeta::new("test"),
@@ -214,19 +234,13 @@ async fn a_command_published_twice_with_one_id_is_handled_once() {
         "the server must recognise the second publication"
     );
     let recorder = Arc::new(Recorder::default());
-    let stop = CancellationToken::new();
-    let run = tokio::spawn(
-        bus.consumer(fast_consumer())
-            .await
-            .run(Arc::clone(&recorder), stop.clone()),
-    );
+    let run = Spawned::new(bus.consumer(fast_consumer()).await, Arc::clone(&recorder));
     bus.send("dep-b").await;
     eventually("dep-b handled", Duration::from_secs(10), || async {
         recorder.deployments().contains(&"dep-b".to_owned()).then_some(())
     })
     .await;
-    stop.cancel();
-    run.await.unwrap().unwrap();
+    run.stop().await;
     assert_eq!(recorder.deployments(), vec!["dep-a", "dep-b"]);
 }
 
@@ -239,8 +253,7 @@ async fn a_handler_failure_leads_to_redelivery_then_success() {
     });
     let consumer = bus.consumer(fast_consumer()).await;
     let counters = consumer.counters();
-    let stop = CancellationToken::new();
-    let run = tokio::spawn(consumer.run(Arc::clone(&recorder), stop.clone()));
+    let run = Spawned::new(consumer, Arc::clone(&recorder));
     bus.send("flaky").await;
     eventually(
         "success on the third delivery",
@@ -248,8 +261,7 @@ async fn a_handler_failure_leads_to_redelivery_then_success() {
         || async { (counters.acked.load(std::sync::atomic::Ordering::Relaxed) == 1).then_some(()) },
     )
     .await;
-    stop.cancel();
-    run.await.unwrap().unwrap();
+    run.stop().await;
     let deliveries: Vec<u64> = recorder.seen.lock().unwrap().iter().map(|(_, n)| *n).collect();
     assert_eq!(deliveries, vec![1, 2, 3]);
     assert_eq!(counters.retried.load(std::sync::atomic::Ordering::Relaxed), 2);
@@ -270,16 +282,14 @@ async fn a_command_that_keeps_failing_goes_to_the_dlq_after_max_deliveries() {
     });
     let consumer = bus.consumer(fast_consumer()).await;
     let counters = consumer.counters();
-    let stop = CancellationToken::new();
-    let run = tokio::spawn(consumer.run(Arc::clone(&recorder), stop.clone()));
+    let run = Spawned::new(consumer, Arc::clone(&recorder));
     let cmd = bus.send("doomed").await;
     let dlq = eventually("dead letter", Duration::from_secs(15), || async {
         let d = bus.dead_letters().await;
         (!d.is_empty()).then_some(d)
     })
     .await;
-    stop.cancel();
-    run.await.unwrap().unwrap();
+    run.stop().await;
     assert_eq!(
         recorder.seen.lock().unwrap().len(),
         3,
@@ -318,12 +328,7 @@ async fn a_command_that_keeps_failing_goes_to_the_dlq_after_max_deliveries() {
 async fn an_undecodable_message_lands_in_the_dlq_and_the_consumer_keeps_going() {
     let bus = Bus::new().await;
     let recorder = Arc::new(Recorder::default());
-    let stop = CancellationToken::new();
-    let run = tokio::spawn(
-        bus.consumer(fast_consumer())
-            .await
-            .run(Arc::clone(&recorder), stop.clone()),
-    );
+    let run = Spawned::new(bus.consumer(fast_consumer()).await, Arc::clone(&recorder));
     // Garbage with the right kind, JSON missing a field, and no kind at all.
     let subj = bus.subject("bad", "destroy");
     let mut h = async_nats::HeaderMap::new();
@@ -357,8 +362,7 @@ async fn an_undecodable_message_lands_in_the_dlq_and_the_consumer_keeps_going() 
         (d.len() == 3).then_some(d)
     })
     .await;
-    stop.cancel();
-    run.await.unwrap().unwrap();
+    run.stop().await;
     let errors: HashMap<String, String> = dlq
         .iter()
         .map(|m| {
@@ -433,20 +437,14 @@ async fn a_consumer_killed_mid_message_gets_the_message_redelivered() {
     let _ = first.await;
 
     let recorder = Arc::new(Recorder::default());
-    let stop = CancellationToken::new();
-    let second = tokio::spawn(
-        bus.consumer(fast_consumer())
-            .await
-            .run(Arc::clone(&recorder), stop.clone()),
-    );
+    let second = Spawned::new(bus.consumer(fast_consumer()).await, Arc::clone(&recorder));
     eventually(
         "redelivery to the new consumer",
         Duration::from_secs(15),
         || async { recorder.seen.lock().unwrap().first().cloned() },
     )
     .await;
-    stop.cancel();
-    second.await.unwrap().unwrap();
+    second.stop().await;
     let seen = recorder.seen.lock().unwrap().clone();
     assert_eq!(
         seen,
@@ -460,13 +458,12 @@ async fn two_replicas_split_a_stream_of_commands_with_none_lost_or_doubled() {
     let bus = Bus::new().await;
     let a = Arc::new(Recorder::default());
     let b = Arc::new(Recorder::default());
-    let stop = CancellationToken::new();
     let cfg = ConsumerConfig {
         max_in_flight: 2,
         ..fast_consumer()
     };
-    let ra = tokio::spawn(bus.consumer(cfg.clone()).await.run(Arc::clone(&a), stop.clone()));
-    let rb = tokio::spawn(bus.consumer(cfg).await.run(Arc::clone(&b), stop.clone()));
+    let ra = Spawned::new(bus.consumer(cfg.clone()).await, Arc::clone(&a));
+    let rb = Spawned::new(bus.consumer(cfg).await, Arc::clone(&b));
     const N: usize = 200;
     for i in 0..N {
         bus.send(&format!("d{i}")).await;
@@ -477,9 +474,8 @@ async fn two_replicas_split_a_stream_of_commands_with_none_lost_or_doubled() {
     .await;
     // Give a doubled delivery a chance to show up before counting.
     tokio::time::sleep(Duration::from_millis(500)).await;
-    stop.cancel();
-    ra.await.unwrap().unwrap();
-    rb.await.unwrap().unwrap();
+    ra.stop().await;
+    rb.stop().await;
     let mut all = a.deployments();
     all.extend(b.deployments());
     let total = all.len();
@@ -499,12 +495,7 @@ async fn two_replicas_split_a_stream_of_commands_with_none_lost_or_doubled() {
 async fn json_and_messagepack_commands_are_both_accepted() {
     let bus = Bus::new().await;
     let recorder = Arc::new(Recorder::default());
-    let stop = CancellationToken::new();
-    let run = tokio::spawn(
-        bus.consumer(fast_consumer())
-            .await
-            .run(Arc::clone(&recorder), stop.clone()),
-    );
+    let run = Spawned::new(bus.consumer(fast_consumer()).await, Arc::clone(&recorder));
     let mp = destroy("msgpack");
     bus.publisher
         .publish_encoded(
@@ -528,8 +519,7 @@ async fn json_and_messagepack_commands_are_both_accepted() {
         (recorder.deployments().len() == 2).then_some(())
     })
     .await;
-    stop.cancel();
-    run.await.unwrap().unwrap();
+    run.stop().await;
     let mut got = recorder.deployments();
     got.sort();
     assert_eq!(got, vec!["json", "msgpack"]);
@@ -547,12 +537,7 @@ async fn a_dispatcher_rejects_unknown_kinds_naming_the_ones_it_handles() {
             Ok(())
         }
     });
-    let stop = CancellationToken::new();
-    let run = tokio::spawn(
-        bus.consumer(fast_consumer())
-            .await
-            .run(Arc::new(dispatcher), stop.clone()),
-    );
+    let run = Spawned::new(bus.consumer(fast_consumer()).await, Arc::new(dispatcher));
     let mut h = async_nats::HeaderMap::new();
     h.insert(flotilla_proto::KIND_HEADER, "provisioner.teleport.v9");
     bus.publisher
@@ -569,8 +554,7 @@ async fn a_dispatcher_rejects_unknown_kinds_naming_the_ones_it_handles() {
         (!handled.lock().unwrap().is_empty()).then_some(())
     })
     .await;
-    stop.cancel();
-    run.await.unwrap().unwrap();
+    run.stop().await;
     let error = dlq[0]
         .headers
         .as_ref()
@@ -608,16 +592,14 @@ async fn shutdown_finishes_in_flight_work_and_hands_back_what_overruns() {
         })
         .await;
     let counters = consumer.counters();
-    let stop = CancellationToken::new();
-    let run = tokio::spawn(consumer.run(Arc::new(Slow(Arc::clone(&done))), stop.clone()));
+    let run = Spawned::new(consumer, Arc::new(Slow(Arc::clone(&done))));
     bus.send("quick").await;
     bus.send("endless").await;
     eventually("both in flight", Duration::from_secs(10), || async {
         (counters.in_flight.load(std::sync::atomic::Ordering::Relaxed) == 2).then_some(())
     })
     .await;
-    stop.cancel();
-    run.await.unwrap().unwrap();
+    run.stop().await;
     assert_eq!(
         *done.lock().unwrap(),
         vec!["quick"],
@@ -627,20 +609,14 @@ async fn shutdown_finishes_in_flight_work_and_hands_back_what_overruns() {
     assert_eq!(counters.abandoned.load(std::sync::atomic::Ordering::Relaxed), 1);
     // The endless one was handed back at once, not after ack-wait: a new consumer gets it immediately.
     let recorder = Arc::new(Recorder::default());
-    let stop = CancellationToken::new();
-    let run = tokio::spawn(
-        bus.consumer(fast_consumer())
-            .await
-            .run(Arc::clone(&recorder), stop.clone()),
-    );
+    let run = Spawned::new(bus.consumer(fast_consumer()).await, Arc::clone(&recorder));
     eventually(
         "handed-back command redelivered",
         Duration::from_secs(10),
         || async { (recorder.deployments() == vec!["endless"]).then_some(()) },
     )
     .await;
-    stop.cancel();
-    run.await.unwrap().unwrap();
+    run.stop().await;
 }
 
 #[tokio::test]
@@ -768,15 +744,13 @@ async fn long_work_reports_progress_and_is_not_redelivered_meanwhile() {
         }
     }
     let deliveries = Arc::new(Mutex::new(Vec::new()));
-    let stop = CancellationToken::new();
     // Two replicas: a redelivery would go to whichever is free.
     let consumer = bus.consumer(fast_consumer()).await;
     let counters = consumer.counters();
-    let a = tokio::spawn(consumer.run(Arc::new(Slow(Arc::clone(&deliveries))), stop.clone()));
-    let b = tokio::spawn(
-        bus.consumer(fast_consumer())
-            .await
-            .run(Arc::new(Slow(Arc::clone(&deliveries))), stop.clone()),
+    let a = Spawned::new(consumer, Arc::new(Slow(Arc::clone(&deliveries))));
+    let b = Spawned::new(
+        bus.consumer(fast_consumer()).await,
+        Arc::new(Slow(Arc::clone(&deliveries))),
     );
     bus.send("long").await;
     eventually("long work done", Duration::from_secs(15), || async {
@@ -785,9 +759,8 @@ async fn long_work_reports_progress_and_is_not_redelivered_meanwhile() {
     })
     .await;
     tokio::time::sleep(Duration::from_secs(3)).await;
-    stop.cancel();
-    a.await.unwrap().unwrap();
-    b.await.unwrap().unwrap();
+    a.stop().await;
+    b.stop().await;
     assert_eq!(
         *deliveries.lock().unwrap(),
         vec![1],
@@ -897,15 +870,13 @@ async fn a_panicking_handler_is_retried_and_counted_out_of_flight() {
     }
     let consumer = bus.consumer(fast_consumer()).await;
     let counters = consumer.counters();
-    let stop = CancellationToken::new();
-    let run = tokio::spawn(consumer.run(Arc::new(PanicOnce(Mutex::new(0))), stop.clone()));
+    let run = Spawned::new(consumer, Arc::new(PanicOnce(Mutex::new(0))));
     bus.send("boom").await;
     eventually("success after the panic", Duration::from_secs(10), || async {
         (counters.acked.load(std::sync::atomic::Ordering::Relaxed) == 1).then_some(())
     })
     .await;
-    stop.cancel();
-    run.await.unwrap().unwrap();
+    run.stop().await;
     assert_eq!(counters.retried.load(std::sync::atomic::Ordering::Relaxed), 1);
     assert_eq!(counters.in_flight.load(std::sync::atomic::Ordering::Relaxed), 0);
 }
@@ -942,15 +913,13 @@ async fn a_message_whose_handler_keeps_crashing_is_dead_lettered_not_left_behind
     }
     // The third delivery is past the limit: dead-lettered without running the handler again.
     let recorder = Arc::new(Recorder::default());
-    let stop = CancellationToken::new();
-    let run = tokio::spawn(bus.consumer(cfg).await.run(Arc::clone(&recorder), stop.clone()));
+    let run = Spawned::new(bus.consumer(cfg).await, Arc::clone(&recorder));
     let dlq = eventually("dead letter", Duration::from_secs(15), || async {
         let d = bus.dead_letters().await;
         (!d.is_empty()).then_some(d)
     })
     .await;
-    stop.cancel();
-    run.await.unwrap().unwrap();
+    run.stop().await;
     assert!(
         recorder.deployments().is_empty(),
         "the handler must not run past the limit"
@@ -984,12 +953,7 @@ async fn dead_letters_drop_server_directives_and_scrub_secrets() {
             }
         }
     }
-    let stop = CancellationToken::new();
-    let run = tokio::spawn(
-        bus.consumer(fast_consumer())
-            .await
-            .run(Arc::new(LeakyFailure), stop.clone()),
-    );
+    let run = Spawned::new(bus.consumer(fast_consumer()).await, Arc::new(LeakyFailure));
     let cmd = destroy("leaky");
     let mut h = flotilla_bus::message_headers::<DestroyRegion>(Encoding::MessagePack);
     // A directive that is right for the command stream and wrong for the DLQ stream.
@@ -1009,8 +973,7 @@ async fn dead_letters_drop_server_directives_and_scrub_secrets() {
         (!d.is_empty()).then_some(d)
     })
     .await;
-    stop.cancel();
-    run.await.unwrap().unwrap();
+    run.stop().await;
     let headers = dlq[0].headers.as_ref().unwrap();
     assert!(headers.get("Nats-Expected-Stream").is_none());
     let error = headers.get(flotilla_bus::DLQ_ERROR_HEADER).unwrap().to_string();
@@ -1031,8 +994,7 @@ async fn a_deleted_consumer_is_recreated_and_work_resumes() {
     let recorder = Arc::new(Recorder::default());
     let consumer = bus.consumer(fast_consumer()).await;
     let counters = consumer.counters();
-    let stop = CancellationToken::new();
-    let run = tokio::spawn(consumer.run(Arc::clone(&recorder), stop.clone()));
+    let run = Spawned::new(consumer, Arc::clone(&recorder));
     bus.send("before").await;
     eventually("first handled", Duration::from_secs(10), || async {
         (recorder.deployments().len() == 1).then_some(())
@@ -1053,6 +1015,5 @@ async fn a_deleted_consumer_is_recreated_and_work_resumes() {
     )
     .await;
     assert!(!counters.pull_failing.load(std::sync::atomic::Ordering::Relaxed));
-    stop.cancel();
-    run.await.unwrap().unwrap();
+    run.stop().await;
 }
