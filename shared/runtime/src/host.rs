@@ -228,6 +228,8 @@ where
         shutdown.clone(),
     ));
     let admin_task = admin_serve.map(tokio::spawn);
+    // The service API's subscriptions are on the server before anyone is told we serve.
+    client.flush().await.map_err(|e| HostError::ServiceApi(format!("flushing subscriptions: {e}")))?;
     let purge_task = tokio::spawn(purge_inbox(
         Inbox::new(store.clone()),
         config.bus.command_max_age,

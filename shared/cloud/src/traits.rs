@@ -1,0 +1,107 @@
+//! The operations, by concern. Each provider adapter implements the ones it supports.
+
+use async_trait::async_trait;
+use ipnet::Ipv4Net;
+
+use crate::{
+    DnsBatch, DnsRecord, Firewall, FirewallRule, Machine, MachineRequest, ManagedDatabase, MarkFilter, Marks,
+    NewDnsRecord, ProviderKind, Result, Vpc, VpcRequest, Zone,
+};
+
+/// Machines.
+#[async_trait]
+pub trait Compute: Send + Sync {
+    /// Which provider this is.
+    fn provider(&self) -> ProviderKind;
+
+    /// Creates a machine carrying `request.marks`. Returns at once: the machine may still be provisioning
+    /// and may not have its addresses yet.
+    async fn create_machine(&self, request: &MachineRequest) -> Result<Machine>;
+
+    /// One machine by provider id; [`crate::CloudError::NotFound`] when it is gone.
+    async fn get_machine(&self, id: &str) -> Result<Machine>;
+
+    /// Every machine Flotilla owns that matches `filter`, across all pages, in as few calls as the
+    /// provider allows (filtered by tag server-side).
+    async fn list_machines(&self, filter: &MarkFilter) -> Result<Vec<Machine>>;
+
+    /// Deletes a machine; deleting one that is already gone succeeds.
+    async fn delete_machine(&self, id: &str) -> Result<()>;
+}
+
+/// VPCs and native firewalls.
+#[async_trait]
+pub trait Network: Send + Sync {
+    /// The VPC named `name` in `region`, if it exists.
+    async fn find_vpc(&self, region: &str, name: &str) -> Result<Option<Vpc>>;
+
+    /// Creates a VPC.
+    async fn create_vpc(&self, request: &VpcRequest) -> Result<Vpc>;
+
+    /// The firewall named `name`, if it exists.
+    async fn find_firewall(&self, name: &str) -> Result<Option<Firewall>>;
+
+    /// Creates a firewall with `rules`, marked as ours.
+    async fn create_firewall(&self, name: &str, rules: &[FirewallRule], marks: &Marks) -> Result<Firewall>;
+
+    /// Replaces all inbound rules of a firewall.
+    async fn replace_firewall_rules(&self, firewall_id: &str, rules: &[FirewallRule]) -> Result<()>;
+
+    /// Applies a firewall to a machine; applying it twice succeeds.
+    async fn attach_firewall(&self, firewall_id: &str, machine_id: &str) -> Result<()>;
+
+    /// Removes a firewall from a machine; removing it when it is not applied succeeds.
+    async fn detach_firewall(&self, firewall_id: &str, machine_id: &str) -> Result<()>;
+}
+
+/// Managed databases (DBaaS).
+#[async_trait]
+pub trait ManagedDatabases: Send + Sync {
+    /// The database named `name` (label / service name), if it exists.
+    async fn find_database(&self, name: &str) -> Result<Option<ManagedDatabase>>;
+
+    /// Replaces the whole allow-list of a database.
+    async fn replace_allow_list(&self, id: &str, allow: &[Ipv4Net]) -> Result<()>;
+}
+
+/// DNS zones and records.
+#[async_trait]
+pub trait Dns: Send + Sync {
+    /// Which provider this is.
+    fn provider(&self) -> ProviderKind;
+
+    /// The zone for `name` (e.g. `codetesters.uk`), if the account has it.
+    async fn find_zone(&self, name: &str) -> Result<Option<Zone>>;
+
+    /// The records of a zone, optionally only those of one name and type, across all pages.
+    async fn list_records(
+        &self,
+        zone: &Zone,
+        name: Option<&str>,
+        kind: Option<&str>,
+    ) -> Result<Vec<DnsRecord>>;
+
+    /// Creates a record.
+    async fn create_record(&self, zone: &Zone, record: &NewDnsRecord) -> Result<DnsRecord>;
+
+    /// Updates a record in place (matched by id).
+    async fn update_record(&self, zone: &Zone, record: &DnsRecord) -> Result<DnsRecord>;
+
+    /// Deletes a record; deleting one that is already gone succeeds.
+    async fn delete_record(&self, zone: &Zone, id: &str) -> Result<()>;
+
+    /// Applies several changes, deletes → updates → creates. Providers with a batch endpoint override this
+    /// to make it one call; the default makes one call per change and stops at the first failure.
+    async fn apply_batch(&self, zone: &Zone, batch: &DnsBatch) -> Result<()> {
+        for id in &batch.deletes {
+            self.delete_record(zone, id).await?;
+        }
+        for record in &batch.updates {
+            self.update_record(zone, record).await?;
+        }
+        for record in &batch.creates {
+            self.create_record(zone, record).await?;
+        }
+        Ok(())
+    }
+}
