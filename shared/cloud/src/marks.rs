@@ -226,7 +226,7 @@ mod tests {
         let tags = marks(long).to_tags();
         assert!(tags.iter().all(|t| t.len() <= MAX_TAG_LEN), "{tags:?}");
         assert!(MarkFilter::deployment(long).matches(&tags));
-        assert!(!MarkFilter::deployment(&long.replace("shop", "shoe")).matches(&tags));
+        assert!(!MarkFilter::deployment(long.replace("shop", "shoe")).matches(&tags));
         // DigitalOcean's tag alphabet.
         assert!(
             tags.iter()

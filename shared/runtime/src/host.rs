@@ -228,8 +228,16 @@ where
         shutdown.clone(),
     ));
     let admin_task = admin_serve.map(tokio::spawn);
-    // The service API's subscriptions are on the server before anyone is told we serve.
-    client.flush().await.map_err(|e| HostError::ServiceApi(format!("flushing subscriptions: {e}")))?;
+    // Ask ourselves for our status over the same connection: once that is answered, the server has our
+    // subscriptions, and nobody told "serving" can get "no responders".
+    api::request::<ServiceStatusRequest, ServiceStatus>(
+        &client,
+        &subject::api(def.name, "status")?,
+        &ServiceStatusRequest {},
+        config.nats.request_timeout,
+    )
+    .await
+    .map_err(|e| HostError::ServiceApi(format!("the service does not answer itself: {e}")))?;
     let purge_task = tokio::spawn(purge_inbox(
         Inbox::new(store.clone()),
         config.bus.command_max_age,
