@@ -1,0 +1,1 @@
+//! The local cloud simulator: under construction.

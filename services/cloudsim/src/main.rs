@@ -1,0 +1,2 @@
+//! `flotilla-cloudsim`: under construction.
+fn main() {}

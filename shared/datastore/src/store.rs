@@ -1,0 +1,509 @@
+//! One endpoint: an aws-sdk-s3 client with static credentials, and its operations, each retried.
+
+use std::{
+    fmt,
+    future::Future,
+    time::{Duration, SystemTime},
+};
+
+use aws_sdk_s3::{
+    config::{
+        BehaviorVersion, Credentials, Region, RequestChecksumCalculation, ResponseChecksumValidation,
+        http::HttpResponse, retry::RetryConfig, timeout::TimeoutConfig,
+    },
+    error::{ProvideErrorMetadata, SdkError},
+    primitives::ByteStream,
+    types::{BucketLocationConstraint, CreateBucketConfiguration},
+};
+use backon::Retryable;
+use bytes::Bytes;
+use flotilla_spec::{DatastoreCredentials, Secret};
+
+use crate::{DatastoreError, DatastoreOptions, EndpointConfig, FailureKind, RequestFailure, RetryPolicy};
+
+/// One S3-compatible endpoint of a region: position `index` of its datastore list (0 = endpoint 1).
+///
+/// Every operation is retried by the [`RetryPolicy`] when it fails in a retryable way. Cloning is cheap
+/// (the client is shared). `Debug` shows the endpoint, never the keys.
+#[derive(Clone)]
+pub struct Datastore {
+    index: usize,
+    config: EndpointConfig,
+    client: aws_sdk_s3::Client,
+    retry: RetryPolicy,
+    timeouts: Timeouts,
+    list_page_size: i32,
+    redactor: Redactor,
+}
+
+/// Per-try time limits (see [`DatastoreOptions::request_timeout`]).
+#[derive(Debug, Clone, Copy)]
+struct Timeouts {
+    request: Duration,
+    min_transfer_rate: u64,
+}
+
+impl Timeouts {
+    /// How long one try that moves `bytes` bytes may take.
+    fn for_bytes(&self, bytes: u64) -> Duration {
+        let allowance = bytes.checked_div(self.min_transfer_rate).unwrap_or(0);
+        self.request.saturating_add(Duration::from_secs(allowance))
+    }
+}
+
+/// One object found by a listing.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ObjectInfo {
+    /// The object's key.
+    pub key: String,
+    /// Its size in bytes.
+    pub size: u64,
+    /// When it was last written, when the endpoint said.
+    pub last_modified: Option<SystemTime>,
+    /// Its entity tag as sent by the endpoint (with quotes), when it said.
+    pub etag: Option<String>,
+}
+
+impl Datastore {
+    /// A client for endpoint `index` (0 = endpoint 1) with static credentials. The HTTP stack is
+    /// hyper with rustls on ring. Request checksums are only sent where an operation requires them and
+    /// response checksums only checked where required: several S3-compatible services reject the
+    /// SDK's newer default (checksum trailers with `aws-chunked` bodies). Conditional requests are never
+    /// used.
+    pub fn new(
+        index: usize,
+        config: EndpointConfig,
+        credentials: &DatastoreCredentials,
+        options: &DatastoreOptions,
+    ) -> Self {
+        let http = aws_smithy_http_client::Builder::new()
+            .tls_provider(aws_smithy_http_client::tls::Provider::Rustls(
+                aws_smithy_http_client::tls::rustls_provider::CryptoMode::Ring,
+            ))
+            .build_https();
+        // Only the connection is limited by the SDK: its read timeout would cover a whole upload, so
+        // each try is limited here instead, by its size.
+        let sdk_timeouts = TimeoutConfig::builder()
+            .connect_timeout(options.connect_timeout)
+            .build();
+        let sdk_config = aws_sdk_s3::Config::builder()
+            .behavior_version(BehaviorVersion::latest())
+            .region(Region::new(config.region.clone()))
+            .endpoint_url(&config.url)
+            .force_path_style(config.path_style)
+            .credentials_provider(Credentials::new(
+                credentials.access_key.expose(),
+                credentials.secret_key.expose(),
+                None,
+                None,
+                "flotilla-datastore",
+            ))
+            .http_client(http)
+            .retry_config(RetryConfig::disabled())
+            .timeout_config(sdk_timeouts)
+            .request_checksum_calculation(RequestChecksumCalculation::WhenRequired)
+            .response_checksum_validation(ResponseChecksumValidation::WhenRequired)
+            .build();
+        Self {
+            index,
+            config,
+            client: aws_sdk_s3::Client::from_conf(sdk_config),
+            retry: options.retry,
+            timeouts: Timeouts {
+                request: options.request_timeout,
+                min_transfer_rate: options.min_transfer_rate,
+            },
+            list_page_size: options.list_page_size.clamp(1, 1000),
+            redactor: Redactor::new(credentials),
+        }
+    }
+
+    /// Position in the region's datastore list (0 = endpoint 1, the region's own).
+    pub fn index(&self) -> usize {
+        self.index
+    }
+
+    /// The endpoint URL, used as its name in logs and errors.
+    pub fn name(&self) -> &str {
+        &self.config.url
+    }
+
+    /// How the endpoint is reached.
+    pub fn config(&self) -> &EndpointConfig {
+        &self.config
+    }
+
+    /// The underlying SDK client, for operations this crate does not wrap (e.g. multipart uploads).
+    /// Requests made with it are not retried by this crate.
+    pub fn client(&self) -> &aws_sdk_s3::Client {
+        &self.client
+    }
+
+    /// Reads an object; `None` when the key does not exist. A missing bucket is an error
+    /// ([`FailureKind::NotFound`]).
+    pub async fn get(&self, bucket: &str, key: &str) -> Result<Option<Bytes>, DatastoreError> {
+        let operation = format!("GetObject {bucket}/{key}");
+        let result = self
+            .with_retry(&operation, || async {
+                let request = self.client.get_object().bucket(bucket).key(key).send();
+                let output = self
+                    .timed(&operation, 0, async {
+                        request.await.map_err(|e| self.sdk_failure(&operation, e))
+                    })
+                    .await?;
+                let size = output
+                    .content_length()
+                    .and_then(|n| u64::try_from(n).ok())
+                    .unwrap_or(0);
+                let body = self
+                    .timed(&operation, size, async {
+                        output.body.collect().await.map_err(|e| {
+                            self.failure(&operation, FailureKind::Protocol, None, None, &e.to_string())
+                        })
+                    })
+                    .await?;
+                Ok(body.into_bytes())
+            })
+            .await;
+        match result {
+            Ok(bytes) => Ok(Some(bytes)),
+            Err(e) if e.is_not_found() && !is_missing_bucket(&e) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Writes an object (unconditionally: no `If-None-Match`/`If-Match`).
+    pub async fn put(&self, bucket: &str, key: &str, body: Bytes) -> Result<(), DatastoreError> {
+        let operation = format!("PutObject {bucket}/{key}");
+        let size = u64::try_from(body.len()).unwrap_or(u64::MAX);
+        self.with_retry(&operation, || async {
+            let request = self
+                .client
+                .put_object()
+                .bucket(bucket)
+                .key(key)
+                .body(ByteStream::from(body.clone()))
+                .send();
+            self.timed(&operation, size, async {
+                request
+                    .await
+                    .map(|_| ())
+                    .map_err(|e| self.sdk_failure(&operation, e))
+            })
+            .await
+        })
+        .await
+    }
+
+    /// Deletes an object. An object or bucket that is already gone is success.
+    pub async fn delete(&self, bucket: &str, key: &str) -> Result<(), DatastoreError> {
+        let operation = format!("DeleteObject {bucket}/{key}");
+        let result = self
+            .with_retry(&operation, || async {
+                let request = self.client.delete_object().bucket(bucket).key(key).send();
+                self.timed(&operation, 0, async {
+                    request
+                        .await
+                        .map(|_| ())
+                        .map_err(|e| self.sdk_failure(&operation, e))
+                })
+                .await
+            })
+            .await;
+        match result {
+            Err(e) if e.is_not_found() => Ok(()),
+            other => other,
+        }
+    }
+
+    /// Every object whose key starts with `prefix` (all of them for `""`), following all pages, in
+    /// the endpoint's (lexicographic) order.
+    pub async fn list(&self, bucket: &str, prefix: &str) -> Result<Vec<ObjectInfo>, DatastoreError> {
+        let operation = format!("ListObjectsV2 {bucket}/{prefix}");
+        let mut objects = Vec::new();
+        let mut token: Option<String> = None;
+        loop {
+            let page = self
+                .with_retry(&operation, || async {
+                    let mut request = self
+                        .client
+                        .list_objects_v2()
+                        .bucket(bucket)
+                        .max_keys(self.list_page_size);
+                    if !prefix.is_empty() {
+                        request = request.prefix(prefix);
+                    }
+                    if let Some(token) = &token {
+                        request = request.continuation_token(token);
+                    }
+                    let request = request.send();
+                    self.timed(&operation, 0, async {
+                        request.await.map_err(|e| self.sdk_failure(&operation, e))
+                    })
+                    .await
+                })
+                .await?;
+            objects.extend(page.contents().iter().filter_map(|object| {
+                Some(ObjectInfo {
+                    key: object.key()?.to_owned(),
+                    size: object.size().and_then(|s| u64::try_from(s).ok()).unwrap_or(0),
+                    last_modified: object.last_modified().and_then(|t| SystemTime::try_from(*t).ok()),
+                    etag: object.e_tag().map(str::to_owned),
+                })
+            }));
+            let next = page
+                .next_continuation_token()
+                .filter(|t| page.is_truncated() == Some(true) && !t.is_empty());
+            match next {
+                None => return Ok(objects),
+                Some(next) if token.as_deref() == Some(next) => {
+                    return Err(self.failure(
+                        &operation,
+                        FailureKind::Protocol,
+                        None,
+                        None,
+                        "the endpoint returned the same continuation token twice",
+                    ));
+                }
+                Some(next) => token = Some(next.to_owned()),
+            }
+        }
+    }
+
+    /// Creates the bucket unless it exists. A bucket that exists and is ours is success; one owned by
+    /// another account is an error ([`FailureKind::Auth`] or [`FailureKind::Conflict`]).
+    pub async fn ensure_bucket(&self, bucket: &str) -> Result<(), DatastoreError> {
+        match self.head_bucket(bucket).await {
+            Ok(()) => return Ok(()),
+            Err(e) if e.is_not_found() => {}
+            Err(e) => return Err(e),
+        }
+        let operation = format!("CreateBucket {bucket}");
+        let created = self
+            .with_retry(&operation, || async {
+                let mut request = self.client.create_bucket().bucket(bucket);
+                if let Some(location) = &self.config.location_constraint {
+                    request = request.create_bucket_configuration(
+                        CreateBucketConfiguration::builder()
+                            .location_constraint(BucketLocationConstraint::from(location.as_str()))
+                            .build(),
+                    );
+                }
+                let request = request.send();
+                self.timed(&operation, 0, async {
+                    request
+                        .await
+                        .map(|_| ())
+                        .map_err(|e| self.sdk_failure(&operation, e))
+                })
+                .await
+            })
+            .await;
+        match created {
+            Ok(()) => Ok(()),
+            Err(e) if error_code(&e) == Some("BucketAlreadyOwnedByYou") => Ok(()),
+            // Someone created it since we looked: ours when we can see it now (some services say
+            // "already exists" even to the owner).
+            Err(e) if error_code(&e) == Some("BucketAlreadyExists") => {
+                self.head_bucket(bucket).await.map_err(|_| e)
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    async fn head_bucket(&self, bucket: &str) -> Result<(), DatastoreError> {
+        let operation = format!("HeadBucket {bucket}");
+        self.with_retry(&operation, || async {
+            let request = self.client.head_bucket().bucket(bucket).send();
+            self.timed(&operation, 0, async {
+                request
+                    .await
+                    .map(|_| ())
+                    .map_err(|e| self.sdk_failure(&operation, e))
+            })
+            .await
+        })
+        .await
+    }
+
+    /// Runs `attempt` until it succeeds, fails in a way not worth retrying, or the policy's tries are
+    /// used up.
+    async fn with_retry<T, F, Fut>(&self, operation: &str, attempt: F) -> Result<T, DatastoreError>
+    where
+        F: FnMut() -> Fut,
+        Fut: Future<Output = Result<T, DatastoreError>>,
+    {
+        attempt
+            .retry(self.retry.backoff())
+            .when(DatastoreError::is_retryable)
+            .notify(|error, delay| {
+                tracing::warn!(
+                    endpoint = self.index + 1,
+                    url = %self.config.url,
+                    operation,
+                    %error,
+                    retry_in = ?delay,
+                    "datastore request failed; retrying"
+                );
+            })
+            .await
+    }
+
+    /// Runs one try of a request that moves `bytes` bytes, abandoning it (a retryable
+    /// [`FailureKind::Timeout`]) when it takes longer than allowed.
+    async fn timed<T>(
+        &self,
+        operation: &str,
+        bytes: u64,
+        work: impl Future<Output = Result<T, DatastoreError>>,
+    ) -> Result<T, DatastoreError> {
+        let limit = self.timeouts.for_bytes(bytes);
+        tokio::time::timeout(limit, work).await.unwrap_or_else(|_| {
+            Err(self.failure(
+                operation,
+                FailureKind::Timeout,
+                None,
+                None,
+                &format!("no complete answer within {limit:?}"),
+            ))
+        })
+    }
+
+    /// Turns an SDK error into a [`RequestFailure`], keeping only status, code and message (scrubbed).
+    fn sdk_failure<E>(&self, operation: &str, error: SdkError<E, HttpResponse>) -> DatastoreError
+    where
+        E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+    {
+        let status = error.raw_response().map(|r| r.status().as_u16());
+        let (kind, code, message) = match &error {
+            SdkError::ServiceError(service) => {
+                let e = service.err();
+                let code = e.code().filter(|c| !c.is_empty()).map(str::to_owned);
+                let kind = FailureKind::for_response(status, code.as_deref());
+                (kind, code, e.message().unwrap_or_default().to_owned())
+            }
+            SdkError::DispatchFailure(failure) if failure.is_timeout() => {
+                (FailureKind::Timeout, None, context(&error))
+            }
+            SdkError::DispatchFailure(failure) if failure.is_user() => {
+                (FailureKind::Invalid, None, context(&error))
+            }
+            SdkError::DispatchFailure(_) => (FailureKind::Unreachable, None, context(&error)),
+            SdkError::TimeoutError(_) => (FailureKind::Timeout, None, context(&error)),
+            SdkError::ConstructionFailure(_) => (FailureKind::Invalid, None, context(&error)),
+            // Response errors, and whatever later SDK versions add.
+            _ => (FailureKind::Protocol, None, context(&error)),
+        };
+        self.failure(operation, kind, status, code, &message)
+    }
+
+    fn failure(
+        &self,
+        operation: &str,
+        kind: FailureKind,
+        status: Option<u16>,
+        code: Option<String>,
+        message: &str,
+    ) -> DatastoreError {
+        RequestFailure {
+            index: self.index,
+            endpoint: self.config.url.clone(),
+            operation: operation.to_owned(),
+            kind,
+            status,
+            code: code.map(|c| self.redactor.scrub(&c)),
+            message: self.redactor.scrub(message),
+        }
+        .into()
+    }
+}
+
+impl fmt::Debug for Datastore {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Datastore")
+            .field("index", &self.index)
+            .field("config", &self.config)
+            .field("retry", &self.retry)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The SDK error and its causes, on one line: `dispatch failure: io error: ...: Connection refused`.
+fn context(error: &(dyn std::error::Error + 'static)) -> String {
+    let mut parts: Vec<String> = Vec::new();
+    let mut next = Some(error);
+    while let Some(e) = next {
+        let text = e.to_string();
+        if parts.last() != Some(&text) {
+            parts.push(text);
+        }
+        next = e.source();
+    }
+    parts.join(": ")
+}
+
+fn error_code(error: &DatastoreError) -> Option<&str> {
+    error.request().and_then(|f| f.code.as_deref())
+}
+
+fn is_missing_bucket(error: &DatastoreError) -> bool {
+    error_code(error) == Some("NoSuchBucket")
+}
+
+/// Removes an endpoint's keys from text that came back from it or from the SDK.
+#[derive(Clone)]
+struct Redactor {
+    keys: Vec<Secret>,
+}
+
+impl Redactor {
+    fn new(credentials: &DatastoreCredentials) -> Self {
+        let keys = [&credentials.secret_key, &credentials.access_key]
+            .into_iter()
+            .filter(|k| !k.is_empty())
+            .cloned()
+            .collect();
+        Self { keys }
+    }
+
+    fn scrub(&self, text: &str) -> String {
+        self.keys.iter().fold(text.to_owned(), |text, key| {
+            text.replace(key.expose(), "<redacted>")
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn slow_transfers_get_more_time() {
+        let timeouts = Timeouts {
+            request: Duration::from_secs(60),
+            min_transfer_rate: 256 * 1024,
+        };
+        assert_eq!(timeouts.for_bytes(0), Duration::from_secs(60));
+        assert_eq!(
+            timeouts.for_bytes(100 * 1024 * 1024),
+            Duration::from_secs(60 + 400)
+        );
+        let no_allowance = Timeouts {
+            min_transfer_rate: 0,
+            ..timeouts
+        };
+        assert_eq!(no_allowance.for_bytes(u64::MAX), Duration::from_secs(60));
+    }
+
+    #[test]
+    fn redactor_removes_both_keys() {
+        let redactor = Redactor::new(&DatastoreCredentials {
+            access_key: "AKID123".into(),
+            secret_key: "s3cr3t".into(),
+        });
+        assert_eq!(
+            redactor.scrub("key AKID123 with s3cr3t"),
+            "key <redacted> with <redacted>"
+        );
+    }
+}

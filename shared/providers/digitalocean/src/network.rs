@@ -1,0 +1,127 @@
+//! VPCs and Cloud Firewalls.
+
+use async_trait::async_trait;
+use flotilla_cloud::{Firewall, FirewallRule, Marks, Network, Result, Vpc, VpcRequest};
+use reqwest::Method;
+use serde_json::json;
+
+use crate::client::{DigitalOceanCloud, PER_PAGE, numeric_id, segment};
+use crate::rules::{inbound_json, inbound_rules, outbound_allow_all};
+use crate::wire::{DoFirewall, FirewallEnvelope, FirewallPage, VpcEnvelope, VpcPage};
+
+impl DigitalOceanCloud {
+    async fn get_firewall(&self, id: &str) -> Result<DoFirewall> {
+        let id = segment("firewall id", id)?;
+        let found: FirewallEnvelope = self.api.get(&format!("firewalls/{id}"), &[]).await?;
+        Ok(found.firewall)
+    }
+}
+
+fn to_firewall(f: DoFirewall) -> Firewall {
+    Firewall {
+        rules: inbound_rules(f.inbound_rules.as_deref().unwrap_or_default()),
+        machine_ids: f
+            .droplet_ids
+            .unwrap_or_default()
+            .iter()
+            .map(u64::to_string)
+            .collect(),
+        id: f.id,
+        name: f.name,
+    }
+}
+
+#[async_trait]
+impl Network for DigitalOceanCloud {
+    async fn find_vpc(&self, region: &str, name: &str) -> Result<Option<Vpc>> {
+        let vpcs = self
+            .get_all::<VpcPage>("vpcs", &[("per_page", PER_PAGE.to_owned())])
+            .await?;
+        Ok(vpcs
+            .into_iter()
+            .find(|v| v.name == name && v.region == region)
+            .map(Vpc::from))
+    }
+
+    async fn create_vpc(&self, request: &VpcRequest) -> Result<Vpc> {
+        let body = json!({
+            "name": request.name,
+            "region": request.region,
+            "ip_range": request.cidr.to_string(),
+        });
+        let created: VpcEnvelope = self.api.send(Method::POST, "vpcs", &body).await?;
+        Ok(created.vpc.into())
+    }
+
+    async fn find_firewall(&self, name: &str) -> Result<Option<Firewall>> {
+        let firewalls = self
+            .get_all::<FirewallPage>("firewalls", &[("per_page", PER_PAGE.to_owned())])
+            .await?;
+        Ok(firewalls.into_iter().find(|f| f.name == name).map(to_firewall))
+    }
+
+    /// `POST /firewalls` with the inbound rules and open outbound. Not tagged (see the crate documentation):
+    /// `marks` are not stored, the firewall is found again by name.
+    async fn create_firewall(&self, name: &str, rules: &[FirewallRule], _marks: &Marks) -> Result<Firewall> {
+        let body = json!({
+            "name": name,
+            "inbound_rules": inbound_json(rules),
+            "outbound_rules": outbound_allow_all(),
+            "droplet_ids": [],
+            "tags": [],
+        });
+        let created: FirewallEnvelope = self.api.send(Method::POST, "firewalls", &body).await?;
+        Ok(to_firewall(created.firewall))
+    }
+
+    /// `PUT /firewalls/{id}` is a full replace: the firewall is read first and its name, outbound rules,
+    /// droplets and tags are sent back with the new inbound rules.
+    async fn replace_firewall_rules(&self, firewall_id: &str, rules: &[FirewallRule]) -> Result<()> {
+        let id = segment("firewall id", firewall_id)?;
+        let current = self.get_firewall(id).await?;
+        let body = json!({
+            "name": current.name,
+            "inbound_rules": inbound_json(rules),
+            "outbound_rules": current.outbound_rules.unwrap_or_default(),
+            "droplet_ids": current.droplet_ids.unwrap_or_default(),
+            "tags": current.tags.unwrap_or_default(),
+        });
+        self.call(Method::PUT, &format!("firewalls/{id}"), &body).await?;
+        Ok(())
+    }
+
+    async fn attach_firewall(&self, firewall_id: &str, machine_id: &str) -> Result<()> {
+        let id = segment("firewall id", firewall_id)?;
+        let droplet = numeric_id("droplet id", machine_id)?;
+        let current = self.get_firewall(id).await?;
+        if current.droplet_ids.unwrap_or_default().contains(&droplet) {
+            return Ok(());
+        }
+        let body = json!({"droplet_ids": [droplet]});
+        self.call(Method::POST, &format!("firewalls/{id}/droplets"), &body)
+            .await?;
+        Ok(())
+    }
+
+    async fn detach_firewall(&self, firewall_id: &str, machine_id: &str) -> Result<()> {
+        let id = segment("firewall id", firewall_id)?;
+        let droplet = numeric_id("droplet id", machine_id)?;
+        let current = match self.get_firewall(id).await {
+            Ok(f) => f,
+            Err(e) if e.is_not_found() => return Ok(()),
+            Err(e) => return Err(e),
+        };
+        if !current.droplet_ids.unwrap_or_default().contains(&droplet) {
+            return Ok(());
+        }
+        let body = json!({"droplet_ids": [droplet]});
+        match self
+            .call(Method::DELETE, &format!("firewalls/{id}/droplets"), &body)
+            .await
+        {
+            Ok(_) => Ok(()),
+            Err(e) if e.is_not_found() => Ok(()),
+            Err(e) => Err(e),
+        }
+    }
+}

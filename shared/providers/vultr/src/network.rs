@@ -1,0 +1,162 @@
+//! VPCs and firewall groups.
+
+use async_trait::async_trait;
+use flotilla_cloud::{Firewall, FirewallRule, Marks, Network, Result, Vpc, VpcRequest};
+use reqwest::Method;
+use serde_json::json;
+
+use crate::client::{VultrCloud, gone_as_not_found, is_gone, segment};
+use crate::rules::{RuleSpec, group, read, specs};
+use crate::wire::{
+    FirewallGroup, FirewallGroupEnvelope, FirewallGroupPage, InstanceEnvelope, InstancePage, RuleEnvelope,
+    RulePage, VpcEnvelope, VpcPage, VultrRule,
+};
+
+impl VultrCloud {
+    async fn group_rules(&self, id: &str) -> Result<Vec<VultrRule>> {
+        self.get_all::<RulePage>(&format!("firewalls/{id}/rules"), &[])
+            .await
+            .map_err(|e| gone_as_not_found(e, &format!("firewall group {id}")))
+    }
+
+    async fn add_rule(&self, id: &str, spec: &RuleSpec) -> Result<VultrRule> {
+        let created: RuleEnvelope = self
+            .api
+            .send(Method::POST, &format!("firewalls/{id}/rules"), &spec.to_json())
+            .await?;
+        Ok(created.firewall_rule)
+    }
+
+    /// The ids of the instances a group applies to. Vultr cannot filter instances by group, so they are all
+    /// listed, and only when the group says it has any.
+    async fn group_instances(&self, group: &FirewallGroup) -> Result<Vec<String>> {
+        if group.instance_count == Some(0) {
+            return Ok(Vec::new());
+        }
+        let instances = self.get_all::<InstancePage>("instances", &[]).await?;
+        Ok(instances
+            .into_iter()
+            .filter(|i| i.firewall_group_id.as_deref() == Some(group.id.as_str()))
+            .map(|i| i.id)
+            .collect())
+    }
+}
+
+#[async_trait]
+impl Network for VultrCloud {
+    /// `GET /vpcs`, every cursor; the name is the description.
+    async fn find_vpc(&self, region: &str, name: &str) -> Result<Option<Vpc>> {
+        let vpcs = self.get_all::<VpcPage>("vpcs", &[]).await?;
+        Ok(vpcs
+            .into_iter()
+            .find(|v| v.description == name && v.region == region)
+            .map(Vpc::from))
+    }
+
+    async fn create_vpc(&self, request: &VpcRequest) -> Result<Vpc> {
+        let body = json!({
+            "region": request.region,
+            "description": request.name,
+            "v4_subnet": request.cidr.network().to_string(),
+            "v4_subnet_mask": request.cidr.prefix_len(),
+        });
+        let created: VpcEnvelope = self.api.send(Method::POST, "vpcs", &body).await?;
+        Ok(created.vpc.into())
+    }
+
+    /// The group whose description is `name`, with its rules and the instances it applies to.
+    async fn find_firewall(&self, name: &str) -> Result<Option<Firewall>> {
+        let groups = self.get_all::<FirewallGroupPage>("firewalls", &[]).await?;
+        let Some(found) = groups.into_iter().find(|g| g.description == name) else {
+            return Ok(None);
+        };
+        let id = segment("firewall group id", &found.id)?;
+        let rules = group(self.group_rules(id).await?.iter().filter_map(read));
+        let machine_ids = self.group_instances(&found).await?;
+        Ok(Some(Firewall {
+            id: found.id.clone(),
+            name: found.description,
+            rules,
+            machine_ids,
+        }))
+    }
+
+    /// `POST /firewalls {description}`, then one rule per source. Groups have no tags: `marks` are not
+    /// stored, the group is found again by name. If a rule fails the group is left for
+    /// [`Network::replace_firewall_rules`] to complete.
+    async fn create_firewall(&self, name: &str, rules: &[FirewallRule], _marks: &Marks) -> Result<Firewall> {
+        let created: FirewallGroupEnvelope = self
+            .api
+            .send(Method::POST, "firewalls", &json!({"description": name}))
+            .await?;
+        let fw = created.firewall_group;
+        let id = segment("firewall group id", &fw.id)?;
+        let mut added = Vec::new();
+        for spec in specs(rules) {
+            added.push(self.add_rule(id, &spec).await?);
+        }
+        Ok(Firewall {
+            id: fw.id.clone(),
+            name: fw.description,
+            rules: group(added.iter().filter_map(read)),
+            machine_ids: Vec::new(),
+        })
+    }
+
+    /// Makes the group's rules exactly `rules`: reads the current rules, deletes those not wanted (and any
+    /// Flotilla cannot express), then adds the missing ones. Rules already right are left alone, so the
+    /// traffic they admit is never interrupted.
+    async fn replace_firewall_rules(&self, firewall_id: &str, rules: &[FirewallRule]) -> Result<()> {
+        let id = segment("firewall group id", firewall_id)?;
+        let wanted = specs(rules);
+        let mut present: Vec<RuleSpec> = Vec::new();
+        for rule in self.group_rules(id).await? {
+            match read(&rule) {
+                Some(spec) if wanted.contains(&spec) && !present.contains(&spec) => present.push(spec),
+                _ => self.delete(&format!("firewalls/{id}/rules/{}", rule.id)).await?,
+            }
+        }
+        for spec in wanted.iter().filter(|s| !present.contains(s)) {
+            self.add_rule(id, spec).await?;
+        }
+        Ok(())
+    }
+
+    /// `PATCH /instances/{id} {firewall_group_id}` (an instance is in at most one group).
+    async fn attach_firewall(&self, firewall_id: &str, machine_id: &str) -> Result<()> {
+        let group = segment("firewall group id", firewall_id)?;
+        let instance = segment("instance id", machine_id)?;
+        self.call(
+            Method::PATCH,
+            &format!("instances/{instance}"),
+            &json!({"firewall_group_id": group}),
+        )
+        .await
+        .map_err(|e| gone_as_not_found(e, &format!("instance {instance}")))?;
+        Ok(())
+    }
+
+    /// Clears the instance's group with `PATCH {firewall_group_id: ""}`, only when it is this group.
+    async fn detach_firewall(&self, firewall_id: &str, machine_id: &str) -> Result<()> {
+        let instance = segment("instance id", machine_id)?;
+        let current: InstanceEnvelope = match self.api.get(&format!("instances/{instance}"), &[]).await {
+            Ok(found) => found,
+            Err(e) if is_gone(&e) => return Ok(()),
+            Err(e) => return Err(e),
+        };
+        if current.instance.firewall_group_id.as_deref() != Some(firewall_id) {
+            return Ok(());
+        }
+        match self
+            .call(
+                Method::PATCH,
+                &format!("instances/{instance}"),
+                &json!({"firewall_group_id": ""}),
+            )
+            .await
+        {
+            Err(e) if !is_gone(&e) => Err(e),
+            _ => Ok(()),
+        }
+    }
+}
