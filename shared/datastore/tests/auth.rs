@@ -4,7 +4,6 @@
 
 mod common;
 
-
 use bytes::Bytes;
 use flotilla_datastore::{DatastoreOptions, DatastoreSet, FailureKind};
 use flotilla_integration_tests::{TestS3, unique};
