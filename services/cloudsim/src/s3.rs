@@ -1,0 +1,111 @@
+//! S3-compatible endpoints, one per provider region: in-process s3s-fs servers, each with its own
+//! credentials (SigV4) and data directory.
+
+use std::net::{IpAddr, SocketAddr};
+use std::path::{Path, PathBuf};
+
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::server::conn::auto::Builder as ConnBuilder;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+use crate::config::{Provider, S3EndpointConfig};
+use crate::error::SimError;
+
+/// A running S3 endpoint.
+#[derive(Clone)]
+pub struct S3Endpoint {
+    /// Provider.
+    pub provider: Provider,
+    /// Region / cluster id.
+    pub region: String,
+    /// Endpoint URL (`http://127.0.0.1:PORT`; use path-style addressing).
+    pub url: String,
+    /// Access key id.
+    pub access_key: String,
+    /// Secret key.
+    pub secret_key: String,
+    /// Where its buckets live on disk.
+    pub data_dir: PathBuf,
+}
+
+impl std::fmt::Debug for S3Endpoint {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("S3Endpoint")
+            .field("provider", &self.provider)
+            .field("region", &self.region)
+            .field("url", &self.url)
+            .field("access_key", &self.access_key)
+            .field("secret_key", &"<redacted>")
+            .field("data_dir", &self.data_dir)
+            .finish()
+    }
+}
+
+/// Starts one endpoint with its data under `root/<provider>-<region>`.
+pub(crate) async fn start(
+    cfg: &S3EndpointConfig,
+    bind: IpAddr,
+    url_host: IpAddr,
+    root: &Path,
+    stop: CancellationToken,
+) -> Result<(S3Endpoint, JoinHandle<()>), SimError> {
+    let fail = |message: String| SimError::S3 {
+        provider: cfg.provider,
+        region: cfg.region.clone(),
+        message,
+    };
+    let dir = root.join(format!("{}-{}", cfg.provider, cfg.region));
+    std::fs::create_dir_all(&dir).map_err(|e| fail(format!("data directory {}: {e}", dir.display())))?;
+    let fs = s3s_fs::FileSystem::new(&dir).map_err(|e| fail(format!("{e:?}")))?;
+    let service = {
+        let mut b = s3s::service::S3ServiceBuilder::new(fs);
+        b.set_auth(s3s::auth::SimpleAuth::from_single(
+            cfg.access_key.clone(),
+            cfg.secret_key.clone(),
+        ));
+        b.build()
+    };
+    let addr = SocketAddr::new(bind, cfg.port);
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .map_err(|e| SimError::Bind {
+            what: format!("S3 {}/{}", cfg.provider, cfg.region),
+            addr: addr.to_string(),
+            source: e,
+        })?;
+    let port = listener.local_addr().map_err(|e| fail(e.to_string()))?.port();
+    let task = tokio::spawn(async move {
+        let http = ConnBuilder::new(TokioExecutor::new());
+        loop {
+            let (socket, _) = tokio::select! {
+                _ = stop.cancelled() => break,
+                accepted = listener.accept() => match accepted {
+                    Ok(c) => c,
+                    Err(_) => continue,
+                },
+            };
+            let conn = http
+                .serve_connection(TokioIo::new(socket), service.clone())
+                .into_owned();
+            let stop = stop.clone();
+            tokio::spawn(async move {
+                tokio::select! {
+                    _ = stop.cancelled() => {}
+                    _ = conn => {}
+                }
+            });
+        }
+    });
+    Ok((
+        S3Endpoint {
+            provider: cfg.provider,
+            region: cfg.region.clone(),
+            url: format!("http://{}", SocketAddr::new(url_host, port)),
+            access_key: cfg.access_key.clone(),
+            secret_key: cfg.secret_key.clone(),
+            data_dir: dir,
+        },
+        task,
+    ))
+}
