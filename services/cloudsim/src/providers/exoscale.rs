@@ -75,7 +75,7 @@ pub(crate) fn routes() -> Router<Ctx> {
                 .delete(delete_mysql),
         )
         .route(
-            "/dbaas-pg/{name}",
+            "/dbaas-postgres/{name}",
             get(get_pg).post(create_pg).put(update_pg).delete(delete_pg),
         )
         .route("/dns-domain", get(list_domains).post(create_domain))
