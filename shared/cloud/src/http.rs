@@ -77,7 +77,12 @@ impl Signer for BearerToken {
     }
 }
 
-/// A provider's published request rate: `requests` per `per`, with bursts up to `requests`.
+/// A provider's published request rate: `requests` per `per`.
+///
+/// Providers count requests in (sliding) windows of `per`. A token bucket with a burst of `b` and a refill
+/// rate `r` can send `b + r·per` requests in one such window, so to stay under `requests` in *every*
+/// window the limiter keeps a tenth of the budget as burst and refills the rest evenly:
+/// `b = requests / 10`, `r = (requests − b) / per`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct RateLimit {
     /// Requests allowed…
@@ -104,9 +109,13 @@ impl RateLimit {
     }
 
     fn quota(self) -> Option<Quota> {
-        let burst = std::num::NonZeroU32::new(self.requests)?;
-        let period = self.per.checked_div(self.requests)?;
-        Some(Quota::with_period(period)?.allow_burst(burst))
+        if self.requests == 0 {
+            return None;
+        }
+        let burst = (self.requests / 10).max(1);
+        let refill = self.requests.checked_sub(burst).filter(|r| *r > 0).unwrap_or(1);
+        let period = self.per.checked_div(refill)?;
+        Some(Quota::with_period(period)?.allow_burst(std::num::NonZeroU32::new(burst)?))
     }
 }
 
@@ -501,8 +510,6 @@ mod tests {
 
     #[test]
     fn rate_limits_make_quotas() {
-        assert!(RateLimit::per_minute(250).quota().is_some());
-        assert!(RateLimit::per_second(30).quota().is_some());
         assert!(
             RateLimit {
                 requests: 0,
@@ -511,5 +518,18 @@ mod tests {
             .quota()
             .is_none()
         );
+        // Never more than the budget in one window: burst + refill over the window.
+        for limit in [
+            RateLimit::per_minute(1600),
+            RateLimit::per_minute(250),
+            RateLimit::per_second(30),
+        ] {
+            let q = limit.quota().unwrap();
+            let refills = (limit.per.as_secs_f64() / q.replenish_interval().as_secs_f64()).floor();
+            assert!(
+                f64::from(q.burst_size().get()) + refills <= f64::from(limit.requests) + 1e-9,
+                "{limit:?}"
+            );
+        }
     }
 }
