@@ -641,7 +641,21 @@ async fn adapters_ride_out_rate_limit_storms_and_server_errors() {
             status: Some(503),
         },
     });
+    let calls_before = cloud.calls();
     assert!(cloud.list_machines(&filter).await.unwrap().is_empty());
+    assert_eq!(
+        cloud.calls() - calls_before,
+        3,
+        "two 503s ridden out, then the answer"
+    );
+    let served: u64 = sim
+        .counters()
+        .provider(Provider::Linode)
+        .credentials
+        .values()
+        .map(|c| c.server_errors)
+        .sum();
+    assert_eq!(served, 2);
 
     sim.add_fault(&Fault {
         provider: Provider::Linode,

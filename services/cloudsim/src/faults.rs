@@ -127,7 +127,7 @@ impl Faults {
             } => {
                 f.storm = Some(Storm {
                     retry_after_secs: *retry_after_secs,
-                    until: duration_secs.map(|d| now + Duration::from_secs(d)),
+                    until: duration_secs.and_then(|d| now.checked_add(Duration::from_secs(d))),
                     remaining: *count,
                 })
             }

@@ -115,8 +115,8 @@ pub(crate) fn vultr(items: Vec<Value>, key: &str, q: &Query) -> ApiResult<Value>
     };
     let total = items.len();
     let data: Vec<Value> = items.into_iter().skip(offset).take(per_page).collect();
-    let next = if offset + per_page < total {
-        vultr_cursor("next", offset + per_page)
+    let next = if offset.saturating_add(per_page) < total {
+        vultr_cursor("next", offset.saturating_add(per_page))
     } else {
         String::new()
     };

@@ -196,9 +196,8 @@ async fn latency_and_server_error_bursts() {
     )
     .await;
     assert_eq!(status, 204);
-    let started = Instant::now();
+    // Cleared: answered again (no wall-clock bound here, which a loaded machine could break).
     assert_eq!(call(Method::GET, &url, LINODE_TOKEN, None).await.0, 200);
-    assert!(started.elapsed() < Duration::from_millis(300));
     sim.shutdown().await;
 }
 

@@ -146,8 +146,9 @@ impl Default for RetryPolicy {
 /// Turns a failed answer into a [`CloudError`]: status, headers and body in, typed error out.
 pub type ErrorMapper = fn(ProviderKind, reqwest::StatusCode, &HeaderMap, &[u8]) -> CloudError;
 
-/// A successful answer.
-#[derive(Debug, Clone)]
+/// A successful answer. Its `Debug` leaves the body out: answers can carry secrets (a new machine's
+/// default password, a database URI with its password).
+#[derive(Clone)]
 pub struct ApiResponse {
     /// Status code.
     pub status: u16,
@@ -155,6 +156,15 @@ pub struct ApiResponse {
     pub headers: HeaderMap,
     /// Body.
     pub body: Bytes,
+}
+
+impl std::fmt::Debug for ApiResponse {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ApiResponse")
+            .field("status", &self.status)
+            .field("body_len", &self.body.len())
+            .finish_non_exhaustive()
+    }
 }
 
 impl ApiResponse {
@@ -291,6 +301,7 @@ impl ApiClient {
             Some(b) => serde_json::to_vec(b).map_err(|e| CloudError::protocol(self.provider, e))?,
             None => Vec::new(),
         };
+        check_path(self.provider, path)?;
         let query: Vec<(String, String)> = query.iter().map(|(k, v)| ((*k).to_owned(), v.clone())).collect();
         let mut url = self
             .base
@@ -411,6 +422,29 @@ impl Attempt {
     }
 }
 
+/// Refuses a path that could leave the resource it names: a query or fragment smuggled in with an id, or a
+/// `.`/`..` segment (also percent-encoded, which URL parsing would resolve). Adapters build paths from
+/// provider ids; this is the one place every path passes.
+fn check_path(provider: ProviderKind, path: &str) -> Result<()> {
+    let bad = |why: &str| {
+        Err(CloudError::Invalid {
+            provider,
+            field: Some("path".into()),
+            message: format!("{why} in {path:?}"),
+        })
+    };
+    if path.contains(['?', '#']) || path.chars().any(char::is_control) {
+        return bad("a query, fragment or control character");
+    }
+    for segment in path.split('/') {
+        let decoded = segment.to_ascii_lowercase().replace("%2e", ".");
+        if decoded == "." || decoded == ".." {
+            return bad("a dot segment");
+        }
+    }
+    Ok(())
+}
+
 /// reqwest's error text without the URL (which may carry a query with credentials).
 fn without_url(e: &reqwest::Error) -> String {
     let mut text = e.to_string();
@@ -473,6 +507,22 @@ pub fn retry_after(headers: &HeaderMap) -> Option<Duration> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn paths_cannot_escape_their_resource() {
+        let p = ProviderKind::Exoscale;
+        assert!(check_path(p, "instance/0c4f2e52-3b0a-4d2e-9c2f-1b2a3c4d5e6f").is_ok());
+        assert!(check_path(p, "private-network/abc:attach").is_ok());
+        for bad in [
+            "instance/../account",
+            "instance/%2E%2E/account",
+            "instance/x?admin=1",
+            "instance/x#frag",
+            "a/./b",
+        ] {
+            assert!(check_path(p, bad).is_err(), "{bad}");
+        }
+    }
 
     #[test]
     fn retry_after_in_seconds_and_dates() {

@@ -93,8 +93,8 @@ pub struct Machine {
     pub created_at: Option<DateTime<Utc>>,
 }
 
-/// What to create.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// What to create. Its `Debug` leaves out the user data, which often carries credentials.
+#[derive(Clone, PartialEq, Eq)]
 pub struct MachineRequest {
     /// Name / label (unique within the deployment).
     pub name: String,
@@ -116,6 +116,23 @@ pub struct MachineRequest {
     pub user_data: Option<String>,
     /// Our marks; always set.
     pub marks: Marks,
+}
+
+impl std::fmt::Debug for MachineRequest {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MachineRequest")
+            .field("name", &self.name)
+            .field("region", &self.region)
+            .field("size", &self.size)
+            .field("image", &self.image)
+            .field("vpc_id", &self.vpc_id)
+            .field("subnet_id", &self.subnet_id)
+            .field("firewall_id", &self.firewall_id)
+            .field("ssh_keys", &self.ssh_keys.len())
+            .field("user_data", &self.user_data.as_ref().map(|_| "<redacted>"))
+            .field("marks", &self.marks)
+            .finish()
+    }
 }
 
 /// A private network.

@@ -222,6 +222,7 @@ impl Datastore {
         let operation = format!("ListObjectsV2 {bucket}/{prefix}");
         let mut objects = Vec::new();
         let mut token: Option<String> = None;
+        let mut seen_tokens = std::collections::HashSet::new();
         loop {
             let page = self
                 .with_retry(&operation, || async {
@@ -251,21 +252,30 @@ impl Datastore {
                     etag: object.e_tag().map(str::to_owned),
                 })
             }));
-            let next = page
-                .next_continuation_token()
-                .filter(|t| page.is_truncated() == Some(true) && !t.is_empty());
-            match next {
-                None => return Ok(objects),
-                Some(next) if token.as_deref() == Some(next) => {
+            let truncated = page.is_truncated() == Some(true);
+            let next = page.next_continuation_token().filter(|t| !t.is_empty());
+            match (truncated, next) {
+                (false, _) => return Ok(objects),
+                // "More to come" without a way to get it: a silently short list would look complete.
+                (true, None) => {
                     return Err(self.failure(
                         &operation,
                         FailureKind::Protocol,
                         None,
                         None,
-                        "the endpoint returned the same continuation token twice",
+                        "the listing is truncated but has no continuation token",
                     ));
                 }
-                Some(next) => token = Some(next.to_owned()),
+                (true, Some(next)) if !seen_tokens.insert(next.to_owned()) => {
+                    return Err(self.failure(
+                        &operation,
+                        FailureKind::Protocol,
+                        None,
+                        None,
+                        "the endpoint returned a continuation token it had returned before",
+                    ));
+                }
+                (true, Some(next)) => token = Some(next.to_owned()),
             }
         }
     }

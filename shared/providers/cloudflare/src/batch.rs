@@ -35,8 +35,19 @@ impl Cloudflare {
             let body = chunk_body(chunk);
             match self.call::<Value>(Method::POST, &path, Some(&body)).await {
                 Ok(_) => {}
-                // Bad credentials fail every change the same way: no point replaying.
-                Err(e @ CloudError::Auth { .. }) => return Err(e),
+                // Replay only what Cloudflare certainly refused. A timeout, a 5xx or a rate limit may hide
+                // a batch that was applied (replaying its creates would duplicate records) or an API that
+                // needs a rest: hand those back, so the caller lists again and plans afresh.
+                Err(e)
+                    if !matches!(
+                        e,
+                        CloudError::Invalid { .. }
+                            | CloudError::Conflict { .. }
+                            | CloudError::NotFound { .. }
+                    ) =>
+                {
+                    return Err(e);
+                }
                 Err(e) => {
                     tracing::warn!(zone = %zone.name, changes = chunk.len(), error = %e,
                         "DNS batch refused; applying its changes one by one");

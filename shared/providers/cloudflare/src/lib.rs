@@ -124,8 +124,15 @@ impl Cloudflare {
                 Some(total) => f64::from(page) < total,
                 None => count > 0 && count >= per_page as usize,
             };
-            if !more || page >= MAX_PAGES {
+            if !more {
                 return Ok(items);
+            }
+            if page >= MAX_PAGES {
+                // A truncated list would make the caller delete or re-create what it did not see.
+                return Err(CloudError::protocol(
+                    P,
+                    format!("{path}: more than {MAX_PAGES} pages"),
+                ));
             }
             page += 1;
         }

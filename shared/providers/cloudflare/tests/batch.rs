@@ -179,11 +179,11 @@ async fn later_chunks_still_go_after_a_refused_one_and_bad_credentials_stop_at_o
     // The first chunk (200 deletes) is refused; its deletes replay; the second chunk goes as a batch.
     Mock::given(method("POST"))
         .and(path(format!("/client/v4/zones/{ZONE_ID}/dns_records/batch")))
-        .respond_with(ResponseTemplate::new(500).set_body_json(json!({
+        .respond_with(ResponseTemplate::new(400).set_body_json(json!({
             "success": false, "messages": [], "result": null,
-            "errors": [{"code": 1000, "message": "internal"}],
+            "errors": [{"code": 1004, "message": "DNS Validation Error"}],
         })))
-        .up_to_n_times(1) // a POST that failed on the server's side is not repeated
+        .up_to_n_times(1) // refused outright: nothing in the chunk was applied
         .mount(&server)
         .await;
     Mock::given(method("POST"))
@@ -219,4 +219,25 @@ async fn later_chunks_still_go_after_a_refused_one_and_bad_credentials_stop_at_o
     let err = cf.apply_batch(&zone(), &batch(0, 0, 300)).await.unwrap_err();
     assert!(matches!(err, CloudError::Auth { .. }), "{err}");
     assert_eq!(cf.api().calls(), 1, "no replay, no further chunks");
+}
+
+#[tokio::test]
+async fn a_batch_that_may_have_been_applied_is_not_replayed() {
+    let server = MockServer::start().await;
+    Mock::given(method("POST"))
+        .and(path(format!("/client/v4/zones/{ZONE_ID}/dns_records/batch")))
+        .respond_with(ResponseTemplate::new(500).set_body_json(json!({
+            "success": false, "messages": [], "result": null,
+            "errors": [{"code": 1000, "message": "internal"}],
+        })))
+        .mount(&server)
+        .await;
+    let cf = adapter(&server);
+    let err = cf.apply_batch(&zone(), &batch(1, 0, 2)).await.unwrap_err();
+    assert!(err.is_retryable(), "{err}");
+    assert_eq!(
+        cf.api().calls(),
+        1,
+        "no replay and no repeat of a create that may have happened"
+    );
 }

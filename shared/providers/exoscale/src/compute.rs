@@ -30,12 +30,27 @@ impl Compute for Exoscale {
         let body = create_body(request, &instance_type, &template, self.disk_size_gib);
         let id = self.mutate_for_id(Method::POST, "instance", &body).await?;
         if let Some(network) = &request.vpc_id {
-            self.mutate(
-                Method::PUT,
-                &format!("private-network/{network}:attach"),
-                Some(&json!({ "instance": { "id": id } })),
-            )
-            .await?;
+            let attached = self
+                .mutate(
+                    Method::PUT,
+                    &format!("private-network/{network}:attach"),
+                    Some(&json!({ "instance": { "id": id } })),
+                )
+                .await;
+            // The PUT is retried after a timeout; if an earlier attempt got through, the retry is refused
+            // as a conflict. Attached is attached.
+            if let Err(e) = attached {
+                let on_it = matches!(e, CloudError::Conflict { .. })
+                    && self
+                        .instance(&id)
+                        .await?
+                        .private_networks
+                        .iter()
+                        .any(|n| n.id.as_deref() == Some(network.as_str()));
+                if !on_it {
+                    return Err(e);
+                }
+            }
         }
         self.get_machine(&id).await
     }

@@ -187,8 +187,15 @@ impl LinodeCloud {
                 .await?
                 .json(PROVIDER)?;
             items.extend(answer.data);
-            // An answer without paging fields is a single page.
-            let current = if answer.page == 0 { page } else { answer.page };
+            // An answer without paging fields is a single page. The page asked for is the one counted:
+            // a server that keeps answering "page 1 of 2" must not keep us here.
+            if answer.page != 0 && answer.page != page {
+                return Err(CloudError::protocol(
+                    PROVIDER,
+                    format!("{path}: asked for page {page}, got page {}", answer.page),
+                ));
+            }
+            let current = page;
             if current >= answer.pages {
                 return Ok(items);
             }
