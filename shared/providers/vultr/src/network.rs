@@ -103,21 +103,34 @@ impl Network for VultrCloud {
         })
     }
 
-    /// Makes the group's rules exactly `rules`: reads the current rules, deletes those not wanted (and any
-    /// Flotilla cannot express), then adds the missing ones. Rules already right are left alone, so the
-    /// traffic they admit is never interrupted.
+    /// Makes the group's rules exactly `rules`: reads the current rules, adds the missing ones, then
+    /// deletes those not wanted (and any Flotilla cannot express). Rules are compared as Vultr compares
+    /// them — protocol, ports, source; not notes — and rules already right are left alone, so the traffic
+    /// they admit is never interrupted.
     async fn replace_firewall_rules(&self, firewall_id: &str, rules: &[FirewallRule]) -> Result<()> {
         let id = segment("firewall group id", firewall_id)?;
         let wanted = specs(rules);
         let mut present: Vec<RuleSpec> = Vec::new();
+        let mut stale = Vec::new();
         for rule in self.group_rules(id).await? {
             match read(&rule) {
-                Some(spec) if wanted.contains(&spec) && !present.contains(&spec) => present.push(spec),
-                _ => self.delete(&format!("firewalls/{id}/rules/{}", rule.id)).await?,
+                Some(spec)
+                    if wanted.iter().any(|w| w.key() == spec.key())
+                        && !present.iter().any(|p| p.key() == spec.key()) =>
+                {
+                    present.push(spec)
+                }
+                _ => stale.push(rule.id),
             }
         }
-        for spec in wanted.iter().filter(|s| !present.contains(s)) {
+        for spec in wanted
+            .iter()
+            .filter(|s| !present.iter().any(|p| p.key() == s.key()))
+        {
             self.add_rule(id, spec).await?;
+        }
+        for rule_id in stale {
+            self.delete(&format!("firewalls/{id}/rules/{rule_id}")).await?;
         }
         Ok(())
     }

@@ -20,6 +20,12 @@ pub(crate) struct RuleSpec {
 }
 
 impl RuleSpec {
+    /// What Vultr tells rules apart by: protocol, ports and source (two rules differing only in their
+    /// notes are duplicates to it).
+    pub fn key(&self) -> (Protocol, Option<(u16, u16)>, Ipv4Net) {
+        (self.protocol, self.ports, self.source)
+    }
+
     /// The body of `POST /firewalls/{id}/rules`.
     pub fn to_json(&self) -> Value {
         let mut body = json!({
@@ -53,7 +59,7 @@ pub(crate) fn specs(rules: &[FirewallRule]) -> Vec<RuleSpec> {
                 source: source.trunc(),
                 notes: rule.description.clone(),
             };
-            if !out.contains(&spec) {
+            if !out.iter().any(|s| s.key() == spec.key()) {
                 out.push(spec);
             }
         }
