@@ -18,6 +18,7 @@ mod error;
 pub mod http;
 mod marks;
 mod model;
+pub mod names;
 mod traits;
 
 pub use error::{CloudError, Result};

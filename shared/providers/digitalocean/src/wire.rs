@@ -293,7 +293,7 @@ impl DoRecord {
     pub fn into_record(self, zone: &str) -> DnsRecord {
         DnsRecord {
             id: self.id.to_string(),
-            name: crate::dns::fqdn(&self.name, zone),
+            name: flotilla_cloud::names::fqdn(&self.name, zone),
             kind: self.kind,
             content: self.data,
             ttl: self.ttl.unwrap_or(0),

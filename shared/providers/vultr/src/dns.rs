@@ -2,36 +2,13 @@
 //! fully qualified names.
 
 use async_trait::async_trait;
+use flotilla_cloud::names::{fqdn, in_zone};
 use flotilla_cloud::{CloudError, Dns, DnsRecord, NewDnsRecord, ProviderKind, Result, Zone};
 use reqwest::Method;
 use serde_json::json;
 
 use crate::client::{PROVIDER, VultrCloud, gone_as_not_found, segment};
 use crate::wire::{DomainEnvelope, RecordEnvelope, RecordPage};
-
-/// The fully qualified name of `name` (relative, `""`, `@`, or already qualified) in `zone`.
-pub(crate) fn fqdn(name: &str, zone: &str) -> String {
-    let name = name.trim_end_matches('.');
-    let zone = zone.trim_end_matches('.');
-    if name.is_empty() || name == "@" {
-        return zone.to_owned();
-    }
-    if in_zone(name, zone).is_some() {
-        return name.to_owned();
-    }
-    format!("{name}.{zone}")
-}
-
-/// `Some(prefix)` when `name` is `zone` (`Some("")`) or below it (`Some("www")`), case-insensitively.
-fn in_zone<'a>(name: &'a str, zone: &str) -> Option<&'a str> {
-    if name.eq_ignore_ascii_case(zone) {
-        return Some("");
-    }
-    let cut = name.len().checked_sub(zone.len() + 1)?;
-    let (prefix, rest) = (name.get(..cut)?, name.get(cut..)?);
-    let suffix = rest.strip_prefix('.')?;
-    (suffix.eq_ignore_ascii_case(zone) && !prefix.is_empty()).then_some(prefix)
-}
 
 /// The name Vultr wants for the fully qualified `name` in `zone`: `""` for the apex, else the part before
 /// the zone. A name outside the zone is invalid.

@@ -299,7 +299,7 @@ impl VultrRecord {
     pub fn into_record(self, zone: &str) -> DnsRecord {
         DnsRecord {
             id: self.id,
-            name: crate::dns::fqdn(&self.name, zone),
+            name: flotilla_cloud::names::fqdn(&self.name, zone),
             kind: self.kind,
             content: self.data,
             ttl: self.ttl.unwrap_or(0),
