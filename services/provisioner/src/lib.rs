@@ -5,6 +5,8 @@
 //! Its command routes so far: none — the `apply`, `destroy` and machine-level commands come with the issue that builds them; until then every
 //! command sent to it is dead-lettered as an unknown kind, with the reason, rather than left to rot.
 
+pub mod plan;
+
 use flotilla_bus::Dispatcher;
 use flotilla_runtime::{Context, ServiceDef, config::NoSettings};
 
