@@ -410,6 +410,12 @@ async fn create_instance(
     let now = Utc::now();
     let rendered = {
         let mut world = sim.world();
+        // Checked again under the lock that inserts: two concurrent creates with one label must not both win.
+        if let Some(l) = &label
+            && world.machines.iter().any(|m| m.provider == P && &m.label == l)
+        {
+            return Err(invalid("label", "Label must be unique among your linodes"));
+        }
         let id = world.next_id(P).to_string();
         let label = label.unwrap_or_else(|| format!("linode{id}"));
         let public_ip = sim
