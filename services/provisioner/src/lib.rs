@@ -6,6 +6,7 @@
 //! command sent to it is dead-lettered as an unknown kind, with the reason, rather than left to rot.
 
 pub mod plan;
+pub mod store;
 
 use flotilla_bus::Dispatcher;
 use flotilla_runtime::{Context, ServiceDef, config::NoSettings};

@@ -1,0 +1,291 @@
+//! The provisioner's record of machines: what exists, what is being created, in which state.
+//!
+//! Create fencing (after Crossplane): [`MachineStore::record_pending`] writes the row with our resource id
+//! before the cloud is called, and the machine is created carrying that id as a tag. After a crash, a row
+//! still `create-pending` means "look the machine up by its tag before creating it again".
+
+use chrono::Utc;
+use flotilla_spec::Role;
+use flotilla_store::{Store, StoreError};
+use sqlx::Row;
+
+use crate::plan::{Known, KnownState};
+
+/// Errors of the machine store.
+#[derive(Debug, thiserror::Error)]
+pub enum MachineStoreError {
+    /// The database failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// A row holds a value this version does not know (written by a newer version?).
+    #[error("machine {resource_id}: unreadable {column} {value:?}")]
+    Corrupt {
+        /// The row.
+        resource_id: String,
+        /// The column.
+        column: &'static str,
+        /// The value found.
+        value: String,
+    },
+}
+
+fn query_error(what: &'static str) -> impl Fn(sqlx::Error) -> MachineStoreError {
+    move |source| MachineStoreError::Store(StoreError::Query { what, source })
+}
+
+/// A machine as recorded.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MachineRow {
+    /// Our resource id.
+    pub resource_id: String,
+    /// Deployment.
+    pub deployment: String,
+    /// Region name.
+    pub region: String,
+    /// Role.
+    pub role: Role,
+    /// Size.
+    pub size: String,
+    /// Name at the provider.
+    pub name: String,
+    /// Provider (`linode` …).
+    pub provider: String,
+    /// The provider's id, once the create call answered.
+    pub provider_id: Option<String>,
+    /// State.
+    pub state: KnownState,
+    /// Public IPv4, once known.
+    pub public_ipv4: Option<String>,
+    /// Private IPv4, once known.
+    pub private_ipv4: Option<String>,
+    /// Create attempts so far.
+    pub attempts: u32,
+    /// When the row was written (Unix ms): the creation order.
+    pub created_ms: i64,
+}
+
+impl MachineRow {
+    /// The plan's view of this machine.
+    pub fn known(&self) -> Known {
+        Known {
+            resource_id: self.resource_id.clone(),
+            role: self.role,
+            size: self.size.clone(),
+            state: self.state,
+            created_seq: u64::try_from(self.created_ms).unwrap_or(0),
+        }
+    }
+}
+
+/// The stored spelling of a state.
+pub fn state_name(state: KnownState) -> &'static str {
+    match state {
+        KnownState::CreatePending => "create-pending",
+        KnownState::Provisioning => "provisioning",
+        KnownState::Running => "running",
+        KnownState::Healthy => "healthy",
+        KnownState::Failed => "failed",
+        KnownState::Destroying => "destroying",
+    }
+}
+
+fn parse_state(s: &str) -> Option<KnownState> {
+    [
+        KnownState::CreatePending,
+        KnownState::Provisioning,
+        KnownState::Running,
+        KnownState::Healthy,
+        KnownState::Failed,
+        KnownState::Destroying,
+    ]
+    .into_iter()
+    .find(|k| state_name(*k) == s)
+}
+
+/// The provisioner's machines, in its own database.
+#[derive(Debug, Clone)]
+pub struct MachineStore {
+    store: Store,
+}
+
+const COLUMNS: &str = "resource_id, deployment, region, role, size, name, provider, provider_id, state, \
+                       public_ipv4, private_ipv4, attempts, created_ms";
+
+impl MachineStore {
+    /// The machine store on `store`, migrating it (the common migrations, then the provisioner's).
+    pub async fn open(store: Store) -> Result<Self, MachineStoreError> {
+        store
+            .migrate_with(
+                sqlx::migrate!("./migrations/sqlite"),
+                sqlx::migrate!("./migrations/postgres"),
+            )
+            .await?;
+        Ok(Self { store })
+    }
+
+    /// Records a machine about to be created, unless it is recorded already. Returns whether this call
+    /// recorded it (`false`: an earlier attempt did — look the machine up by its tag first).
+    pub async fn record_pending(&self, row: &MachineRow) -> Result<bool, MachineStoreError> {
+        let now = Utc::now().timestamp_millis();
+        let q = "INSERT INTO machines (resource_id, deployment, region, role, size, name, provider, state, \
+                 attempts, created_ms, updated_ms) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 0, $9, $9) \
+                 ON CONFLICT (resource_id) DO NOTHING";
+        macro_rules! run {
+            ($pool:expr) => {
+                sqlx::query(q)
+                    .bind(&row.resource_id)
+                    .bind(&row.deployment)
+                    .bind(&row.region)
+                    .bind(row.role.as_str())
+                    .bind(&row.size)
+                    .bind(&row.name)
+                    .bind(&row.provider)
+                    .bind(state_name(KnownState::CreatePending))
+                    .bind(now)
+                    .execute($pool)
+                    .await
+                    .map(|r| r.rows_affected())
+            };
+        }
+        let inserted = match &self.store {
+            Store::Sqlite(p) => run!(p),
+            Store::Postgres(p) => run!(p),
+        }
+        .map_err(query_error("record a pending machine"))?;
+        Ok(inserted == 1)
+    }
+
+    /// Records what the cloud said about a machine: its provider id, state and addresses.
+    pub async fn update(
+        &self,
+        resource_id: &str,
+        provider_id: Option<&str>,
+        state: KnownState,
+        public_ipv4: Option<&str>,
+        private_ipv4: Option<&str>,
+    ) -> Result<(), MachineStoreError> {
+        let q = "UPDATE machines SET provider_id = COALESCE($2, provider_id), state = $3, \
+                 public_ipv4 = COALESCE($4, public_ipv4), private_ipv4 = COALESCE($5, private_ipv4), \
+                 updated_ms = $6 WHERE resource_id = $1";
+        let now = Utc::now().timestamp_millis();
+        macro_rules! run {
+            ($pool:expr) => {
+                sqlx::query(q)
+                    .bind(resource_id)
+                    .bind(provider_id)
+                    .bind(state_name(state))
+                    .bind(public_ipv4)
+                    .bind(private_ipv4)
+                    .bind(now)
+                    .execute($pool)
+                    .await
+                    .map(|_| ())
+            };
+        }
+        match &self.store {
+            Store::Sqlite(p) => run!(p),
+            Store::Postgres(p) => run!(p),
+        }
+        .map_err(query_error("update a machine"))
+    }
+
+    /// Counts one more create attempt; returns the new count.
+    pub async fn add_attempt(&self, resource_id: &str) -> Result<u32, MachineStoreError> {
+        let q = "UPDATE machines SET attempts = attempts + 1 WHERE resource_id = $1 RETURNING attempts";
+        let n: i64 = match &self.store {
+            Store::Sqlite(p) => {
+                sqlx::query_scalar::<_, i64>(q)
+                    .bind(resource_id)
+                    .fetch_one(p)
+                    .await
+            }
+            Store::Postgres(p) => sqlx::query_scalar::<_, i32>(q)
+                .bind(resource_id)
+                .fetch_one(p)
+                .await
+                .map(i64::from),
+        }
+        .map_err(query_error("count a create attempt"))?;
+        Ok(u32::try_from(n).unwrap_or(u32::MAX))
+    }
+
+    /// Forgets a machine (it is destroyed).
+    pub async fn remove(&self, resource_id: &str) -> Result<(), MachineStoreError> {
+        let q = "DELETE FROM machines WHERE resource_id = $1";
+        match &self.store {
+            Store::Sqlite(p) => sqlx::query(q).bind(resource_id).execute(p).await.map(|_| ()),
+            Store::Postgres(p) => sqlx::query(q).bind(resource_id).execute(p).await.map(|_| ()),
+        }
+        .map_err(query_error("remove a machine"))
+    }
+
+    /// The machines of one region, oldest first.
+    pub async fn region(&self, deployment: &str, region: &str) -> Result<Vec<MachineRow>, MachineStoreError> {
+        let q = format!(
+            "SELECT {COLUMNS} FROM machines WHERE deployment = $1 AND region = $2 ORDER BY created_ms, resource_id"
+        );
+        macro_rules! rows {
+            ($pool:expr, $int:ty) => {
+                sqlx::query(&q)
+                    .bind(deployment)
+                    .bind(region)
+                    .fetch_all($pool)
+                    .await
+                    .map_err(query_error("list a region's machines"))?
+                    .iter()
+                    .map(|r| row_from(r, |r| r.try_get::<$int, _>("attempts").map(i64::from)))
+                    .collect()
+            };
+        }
+        match &self.store {
+            Store::Sqlite(p) => rows!(p, i64),
+            Store::Postgres(p) => rows!(p, i32),
+        }
+    }
+}
+
+fn row_from<R: Row>(
+    r: &R,
+    attempts: impl Fn(&R) -> Result<i64, sqlx::Error>,
+) -> Result<MachineRow, MachineStoreError>
+where
+    for<'a> &'a str: sqlx::ColumnIndex<R>,
+    for<'a> String: sqlx::Decode<'a, R::Database> + sqlx::Type<R::Database>,
+    for<'a> Option<String>: sqlx::Decode<'a, R::Database> + sqlx::Type<R::Database>,
+    for<'a> i64: sqlx::Decode<'a, R::Database> + sqlx::Type<R::Database>,
+{
+    let get = |c: &'static str| r.try_get::<String, _>(c).map_err(query_error("read a machine"));
+    let opt = |c: &'static str| {
+        r.try_get::<Option<String>, _>(c)
+            .map_err(query_error("read a machine"))
+    };
+    let resource_id = get("resource_id")?;
+    let role_text = get("role")?;
+    let state_text = get("state")?;
+    let corrupt = |column, value: String| MachineStoreError::Corrupt {
+        resource_id: resource_id.clone(),
+        column,
+        value,
+    };
+    let role = role_text
+        .parse::<Role>()
+        .map_err(|_| corrupt("role", role_text.clone()))?;
+    let state = parse_state(&state_text).ok_or_else(|| corrupt("state", state_text.clone()))?;
+    Ok(MachineRow {
+        deployment: get("deployment")?,
+        region: get("region")?,
+        role,
+        size: get("size")?,
+        name: get("name")?,
+        provider: get("provider")?,
+        provider_id: opt("provider_id")?,
+        state,
+        public_ipv4: opt("public_ipv4")?,
+        private_ipv4: opt("private_ipv4")?,
+        attempts: u32::try_from(attempts(r).map_err(query_error("read a machine"))?).unwrap_or(u32::MAX),
+        created_ms: r
+            .try_get::<i64, _>("created_ms")
+            .map_err(query_error("read a machine"))?,
+        resource_id,
+    })
+}
