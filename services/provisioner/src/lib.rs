@@ -5,6 +5,7 @@
 //! Its command routes so far: none — the `apply`, `destroy` and machine-level commands come with the issue that builds them; until then every
 //! command sent to it is dead-lettered as an unknown kind, with the reason, rather than left to rot.
 
+pub mod apply;
 pub mod clouds;
 pub mod plan;
 pub mod store;

@@ -1,0 +1,336 @@
+//! Applying a region's plan: create fencing, boot and health checks, replacement of what never became
+//! healthy, removal of what is no longer wanted.
+
+use std::time::Duration;
+
+use flotilla_cloud::{CloudError, Machine, MachineRequest, MachineState, MarkFilter, Marks};
+use flotilla_spec::Region;
+use uuid::Uuid;
+
+use crate::clouds::RegionCloud;
+use crate::plan::{KnownState, Step, plan};
+use crate::store::{MachineRow, MachineStore, MachineStoreError};
+
+/// How an apply waits and retries.
+#[derive(Debug, Clone)]
+pub struct ApplyOptions {
+    /// Port of the machines' health check.
+    pub health_port: u16,
+    /// Path of the health check.
+    pub health_path: String,
+    /// How long a machine may take to become healthy before it is destroyed and replaced.
+    pub boot_timeout: Duration,
+    /// How often a booting machine is looked at.
+    pub poll_interval: Duration,
+    /// Rounds of plan-and-execute before the apply gives up (the toolkit retried a machine 5 times).
+    pub max_rounds: u32,
+    /// The image machines are built from, as the provider names it.
+    pub image: String,
+}
+
+/// Why an apply failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ApplyError {
+    /// A cloud call failed.
+    #[error(transparent)]
+    Cloud(#[from] CloudError),
+    /// The provisioner's database failed.
+    #[error(transparent)]
+    Store(#[from] MachineStoreError),
+    /// Machines kept failing to become healthy.
+    #[error("region {region}: still {missing} machine(s) short after {rounds} rounds")]
+    GaveUp {
+        /// Region.
+        region: String,
+        /// Machines still missing.
+        missing: usize,
+        /// Rounds made.
+        rounds: u32,
+    },
+}
+
+/// What an apply did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ApplyReport {
+    /// Machines created (resource ids).
+    pub created: Vec<String>,
+    /// Machines found already created by an earlier attempt (create fencing).
+    pub adopted: Vec<String>,
+    /// Machines destroyed (resource ids).
+    pub destroyed: Vec<String>,
+    /// Machines that never became healthy and were destroyed.
+    pub failed: Vec<String>,
+}
+
+/// Applies one region of one deployment.
+pub struct Applier<'a> {
+    /// The region's provider account.
+    pub cloud: &'a RegionCloud,
+    /// The provisioner's record.
+    pub store: &'a MachineStore,
+    /// Deployment name.
+    pub deployment: &'a str,
+    /// The region's spec.
+    pub region: &'a Region,
+    /// Timings.
+    pub options: &'a ApplyOptions,
+}
+
+impl Applier<'_> {
+    /// Makes the region's machines match its spec. Safe to run again after a crash at any point, and for
+    /// the same `apply_id` twice: machines recorded as being created are looked up by their marks before
+    /// anything is created.
+    pub async fn apply(&self, apply_id: Uuid) -> Result<ApplyReport, ApplyError> {
+        let mut report = ApplyReport::default();
+        for round in 0..self.options.max_rounds {
+            // Round 0 plans with the apply's own id (a redelivery plans the same ids); later rounds, which
+            // replace failures, with ids of their own.
+            let round_id = if round == 0 {
+                apply_id
+            } else {
+                Uuid::new_v5(&apply_id, &round.to_le_bytes())
+            };
+            let rows = self.store.region(self.deployment, &self.region.name).await?;
+            let known: Vec<_> = rows.iter().map(MachineRow::known).collect();
+            let steps = plan(self.region, &known, round_id);
+            // Machines an earlier attempt left half-way (recorded, maybe created, not yet healthy) count as
+            // present in the plan; they are finished here: found by their marks, or created.
+            let unfinished: Vec<Step> = rows
+                .iter()
+                .filter(|r| {
+                    matches!(
+                        r.state,
+                        KnownState::CreatePending | KnownState::Provisioning | KnownState::Running
+                    )
+                })
+                .map(|r| Step::Create {
+                    role: r.role,
+                    size: r.size.clone(),
+                    resource_id: r.resource_id.clone(),
+                    name: r.name.clone(),
+                })
+                .collect();
+            if steps.is_empty() && unfinished.is_empty() {
+                return Ok(report);
+            }
+            let creates: Vec<&Step> = unfinished
+                .iter()
+                .chain(steps.iter().filter(|s| matches!(s, Step::Create { .. })))
+                .collect();
+            let results = if self.region.in_parallel {
+                futures::future::join_all(creates.iter().map(|s| self.create(s))).await
+            } else {
+                let mut out = Vec::new();
+                for s in &creates {
+                    out.push(self.create(s).await);
+                }
+                out
+            };
+            for result in results {
+                match result? {
+                    Created::New(id) => report.created.push(id),
+                    Created::Adopted(id) => report.adopted.push(id),
+                    Created::Failed(id) => report.failed.push(id),
+                }
+            }
+            for step in &steps {
+                if let Step::Destroy { resource_id, .. } = step {
+                    self.destroy(resource_id).await?;
+                    report.destroyed.push(resource_id.clone());
+                }
+            }
+        }
+        let known: Vec<_> = self
+            .store
+            .region(self.deployment, &self.region.name)
+            .await?
+            .iter()
+            .map(MachineRow::known)
+            .collect();
+        let missing = plan(self.region, &known, apply_id)
+            .iter()
+            .filter(|s| matches!(s, Step::Create { .. }))
+            .count();
+        if missing == 0 {
+            Ok(report)
+        } else {
+            Err(ApplyError::GaveUp {
+                region: self.region.name.clone(),
+                missing,
+                rounds: self.options.max_rounds,
+            })
+        }
+    }
+
+    async fn create(&self, step: &Step) -> Result<Created, ApplyError> {
+        let Step::Create {
+            role,
+            size,
+            resource_id,
+            name,
+        } = step
+        else {
+            return Ok(Created::Failed(String::new()));
+        };
+        let marks = Marks {
+            deployment: self.deployment.to_owned(),
+            region: self.region.name.clone(),
+            role: Some(*role),
+            resource_id: resource_id.clone(),
+        };
+        let row = MachineRow {
+            resource_id: resource_id.clone(),
+            deployment: self.deployment.to_owned(),
+            region: self.region.name.clone(),
+            role: *role,
+            size: size.clone(),
+            name: name.clone(),
+            provider: self.cloud.provider.as_str().to_owned(),
+            provider_id: None,
+            state: KnownState::CreatePending,
+            public_ipv4: None,
+            private_ipv4: None,
+            attempts: 0,
+            created_ms: 0,
+        };
+        // Fencing: the record first, then the cloud — and if the record was already there, the cloud may
+        // already have the machine: look for it by its marks before creating.
+        let fresh = self.store.record_pending(&row).await?;
+        let existing = if fresh { None } else { self.find(&marks).await? };
+        let (machine, outcome) = match existing {
+            Some(m) => (m, Created::Adopted(resource_id.clone())),
+            None => {
+                self.store.add_attempt(resource_id).await?;
+                let request = MachineRequest {
+                    name: name.clone(),
+                    region: self.region.provider_region.clone(),
+                    size: size.clone(),
+                    image: self.options.image.clone(),
+                    vpc_id: None,
+                    subnet_id: None,
+                    firewall_id: None,
+                    ssh_keys: Vec::new(),
+                    user_data: None,
+                    marks: marks.clone(),
+                };
+                (
+                    self.cloud.compute.create_machine(&request).await?,
+                    Created::New(resource_id.clone()),
+                )
+            }
+        };
+        self.store
+            .update(
+                resource_id,
+                Some(&machine.id),
+                KnownState::Provisioning,
+                None,
+                None,
+            )
+            .await?;
+        match self.wait_healthy(&machine.id).await? {
+            Some(up) => {
+                let public = up.public_ipv4.map(|ip| ip.to_string());
+                let private = up.private_ipv4.map(|ip| ip.to_string());
+                self.store
+                    .update(
+                        resource_id,
+                        None,
+                        KnownState::Healthy,
+                        public.as_deref(),
+                        private.as_deref(),
+                    )
+                    .await?;
+                Ok(outcome)
+            }
+            None => {
+                tracing::warn!(resource_id, machine = %machine.id, "machine never became healthy; destroying it");
+                self.store
+                    .update(resource_id, None, KnownState::Failed, None, None)
+                    .await?;
+                self.destroy(resource_id).await?;
+                Ok(Created::Failed(resource_id.clone()))
+            }
+        }
+    }
+
+    /// The machine carrying `marks`, if the cloud has it.
+    async fn find(&self, marks: &Marks) -> Result<Option<Machine>, ApplyError> {
+        let filter = MarkFilter {
+            deployment: marks.deployment.clone(),
+            region: Some(marks.region.clone()),
+            role: marks.role,
+        };
+        Ok(self
+            .cloud
+            .compute
+            .list_machines(&filter)
+            .await?
+            .into_iter()
+            .find(|m| {
+                m.marks
+                    .as_ref()
+                    .is_some_and(|k| k.resource_id == marks.resource_id)
+            }))
+    }
+
+    /// Waits until the machine runs and answers its health check; `None` when it did not in time.
+    async fn wait_healthy(&self, id: &str) -> Result<Option<Machine>, ApplyError> {
+        let http = reqwest::Client::builder()
+            .timeout(Duration::from_secs(2))
+            .build()
+            .map_err(|e| CloudError::Transport {
+                provider: self.cloud.provider,
+                message: e.to_string(),
+            })?;
+        let deadline = tokio::time::Instant::now() + self.options.boot_timeout;
+        while tokio::time::Instant::now() < deadline {
+            let machine = self.cloud.compute.get_machine(id).await?;
+            if machine.state == MachineState::Running
+                && let Some(ip) = machine.public_ipv4
+            {
+                let url = format!(
+                    "http://{ip}:{}{}",
+                    self.options.health_port, self.options.health_path
+                );
+                if http.get(&url).send().await.is_ok_and(|r| r.status().is_success()) {
+                    return Ok(Some(machine));
+                }
+            }
+            tokio::time::sleep(self.options.poll_interval).await;
+        }
+        Ok(None)
+    }
+
+    /// Destroys a machine and forgets it: by its provider id when recorded, else by its marks.
+    async fn destroy(&self, resource_id: &str) -> Result<(), ApplyError> {
+        let rows = self.store.region(self.deployment, &self.region.name).await?;
+        let row = rows.iter().find(|r| r.resource_id == resource_id);
+        let provider_id = match row.and_then(|r| r.provider_id.clone()) {
+            Some(id) => Some(id),
+            None => {
+                let marks = Marks {
+                    deployment: self.deployment.to_owned(),
+                    region: self.region.name.clone(),
+                    role: row.map(|r| r.role),
+                    resource_id: resource_id.to_owned(),
+                };
+                self.find(&marks).await?.map(|m| m.id)
+            }
+        };
+        if let Some(id) = provider_id {
+            self.store
+                .update(resource_id, None, KnownState::Destroying, None, None)
+                .await?;
+            self.cloud.compute.delete_machine(&id).await?;
+        }
+        self.store.remove(resource_id).await?;
+        Ok(())
+    }
+}
+
+enum Created {
+    New(String),
+    Adopted(String),
+    Failed(String),
+}
