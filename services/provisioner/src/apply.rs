@@ -113,9 +113,10 @@ impl Applier<'_> {
             if steps.is_empty() && unfinished.is_empty() {
                 return Ok(report);
             }
-            let creates: Vec<&Step> = unfinished
+            let creates: Vec<NewMachine<'_>> = unfinished
                 .iter()
-                .chain(steps.iter().filter(|s| matches!(s, Step::Create { .. })))
+                .chain(steps.iter())
+                .filter_map(NewMachine::of)
                 .collect();
             let results = if self.region.in_parallel {
                 futures::future::join_all(creates.iter().map(|s| self.create(s))).await
@@ -162,16 +163,13 @@ impl Applier<'_> {
         }
     }
 
-    async fn create(&self, step: &Step) -> Result<Created, ApplyError> {
-        let Step::Create {
+    async fn create(&self, new: &NewMachine<'_>) -> Result<Created, ApplyError> {
+        let NewMachine {
             role,
             size,
             resource_id,
             name,
-        } = step
-        else {
-            return Ok(Created::Failed(String::new()));
-        };
+        } = *new;
         let marks = Marks {
             deployment: self.deployment.to_owned(),
             region: self.region.name.clone(),
@@ -326,6 +324,34 @@ impl Applier<'_> {
         }
         self.store.remove(resource_id).await?;
         Ok(())
+    }
+}
+
+/// The parts of a create step.
+#[derive(Clone, Copy)]
+struct NewMachine<'a> {
+    role: &'a flotilla_spec::Role,
+    size: &'a String,
+    resource_id: &'a String,
+    name: &'a String,
+}
+
+impl<'a> NewMachine<'a> {
+    fn of(step: &'a Step) -> Option<Self> {
+        match step {
+            Step::Create {
+                role,
+                size,
+                resource_id,
+                name,
+            } => Some(Self {
+                role,
+                size,
+                resource_id,
+                name,
+            }),
+            Step::Destroy { .. } => None,
+        }
     }
 }
 
