@@ -197,32 +197,10 @@ mod tests {
     use super::*;
 
     fn region() -> Region {
-        let text = r#"export CLOUDHOST="linode"
-export REGION="gb-lon"
-export TOKEN="t"
-export BUILD_IDENTIFIER="test-gb-lon"
-export WEBSITE_URL="www.codetesters.uk"
-export DNS_CHOICE="cloudflare"
-export DNS_SECURITY_KEY="acct:::tok"
-export NO_WEBSERVERS="2"
-export MAX_WEBSERVERS="5"
-export NO_REVERSE_PROXY="1"
-export NO_AUTOSCALERS="0"
-export VPC_IP_RANGE="10.0.1.0/24"
-export DATABASE_INSTALLATION_TYPE="MySQL"
-export BUILD_ARCHIVE_CHOICE="hourly"
-export S3_ACCESS_KEY="a"
-export S3_SECRET_KEY="s"
-export S3_HOST_BASE="nl-ams-1.linodeobjects.com"
-export WS_SERVER_TYPE="g6-nanode-1"
-export DB_SERVER_TYPE="g6-nanode-1"
-export RP_SERVER_TYPE="g6-nanode-1"
-export AS_SERVER_TYPE="g6-nanode-1"
-export AUTH_SERVER_TYPE="g6-nanode-1"
-"#;
-        let import = flotilla_spec::import_templates(&[flotilla_spec::TemplateSource::new("t", text)])
-            .unwrap_or_else(|d| panic!("{d}"));
-        import.deployment.regions.into_iter().next().unwrap()
+        flotilla_integration_tests::templates::import(&[("NO_WEBSERVERS", "2"), ("MAX_WEBSERVERS", "5")])
+            .deployment
+            .regions
+            .remove(0)
     }
 
     fn known(id: &str, role: Role, state: KnownState, seq: u64) -> Known {

@@ -16,35 +16,11 @@ use flotilla_spec::{Region, Role};
 use uuid::Uuid;
 
 fn region_import() -> flotilla_spec::Import {
-    let text = format!(
-        r#"export CLOUDHOST="linode"
-export REGION="gb-lon"
-export TOKEN="{}"
-export BUILD_IDENTIFIER="t-gb-lon"
-export WEBSITE_URL="www.codetesters.uk"
-export DNS_CHOICE="cloudflare"
-export DNS_SECURITY_KEY="acct:::tok"
-export NO_WEBSERVERS="2"
-export MAX_WEBSERVERS="4"
-export NO_REVERSE_PROXY="1"
-export NO_AUTOSCALERS="0"
-export VPC_IP_RANGE="10.0.1.0/24"
-export DATABASE_INSTALLATION_TYPE="MySQL"
-export BUILD_ARCHIVE_CHOICE="hourly"
-export S3_ACCESS_KEY="a"
-export S3_SECRET_KEY="s"
-export S3_HOST_BASE="nl-ams-1.linodeobjects.com"
-export WS_SERVER_TYPE="g6-nanode-1"
-export DB_SERVER_TYPE="g6-nanode-1"
-export RP_SERVER_TYPE="g6-nanode-1"
-export AS_SERVER_TYPE="g6-nanode-1"
-export AUTH_SERVER_TYPE="g6-nanode-1"
-export INPARALLEL="1"
-"#,
-        defaults::LINODE_TOKEN
-    );
-    flotilla_spec::import_templates(&[flotilla_spec::TemplateSource::new("gb-lon.tmpl", text)])
-        .unwrap_or_else(|d| panic!("{d}"))
+    flotilla_integration_tests::templates::import(&[
+        ("TOKEN", defaults::LINODE_TOKEN),
+        ("NO_WEBSERVERS", "2"),
+        ("INPARALLEL", "1"),
+    ])
 }
 
 struct World {

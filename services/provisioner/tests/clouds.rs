@@ -6,31 +6,10 @@ use flotilla_cloud::MarkFilter;
 use flotilla_cloudsim::{SimConfig, Simulator, defaults};
 use flotilla_provisioner::clouds::{Endpoints, connect};
 
-fn import(cloudhost: &str, region: &str, creds: &str) -> flotilla_spec::Import {
-    let text = format!(
-        r#"export CLOUDHOST="{cloudhost}"
-export REGION="{region}"
-{creds}
-export BUILD_IDENTIFIER="t-{region}"
-export WEBSITE_URL="www.codetesters.uk"
-export DNS_CHOICE="cloudflare"
-export DNS_SECURITY_KEY="acct:::tok"
-export NO_WEBSERVERS="1"
-export VPC_IP_RANGE="10.0.1.0/24"
-export DATABASE_INSTALLATION_TYPE="MySQL"
-export BUILD_ARCHIVE_CHOICE="hourly"
-export S3_ACCESS_KEY="a"
-export S3_SECRET_KEY="s"
-export S3_HOST_BASE="nl-ams-1.linodeobjects.com"
-export WS_SERVER_TYPE="x"
-export DB_SERVER_TYPE="x"
-export RP_SERVER_TYPE="x"
-export AS_SERVER_TYPE="x"
-export AUTH_SERVER_TYPE="x"
-"#
-    );
-    flotilla_spec::import_templates(&[flotilla_spec::TemplateSource::new("t", text)])
-        .unwrap_or_else(|d| panic!("{d}"))
+fn import(cloudhost: &str, region: &str, creds: &[(&str, &str)]) -> flotilla_spec::Import {
+    let mut overrides = vec![("CLOUDHOST", cloudhost), ("REGION", region), ("TOKEN", "")];
+    overrides.extend_from_slice(creds);
+    flotilla_integration_tests::templates::import(&overrides)
 }
 
 #[tokio::test]
@@ -43,29 +22,20 @@ async fn every_provider_connects_through_its_secrets() {
         exoscale: Some(sim.exoscale_zone_url("{zone}")),
     };
     for (cloudhost, region, creds) in [
-        (
-            "linode",
-            "gb-lon",
-            format!("export TOKEN=\"{}\"", defaults::LINODE_TOKEN),
-        ),
+        ("linode", "gb-lon", vec![("TOKEN", defaults::LINODE_TOKEN)]),
         (
             "digitalocean",
             "ams3",
-            format!("export TOKEN=\"{}\"", defaults::DIGITALOCEAN_TOKEN),
+            vec![("TOKEN", defaults::DIGITALOCEAN_TOKEN)],
         ),
-        (
-            "vultr",
-            "ams",
-            format!("export TOKEN=\"{}\"", defaults::VULTR_TOKEN),
-        ),
+        ("vultr", "ams", vec![("TOKEN", defaults::VULTR_TOKEN)]),
         (
             "exoscale",
             "ch-gva-2",
-            format!(
-                "export ACCESS_KEY=\"{}\"\nexport SECRET_KEY=\"{}\"",
-                defaults::EXOSCALE_KEY,
-                defaults::EXOSCALE_SECRET
-            ),
+            vec![
+                ("ACCESS_KEY", defaults::EXOSCALE_KEY),
+                ("SECRET_KEY", defaults::EXOSCALE_SECRET),
+            ],
         ),
     ] {
         let import = import(cloudhost, region, &creds);
@@ -83,7 +53,7 @@ async fn every_provider_connects_through_its_secrets() {
 
 #[test]
 fn missing_credentials_name_the_region_and_key_without_values() {
-    let import = import("linode", "gb-lon", "export TOKEN=\"tok-1\"");
+    let import = import("linode", "gb-lon", &[("TOKEN", "tok-1")]);
     let r = &import.deployment.regions[0];
     let mut secrets = import.secrets.region(&r.name).unwrap().clone();
     secrets.cloud.token = None;
