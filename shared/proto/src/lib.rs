@@ -38,6 +38,8 @@ pub fn all_schemas() -> Vec<(&'static str, schemars::Schema)> {
     vec![
         entry::<ApplyRegion>(),
         entry::<DestroyRegion>(),
+        entry::<MachineChanged>(),
+        entry::<RegionApplied>(),
         entry::<CommandRejected>(),
         entry::<ServiceStatusRequest>(),
         entry::<ServiceStatus>(),

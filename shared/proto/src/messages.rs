@@ -39,6 +39,65 @@ impl Message for DestroyRegion {
     const KIND: &'static str = "provisioner.destroy.v1";
 }
 
+/// `provisioner.machine-changed.v1`: a machine the provisioner manages changed state. Published on
+/// `flotilla.evt.machine.<deployment>.<region>.<state>`; the dns, firewall and autoscaler services build
+/// their view of the fleet from these.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct MachineChanged {
+    /// Event metadata.
+    pub meta: crate::EventMeta,
+    /// Deployment name.
+    pub deployment: String,
+    /// Region name.
+    pub region: String,
+    /// Our resource id.
+    pub resource_id: String,
+    /// Role (`webserver`, `reverse-proxy` …).
+    pub role: String,
+    /// Provider (`linode` …).
+    pub provider: String,
+    /// The provider's id, once known.
+    pub provider_id: Option<String>,
+    /// `created`, `healthy`, `failed` or `destroyed`.
+    pub state: String,
+    /// Public IPv4, once known.
+    pub public_ipv4: Option<String>,
+    /// Private IPv4, once known.
+    pub private_ipv4: Option<String>,
+}
+
+impl Message for MachineChanged {
+    const KIND: &'static str = "provisioner.machine-changed.v1";
+}
+
+/// `provisioner.region-applied.v1`: an apply of a region finished (`outcome` = `applied` or `failed`).
+/// Published on `flotilla.evt.region.<deployment>.<region>.<outcome>`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct RegionApplied {
+    /// Event metadata (its correlation id is the apply command's).
+    pub meta: crate::EventMeta,
+    /// Deployment name.
+    pub deployment: String,
+    /// Region name.
+    pub region: String,
+    /// `applied` or `failed`.
+    pub outcome: String,
+    /// Why it failed.
+    pub error: Option<String>,
+    /// Machines created (resource ids).
+    pub created: Vec<String>,
+    /// Machines found already created by an earlier attempt.
+    pub adopted: Vec<String>,
+    /// Machines destroyed.
+    pub destroyed: Vec<String>,
+    /// Machines that never became healthy and were replaced.
+    pub failed: Vec<String>,
+}
+
+impl Message for RegionApplied {
+    const KIND: &'static str = "provisioner.region-applied.v1";
+}
+
 /// `bus.command-rejected.v1`: published on `flotilla.evt.command.<deployment>.<region>.rejected` when a
 /// service gives up on a command (undecodable, invalid, or out of retries) and sends it to its DLQ, so
 /// whoever issued it learns why without reading the DLQ.

@@ -175,6 +175,34 @@ proptest! {
     }
 
     #[test]
+    fn machine_changed(
+        cause in meta(), dep in token(), region in token(), id in token(), role in token(),
+        provider_id in any::<Option<String>>(), ip in any::<Option<String>>(), extra in json_value(),
+    ) {
+        let msg = MachineChanged {
+            meta: EventMeta::derived(&cause, "machine", "provisioner"),
+            deployment: dep, region, resource_id: id, role, provider: "linode".into(), provider_id,
+            state: "healthy".into(), public_ipv4: ip.clone(), private_ipv4: ip,
+        };
+        roundtrip(&msg);
+        ignores_unknown_fields(&msg, &extra);
+    }
+
+    #[test]
+    fn region_applied(
+        cause in meta(), dep in token(), region in token(), error in any::<Option<String>>(),
+        ids in proptest::collection::vec(token(), 0..5), extra in json_value(),
+    ) {
+        let msg = RegionApplied {
+            meta: EventMeta::derived(&cause, "region", "provisioner"),
+            deployment: dep, region, outcome: "applied".into(), error,
+            created: ids.clone(), adopted: ids.clone(), destroyed: ids.clone(), failed: ids,
+        };
+        roundtrip(&msg);
+        ignores_unknown_fields(&msg, &extra);
+    }
+
+    #[test]
     fn garbage_never_panics_and_is_a_typed_error(bytes in proptest::collection::vec(any::<u8>(), 0..256), json in any::<bool>()) {
         let ct = if json { "application/json" } else { "application/msgpack" };
         if let Err(e) = decode::<DestroyRegion>(Some(DestroyRegion::KIND), Some(ct), &bytes) {
