@@ -70,11 +70,11 @@ where
 
 /// A service configuration pointing at `nats` and `database_url`, with the admin endpoints on a free port
 /// and short timings suited to tests.
-pub fn service_config(
+pub fn service_config<S: Default>(
     nats: &TestNats,
     database_url: Option<String>,
     data_dir: &std::path::Path,
-) -> flotilla_runtime::ServiceConfig {
+) -> flotilla_runtime::ServiceConfig<S> {
     let mut cfg = flotilla_runtime::ServiceConfig {
         nats: flotilla_bus::BusConfig::for_urls([nats.url().to_owned()]),
         data_dir: data_dir.to_owned(),

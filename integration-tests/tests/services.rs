@@ -13,18 +13,18 @@ use futures::StreamExt;
 
 type Routes = fn(&Context<NoSettings>) -> flotilla_bus::Dispatcher;
 
-const SERVICES: [(ServiceDef, Routes); 5] = [
-    (flotilla_provisioner::DEF, flotilla_provisioner::routes),
+/// The services without settings of their own (the provisioner, which has some, is started beside them).
+const SERVICES: [(ServiceDef, Routes); 4] = [
     (flotilla_dns::DEF, flotilla_dns::routes),
     (flotilla_firewall::DEF, flotilla_firewall::routes),
     (flotilla_sync::DEF, flotilla_sync::routes),
     (flotilla_autoscaler::DEF, flotilla_autoscaler::routes),
 ];
 
-async fn start(
+async fn start<S: Default + Send + Sync + 'static>(
     nats: &TestNats,
     def: ServiceDef,
-    routes: Routes,
+    routes: fn(&Context<S>) -> flotilla_bus::Dispatcher,
     database_url: Option<String>,
     dir: &std::path::Path,
 ) -> Running {
@@ -58,7 +58,15 @@ async fn every_service_answers_the_service_api_and_its_admin_endpoints_then_stop
     let nats = TestNats::start().await;
     let client = nats.client().await;
     let dir = tempfile::tempdir().unwrap();
-    let mut running = Vec::new();
+    let provisioner = start(
+        &nats,
+        flotilla_provisioner::DEF,
+        flotilla_provisioner::routes,
+        None,
+        dir.path(),
+    )
+    .await;
+    let mut running = vec![(flotilla_provisioner::DEF, provisioner)];
     for (def, routes) in SERVICES {
         running.push((def, start(&nats, def, routes, None, dir.path()).await));
     }

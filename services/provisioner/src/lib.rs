@@ -2,16 +2,19 @@
 //!
 //! It consumes `flotilla.cmd.provisioner.<deployment>.<region>.<verb>` through its durable consumer and answers
 //! `flotilla.api.provisioner.status` and the NATS service API (`$SRV.PING`, `$SRV.INFO`, `$SRV.STATS`).
-//! Its command routes so far: none — the `apply`, `destroy` and machine-level commands come with the issue that builds them; until then every
-//! command sent to it is dead-lettered as an unknown kind, with the reason, rather than left to rot.
+//! Its command routes so far: `provisioner.apply.v1` — make one region's machines match its spec (create
+//! fencing, boot and health checks, replacements), then publish a `MachineChanged` event per machine and a
+//! `RegionApplied` event. Destroy, machine-level commands, primary-first waiting, VPCs, the DBaaS and
+//! periodic reconciliation come with the rest of the provisioner's issue.
 
 pub mod apply;
 pub mod clouds;
+pub mod handler;
 pub mod plan;
 pub mod store;
 
 use flotilla_bus::Dispatcher;
-use flotilla_runtime::{Context, ServiceDef, config::NoSettings};
+use flotilla_runtime::{Context, ServiceDef};
 
 /// The service's identity.
 pub const DEF: ServiceDef = ServiceDef {
@@ -21,10 +24,18 @@ pub const DEF: ServiceDef = ServiceDef {
     admin_port: 9101,
 };
 
-/// The service's own settings (`[service]` in its configuration).
-pub type Settings = NoSettings;
+pub use handler::Settings;
 
 /// The command routes of the service.
 pub fn routes(ctx: &Context<Settings>) -> Dispatcher {
-    Dispatcher::new(ctx.def.name)
+    let provisioner = handler::Provisioner::new(
+        ctx.config.service.clone(),
+        ctx.config.secrets_file.clone(),
+        ctx.store.clone(),
+        ctx.publisher.clone(),
+    );
+    Dispatcher::new(ctx.def.name).on(move |cmd: flotilla_proto::ApplyRegion, delivery| {
+        let provisioner = std::sync::Arc::clone(&provisioner);
+        async move { provisioner.apply(cmd, delivery).await }
+    })
 }
