@@ -163,6 +163,27 @@ impl Applier<'_> {
         }
     }
 
+    /// Removes everything Flotilla created in the region: the machines it recorded, and any machine still
+    /// carrying the region's marks (created by an attempt that crashed before recording it). Nothing else —
+    /// a machine without our marks is never touched. Returns the resource ids destroyed.
+    pub async fn destroy_all(&self) -> Result<Vec<String>, ApplyError> {
+        let mut destroyed = Vec::new();
+        for row in self.store.region(self.deployment, &self.region.name).await? {
+            self.destroy(&row.resource_id).await?;
+            destroyed.push(row.resource_id);
+        }
+        let filter = MarkFilter::region(self.deployment, &self.region.name);
+        for machine in self.cloud.compute.list_machines(&filter).await? {
+            self.cloud.compute.delete_machine(&machine.id).await?;
+            if let Some(marks) = machine.marks
+                && !destroyed.contains(&marks.resource_id)
+            {
+                destroyed.push(marks.resource_id);
+            }
+        }
+        Ok(destroyed)
+    }
+
     async fn create(&self, new: &NewMachine<'_>) -> Result<Created, ApplyError> {
         let NewMachine {
             role,

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use flotilla_bus::{Delivery, HandlerError, Publisher, subject};
 use flotilla_cloud::CloudError;
-use flotilla_proto::{ApplyRegion, EventMeta, MachineChanged, Message, RegionApplied};
+use flotilla_proto::{ApplyRegion, DestroyRegion, EventMeta, MachineChanged, Message, RegionApplied};
 use flotilla_spec::{CloudProvider, OsFamily, Region};
 use flotilla_store::{Inbox, Store};
 use serde::Deserialize;
@@ -148,6 +148,10 @@ impl Provisioner {
         })?;
         let cloud = connect(region, region_secrets, &self.settings.endpoints).map_err(reject_or_retry)?;
         let machines = self.machines().await?;
+        machines
+            .save_region(&deployment.name, region)
+            .await
+            .map_err(|e| HandlerError::retry(e.to_string()))?;
         let os = &deployment.application.build_os;
         let options = ApplyOptions {
             health_port: self.settings.health_port,
@@ -221,6 +225,91 @@ impl Provisioner {
                 Err(HandlerError::Reject(e.to_string()))
             }
         }
+    }
+
+    /// `provisioner.destroy.v1`: removes everything Flotilla created in one region, and nothing else.
+    pub async fn destroy(&self, cmd: DestroyRegion, _delivery: Delivery) -> Result<(), HandlerError> {
+        let machines = self.machines().await?;
+        let retry = |e: crate::store::MachineStoreError| HandlerError::retry(e.to_string());
+        let destroyed = match machines
+            .region_spec(&cmd.deployment, &cmd.region)
+            .await
+            .map_err(retry)?
+        {
+            // Never applied (or already destroyed): nothing of ours is there.
+            None => Vec::new(),
+            Some(region) => {
+                let path = self.secrets_file.as_ref().ok_or_else(|| {
+                    HandlerError::Reject(
+                        "the provisioner has no secrets_file: it cannot reach any cloud".into(),
+                    )
+                })?;
+                let secrets = flotilla_spec::Secrets::load(path)
+                    .map_err(|e| HandlerError::retry(format!("secrets file: {e}")))?;
+                let region_secrets = secrets.region(&region.name).ok_or_else(|| {
+                    HandlerError::Reject(format!(
+                        "the secrets file has no credentials for region {}",
+                        region.name
+                    ))
+                })?;
+                let cloud =
+                    connect(&region, region_secrets, &self.settings.endpoints).map_err(reject_or_retry)?;
+                let options = ApplyOptions {
+                    health_port: self.settings.health_port,
+                    health_path: self.settings.health_path.clone(),
+                    boot_timeout: self.settings.boot_timeout,
+                    poll_interval: self.settings.poll_interval,
+                    max_rounds: self.settings.max_rounds,
+                    image: String::new(),
+                };
+                let applier = Applier {
+                    cloud: &cloud,
+                    store: machines,
+                    deployment: &cmd.deployment,
+                    region: &region,
+                    options: &options,
+                };
+                let destroyed = applier.destroy_all().await.map_err(|e| match e {
+                    ApplyError::Cloud(c) => reject_or_retry(c),
+                    other => HandlerError::retry(other),
+                })?;
+                machines
+                    .forget_region(&cmd.deployment, &cmd.region)
+                    .await
+                    .map_err(retry)?;
+                destroyed
+            }
+        };
+        let cause = &cmd.meta;
+        for resource_id in &destroyed {
+            let event = MachineChanged {
+                meta: EventMeta::derived(cause, &format!("machine/{resource_id}/destroyed"), "provisioner"),
+                deployment: cmd.deployment.clone(),
+                region: cmd.region.clone(),
+                resource_id: resource_id.clone(),
+                role: String::new(),
+                provider: String::new(),
+                provider_id: None,
+                state: "destroyed".into(),
+                public_ipv4: None,
+                private_ipv4: None,
+            };
+            self.publish_event("machine", &cmd.deployment, &cmd.region, "destroyed", &event)
+                .await?;
+        }
+        let event = RegionApplied {
+            meta: EventMeta::derived(cause, "region/destroyed", "provisioner"),
+            deployment: cmd.deployment.clone(),
+            region: cmd.region.clone(),
+            outcome: "destroyed".into(),
+            error: None,
+            created: Vec::new(),
+            adopted: Vec::new(),
+            destroyed,
+            failed: Vec::new(),
+        };
+        self.publish_event("region", &cmd.deployment, &cmd.region, "destroyed", &event)
+            .await
     }
 
     async fn publish_event<M: Message + HasEventId>(

@@ -4,8 +4,10 @@
 //! `flotilla.api.provisioner.status` and the NATS service API (`$SRV.PING`, `$SRV.INFO`, `$SRV.STATS`).
 //! Its command routes so far: `provisioner.apply.v1` — make one region's machines match its spec (create
 //! fencing, boot and health checks, replacements), then publish a `MachineChanged` event per machine and a
-//! `RegionApplied` event. Destroy, machine-level commands, primary-first waiting, VPCs, the DBaaS and
-//! periodic reconciliation come with the rest of the provisioner's issue.
+//! `RegionApplied` event; `provisioner.destroy.v1` — remove everything Flotilla created in a region (what it
+//! recorded, and anything still carrying the region's marks) and nothing else. Machine-level commands,
+//! primary-first waiting, VPCs, the DBaaS and periodic reconciliation come with the rest of the
+//! provisioner's issue.
 
 pub mod apply;
 pub mod clouds;
@@ -34,8 +36,14 @@ pub fn routes(ctx: &Context<Settings>) -> Dispatcher {
         ctx.store.clone(),
         ctx.publisher.clone(),
     );
-    Dispatcher::new(ctx.def.name).on(move |cmd: flotilla_proto::ApplyRegion, delivery| {
-        let provisioner = std::sync::Arc::clone(&provisioner);
-        async move { provisioner.apply(cmd, delivery).await }
-    })
+    let for_destroy = std::sync::Arc::clone(&provisioner);
+    Dispatcher::new(ctx.def.name)
+        .on(move |cmd: flotilla_proto::ApplyRegion, delivery| {
+            let provisioner = std::sync::Arc::clone(&provisioner);
+            async move { provisioner.apply(cmd, delivery).await }
+        })
+        .on(move |cmd: flotilla_proto::DestroyRegion, delivery| {
+            let provisioner = std::sync::Arc::clone(&for_destroy);
+            async move { provisioner.destroy(cmd, delivery).await }
+        })
 }

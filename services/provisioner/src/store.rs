@@ -5,7 +5,7 @@
 //! still `create-pending` means "look the machine up by its tag before creating it again".
 
 use chrono::Utc;
-use flotilla_spec::Role;
+use flotilla_spec::{Region, Role};
 use flotilla_store::{Store, StoreError};
 use sqlx::Row;
 
@@ -217,6 +217,91 @@ impl MachineStore {
             Store::Postgres(p) => sqlx::query(q).bind(resource_id).execute(p).await.map(|_| ()),
         }
         .map_err(query_error("remove a machine"))
+    }
+
+    /// Remembers the spec last applied to a region.
+    pub async fn save_region(&self, deployment: &str, region: &Region) -> Result<(), MachineStoreError> {
+        let spec = serde_json::to_string(region).map_err(|e| MachineStoreError::Corrupt {
+            resource_id: format!("{deployment}/{}", region.name),
+            column: "spec",
+            value: e.to_string(),
+        })?;
+        let q = "INSERT INTO regions (deployment, region, spec, updated_ms) VALUES ($1, $2, $3, $4) \
+                 ON CONFLICT (deployment, region) DO UPDATE SET spec = excluded.spec, updated_ms = excluded.updated_ms";
+        let now = Utc::now().timestamp_millis();
+        match &self.store {
+            Store::Sqlite(p) => sqlx::query(q)
+                .bind(deployment)
+                .bind(&region.name)
+                .bind(&spec)
+                .bind(now)
+                .execute(p)
+                .await
+                .map(|_| ()),
+            Store::Postgres(p) => sqlx::query(q)
+                .bind(deployment)
+                .bind(&region.name)
+                .bind(&spec)
+                .bind(now)
+                .execute(p)
+                .await
+                .map(|_| ()),
+        }
+        .map_err(query_error("save a region's spec"))
+    }
+
+    /// The spec last applied to a region, if any.
+    pub async fn region_spec(
+        &self,
+        deployment: &str,
+        region: &str,
+    ) -> Result<Option<Region>, MachineStoreError> {
+        let q = "SELECT spec FROM regions WHERE deployment = $1 AND region = $2";
+        let spec: Option<String> = match &self.store {
+            Store::Sqlite(p) => {
+                sqlx::query_scalar(q)
+                    .bind(deployment)
+                    .bind(region)
+                    .fetch_optional(p)
+                    .await
+            }
+            Store::Postgres(p) => {
+                sqlx::query_scalar(q)
+                    .bind(deployment)
+                    .bind(region)
+                    .fetch_optional(p)
+                    .await
+            }
+        }
+        .map_err(query_error("read a region's spec"))?;
+        spec.map(|s| {
+            serde_json::from_str(&s).map_err(|e| MachineStoreError::Corrupt {
+                resource_id: format!("{deployment}/{region}"),
+                column: "spec",
+                value: e.to_string(),
+            })
+        })
+        .transpose()
+    }
+
+    /// Forgets a region (it is destroyed).
+    pub async fn forget_region(&self, deployment: &str, region: &str) -> Result<(), MachineStoreError> {
+        let q = "DELETE FROM regions WHERE deployment = $1 AND region = $2";
+        match &self.store {
+            Store::Sqlite(p) => sqlx::query(q)
+                .bind(deployment)
+                .bind(region)
+                .execute(p)
+                .await
+                .map(|_| ()),
+            Store::Postgres(p) => sqlx::query(q)
+                .bind(deployment)
+                .bind(region)
+                .execute(p)
+                .await
+                .map(|_| ()),
+        }
+        .map_err(query_error("forget a region"))
     }
 
     /// The machines of one region, oldest first.

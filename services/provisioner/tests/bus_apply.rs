@@ -9,7 +9,7 @@ use flotilla_bus::{PublishConfig, Publisher, subject};
 use flotilla_cloud::MarkFilter;
 use flotilla_cloudsim::{SimConfig, Simulator, defaults};
 use flotilla_integration_tests::{TestNats, free_port, init_logging, service_config};
-use flotilla_proto::{ApplyRegion, CommandMeta, RegionApplied};
+use flotilla_proto::{ApplyRegion, CommandMeta, DestroyRegion, RegionApplied};
 use flotilla_provisioner::Settings;
 use flotilla_provisioner::clouds::{Endpoints, connect};
 use futures::StreamExt;
@@ -104,14 +104,64 @@ async fn an_apply_over_the_bus_builds_the_region_once() {
         },
     )
     .unwrap();
-    assert_eq!(
+    let ours = MarkFilter::region(&deployment.name, "gb-lon");
+    assert_eq!(cloud.compute.list_machines(&ours).await.unwrap().len(), 3);
+
+    // The operator's own machine in the same account: a destroy must leave it alone.
+    let http = reqwest::Client::new();
+    let theirs: serde_json::Value = http
+        .post(format!("{}/linode/instances", sim.linode_url()))
+        .bearer_auth(defaults::LINODE_TOKEN)
+        .json(&serde_json::json!({"region": "gb-lon", "type": "g6-nanode-1", "image": "linode/debian12", "root_pass": "Operator-Pass-1", "label": "operators-own"}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let destroy = DestroyRegion {
+        meta: CommandMeta::new("test"),
+        deployment: deployment.name.clone(),
+        region: "gb-lon".into(),
+    };
+    let destroy_subject = subject::command("provisioner", &deployment.name, "gb-lon", "destroy").unwrap();
+    publisher
+        .publish(&destroy_subject, &destroy.meta.id.to_string(), &destroy)
+        .await
+        .unwrap();
+    let destroyed = next_event(&mut events).await;
+    assert_eq!(destroyed.outcome, "destroyed", "{destroyed:?}");
+    assert_eq!(destroyed.destroyed.len(), 3, "{destroyed:?}");
+    flotilla_integration_tests::eventually("our machines gone", Duration::from_secs(10), || async {
         cloud
             .compute
-            .list_machines(&MarkFilter::region(&deployment.name, "gb-lon"))
+            .list_machines(&ours)
             .await
             .unwrap()
-            .len(),
-        3
+            .is_empty()
+            .then_some(())
+    })
+    .await;
+    let still = http
+        .get(format!("{}/linode/instances/{}", sim.linode_url(), theirs["id"]))
+        .bearer_auth(defaults::LINODE_TOKEN)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(still.status(), 200, "the operator's machine is untouched");
+    // Destroying again finds nothing of ours.
+    let again = DestroyRegion {
+        meta: CommandMeta::new("test"),
+        ..destroy
+    };
+    publisher
+        .publish(&destroy_subject, &again.meta.id.to_string(), &again)
+        .await
+        .unwrap();
+    let second = next_event(&mut events).await;
+    assert_eq!(
+        (second.outcome.as_str(), second.destroyed.len()),
+        ("destroyed", 0)
     );
     svc.shutdown().await.unwrap();
     sim.shutdown().await;
