@@ -400,40 +400,33 @@ async fn network_suite(t: &Target) {
     c.delete_machine(&machine.id).await.unwrap();
 }
 
-#[tokio::test]
-async fn linode_adapter_and_simulator_agree() {
+/// The compute and network suites for one provider's adapter, against a fresh simulator.
+async fn compute_and_network_agree(target: fn(&RunningSim) -> Target) {
     let sim = sim().await;
-    let t = linode(&sim);
+    let t = target(&sim);
     compute_suite(&sim, &t).await;
     network_suite(&t).await;
     sim.shutdown().await;
+}
+
+#[tokio::test]
+async fn linode_adapter_and_simulator_agree() {
+    compute_and_network_agree(linode).await;
 }
 
 #[tokio::test]
 async fn digitalocean_adapter_and_simulator_agree() {
-    let sim = sim().await;
-    let t = digitalocean(&sim);
-    compute_suite(&sim, &t).await;
-    network_suite(&t).await;
-    sim.shutdown().await;
+    compute_and_network_agree(digitalocean).await;
 }
 
 #[tokio::test]
 async fn vultr_adapter_and_simulator_agree() {
-    let sim = sim().await;
-    let t = vultr(&sim);
-    compute_suite(&sim, &t).await;
-    network_suite(&t).await;
-    sim.shutdown().await;
+    compute_and_network_agree(vultr).await;
 }
 
 #[tokio::test]
 async fn exoscale_adapter_and_simulator_agree() {
-    let sim = sim().await;
-    let t = exoscale(&sim);
-    compute_suite(&sim, &t).await;
-    network_suite(&t).await;
-    sim.shutdown().await;
+    compute_and_network_agree(exoscale).await;
 }
 
 /// The DNS contract on Cloudflare: zone lookup, record create/list/update/delete, a batch, and the batch

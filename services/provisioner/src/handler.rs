@@ -13,7 +13,7 @@ use serde::Deserialize;
 use tokio::sync::OnceCell;
 
 use crate::apply::{Applier, ApplyError, ApplyOptions};
-use crate::clouds::{Endpoints, connect};
+use crate::clouds::{Endpoints, RegionCloud, connect};
 use crate::store::MachineStore;
 
 /// The provisioner's own settings (`[service]` in its configuration).
@@ -116,6 +116,35 @@ impl Provisioner {
             .map_err(|e| HandlerError::retry(format!("machine store: {e}")))
     }
 
+    /// The adapters of `region`, with credentials read afresh from the secrets file (it may have been
+    /// rotated since the last command).
+    fn region_cloud(&self, region: &Region) -> Result<RegionCloud, HandlerError> {
+        let path = self.secrets_file.as_ref().ok_or_else(|| {
+            HandlerError::Reject("the provisioner has no secrets_file: it cannot reach any cloud".into())
+        })?;
+        let secrets = flotilla_spec::Secrets::load(path)
+            .map_err(|e| HandlerError::retry(format!("secrets file: {e}")))?;
+        let region_secrets = secrets.region(&region.name).ok_or_else(|| {
+            HandlerError::Reject(format!(
+                "the secrets file has no credentials for region {}",
+                region.name
+            ))
+        })?;
+        connect(region, region_secrets, &self.settings.endpoints).map_err(reject_or_retry)
+    }
+
+    /// Apply options from the settings, for machines built from `image`.
+    fn options(&self, image: String) -> ApplyOptions {
+        ApplyOptions {
+            health_port: self.settings.health_port,
+            health_path: self.settings.health_path.clone(),
+            boot_timeout: self.settings.boot_timeout,
+            poll_interval: self.settings.poll_interval,
+            max_rounds: self.settings.max_rounds,
+            image,
+        }
+    }
+
     /// `provisioner.apply.v1`: makes one region match its spec and reports how it went.
     pub async fn apply(&self, cmd: ApplyRegion, _delivery: Delivery) -> Result<(), HandlerError> {
         let deployment = &cmd.deployment;
@@ -135,32 +164,14 @@ impl Provisioner {
             tracing::info!(command = %id, "apply already handled");
             return Ok(());
         }
-        let path = self.secrets_file.as_ref().ok_or_else(|| {
-            HandlerError::Reject("the provisioner has no secrets_file: it cannot reach any cloud".into())
-        })?;
-        let secrets = flotilla_spec::Secrets::load(path)
-            .map_err(|e| HandlerError::retry(format!("secrets file: {e}")))?;
-        let region_secrets = secrets.region(&region.name).ok_or_else(|| {
-            HandlerError::Reject(format!(
-                "the secrets file has no credentials for region {}",
-                region.name
-            ))
-        })?;
-        let cloud = connect(region, region_secrets, &self.settings.endpoints).map_err(reject_or_retry)?;
+        let cloud = self.region_cloud(region)?;
         let machines = self.machines().await?;
         machines
             .save_region(&deployment.name, region)
             .await
             .map_err(|e| HandlerError::retry(e.to_string()))?;
         let os = &deployment.application.build_os;
-        let options = ApplyOptions {
-            health_port: self.settings.health_port,
-            health_path: self.settings.health_path.clone(),
-            boot_timeout: self.settings.boot_timeout,
-            poll_interval: self.settings.poll_interval,
-            max_rounds: self.settings.max_rounds,
-            image: image_for(region, os.family, &os.version),
-        };
+        let options = self.options(image_for(region, os.family, &os.version));
         let applier = Applier {
             cloud: &cloud,
             store: machines,
@@ -239,29 +250,9 @@ impl Provisioner {
             // Never applied (or already destroyed): nothing of ours is there.
             None => Vec::new(),
             Some(region) => {
-                let path = self.secrets_file.as_ref().ok_or_else(|| {
-                    HandlerError::Reject(
-                        "the provisioner has no secrets_file: it cannot reach any cloud".into(),
-                    )
-                })?;
-                let secrets = flotilla_spec::Secrets::load(path)
-                    .map_err(|e| HandlerError::retry(format!("secrets file: {e}")))?;
-                let region_secrets = secrets.region(&region.name).ok_or_else(|| {
-                    HandlerError::Reject(format!(
-                        "the secrets file has no credentials for region {}",
-                        region.name
-                    ))
-                })?;
-                let cloud =
-                    connect(&region, region_secrets, &self.settings.endpoints).map_err(reject_or_retry)?;
-                let options = ApplyOptions {
-                    health_port: self.settings.health_port,
-                    health_path: self.settings.health_path.clone(),
-                    boot_timeout: self.settings.boot_timeout,
-                    poll_interval: self.settings.poll_interval,
-                    max_rounds: self.settings.max_rounds,
-                    image: String::new(),
-                };
+                let cloud = self.region_cloud(&region)?;
+                // A destroy builds nothing: no image.
+                let options = self.options(String::new());
                 let applier = Applier {
                     cloud: &cloud,
                     store: machines,
