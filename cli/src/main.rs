@@ -1,6 +1,11 @@
 //! `flotilla`: the command-line tool. Parses flags and hands each subcommand to its module.
 
+mod deploy;
+mod destroy;
+mod dev;
 mod ping;
+mod session;
+mod status;
 mod template;
 
 use std::process::ExitCode;
@@ -20,14 +25,9 @@ struct Cli {
 /// How to reach NATS.
 #[derive(Debug, clap::Args)]
 struct NatsArgs {
-    /// NATS server URL(s), comma-separated.
-    #[arg(
-        long = "nats-url",
-        env = "NATS_URL",
-        default_value = "nats://127.0.0.1:4222",
-        value_delimiter = ',',
-        global = true
-    )]
+    /// NATS server URL(s), comma-separated [default: the `flotilla dev` running from this directory, else
+    /// nats://127.0.0.1:4222].
+    #[arg(long = "nats-url", env = "NATS_URL", value_delimiter = ',', global = true)]
     urls: Vec<String>,
     /// A NATS `.creds` file.
     #[arg(long = "nats-creds", env = "NATS_CREDS", global = true)]
@@ -38,8 +38,19 @@ struct NatsArgs {
 }
 
 impl NatsArgs {
+    /// Whether a URL was given (flag or `NATS_URL`).
+    fn explicit(&self) -> bool {
+        !self.urls.is_empty()
+    }
+
     fn config(&self) -> anyhow::Result<flotilla_bus::BusConfig> {
-        let mut cfg = flotilla_bus::BusConfig::for_urls(self.urls.clone());
+        let urls = if self.explicit() {
+            self.urls.clone()
+        } else {
+            let here = std::env::current_dir()?;
+            vec![session::dev_nats_url(&here).unwrap_or_else(|| "nats://127.0.0.1:4222".to_owned())]
+        };
+        let mut cfg = flotilla_bus::BusConfig::for_urls(urls);
         cfg.creds_file = self.creds.clone();
         if let Some(path) = &self.token_file {
             let token = std::fs::read_to_string(path)
@@ -53,6 +64,17 @@ impl NatsArgs {
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// Run everything on this machine against the cloud simulator (state in ./.flotilla/).
+    Dev(dev::Args),
+    /// Deploy (or update) a deployment from TOML specs or the original toolkit's templates.
+    ///
+    /// Exit codes: 0 when every region is applied and healthy, 1 when a region failed or a command was
+    /// refused, 2 when the files are not a valid deployment, 3 when NATS or the provisioner cannot be reached.
+    Deploy(deploy::Args),
+    /// Show the fleet: per region its machines and DBaaS.
+    Status(status::Args),
+    /// Remove everything Flotilla created in a deployment (or one of its regions).
+    Destroy(destroy::Args),
     /// List the Flotilla services answering on NATS.
     Ping(ping::Args),
     /// Check and import the original toolkit's templates.
@@ -62,18 +84,34 @@ enum Command {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let result = match cli.command {
-        Command::Template(cmd) => template::run(cmd),
-        Command::Ping(args) => match tokio::runtime::Builder::new_current_thread().enable_all().build() {
-            Ok(rt) => rt.block_on(async { ping::run(&cli.nats.config()?, args).await }),
-            Err(e) => Err(e.into()),
-        },
+    let result = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt.block_on(async {
+            match cli.command {
+                Command::Template(cmd) => template::run(cmd),
+                Command::Ping(args) => ping::run(&cli.nats.config()?, args).await,
+                Command::Deploy(args) => deploy::run(&cli.nats.config()?, args).await,
+                Command::Status(args) => status::run(&cli.nats.config()?, args).await,
+                Command::Destroy(args) => destroy::run(&cli.nats.config()?, args).await,
+                Command::Dev(args) => {
+                    let explicit = if cli.nats.explicit() {
+                        Some(cli.nats.config()?)
+                    } else {
+                        None
+                    };
+                    dev::run(explicit, args).await
+                }
+            }
+        }),
+        Err(e) => Err(e.into()),
     };
     match result {
         Ok(code) => code,
         Err(e) => {
             eprintln!("flotilla: {e:#}");
-            ExitCode::FAILURE
+            match e.downcast_ref::<session::Exit>() {
+                Some(exit) => ExitCode::from(exit.code),
+                None => ExitCode::FAILURE,
+            }
         }
     }
 }

@@ -54,3 +54,63 @@ pub fn import(overrides: &[(&str, &str)]) -> flotilla_spec::Import {
     )])
     .unwrap_or_else(|d| panic!("test template does not import:\n{d}"))
 }
+
+/// The seed document holding the original toolkit's three real templates printed inside markdown:
+/// `shared/seeds/000_…` in the reference folder beside the repository.
+pub fn seed_document() -> String {
+    let here = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let path = here
+        .ancestors()
+        .map(|a| a.join("shared/seeds/000_92ab6873bcd865bc.txt"))
+        .find(|p| p.is_file())
+        .unwrap_or_else(|| {
+            panic!("the seed document ../shared/seeds/000_92ab6873bcd865bc.txt is not beside the repository")
+        });
+    std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+/// File names given to the seed's three templates, in seed order: the gb-lon Linode primary (with the
+/// DBaaS), the nl-ams Linode secondary, the ch-gva-2 Exoscale secondary.
+pub const SEED_NAMES: [&str; 3] = ["gb-lon.tmpl", "nl-ams.tmpl", "ch-gva-2.tmpl"];
+
+/// The seed's three templates, byte for byte: each runs from the first `\####` header line after prose to
+/// its `export CLOUDHOST=` line, inclusive.
+pub fn seed_templates() -> [String; 3] {
+    let seed = seed_document();
+    let mut templates = Vec::new();
+    let mut start: Option<usize> = None;
+    let mut offset = 0;
+    for line in seed.split_inclusive('\n') {
+        if start.is_none() && line.starts_with("\\####") {
+            start = Some(offset);
+        }
+        offset += line.len();
+        if let Some(begin) = start
+            && line.starts_with("export CLOUDHOST=")
+        {
+            templates.push(seed[begin..offset].to_owned());
+            start = None;
+        }
+    }
+    let templates: [String; 3] = templates
+        .try_into()
+        .unwrap_or_else(|t: Vec<String>| panic!("the seed holds {} templates, not three", t.len()));
+    for (text, name) in templates.iter().zip(SEED_NAMES) {
+        let region = name.trim_end_matches(".tmpl");
+        assert!(
+            text.contains(&format!("REGION=\"{region}\"")),
+            "{name} is not the {region} template"
+        );
+    }
+    templates
+}
+
+/// The seed deployment, imported (spec and secrets).
+pub fn seed_import() -> flotilla_spec::Import {
+    let sources: Vec<flotilla_spec::TemplateSource> = seed_templates()
+        .iter()
+        .zip(SEED_NAMES)
+        .map(|(text, name)| flotilla_spec::TemplateSource::new(name, text.clone()))
+        .collect();
+    flotilla_spec::import_templates(&sources).unwrap_or_else(|d| panic!("the seed does not import:\n{d}"))
+}

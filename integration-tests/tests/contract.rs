@@ -10,8 +10,8 @@ use std::sync::Arc;
 
 use flotilla_cloud::http::{ApiClient, BearerToken, RateLimit, RetryPolicy, Signer, error_for_status};
 use flotilla_cloud::{
-    CloudError, Compute, Dns, FirewallRule, MachineRequest, MachineState, ManagedDatabases, MarkFilter,
-    Marks, Network, NewDnsRecord, Protocol, ProviderKind, VpcRequest,
+    CloudError, Compute, DatabaseRequest, Dns, FirewallRule, MachineRequest, MachineState, ManagedDatabases,
+    MarkFilter, Marks, Network, NewDnsRecord, Protocol, ProviderKind, VpcRequest,
 };
 use flotilla_cloudsim::{RunningSim, SimConfig, Simulator, defaults};
 use flotilla_integration_tests::{eventually, free_port, unique};
@@ -97,6 +97,67 @@ async fn database_suite(db: &dyn ManagedDatabases, name: &str, provider: Provide
         )
         .await;
         assert_eq!(back.len(), allow.len(), "{provider}");
+    }
+}
+
+/// The managed-database lifecycle: created, found by name and polled until ready, a second create of the
+/// name refused as a conflict, deleted, then not found, and a second delete not found either.
+async fn database_lifecycle_suite(
+    db: &dyn ManagedDatabases,
+    request: DatabaseRequest,
+    provider: ProviderKind,
+) {
+    let created = db
+        .create_database(&request)
+        .await
+        .unwrap_or_else(|e| panic!("{provider}: create database: {e}"));
+    assert_eq!(created.name, request.name, "{provider}");
+    let ready = eventually(
+        &format!("{provider}: created database ready"),
+        Duration::from_secs(20),
+        || async {
+            db.find_database(&request.name)
+                .await
+                .unwrap_or_else(|e| panic!("{provider}: find database: {e}"))
+                .filter(|d| d.is_ready())
+        },
+    )
+    .await;
+    assert_eq!(ready.id, created.id, "{provider}");
+    let mut allow = ready.allow_list.clone();
+    allow.sort();
+    let mut want = request.allow_list.clone();
+    want.sort();
+    assert_eq!(allow, want, "{provider}: the allow-list it was created with");
+
+    let err = db.create_database(&request).await.expect_err("the name is taken");
+    assert!(matches!(err, CloudError::Conflict { .. }), "{provider}: {err}");
+
+    db.delete_database(&created.id)
+        .await
+        .unwrap_or_else(|e| panic!("{provider}: delete database: {e}"));
+    assert!(
+        db.find_database(&request.name).await.unwrap().is_none(),
+        "{provider}: found after its delete"
+    );
+    let err = db
+        .delete_database(&created.id)
+        .await
+        .expect_err("deleted already");
+    assert!(err.is_not_found(), "{provider}: {err}");
+}
+
+/// A database request for the lifecycle suite: a fresh name, `engine`, `region`, `size`, an allow-list.
+fn database_request(engine: &str, region: &str, size: &str) -> DatabaseRequest {
+    DatabaseRequest {
+        name: unique("db"),
+        engine: engine.into(),
+        region: region.into(),
+        size: size.into(),
+        nodes: 1,
+        vpc_id: None,
+        subnet_id: None,
+        allow_list: vec!["10.0.1.0/24".parse().unwrap(), "203.0.113.7/32".parse().unwrap()],
     }
 }
 
@@ -519,6 +580,12 @@ async fn linode_dns_and_databases() {
     .unwrap();
     dns_suite(&cloud, "codetesters.uk").await;
     database_suite(&cloud, "test-cluster", ProviderKind::Linode).await;
+    database_lifecycle_suite(
+        &cloud,
+        database_request("postgresql/16", "gb-lon", "g6-nanode-1"),
+        ProviderKind::Linode,
+    )
+    .await;
     sim.shutdown().await;
 }
 
@@ -543,6 +610,12 @@ async fn digitalocean_dns_and_databases() {
     .unwrap();
     dns_suite(&cloud, "codetesters.uk").await;
     database_suite(&cloud, "test-cluster", ProviderKind::DigitalOcean).await;
+    database_lifecycle_suite(
+        &cloud,
+        database_request("postgresql/16", "ams3", "db-s-1vcpu-1gb"),
+        ProviderKind::DigitalOcean,
+    )
+    .await;
     sim.shutdown().await;
 }
 
@@ -564,6 +637,12 @@ async fn vultr_dns_and_databases() {
     .unwrap();
     dns_suite(&cloud, "codetesters.uk").await;
     database_suite(&cloud, "test-cluster", ProviderKind::Vultr).await;
+    database_lifecycle_suite(
+        &cloud,
+        database_request("mysql/8", "ams", "vultr-dbaas-hobbyist-cc-1-25-1"),
+        ProviderKind::Vultr,
+    )
+    .await;
     sim.shutdown().await;
 }
 
@@ -598,6 +677,12 @@ async fn exoscale_dns_and_databases() {
     .unwrap();
     dns_suite(&cloud, "codetesters.uk").await;
     database_suite(&cloud, "test-cluster", ProviderKind::Exoscale).await;
+    database_lifecycle_suite(
+        &cloud,
+        database_request("mysql", "ch-gva-2", "hobbyist-2"),
+        ProviderKind::Exoscale,
+    )
+    .await;
     sim.shutdown().await;
 }
 

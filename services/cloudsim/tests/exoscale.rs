@@ -371,6 +371,33 @@ async fn security_groups_private_networks_and_dbaas() {
         .0,
         400
     );
+    // A name is one service, whatever its type: the same name again is refused, and the service is deleted
+    // through the type-independent path of the real API.
+    assert_eq!(
+        exo(
+            Method::POST,
+            &format!("{zone}/dbaas-postgres/fl-db"),
+            Some(&json!({"plan": "hobbyist-2"}))
+        )
+        .await
+        .0,
+        409
+    );
+    let (status, op) = exo(Method::DELETE, &format!("{zone}/dbaas-service/fl-db"), None).await;
+    assert_eq!(status, 200, "{op}");
+    assert_eq!(exo_wait(&zone, &op).await["state"], "success");
+    assert_eq!(
+        exo(Method::GET, &format!("{zone}/dbaas-mysql/fl-db"), None)
+            .await
+            .0,
+        404
+    );
+    assert_eq!(
+        exo(Method::DELETE, &format!("{zone}/dbaas-service/fl-db"), None)
+            .await
+            .0,
+        404
+    );
     // A group in use cannot be deleted.
     assert_eq!(
         exo(Method::DELETE, &format!("{zone}/security-group/{sg}"), None)

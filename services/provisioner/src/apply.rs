@@ -37,6 +37,12 @@ pub enum ApplyError {
     /// The provisioner's database failed.
     #[error(transparent)]
     Store(#[from] MachineStoreError),
+    /// The managed database could not be made ready.
+    #[error("{0}")]
+    Dbaas(String),
+    /// Telling the fleet of a change failed.
+    #[error("publishing a machine change: {0}")]
+    Observer(String),
     /// Machines kept failing to become healthy.
     #[error("region {region}: still {missing} machine(s) short after {rounds} rounds")]
     GaveUp {
@@ -62,6 +68,82 @@ pub struct ApplyReport {
     pub failed: Vec<String>,
 }
 
+/// A machine's change of state, as the fleet's other services hear of it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Change {
+    /// The cloud has it (created, or found by its marks after a crash).
+    Created,
+    /// It runs (not yet answering its health check).
+    Running,
+    /// It answers its health check.
+    Healthy,
+    /// It never became healthy, or vanished; it is being replaced.
+    Failed,
+    /// It is gone.
+    Destroyed,
+}
+
+impl Change {
+    /// The event's spelling (and last subject token).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Created => "created",
+            Self::Running => "running",
+            Self::Healthy => "healthy",
+            Self::Failed => "failed",
+            Self::Destroyed => "destroyed",
+        }
+    }
+}
+
+/// Told of every machine change as it happens (the handler publishes them as events).
+#[async_trait::async_trait]
+pub trait Observer: Send + Sync {
+    /// `machine` (as recorded after the change) changed as `change` says. An error fails the apply (it is
+    /// retried: the events of a redelivery carry the same ids, so nothing is told twice).
+    async fn machine(&self, machine: &MachineRow, change: Change) -> Result<(), String>;
+}
+
+/// An observer that tells nobody.
+pub struct Silent;
+
+#[async_trait::async_trait]
+impl Observer for Silent {
+    async fn machine(&self, _: &MachineRow, _: Change) -> Result<(), String> {
+        Ok(())
+    }
+}
+
+/// The region's network, as machines are created into it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Placement {
+    /// VPC id.
+    pub vpc_id: Option<String>,
+    /// Subnet id (Linode).
+    pub subnet_id: Option<String>,
+}
+
+/// What a reconcile found.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Drift {
+    /// Machines recorded but gone from the cloud (deleted behind our back): forgotten, to be replaced.
+    pub vanished: Vec<String>,
+    /// Machines carrying the region's marks that were not recorded: adopted (recorded; the plan keeps or
+    /// removes them like any other).
+    pub adopted: Vec<String>,
+    /// Machines carrying the deployment's marks without a role or resource id: reported, left alone.
+    pub unknown: Vec<String>,
+    /// Machines stuck booting past the boot timeout: marked failed, to be destroyed and recreated.
+    pub stuck: Vec<String>,
+}
+
+impl Drift {
+    /// Whether anything differed.
+    pub fn is_empty(&self) -> bool {
+        self.vanished.is_empty() && self.adopted.is_empty() && self.stuck.is_empty()
+    }
+}
+
 /// Applies one region of one deployment.
 pub struct Applier<'a> {
     /// The region's provider account.
@@ -74,6 +156,10 @@ pub struct Applier<'a> {
     pub region: &'a Region,
     /// Timings.
     pub options: &'a ApplyOptions,
+    /// Where new machines go.
+    pub placement: Placement,
+    /// Told of every change.
+    pub observer: &'a dyn Observer,
 }
 
 impl Applier<'_> {
@@ -174,7 +260,11 @@ impl Applier<'_> {
         }
         let filter = MarkFilter::region(self.deployment, &self.region.name);
         for machine in self.cloud.compute.list_machines(&filter).await? {
-            self.cloud.compute.delete_machine(&machine.id).await?;
+            match self.cloud.compute.delete_machine(&machine.id).await {
+                Ok(()) => {}
+                Err(e) if e.is_not_found() => {}
+                Err(e) => return Err(e.into()),
+            }
             if let Some(marks) = machine.marks
                 && !destroyed.contains(&marks.resource_id)
             {
@@ -182,6 +272,141 @@ impl Applier<'_> {
             }
         }
         Ok(destroyed)
+    }
+
+    /// Compares the record with the cloud — one list by the region's marks, whatever the number of
+    /// machines — and brings the record in line: vanished machines forgotten (an apply replaces them),
+    /// unrecorded marked ones adopted, ones stuck booting past the boot timeout marked failed.
+    pub async fn reconcile(&self) -> Result<Drift, ApplyError> {
+        let mut drift = Drift::default();
+        let rows = self.store.region(self.deployment, &self.region.name).await?;
+        let filter = MarkFilter::region(self.deployment, &self.region.name);
+        let listed = self.cloud.compute.list_machines(&filter).await?;
+        let now = chrono::Utc::now().timestamp_millis();
+        let boot_ms = i64::try_from(self.options.boot_timeout.as_millis()).unwrap_or(i64::MAX);
+        for row in &rows {
+            let Some(provider_id) = &row.provider_id else {
+                // Never answered by the cloud: an apply finishes it (find by marks, or create).
+                continue;
+            };
+            let found = listed.iter().find(|m| &m.id == provider_id);
+            match (found, row.state) {
+                (None, KnownState::Destroying) => {
+                    self.store.remove(&row.resource_id).await?;
+                }
+                (None, _) => {
+                    tracing::warn!(
+                        resource_id = %row.resource_id, machine = %provider_id,
+                        "machine deleted behind our back; it will be replaced"
+                    );
+                    self.store.remove(&row.resource_id).await?;
+                    self.observer
+                        .machine(row, Change::Destroyed)
+                        .await
+                        .map_err(ApplyError::Observer)?;
+                    drift.vanished.push(row.resource_id.clone());
+                }
+                (Some(m), KnownState::Provisioning | KnownState::Running | KnownState::CreatePending)
+                    if m.state != MachineState::Running && now.saturating_sub(row.created_ms) > boot_ms =>
+                {
+                    tracing::warn!(resource_id = %row.resource_id, "machine stuck booting past the boot timeout");
+                    self.store
+                        .update(&row.resource_id, None, KnownState::Failed, None, None)
+                        .await?;
+                    self.observer
+                        .machine(row, Change::Failed)
+                        .await
+                        .map_err(ApplyError::Observer)?;
+                    drift.stuck.push(row.resource_id.clone());
+                }
+                _ => {}
+            }
+        }
+        for machine in &listed {
+            let known = rows
+                .iter()
+                .any(|r| r.provider_id.as_deref() == Some(machine.id.as_str()));
+            if known {
+                continue;
+            }
+            match machine.marks.as_ref() {
+                Some(marks) if marks.role.is_some() && !marks.resource_id.is_empty() => {
+                    let Some(role) = marks.role else { continue };
+                    // A pending record of ours (crash before the create answered) is finished by the apply.
+                    if rows.iter().any(|r| r.resource_id == marks.resource_id) {
+                        continue;
+                    }
+                    let row = MachineRow {
+                        resource_id: marks.resource_id.clone(),
+                        deployment: self.deployment.to_owned(),
+                        region: self.region.name.clone(),
+                        role,
+                        size: machine.size.clone(),
+                        name: machine.name.clone(),
+                        provider: self.cloud.provider.as_str().to_owned(),
+                        provider_id: Some(machine.id.clone()),
+                        state: KnownState::CreatePending,
+                        public_ipv4: machine.public_ipv4.map(|ip| ip.to_string()),
+                        private_ipv4: machine.private_ipv4.map(|ip| ip.to_string()),
+                        attempts: 0,
+                        created_ms: 0,
+                    };
+                    if self.store.record_pending(&row).await? {
+                        tracing::warn!(
+                            resource_id = %row.resource_id, machine = %machine.id,
+                            "adopting a machine with our marks that was not recorded"
+                        );
+                        self.store
+                            .update(
+                                &row.resource_id,
+                                Some(&machine.id),
+                                KnownState::Provisioning,
+                                row.public_ipv4.as_deref(),
+                                row.private_ipv4.as_deref(),
+                            )
+                            .await?;
+                        drift.adopted.push(row.resource_id);
+                    }
+                }
+                _ => {
+                    tracing::warn!(
+                        machine = %machine.id, name = %machine.name,
+                        "a machine carries this region's marks but no role or resource id; left alone"
+                    );
+                    drift.unknown.push(machine.id.clone());
+                }
+            }
+        }
+        Ok(drift)
+    }
+
+    /// Marks one machine failed, so that the next apply creates its replacement and then destroys it.
+    /// Returns whether the machine was known.
+    pub async fn mark_for_replacement(&self, resource_id: &str) -> Result<bool, ApplyError> {
+        let rows = self.store.region(self.deployment, &self.region.name).await?;
+        let Some(row) = rows.iter().find(|r| r.resource_id == resource_id) else {
+            return Ok(false);
+        };
+        if row.state != KnownState::Failed {
+            self.store
+                .update(resource_id, None, KnownState::Failed, None, None)
+                .await?;
+            self.observer
+                .machine(row, Change::Failed)
+                .await
+                .map_err(ApplyError::Observer)?;
+        }
+        Ok(true)
+    }
+
+    /// Destroys one machine now (a scale-in). Returns whether the machine was known.
+    pub async fn destroy_one(&self, resource_id: &str) -> Result<bool, ApplyError> {
+        let rows = self.store.region(self.deployment, &self.region.name).await?;
+        if !rows.iter().any(|r| r.resource_id == resource_id) {
+            return Ok(false);
+        }
+        self.destroy(resource_id).await?;
+        Ok(true)
     }
 
     async fn create(&self, new: &NewMachine<'_>) -> Result<Created, ApplyError> {
@@ -197,7 +422,7 @@ impl Applier<'_> {
             role: Some(*role),
             resource_id: resource_id.clone(),
         };
-        let row = MachineRow {
+        let mut row = MachineRow {
             resource_id: resource_id.clone(),
             deployment: self.deployment.to_owned(),
             region: self.region.name.clone(),
@@ -225,8 +450,8 @@ impl Applier<'_> {
                     region: self.region.provider_region.clone(),
                     size: size.clone(),
                     image: self.options.image.clone(),
-                    vpc_id: None,
-                    subnet_id: None,
+                    vpc_id: self.placement.vpc_id.clone(),
+                    subnet_id: self.placement.subnet_id.clone(),
                     firewall_id: None,
                     ssh_keys: Vec::new(),
                     user_data: None,
@@ -238,28 +463,35 @@ impl Applier<'_> {
                 )
             }
         };
+        row.provider_id = Some(machine.id.clone());
+        row.state = KnownState::Provisioning;
+        row.public_ipv4 = machine.public_ipv4.map(|ip| ip.to_string());
+        row.private_ipv4 = machine.private_ipv4.map(|ip| ip.to_string());
         self.store
             .update(
                 resource_id,
                 Some(&machine.id),
                 KnownState::Provisioning,
-                None,
-                None,
+                row.public_ipv4.as_deref(),
+                row.private_ipv4.as_deref(),
             )
             .await?;
-        match self.wait_healthy(&machine.id).await? {
+        self.tell(&row, Change::Created).await?;
+        match self.wait_healthy(&mut row).await? {
             Some(up) => {
-                let public = up.public_ipv4.map(|ip| ip.to_string());
-                let private = up.private_ipv4.map(|ip| ip.to_string());
+                row.public_ipv4 = up.public_ipv4.map(|ip| ip.to_string()).or(row.public_ipv4);
+                row.private_ipv4 = up.private_ipv4.map(|ip| ip.to_string()).or(row.private_ipv4);
+                row.state = KnownState::Healthy;
                 self.store
                     .update(
                         resource_id,
                         None,
                         KnownState::Healthy,
-                        public.as_deref(),
-                        private.as_deref(),
+                        row.public_ipv4.as_deref(),
+                        row.private_ipv4.as_deref(),
                     )
                     .await?;
+                self.tell(&row, Change::Healthy).await?;
                 Ok(outcome)
             }
             None => {
@@ -267,10 +499,19 @@ impl Applier<'_> {
                 self.store
                     .update(resource_id, None, KnownState::Failed, None, None)
                     .await?;
+                row.state = KnownState::Failed;
+                self.tell(&row, Change::Failed).await?;
                 self.destroy(resource_id).await?;
                 Ok(Created::Failed(resource_id.clone()))
             }
         }
+    }
+
+    async fn tell(&self, row: &MachineRow, change: Change) -> Result<(), ApplyError> {
+        self.observer
+            .machine(row, change)
+            .await
+            .map_err(ApplyError::Observer)
     }
 
     /// The machine carrying `marks`, if the cloud has it.
@@ -293,8 +534,10 @@ impl Applier<'_> {
             }))
     }
 
-    /// Waits until the machine runs and answers its health check; `None` when it did not in time.
-    async fn wait_healthy(&self, id: &str) -> Result<Option<Machine>, ApplyError> {
+    /// Waits until the machine runs and answers its health check; `None` when it did not in time. Tells
+    /// the observer when it first runs.
+    async fn wait_healthy(&self, row: &mut MachineRow) -> Result<Option<Machine>, ApplyError> {
+        let id = row.provider_id.clone().unwrap_or_default();
         let http = reqwest::Client::builder()
             .timeout(Duration::from_secs(2))
             .build()
@@ -304,7 +547,28 @@ impl Applier<'_> {
             })?;
         let deadline = tokio::time::Instant::now() + self.options.boot_timeout;
         while tokio::time::Instant::now() < deadline {
-            let machine = self.cloud.compute.get_machine(id).await?;
+            let machine = self.cloud.compute.get_machine(&id).await?;
+            if machine.state == MachineState::Running && row.state != KnownState::Running {
+                row.state = KnownState::Running;
+                row.public_ipv4 = machine
+                    .public_ipv4
+                    .map(|ip| ip.to_string())
+                    .or(row.public_ipv4.take());
+                row.private_ipv4 = machine
+                    .private_ipv4
+                    .map(|ip| ip.to_string())
+                    .or(row.private_ipv4.take());
+                self.store
+                    .update(
+                        &row.resource_id,
+                        None,
+                        KnownState::Running,
+                        row.public_ipv4.as_deref(),
+                        row.private_ipv4.as_deref(),
+                    )
+                    .await?;
+                self.tell(row, Change::Running).await?;
+            }
             if machine.state == MachineState::Running
                 && let Some(ip) = machine.public_ipv4
             {
@@ -341,9 +605,19 @@ impl Applier<'_> {
             self.store
                 .update(resource_id, None, KnownState::Destroying, None, None)
                 .await?;
-            self.cloud.compute.delete_machine(&id).await?;
+            match self.cloud.compute.delete_machine(&id).await {
+                Ok(()) => {}
+                // Already gone (deleted by hand, or by an attempt that crashed before forgetting it).
+                Err(e) if e.is_not_found() => {}
+                Err(e) => return Err(e.into()),
+            }
         }
         self.store.remove(resource_id).await?;
+        if let Some(row) = row {
+            let mut gone = row.clone();
+            gone.state = KnownState::Destroying;
+            self.tell(&gone, Change::Destroyed).await?;
+        }
         Ok(())
     }
 }

@@ -21,6 +21,53 @@ pub struct Endpoints {
     pub exoscale: Option<String>,
 }
 
+impl Endpoints {
+    /// The base URL replacing `provider`'s real API, if any.
+    pub fn get(&self, provider: CloudProvider) -> Option<&str> {
+        match provider {
+            CloudProvider::Linode => self.linode.as_deref(),
+            CloudProvider::DigitalOcean => self.digitalocean.as_deref(),
+            CloudProvider::Vultr => self.vultr.as_deref(),
+            CloudProvider::Exoscale => self.exoscale.as_deref(),
+        }
+    }
+}
+
+/// Credentials used for every region instead of the secrets file: the simulator's, under `flotilla dev`,
+/// so that a template deploys whatever credentials it carries. Only ever sent to an overridden endpoint:
+/// a region whose provider has no endpoint override is refused rather than sent to the real API.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SimulatorCredentials {
+    /// Token for Linode, DigitalOcean and Vultr.
+    pub linode_token: Option<Secret>,
+    /// DigitalOcean token.
+    pub digitalocean_token: Option<Secret>,
+    /// Vultr token.
+    pub vultr_token: Option<Secret>,
+    /// Exoscale API key.
+    pub exoscale_key: Option<Secret>,
+    /// Exoscale API secret.
+    pub exoscale_secret: Option<Secret>,
+}
+
+impl SimulatorCredentials {
+    /// The credentials for `provider`, as a region's secrets.
+    pub fn for_provider(&self, provider: CloudProvider) -> RegionSecrets {
+        let mut secrets = RegionSecrets::default();
+        match provider {
+            CloudProvider::Linode => secrets.cloud.token = self.linode_token.clone(),
+            CloudProvider::DigitalOcean => secrets.cloud.token = self.digitalocean_token.clone(),
+            CloudProvider::Vultr => secrets.cloud.token = self.vultr_token.clone(),
+            CloudProvider::Exoscale => {
+                secrets.cloud.access_key = self.exoscale_key.clone();
+                secrets.cloud.secret_key = self.exoscale_secret.clone();
+            }
+        }
+        secrets
+    }
+}
+
 /// The adapters of one region's provider account.
 #[derive(Clone)]
 pub struct RegionCloud {

@@ -1,20 +1,28 @@
 //! The provisioner's command handlers.
 
+use std::collections::HashMap;
 use std::path::PathBuf;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use flotilla_bus::{Delivery, HandlerError, Publisher, subject};
 use flotilla_cloud::CloudError;
-use flotilla_proto::{ApplyRegion, DestroyRegion, EventMeta, MachineChanged, Message, RegionApplied};
-use flotilla_spec::{CloudProvider, OsFamily, Region};
+use flotilla_proto::{
+    ApplyRegion, CommandMeta, CreateMachines, DbaasReady, DbaasView, DestroyMachine, DestroyRegion,
+    EventMeta, Fleet, ListMachines, MachineChanged, MachineView, Message, PlanStepView, PlanView,
+    RegionApplied, RegionView, ReplaceMachine, ShowPlan,
+};
+use flotilla_spec::{CloudProvider, Dbaas, DbaasMode, Deployment, OsFamily, Region, Role};
 use flotilla_store::{Inbox, Store};
 use serde::Deserialize;
 use tokio::sync::OnceCell;
+use uuid::Uuid;
 
-use crate::apply::{Applier, ApplyError, ApplyOptions};
-use crate::clouds::{Endpoints, RegionCloud, connect};
-use crate::store::MachineStore;
+use crate::apply::{Applier, ApplyError, ApplyOptions, ApplyReport, Change, Observer};
+use crate::clouds::{Endpoints, RegionCloud, SimulatorCredentials, connect};
+use crate::infra::{DbaasWait, ensure_dbaas, ensure_vpc, remove_dbaas};
+use crate::plan::{DestroyReason, Step, plan};
+use crate::store::{DbaasRow, MachineRow, MachineStore, MachineStoreError, state_name};
 
 /// The provisioner's own settings (`[service]` in its configuration).
 #[derive(Debug, Clone, Deserialize)]
@@ -22,6 +30,9 @@ use crate::store::MachineStore;
 pub struct Settings {
     /// Base URLs replacing the providers' real APIs (the simulator, under `flotilla dev`).
     pub endpoints: Endpoints,
+    /// Credentials used for every region instead of the secrets file — the simulator's, under
+    /// `flotilla dev`. Sent only to the endpoints above: a region whose provider has none is refused.
+    pub simulator_credentials: Option<SimulatorCredentials>,
     /// Port of the machines' health check.
     pub health_port: u16,
     /// Path of the machines' health check.
@@ -34,17 +45,30 @@ pub struct Settings {
     pub poll_interval: Duration,
     /// Plan-and-execute rounds before an apply gives up (the toolkit retried a machine 5 times).
     pub max_rounds: u32,
+    /// How often every region is compared with its cloud (vanished, unknown and stuck machines).
+    #[serde(with = "humantime_serde")]
+    pub reconcile_interval: Duration,
+    /// How long a secondary region's apply waits for the primary's DBaaS before it is retried.
+    #[serde(with = "humantime_serde")]
+    pub primary_wait: Duration,
+    /// How long a new DBaaS may take to become ready.
+    #[serde(with = "humantime_serde")]
+    pub dbaas_timeout: Duration,
 }
 
 impl Default for Settings {
     fn default() -> Self {
         Self {
             endpoints: Endpoints::default(),
+            simulator_credentials: None,
             health_port: 80,
             health_path: "/".into(),
             boot_timeout: Duration::from_secs(600),
             poll_interval: Duration::from_secs(5),
             max_rounds: 5,
+            reconcile_interval: Duration::from_secs(60),
+            primary_wait: Duration::from_secs(30 * 60),
+            dbaas_timeout: Duration::from_secs(30 * 60),
         }
     }
 }
@@ -90,6 +114,59 @@ pub struct Provisioner {
     /// Event publisher.
     pub publisher: Publisher,
     machines: OnceCell<MachineStore>,
+    /// One lock per region: an apply, a machine command and the reconciler never work on the same region
+    /// at once in this process (across replicas, create fencing keeps them from duplicating anything).
+    locks: Mutex<HashMap<(String, String), RegionLock>>,
+}
+
+/// The lock of one region.
+type RegionLock = Arc<tokio::sync::Mutex<()>>;
+
+/// Publishes machine changes as `MachineChanged` events, with ids derived from their cause.
+struct Events<'a> {
+    provisioner: &'a Provisioner,
+    cause: &'a CommandMeta,
+}
+
+#[async_trait::async_trait]
+impl Observer for Events<'_> {
+    async fn machine(&self, row: &MachineRow, change: Change) -> Result<(), String> {
+        let state = change.as_str();
+        let event = MachineChanged {
+            meta: EventMeta::derived(
+                self.cause,
+                &format!("machine/{}/{state}", row.resource_id),
+                "provisioner",
+            ),
+            deployment: row.deployment.clone(),
+            region: row.region.clone(),
+            resource_id: row.resource_id.clone(),
+            role: row.role.as_str().to_owned(),
+            provider: row.provider.clone(),
+            provider_id: row.provider_id.clone(),
+            state: state.to_owned(),
+            public_ipv4: row.public_ipv4.clone(),
+            private_ipv4: row.private_ipv4.clone(),
+        };
+        self.provisioner
+            .publish_event("machine", &row.deployment, &row.region, state, &event)
+            .await
+            .map_err(|e| e.to_string())
+    }
+}
+
+fn store_error(e: MachineStoreError) -> HandlerError {
+    HandlerError::retry(e.to_string())
+}
+
+/// Cloud errors by their nature; our own database and the bus are retried; a region that gave up
+/// (machines that never became healthy, a DBaaS that cannot be had) is final.
+fn apply_error(e: ApplyError) -> HandlerError {
+    match e {
+        ApplyError::Cloud(c) => reject_or_retry(c),
+        ApplyError::Store(_) | ApplyError::Observer(_) => HandlerError::retry(e),
+        ApplyError::GaveUp { .. } | ApplyError::Dbaas(_) => HandlerError::Reject(e.to_string()),
+    }
 }
 
 impl Provisioner {
@@ -106,19 +183,49 @@ impl Provisioner {
             store,
             publisher,
             machines: OnceCell::new(),
+            locks: Mutex::new(HashMap::new()),
         })
     }
 
-    async fn machines(&self) -> Result<&MachineStore, HandlerError> {
+    /// The machine store (migrated on first use).
+    pub async fn machines(&self) -> Result<&MachineStore, HandlerError> {
         self.machines
             .get_or_try_init(|| MachineStore::open(self.store.clone()))
             .await
             .map_err(|e| HandlerError::retry(format!("machine store: {e}")))
     }
 
+    fn lock(&self, deployment: &str, region: &str) -> RegionLock {
+        let mut locks = match self.locks.lock() {
+            Ok(l) => l,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        Arc::clone(
+            locks
+                .entry((deployment.to_owned(), region.to_owned()))
+                .or_default(),
+        )
+    }
+
     /// The adapters of `region`, with credentials read afresh from the secrets file (it may have been
     /// rotated since the last command).
     fn region_cloud(&self, region: &Region) -> Result<RegionCloud, HandlerError> {
+        if let Some(sim) = &self.settings.simulator_credentials {
+            if self.settings.endpoints.get(region.provider).is_none() {
+                return Err(HandlerError::Reject(format!(
+                    "region {}: simulator credentials are set but {} has no simulator endpoint; \
+                     refusing to call the real API",
+                    region.name,
+                    region.provider.as_str()
+                )));
+            }
+            return connect(
+                region,
+                &sim.for_provider(region.provider),
+                &self.settings.endpoints,
+            )
+            .map_err(reject_or_retry);
+        }
         let path = self.secrets_file.as_ref().ok_or_else(|| {
             HandlerError::Reject("the provisioner has no secrets_file: it cannot reach any cloud".into())
         })?;
@@ -145,6 +252,162 @@ impl Provisioner {
         }
     }
 
+    /// Brings one region in line with `region` (its VPC, its DBaaS in the primary, its machines), under
+    /// the region's lock, telling the fleet of every change. The caller holds no lock.
+    async fn converge(
+        &self,
+        cause: &CommandMeta,
+        deployment: &str,
+        region: &Region,
+        image: String,
+    ) -> Result<ApplyReport, HandlerError> {
+        let lock = self.lock(deployment, &region.name);
+        let _held = lock.lock().await;
+        let cloud = self.region_cloud(region)?;
+        let machines = self.machines().await?;
+        let options = self.options(image);
+        let events = Events {
+            provisioner: self,
+            cause,
+        };
+        let placement = ensure_vpc(&cloud, machines, deployment, region)
+            .await
+            .map_err(apply_error)?;
+        let applier = Applier {
+            cloud: &cloud,
+            store: machines,
+            deployment,
+            region,
+            options: &options,
+            placement: placement.clone(),
+            observer: &events,
+        };
+        let wait = DbaasWait {
+            timeout: self.settings.dbaas_timeout,
+            poll: self.settings.poll_interval,
+        };
+        // The DBaaS takes minutes at a real provider: the machines are built meanwhile.
+        let (dbaas, report) = tokio::join!(
+            ensure_dbaas(&cloud, machines, deployment, region, &placement, wait),
+            applier.apply(cause.id.0),
+        );
+        if let Some(row) = dbaas.map_err(apply_error)? {
+            self.dbaas_ready(cause, &row).await?;
+        }
+        report.map_err(apply_error)
+    }
+
+    async fn dbaas_ready(&self, cause: &CommandMeta, row: &DbaasRow) -> Result<(), HandlerError> {
+        let event = DbaasReady {
+            meta: EventMeta::derived(cause, "dbaas/ready", "provisioner"),
+            deployment: row.deployment.clone(),
+            region: row.region.clone(),
+            provider: row.provider.clone(),
+            id: row.id.clone().unwrap_or_default(),
+            name: row.name.clone(),
+            engine: row.engine.clone(),
+            host: row.host.clone(),
+            port: row.port,
+            created: row.created,
+        };
+        self.publish_event("dbaas", &row.deployment, &row.region, "ready", &event)
+            .await
+    }
+
+    /// Tells the fleet how a region's apply ended and records it.
+    async fn region_outcome(
+        &self,
+        cause: &CommandMeta,
+        deployment: &str,
+        region: &str,
+        result: &Result<ApplyReport, HandlerError>,
+    ) -> Result<(), HandlerError> {
+        let (outcome, error, report) = match result {
+            Ok(report) => ("applied", None, report.clone()),
+            Err(e) => ("failed", Some(e.to_string()), ApplyReport::default()),
+        };
+        self.machines()
+            .await?
+            .set_region_status(deployment, region, outcome, error.as_deref())
+            .await
+            .map_err(store_error)?;
+        // A retryable failure is not final: say so only once the command is given up on (the DLQ's
+        // CommandRejected event) — but record it for `status`.
+        if matches!(result, Err(HandlerError::Retry { .. })) {
+            return Ok(());
+        }
+        let event = RegionApplied {
+            meta: EventMeta::derived(cause, &format!("region/{outcome}"), "provisioner"),
+            deployment: deployment.to_owned(),
+            region: region.to_owned(),
+            outcome: outcome.to_owned(),
+            error,
+            created: report.created,
+            adopted: report.adopted,
+            destroyed: report.destroyed,
+            failed: report.failed,
+        };
+        self.publish_event("region", deployment, region, outcome, &event)
+            .await
+    }
+
+    /// In a secondary region, waits until the primary region's DBaaS is ready — saying so once with a
+    /// `blocked` event — or for `primary_wait` at most (then the command is retried later).
+    async fn wait_for_primary(&self, cmd: &ApplyRegion, region: &Region) -> Result<(), HandlerError> {
+        let deployment = &cmd.deployment;
+        let Some(primary) = deployment.regions.iter().find(|r| r.primary) else {
+            return Ok(());
+        };
+        if primary.name == region.name || !matches!(primary.dbaas, Some(Dbaas::Primary { .. })) {
+            return Ok(());
+        }
+        let machines = self.machines().await?;
+        let deadline = tokio::time::Instant::now() + self.settings.primary_wait;
+        let mut told = false;
+        loop {
+            let ready = machines
+                .dbaas(&deployment.name, &primary.name)
+                .await
+                .map_err(store_error)?
+                .is_some_and(|d| d.state == "ready");
+            if ready {
+                return Ok(());
+            }
+            let why = format!(
+                "waiting for the primary region {}'s DBaaS to be ready",
+                primary.name
+            );
+            if !told {
+                tracing::info!(region = %region.name, primary = %primary.name, "secondary region waits for the primary's DBaaS");
+                machines
+                    .set_region_status(&deployment.name, &region.name, "blocked", Some(&why))
+                    .await
+                    .map_err(store_error)?;
+                let event = RegionApplied {
+                    meta: EventMeta::derived(&cmd.meta, "region/blocked", "provisioner"),
+                    deployment: deployment.name.clone(),
+                    region: region.name.clone(),
+                    outcome: "blocked".into(),
+                    error: Some(why.clone()),
+                    created: Vec::new(),
+                    adopted: Vec::new(),
+                    destroyed: Vec::new(),
+                    failed: Vec::new(),
+                };
+                self.publish_event("region", &deployment.name, &region.name, "blocked", &event)
+                    .await?;
+                told = true;
+            }
+            if tokio::time::Instant::now() >= deadline {
+                return Err(HandlerError::Retry {
+                    reason: format!("{why} (waited {:?})", self.settings.primary_wait),
+                    after: Some(self.settings.poll_interval),
+                });
+            }
+            tokio::time::sleep(self.settings.poll_interval).await;
+        }
+    }
+
     /// `provisioner.apply.v1`: makes one region match its spec and reports how it went.
     pub async fn apply(&self, cmd: ApplyRegion, _delivery: Delivery) -> Result<(), HandlerError> {
         let deployment = &cmd.deployment;
@@ -164,132 +427,257 @@ impl Provisioner {
             tracing::info!(command = %id, "apply already handled");
             return Ok(());
         }
-        let cloud = self.region_cloud(region)?;
+        // Credentials first: a region we cannot reach is refused before anything is recorded.
+        self.region_cloud(region)?;
         let machines = self.machines().await?;
+        let image = image_of(deployment, region);
         machines
-            .save_region(&deployment.name, region)
+            .save_region(&deployment.name, region, &image)
+            .await
+            .map_err(store_error)?;
+        machines
+            .set_region_status(&deployment.name, &region.name, "applying", None)
+            .await
+            .map_err(store_error)?;
+        self.wait_for_primary(&cmd, region).await?;
+        machines
+            .set_region_status(&deployment.name, &region.name, "applying", None)
+            .await
+            .map_err(store_error)?;
+        let result = self.converge(&cmd.meta, &deployment.name, region, image).await;
+        self.region_outcome(&cmd.meta, &deployment.name, &region.name, &result)
+            .await?;
+        result?;
+        inbox
+            .record(&id, ApplyRegion::KIND)
             .await
             .map_err(|e| HandlerError::retry(e.to_string()))?;
-        let os = &deployment.application.build_os;
-        let options = self.options(image_for(region, os.family, &os.version));
-        let applier = Applier {
-            cloud: &cloud,
-            store: machines,
-            deployment: &deployment.name,
-            region,
-            options: &options,
-        };
-        let result = applier.apply(cmd.meta.id.0).await;
-        // Tell the fleet's other services what exists now.
-        if let Ok(rows) = machines.region(&deployment.name, &region.name).await {
-            for row in rows {
-                let state = crate::store::state_name(row.state);
-                let event = MachineChanged {
-                    meta: EventMeta::derived(
-                        &cmd.meta,
-                        &format!("machine/{}/{state}", row.resource_id),
-                        "provisioner",
-                    ),
-                    deployment: deployment.name.clone(),
-                    region: region.name.clone(),
-                    resource_id: row.resource_id.clone(),
-                    role: row.role.as_str().to_owned(),
-                    provider: row.provider.clone(),
-                    provider_id: row.provider_id.clone(),
-                    state: state.to_owned(),
-                    public_ipv4: row.public_ipv4.clone(),
-                    private_ipv4: row.private_ipv4.clone(),
-                };
-                self.publish_event("machine", &deployment.name, &region.name, state, &event)
-                    .await?;
+        Ok(())
+    }
+
+    /// The recorded spec of a region, for a command that names only the region.
+    async fn recorded(
+        &self,
+        deployment: &str,
+        region: &str,
+    ) -> Result<crate::store::RegionRecord, HandlerError> {
+        self.machines()
+            .await?
+            .regions(Some(deployment), Some(region))
+            .await
+            .map_err(store_error)?
+            .into_iter()
+            .next()
+            .ok_or_else(|| {
+                HandlerError::Reject(format!(
+                    "region {region} of deployment {deployment} has never been applied"
+                ))
+            })
+    }
+
+    /// Converges a region from its recorded spec and tells how it went.
+    async fn converge_recorded(
+        &self,
+        cause: &CommandMeta,
+        deployment: &str,
+        region: &str,
+    ) -> Result<(), HandlerError> {
+        let record = self.recorded(deployment, region).await?;
+        let result = self.converge(cause, deployment, &record.spec, record.image).await;
+        self.region_outcome(cause, deployment, region, &result).await?;
+        result.map(|_| ())
+    }
+
+    /// `provisioner.create-machines.v1`: `count` more machines of a role, once per command.
+    pub async fn create_machines(
+        &self,
+        cmd: CreateMachines,
+        _delivery: Delivery,
+    ) -> Result<(), HandlerError> {
+        if cmd.count == 0 {
+            return Err(HandlerError::Reject("count must be at least 1".into()));
+        }
+        let role = cmd.role;
+        let count = cmd.count;
+        let changed = self
+            .machines()
+            .await?
+            .change_region(&cmd.meta.id.to_string(), &cmd.deployment, &cmd.region, |spec| {
+                let max = spec.scaling.max;
+                let wanted = &mut spec.machines.get_mut(role).count;
+                let target = wanted.saturating_add(count);
+                if role == Role::Webserver && target > max {
+                    return Err(format!(
+                        "{target} webservers would exceed the region's maximum of {max}"
+                    ));
+                }
+                *wanted = target;
+                Ok(())
+            })
+            .await
+            .map_err(store_error)?;
+        match changed {
+            None => Err(HandlerError::Reject(format!(
+                "region {} of deployment {} has never been applied",
+                cmd.region, cmd.deployment
+            ))),
+            Some(Err(refused)) => Err(HandlerError::Reject(refused)),
+            Some(Ok(_)) => {
+                self.converge_recorded(&cmd.meta, &cmd.deployment, &cmd.region)
+                    .await
             }
         }
-        let (outcome, error, report) = match &result {
-            Ok(report) => ("applied", None, report.clone()),
-            Err(e) => ("failed", Some(e.to_string()), Default::default()),
+    }
+
+    /// `provisioner.destroy-machine.v1`: one machine destroyed, its role's wanted count one lower.
+    pub async fn destroy_machine(
+        &self,
+        cmd: DestroyMachine,
+        _delivery: Delivery,
+    ) -> Result<(), HandlerError> {
+        let machines = self.machines().await?;
+        let command_id = cmd.meta.id.to_string();
+        let rows = machines
+            .region(&cmd.deployment, &cmd.region)
+            .await
+            .map_err(store_error)?;
+        let Some(row) = rows.iter().find(|r| r.resource_id == cmd.resource_id) else {
+            if machines.change_applied(&command_id).await.map_err(store_error)? {
+                return Ok(());
+            }
+            return Err(HandlerError::Reject(format!(
+                "machine {} is not a machine of region {} of deployment {}",
+                cmd.resource_id, cmd.region, cmd.deployment
+            )));
         };
-        let event = RegionApplied {
-            meta: EventMeta::derived(&cmd.meta, &format!("region/{outcome}"), "provisioner"),
-            deployment: deployment.name.clone(),
-            region: region.name.clone(),
-            outcome: outcome.to_owned(),
-            error,
-            created: report.created,
-            adopted: report.adopted,
-            destroyed: report.destroyed,
-            failed: report.failed,
-        };
-        match result {
-            Ok(_) => {
-                self.publish_event("region", &deployment.name, &region.name, outcome, &event)
-                    .await?;
-                inbox
-                    .record(&id, ApplyRegion::KIND)
-                    .await
-                    .map_err(|e| HandlerError::retry(e.to_string()))?;
+        let role = row.role;
+        let changed = machines
+            .change_region(&command_id, &cmd.deployment, &cmd.region, |spec| {
+                let min = spec.scaling.min;
+                let wanted = &mut spec.machines.get_mut(role).count;
+                if role == Role::Webserver && *wanted <= min {
+                    return Err(format!(
+                        "the region keeps at least {min} webserver(s); replace the machine instead"
+                    ));
+                }
+                *wanted = wanted.saturating_sub(1);
+                Ok(())
+            })
+            .await
+            .map_err(store_error)?;
+        match changed {
+            None => Err(HandlerError::Reject(format!(
+                "region {} of deployment {} has never been applied",
+                cmd.region, cmd.deployment
+            ))),
+            Some(Err(refused)) => Err(HandlerError::Reject(refused)),
+            Some(Ok(_)) => {
+                let record = self.recorded(&cmd.deployment, &cmd.region).await?;
+                let lock = self.lock(&cmd.deployment, &cmd.region);
+                let _held = lock.lock().await;
+                let cloud = self.region_cloud(&record.spec)?;
+                let options = self.options(record.image.clone());
+                let events = Events {
+                    provisioner: self,
+                    cause: &cmd.meta,
+                };
+                let applier = Applier {
+                    cloud: &cloud,
+                    store: machines,
+                    deployment: &cmd.deployment,
+                    region: &record.spec,
+                    options: &options,
+                    placement: Default::default(),
+                    observer: &events,
+                };
+                applier.destroy_one(&cmd.resource_id).await.map_err(apply_error)?;
                 Ok(())
             }
-            Err(ApplyError::Cloud(c)) if c.is_retryable() => Err(HandlerError::retry(c)),
-            Err(e) => {
-                self.publish_event("region", &deployment.name, &region.name, outcome, &event)
-                    .await?;
-                Err(HandlerError::Reject(e.to_string()))
+        }
+    }
+
+    /// `provisioner.replace-machine.v1`: a new machine of the same role, then the old one destroyed.
+    pub async fn replace_machine(
+        &self,
+        cmd: ReplaceMachine,
+        _delivery: Delivery,
+    ) -> Result<(), HandlerError> {
+        let record = self.recorded(&cmd.deployment, &cmd.region).await?;
+        let machines = self.machines().await?;
+        {
+            let lock = self.lock(&cmd.deployment, &cmd.region);
+            let _held = lock.lock().await;
+            let cloud = self.region_cloud(&record.spec)?;
+            let options = self.options(record.image.clone());
+            let events = Events {
+                provisioner: self,
+                cause: &cmd.meta,
+            };
+            let applier = Applier {
+                cloud: &cloud,
+                store: machines,
+                deployment: &cmd.deployment,
+                region: &record.spec,
+                options: &options,
+                placement: Default::default(),
+                observer: &events,
+            };
+            if !applier
+                .mark_for_replacement(&cmd.resource_id)
+                .await
+                .map_err(apply_error)?
+            {
+                // Gone already: replaced by an earlier delivery of this command, or destroyed since.
+                tracing::info!(resource_id = %cmd.resource_id, "machine to replace is not recorded; nothing to do");
+                return Ok(());
             }
         }
+        self.converge_recorded(&cmd.meta, &cmd.deployment, &cmd.region)
+            .await
     }
 
     /// `provisioner.destroy.v1`: removes everything Flotilla created in one region, and nothing else.
     pub async fn destroy(&self, cmd: DestroyRegion, _delivery: Delivery) -> Result<(), HandlerError> {
         let machines = self.machines().await?;
-        let retry = |e: crate::store::MachineStoreError| HandlerError::retry(e.to_string());
         let destroyed = match machines
             .region_spec(&cmd.deployment, &cmd.region)
             .await
-            .map_err(retry)?
+            .map_err(store_error)?
         {
             // Never applied (or already destroyed): nothing of ours is there.
             None => Vec::new(),
             Some(region) => {
+                let lock = self.lock(&cmd.deployment, &cmd.region);
+                let _held = lock.lock().await;
                 let cloud = self.region_cloud(&region)?;
                 // A destroy builds nothing: no image.
                 let options = self.options(String::new());
+                let events = Events {
+                    provisioner: self,
+                    cause: &cmd.meta,
+                };
                 let applier = Applier {
                     cloud: &cloud,
                     store: machines,
                     deployment: &cmd.deployment,
                     region: &region,
                     options: &options,
+                    placement: Default::default(),
+                    observer: &events,
                 };
-                let destroyed = applier.destroy_all().await.map_err(|e| match e {
-                    ApplyError::Cloud(c) => reject_or_retry(c),
-                    other => HandlerError::retry(other),
-                })?;
+                let destroyed = applier.destroy_all().await.map_err(apply_error)?;
+                remove_dbaas(&cloud, machines, &cmd.deployment, &cmd.region)
+                    .await
+                    .map_err(apply_error)?;
                 machines
                     .forget_region(&cmd.deployment, &cmd.region)
                     .await
-                    .map_err(retry)?;
+                    .map_err(store_error)?;
                 destroyed
             }
         };
-        let cause = &cmd.meta;
-        for resource_id in &destroyed {
-            let event = MachineChanged {
-                meta: EventMeta::derived(cause, &format!("machine/{resource_id}/destroyed"), "provisioner"),
-                deployment: cmd.deployment.clone(),
-                region: cmd.region.clone(),
-                resource_id: resource_id.clone(),
-                role: String::new(),
-                provider: String::new(),
-                provider_id: None,
-                state: "destroyed".into(),
-                public_ipv4: None,
-                private_ipv4: None,
-            };
-            self.publish_event("machine", &cmd.deployment, &cmd.region, "destroyed", &event)
-                .await?;
-        }
         let event = RegionApplied {
-            meta: EventMeta::derived(cause, "region/destroyed", "provisioner"),
+            meta: EventMeta::derived(&cmd.meta, "region/destroyed", "provisioner"),
             deployment: cmd.deployment.clone(),
             region: cmd.region.clone(),
             outcome: "destroyed".into(),
@@ -301,6 +689,210 @@ impl Provisioner {
         };
         self.publish_event("region", &cmd.deployment, &cmd.region, "destroyed", &event)
             .await
+    }
+
+    /// Compares every recorded region with its cloud once, and converges those that drifted (a machine
+    /// deleted behind our back, an unrecorded machine with our marks, one stuck booting) or whose plan is
+    /// not empty. Costs one list call per region when nothing changed. Regions busy with a command are
+    /// skipped this time.
+    pub async fn reconcile_all(&self) -> Result<(), HandlerError> {
+        let machines = self.machines().await?;
+        for record in machines.regions(None, None).await.map_err(store_error)? {
+            if record.status == "blocked" {
+                continue;
+            }
+            let deployment = record.deployment.clone();
+            let region = record.spec.name.clone();
+            if let Err(e) = self.reconcile_region(&record).await {
+                tracing::warn!(%deployment, %region, error = %e, "reconciling the region failed");
+            }
+        }
+        Ok(())
+    }
+
+    async fn reconcile_region(&self, record: &crate::store::RegionRecord) -> Result<(), HandlerError> {
+        let deployment = &record.deployment;
+        let region = &record.spec;
+        let cause = CommandMeta::new("provisioner/reconcile");
+        let drifted = {
+            let lock = self.lock(deployment, &region.name);
+            let Ok(_held) = lock.try_lock() else {
+                return Ok(());
+            };
+            let cloud = self.region_cloud(region)?;
+            let machines = self.machines().await?;
+            let options = self.options(record.image.clone());
+            let events = Events {
+                provisioner: self,
+                cause: &cause,
+            };
+            let applier = Applier {
+                cloud: &cloud,
+                store: machines,
+                deployment,
+                region,
+                options: &options,
+                placement: Default::default(),
+                observer: &events,
+            };
+            let drift = applier.reconcile().await.map_err(apply_error)?;
+            let known: Vec<_> = machines
+                .region(deployment, &region.name)
+                .await
+                .map_err(store_error)?
+                .iter()
+                .map(MachineRow::known)
+                .collect();
+            let unfinished = known
+                .iter()
+                .any(|k| !matches!(k.state, crate::plan::KnownState::Healthy));
+            !drift.is_empty() || unfinished || !plan(region, &known, Uuid::nil()).is_empty()
+        };
+        if drifted {
+            tracing::info!(%deployment, region = %region.name, "region drifted from its spec; converging");
+            self.converge_recorded(&cause, deployment, &region.name).await?;
+        }
+        Ok(())
+    }
+
+    /// `flotilla.api.provisioner.machines`: the recorded regions with their machines and DBaaS.
+    pub async fn list(&self, req: ListMachines) -> Result<Fleet, flotilla_runtime::ApiFailure> {
+        let machines = self.machines().await.map_err(internal)?;
+        let records = machines
+            .regions(req.deployment.as_deref(), req.region.as_deref())
+            .await
+            .map_err(internal)?;
+        let rows = machines
+            .machines(req.deployment.as_deref(), req.region.as_deref())
+            .await
+            .map_err(internal)?;
+        let mut regions = Vec::new();
+        for record in records {
+            let dbaas = machines
+                .dbaas(&record.deployment, &record.spec.name)
+                .await
+                .map_err(internal)?
+                .map(|d| DbaasView {
+                    id: d.id.unwrap_or_default(),
+                    name: d.name,
+                    engine: d.engine,
+                    status: d.state,
+                    host: d.host,
+                    port: d.port,
+                    created: d.created,
+                });
+            regions.push(RegionView {
+                machines: rows
+                    .iter()
+                    .filter(|r| r.deployment == record.deployment && r.region == record.spec.name)
+                    .map(|r| MachineView {
+                        resource_id: r.resource_id.clone(),
+                        role: r.role.as_str().to_owned(),
+                        name: r.name.clone(),
+                        size: r.size.clone(),
+                        state: state_name(r.state).to_owned(),
+                        provider_id: r.provider_id.clone(),
+                        public_ipv4: r.public_ipv4.clone(),
+                        private_ipv4: r.private_ipv4.clone(),
+                    })
+                    .collect(),
+                provider: record.spec.provider.as_str().to_owned(),
+                primary: record.spec.primary,
+                region: record.spec.name.clone(),
+                deployment: record.deployment,
+                status: record.status,
+                detail: record.detail,
+                vpc_id: record.vpc_id,
+                dbaas,
+            });
+        }
+        Ok(Fleet { regions })
+    }
+
+    /// `flotilla.api.provisioner.plan`: what an apply of a region would change, without changing it.
+    pub async fn show_plan(&self, req: ShowPlan) -> Result<PlanView, flotilla_runtime::ApiFailure> {
+        let region = req.deployment.region(&req.region).ok_or_else(|| {
+            flotilla_runtime::ApiFailure::bad_request(format!(
+                "deployment {} has no region {:?}",
+                req.deployment.name, req.region
+            ))
+        })?;
+        let machines = self.machines().await.map_err(internal)?;
+        let name = &req.deployment.name;
+        let record = machines
+            .regions(Some(name), Some(&region.name))
+            .await
+            .map_err(internal)?
+            .into_iter()
+            .next();
+        let known: Vec<_> = machines
+            .region(name, &region.name)
+            .await
+            .map_err(internal)?
+            .iter()
+            .map(MachineRow::known)
+            .collect();
+        let dbaas = match &region.dbaas {
+            Some(Dbaas::Primary { mode, .. }) => {
+                if machines
+                    .dbaas(name, &region.name)
+                    .await
+                    .map_err(internal)?
+                    .is_some()
+                {
+                    "exists"
+                } else if *mode == DbaasMode::Adopt {
+                    "adopt"
+                } else {
+                    "create"
+                }
+            }
+            _ => "none",
+        };
+        let steps = plan(region, &known, Uuid::nil())
+            .into_iter()
+            .map(|step| match step {
+                Step::Create {
+                    role,
+                    size,
+                    resource_id,
+                    ..
+                } => PlanStepView {
+                    action: "create".into(),
+                    role: role.as_str().into(),
+                    size,
+                    resource_id,
+                    reason: "missing".into(),
+                },
+                Step::Destroy { resource_id, reason } => {
+                    let k = known.iter().find(|k| k.resource_id == resource_id);
+                    PlanStepView {
+                        action: "destroy".into(),
+                        role: k.map(|k| k.role.as_str().to_owned()).unwrap_or_default(),
+                        size: k.map(|k| k.size.clone()).unwrap_or_default(),
+                        resource_id,
+                        reason: match reason {
+                            DestroyReason::Surplus => "surplus",
+                            DestroyReason::WrongSize => "wrong-size",
+                            DestroyReason::Failed => "failed",
+                        }
+                        .into(),
+                    }
+                }
+            })
+            .collect();
+        Ok(PlanView {
+            deployment: name.clone(),
+            region: region.name.clone(),
+            vpc: if record.and_then(|r| r.vpc_id).is_some() {
+                "exists"
+            } else {
+                "create"
+            }
+            .into(),
+            dbaas: dbaas.into(),
+            steps,
+        })
     }
 
     async fn publish_event<M: Message + HasEventId>(
@@ -321,23 +913,33 @@ impl Provisioner {
     }
 }
 
+fn internal(e: impl std::fmt::Display) -> flotilla_runtime::ApiFailure {
+    flotilla_runtime::ApiFailure::internal(e)
+}
+
+/// The image of a region's machines, from the deployment's build OS.
+fn image_of(deployment: &Deployment, region: &Region) -> String {
+    let os = &deployment.application.build_os;
+    image_for(region, os.family, &os.version)
+}
+
 /// Events know their own id (their `Nats-Msg-Id`).
 pub trait HasEventId {
     /// The event's id.
     fn event_id(&self) -> String;
 }
 
-impl HasEventId for MachineChanged {
-    fn event_id(&self) -> String {
-        self.meta.id.to_string()
-    }
+macro_rules! event_id {
+    ($($t:ty),+) => {
+        $(impl HasEventId for $t {
+            fn event_id(&self) -> String {
+                self.meta.id.to_string()
+            }
+        })+
+    };
 }
 
-impl HasEventId for RegionApplied {
-    fn event_id(&self) -> String {
-        self.meta.id.to_string()
-    }
-}
+event_id!(MachineChanged, RegionApplied, DbaasReady);
 
 fn reject_or_retry(e: CloudError) -> HandlerError {
     if e.is_retryable() {

@@ -12,8 +12,11 @@
 pub mod apply;
 pub mod clouds;
 pub mod handler;
+pub mod infra;
 pub mod plan;
 pub mod store;
+
+use std::sync::Arc;
 
 use flotilla_bus::Dispatcher;
 use flotilla_runtime::{Context, ServiceDef};
@@ -28,7 +31,7 @@ pub const DEF: ServiceDef = ServiceDef {
 
 pub use handler::Settings;
 
-/// The command routes of the service.
+/// The command routes of the service, its API endpoints (`machines`, `plan`) and its reconciler.
 pub fn routes(ctx: &Context<Settings>) -> Dispatcher {
     let provisioner = handler::Provisioner::new(
         ctx.config.service.clone(),
@@ -36,14 +39,70 @@ pub fn routes(ctx: &Context<Settings>) -> Dispatcher {
         ctx.store.clone(),
         ctx.publisher.clone(),
     );
-    let for_destroy = std::sync::Arc::clone(&provisioner);
-    Dispatcher::new(ctx.def.name)
-        .on(move |cmd: flotilla_proto::ApplyRegion, delivery| {
-            let provisioner = std::sync::Arc::clone(&provisioner);
-            async move { provisioner.apply(cmd, delivery).await }
-        })
-        .on(move |cmd: flotilla_proto::DestroyRegion, delivery| {
-            let provisioner = std::sync::Arc::clone(&for_destroy);
-            async move { provisioner.destroy(cmd, delivery).await }
-        })
+    let p = Arc::clone(&provisioner);
+    ctx.api("machines", move |req: flotilla_proto::ListMachines| {
+        let p = Arc::clone(&p);
+        async move { p.list(req).await }
+    });
+    let p = Arc::clone(&provisioner);
+    ctx.api("plan", move |req: flotilla_proto::ShowPlan| {
+        let p = Arc::clone(&p);
+        async move { p.show_plan(req).await }
+    });
+    ctx.spawn(reconciler(
+        Arc::clone(&provisioner),
+        ctx.leases(),
+        ctx.shutdown.clone(),
+    ));
+    macro_rules! route {
+        ($dispatcher:expr, $msg:ty, $method:ident) => {{
+            let p = Arc::clone(&provisioner);
+            $dispatcher.on(move |cmd: $msg, delivery| {
+                let p = Arc::clone(&p);
+                async move { p.$method(cmd, delivery).await }
+            })
+        }};
+    }
+    let d = Dispatcher::new(ctx.def.name);
+    let d = route!(d, flotilla_proto::ApplyRegion, apply);
+    let d = route!(d, flotilla_proto::DestroyRegion, destroy);
+    let d = route!(d, flotilla_proto::CreateMachines, create_machines);
+    let d = route!(d, flotilla_proto::DestroyMachine, destroy_machine);
+    route!(d, flotilla_proto::ReplaceMachine, replace_machine)
+}
+
+/// Every `reconcile_interval`, the replica holding the reconcile lease compares every region with its
+/// cloud (see [`handler::Provisioner::reconcile_all`]).
+async fn reconciler(
+    provisioner: Arc<handler::Provisioner>,
+    leases: flotilla_bus::lease::Leases,
+    shutdown: tokio_util::sync::CancellationToken,
+) {
+    let every = provisioner.settings.reconcile_interval;
+    let holder = uuid::Uuid::now_v7().to_string();
+    let mut tick = tokio::time::interval(every);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    // The first tick is immediate: skip it, so a starting service serves its commands first.
+    tick.tick().await;
+    loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = tick.tick() => {}
+        }
+        match leases.acquire("provisioner.reconcile", &holder, every).await {
+            Ok(flotilla_bus::lease::Acquire::Acquired { .. }) => {}
+            Ok(flotilla_bus::lease::Acquire::Held(_)) => continue,
+            Err(e) => {
+                tracing::warn!(error = %e, "reconcile lease unavailable; reconciling anyway");
+            }
+        }
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            r = provisioner.reconcile_all() => {
+                if let Err(e) = r {
+                    tracing::warn!(error = %e, "reconcile failed");
+                }
+            }
+        }
+    }
 }

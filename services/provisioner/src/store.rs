@@ -220,14 +220,20 @@ impl MachineStore {
     }
 
     /// Remembers the spec last applied to a region.
-    pub async fn save_region(&self, deployment: &str, region: &Region) -> Result<(), MachineStoreError> {
+    pub async fn save_region(
+        &self,
+        deployment: &str,
+        region: &Region,
+        image: &str,
+    ) -> Result<(), MachineStoreError> {
         let spec = serde_json::to_string(region).map_err(|e| MachineStoreError::Corrupt {
             resource_id: format!("{deployment}/{}", region.name),
             column: "spec",
             value: e.to_string(),
         })?;
-        let q = "INSERT INTO regions (deployment, region, spec, updated_ms) VALUES ($1, $2, $3, $4) \
-                 ON CONFLICT (deployment, region) DO UPDATE SET spec = excluded.spec, updated_ms = excluded.updated_ms";
+        let q = "INSERT INTO regions (deployment, region, spec, updated_ms, image) VALUES ($1, $2, $3, $4, $5) \
+                 ON CONFLICT (deployment, region) DO UPDATE SET spec = excluded.spec, \
+                 updated_ms = excluded.updated_ms, image = excluded.image";
         let now = Utc::now().timestamp_millis();
         match &self.store {
             Store::Sqlite(p) => sqlx::query(q)
@@ -235,6 +241,7 @@ impl MachineStore {
                 .bind(&region.name)
                 .bind(&spec)
                 .bind(now)
+                .bind(image)
                 .execute(p)
                 .await
                 .map(|_| ()),
@@ -243,6 +250,7 @@ impl MachineStore {
                 .bind(&region.name)
                 .bind(&spec)
                 .bind(now)
+                .bind(image)
                 .execute(p)
                 .await
                 .map(|_| ()),
@@ -373,4 +381,359 @@ where
             .map_err(query_error("read a machine"))?,
         resource_id,
     })
+}
+
+/// Runs `$body` with `$p` bound to the pool of whichever backend `$store` is.
+macro_rules! on_pool {
+    ($store:expr, |$p:ident| $body:expr) => {
+        match $store {
+            Store::Sqlite($p) => $body,
+            Store::Postgres($p) => $body,
+        }
+    };
+}
+
+/// A region as recorded: its last spec and where its apply stands.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RegionRecord {
+    /// Deployment.
+    pub deployment: String,
+    /// The spec last applied (with machine-level changes since).
+    pub spec: Region,
+    /// `applying`, `blocked`, `applied` or `failed`.
+    pub status: String,
+    /// Why it is blocked or failed.
+    pub detail: Option<String>,
+    /// The region's VPC, once found or created.
+    pub vpc_id: Option<String>,
+    /// The VPC's subnet (Linode).
+    pub subnet_id: Option<String>,
+    /// Whether Flotilla created the VPC.
+    pub vpc_created: bool,
+    /// The image its machines are built from.
+    pub image: String,
+}
+
+/// The managed database of a primary region, as recorded.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DbaasRow {
+    /// Deployment.
+    pub deployment: String,
+    /// Region (the primary).
+    pub region: String,
+    /// Provider.
+    pub provider: String,
+    /// The provider's id, once the create call answered.
+    pub id: Option<String>,
+    /// Name (label).
+    pub name: String,
+    /// Engine as the spec gives it.
+    pub engine: String,
+    /// `create-pending`, `creating` or `ready`.
+    pub state: String,
+    /// Public host.
+    pub host: Option<String>,
+    /// Port.
+    pub port: Option<u16>,
+    /// Whether Flotilla created it (and so removes it with the region).
+    pub created: bool,
+}
+
+fn corrupt_spec(deployment: &str, region: &str, e: impl std::fmt::Display) -> MachineStoreError {
+    MachineStoreError::Corrupt {
+        resource_id: format!("{deployment}/{region}"),
+        column: "spec",
+        value: e.to_string(),
+    }
+}
+
+impl MachineStore {
+    /// Records where a region's apply stands.
+    pub async fn set_region_status(
+        &self,
+        deployment: &str,
+        region: &str,
+        status: &str,
+        detail: Option<&str>,
+    ) -> Result<(), MachineStoreError> {
+        let q = "UPDATE regions SET status = $3, detail = $4 WHERE deployment = $1 AND region = $2";
+        on_pool!(&self.store, |p| sqlx::query(q)
+            .bind(deployment)
+            .bind(region)
+            .bind(status)
+            .bind(detail)
+            .execute(p)
+            .await
+            .map(|_| ()))
+        .map_err(query_error("record a region's status"))
+    }
+
+    /// Records the region's VPC.
+    pub async fn set_region_vpc(
+        &self,
+        deployment: &str,
+        region: &str,
+        vpc_id: &str,
+        subnet_id: Option<&str>,
+        created: bool,
+    ) -> Result<(), MachineStoreError> {
+        let q = "UPDATE regions SET vpc_id = $3, subnet_id = $4, \
+                 vpc_created = CASE WHEN vpc_id = $3 THEN MAX_CREATED ELSE $5 END \
+                 WHERE deployment = $1 AND region = $2";
+        // Once created by us, a VPC stays ours even if a later apply merely finds it.
+        let q = match &self.store {
+            Store::Sqlite(_) => q.replace("MAX_CREATED", "MAX(vpc_created, $5)"),
+            Store::Postgres(_) => q.replace("MAX_CREATED", "GREATEST(vpc_created, $5)"),
+        };
+        let created = i64::from(created);
+        on_pool!(&self.store, |p| sqlx::query(&q)
+            .bind(deployment)
+            .bind(region)
+            .bind(vpc_id)
+            .bind(subnet_id)
+            .bind(created)
+            .execute(p)
+            .await
+            .map(|_| ()))
+        .map_err(query_error("record a region's VPC"))
+    }
+
+    /// The recorded regions, of one deployment or all, of one region name or all; by deployment, region.
+    pub async fn regions(
+        &self,
+        deployment: Option<&str>,
+        region: Option<&str>,
+    ) -> Result<Vec<RegionRecord>, MachineStoreError> {
+        let q = "SELECT deployment, region, spec, status, detail, vpc_id, subnet_id, vpc_created, image FROM regions \
+                 WHERE ($1 IS NULL OR deployment = $1) AND ($2 IS NULL OR region = $2) \
+                 ORDER BY deployment, region";
+        type Raw = (
+            String,
+            String,
+            String,
+            String,
+            Option<String>,
+            Option<String>,
+            Option<String>,
+            i64,
+            String,
+        );
+        let rows: Vec<Raw> = on_pool!(&self.store, |p| sqlx::query_as(q)
+            .bind(deployment)
+            .bind(region)
+            .fetch_all(p)
+            .await)
+        .map_err(query_error("list regions"))?;
+        rows.into_iter()
+            .map(
+                |(dep, name, spec, status, detail, vpc_id, subnet_id, vpc_created, image)| {
+                    let spec: Region =
+                        serde_json::from_str(&spec).map_err(|e| corrupt_spec(&dep, &name, e))?;
+                    Ok(RegionRecord {
+                        deployment: dep,
+                        spec,
+                        status,
+                        detail,
+                        vpc_id,
+                        subnet_id,
+                        vpc_created: vpc_created != 0,
+                        image,
+                    })
+                },
+            )
+            .collect()
+    }
+
+    /// Applies a machine-level change to a region's wanted counts, once per command: `change` edits the
+    /// recorded spec; the edit and the command id are written in one transaction. Returns `None` when the
+    /// region is unknown, `Some(false)` when this command was applied before.
+    pub async fn change_region(
+        &self,
+        command_id: &str,
+        deployment: &str,
+        region: &str,
+        change: impl FnOnce(&mut Region) -> Result<(), String>,
+    ) -> Result<Option<Result<bool, String>>, MachineStoreError> {
+        let Some(record) = self
+            .regions(Some(deployment), Some(region))
+            .await?
+            .into_iter()
+            .next()
+        else {
+            return Ok(None);
+        };
+        let mut spec = record.spec;
+        if let Err(refused) = change(&mut spec) {
+            return Ok(Some(Err(refused)));
+        }
+        let text = serde_json::to_string(&spec).map_err(|e| corrupt_spec(deployment, region, e))?;
+        let now = Utc::now().timestamp_millis();
+        let insert = "INSERT INTO region_changes (command_id, deployment, region, applied_ms) \
+                      VALUES ($1, $2, $3, $4) ON CONFLICT (command_id) DO NOTHING";
+        let update = "UPDATE regions SET spec = $3, updated_ms = $4 WHERE deployment = $1 AND region = $2";
+        let fresh = on_pool!(&self.store, |p| async {
+            let mut tx = p.begin().await?;
+            let inserted = sqlx::query(insert)
+                .bind(command_id)
+                .bind(deployment)
+                .bind(region)
+                .bind(now)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+            if inserted == 1 {
+                sqlx::query(update)
+                    .bind(deployment)
+                    .bind(region)
+                    .bind(&text)
+                    .bind(now)
+                    .execute(&mut *tx)
+                    .await?;
+            }
+            tx.commit().await?;
+            Ok::<_, sqlx::Error>(inserted == 1)
+        }
+        .await)
+        .map_err(query_error("change a region's wanted machines"))?;
+        Ok(Some(Ok(fresh)))
+    }
+
+    /// Whether a machine-level command was applied already.
+    pub async fn change_applied(&self, command_id: &str) -> Result<bool, MachineStoreError> {
+        let q = "SELECT COUNT(*) FROM region_changes WHERE command_id = $1";
+        let n: i64 = on_pool!(&self.store, |p| sqlx::query_scalar(q)
+            .bind(command_id)
+            .fetch_one(p)
+            .await)
+        .map_err(query_error("read applied changes"))?;
+        Ok(n > 0)
+    }
+
+    /// The machines of a deployment (or all), of a region (or all).
+    pub async fn machines(
+        &self,
+        deployment: Option<&str>,
+        region: Option<&str>,
+    ) -> Result<Vec<MachineRow>, MachineStoreError> {
+        let q = format!(
+            "SELECT {COLUMNS} FROM machines WHERE ($1 IS NULL OR deployment = $1) AND ($2 IS NULL OR region = $2) \
+             ORDER BY deployment, region, created_ms, resource_id"
+        );
+        macro_rules! rows {
+            ($pool:expr, $int:ty) => {
+                sqlx::query(&q)
+                    .bind(deployment)
+                    .bind(region)
+                    .fetch_all($pool)
+                    .await
+                    .map_err(query_error("list machines"))?
+                    .iter()
+                    .map(|r| row_from(r, |r| r.try_get::<$int, _>("attempts").map(i64::from)))
+                    .collect()
+            };
+        }
+        match &self.store {
+            Store::Sqlite(p) => rows!(p, i64),
+            Store::Postgres(p) => rows!(p, i32),
+        }
+    }
+
+    /// The managed database recorded for a region.
+    pub async fn dbaas(&self, deployment: &str, region: &str) -> Result<Option<DbaasRow>, MachineStoreError> {
+        let q = "SELECT deployment, region, provider, id, name, engine, state, host, port, created FROM dbaas \
+                 WHERE deployment = $1 AND region = $2";
+        type Raw = (
+            String,
+            String,
+            String,
+            Option<String>,
+            String,
+            String,
+            String,
+            Option<String>,
+            Option<i64>,
+            i64,
+        );
+        let row: Option<Raw> = on_pool!(&self.store, |p| sqlx::query_as(q)
+            .bind(deployment)
+            .bind(region)
+            .fetch_optional(p)
+            .await)
+        .map_err(query_error("read a DBaaS"))?;
+        Ok(row.map(
+            |(deployment, region, provider, id, name, engine, state, host, port, created)| DbaasRow {
+                deployment,
+                region,
+                provider,
+                id,
+                name,
+                engine,
+                state,
+                host,
+                port: port.and_then(|p| u16::try_from(p).ok()),
+                created: created != 0,
+            },
+        ))
+    }
+
+    /// Records a managed database before its create call; `false` when a row was there already (an earlier
+    /// attempt: find the cluster by name before creating).
+    pub async fn record_dbaas_pending(&self, row: &DbaasRow) -> Result<bool, MachineStoreError> {
+        let q = "INSERT INTO dbaas (deployment, region, provider, id, name, engine, state, host, port, created, \
+                 updated_ms) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) \
+                 ON CONFLICT (deployment, region) DO NOTHING";
+        let now = Utc::now().timestamp_millis();
+        let n = on_pool!(&self.store, |p| sqlx::query(q)
+            .bind(&row.deployment)
+            .bind(&row.region)
+            .bind(&row.provider)
+            .bind(&row.id)
+            .bind(&row.name)
+            .bind(&row.engine)
+            .bind(&row.state)
+            .bind(&row.host)
+            .bind(row.port.map(i64::from))
+            .bind(i64::from(row.created))
+            .bind(now)
+            .execute(p)
+            .await
+            .map(|r| r.rows_affected()))
+        .map_err(query_error("record a DBaaS"))?;
+        Ok(n == 1)
+    }
+
+    /// Updates a recorded managed database.
+    pub async fn save_dbaas(&self, row: &DbaasRow) -> Result<(), MachineStoreError> {
+        let q = "UPDATE dbaas SET provider = $3, id = $4, name = $5, engine = $6, state = $7, host = $8, \
+                 port = $9, created = $10, updated_ms = $11 WHERE deployment = $1 AND region = $2";
+        let now = Utc::now().timestamp_millis();
+        on_pool!(&self.store, |p| sqlx::query(q)
+            .bind(&row.deployment)
+            .bind(&row.region)
+            .bind(&row.provider)
+            .bind(&row.id)
+            .bind(&row.name)
+            .bind(&row.engine)
+            .bind(&row.state)
+            .bind(&row.host)
+            .bind(row.port.map(i64::from))
+            .bind(i64::from(row.created))
+            .bind(now)
+            .execute(p)
+            .await
+            .map(|_| ()))
+        .map_err(query_error("update a DBaaS"))
+    }
+
+    /// Forgets a region's managed database.
+    pub async fn forget_dbaas(&self, deployment: &str, region: &str) -> Result<(), MachineStoreError> {
+        let q = "DELETE FROM dbaas WHERE deployment = $1 AND region = $2";
+        on_pool!(&self.store, |p| sqlx::query(q)
+            .bind(deployment)
+            .bind(region)
+            .execute(p)
+            .await
+            .map(|_| ()))
+        .map_err(query_error("forget a DBaaS"))
+    }
 }

@@ -83,6 +83,8 @@ async fn a_region_is_built_once_and_a_reapply_changes_nothing() {
             deployment: &w.deployment,
             region: &w.region,
             options: &w.options,
+            placement: Default::default(),
+            observer: &flotilla_provisioner::apply::Silent,
         };
         let apply_id = Uuid::now_v7();
         let report = applier.apply(apply_id).await.unwrap();
@@ -193,6 +195,8 @@ async fn a_crash_between_the_create_and_the_record_never_makes_a_duplicate() {
         deployment: &w.deployment,
         region: &w.region,
         options: &w.options,
+        placement: Default::default(),
+        observer: &flotilla_provisioner::apply::Silent,
     };
     let report = applier.apply(apply_id).await.unwrap();
     assert_eq!(report.adopted, vec![resource_id]);
@@ -216,6 +220,8 @@ async fn a_smaller_spec_removes_only_the_surplus() {
         deployment: &w.deployment,
         region: &w.region,
         options: &w.options,
+        placement: Default::default(),
+        observer: &flotilla_provisioner::apply::Silent,
     }
     .apply(Uuid::now_v7())
     .await
@@ -227,6 +233,8 @@ async fn a_smaller_spec_removes_only_the_surplus() {
         deployment: &w.deployment,
         region: &w.region,
         options: &w.options,
+        placement: Default::default(),
+        observer: &flotilla_provisioner::apply::Silent,
     }
     .apply(Uuid::now_v7())
     .await

@@ -41,6 +41,7 @@ async fn an_apply_over_the_bus_builds_the_region_once() {
         boot_timeout: Duration::from_secs(20),
         poll_interval: Duration::from_millis(50),
         max_rounds: 5,
+        ..Settings::default()
     };
     config.consumer.ack_wait = Duration::from_secs(5);
     let svc = flotilla_runtime::host::start(flotilla_provisioner::DEF, config, flotilla_provisioner::routes)

@@ -226,6 +226,28 @@ impl ManagedDatabase {
     }
 }
 
+/// A managed database cluster to create.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DatabaseRequest {
+    /// Name / label, by which it is found again ([`crate::ManagedDatabases::find_database`]).
+    pub name: String,
+    /// `<engine>[/<version>]` as the toolkit's templates give it: `mysql/8`, `postgresql/16`, `mysql`
+    /// (Exoscale has no version). Each adapter maps it to its own engine and version fields.
+    pub engine: String,
+    /// Provider region id.
+    pub region: String,
+    /// Provider plan of the cluster's nodes.
+    pub size: String,
+    /// Number of nodes.
+    pub nodes: u32,
+    /// VPC the cluster joins, where the provider supports it.
+    pub vpc_id: Option<String>,
+    /// Subnet of that VPC (Linode).
+    pub subnet_id: Option<String>,
+    /// Initial allow-list.
+    pub allow_list: Vec<Ipv4Net>,
+}
+
 /// A DNS zone.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Zone {

@@ -4,8 +4,8 @@ use async_trait::async_trait;
 use ipnet::Ipv4Net;
 
 use crate::{
-    DnsBatch, DnsRecord, Firewall, FirewallRule, Machine, MachineRequest, ManagedDatabase, MarkFilter, Marks,
-    NewDnsRecord, ProviderKind, Result, Vpc, VpcRequest, Zone,
+    DatabaseRequest, DnsBatch, DnsRecord, Firewall, FirewallRule, Machine, MachineRequest, ManagedDatabase,
+    MarkFilter, Marks, NewDnsRecord, ProviderKind, Result, Vpc, VpcRequest, Zone,
 };
 
 /// Machines.
@@ -62,6 +62,14 @@ pub trait ManagedDatabases: Send + Sync {
 
     /// Replaces the whole allow-list of a database.
     async fn replace_allow_list(&self, id: &str, allow: &[Ipv4Net]) -> Result<()>;
+
+    /// Creates a cluster. It is not ready at once: poll [`ManagedDatabases::find_database`] until
+    /// [`ManagedDatabase::is_ready`]. A name already taken is a [`crate::CloudError::Conflict`].
+    async fn create_database(&self, request: &DatabaseRequest) -> Result<ManagedDatabase>;
+
+    /// Deletes a cluster by its id (as [`ManagedDatabase::id`] gives it). A cluster already gone is
+    /// [`crate::CloudError::NotFound`].
+    async fn delete_database(&self, id: &str) -> Result<()>;
 }
 
 /// DNS zones and records.

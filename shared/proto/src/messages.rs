@@ -80,9 +80,10 @@ pub struct RegionApplied {
     pub deployment: String,
     /// Region name.
     pub region: String,
-    /// `applied` or `failed`.
+    /// `applied`, `blocked` (waiting, e.g. for the primary region's DBaaS — not an error), `failed` or
+    /// `destroyed`.
     pub outcome: String,
-    /// Why it failed.
+    /// Why it failed, or what it waits for.
     pub error: Option<String>,
     /// Machines created (resource ids).
     pub created: Vec<String>,
@@ -96,6 +97,232 @@ pub struct RegionApplied {
 
 impl Message for RegionApplied {
     const KIND: &'static str = "provisioner.region-applied.v1";
+}
+
+/// `provisioner.create-machines.v1`: `count` more machines of `role` in a region (the autoscaler's scale-out).
+/// The region's wanted number of that role grows by `count` (a webserver count never past the region's
+/// scaling maximum); a redelivery of the same command adds nothing more.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct CreateMachines {
+    /// Command metadata.
+    pub meta: CommandMeta,
+    /// Deployment name.
+    pub deployment: String,
+    /// Region name.
+    pub region: String,
+    /// Role of the new machines.
+    pub role: flotilla_spec::Role,
+    /// How many more (at least 1).
+    pub count: u32,
+}
+
+impl Message for CreateMachines {
+    const KIND: &'static str = "provisioner.create-machines.v1";
+}
+
+/// `provisioner.destroy-machine.v1`: destroy one machine (the autoscaler's scale-in); its role's wanted
+/// number shrinks by one (a webserver count never below the region's scaling minimum).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct DestroyMachine {
+    /// Command metadata.
+    pub meta: CommandMeta,
+    /// Deployment name.
+    pub deployment: String,
+    /// Region name.
+    pub region: String,
+    /// Our resource id of the machine.
+    pub resource_id: String,
+}
+
+impl Message for DestroyMachine {
+    const KIND: &'static str = "provisioner.destroy-machine.v1";
+}
+
+/// `provisioner.replace-machine.v1`: replace one machine (unhealthy, say) — a new one of the same role is
+/// created and, once healthy, the old one destroyed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct ReplaceMachine {
+    /// Command metadata.
+    pub meta: CommandMeta,
+    /// Deployment name.
+    pub deployment: String,
+    /// Region name.
+    pub region: String,
+    /// Our resource id of the machine.
+    pub resource_id: String,
+}
+
+impl Message for ReplaceMachine {
+    const KIND: &'static str = "provisioner.replace-machine.v1";
+}
+
+/// `provisioner.dbaas-ready.v1`: the primary region's managed database is up. Published on
+/// `flotilla.evt.dbaas.<deployment>.<region>.ready`. Carries where it is, never a credential: the services
+/// of every region read the password from their local secrets.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct DbaasReady {
+    /// Event metadata.
+    pub meta: crate::EventMeta,
+    /// Deployment name.
+    pub deployment: String,
+    /// Region name (the primary).
+    pub region: String,
+    /// Provider (`linode` …).
+    pub provider: String,
+    /// The provider's id of the cluster.
+    pub id: String,
+    /// Its name (label).
+    pub name: String,
+    /// Engine.
+    pub engine: String,
+    /// Public host name.
+    pub host: Option<String>,
+    /// Port.
+    pub port: Option<u16>,
+    /// Whether Flotilla created it (`false`: adopted).
+    pub created: bool,
+}
+
+impl Message for DbaasReady {
+    const KIND: &'static str = "provisioner.dbaas-ready.v1";
+}
+
+/// `provisioner.list-machines.v1`: the request of `flotilla.api.provisioner.machines`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct ListMachines {
+    /// Only this deployment (all when `None`).
+    #[serde(default)]
+    pub deployment: Option<String>,
+    /// Only this region (all when `None`).
+    #[serde(default)]
+    pub region: Option<String>,
+}
+
+impl Message for ListMachines {
+    const KIND: &'static str = "provisioner.list-machines.v1";
+}
+
+/// `provisioner.fleet.v1`: the answer to [`ListMachines`]: the regions the provisioner knows, with their
+/// machines and DBaaS.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct Fleet {
+    /// Regions, by deployment then region name.
+    pub regions: Vec<RegionView>,
+}
+
+impl Message for Fleet {
+    const KIND: &'static str = "provisioner.fleet.v1";
+}
+
+/// One region as the provisioner records it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct RegionView {
+    /// Deployment name.
+    pub deployment: String,
+    /// Region name.
+    pub region: String,
+    /// Provider.
+    pub provider: String,
+    /// Whether it is the primary region.
+    pub primary: bool,
+    /// `applying`, `blocked`, `applied`, `failed`.
+    pub status: String,
+    /// Why it is blocked or failed.
+    pub detail: Option<String>,
+    /// The region's VPC, once created or found.
+    pub vpc_id: Option<String>,
+    /// Machines, oldest first.
+    pub machines: Vec<MachineView>,
+    /// The managed database, in the primary region.
+    pub dbaas: Option<DbaasView>,
+}
+
+/// One machine as the provisioner records it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct MachineView {
+    /// Our resource id.
+    pub resource_id: String,
+    /// Role.
+    pub role: String,
+    /// Name at the provider.
+    pub name: String,
+    /// Size.
+    pub size: String,
+    /// `create-pending`, `provisioning`, `running`, `healthy`, `failed`, `destroying`.
+    pub state: String,
+    /// The provider's id.
+    pub provider_id: Option<String>,
+    /// Public IPv4.
+    pub public_ipv4: Option<String>,
+    /// Private IPv4.
+    pub private_ipv4: Option<String>,
+}
+
+/// A managed database as the provisioner records it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct DbaasView {
+    /// The provider's id.
+    pub id: String,
+    /// Name (label).
+    pub name: String,
+    /// Engine.
+    pub engine: String,
+    /// `creating` or `ready`.
+    pub status: String,
+    /// Public host name.
+    pub host: Option<String>,
+    /// Port.
+    pub port: Option<u16>,
+    /// Whether Flotilla created it (and so removes it with the region).
+    pub created: bool,
+}
+
+/// `provisioner.show-plan.v1`: the request of `flotilla.api.provisioner.plan`: what an apply of this
+/// region would change, without changing it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct ShowPlan {
+    /// The deployment.
+    pub deployment: flotilla_spec::Deployment,
+    /// The region.
+    pub region: String,
+}
+
+impl Message for ShowPlan {
+    const KIND: &'static str = "provisioner.show-plan.v1";
+}
+
+/// `provisioner.plan.v1`: the answer to [`ShowPlan`].
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct PlanView {
+    /// Deployment name.
+    pub deployment: String,
+    /// Region name.
+    pub region: String,
+    /// `create`, `exists` or `none` (the region has no VPC).
+    pub vpc: String,
+    /// `create`, `adopt`, `exists` (recorded) or `none`.
+    pub dbaas: String,
+    /// Machine steps, in the order an apply takes them.
+    pub steps: Vec<PlanStepView>,
+}
+
+impl Message for PlanView {
+    const KIND: &'static str = "provisioner.plan.v1";
+}
+
+/// One step of a plan.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct PlanStepView {
+    /// `create` or `destroy`.
+    pub action: String,
+    /// Role.
+    pub role: String,
+    /// Size.
+    pub size: String,
+    /// Our resource id.
+    pub resource_id: String,
+    /// Why (`missing`, `surplus`, `wrong-size`, `failed`).
+    pub reason: String,
 }
 
 /// `bus.command-rejected.v1`: published on `flotilla.evt.command.<deployment>.<region>.rejected` when a

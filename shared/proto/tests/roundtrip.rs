@@ -203,6 +203,64 @@ proptest! {
     }
 
     #[test]
+    fn machine_commands(
+        meta in meta(), dep in token(), region in token(), id in token(), count in 1u32..100,
+        role in proptest::sample::select(flotilla_spec::Role::ALL), extra in json_value(),
+    ) {
+        let create = CreateMachines { meta: meta.clone(), deployment: dep.clone(), region: region.clone(), role, count };
+        roundtrip(&create);
+        ignores_unknown_fields(&create, &extra);
+        let destroy = DestroyMachine { meta: meta.clone(), deployment: dep.clone(), region: region.clone(), resource_id: id.clone() };
+        roundtrip(&destroy);
+        ignores_unknown_fields(&destroy, &extra);
+        let replace = ReplaceMachine { meta, deployment: dep, region, resource_id: id };
+        roundtrip(&replace);
+        ignores_unknown_fields(&replace, &extra);
+    }
+
+    #[test]
+    fn dbaas_ready(
+        cause in meta(), dep in token(), region in token(), id in token(), host in any::<Option<String>>(),
+        port in any::<Option<u16>>(), created in any::<bool>(), extra in json_value(),
+    ) {
+        let msg = DbaasReady {
+            meta: EventMeta::derived(&cause, "dbaas", "provisioner"),
+            deployment: dep, region, provider: "linode".into(), id: id.clone(), name: id, engine: "mysql".into(),
+            host, port, created,
+        };
+        roundtrip(&msg);
+        ignores_unknown_fields(&msg, &extra);
+    }
+
+    #[test]
+    fn fleet_and_plan(
+        dep in token(), region in token(), ids in proptest::collection::vec(token(), 0..4),
+        ip in any::<Option<String>>(), detail in any::<Option<String>>(), deployment in deployment(),
+        extra in json_value(),
+    ) {
+        let machines: Vec<MachineView> = ids.iter().map(|id| MachineView {
+            resource_id: id.clone(), role: "webserver".into(), name: format!("ws-{id}"), size: "g6-nanode-1".into(),
+            state: "healthy".into(), provider_id: Some(id.clone()), public_ipv4: ip.clone(), private_ipv4: ip.clone(),
+        }).collect();
+        let fleet = Fleet { regions: vec![RegionView {
+            deployment: dep.clone(), region: region.clone(), provider: "linode".into(), primary: true,
+            status: "blocked".into(), detail, vpc_id: ip.clone(), machines,
+            dbaas: Some(DbaasView { id: "1".into(), name: "db".into(), engine: "mysql".into(), status: "ready".into(),
+                host: ip, port: Some(3306), created: true }),
+        }] };
+        roundtrip(&fleet);
+        ignores_unknown_fields(&fleet, &extra);
+        roundtrip(&ListMachines { deployment: Some(dep.clone()), region: None });
+        let plan = PlanView { deployment: dep, region, vpc: "create".into(), dbaas: "none".into(),
+            steps: ids.iter().map(|id| PlanStepView { action: "create".into(), role: "webserver".into(),
+                size: "g6-nanode-1".into(), resource_id: id.clone(), reason: "missing".into() }).collect() };
+        roundtrip(&plan);
+        ignores_unknown_fields(&plan, &extra);
+        let region = deployment.regions[0].name.clone();
+        roundtrip(&ShowPlan { deployment, region });
+    }
+
+    #[test]
     fn garbage_never_panics_and_is_a_typed_error(bytes in proptest::collection::vec(any::<u8>(), 0..256), json in any::<bool>()) {
         let ct = if json { "application/json" } else { "application/msgpack" };
         if let Err(e) = decode::<DestroyRegion>(Some(DestroyRegion::KIND), Some(ct), &bytes) {

@@ -88,9 +88,92 @@ pub struct Context<S> {
     pub store: Store,
     /// Cancelled when the service is asked to stop.
     pub shutdown: CancellationToken,
+    endpoints: std::sync::Mutex<Vec<ApiEndpoint>>,
+    tasks: tokio_util::task::TaskTracker,
+}
+
+/// A request/reply endpoint a service adds under `flotilla.api.<service>.<name>`.
+struct ApiEndpoint {
+    name: String,
+    serve: ApiServe,
+}
+
+type ApiServe =
+    Arc<dyn Fn(async_nats::service::Request) -> futures::future::BoxFuture<'static, ()> + Send + Sync>;
+
+/// The error an API handler answers with: a status code (400 for a bad request, 404 for an unknown
+/// deployment, 500 for a failure of ours) and a message.
+#[derive(Debug, Clone)]
+pub struct ApiFailure {
+    /// Status code, HTTP-like.
+    pub code: usize,
+    /// What went wrong.
+    pub message: String,
+}
+
+impl ApiFailure {
+    /// A failure of the service (500).
+    pub fn internal(message: impl std::fmt::Display) -> Self {
+        Self {
+            code: 500,
+            message: message.to_string(),
+        }
+    }
+
+    /// A bad request (400).
+    pub fn bad_request(message: impl std::fmt::Display) -> Self {
+        Self {
+            code: 400,
+            message: message.to_string(),
+        }
+    }
 }
 
 impl<S> Context<S> {
+    /// Adds a request/reply endpoint `flotilla.api.<service>.<name>`: requests decode as `Req` (a
+    /// malformed one is answered 400 with the decode error), `handle`'s answer is encoded as the request
+    /// was. Requests are served concurrently; the endpoint is subscribed before the service reports
+    /// serving.
+    pub fn api<Req, Resp, F, Fut>(&self, name: &str, handle: F)
+    where
+        Req: flotilla_proto::Message + Send + 'static,
+        Resp: flotilla_proto::Message + Send + 'static,
+        F: Fn(Req) -> Fut + Send + Sync + 'static,
+        Fut: std::future::Future<Output = Result<Resp, ApiFailure>> + Send + 'static,
+    {
+        let handle = Arc::new(handle);
+        let serve: ApiServe = Arc::new(move |request| {
+            let handle = Arc::clone(&handle);
+            Box::pin(async move {
+                let reply = match api::decode_request::<Req>(&request) {
+                    Ok(req) => handle(req).await.map_err(|f| async_nats::service::error::Error {
+                        status: flotilla_bus::redact::redact(&f.message),
+                        code: f.code,
+                    }),
+                    Err(e) => Err(e),
+                };
+                if let Err(e) = api::respond(&request, reply).await {
+                    tracing::warn!(error = %e, "could not answer an API request");
+                }
+            })
+        });
+        if let Ok(mut endpoints) = self.endpoints.lock() {
+            endpoints.push(ApiEndpoint {
+                name: name.to_owned(),
+                serve,
+            });
+        }
+    }
+
+    /// Runs a background task of the service (a reconciler, say). It should end once
+    /// [`Context::shutdown`] is cancelled; the service waits for it before closing its database.
+    pub fn spawn<F>(&self, task: F)
+    where
+        F: std::future::Future<Output = ()> + Send + 'static,
+    {
+        self.tasks.spawn(task);
+    }
+
     /// The service's inbox of handled command ids, for recognising a redelivered command.
     pub fn inbox(&self) -> Inbox {
         Inbox::new(self.store.clone())
@@ -172,8 +255,17 @@ where
         publisher,
         store: store.clone(),
         shutdown: shutdown.clone(),
+        endpoints: std::sync::Mutex::new(Vec::new()),
+        tasks: tokio_util::task::TaskTracker::new(),
     };
     let dispatcher = Arc::new(build(&ctx));
+    let extra_endpoints = ctx
+        .endpoints
+        .lock()
+        .map(|mut e| std::mem::take(&mut *e))
+        .unwrap_or_default();
+    let tasks = ctx.tasks.clone();
+    tasks.close();
     tracing::info!(service = def.name, kinds = ?dispatcher.kinds().collect::<Vec<_>>(), "command routes");
 
     let service = client
@@ -188,6 +280,14 @@ where
         .endpoint("status")
         .await
         .map_err(|e| HostError::ServiceApi(e.to_string()))?;
+    let mut api_tasks = Vec::new();
+    for ApiEndpoint { name, serve } in extra_endpoints {
+        let endpoint = group
+            .endpoint(name.as_str())
+            .await
+            .map_err(|e| HostError::ServiceApi(format!("endpoint {name}: {e}")))?;
+        api_tasks.push(tokio::spawn(serve_api(endpoint, serve, shutdown.clone())));
+    }
 
     let mut registry = Registry::default();
     registry.register_collector(Box::new(ConsumerCollector::new(def.name, Arc::clone(&counters))));
@@ -256,6 +356,9 @@ where
         // …then leave the service API at once, so callers see "no responders" rather than time out while
         // in-flight commands drain.
         let _ = api_task.await;
+        for task in api_tasks {
+            let _ = task.await;
+        }
         if let Err(e) = service.stop().await {
             tracing::warn!(error = %e, "stopping the NATS service API registration failed");
         }
@@ -264,6 +367,7 @@ where
             None => consume.await,
         };
         let _ = purge_task.await;
+        tasks.wait().await;
         if let Some(admin) = admin_task {
             let _ = admin.await;
         }
@@ -301,6 +405,23 @@ async fn purge_inbox(inbox: Inbox, keep: std::time::Duration, shutdown: Cancella
             Err(e) => tracing::warn!(error = %e, "purging the inbox failed"),
         }
     }
+}
+
+async fn serve_api(
+    mut endpoint: async_nats::service::endpoint::Endpoint,
+    serve: ApiServe,
+    shutdown: CancellationToken,
+) {
+    let running = tokio_util::task::TaskTracker::new();
+    loop {
+        let request = tokio::select! {
+            _ = shutdown.cancelled() => break,
+            r = endpoint.next() => match r { Some(r) => r, None => break },
+        };
+        running.spawn(serve(request));
+    }
+    running.close();
+    running.wait().await;
 }
 
 struct StatusSource {

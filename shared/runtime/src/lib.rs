@@ -17,4 +17,4 @@ pub mod host;
 pub mod logging;
 
 pub use config::{ConfigError, ServiceConfig};
-pub use host::{Context, ServiceDef};
+pub use host::{ApiFailure, Context, ServiceDef};

@@ -1,8 +1,9 @@
 //! Exoscale API v2 (zonal; see the crate documentation for how a zone is chosen): instances, instance
 //! types and templates, operations (every mutation answers one; it succeeds when the work is done —
 //! an instance create when the machine has booted), security groups with rules and attachment, private
-//! networks with attachment and leases, DBaaS MySQL/PostgreSQL with `ip-filter`, and DNS domains and
-//! records. JSON keys are kebab-case; errors are `{"message"}`.
+//! networks with attachment and leases, DBaaS MySQL/PostgreSQL with `ip-filter` (deleted per engine or
+//! through `DELETE /dbaas-service/{name}`), and DNS domains and records. JSON keys are kebab-case; errors
+//! are `{"message"}`.
 
 use std::net::Ipv4Addr;
 
@@ -67,6 +68,7 @@ pub(crate) fn routes() -> Router<Ctx> {
                 .delete(delete_private_network),
         )
         .route("/dbaas-service", get(list_dbaas))
+        .route("/dbaas-service/{name}", axum::routing::delete(delete_service))
         .route(
             "/dbaas-mysql/{name}",
             get(get_mysql)
@@ -1307,6 +1309,24 @@ async fn delete_dbaas(ctx: &Ctx, caller: &Caller, engine: &str, name: &str) -> A
     };
     ctx.sim.changed();
     ok(op)
+}
+
+/// `DELETE /dbaas-service/{name}`: the service of that name in the zone, whatever its type.
+async fn delete_service(
+    State(ctx): State<Ctx>,
+    Extension(c): Extension<Caller>,
+    Path(pp): Pars,
+) -> ApiResult {
+    let name = param(&pp, "name");
+    let engine = ctx
+        .sim
+        .world()
+        .databases
+        .iter()
+        .find(|d| d.provider == P && d.region == c.zone && d.label == name)
+        .map(|d| d.engine.clone())
+        .ok_or_else(not_found)?;
+    delete_dbaas(&ctx, &c, &engine, name).await
 }
 
 async fn get_mysql(State(ctx): State<Ctx>, Extension(c): Extension<Caller>, Path(pp): Pars) -> ApiResult {

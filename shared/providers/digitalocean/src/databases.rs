@@ -1,14 +1,20 @@
-//! Database clusters' trusted sources.
+//! Database clusters and their trusted sources.
+//!
+//! A cluster is created with `POST /databases` (`engine` `mysql` or `pg`, the version when the request
+//! names one, `num_nodes`, and the VPC as `private_network_uuid`); a non-empty allow-list then goes through
+//! the cluster's firewall like [`ManagedDatabases::replace_allow_list`]. DigitalOcean refuses a name already
+//! in use as unprocessable; the adapter makes that a [`CloudError::Conflict`] once a lookup confirms the
+//! name is taken.
 
 use async_trait::async_trait;
-use flotilla_cloud::{CloudError, ManagedDatabase, ManagedDatabases, Result};
+use flotilla_cloud::{CloudError, DatabaseRequest, ManagedDatabase, ManagedDatabases, Result};
 use ipnet::Ipv4Net;
 use reqwest::Method;
 use serde_json::{Value, json};
 
 use crate::client::{DigitalOceanCloud, MAX_DATABASE_RULES, PROVIDER, segment};
 use crate::rules::parse_source;
-use crate::wire::{DatabasePage, DatabaseRule, DatabaseRules};
+use crate::wire::{DatabaseEnvelope, DatabasePage, DatabaseRule, DatabaseRules, DoDatabase};
 
 const IP_ADDR: &str = "ip_addr";
 
@@ -17,6 +23,26 @@ impl DigitalOceanCloud {
         let id = segment("database id", id)?;
         let rules: DatabaseRules = self.api.get(&format!("databases/{id}/firewall"), &[]).await?;
         Ok(rules.rules)
+    }
+
+    /// The cluster named `name`, from `GET /databases` (every page).
+    async fn cluster_named(&self, name: &str) -> Result<Option<DoDatabase>> {
+        let databases = self.get_all::<DatabasePage>("databases", &[]).await?;
+        Ok(databases.into_iter().find(|d| d.name == name))
+    }
+
+    /// `refused`, or a [`CloudError::Conflict`] when it refused a create because a cluster already has the
+    /// name `name` (DigitalOcean answers that as unprocessable).
+    async fn name_taken(&self, refused: CloudError, name: &str) -> CloudError {
+        if matches!(refused, CloudError::Invalid { .. })
+            && matches!(self.cluster_named(name).await, Ok(Some(_)))
+        {
+            return CloudError::Conflict {
+                provider: PROVIDER,
+                message: format!("a database cluster named {name:?} exists already"),
+            };
+        }
+        refused
     }
 }
 
@@ -41,8 +67,7 @@ fn rule_value(net: &Ipv4Net) -> String {
 impl ManagedDatabases for DigitalOceanCloud {
     /// `GET /databases`, then the cluster's firewall for its allow-list (the `ip_addr` rules).
     async fn find_database(&self, name: &str) -> Result<Option<ManagedDatabase>> {
-        let databases = self.get_all::<DatabasePage>("databases", &[]).await?;
-        let Some(db) = databases.into_iter().find(|d| d.name == name) else {
+        let Some(db) = self.cluster_named(name).await? else {
             return Ok(None);
         };
         let allow: Vec<Ipv4Net> = self
@@ -89,5 +114,90 @@ impl ManagedDatabases for DigitalOceanCloud {
         )
         .await?;
         Ok(())
+    }
+    /// `POST /databases`, then the allow-list through the cluster's firewall when there is one. More than 100
+    /// entries are refused before anything is created; if the firewall update fails, the error is returned
+    /// (the cluster exists and is found again by name).
+    async fn create_database(&self, request: &DatabaseRequest) -> Result<ManagedDatabase> {
+        let (engine, version) = engine_and_version(&request.engine)?;
+        if request.allow_list.len() > MAX_DATABASE_RULES {
+            return Err(too_many(request.allow_list.len()));
+        }
+        let mut body = json!({
+            "name": request.name,
+            "engine": engine,
+            "region": request.region,
+            "size": request.size,
+            "num_nodes": request.nodes,
+        });
+        if let Some(version) = version {
+            body["version"] = json!(version);
+        }
+        if let Some(vpc) = &request.vpc_id {
+            body["private_network_uuid"] = json!(vpc);
+        }
+        let created: DatabaseEnvelope = match self.api.send(Method::POST, "databases", &body).await {
+            Ok(created) => created,
+            Err(e) => return Err(self.name_taken(e, &request.name).await),
+        };
+        let db = created.database;
+        if request.allow_list.is_empty() {
+            return Ok(db.into_database(Vec::new()));
+        }
+        if let Err(e) = self.replace_allow_list(&db.id, &request.allow_list).await {
+            tracing::warn!(
+                provider = %PROVIDER, database = %db.id, error = %e,
+                "database cluster created but its allow-list not applied"
+            );
+            return Err(e);
+        }
+        Ok(db.into_database(request.allow_list.clone()))
+    }
+
+    /// `DELETE /databases/{uuid}`; a cluster already gone is [`CloudError::NotFound`].
+    async fn delete_database(&self, id: &str) -> Result<()> {
+        let id = segment("database id", id)?;
+        self.api
+            .request(Method::DELETE, &format!("databases/{id}"), &[], None, &[])
+            .await
+            .map(drop)
+    }
+}
+
+/// DigitalOcean's engine slug and the version of `<engine>[/<version>]`: `mysql/8` is `("mysql", Some("8"))`,
+/// `postgresql/16` (or `postgres`, `pg`) is `("pg", Some("16"))`; without a version DigitalOcean picks its
+/// default.
+fn engine_and_version(engine: &str) -> Result<(&'static str, Option<&str>)> {
+    let (name, version) = match engine.split_once('/') {
+        Some((name, version)) => (name, Some(version.trim()).filter(|v| !v.is_empty())),
+        None => (engine, None),
+    };
+    let slug = match name.trim().to_ascii_lowercase().as_str() {
+        "mysql" => "mysql",
+        "postgresql" | "postgres" | "pg" => "pg",
+        _ => {
+            return Err(CloudError::Invalid {
+                provider: PROVIDER,
+                field: Some("engine".into()),
+                message: format!(
+                    "{name:?} is not an engine Flotilla creates on DigitalOcean (mysql, postgresql)"
+                ),
+            });
+        }
+    };
+    Ok((slug, version))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn engines_map_to_digitalocean_slugs() {
+        assert_eq!(engine_and_version("mysql/8").ok(), Some(("mysql", Some("8"))));
+        assert_eq!(engine_and_version("postgresql/16").ok(), Some(("pg", Some("16"))));
+        assert_eq!(engine_and_version("pg").ok(), Some(("pg", None)));
+        assert_eq!(engine_and_version("mysql/").ok(), Some(("mysql", None)));
+        assert!(engine_and_version("mongodb/7").is_err());
     }
 }

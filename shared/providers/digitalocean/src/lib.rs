@@ -9,8 +9,8 @@
 //! - [`Network`](flotilla_cloud::Network): VPCs (`/vpcs`) and Cloud Firewalls (`/firewalls`). A firewall
 //!   update is a full replace (`PUT`), so replacing the inbound rules re-sends the name, the outbound rules,
 //!   the droplets and the tags the firewall already has.
-//! - [`ManagedDatabases`](flotilla_cloud::ManagedDatabases): the trusted sources of a database cluster
-//!   (`/databases/{uuid}/firewall`, at most 100 rules).
+//! - [`ManagedDatabases`](flotilla_cloud::ManagedDatabases): database clusters (`/databases`), created,
+//!   found by name and deleted, and their trusted sources (`/databases/{uuid}/firewall`, at most 100 rules).
 //! - [`Dns`](flotilla_cloud::Dns): domains and their records (`/domains/{name}/records`); record names are
 //!   relative to the zone on the wire (`@`, `www`) and fully qualified in Flotilla.
 //!

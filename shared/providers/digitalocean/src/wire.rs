@@ -210,6 +210,12 @@ pub(crate) struct DoDatabase {
     pub connection: Option<Connection>,
 }
 
+/// `{"database": …}`
+#[derive(Debug, Deserialize)]
+pub(crate) struct DatabaseEnvelope {
+    pub database: DoDatabase,
+}
+
 /// Where a database answers (the public connection).
 #[derive(Debug, Deserialize)]
 pub(crate) struct Connection {

@@ -1,7 +1,12 @@
 //! DBaaS services and their IP filters (the allow-list).
+//!
+//! A service is created with `POST /dbaas-mysql/{name}` or `POST /dbaas-postgres/{name}` (`plan`, `ip-filter`
+//! and the major `version` when the request names one; the plan fixes the node count, and DBaaS services
+//! join no private network) and deleted with `DELETE /dbaas-service/{name}`, whatever its type; both answer
+//! an operation the adapter waits for. The name is the id. A name already taken is refused as a conflict.
 
 use async_trait::async_trait;
-use flotilla_cloud::{CloudError, ManagedDatabase, ManagedDatabases, Result};
+use flotilla_cloud::{CloudError, DatabaseRequest, ManagedDatabase, ManagedDatabases, Result};
 use ipnet::Ipv4Net;
 use reqwest::Method;
 use serde_json::json;
@@ -32,17 +37,45 @@ impl ManagedDatabases for Exoscale {
                 provider: P,
                 what: format!("DBaaS service {id:?}"),
             })?;
-        let filter: Vec<String> = allow.iter().map(|n| n.trunc().to_string()).collect();
         let result = self
             .mutate(
                 Method::PUT,
                 &format!("{}/{id}", engine_path(&kind)),
-                Some(&json!({ "ip-filter": filter })),
+                Some(&json!({ "ip-filter": ip_filter(allow) })),
             )
             .await;
         if matches!(&result, Err(e) if e.is_not_found()) {
             self.lookups().dbaas_types.remove(id);
         }
+        result.map(drop)
+    }
+
+    async fn create_database(&self, request: &DatabaseRequest) -> Result<ManagedDatabase> {
+        self.check_zone(&request.region)?;
+        let name = service_name(&request.name)?;
+        let (kind, version) = engine_and_version(&request.engine)?;
+        let mut body = json!({ "plan": request.size, "ip-filter": ip_filter(&request.allow_list) });
+        if let Some(version) = version {
+            body["version"] = json!(version);
+        }
+        let path = format!("{}/{name}", engine_path(kind));
+        if let Err(e) = self.mutate(Method::POST, &path, Some(&body)).await {
+            return Err(self.name_taken(e, name).await);
+        }
+        self.lookups()
+            .dbaas_types
+            .insert(name.to_owned(), kind.to_owned());
+        let service: DbaasService = self.api.get(&path, &[]).await?;
+        Ok(self.database(service))
+    }
+
+    async fn delete_database(&self, id: &str) -> Result<()> {
+        let name = service_name(id)?;
+        // Not `delete_gone_ok`: a service already gone is an error here, as the trait says.
+        let result = self
+            .mutate(Method::DELETE, &format!("dbaas-service/{name}"), None)
+            .await;
+        self.lookups().dbaas_types.remove(name);
         result.map(drop)
     }
 }
@@ -61,6 +94,20 @@ impl Exoscale {
             lookups.dbaas_types.insert(service.name, service.kind);
         }
         Ok(lookups.dbaas_types.get(name).cloned())
+    }
+
+    /// `refused`, or a [`CloudError::Conflict`] when it refused a create because a service is already
+    /// named `name` (Exoscale may answer that as an invalid request rather than a conflict).
+    async fn name_taken(&self, refused: CloudError, name: &str) -> CloudError {
+        if matches!(refused, CloudError::Invalid { .. })
+            && matches!(self.service_type(name, true).await, Ok(Some(_)))
+        {
+            return CloudError::Conflict {
+                provider: P,
+                message: format!("a DBaaS service named {name:?} exists already"),
+            };
+        }
+        refused
     }
 
     fn database(&self, s: DbaasService) -> ManagedDatabase {
@@ -84,6 +131,54 @@ fn engine_path(kind: &str) -> String {
         "pg" => "dbaas-postgres".to_owned(),
         other => format!("dbaas-{other}"),
     }
+}
+
+/// Exoscale's service type and the version of `<engine>[/<version>]`: `mysql` is `("mysql", None)`,
+/// `postgresql/16` (or `postgres`, `pg`) is `("pg", Some("16"))`; without a version Exoscale picks its
+/// default.
+fn engine_and_version(engine: &str) -> Result<(&'static str, Option<&str>)> {
+    let (name, version) = match engine.split_once('/') {
+        Some((name, version)) => (name, Some(version.trim()).filter(|v| !v.is_empty())),
+        None => (engine, None),
+    };
+    let kind = match name.trim().to_ascii_lowercase().as_str() {
+        "mysql" => "mysql",
+        "postgresql" | "postgres" | "pg" => "pg",
+        _ => {
+            return Err(CloudError::Invalid {
+                provider: P,
+                field: Some("engine".into()),
+                message: format!(
+                    "{name:?} is not an engine Flotilla creates on Exoscale (mysql, postgresql)"
+                ),
+            });
+        }
+    };
+    Ok((kind, version))
+}
+
+/// `name` checked as a DBaaS service name: at most 63 characters, one path segment.
+fn service_name(name: &str) -> Result<&str> {
+    let ok = (1..=63).contains(&name.len())
+        && name != "."
+        && name != ".."
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c));
+    if ok {
+        Ok(name)
+    } else {
+        Err(CloudError::Invalid {
+            provider: P,
+            field: Some("name".into()),
+            message: format!("{name:?} is not a DBaaS service name"),
+        })
+    }
+}
+
+/// An allow-list as Exoscale's `ip-filter`: network addresses with their prefix.
+fn ip_filter(allow: &[Ipv4Net]) -> Vec<String> {
+    allow.iter().map(|n| n.trunc().to_string()).collect()
 }
 
 /// An IP filter entry: a CIDR, or a bare address as /32.
@@ -134,6 +229,17 @@ mod tests {
             Some("203.0.113.4/32".parse().unwrap())
         );
         assert_eq!(parse_filter("::1/128"), None);
+    }
+
+    #[test]
+    fn engines_and_names() {
+        assert_eq!(engine_and_version("mysql").ok(), Some(("mysql", None)));
+        assert_eq!(engine_and_version("postgresql/16").ok(), Some(("pg", Some("16"))));
+        assert!(engine_and_version("valkey").is_err());
+        assert!(service_name("www-db").is_ok());
+        assert!(service_name("a/b").is_err());
+        assert!(service_name("..").is_err());
+        assert!(service_name(&"x".repeat(64)).is_err());
     }
 
     #[test]

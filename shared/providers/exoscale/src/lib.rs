@@ -1,5 +1,5 @@
-//! Flotilla's Exoscale adapter: compute instances, private networks, security groups, DBaaS IP filters and
-//! DNS through the Exoscale API v2.
+//! Flotilla's Exoscale adapter: compute instances, private networks, security groups, DBaaS services and
+//! their IP filters, and DNS through the Exoscale API v2.
 //!
 //! - [`Exoscale`] implements [`flotilla_cloud::Compute`], [`flotilla_cloud::Network`],
 //!   [`flotilla_cloud::ManagedDatabases`] and [`flotilla_cloud::Dns`] for one account in one zone (the API

@@ -1,11 +1,12 @@
-//! DBaaS IP filters and DNS against answers built from the Exoscale OpenAPI spec.
+//! DBaaS services (created, found, IP filters replaced, deleted) and DNS against answers built from the
+//! Exoscale OpenAPI spec.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
 
-use common::{adapter, component, example, operation, request_properties};
-use flotilla_cloud::{Dns, DnsRecord, ManagedDatabases, NewDnsRecord, Zone};
+use common::{adapter, component, example, operation, request_properties, spec};
+use flotilla_cloud::{CloudError, DatabaseRequest, Dns, DnsRecord, ManagedDatabases, NewDnsRecord, Zone};
 use ipnet::Ipv4Net;
 use serde_json::json;
 use wiremock::matchers::{body_json, method, path};
@@ -142,6 +143,210 @@ async fn replace_allow_list_puts_the_ip_filter_at_the_engine_path_and_waits() {
     assert!(err.is_not_found(), "{err}");
     assert!(request_properties("/dbaas-mysql/{name}", "put").contains(&"ip-filter".to_owned()));
     assert!(request_properties("/dbaas-postgres/{name}", "put").contains(&"ip-filter".to_owned()));
+}
+
+fn database_request(name: &str, engine: &str) -> DatabaseRequest {
+    DatabaseRequest {
+        name: name.into(),
+        engine: engine.into(),
+        region: common::ZONE.into(),
+        size: "hobbyist-2".into(),
+        nodes: 1,
+        vpc_id: None,
+        subnet_id: None,
+        allow_list: vec![net("10.0.0.0/24"), net("203.0.113.9/32")],
+    }
+}
+
+#[tokio::test]
+async fn a_create_posts_plan_filter_and_version_at_the_engine_path_and_waits() {
+    let server = MockServer::start().await;
+    Mock::given(method("POST"))
+        .and(path("/v2/dbaas-mysql/www-db"))
+        .and(body_json(
+            json!({"plan": "hobbyist-2", "ip-filter": ["10.0.0.0/24", "203.0.113.9/32"]}),
+        ))
+        .respond_with(ResponseTemplate::new(200).set_body_json(operation(OP, "pending", "")))
+        .expect(1)
+        .mount(&server)
+        .await;
+    Mock::given(method("POST"))
+        .and(path("/v2/dbaas-postgres/pg-db"))
+        .and(body_json(json!({
+            "plan": "hobbyist-2", "ip-filter": ["10.0.0.0/24", "203.0.113.9/32"], "version": "16"
+        })))
+        .respond_with(ResponseTemplate::new(200).set_body_json(operation(OP, "success", "")))
+        .expect(1)
+        .mount(&server)
+        .await;
+    Mock::given(method("GET"))
+        .and(path(format!("/v2/operation/{OP}")))
+        .respond_with(ResponseTemplate::new(200).set_body_json(operation(OP, "success", "")))
+        .expect(1)
+        .mount(&server)
+        .await;
+    for (engine, name, kind) in [("mysql", "www-db", "mysql"), ("postgres", "pg-db", "pg")] {
+        let view = example(
+            &format!("/dbaas-{engine}/{{name}}"),
+            "get",
+            &[
+                ("/name", json!(name)),
+                ("/type", json!(kind)),
+                ("/state", json!("rebuilding")),
+                ("/zone", json!("ch-gva-2")),
+                ("/ip-filter", json!(["10.0.0.0/24", "203.0.113.9/32"])),
+            ],
+        );
+        Mock::given(method("GET"))
+            .and(path(format!("/v2/dbaas-{engine}/{name}")))
+            .respond_with(ResponseTemplate::new(200).set_body_json(view))
+            .expect(1)
+            .mount(&server)
+            .await;
+    }
+    // The type is remembered from the create: the allow-list needs no listing.
+    Mock::given(method("PUT"))
+        .and(path("/v2/dbaas-postgres/pg-db"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(operation(OP, "success", "")))
+        .expect(1)
+        .mount(&server)
+        .await;
+    Mock::given(method("GET"))
+        .and(path("/v2/dbaas-service"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(services()))
+        .expect(0)
+        .mount(&server)
+        .await;
+
+    let exo = adapter(&server);
+    let db = exo
+        .create_database(&database_request("www-db", "mysql"))
+        .await
+        .unwrap();
+    assert_eq!((db.id.as_str(), db.engine.as_str()), ("www-db", "mysql"));
+    assert!(!db.is_ready(), "rebuilding");
+    assert_eq!(db.allow_list, vec![net("10.0.0.0/24"), net("203.0.113.9/32")]);
+    let db = exo
+        .create_database(&database_request("pg-db", "postgresql/16"))
+        .await
+        .unwrap();
+    assert_eq!(db.engine, "pg");
+    exo.replace_allow_list("pg-db", &[]).await.unwrap();
+    for key in ["plan", "ip-filter", "version"] {
+        assert!(request_properties("/dbaas-mysql/{name}", "post").contains(&key.to_owned()));
+        assert!(request_properties("/dbaas-postgres/{name}", "post").contains(&key.to_owned()));
+    }
+    server.verify().await;
+}
+
+#[tokio::test]
+async fn a_create_is_refused_outside_the_zone_for_an_unknown_engine_or_a_bad_name() {
+    let server = MockServer::start().await;
+    let exo = adapter(&server);
+    let mut elsewhere = database_request("www-db", "mysql");
+    elsewhere.region = "de-fra-1".into();
+    let valkey = database_request("www-db", "valkey");
+    let slashed = database_request("www/db", "mysql");
+    for request in [elsewhere, valkey, slashed] {
+        let err = exo.create_database(&request).await.unwrap_err();
+        assert!(matches!(err, CloudError::Invalid { .. }), "{err:?}");
+    }
+    assert!(server.received_requests().await.unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn a_taken_name_is_a_conflict() {
+    let server = MockServer::start().await;
+    // Refused as a conflict outright…
+    Mock::given(method("POST"))
+        .and(path("/v2/dbaas-mysql/www-db"))
+        .respond_with(
+            ResponseTemplate::new(409).set_body_json(json!({"message": "Service www-db already exists"})),
+        )
+        .mount(&server)
+        .await;
+    // …or as invalid, and the name is listed.
+    Mock::given(method("POST"))
+        .and(path("/v2/dbaas-postgres/pg-db"))
+        .respond_with(ResponseTemplate::new(400).set_body_json(json!({"message": "Invalid parameter name"})))
+        .mount(&server)
+        .await;
+    Mock::given(method("POST"))
+        .and(path("/v2/dbaas-postgres/free-db"))
+        .respond_with(ResponseTemplate::new(400).set_body_json(json!({"message": "Invalid plan"})))
+        .mount(&server)
+        .await;
+    Mock::given(method("GET"))
+        .and(path("/v2/dbaas-service"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(services()))
+        .mount(&server)
+        .await;
+    let exo = adapter(&server);
+    let err = exo
+        .create_database(&database_request("www-db", "mysql"))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, CloudError::Conflict { .. }), "{err:?}");
+    let err = exo
+        .create_database(&database_request("pg-db", "pg"))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, CloudError::Conflict { .. }), "{err:?}");
+    let err = exo
+        .create_database(&database_request("free-db", "pg"))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, CloudError::Invalid { .. }), "{err:?}");
+}
+
+#[tokio::test]
+async fn a_delete_goes_through_dbaas_service_and_a_gone_service_is_not_found() {
+    let server = MockServer::start().await;
+    Mock::given(method("DELETE"))
+        .and(path("/v2/dbaas-service/www-db"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(operation(OP, "pending", "")))
+        .up_to_n_times(1)
+        .mount(&server)
+        .await;
+    Mock::given(method("DELETE"))
+        .and(path("/v2/dbaas-service/www-db"))
+        .respond_with(ResponseTemplate::new(404).set_body_json(json!({"message": "Not Found"})))
+        .mount(&server)
+        .await;
+    // An operation that fails as not found is the same answer.
+    Mock::given(method("DELETE"))
+        .and(path("/v2/dbaas-service/pg-db"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(operation(OP, "pending", "")))
+        .mount(&server)
+        .await;
+    let op = |state: &str| operation(OP, state, "");
+    let mut failed = op("failure");
+    failed["reason"] = json!("not-found");
+    Mock::given(method("GET"))
+        .and(path(format!("/v2/operation/{OP}")))
+        .respond_with(ResponseTemplate::new(200).set_body_json(op("success")))
+        .up_to_n_times(1)
+        .mount(&server)
+        .await;
+    Mock::given(method("GET"))
+        .and(path(format!("/v2/operation/{OP}")))
+        .respond_with(ResponseTemplate::new(200).set_body_json(failed))
+        .mount(&server)
+        .await;
+    let exo = adapter(&server);
+    exo.delete_database("www-db").await.unwrap();
+    let err = exo.delete_database("www-db").await.unwrap_err();
+    assert!(err.is_not_found(), "{err:?}");
+    let err = exo.delete_database("pg-db").await.unwrap_err();
+    assert!(err.is_not_found(), "{err:?}");
+    let err = exo.delete_database("../instance").await.unwrap_err();
+    assert!(matches!(err, CloudError::Invalid { .. }), "{err:?}");
+    assert_eq!(
+        server.received_requests().await.unwrap().len(),
+        5,
+        "delete and poll, delete, delete and poll; a malformed name sends nothing"
+    );
+    assert!(spec()["paths"]["/dbaas-service/{name}"]["delete"].is_object());
 }
 
 fn zone() -> Zone {

@@ -77,7 +77,10 @@ impl LinodeCloud {
         if !request.ssh_keys.is_empty() {
             body["authorized_keys"] = json!(request.ssh_keys);
         }
-        if let Some(subnet) = self.subnet_for(request).await? {
+        if let Some(subnet) = self
+            .subnet_for(request.vpc_id.as_deref(), request.subnet_id.as_deref())
+            .await?
+        {
             body["interfaces"] = json!([
                 { "purpose": "public" },
                 { "purpose": "vpc", "subnet_id": subnet, "ipv4": { "nat_1_1": "any" } },
@@ -94,12 +97,16 @@ impl LinodeCloud {
         Ok(body)
     }
 
-    /// The subnet to attach: the request's, else the first subnet of the request's VPC.
-    async fn subnet_for(&self, request: &MachineRequest) -> Result<Option<u64>> {
-        if let Some(subnet) = &request.subnet_id {
+    /// The subnet to attach: `subnet_id`, else the first subnet of VPC `vpc_id`, else none.
+    pub(crate) async fn subnet_for(
+        &self,
+        vpc_id: Option<&str>,
+        subnet_id: Option<&str>,
+    ) -> Result<Option<u64>> {
+        if let Some(subnet) = subnet_id {
             return numeric_id("subnet_id", subnet).map(Some);
         }
-        let Some(vpc) = &request.vpc_id else {
+        let Some(vpc) = vpc_id else {
             return Ok(None);
         };
         let vpc: Vpc = self.get(&format!("vpcs/{}", numeric_id("vpc_id", vpc)?)).await?;
@@ -108,7 +115,7 @@ impl LinodeCloud {
             None => Err(CloudError::Invalid {
                 provider: ProviderKind::Linode,
                 field: Some("subnet_id".into()),
-                message: format!("VPC {} has no subnet to attach the machine to", vpc.id),
+                message: format!("VPC {} has no subnet to attach to", vpc.id),
             }),
         }
     }

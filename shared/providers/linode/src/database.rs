@@ -8,12 +8,18 @@
 //! Linode accepts allow-list changes only while a database is `active`; [`ManagedDatabases::replace_allow_list`]
 //! answers [`CloudError::Conflict`] before that, and sends nothing when the list already is the one asked for
 //! (every change puts the database through an update).
+//!
+//! [`ManagedDatabases::create_database`] posts to the engine's path with `engine` as `<engine>/<version>`
+//! (`mysql/8`; Linode requires the version), the node count as `cluster_size`, the allow-list, and with a VPC
+//! the `private_network` to join (the request's subnet, else the VPC's first). Linode refuses a label already
+//! in use as an invalid request; the adapter makes that a [`CloudError::Conflict`] once a lookup confirms the
+//! label is taken.
 
 use async_trait::async_trait;
-use flotilla_cloud::{CloudError, ManagedDatabase, ManagedDatabases, ProviderKind, Result};
+use flotilla_cloud::{CloudError, DatabaseRequest, ManagedDatabase, ManagedDatabases, ProviderKind, Result};
 use ipnet::Ipv4Net;
 use reqwest::Method;
-use serde_json::json;
+use serde_json::{Value, json};
 
 use crate::client::{LinodeCloud, numeric_id};
 use crate::network::parse_net;
@@ -64,12 +70,59 @@ impl ManagedDatabases for LinodeCloud {
         self.call(Method::PUT, &format!("databases/{engine}/instances/{id}"), &body)
             .await
     }
+
+    async fn create_database(&self, request: &DatabaseRequest) -> Result<ManagedDatabase> {
+        let (engine, version) = engine_and_version(&request.engine)?;
+        let mut body = json!({
+            "label": request.name,
+            "region": request.region,
+            "type": request.size,
+            "engine": format!("{engine}/{version}"),
+            "cluster_size": request.nodes,
+            "allow_list": request.allow_list.iter().map(ToString::to_string).collect::<Vec<_>>(),
+        });
+        if let Some(network) = self.private_network(request).await? {
+            body["private_network"] = network;
+        }
+        let created = self
+            .send::<Database>(Method::POST, &format!("databases/{engine}/instances"), &body)
+            .await;
+        match created {
+            Ok(db) => {
+                self.remember_engine(db.id, engine);
+                Ok(to_database(db))
+            }
+            Err(e) => Err(self.label_taken(e, &request.name).await),
+        }
+    }
+
+    async fn delete_database(&self, id: &str) -> Result<()> {
+        let id = numeric_id("id", id)?;
+        let engine = match self.known_engine(id) {
+            Some(engine) => engine,
+            None => self.fetch(id).await?.0,
+        };
+        // Not `api.delete`: a database already gone is an error here, as the trait says.
+        let deleted = self
+            .api
+            .request(
+                Method::DELETE,
+                &format!("databases/{engine}/instances/{id}"),
+                &[],
+                None,
+                &[],
+            )
+            .await;
+        // Deleted, gone or still there: a later lookup learns the engine again.
+        self.forget_engine(id);
+        deleted.map(drop)
+    }
 }
 
 impl LinodeCloud {
     /// A database by id and the engine it lives under: the remembered engine first, then the others.
     async fn fetch(&self, id: u64) -> Result<(&'static str, Database)> {
-        let known = self.engines.lock().ok().and_then(|m| m.get(&id).copied());
+        let known = self.known_engine(id);
         let order = known
             .into_iter()
             .chain(ENGINES.into_iter().filter(|e| Some(*e) != known));
@@ -92,11 +145,80 @@ impl LinodeCloud {
         })
     }
 
+    fn known_engine(&self, id: u64) -> Option<&'static str> {
+        self.engines.lock().ok().and_then(|m| m.get(&id).copied())
+    }
+
     fn remember_engine(&self, id: u64, engine: &'static str) {
         if let Ok(mut engines) = self.engines.lock() {
             engines.insert(id, engine);
         }
     }
+
+    fn forget_engine(&self, id: u64) {
+        if let Ok(mut engines) = self.engines.lock() {
+            engines.remove(&id);
+        }
+    }
+
+    /// `private_network` of a create: the request's VPC with its subnet (or the VPC's first), `None` without
+    /// a VPC.
+    async fn private_network(&self, request: &DatabaseRequest) -> Result<Option<Value>> {
+        let Some(vpc) = &request.vpc_id else {
+            if request.subnet_id.is_some() {
+                return Err(CloudError::Invalid {
+                    provider: ProviderKind::Linode,
+                    field: Some("subnet_id".into()),
+                    message: "a database joins a subnet only together with its vpc_id".into(),
+                });
+            }
+            return Ok(None);
+        };
+        let vpc_id = numeric_id("vpc_id", vpc)?;
+        let subnet_id = self.subnet_for(Some(vpc), request.subnet_id.as_deref()).await?;
+        Ok(Some(json!({ "vpc_id": vpc_id, "subnet_id": subnet_id })))
+    }
+
+    /// `refused`, or a [`CloudError::Conflict`] when it refused a create because a database already has
+    /// the label `name` (Linode answers that as an invalid request).
+    async fn label_taken(&self, refused: CloudError, name: &str) -> CloudError {
+        if matches!(refused, CloudError::Invalid { .. })
+            && matches!(self.find_database(name).await, Ok(Some(_)))
+        {
+            return CloudError::Conflict {
+                provider: ProviderKind::Linode,
+                message: format!("a managed database labelled {name:?} exists already"),
+            };
+        }
+        refused
+    }
+}
+
+/// The path segment of `<engine>[/<version>]`'s engine, and its version: `mysql/8` is `("mysql", "8")`,
+/// `postgresql/16` (or `postgres/16`, `pg/16`) is `("postgresql", "16")`. Linode requires the version.
+fn engine_and_version(engine: &str) -> Result<(&'static str, &str)> {
+    let invalid = |message: String| CloudError::Invalid {
+        provider: ProviderKind::Linode,
+        field: Some("engine".into()),
+        message,
+    };
+    let (name, version) = engine.split_once('/').unwrap_or((engine, ""));
+    let path = match name.trim().to_ascii_lowercase().as_str() {
+        "mysql" => "mysql",
+        "postgresql" | "postgres" | "pg" => "postgresql",
+        _ => {
+            return Err(invalid(format!(
+                "{name:?} is not an engine Linode offers (mysql, postgresql)"
+            )));
+        }
+    };
+    let version = version.trim();
+    if version.is_empty() {
+        return Err(invalid(format!(
+            "{engine:?} has no version; Linode needs <engine>/<version>, e.g. mysql/8"
+        )));
+    }
+    Ok((path, version))
 }
 
 pub(crate) fn to_database(db: Database) -> ManagedDatabase {
@@ -109,5 +231,22 @@ pub(crate) fn to_database(db: Database) -> ManagedDatabase {
         host: db.hosts.and_then(|h| h.primary),
         port: db.port,
         allow_list: db.allow_list.iter().filter_map(|a| parse_net(a)).collect(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn engines_map_to_linode_paths_and_need_a_version() {
+        assert_eq!(engine_and_version("mysql/8").ok(), Some(("mysql", "8")));
+        assert_eq!(
+            engine_and_version("postgresql/16").ok(),
+            Some(("postgresql", "16"))
+        );
+        assert_eq!(engine_and_version("pg/15").ok(), Some(("postgresql", "15")));
+        assert!(engine_and_version("mysql").is_err(), "no version");
+        assert!(engine_and_version("mongodb/7").is_err());
     }
 }

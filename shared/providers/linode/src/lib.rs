@@ -7,7 +7,7 @@
 //! - [`Network`](flotilla_cloud::Network): VPCs with one subnet (`/vpcs`) and Cloud Firewalls
 //!   (`/networking/firewalls`, inbound DROP by default, outbound ACCEPT);
 //! - [`ManagedDatabases`](flotilla_cloud::ManagedDatabases): MySQL and PostgreSQL managed databases
-//!   (`/databases/{engine}/instances`), found by label, allow-list replaced as a whole;
+//!   (`/databases/{engine}/instances`), created, found by label, deleted, allow-list replaced as a whole;
 //! - [`Dns`](flotilla_cloud::Dns): Linode DNS Manager domains and records (`/domains/{id}/records`).
 //!
 //! Every request goes through [`flotilla_cloud::http::ApiClient`]: the base URL is configurable (the real API

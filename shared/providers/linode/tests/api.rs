@@ -8,7 +8,9 @@ mod common;
 use std::time::Duration;
 
 use common::{TOKEN, cloud, cloud_with_attempts, machine_request, marks};
-use flotilla_cloud::{CloudError, Compute, Dns, ManagedDatabases, MarkFilter, Network, ProviderKind, Zone};
+use flotilla_cloud::{
+    CloudError, Compute, DatabaseRequest, Dns, ManagedDatabases, MarkFilter, Network, ProviderKind, Zone,
+};
 use serde_json::{Value, json};
 use wiremock::matchers::{header, method, path, query_param};
 use wiremock::{Mock, MockServer, Request, ResponseTemplate};
@@ -477,6 +479,137 @@ async fn an_allow_list_waits_for_an_active_database_and_is_not_rewritten_when_un
         .await;
     let err = c.replace_allow_list("44", &[]).await.unwrap_err();
     assert!(err.is_not_found(), "{err:?}");
+}
+
+fn database_request() -> DatabaseRequest {
+    DatabaseRequest {
+        name: "www-db".into(),
+        engine: "postgresql/16".into(),
+        region: "gb-lon".into(),
+        size: "g6-nanode-1".into(),
+        nodes: 3,
+        vpc_id: Some("583412".into()),
+        subnet_id: None,
+        allow_list: vec!["10.0.0.0/24".parse().unwrap()],
+    }
+}
+
+#[tokio::test]
+async fn a_database_create_joins_the_vpc_and_a_taken_label_is_a_conflict() {
+    let server = MockServer::start().await;
+    Mock::given(method("GET"))
+        .and(path("/v4beta/vpcs/583412"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({
+            "id": 583412, "label": "v", "region": "gb-lon",
+            "subnets": [{"id": 818612, "label": "flotilla", "ipv4": "10.0.0.0/24"}]
+        })))
+        .mount(&server)
+        .await;
+    Mock::given(method("POST"))
+        .and(path("/v4beta/databases/postgresql/instances"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({
+            "id": 42, "label": "www-db", "engine": "postgresql", "version": "16", "region": "gb-lon",
+            "status": "provisioning", "allow_list": ["10.0.0.0/24"], "port": 5432
+        })))
+        .up_to_n_times(1)
+        .mount(&server)
+        .await;
+    let c = cloud(&server);
+    let db = c.create_database(&database_request()).await.unwrap();
+    assert_eq!(db.id, "42");
+    assert_eq!(db.engine, "postgresql");
+    assert!(!db.is_ready());
+    let requests = server.received_requests().await.unwrap();
+    let sent: Value = requests.last().unwrap().body_json().unwrap();
+    assert_eq!(
+        sent,
+        json!({
+            "label": "www-db", "region": "gb-lon", "type": "g6-nanode-1", "engine": "postgresql/16",
+            "cluster_size": 3, "allow_list": ["10.0.0.0/24"],
+            "private_network": {"vpc_id": 583_412, "subnet_id": 818_612}
+        })
+    );
+
+    // The same label again: Linode refuses it as invalid; a database has it, so it is a conflict.
+    Mock::given(method("POST"))
+        .and(path("/v4beta/databases/postgresql/instances"))
+        .respond_with(
+            ResponseTemplate::new(400)
+                .set_body_json(errors("Label must be unique among your databases", Some("label"))),
+        )
+        .mount(&server)
+        .await;
+    Mock::given(method("GET"))
+        .and(path("/v4beta/databases/mysql/instances"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(page(vec![], 1, 1)))
+        .mount(&server)
+        .await;
+    Mock::given(method("GET"))
+        .and(path("/v4beta/databases/postgresql/instances"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(page(
+            vec![json!({"id": 42, "label": "www-db", "engine": "postgresql", "status": "provisioning"})],
+            1,
+            1,
+        )))
+        .mount(&server)
+        .await;
+    let err = c.create_database(&database_request()).await.unwrap_err();
+    assert!(matches!(err, CloudError::Conflict { .. }), "{err:?}");
+
+    // Any other refusal stays what it was.
+    let mut other = database_request();
+    other.name = "free-name".into();
+    let err = c.create_database(&other).await.unwrap_err();
+    assert!(matches!(err, CloudError::Invalid { .. }), "{err:?}");
+
+    // Linode needs a version; an engine it lacks is refused; neither is sent.
+    let calls = c.calls();
+    for engine in ["mysql", "mongodb/7"] {
+        let mut bad = database_request();
+        bad.engine = engine.into();
+        let err = c.create_database(&bad).await.unwrap_err();
+        assert!(
+            matches!(&err, CloudError::Invalid { field: Some(f), .. } if f == "engine"),
+            "{engine}: {err:?}"
+        );
+    }
+    assert_eq!(c.calls(), calls);
+}
+
+#[tokio::test]
+async fn deleting_a_gone_database_is_not_found() {
+    let server = MockServer::start().await;
+    Mock::given(method("GET"))
+        .and(path("/v4beta/databases/mysql/instances/43"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({
+            "id": 43, "label": "m", "engine": "mysql", "status": "active"
+        })))
+        .mount(&server)
+        .await;
+    Mock::given(method("DELETE"))
+        .and(path("/v4beta/databases/mysql/instances/43"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({})))
+        .up_to_n_times(1)
+        .mount(&server)
+        .await;
+    Mock::given(method("DELETE"))
+        .respond_with(ResponseTemplate::new(404).set_body_json(errors("Not found", None)))
+        .mount(&server)
+        .await;
+    Mock::given(method("GET"))
+        .respond_with(ResponseTemplate::new(404).set_body_json(errors("Not found", None)))
+        .mount(&server)
+        .await;
+    let c = cloud(&server);
+    c.delete_database("43").await.unwrap();
+    // Gone between the read and the delete: the delete's 404 is the answer.
+    let err = c.delete_database("43").await.unwrap_err();
+    assert!(err.is_not_found(), "{err:?}");
+    // Under no engine at all.
+    let err = c.delete_database("44").await.unwrap_err();
+    assert!(err.is_not_found(), "{err:?}");
+    let err = c.delete_database("../account").await.unwrap_err();
+    assert!(matches!(err, CloudError::Invalid { .. }), "{err:?}");
 }
 
 #[tokio::test]

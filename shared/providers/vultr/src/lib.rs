@@ -10,7 +10,8 @@
 //!   (`/firewalls`, named by their description). A group holds one rule per source range; replacing the
 //!   rules deletes the ones no longer wanted and adds the missing ones. A group is applied to an instance
 //!   by setting the instance's `firewall_group_id`.
-//! - [`ManagedDatabases`](flotilla_cloud::ManagedDatabases): a database's `trusted_ips`.
+//! - [`ManagedDatabases`](flotilla_cloud::ManagedDatabases): managed databases (`/databases`), created, found
+//!   by label and deleted, and their `trusted_ips`.
 //! - [`Dns`](flotilla_cloud::Dns): domains and records (`/domains/{domain}/records`); record names are
 //!   relative to the zone on the wire (`""` for the apex) and fully qualified in Flotilla.
 //!

@@ -232,6 +232,12 @@ pub(crate) struct VultrDatabase {
     pub trusted_ips: Option<Vec<String>>,
 }
 
+/// `{"database": …}`
+#[derive(Debug, Deserialize)]
+pub(crate) struct DatabaseEnvelope {
+    pub database: VultrDatabase,
+}
+
 impl From<VultrDatabase> for ManagedDatabase {
     fn from(d: VultrDatabase) -> Self {
         let port = match &d.port {

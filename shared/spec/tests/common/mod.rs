@@ -1,25 +1,10 @@
 //! Shared helpers: the three real templates of the seed document, cut out as they stand.
 
-#![allow(dead_code)]
+#![allow(dead_code, unused_imports)]
 
 use flotilla_spec::TemplateSource;
 
-/// The seed document holding three templates printed inside markdown: `shared/seeds/000_…` in the
-/// reference folder beside the repository, found from whichever crate includes this module.
-pub fn seed_document() -> String {
-    let here = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
-    let path = here
-        .ancestors()
-        .map(|a| a.join("shared/seeds/000_92ab6873bcd865bc.txt"))
-        .find(|p| p.is_file())
-        .unwrap_or_else(|| {
-            panic!("the seed document ../shared/seeds/000_92ab6873bcd865bc.txt is not beside the repository")
-        });
-    std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
-}
-
-/// File names given to the three templates, in seed order.
-pub const NAMES: [&str; 3] = ["gb-lon.tmpl", "nl-ams.tmpl", "ch-gva-2.tmpl"];
+pub use flotilla_integration_tests::templates::{SEED_NAMES as NAMES, seed_document, seed_templates};
 
 /// Every secret value written in the seed templates.
 pub const SEED_SECRETS: &[&str] = &[
@@ -39,38 +24,6 @@ pub const SEED_SECRETS: &[&str] = &[
 
 /// Credential identifiers of the seed: kept in the secrets file rather than the spec, but not redacted.
 pub const SEED_CREDENTIAL_NAMES: &[&str] = &["dnsusername@email.com"];
-
-/// The three templates, byte for byte: each runs from the first `\####` header line after prose to its
-/// `export CLOUDHOST=` line, inclusive.
-pub fn seed_templates() -> [String; 3] {
-    let seed = seed_document();
-    let mut templates = Vec::new();
-    let mut start: Option<usize> = None;
-    let mut offset = 0;
-    for line in seed.split_inclusive('\n') {
-        if start.is_none() && line.starts_with("\\####") {
-            start = Some(offset);
-        }
-        offset += line.len();
-        if let Some(begin) = start
-            && line.starts_with("export CLOUDHOST=")
-        {
-            templates.push(seed[begin..offset].to_owned());
-            start = None;
-        }
-    }
-    let templates: [String; 3] = templates
-        .try_into()
-        .expect("the seed holds exactly three templates");
-    for (text, name) in templates.iter().zip(NAMES) {
-        let region = name.trim_end_matches(".tmpl");
-        assert!(
-            text.contains(&format!("REGION=\"{region}\"")),
-            "{name} is not the {region} template"
-        );
-    }
-    templates
-}
 
 /// Template sources for `import_templates`.
 pub fn sources(texts: &[String]) -> Vec<TemplateSource> {

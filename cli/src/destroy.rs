@@ -1,0 +1,121 @@
+//! `flotilla destroy DEPLOYMENT [REGION]`: removes everything Flotilla created in the deployment's regions
+//! (or one region), after a confirmation (`--yes` skips it).
+
+use std::collections::BTreeMap;
+use std::io::{BufRead, IsTerminal, Write};
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use flotilla_bus::{PublishConfig, Publisher, subject};
+use flotilla_proto::{CommandMeta, DestroyRegion, KIND_HEADER, Message, RegionApplied};
+use futures::StreamExt;
+use uuid::Uuid;
+
+use crate::session::{Exit, Session, exit};
+
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// The deployment.
+    deployment: String,
+    /// Only this region.
+    region: Option<String>,
+    /// Do not ask for confirmation.
+    #[arg(long, short)]
+    yes: bool,
+    /// Give up waiting after this long (the provisioner carries on).
+    #[arg(long, default_value = "10m", value_parser = humantime::parse_duration)]
+    timeout: Duration,
+}
+
+pub async fn run(nats: &flotilla_bus::BusConfig, args: Args) -> anyhow::Result<ExitCode> {
+    let session = Session::connect(nats).await?;
+    session.require_provisioner().await?;
+    let fleet = session
+        .fleet(Some(&args.deployment), args.region.as_deref())
+        .await?;
+    if fleet.regions.is_empty() {
+        println!(
+            "deployment {}{}: nothing recorded, nothing to destroy",
+            args.deployment,
+            args.region
+                .as_ref()
+                .map(|r| format!(" region {r}"))
+                .unwrap_or_default()
+        );
+        return Ok(ExitCode::SUCCESS);
+    }
+    let machines: usize = fleet.regions.iter().map(|r| r.machines.len()).sum();
+    let names: Vec<&str> = fleet.regions.iter().map(|r| r.region.as_str()).collect();
+    if !args.yes {
+        if !std::io::stdin().is_terminal() {
+            return Err(Exit::error(
+                exit::FAILED,
+                "refusing to destroy without a confirmation: run it in a terminal, or pass --yes",
+            ));
+        }
+        print!(
+            "Destroy {machines} machine(s) and everything else Flotilla created in {} of deployment {}?\n\
+             This cannot be undone. Type the deployment name to confirm: ",
+            names.join(", "),
+            args.deployment
+        );
+        std::io::stdout().flush()?;
+        let mut answer = String::new();
+        std::io::stdin().lock().read_line(&mut answer)?;
+        if answer.trim() != args.deployment {
+            println!("not confirmed; nothing destroyed");
+            return Ok(ExitCode::from(exit::FAILED));
+        }
+    }
+    let correlation = Uuid::now_v7();
+    let mut events = session
+        .client
+        .subscribe(format!("flotilla.evt.region.{}.>", args.deployment))
+        .await
+        .context("subscribing to the deployment's events")?;
+    let publisher = Publisher::new(session.client.clone(), PublishConfig::default());
+    let mut pending: BTreeMap<String, ()> = BTreeMap::new();
+    for name in &names {
+        let cmd = DestroyRegion {
+            meta: CommandMeta::caused_by(correlation, "flotilla-cli"),
+            deployment: args.deployment.clone(),
+            region: (*name).to_owned(),
+        };
+        let subj = subject::command("provisioner", &args.deployment, name, "destroy")?;
+        publisher
+            .publish(&subj, &cmd.meta.id.to_string(), &cmd)
+            .await
+            .with_context(|| format!("publishing the destroy of {name}"))?;
+        pending.insert((*name).to_owned(), ());
+    }
+    let deadline = tokio::time::sleep(args.timeout);
+    tokio::pin!(deadline);
+    while !pending.is_empty() {
+        let msg = tokio::select! {
+            _ = &mut deadline => return Err(Exit::error(exit::FAILED, format!(
+                "timed out waiting for {} to be destroyed; the provisioner carries on",
+                pending.keys().cloned().collect::<Vec<_>>().join(", ")
+            ))),
+            m = events.next() => m,
+        };
+        let Some(msg) = msg else {
+            return Err(Exit::error(exit::UNREACHABLE, "the NATS connection closed"));
+        };
+        let kind = flotilla_bus::header(msg.headers.as_ref(), KIND_HEADER);
+        if kind.as_deref() != Some(RegionApplied::KIND) {
+            continue;
+        }
+        let content_type = flotilla_bus::header(msg.headers.as_ref(), flotilla_proto::CONTENT_TYPE_HEADER);
+        let Ok(e) =
+            flotilla_proto::decode::<RegionApplied>(kind.as_deref(), content_type.as_deref(), &msg.payload)
+        else {
+            continue;
+        };
+        if e.meta.correlation_id == correlation && e.outcome == "destroyed" {
+            println!("{}: destroyed ({} machine(s))", e.region, e.destroyed.len());
+            pending.remove(&e.region);
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}

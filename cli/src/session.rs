@@ -1,0 +1,200 @@
+//! Reaching Flotilla: the NATS connection (from the flags, `NATS_URL`, or the `flotilla dev` running in this
+//! directory), the provisioner's API, and the deployment files a command is given.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::{Context as _, anyhow, bail};
+use flotilla_bus::api::{self, ApiError};
+use flotilla_proto::{Fleet, ListMachines, ServiceStatus, ServiceStatusRequest};
+use flotilla_spec::Deployment;
+
+/// Where `flotilla dev` records how to reach it, relative to the directory it runs in.
+pub const DEV_STATE: &str = ".flotilla/dev.json";
+
+/// The URL of the `flotilla dev` running from `dir`, if any.
+pub fn dev_nats_url(dir: &Path) -> Option<String> {
+    let text = std::fs::read_to_string(dir.join(DEV_STATE)).ok()?;
+    let value: serde_json::Value = serde_json::from_str(&text).ok()?;
+    value.get("nats_url")?.as_str().map(str::to_owned)
+}
+
+/// Exit codes shared by the commands.
+pub mod exit {
+    /// The fleet did not reach the wanted state (a region failed, a command was refused).
+    pub const FAILED: u8 = 1;
+    /// The files given are not a valid deployment.
+    pub const INVALID: u8 = 2;
+    /// NATS or the provisioner cannot be reached.
+    pub const UNREACHABLE: u8 = 3;
+}
+
+/// An error that carries its exit code.
+#[derive(Debug, thiserror::Error)]
+#[error("{message}")]
+pub struct Exit {
+    /// The exit code.
+    pub code: u8,
+    /// What to print.
+    pub message: String,
+}
+
+impl Exit {
+    /// An error exiting with `code`.
+    pub fn error(code: u8, message: impl Into<String>) -> anyhow::Error {
+        Self {
+            code,
+            message: message.into(),
+        }
+        .into()
+    }
+}
+
+/// A connection to Flotilla's NATS.
+pub struct Session {
+    /// The client.
+    pub client: async_nats::Client,
+    /// Where it is connected.
+    pub url: String,
+    /// How long a request may take.
+    pub timeout: Duration,
+}
+
+impl Session {
+    /// Connects, saying clearly when NATS is not there.
+    pub async fn connect(cfg: &flotilla_bus::BusConfig) -> anyhow::Result<Self> {
+        let url = cfg.urls.join(",");
+        let client = flotilla_bus::connect(cfg).await.map_err(|e| {
+            Exit::error(
+                exit::UNREACHABLE,
+                format!(
+                    "cannot reach NATS at {url}: {e}\n\
+                     (start everything locally with `flotilla dev`, or point --nats-url / NATS_URL at your NATS)"
+                ),
+            )
+        })?;
+        Ok(Self {
+            client,
+            url,
+            timeout: cfg.request_timeout.max(Duration::from_secs(5)),
+        })
+    }
+
+    /// Checks that the provisioner answers.
+    pub async fn require_provisioner(&self) -> anyhow::Result<ServiceStatus> {
+        let subject = flotilla_bus::subject::api("provisioner", "status")?;
+        api::request::<ServiceStatusRequest, ServiceStatus>(
+            &self.client,
+            &subject,
+            &ServiceStatusRequest {},
+            self.timeout,
+        )
+        .await
+        .map_err(|e| unreachable_provisioner(&self.url, e))
+    }
+
+    /// The fleet as the provisioner records it.
+    pub async fn fleet(&self, deployment: Option<&str>, region: Option<&str>) -> anyhow::Result<Fleet> {
+        let subject = flotilla_bus::subject::api("provisioner", "machines")?;
+        let req = ListMachines {
+            deployment: deployment.map(str::to_owned),
+            region: region.map(str::to_owned),
+        };
+        api::request::<ListMachines, Fleet>(&self.client, &subject, &req, self.timeout)
+            .await
+            .map_err(|e| unreachable_provisioner(&self.url, e))
+    }
+}
+
+fn unreachable_provisioner(url: &str, e: ApiError) -> anyhow::Error {
+    match e {
+        ApiError::NoResponders { .. } => Exit::error(
+            exit::UNREACHABLE,
+            format!(
+                "the provisioner is not running: nothing answers on NATS at {url} \
+                 (start it with `flotilla dev`, `docker compose up` or its systemd unit)"
+            ),
+        ),
+        ApiError::TimedOut { timeout, .. } => Exit::error(
+            exit::UNREACHABLE,
+            format!("the provisioner did not answer within {timeout:?} (NATS at {url})"),
+        ),
+        other => anyhow!(other),
+    }
+}
+
+/// Loads the deployment described by `files`: TOML specs (`*.toml`, each a deployment; several are merged
+/// region by region and must name the same deployment) or the original toolkit's templates (one per region).
+/// Problems are printed, file:line first, and end in an [`exit::INVALID`] error.
+pub fn load_deployment(files: &[PathBuf]) -> anyhow::Result<Deployment> {
+    if files.is_empty() {
+        bail!(Exit {
+            code: exit::INVALID,
+            message: "no deployment files given".into()
+        });
+    }
+    let is_toml = |p: &PathBuf| p.extension().is_some_and(|e| e == "toml");
+    let tomls = files.iter().filter(|p| is_toml(p)).count();
+    if tomls != 0 && tomls != files.len() {
+        return Err(Exit::error(
+            exit::INVALID,
+            "give either TOML specs or templates, not both",
+        ));
+    }
+    if tomls == 0 {
+        return match flotilla_spec::check_files(files) {
+            Ok(import) => {
+                for w in &import.warnings {
+                    eprintln!("{w}");
+                }
+                Ok(import.deployment)
+            }
+            Err(diagnostics) => {
+                for d in diagnostics.iter() {
+                    eprintln!("{d}");
+                }
+                Err(Exit::error(
+                    exit::INVALID,
+                    format!(
+                        "the templates are not a valid deployment ({} error(s))",
+                        diagnostics.errors().count()
+                    ),
+                ))
+            }
+        };
+    }
+    let mut merged: Option<Deployment> = None;
+    for path in files {
+        let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+        let d = Deployment::from_toml(&text)
+            .map_err(|e| Exit::error(exit::INVALID, format!("{}: {e}", path.display())))?;
+        match &mut merged {
+            None => merged = Some(d),
+            Some(m) => {
+                if m.name != d.name {
+                    return Err(Exit::error(
+                        exit::INVALID,
+                        format!(
+                            "{} is deployment {}, the others {}: several files must form one deployment",
+                            path.display(),
+                            d.name,
+                            m.name
+                        ),
+                    ));
+                }
+                for r in d.regions {
+                    if m.regions.iter().any(|x| x.name == r.name) {
+                        return Err(Exit::error(
+                            exit::INVALID,
+                            format!("region {} is given twice", r.name),
+                        ));
+                    }
+                    m.regions.push(r);
+                }
+            }
+        }
+    }
+    let d = merged.ok_or_else(|| anyhow!("no deployment"))?;
+    d.check().map_err(|e| Exit::error(exit::INVALID, e.to_string()))?;
+    Ok(d)
+}

@@ -1,0 +1,233 @@
+//! A region's shared infrastructure: its VPC, and in the primary region the managed database (DBaaS).
+//!
+//! Both are found by name before anything is created, so an apply redelivered or resumed after a crash never
+//! makes a second one. Whether Flotilla created them is recorded, so that a region's destroy removes what it
+//! created and leaves what it only adopted.
+
+use std::time::Duration;
+
+use flotilla_cloud::{CloudError, DatabaseRequest, ManagedDatabase, VpcRequest};
+use flotilla_spec::{Dbaas, DbaasMode, Region};
+
+use crate::apply::{ApplyError, Placement};
+use crate::clouds::RegionCloud;
+use crate::store::{DbaasRow, MachineStore};
+
+/// Finds the region's VPC by name, or creates it; records it. Returns where machines go.
+pub async fn ensure_vpc(
+    cloud: &RegionCloud,
+    store: &MachineStore,
+    deployment: &str,
+    region: &Region,
+) -> Result<Placement, ApplyError> {
+    let (vpc, created) = match cloud
+        .network
+        .find_vpc(&region.provider_region, &region.vpc.name)
+        .await?
+    {
+        Some(vpc) => (vpc, false),
+        None => {
+            tracing::info!(region = %region.name, vpc = %region.vpc.name, "creating the region's VPC");
+            let request = VpcRequest {
+                name: region.vpc.name.clone(),
+                region: region.provider_region.clone(),
+                cidr: region.vpc.cidr,
+            };
+            match cloud.network.create_vpc(&request).await {
+                Ok(vpc) => (vpc, true),
+                // Created meanwhile (another attempt): find it again.
+                Err(CloudError::Conflict { .. }) => (
+                    cloud
+                        .network
+                        .find_vpc(&region.provider_region, &region.vpc.name)
+                        .await?
+                        .ok_or_else(|| CloudError::Conflict {
+                            provider: cloud.provider,
+                            message: format!(
+                                "VPC {} is refused as taken but cannot be found",
+                                region.vpc.name
+                            ),
+                        })?,
+                    true,
+                ),
+                Err(e) => return Err(e.into()),
+            }
+        }
+    };
+    store
+        .set_region_vpc(
+            deployment,
+            &region.name,
+            &vpc.id,
+            vpc.subnet_id.as_deref(),
+            created,
+        )
+        .await?;
+    Ok(Placement {
+        vpc_id: Some(vpc.id),
+        subnet_id: vpc.subnet_id,
+    })
+}
+
+/// How long to wait for a managed database, and how often to look.
+#[derive(Debug, Clone, Copy)]
+pub struct DbaasWait {
+    /// Give up after this long (the apply is retried).
+    pub timeout: Duration,
+    /// Look this often.
+    pub poll: Duration,
+}
+
+/// In the primary region, creates or adopts the managed database and waits until it is ready. Returns
+/// `None` when the region has no DBaaS of its own (a secondary, or a database machine).
+pub async fn ensure_dbaas(
+    cloud: &RegionCloud,
+    store: &MachineStore,
+    deployment: &str,
+    region: &Region,
+    placement: &Placement,
+    wait: DbaasWait,
+) -> Result<Option<DbaasRow>, ApplyError> {
+    let Some(Dbaas::Primary {
+        mode,
+        version,
+        provider_region,
+        size,
+        nodes,
+        label,
+        vpc_id,
+        subnet_id,
+        ..
+    }) = &region.dbaas
+    else {
+        return Ok(None);
+    };
+    let mut row = DbaasRow {
+        deployment: deployment.to_owned(),
+        region: region.name.clone(),
+        provider: cloud.provider.as_str().to_owned(),
+        id: None,
+        name: label.clone(),
+        engine: version.clone(),
+        state: "create-pending".into(),
+        host: None,
+        port: None,
+        created: *mode == DbaasMode::Create,
+    };
+    let recorded = store.dbaas(deployment, &region.name).await?;
+    let found = cloud.databases.find_database(label).await?;
+    let db = match (found, recorded, mode) {
+        // Known and there.
+        (Some(db), Some(rec), _) => {
+            row.created = rec.created;
+            db
+        }
+        // There but not recorded: it was there before us (adopted), whatever the mode.
+        (Some(db), None, _) => {
+            row.created = false;
+            store.record_dbaas_pending(&row).await?;
+            db
+        }
+        (None, _, DbaasMode::Adopt) => {
+            return Err(ApplyError::Dbaas(format!(
+                "the DBaaS {label:?} to adopt does not exist in region {}",
+                region.name
+            )));
+        }
+        // Recorded as ready, now gone: deleted behind our back. Create it again (ours now).
+        (None, recorded, DbaasMode::Create) => {
+            if recorded.is_none() {
+                store.record_dbaas_pending(&row).await?;
+            } else {
+                tracing::warn!(region = %region.name, dbaas = %label, "recorded DBaaS not found; creating it");
+            }
+            row.created = true;
+            let request = DatabaseRequest {
+                name: label.clone(),
+                engine: version.clone(),
+                region: provider_region.clone(),
+                size: size.clone(),
+                nodes: *nodes,
+                vpc_id: vpc_id.clone().or_else(|| placement.vpc_id.clone()),
+                subnet_id: subnet_id.clone().or_else(|| placement.subnet_id.clone()),
+                // The primary region reaches it over its VPC; the firewall service adds the other
+                // regions' machines as they come.
+                allow_list: vec![region.vpc.cidr],
+            };
+            tracing::info!(region = %region.name, dbaas = %label, "creating the managed database");
+            match cloud.databases.create_database(&request).await {
+                Ok(db) => db,
+                Err(CloudError::Conflict { .. }) => {
+                    cloud.databases.find_database(label).await?.ok_or_else(|| {
+                        ApplyError::Dbaas(format!("DBaaS {label:?} refused as taken but not found"))
+                    })?
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
+    };
+    fill(&mut row, &db, "creating");
+    store.save_dbaas(&row).await?;
+    let ready = wait_ready(cloud, label, db, wait).await?;
+    fill(&mut row, &ready, "ready");
+    store.save_dbaas(&row).await?;
+    Ok(Some(row))
+}
+
+fn fill(row: &mut DbaasRow, db: &ManagedDatabase, state: &str) {
+    row.id = Some(db.id.clone());
+    row.host = db.host.clone().or(row.host.take());
+    row.port = db.port.or(row.port);
+    row.state = if db.is_ready() { "ready" } else { state }.to_owned();
+}
+
+async fn wait_ready(
+    cloud: &RegionCloud,
+    label: &str,
+    mut db: ManagedDatabase,
+    wait: DbaasWait,
+) -> Result<ManagedDatabase, ApplyError> {
+    let deadline = tokio::time::Instant::now() + wait.timeout;
+    while !db.is_ready() {
+        if tokio::time::Instant::now() >= deadline {
+            return Err(ApplyError::Dbaas(format!(
+                "DBaaS {label:?} is still {} after {:?}",
+                db.status, wait.timeout
+            )));
+        }
+        tokio::time::sleep(wait.poll).await;
+        db = cloud.databases.find_database(label).await?.ok_or_else(|| {
+            ApplyError::Dbaas(format!("DBaaS {label:?} vanished while it was being created"))
+        })?;
+    }
+    Ok(db)
+}
+
+/// Removes the region's managed database if Flotilla created it; forgets it either way. Returns whether
+/// one was deleted.
+pub async fn remove_dbaas(
+    cloud: &RegionCloud,
+    store: &MachineStore,
+    deployment: &str,
+    region: &str,
+) -> Result<bool, ApplyError> {
+    let Some(row) = store.dbaas(deployment, region).await? else {
+        return Ok(false);
+    };
+    let mut deleted = false;
+    if row.created {
+        let id = match &row.id {
+            Some(id) => Some(id.clone()),
+            None => cloud.databases.find_database(&row.name).await?.map(|d| d.id),
+        };
+        if let Some(id) = id {
+            match cloud.databases.delete_database(&id).await {
+                Ok(()) => deleted = true,
+                Err(e) if e.is_not_found() => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
+    }
+    store.forget_dbaas(deployment, region).await?;
+    Ok(deleted)
+}
