@@ -111,7 +111,8 @@ pub async fn deploy(
         .subscribe(format!("flotilla.evt.*.{}.>", deployment.name))
         .await
         .context("subscribing to the deployment's events")?;
-    // Commands refused by the provisioner are reported under the command's own subject tokens.
+    // Everything about the deployment, refusals of its commands included
+    // (`flotilla.evt.command.<deployment>.<region>.rejected`).
     let before = session.fleet(Some(&deployment.name), None).await?;
     let multi = MultiProgress::with_draw_target(if bars {
         ProgressDrawTarget::stderr()
@@ -171,11 +172,6 @@ pub async fn deploy(
             if region.primary { ", primary" } else { "" }
         ));
     }
-    let mut rejected = session
-        .client
-        .subscribe("flotilla.evt.command.>".to_owned())
-        .await
-        .context("subscribing to command rejections")?;
 
     let deadline = tokio::time::sleep(timeout);
     tokio::pin!(deadline);
@@ -189,7 +185,6 @@ pub async fn deploy(
                 )));
             }
             m = events.next() => m,
-            m = rejected.next() => m,
         };
         let Some(msg) = msg else {
             return Err(Exit::error(exit::UNREACHABLE, "the NATS connection closed"));
@@ -301,9 +296,11 @@ pub async fn deploy(
                 if e.command_id.as_ref().is_some_and(|id| command_ids.contains(id)) {
                     // The subject says which region: flotilla.cmd.provisioner.<dep>.<region>.apply
                     let region = e.subject.split('.').nth(4).unwrap_or_default().to_owned();
-                    say(format!("{region}: REFUSED — {}", e.error));
-                    if let Some(p) = progress.get_mut(&region) {
-                        p.outcome.get_or_insert(Err(e.error));
+                    if let Some(p) = progress.get_mut(&region)
+                        && p.outcome.is_none()
+                    {
+                        say(format!("{region}: REFUSED — {}", e.error));
+                        p.outcome = Some(Err(e.error));
                     }
                 }
             }

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use flotilla_bus::{PublishConfig, Publisher, subject};
-use flotilla_proto::{CommandMeta, DestroyRegion, KIND_HEADER, Message, RegionApplied};
+use flotilla_proto::{CommandMeta, CommandRejected, DestroyRegion, KIND_HEADER, Message, RegionApplied};
 use futures::StreamExt;
 use uuid::Uuid;
 
@@ -74,6 +74,12 @@ pub async fn run(nats: &flotilla_bus::BusConfig, args: Args) -> anyhow::Result<E
         .subscribe(format!("flotilla.evt.region.{}.>", args.deployment))
         .await
         .context("subscribing to the deployment's events")?;
+    let mut rejected = session
+        .client
+        .subscribe(format!("flotilla.evt.command.{}.>", args.deployment))
+        .await
+        .context("subscribing to command rejections")?;
+    let mut command_ids = std::collections::HashSet::new();
     let publisher = Publisher::new(session.client.clone(), PublishConfig::default());
     let mut pending: BTreeMap<String, ()> = BTreeMap::new();
     for name in &names {
@@ -88,6 +94,7 @@ pub async fn run(nats: &flotilla_bus::BusConfig, args: Args) -> anyhow::Result<E
             .await
             .with_context(|| format!("publishing the destroy of {name}"))?;
         pending.insert((*name).to_owned(), ());
+        command_ids.insert(cmd.meta.id.to_string());
     }
     let deadline = tokio::time::sleep(args.timeout);
     tokio::pin!(deadline);
@@ -98,15 +105,30 @@ pub async fn run(nats: &flotilla_bus::BusConfig, args: Args) -> anyhow::Result<E
                 pending.keys().cloned().collect::<Vec<_>>().join(", ")
             ))),
             m = events.next() => m,
+            m = rejected.next() => m,
         };
         let Some(msg) = msg else {
             return Err(Exit::error(exit::UNREACHABLE, "the NATS connection closed"));
         };
         let kind = flotilla_bus::header(msg.headers.as_ref(), KIND_HEADER);
+        let content_type = flotilla_bus::header(msg.headers.as_ref(), flotilla_proto::CONTENT_TYPE_HEADER);
+        if kind.as_deref() == Some(CommandRejected::KIND) {
+            if let Ok(e) = flotilla_proto::decode::<CommandRejected>(
+                kind.as_deref(),
+                content_type.as_deref(),
+                &msg.payload,
+            ) && e.command_id.as_ref().is_some_and(|id| command_ids.contains(id))
+            {
+                return Err(Exit::error(
+                    exit::FAILED,
+                    format!("the provisioner refused a destroy: {}", e.error),
+                ));
+            }
+            continue;
+        }
         if kind.as_deref() != Some(RegionApplied::KIND) {
             continue;
         }
-        let content_type = flotilla_bus::header(msg.headers.as_ref(), flotilla_proto::CONTENT_TYPE_HEADER);
         let Ok(e) =
             flotilla_proto::decode::<RegionApplied>(kind.as_deref(), content_type.as_deref(), &msg.payload)
         else {

@@ -1,0 +1,295 @@
+//! `flotilla deploy`, `status` and `destroy` against the provisioner and the simulator over a real NATS, on
+//! SQLite and PostgreSQL: the seed deployment deployed from its three templates as they stand (secondaries
+//! waiting for the primary's DBaaS), every machine once with its role, region, size and VPC; the exit codes
+//! and messages when the files are bad, NATS or the provisioner is absent, or a region fails; destroy with
+//! and without a confirmation.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use flotilla_cloudsim::{RunningSim, SimConfig, Simulator, defaults};
+use flotilla_integration_tests::templates::{SEED_NAMES, seed_import, seed_templates};
+use flotilla_integration_tests::{TestDb, TestNats, databases, free_port, service_config};
+use flotilla_provisioner::Settings;
+use flotilla_provisioner::clouds::{Endpoints, SimulatorCredentials};
+use flotilla_runtime::host::Running;
+use flotilla_spec::{CloudProvider, Secret};
+
+async fn flotilla(nats_url: &str, args: &[&str]) -> std::process::Output {
+    tokio::process::Command::new(env!("CARGO_BIN_EXE_flotilla"))
+        .env("NATS_URL", nats_url)
+        .args(args)
+        .stdin(std::process::Stdio::null())
+        .output()
+        .await
+        .unwrap()
+}
+
+fn text(out: &std::process::Output) -> String {
+    format!(
+        "exit {:?}\nstdout:\n{}\nstderr:\n{}",
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+struct Stack {
+    nats: TestNats,
+    sim: RunningSim,
+    provisioner: Option<Running>,
+    _dir: tempfile::TempDir,
+}
+
+async fn stack(db: Option<&TestDb>) -> Stack {
+    let sim = Simulator::start(SimConfig {
+        boot_delay: Duration::from_millis(50),
+        database_delay: Duration::from_millis(300),
+        health_port: free_port(),
+        ..SimConfig::default()
+    })
+    .await
+    .unwrap();
+    let nats = TestNats::private().await;
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = service_config::<Settings>(&nats, db.map(|d| d.url.clone()), dir.path());
+    config.consumer.ack_wait = Duration::from_secs(5);
+    config.service = Settings {
+        endpoints: Endpoints {
+            linode: Some(sim.linode_url().to_owned()),
+            digitalocean: Some(sim.digitalocean_url().to_owned()),
+            vultr: Some(sim.vultr_url().to_owned()),
+            exoscale: Some(sim.exoscale_zone_url("{zone}")),
+        },
+        simulator_credentials: Some(SimulatorCredentials {
+            linode_token: Some(Secret::new(defaults::LINODE_TOKEN)),
+            digitalocean_token: Some(Secret::new(defaults::DIGITALOCEAN_TOKEN)),
+            vultr_token: Some(Secret::new(defaults::VULTR_TOKEN)),
+            exoscale_key: Some(Secret::new(defaults::EXOSCALE_KEY)),
+            exoscale_secret: Some(Secret::new(defaults::EXOSCALE_SECRET)),
+        }),
+        health_port: sim.health_port(),
+        health_path: "/health".into(),
+        boot_timeout: Duration::from_secs(20),
+        poll_interval: Duration::from_millis(50),
+        max_rounds: 2,
+        ..Settings::default()
+    };
+    let provisioner =
+        flotilla_runtime::host::start(flotilla_provisioner::DEF, config, flotilla_provisioner::routes)
+            .await
+            .unwrap();
+    Stack {
+        nats,
+        sim,
+        provisioner: Some(provisioner),
+        _dir: dir,
+    }
+}
+
+fn write_seed(dir: &Path) -> Vec<PathBuf> {
+    seed_templates()
+        .iter()
+        .zip(SEED_NAMES)
+        .map(|(text, name)| {
+            let path = dir.join(name);
+            std::fs::write(&path, text).unwrap();
+            path
+        })
+        .collect()
+}
+
+fn args<'a>(head: &[&'a str], files: &'a [PathBuf]) -> Vec<&'a str> {
+    head.iter()
+        .copied()
+        .chain(files.iter().map(|p| p.to_str().unwrap()))
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_seed_deployment_deploys_with_every_machine_once_and_secondaries_waiting() {
+    for db in databases().await {
+        let s = stack(Some(&db)).await;
+        let files_dir = tempfile::tempdir().unwrap();
+        let files = write_seed(files_dir.path());
+        let out = flotilla(s.nats.url(), &args(&["deploy"], &files)).await;
+        assert!(out.status.success(), "{}", text(&out));
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        for secondary in ["nl-ams", "ch-gva-2"] {
+            let waited = stderr
+                .find(&format!("{secondary}: waiting"))
+                .unwrap_or_else(|| panic!("{secondary} did not wait:\n{}", text(&out)));
+            let dbaas = stderr.find("gb-lon: DBaaS").expect("DBaaS ready is reported");
+            let built = stderr
+                .find(&format!("{secondary}: applied"))
+                .expect("secondary applied");
+            assert!(waited < dbaas && dbaas < built, "{}", text(&out));
+        }
+        assert!(
+            String::from_utf8_lossy(&out.stdout).contains("every region applied"),
+            "{}",
+            text(&out)
+        );
+
+        // At the simulator: every wanted machine exactly once, in its region, of its size, in its VPC.
+        let deployment = seed_import().deployment;
+        let machines = s.sim.machines();
+        for region in &deployment.regions {
+            let mine: Vec<_> = machines
+                .iter()
+                .filter(|m| m.tags.iter().any(|t| t.contains(&region.name)))
+                .collect();
+            let mut per_role: BTreeMap<String, usize> = BTreeMap::new();
+            for m in &mine {
+                let role = m.name.split('-').next().unwrap().to_owned();
+                *per_role.entry(role).or_default() += 1;
+                let expected_region = &region.provider_region;
+                assert_eq!(&m.region, expected_region, "{m:?}");
+                let private = m.private_ip.unwrap_or_else(|| panic!("{m:?} is not in a VPC"));
+                assert!(
+                    region.vpc.cidr.contains(&private),
+                    "{m:?} outside {}",
+                    region.vpc.cidr
+                );
+            }
+            for (role, spec) in region.machines.iter() {
+                let prefix = flotilla_provisioner::plan::role_prefix(role);
+                assert_eq!(
+                    per_role.get(prefix).copied().unwrap_or(0),
+                    spec.count as usize,
+                    "{} {role:?} in {mine:#?}",
+                    region.name
+                );
+                for m in mine.iter().filter(|m| m.name.starts_with(&format!("{prefix}-"))) {
+                    let size = if region.provider == CloudProvider::Exoscale && !spec.size.contains('.') {
+                        format!("standard.{}", spec.size)
+                    } else {
+                        spec.size.clone()
+                    };
+                    assert_eq!(m.size, size, "{m:?}");
+                }
+            }
+        }
+        let total: u32 = deployment
+            .regions
+            .iter()
+            .flat_map(|r| r.machines.iter().map(|(_, s)| s.count))
+            .sum();
+        assert_eq!(machines.len(), total as usize, "no machine more: {machines:#?}");
+
+        // Deploying again changes nothing.
+        let out = flotilla(s.nats.url(), &args(&["deploy"], &files)).await;
+        assert!(out.status.success(), "{}", text(&out));
+        assert_eq!(s.sim.machines().len(), total as usize);
+        assert_eq!(
+            String::from_utf8_lossy(&out.stderr)
+                .matches("(0 created, 0 adopted, 0 destroyed")
+                .count(),
+            3,
+            "{}",
+            text(&out)
+        );
+
+        // `status --output json` lists them all; destroy without confirmation is refused, with --yes done.
+        let out = flotilla(s.nats.url(), &["status", "--output", "json"]).await;
+        let fleet: flotilla_proto::Fleet = serde_json::from_slice(&out.stdout).unwrap();
+        assert_eq!(
+            fleet.regions.iter().map(|r| r.machines.len()).sum::<usize>(),
+            total as usize
+        );
+        let out = flotilla(s.nats.url(), &["destroy", &deployment.name]).await;
+        assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+        assert!(text(&out).contains("--yes"), "{}", text(&out));
+        assert_eq!(s.sim.machines().len(), total as usize, "nothing destroyed");
+        let out = flotilla(s.nats.url(), &["destroy", &deployment.name, "--yes"]).await;
+        assert!(out.status.success(), "{}", text(&out));
+        assert!(s.sim.machines().is_empty(), "{:#?}", s.sim.machines());
+        let out = flotilla(s.nats.url(), &["status", &deployment.name]).await;
+        assert!(
+            String::from_utf8_lossy(&out.stdout).contains("nothing recorded"),
+            "{}",
+            text(&out)
+        );
+        let Stack { provisioner, sim, .. } = s;
+        provisioner.unwrap().shutdown().await.unwrap();
+        sim.shutdown().await;
+        db.cleanup().await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deploy_says_why_it_cannot_and_exits_accordingly() {
+    let dir = tempfile::tempdir().unwrap();
+    let files = write_seed(dir.path());
+
+    // No NATS at all.
+    let out = flotilla(
+        &format!("nats://127.0.0.1:{}", free_port()),
+        &args(&["deploy"], &files),
+    )
+    .await;
+    assert_eq!(out.status.code(), Some(3), "{}", text(&out));
+    assert!(text(&out).contains("cannot reach NATS"), "{}", text(&out));
+
+    // A broken template: exit 2, file:line first.
+    let broken = dir.path().join("broken.tmpl");
+    std::fs::write(
+        &broken,
+        "export CLOUDHOST=\"linode\"\nexport NO_WEBSERVERS=\"many\"\n",
+    )
+    .unwrap();
+    let out = flotilla("nats://127.0.0.1:1", &["deploy", broken.to_str().unwrap()]).await;
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    assert!(text(&out).contains("broken.tmpl:"), "{}", text(&out));
+
+    // NATS but no provisioner.
+    let mut s = stack(None).await;
+    s.provisioner.take().unwrap().shutdown().await.unwrap();
+    let out = flotilla(s.nats.url(), &args(&["deploy"], &files)).await;
+    assert_eq!(out.status.code(), Some(3), "{}", text(&out));
+    assert!(
+        text(&out).contains("the provisioner is not running"),
+        "{}",
+        text(&out)
+    );
+    let out = flotilla(s.nats.url(), &["status"]).await;
+    assert_eq!(out.status.code(), Some(3), "{}", text(&out));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_region_that_fails_makes_deploy_exit_1_with_the_reason_and_the_others_still_apply() {
+    let s = stack(None).await;
+    let dir = tempfile::tempdir().unwrap();
+    let mut templates = seed_templates();
+    // nl-ams asks for a plan the provider does not have.
+    let ws = templates[1]
+        .lines()
+        .find(|l| l.starts_with("export WS_SERVER_TYPE="))
+        .unwrap()
+        .to_owned();
+    templates[1] = templates[1].replace(&ws, "export WS_SERVER_TYPE=\"g6-imaginary-64\"");
+    let files: Vec<PathBuf> = templates
+        .iter()
+        .zip(SEED_NAMES)
+        .map(|(t, n)| {
+            let p = dir.path().join(n);
+            std::fs::write(&p, t).unwrap();
+            p
+        })
+        .collect();
+    let out = flotilla(s.nats.url(), &args(&["deploy", "--timeout", "2m"], &files)).await;
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    let all = text(&out);
+    assert!(all.contains("nl-ams"), "{all}");
+    assert!(
+        all.contains("nl-ams: FAILED") && all.contains("plan type"),
+        "the region and the provider's reason are given: {all}"
+    );
+    assert!(
+        all.contains("gb-lon: applied") && all.contains("ch-gva-2: applied"),
+        "{all}"
+    );
+}
