@@ -10,13 +10,12 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use flotilla_cloudsim::{RunningSim, SimConfig, Simulator, defaults};
+use flotilla_cloudsim::RunningSim;
 use flotilla_integration_tests::templates::{SEED_NAMES, seed_import, seed_templates};
 use flotilla_integration_tests::{TestDb, TestNats, databases, free_port, service_config};
 use flotilla_provisioner::Settings;
-use flotilla_provisioner::clouds::{Endpoints, SimulatorCredentials};
 use flotilla_runtime::host::Running;
-use flotilla_spec::{CloudProvider, Secret};
+use flotilla_spec::CloudProvider;
 
 async fn flotilla(nats_url: &str, args: &[&str]) -> std::process::Output {
     tokio::process::Command::new(env!("CARGO_BIN_EXE_flotilla"))
@@ -45,38 +44,16 @@ struct Stack {
 }
 
 async fn stack(db: Option<&TestDb>) -> Stack {
-    let sim = Simulator::start(SimConfig {
-        boot_delay: Duration::from_millis(50),
-        database_delay: Duration::from_millis(300),
-        health_port: free_port(),
-        ..SimConfig::default()
-    })
-    .await
-    .unwrap();
+    let sim =
+        flotilla_integration_tests::sim::simulator(Duration::from_millis(50), Duration::from_millis(300))
+            .await;
     let nats = TestNats::private().await;
     let dir = tempfile::tempdir().unwrap();
     let mut config = service_config::<Settings>(&nats, db.map(|d| d.url.clone()), dir.path());
     config.consumer.ack_wait = Duration::from_secs(5);
     config.service = Settings {
-        endpoints: Endpoints {
-            linode: Some(sim.linode_url().to_owned()),
-            digitalocean: Some(sim.digitalocean_url().to_owned()),
-            vultr: Some(sim.vultr_url().to_owned()),
-            exoscale: Some(sim.exoscale_zone_url("{zone}")),
-        },
-        simulator_credentials: Some(SimulatorCredentials {
-            linode_token: Some(Secret::new(defaults::LINODE_TOKEN)),
-            digitalocean_token: Some(Secret::new(defaults::DIGITALOCEAN_TOKEN)),
-            vultr_token: Some(Secret::new(defaults::VULTR_TOKEN)),
-            exoscale_key: Some(Secret::new(defaults::EXOSCALE_KEY)),
-            exoscale_secret: Some(Secret::new(defaults::EXOSCALE_SECRET)),
-        }),
-        health_port: sim.health_port(),
-        health_path: "/health".into(),
-        boot_timeout: Duration::from_secs(20),
-        poll_interval: Duration::from_millis(50),
         max_rounds: 2,
-        ..Settings::default()
+        ..flotilla_integration_tests::sim::provisioner_settings(&sim)
     };
     let provisioner =
         flotilla_runtime::host::start(flotilla_provisioner::DEF, config, flotilla_provisioner::routes)

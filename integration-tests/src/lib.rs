@@ -19,6 +19,7 @@ pub mod docker;
 mod nats;
 mod postgres;
 mod s3;
+pub mod sim;
 pub mod templates;
 
 pub use nats::{TestNats, find_old_nats_server, free_port, nats_server_bin, start_server, start_server_with};

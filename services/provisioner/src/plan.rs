@@ -143,8 +143,12 @@ pub fn plan(region: &Region, known: &[Known], apply_id: Uuid) -> Vec<Step> {
                 reason: DestroyReason::WrongSize,
             });
         }
-        for ordinal in keep..want {
-            let resource_id = derived_id(apply_id, role, ordinal);
+        // Ordinals from `keep` on, skipping an id already known: an earlier attempt of the same apply whose
+        // concurrent creates were recorded out of order (0 and 2, not 1) must not have 2 planned again.
+        let fresh = (keep..)
+            .map(|o| derived_id(apply_id, role, o))
+            .filter(|id| !known.iter().any(|k| &k.resource_id == id));
+        for resource_id in fresh.take(want.saturating_sub(keep)) {
             steps.push(Step::Create {
                 role,
                 size: spec.size.clone(),
@@ -336,6 +340,30 @@ mod tests {
             resource_id: "d1".into(),
             reason: DestroyReason::WrongSize
         }));
+    }
+
+    #[test]
+    fn a_planned_create_never_reuses_a_known_resource_id() {
+        let mut r = region();
+        r.machines.webserver.count = 3;
+        let apply = Uuid::now_v7();
+        let ids: Vec<String> = (0..3).map(|o| derived_id(apply, Role::Webserver, o)).collect();
+        // A crashed attempt of this very apply recorded its webservers 0 and 2 (their creates ran
+        // concurrently) but not 1; its redelivery plans with the same apply id.
+        let have = vec![
+            known(&ids[0], Role::Webserver, KnownState::CreatePending, 1),
+            known(&ids[2], Role::Webserver, KnownState::CreatePending, 2),
+            known("d1", Role::Database, KnownState::Healthy, 3),
+            known("p1", Role::ReverseProxy, KnownState::Healthy, 4),
+        ];
+        let steps = plan(&r, &have, apply);
+        let made = creates(&steps);
+        assert_eq!(made.len(), 1, "{steps:?}");
+        assert!(
+            have.iter().all(|k| k.resource_id != made[0].1),
+            "a second create of a machine already being created: {steps:?}"
+        );
+        assert_eq!(plan(&r, &have, apply), steps, "and the same plan every time");
     }
 
     #[test]

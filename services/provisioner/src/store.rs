@@ -546,7 +546,9 @@ impl MachineStore {
 
     /// Applies a machine-level change to a region's wanted counts, once per command: `change` edits the
     /// recorded spec; the edit and the command id are written in one transaction. Returns `None` when the
-    /// region is unknown, `Some(false)` when this command was applied before.
+    /// region is unknown, `Some(false)` when this command was applied before — then `change` is not run: its
+    /// checks passed the first time, and judged against the already changed spec a redelivery could be
+    /// refused (webservers past the maximum, or below the minimum).
     pub async fn change_region(
         &self,
         command_id: &str,
@@ -562,6 +564,9 @@ impl MachineStore {
         else {
             return Ok(None);
         };
+        if self.change_applied(command_id).await? {
+            return Ok(Some(Ok(false)));
+        }
         let mut spec = record.spec;
         if let Err(refused) = change(&mut spec) {
             return Ok(Some(Err(refused)));

@@ -174,10 +174,12 @@ async fn run(seed: u64, database_url: Option<String>) {
     // What an apply takes here: its machines one after the other (or together), each booting, plus the
     // redelivery of a killed process's command.
     let boot_ms = u64::try_from(BOOT.as_millis()).unwrap();
+    // A create, a few polls and the health checks: a handful of calls, each slowed by the latency.
+    let per_machine = boot_ms + 150 + 4 * latency;
     let apply_ms = if region.in_parallel {
-        3 * boot_ms
+        per_machine
     } else {
-        machines * (boot_ms + 150)
+        machines * per_machine
     } + 300;
     let window_ms = apply_ms + u64::try_from(ACK_WAIT.as_millis()).unwrap();
     let kills = rng.between(2, 4);
@@ -188,8 +190,14 @@ async fn run(seed: u64, database_url: Option<String>) {
         process.child.kill().await.unwrap();
         // Where the kill landed: machine events told so far, and whether the region was applied yet.
         let told = events.machines(&region.name).len();
-        let applied = events.regions(&region.name).iter().any(|r| r.outcome == "applied");
-        killed.push(format!("{after}ms: {told} machine events{}", if applied { ", applied" } else { "" }));
+        let applied = events
+            .regions(&region.name)
+            .iter()
+            .any(|r| r.outcome == "applied");
+        killed.push(format!(
+            "{after}ms: {told} machine events{}",
+            if applied { ", applied" } else { "" }
+        ));
         process = run.start().await;
     }
     eprintln!(

@@ -207,7 +207,7 @@ pub enum Event {
     Dbaas(DbaasReady, Vec<u8>),
     /// `flotilla.evt.command.…rejected`
     Rejected(CommandRejected),
-    /// Anything else (its subject).
+    /// Anything else (its subject), or an event that did not decode (its subject and the error).
     Other(String),
 }
 
@@ -217,8 +217,8 @@ pub struct EventLog {
     events: Arc<Mutex<Vec<Event>>>,
 }
 
-fn decode<M: Message>(kind: Option<&str>, payload: &[u8]) -> M {
-    flotilla_proto::decode::<M>(kind, None, payload).unwrap_or_else(|e| panic!("{}: {e}", M::KIND))
+fn decode<M: Message>(kind: Option<&str>, payload: &[u8]) -> Result<M, String> {
+    flotilla_proto::decode::<M>(kind, None, payload).map_err(|e| format!("undecodable {}: {e}", M::KIND))
 }
 
 impl EventLog {
@@ -237,12 +237,16 @@ impl EventLog {
                     .map(|v| v.to_string());
                 let k = kind.as_deref();
                 let event = match k {
-                    Some(MachineChanged::KIND) => Event::Machine(decode(k, &msg.payload)),
-                    Some(RegionApplied::KIND) => Event::Region(decode(k, &msg.payload)),
-                    Some(DbaasReady::KIND) => Event::Dbaas(decode(k, &msg.payload), msg.payload.to_vec()),
-                    Some(CommandRejected::KIND) => Event::Rejected(decode(k, &msg.payload)),
-                    _ => Event::Other(msg.subject.to_string()),
-                };
+                    Some(MachineChanged::KIND) => decode(k, &msg.payload).map(Event::Machine),
+                    Some(RegionApplied::KIND) => decode(k, &msg.payload).map(Event::Region),
+                    Some(DbaasReady::KIND) => {
+                        decode(k, &msg.payload).map(|d| Event::Dbaas(d, msg.payload.to_vec()))
+                    }
+                    Some(CommandRejected::KIND) => decode(k, &msg.payload).map(Event::Rejected),
+                    _ => Ok(Event::Other(msg.subject.to_string())),
+                }
+                // Kept, so that a test looking for the event fails saying why it is not there.
+                .unwrap_or_else(|e| Event::Other(format!("{}: {e}", msg.subject)));
                 sink.lock().unwrap().push(event);
             }
         });
@@ -476,5 +480,29 @@ impl Rng {
     /// Uniform in `lo..=hi`.
     pub fn between(&mut self, lo: u64, hi: u64) -> u64 {
         lo + self.next_u64() % (hi - lo + 1)
+    }
+}
+
+/// Waits until the provisioner's consumer has nothing left to do: every command delivered and acknowledged
+/// (or dead-lettered), none waiting for a redelivery.
+pub async fn settled(client: &async_nats::Client) {
+    let js = async_nats::jetstream::new(client.clone());
+    eventually("every command to be handled", PATIENCE, || {
+        let js = js.clone();
+        async move {
+            let stream = js.get_stream("FLOTILLA_COMMANDS").await.ok()?;
+            let info = stream.consumer_info("provisioner-commands").await.ok()?;
+            (info.num_pending == 0 && info.num_ack_pending == 0).then_some(())
+        }
+    })
+    .await;
+}
+
+/// An `ApplyRegion` of `region` with a new command id.
+pub fn apply(deployment: &flotilla_spec::Deployment, region: &str) -> flotilla_proto::ApplyRegion {
+    flotilla_proto::ApplyRegion {
+        meta: flotilla_proto::CommandMeta::new("test"),
+        deployment: deployment.clone(),
+        region: region.to_owned(),
     }
 }
