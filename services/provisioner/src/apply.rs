@@ -52,6 +52,8 @@ pub enum ApplyError {
         missing: usize,
         /// Rounds made.
         rounds: u32,
+        /// What the rounds did.
+        report: Box<ApplyReport>,
     },
 }
 
@@ -245,6 +247,7 @@ impl Applier<'_> {
                 region: self.region.name.clone(),
                 missing,
                 rounds: self.options.max_rounds,
+                report: Box::new(report),
             })
         }
     }
@@ -341,7 +344,9 @@ impl Applier<'_> {
                         deployment: self.deployment.to_owned(),
                         region: self.region.name.clone(),
                         role,
-                        size: machine.size.clone(),
+                        // The provider may spell the spec's size with a family (`standard.tiny` for
+                        // `tiny` at Exoscale): the spec's spelling, so that the plan sees the right size.
+                        size: spec_size(self.region, role, &machine.size),
                         name: machine.name.clone(),
                         provider: self.cloud.provider.as_str().to_owned(),
                         provider_id: Some(machine.id.clone()),
@@ -619,6 +624,17 @@ impl Applier<'_> {
             self.tell(&gone, Change::Destroyed).await?;
         }
         Ok(())
+    }
+}
+
+/// `size` as the region's spec spells it when it names the spec's size of `role` (maybe with a family prefix,
+/// as Exoscale answers `standard.tiny` for `tiny`); `size` itself otherwise.
+fn spec_size(region: &Region, role: flotilla_spec::Role, size: &str) -> String {
+    let wanted = &region.machines.get(role).size;
+    if size == wanted || size.rsplit_once('.').is_some_and(|(_, s)| s == wanted) {
+        wanted.clone()
+    } else {
+        size.to_owned()
     }
 }
 

@@ -260,19 +260,26 @@ impl Provisioner {
         deployment: &str,
         region: &Region,
         image: String,
-    ) -> Result<ApplyReport, HandlerError> {
+    ) -> (ApplyReport, Result<(), HandlerError>) {
         let lock = self.lock(deployment, &region.name);
         let _held = lock.lock().await;
-        let cloud = self.region_cloud(region)?;
-        let machines = self.machines().await?;
+        let cloud = match self.region_cloud(region) {
+            Ok(c) => c,
+            Err(e) => return (ApplyReport::default(), Err(e)),
+        };
+        let machines = match self.machines().await {
+            Ok(m) => m,
+            Err(e) => return (ApplyReport::default(), Err(e)),
+        };
         let options = self.options(image);
         let events = Events {
             provisioner: self,
             cause,
         };
-        let placement = ensure_vpc(&cloud, machines, deployment, region)
-            .await
-            .map_err(apply_error)?;
+        let placement = match ensure_vpc(&cloud, machines, deployment, region).await {
+            Ok(p) => p,
+            Err(e) => return (ApplyReport::default(), Err(apply_error(e))),
+        };
         let applier = Applier {
             cloud: &cloud,
             store: machines,
@@ -286,15 +293,30 @@ impl Provisioner {
             timeout: self.settings.dbaas_timeout,
             poll: self.settings.poll_interval,
         };
-        // The DBaaS takes minutes at a real provider: the machines are built meanwhile.
-        let (dbaas, report) = tokio::join!(
-            ensure_dbaas(&cloud, machines, deployment, region, &placement, wait),
-            applier.apply(cause.id.0),
-        );
-        if let Some(row) = dbaas.map_err(apply_error)? {
-            self.dbaas_ready(cause, &row).await?;
+        // The DBaaS takes minutes at a real provider: the machines are built meanwhile, and the secondaries
+        // are let go as soon as it is ready, whatever the primary's machines are doing.
+        let dbaas = async {
+            if let Some(row) = ensure_dbaas(&cloud, machines, deployment, region, &placement, wait)
+                .await
+                .map_err(apply_error)?
+            {
+                self.dbaas_ready(cause, &row).await?;
+                machines.save_dbaas(&row).await.map_err(store_error)?;
+            }
+            Ok::<_, HandlerError>(())
+        };
+        let (dbaas, applied) = tokio::join!(dbaas, applier.apply(cause.id.0));
+        match applied {
+            Ok(report) => (report, dbaas),
+            Err(ApplyError::GaveUp { report, .. }) if dbaas.is_err() => (*report, dbaas),
+            Err(e) => {
+                let report = match &e {
+                    ApplyError::GaveUp { report, .. } => (**report).clone(),
+                    _ => ApplyReport::default(),
+                };
+                (report, Err(apply_error(e)))
+            }
         }
-        report.map_err(apply_error)
     }
 
     async fn dbaas_ready(&self, cause: &CommandMeta, row: &DbaasRow) -> Result<(), HandlerError> {
@@ -314,26 +336,28 @@ impl Provisioner {
             .await
     }
 
-    /// Tells the fleet how a region's apply ended and records it.
+    /// Tells the fleet how a region's apply ended (with what it did, failed or not) and records it.
     async fn region_outcome(
         &self,
         cause: &CommandMeta,
         deployment: &str,
         region: &str,
-        result: &Result<ApplyReport, HandlerError>,
+        report: ApplyReport,
+        result: &Result<(), HandlerError>,
+        last_attempt: bool,
     ) -> Result<(), HandlerError> {
-        let (outcome, error, report) = match result {
-            Ok(report) => ("applied", None, report.clone()),
-            Err(e) => ("failed", Some(e.to_string()), ApplyReport::default()),
+        let (outcome, error) = match result {
+            Ok(()) => ("applied", None),
+            Err(e) => ("failed", Some(e.to_string())),
         };
         self.machines()
             .await?
             .set_region_status(deployment, region, outcome, error.as_deref())
             .await
             .map_err(store_error)?;
-        // A retryable failure is not final: say so only once the command is given up on (the DLQ's
-        // CommandRejected event) — but record it for `status`.
-        if matches!(result, Err(HandlerError::Retry { .. })) {
+        // A failure that will be retried is not final: it is recorded (for `status`) but told only on the
+        // last attempt.
+        if matches!(result, Err(HandlerError::Retry { .. })) && !last_attempt {
             return Ok(());
         }
         let event = RegionApplied {
@@ -409,7 +433,7 @@ impl Provisioner {
     }
 
     /// `provisioner.apply.v1`: makes one region match its spec and reports how it went.
-    pub async fn apply(&self, cmd: ApplyRegion, _delivery: Delivery) -> Result<(), HandlerError> {
+    pub async fn apply(&self, cmd: ApplyRegion, delivery: Delivery) -> Result<(), HandlerError> {
         let deployment = &cmd.deployment;
         let region = deployment.region(&cmd.region).ok_or_else(|| {
             HandlerError::Reject(format!(
@@ -444,9 +468,16 @@ impl Provisioner {
             .set_region_status(&deployment.name, &region.name, "applying", None)
             .await
             .map_err(store_error)?;
-        let result = self.converge(&cmd.meta, &deployment.name, region, image).await;
-        self.region_outcome(&cmd.meta, &deployment.name, &region.name, &result)
-            .await?;
+        let (report, result) = self.converge(&cmd.meta, &deployment.name, region, image).await;
+        self.region_outcome(
+            &cmd.meta,
+            &deployment.name,
+            &region.name,
+            report,
+            &result,
+            delivery.is_last_attempt(),
+        )
+        .await?;
         result?;
         inbox
             .record(&id, ApplyRegion::KIND)
@@ -476,24 +507,23 @@ impl Provisioner {
     }
 
     /// Converges a region from its recorded spec and tells how it went.
+    /// `last_attempt`: whether a failure that would be retried is final (the command's last delivery).
     async fn converge_recorded(
         &self,
         cause: &CommandMeta,
         deployment: &str,
         region: &str,
+        last_attempt: bool,
     ) -> Result<(), HandlerError> {
         let record = self.recorded(deployment, region).await?;
-        let result = self.converge(cause, deployment, &record.spec, record.image).await;
-        self.region_outcome(cause, deployment, region, &result).await?;
-        result.map(|_| ())
+        let (report, result) = self.converge(cause, deployment, &record.spec, record.image).await;
+        self.region_outcome(cause, deployment, region, report, &result, last_attempt)
+            .await?;
+        result
     }
 
     /// `provisioner.create-machines.v1`: `count` more machines of a role, once per command.
-    pub async fn create_machines(
-        &self,
-        cmd: CreateMachines,
-        _delivery: Delivery,
-    ) -> Result<(), HandlerError> {
+    pub async fn create_machines(&self, cmd: CreateMachines, delivery: Delivery) -> Result<(), HandlerError> {
         if cmd.count == 0 {
             return Err(HandlerError::Reject("count must be at least 1".into()));
         }
@@ -523,8 +553,13 @@ impl Provisioner {
             ))),
             Some(Err(refused)) => Err(HandlerError::Reject(refused)),
             Some(Ok(_)) => {
-                self.converge_recorded(&cmd.meta, &cmd.deployment, &cmd.region)
-                    .await
+                self.converge_recorded(
+                    &cmd.meta,
+                    &cmd.deployment,
+                    &cmd.region,
+                    delivery.is_last_attempt(),
+                )
+                .await
             }
         }
     }
@@ -597,11 +632,7 @@ impl Provisioner {
     }
 
     /// `provisioner.replace-machine.v1`: a new machine of the same role, then the old one destroyed.
-    pub async fn replace_machine(
-        &self,
-        cmd: ReplaceMachine,
-        _delivery: Delivery,
-    ) -> Result<(), HandlerError> {
+    pub async fn replace_machine(&self, cmd: ReplaceMachine, delivery: Delivery) -> Result<(), HandlerError> {
         let record = self.recorded(&cmd.deployment, &cmd.region).await?;
         let machines = self.machines().await?;
         {
@@ -632,8 +663,13 @@ impl Provisioner {
                 return Ok(());
             }
         }
-        self.converge_recorded(&cmd.meta, &cmd.deployment, &cmd.region)
-            .await
+        self.converge_recorded(
+            &cmd.meta,
+            &cmd.deployment,
+            &cmd.region,
+            delivery.is_last_attempt(),
+        )
+        .await
     }
 
     /// `provisioner.destroy.v1`: removes everything Flotilla created in one region, and nothing else.
@@ -750,7 +786,9 @@ impl Provisioner {
         };
         if drifted {
             tracing::info!(%deployment, region = %region.name, "region drifted from its spec; converging");
-            self.converge_recorded(&cause, deployment, &region.name).await?;
+            // The next pass retries: a failure is recorded for `status`, told only when final.
+            self.converge_recorded(&cause, deployment, &region.name, false)
+                .await?;
         }
         Ok(())
     }

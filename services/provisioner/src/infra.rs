@@ -79,7 +79,10 @@ pub struct DbaasWait {
 }
 
 /// In the primary region, creates or adopts the managed database and waits until it is ready. Returns
-/// `None` when the region has no DBaaS of its own (a secondary, or a database machine).
+/// `None` when the region has no DBaaS of its own (a secondary, or a database machine). The row returned
+/// is ready but recorded as `creating`: the caller tells the fleet, then records it ready with
+/// [`MachineStore::save_dbaas`] — secondary regions wait for that record, so nobody builds on a DBaaS the
+/// fleet has not heard of.
 pub async fn ensure_dbaas(
     cloud: &RegionCloud,
     store: &MachineStore,
@@ -170,7 +173,6 @@ pub async fn ensure_dbaas(
     store.save_dbaas(&row).await?;
     let ready = wait_ready(cloud, label, db, wait).await?;
     fill(&mut row, &ready, "ready");
-    store.save_dbaas(&row).await?;
     Ok(Some(row))
 }
 

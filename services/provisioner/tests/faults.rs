@@ -297,6 +297,12 @@ async fn machines_that_never_answer_fail_the_region_after_max_rounds_and_leave_n
         .map(|m| m.resource_id.as_str())
         .collect();
     assert_eq!(tried.len(), 6, "3 machines, 2 rounds: {told:?}");
+    // The failed outcome still says what the rounds did.
+    let mut reported = failed.failed.clone();
+    reported.sort();
+    let mut expected: Vec<String> = tried.iter().map(|s| (*s).to_owned()).collect();
+    expected.sort();
+    assert_eq!(reported, expected, "{failed:?}");
     for id in &tried {
         let states: Vec<&str> = told
             .iter()
