@@ -177,6 +177,26 @@ async fn the_seed_deployment_deploys_with_every_machine_once_and_secondaries_wai
             fleet.regions.iter().map(|r| r.machines.len()).sum::<usize>(),
             total as usize
         );
+        // `--watch` redraws until interrupted.
+        let mut watch = tokio::process::Command::new(env!("CARGO_BIN_EXE_flotilla"))
+            .env("NATS_URL", s.nats.url())
+            .args(["status", "--watch", "--interval", "200ms"])
+            .stdout(std::process::Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()
+            .unwrap();
+        let mut stdout = watch.stdout.take().unwrap();
+        let mut seen = Vec::new();
+        let _ = tokio::time::timeout(
+            Duration::from_secs(3),
+            tokio::io::AsyncReadExt::read_to_end(&mut stdout, &mut seen),
+        )
+        .await;
+        watch.kill().await.unwrap();
+        let seen = String::from_utf8_lossy(&seen);
+        assert!(seen.matches("\x1b[2J").count() >= 2, "redrawn: {seen}");
+        assert!(seen.contains("region nl-ams (linode) — applied"), "{seen}");
+
         let out = flotilla(s.nats.url(), &["destroy", &deployment.name]).await;
         assert_eq!(out.status.code(), Some(1), "{}", text(&out));
         assert!(text(&out).contains("--yes"), "{}", text(&out));

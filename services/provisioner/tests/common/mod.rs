@@ -8,14 +8,13 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use flotilla_bus::{PublishConfig, Publisher, subject};
-use flotilla_cloudsim::{MachineInfo, Provider, RunningSim, SimConfig, Simulator, defaults};
+use flotilla_cloudsim::{MachineInfo, Provider, RunningSim};
 use flotilla_integration_tests::{TestDb, TestNats, eventually, service_config};
 use flotilla_proto::{
     CommandRejected, DbaasReady, Fleet, KIND_HEADER, ListMachines, MachineChanged, Message, RegionApplied,
 };
 use flotilla_provisioner::Settings;
-use flotilla_provisioner::clouds::{Endpoints, SimulatorCredentials};
-use flotilla_spec::{Region, Role, Secret};
+use flotilla_spec::{Region, Role};
 use futures::StreamExt;
 
 /// How long any one wait of these tests may take before it fails (CI has two busy cores).
@@ -146,54 +145,16 @@ pub fn sim_size(region: &Region, size: &str) -> String {
     }
 }
 
-/// Simulator endpoints for every provider.
-pub fn endpoints(sim: &RunningSim) -> Endpoints {
-    Endpoints {
-        linode: Some(sim.linode_url().to_owned()),
-        digitalocean: Some(sim.digitalocean_url().to_owned()),
-        vultr: Some(sim.vultr_url().to_owned()),
-        exoscale: Some(sim.exoscale_zone_url("{zone}")),
-    }
-}
+#[allow(unused_imports)]
+pub use flotilla_integration_tests::sim::{credentials as sim_credentials, endpoints, simulator};
 
-/// The simulator's default credentials for every provider.
-pub fn sim_credentials() -> SimulatorCredentials {
-    SimulatorCredentials {
-        linode_token: Some(Secret::new(defaults::LINODE_TOKEN)),
-        digitalocean_token: Some(Secret::new(defaults::DIGITALOCEAN_TOKEN)),
-        vultr_token: Some(Secret::new(defaults::VULTR_TOKEN)),
-        exoscale_key: Some(Secret::new(defaults::EXOSCALE_KEY)),
-        exoscale_secret: Some(Secret::new(defaults::EXOSCALE_SECRET)),
-    }
-}
-
-/// Settings against `sim` with the simulator's credentials and test timings.
+/// Settings against `sim` with the simulator's credentials and test timings (no periodic reconciliation
+/// unless a test asks for it).
 pub fn settings(sim: &RunningSim) -> Settings {
     Settings {
-        endpoints: endpoints(sim),
-        simulator_credentials: Some(sim_credentials()),
-        health_port: sim.health_port(),
-        health_path: "/health".into(),
-        boot_timeout: Duration::from_secs(20),
-        poll_interval: Duration::from_millis(50),
         max_rounds: 5,
-        // Reconciliation only where a test asks for it.
-        reconcile_interval: Duration::from_secs(3600),
-        primary_wait: Duration::from_secs(60),
-        dbaas_timeout: Duration::from_secs(60),
+        ..flotilla_integration_tests::sim::provisioner_settings(sim)
     }
-}
-
-/// A simulator whose machines boot after `boot` and databases after `database`, health checks on a free port.
-pub async fn simulator(boot: Duration, database: Duration) -> RunningSim {
-    Simulator::start(SimConfig {
-        boot_delay: boot,
-        database_delay: database,
-        health_port: flotilla_integration_tests::free_port(),
-        ..SimConfig::default()
-    })
-    .await
-    .expect("simulator")
 }
 
 /// One event as published, in arrival order.
