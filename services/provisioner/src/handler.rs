@@ -10,7 +10,7 @@ use flotilla_cloud::CloudError;
 use flotilla_proto::{
     ApplyRegion, CommandMeta, CreateMachines, DbaasReady, DbaasView, DestroyMachine, DestroyRegion,
     EventMeta, Fleet, ListMachines, MachineChanged, MachineView, Message, PlanStepView, PlanView,
-    RegionApplied, RegionView, ReplaceMachine, ShowPlan,
+    ReconcileRegion, RegionApplied, RegionView, ReplaceMachine, ShowPlan,
 };
 use flotilla_spec::{CloudProvider, Dbaas, DbaasMode, Deployment, OsFamily, Region, Role};
 use flotilla_store::{Inbox, Store};
@@ -727,6 +727,17 @@ impl Provisioner {
             .await
     }
 
+    /// `provisioner.reconcile.v1`: one region compared with its cloud now, drift corrected. Waits for a
+    /// command busy with the region rather than skipping it.
+    pub async fn reconcile(&self, cmd: ReconcileRegion, delivery: Delivery) -> Result<(), HandlerError> {
+        let record = self.recorded(&cmd.deployment, &cmd.region).await?;
+        if record.status == "blocked" {
+            return Ok(());
+        }
+        self.reconcile_region(&record, Some((&cmd.meta, delivery.is_last_attempt())))
+            .await
+    }
+
     /// Compares every recorded region with its cloud once, and converges those that drifted (a machine
     /// deleted behind our back, an unrecorded machine with our marks, one stuck booting) or whose plan is
     /// not empty. Costs one list call per region when nothing changed. Regions busy with a command are
@@ -739,28 +750,39 @@ impl Provisioner {
             }
             let deployment = record.deployment.clone();
             let region = record.spec.name.clone();
-            if let Err(e) = self.reconcile_region(&record).await {
+            if let Err(e) = self.reconcile_region(&record, None).await {
                 tracing::warn!(%deployment, %region, error = %e, "reconciling the region failed");
             }
         }
         Ok(())
     }
 
-    async fn reconcile_region(&self, record: &crate::store::RegionRecord) -> Result<(), HandlerError> {
+    /// `command`: the reconcile command and whether this is its last delivery; `None` for the periodic pass,
+    /// which skips a region busy with a command.
+    async fn reconcile_region(
+        &self,
+        record: &crate::store::RegionRecord,
+        command: Option<(&CommandMeta, bool)>,
+    ) -> Result<(), HandlerError> {
         let deployment = &record.deployment;
         let region = &record.spec;
-        let cause = CommandMeta::new("provisioner/reconcile");
+        let periodic = CommandMeta::new("provisioner/reconcile");
+        let (cause, last_attempt) = command.unwrap_or((&periodic, false));
         let drifted = {
             let lock = self.lock(deployment, &region.name);
-            let Ok(_held) = lock.try_lock() else {
-                return Ok(());
+            let _held = match command {
+                Some(_) => lock.lock().await,
+                None => match lock.try_lock() {
+                    Ok(held) => held,
+                    Err(_) => return Ok(()),
+                },
             };
             let cloud = self.region_cloud(region)?;
             let machines = self.machines().await?;
             let options = self.options(record.image.clone());
             let events = Events {
                 provisioner: self,
-                cause: &cause,
+                cause,
             };
             let applier = Applier {
                 cloud: &cloud,
@@ -787,7 +809,7 @@ impl Provisioner {
         if drifted {
             tracing::info!(%deployment, region = %region.name, "region drifted from its spec; converging");
             // The next pass retries: a failure is recorded for `status`, told only when final.
-            self.converge_recorded(&cause, deployment, &region.name, false)
+            self.converge_recorded(cause, deployment, &region.name, last_attempt)
                 .await?;
         }
         Ok(())

@@ -68,7 +68,8 @@ pub fn routes(ctx: &Context<Settings>) -> Dispatcher {
     let d = route!(d, flotilla_proto::DestroyRegion, destroy);
     let d = route!(d, flotilla_proto::CreateMachines, create_machines);
     let d = route!(d, flotilla_proto::DestroyMachine, destroy_machine);
-    route!(d, flotilla_proto::ReplaceMachine, replace_machine)
+    let d = route!(d, flotilla_proto::ReplaceMachine, replace_machine);
+    route!(d, flotilla_proto::ReconcileRegion, reconcile)
 }
 
 /// Every `reconcile_interval`, the replica holding the reconcile lease compares every region with its

@@ -631,3 +631,73 @@ async fn reconciliation_replaces_vanished_machines_and_settles_unrecorded_ones()
     assert_api_matches(&f.fleet(&d.name).await, "gb-lon", &held);
     f.stop().await;
 }
+
+#[tokio::test]
+async fn a_reconcile_command_notices_a_vanished_machine_without_waiting_for_the_periodic_pass() {
+    // No periodic pass during the test: only the command can notice the deletion.
+    let f = fixture(Duration::from_millis(100), TestDb::sqlite().await, |s| {
+        s.reconcile_interval = Duration::from_secs(3600);
+    })
+    .await;
+    let d = one_region("1").deployment;
+    let region = d.regions[0].clone();
+    let cmd = send_apply(&f, &d, "gb-lon").await;
+    f.events
+        .region_outcome("gb-lon", cmd.meta.correlation_id, "applied")
+        .await;
+    let held = assert_exactly_the_spec(&f.sim, &d.name, &region);
+    let gone = held
+        .iter()
+        .find(|m| m.role == Some(Role::ReverseProxy))
+        .unwrap()
+        .clone();
+    reqwest::Client::new()
+        .delete(format!("{}/linode/instances/{}", f.sim.linode_url(), gone.id))
+        .bearer_auth(defaults::LINODE_TOKEN)
+        .send()
+        .await
+        .unwrap()
+        .error_for_status()
+        .unwrap();
+    let reconcile = flotilla_proto::ReconcileRegion {
+        meta: flotilla_proto::CommandMeta::new("test"),
+        deployment: d.name.clone(),
+        region: "gb-lon".into(),
+    };
+    f.send(
+        &d.name,
+        "gb-lon",
+        "reconcile",
+        &reconcile.meta.id.to_string(),
+        &reconcile,
+    )
+    .await;
+    let replacement = f
+        .events
+        .wait(
+            "a replacement reverse proxy, told under the command's correlation id",
+            |log| {
+                log.iter().find_map(|e| match e {
+                    Event::Machine(m)
+                        if m.role == "reverse-proxy"
+                            && m.state == "healthy"
+                            && m.resource_id != gone.resource_id
+                            && m.meta.correlation_id == reconcile.meta.correlation_id =>
+                    {
+                        Some(m.clone())
+                    }
+                    _ => None,
+                })
+            },
+        )
+        .await;
+    assert!(
+        f.events
+            .machine(&gone.resource_id)
+            .iter()
+            .any(|m| m.state == "destroyed"),
+        "the vanished machine is reported destroyed"
+    );
+    let held = assert_exactly_the_spec(&f.sim, &d.name, &region);
+    assert!(held.iter().any(|m| m.resource_id == replacement.resource_id));
+}

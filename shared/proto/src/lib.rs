@@ -43,6 +43,7 @@ pub fn all_schemas() -> Vec<(&'static str, schemars::Schema)> {
         entry::<CreateMachines>(),
         entry::<DestroyMachine>(),
         entry::<ReplaceMachine>(),
+        entry::<ReconcileRegion>(),
         entry::<DbaasReady>(),
         entry::<ListMachines>(),
         entry::<Fleet>(),

@@ -156,6 +156,23 @@ impl Message for ReplaceMachine {
     const KIND: &'static str = "provisioner.replace-machine.v1";
 }
 
+/// `provisioner.reconcile.v1`: compare one region with its cloud now rather than at the next periodic pass
+/// (sent by a service that noticed a machine gone or unreachable, or by an operator); the drift found is
+/// corrected as the periodic reconciliation would.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct ReconcileRegion {
+    /// Command metadata.
+    pub meta: CommandMeta,
+    /// Deployment name.
+    pub deployment: String,
+    /// Region name.
+    pub region: String,
+}
+
+impl Message for ReconcileRegion {
+    const KIND: &'static str = "provisioner.reconcile.v1";
+}
+
 /// `provisioner.dbaas-ready.v1`: the primary region's managed database is up. Published on
 /// `flotilla.evt.dbaas.<deployment>.<region>.ready`. Carries where it is, never a credential: the services
 /// of every region read the password from their local secrets.

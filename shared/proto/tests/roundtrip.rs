@@ -213,9 +213,12 @@ proptest! {
         let destroy = DestroyMachine { meta: meta.clone(), deployment: dep.clone(), region: region.clone(), resource_id: id.clone() };
         roundtrip(&destroy);
         ignores_unknown_fields(&destroy, &extra);
-        let replace = ReplaceMachine { meta, deployment: dep, region, resource_id: id };
+        let replace = ReplaceMachine { meta: meta.clone(), deployment: dep.clone(), region: region.clone(), resource_id: id };
         roundtrip(&replace);
         ignores_unknown_fields(&replace, &extra);
+        let reconcile = ReconcileRegion { meta, deployment: dep, region };
+        roundtrip(&reconcile);
+        ignores_unknown_fields(&reconcile, &extra);
     }
 
     #[test]
