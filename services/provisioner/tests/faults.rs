@@ -701,3 +701,36 @@ async fn a_reconcile_command_notices_a_vanished_machine_without_waiting_for_the_
     let held = assert_exactly_the_spec(&f.sim, &d.name, &region);
     assert!(held.iter().any(|m| m.resource_id == replacement.resource_id));
 }
+
+#[tokio::test]
+async fn simulator_credentials_are_never_sent_to_a_real_api() {
+    // Simulator credentials, but no simulator endpoint for Exoscale: its region is refused, not sent to
+    // api-ch-gva-2.exoscale.com.
+    let f = fixture(Duration::from_millis(100), TestDb::sqlite().await, |s| {
+        s.endpoints.exoscale = None;
+    })
+    .await;
+    let d = three_regions();
+    let cmd = send_apply(&f, &d, "ch-gva-2").await;
+    let refused = f
+        .events
+        .wait("the Exoscale apply to be refused", |log| {
+            log.iter().find_map(|e| match e {
+                Event::Rejected(r) if r.command_id.as_deref() == Some(&cmd.meta.id.to_string()) => {
+                    Some(r.clone())
+                }
+                _ => None,
+            })
+        })
+        .await;
+    assert!(
+        refused.error.contains("refusing to call the real API") && refused.error.contains("exoscale"),
+        "{refused:?}"
+    );
+    assert_eq!(refused.deliveries, 1, "refused at once, not retried: {refused:?}");
+    // Linode, which has its simulator endpoint, still applies.
+    let cmd = send_apply(&f, &d, "gb-lon").await;
+    f.events
+        .region_outcome("gb-lon", cmd.meta.correlation_id, "applied")
+        .await;
+}
