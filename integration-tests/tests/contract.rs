@@ -353,7 +353,7 @@ async fn compute_suite(sim: &RunningSim, t: &Target) {
 }
 
 /// The network contract: a VPC found again by name, a firewall whose rules are replaced and which is
-/// attached to and detached from a machine.
+/// attached to and detached from a machine, and the VPC deleted once no machine is in it.
 async fn network_suite(t: &Target) {
     let (n, c) = (t.network.as_ref(), t.compute.as_ref());
     let provider = c.provider();
@@ -459,6 +459,65 @@ async fn network_suite(t: &Target) {
         "{provider}"
     );
     c.delete_machine(&machine.id).await.unwrap();
+    vpc_delete_suite(t, &vpc, &deployment).await;
+}
+
+/// Deleting a VPC: refused as a conflict while a machine is in it, done once the machine is gone, and a
+/// VPC already gone is not found (neither by name nor by a second delete).
+async fn vpc_delete_suite(t: &Target, vpc: &flotilla_cloud::Vpc, deployment: &str) {
+    let (n, c) = (t.network.as_ref(), t.compute.as_ref());
+    let provider = c.provider();
+    let machine = c
+        .create_machine(&MachineRequest {
+            name: format!("ws-vpc-{deployment}"),
+            region: t.region.into(),
+            size: t.size.into(),
+            image: t.image.into(),
+            vpc_id: Some(vpc.id.clone()),
+            subnet_id: vpc.subnet_id.clone(),
+            firewall_id: None,
+            ssh_keys: Vec::new(),
+            user_data: None,
+            marks: marks(deployment, Role::Webserver, "m-vpc"),
+        })
+        .await
+        .unwrap_or_else(|e| panic!("{provider}: create a machine in the vpc: {e}"));
+    let err = n
+        .delete_vpc(&vpc.id)
+        .await
+        .expect_err("a VPC with a machine in it is not deleted");
+    assert!(
+        matches!(&err, CloudError::Conflict { message, .. } if !message.is_empty()),
+        "{provider}: {err:?}"
+    );
+    assert!(
+        n.find_vpc(t.region, &vpc.name).await.unwrap().is_some(),
+        "{provider}: the refused VPC is still there"
+    );
+
+    c.delete_machine(&machine.id)
+        .await
+        .unwrap_or_else(|e| panic!("{provider}: delete the machine: {e}"));
+    eventually(
+        &format!("{provider}: machine in the vpc gone"),
+        Duration::from_secs(20),
+        || async {
+            match c.get_machine(&machine.id).await {
+                Err(e) if e.is_not_found() => Some(()),
+                _ => None,
+            }
+        },
+    )
+    .await;
+    n.delete_vpc(&vpc.id)
+        .await
+        .unwrap_or_else(|e| panic!("{provider}: delete the empty vpc: {e}"));
+    assert!(
+        n.find_vpc(t.region, &vpc.name).await.unwrap().is_none(),
+        "{provider}: deleted VPC still found"
+    );
+    let err = n.delete_vpc(&vpc.id).await.expect_err("a second delete");
+    assert!(err.is_not_found(), "{provider}: {err:?}");
 }
 
 /// The compute and network suites for one provider's adapter, against a fresh simulator.
@@ -562,6 +621,38 @@ async fn dns_suite(d: &dyn Dns, zone_name: &str) {
         .collect();
     after.sort();
     assert_eq!(after, vec!["203.0.113.20", "203.0.113.21"], "{provider}");
+}
+
+/// On Linode a managed database joins a VPC's subnet (`private_network`), and holds the VPC as a machine
+/// does: deleting it is a conflict until the database is gone.
+#[tokio::test]
+async fn linode_vpc_with_a_database_is_not_deleted() {
+    let sim = sim().await;
+    let cloud = flotilla_linode::LinodeCloud::new(
+        flotilla_linode::LinodeConfig::new(defaults::LINODE_TOKEN).with_base_url(sim.linode_url()),
+    )
+    .unwrap();
+    let vpc = cloud
+        .create_vpc(&VpcRequest {
+            name: unique("vpc"),
+            region: "gb-lon".into(),
+            cidr: "10.43.0.0/24".parse().unwrap(),
+        })
+        .await
+        .unwrap();
+    let db = cloud
+        .create_database(&DatabaseRequest {
+            vpc_id: Some(vpc.id.clone()),
+            ..database_request("mysql/8", "gb-lon", "g6-nanode-1")
+        })
+        .await
+        .unwrap();
+    let err = cloud.delete_vpc(&vpc.id).await.expect_err("a database is on it");
+    assert!(matches!(err, CloudError::Conflict { .. }), "{err:?}");
+    cloud.delete_database(&db.id).await.unwrap();
+    cloud.delete_vpc(&vpc.id).await.unwrap();
+    assert!(cloud.delete_vpc(&vpc.id).await.unwrap_err().is_not_found());
+    sim.shutdown().await;
 }
 
 #[tokio::test]

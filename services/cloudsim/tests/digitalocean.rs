@@ -248,7 +248,93 @@ async fn vpcs_firewalls_and_database_firewalls() {
         dox(Method::DELETE, &format!("{base}/vpcs/{vpc_id}"), None)
             .await
             .0,
-        403
+        409
     );
+    sim.shutdown().await;
+}
+
+/// Deleting VPCs: members (droplets, database clusters) make DigitalOcean answer 409, a region's default VPC
+/// 403, a VPC that is gone 404; an empty one goes with 204. Members are listed as the API lists them.
+#[tokio::test]
+async fn vpcs_with_members_or_default_ones_are_refused() {
+    let sim = start(config()).await;
+    let base = sim.digitalocean_url().to_owned();
+    let (status, vpc) = dox(
+        Method::POST,
+        &format!("{base}/vpcs"),
+        Some(json!({"name": "fl-del", "region": "ams3", "ip_range": "10.30.0.0/24"})),
+    )
+    .await;
+    assert_eq!(status, 201, "{vpc}");
+    let vpc_id = vpc["vpc"]["id"].as_str().unwrap().to_owned();
+    let mut body = droplet("ws-del", "x");
+    body["vpc_uuid"] = json!(vpc_id);
+    let (_, d) = dox(Method::POST, &format!("{base}/droplets"), Some(body)).await;
+    let droplet_id = d["droplet"]["id"].as_u64().unwrap();
+    let (status, db) = dox(
+        Method::POST,
+        &format!("{base}/databases"),
+        Some(
+            json!({"name": "fl-del-db", "engine": "pg", "region": "ams3", "size": "db-s-1vcpu-1gb",
+            "num_nodes": 1, "private_network_uuid": vpc_id}),
+        ),
+    )
+    .await;
+    assert_eq!(status, 201, "{db}");
+    let db_id = db["database"]["id"].as_str().unwrap().to_owned();
+
+    let (status, members) = dox(Method::GET, &format!("{base}/vpcs/{vpc_id}/members"), None).await;
+    assert_eq!(status, 200, "{members}");
+    assert_eq!(members["meta"]["total"], 2, "{members}");
+    let (_, droplets) = dox(
+        Method::GET,
+        &format!("{base}/vpcs/{vpc_id}/members?resource_type=droplet"),
+        None,
+    )
+    .await;
+    assert_eq!(droplets["members"][0]["urn"], format!("do:droplet:{droplet_id}"));
+    assert_eq!(droplets["members"].as_array().unwrap().len(), 1);
+
+    let (status, refused) = dox(Method::DELETE, &format!("{base}/vpcs/{vpc_id}"), None).await;
+    assert_eq!(status, 409, "{refused}");
+    assert_eq!(refused["id"], "conflict");
+    assert_eq!(refused["message"], "Can not delete VPC with members");
+    let (status, _) = dox(Method::DELETE, &format!("{base}/droplets/{droplet_id}"), None).await;
+    assert_eq!(status, 204);
+    // The database cluster is still a member.
+    assert_eq!(
+        dox(Method::DELETE, &format!("{base}/vpcs/{vpc_id}"), None)
+            .await
+            .0,
+        409
+    );
+    let (status, _) = dox(Method::DELETE, &format!("{base}/databases/{db_id}"), None).await;
+    assert_eq!(status, 204);
+    let (status, body) = dox(Method::DELETE, &format!("{base}/vpcs/{vpc_id}"), None).await;
+    assert_eq!((status, body), (204, Value::Null));
+    let (status, body) = dox(Method::DELETE, &format!("{base}/vpcs/{vpc_id}"), None).await;
+    assert_eq!(status, 404, "{body}");
+    assert_eq!(body["id"], "not_found");
+    assert_eq!(
+        dox(Method::GET, &format!("{base}/vpcs/{vpc_id}/members"), None)
+            .await
+            .0,
+        404
+    );
+
+    // A droplet without a VPC lands in the region's default one, which cannot be deleted even when empty.
+    let (_, d) = dox(
+        Method::POST,
+        &format!("{base}/droplets"),
+        Some(droplet("ws-default", "x")),
+    )
+    .await;
+    let droplet_id = d["droplet"]["id"].as_u64().unwrap();
+    let default = d["droplet"]["vpc_uuid"].as_str().unwrap().to_owned();
+    let (status, _) = dox(Method::DELETE, &format!("{base}/droplets/{droplet_id}"), None).await;
+    assert_eq!(status, 204);
+    let (status, refused) = dox(Method::DELETE, &format!("{base}/vpcs/{default}"), None).await;
+    assert_eq!(status, 403, "{refused}");
+    assert_eq!(refused["id"], "forbidden");
     sim.shutdown().await;
 }

@@ -407,3 +407,62 @@ async fn security_groups_private_networks_and_dbaas() {
     );
     sim.shutdown().await;
 }
+
+/// Deleting a private network: refused with 409 while an instance is attached, an operation once it is
+/// empty, 404 once it is gone.
+#[tokio::test]
+async fn private_networks_in_use_are_refused_and_gone_ones_are_not_found() {
+    let sim = start(config()).await;
+    let zone = sim.exoscale_zone_url("de-fra-1");
+    let (tiny, debian) = catalogue(&zone).await;
+    let (_, op) = exo(
+        Method::POST,
+        &format!("{zone}/instance"),
+        Some(&instance("ws-del", &tiny, &debian)),
+    )
+    .await;
+    let id = op["reference"]["id"].as_str().unwrap().to_owned();
+    let (status, op) = exo(
+        Method::POST,
+        &format!("{zone}/private-network"),
+        Some(&json!({"name": "fl-del", "netmask": "255.255.255.0", "start-ip": "10.0.9.10", "end-ip": "10.0.9.200"})),
+    )
+    .await;
+    assert_eq!(status, 200, "{op}");
+    let pn = exo_wait(&zone, &op).await["reference"]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let (status, _) = exo(
+        Method::PUT,
+        &format!("{zone}/private-network/{pn}:attach"),
+        Some(&json!({"instance": {"id": id}})),
+    )
+    .await;
+    assert_eq!(status, 200);
+
+    let (status, refused) = exo(Method::DELETE, &format!("{zone}/private-network/{pn}"), None).await;
+    assert_eq!(status, 409, "{refused}");
+    assert!(
+        refused["message"].as_str().unwrap().contains("attached"),
+        "{refused}"
+    );
+    let (status, op) = exo(Method::DELETE, &format!("{zone}/instance/{id}"), None).await;
+    assert_eq!(status, 200, "{op}");
+    assert_eq!(exo_wait(&zone, &op).await["state"], "success");
+
+    let (status, op) = exo(Method::DELETE, &format!("{zone}/private-network/{pn}"), None).await;
+    assert_eq!(status, 200, "{op}");
+    let done = exo_wait(&zone, &op).await;
+    assert_eq!(done["state"], "success");
+    assert_eq!(done["reference"]["id"], pn.as_str());
+    assert_eq!(
+        exo(Method::GET, &format!("{zone}/private-network/{pn}"), None)
+            .await
+            .0,
+        404
+    );
+    let (status, body) = exo(Method::DELETE, &format!("{zone}/private-network/{pn}"), None).await;
+    assert_eq!((status, body), (404, json!({"message": "Not Found"})));
+    sim.shutdown().await;
+}

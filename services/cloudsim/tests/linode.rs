@@ -312,6 +312,110 @@ async fn vpc_interfaces_firewalls_and_devices() {
     sim.shutdown().await;
 }
 
+/// A VPC goes only once nothing is on it: Linodes and databases on its subnets make Linode refuse the delete
+/// (400, `errors[].reason`, no field); a VPC that is gone is 404.
+#[tokio::test]
+async fn vpcs_in_use_are_refused_and_gone_ones_are_not_found() {
+    let sim = start(config()).await;
+    let base = sim.linode_url().to_owned();
+    let (status, vpc) = linode(
+        Method::POST,
+        format!("{base}/vpcs"),
+        Some(json!({"label": "fl-del", "region": "gb-lon", "subnets": [{"label": "flotilla", "ipv4": "10.9.0.0/24"}]})),
+    )
+    .await;
+    assert_eq!(status, 200, "{vpc}");
+    let vpc_id = vpc["id"].as_u64().unwrap();
+    let subnet = vpc["subnets"][0]["id"].as_u64().unwrap();
+    let mut body = instance("ws-del");
+    body["interfaces"] =
+        json!([{"purpose": "public"}, {"purpose": "vpc", "subnet_id": subnet, "ipv4": {"nat_1_1": "any"}}]);
+    let (status, created) = linode(Method::POST, format!("{base}/linode/instances"), Some(body)).await;
+    assert_eq!(status, 200, "{created}");
+    let machine = created["id"].as_u64().unwrap();
+    let (status, db) = linode(
+        Method::POST,
+        format!("{base}/databases/mysql/instances"),
+        Some(
+            json!({"label": "fl-del-db", "region": "gb-lon", "type": "g6-nanode-1", "engine": "mysql/8",
+            "private_network": {"vpc_id": vpc_id, "subnet_id": subnet}}),
+        ),
+    )
+    .await;
+    assert_eq!(status, 200, "{db}");
+    assert_eq!(
+        db["private_network"],
+        json!({"vpc_id": vpc_id, "subnet_id": subnet, "public_access": false})
+    );
+    let db_id = db["id"].as_u64().unwrap();
+    let (_, sub) = linode(
+        Method::GET,
+        format!("{base}/vpcs/{vpc_id}/subnets/{subnet}"),
+        None,
+    )
+    .await;
+    assert_eq!(sub["databases"][0]["id"], db_id);
+    assert_eq!(sub["linodes"][0]["id"], machine);
+
+    let (status, refused) = linode(Method::DELETE, format!("{base}/vpcs/{vpc_id}"), None).await;
+    assert_eq!(status, 400, "{refused}");
+    assert!(
+        refused["errors"][0]["reason"]
+            .as_str()
+            .unwrap()
+            .contains("Linodes"),
+        "{refused}"
+    );
+    assert!(refused["errors"][0].get("field").is_none(), "{refused}");
+    let (status, _) = linode(Method::DELETE, format!("{base}/linode/instances/{machine}"), None).await;
+    assert_eq!(status, 200);
+    // The database alone still holds it, and its subnet.
+    let (status, refused) = linode(Method::DELETE, format!("{base}/vpcs/{vpc_id}"), None).await;
+    assert_eq!(status, 400, "{refused}");
+    assert!(
+        refused["errors"][0]["reason"]
+            .as_str()
+            .unwrap()
+            .contains("Databases"),
+        "{refused}"
+    );
+    let (status, _) = linode(
+        Method::DELETE,
+        format!("{base}/vpcs/{vpc_id}/subnets/{subnet}"),
+        None,
+    )
+    .await;
+    assert_eq!(status, 400);
+    let (status, _) = linode(
+        Method::DELETE,
+        format!("{base}/databases/mysql/instances/{db_id}"),
+        None,
+    )
+    .await;
+    assert_eq!(status, 200);
+
+    let (status, body) = linode(Method::DELETE, format!("{base}/vpcs/{vpc_id}"), None).await;
+    assert_eq!((status, body), (200, json!({})));
+    let (status, body) = linode(Method::DELETE, format!("{base}/vpcs/{vpc_id}"), None).await;
+    assert_eq!(
+        (status, body),
+        (404, json!({"errors": [{"reason": "Not found"}]}))
+    );
+    // A database cannot join a VPC that does not exist.
+    let (status, refused) = linode(
+        Method::POST,
+        format!("{base}/databases/mysql/instances"),
+        Some(
+            json!({"label": "fl-del-db2", "region": "gb-lon", "type": "g6-nanode-1", "engine": "mysql/8",
+            "private_network": {"vpc_id": vpc_id, "subnet_id": subnet}}),
+        ),
+    )
+    .await;
+    assert_eq!(status, 400, "{refused}");
+    assert_eq!(refused["errors"][0]["field"], "private_network.vpc_id");
+    sim.shutdown().await;
+}
+
 #[tokio::test]
 async fn databases_hold_normalised_allow_lists_once_active() {
     let sim = start(config()).await;

@@ -196,3 +196,44 @@ async fn firewall_groups_rules_vpcs_and_databases() {
     );
     sim.shutdown().await;
 }
+
+/// Deleting VPCs: one with instances attached is refused (400 in Vultr's shape), one that is gone is 404,
+/// an empty one goes with 204.
+#[tokio::test]
+async fn vpcs_with_instances_are_refused_and_gone_ones_are_not_found() {
+    let sim = start(config()).await;
+    let base = sim.vultr_url().to_owned();
+    let (status, vpc) = vultr(
+        Method::POST,
+        &format!("{base}/vpcs"),
+        Some(
+            json!({"region": "ams", "description": "fl-del", "v4_subnet": "10.98.0.0", "v4_subnet_mask": 24}),
+        ),
+    )
+    .await;
+    assert_eq!(status, 201, "{vpc}");
+    let vpc_id = vpc["vpc"]["id"].as_str().unwrap().to_owned();
+    let mut body = instance("ws-del", "x");
+    body["attach_vpc"] = json!([vpc_id]);
+    let (status, i) = vultr(Method::POST, &format!("{base}/instances"), Some(body)).await;
+    assert_eq!(status, 202, "{i}");
+    let iid = i["instance"]["id"].as_str().unwrap().to_owned();
+
+    let (status, refused) = vultr(Method::DELETE, &format!("{base}/vpcs/{vpc_id}"), None).await;
+    assert_eq!(status, 400, "{refused}");
+    assert_eq!(refused["status"], 400);
+    assert!(
+        refused["error"].as_str().unwrap().contains("attached"),
+        "{refused}"
+    );
+    let (status, _) = vultr(Method::DELETE, &format!("{base}/instances/{iid}"), None).await;
+    assert_eq!(status, 204);
+    let (status, body) = vultr(Method::DELETE, &format!("{base}/vpcs/{vpc_id}"), None).await;
+    assert_eq!((status, body), (204, Value::Null));
+    let (status, body) = vultr(Method::DELETE, &format!("{base}/vpcs/{vpc_id}"), None).await;
+    assert_eq!(
+        (status, body),
+        (404, json!({"error": "Not found.", "status": 404}))
+    );
+    sim.shutdown().await;
+}

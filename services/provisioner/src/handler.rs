@@ -20,7 +20,7 @@ use uuid::Uuid;
 
 use crate::apply::{Applier, ApplyError, ApplyOptions, ApplyReport, Change, Observer};
 use crate::clouds::{Endpoints, RegionCloud, SimulatorCredentials, connect};
-use crate::infra::{DbaasWait, ensure_dbaas, ensure_vpc, remove_dbaas};
+use crate::infra::{DbaasWait, ensure_dbaas, ensure_vpc, remove_dbaas, remove_vpc};
 use crate::plan::{DestroyReason, Step, plan};
 use crate::store::{DbaasRow, MachineRow, MachineStore, MachineStoreError, state_name};
 
@@ -675,14 +675,17 @@ impl Provisioner {
     /// `provisioner.destroy.v1`: removes everything Flotilla created in one region, and nothing else.
     pub async fn destroy(&self, cmd: DestroyRegion, _delivery: Delivery) -> Result<(), HandlerError> {
         let machines = self.machines().await?;
-        let destroyed = match machines
-            .region_spec(&cmd.deployment, &cmd.region)
+        let record = machines
+            .regions(Some(&cmd.deployment), Some(&cmd.region))
             .await
             .map_err(store_error)?
-        {
+            .into_iter()
+            .next();
+        let (destroyed, left) = match record {
             // Never applied (or already destroyed): nothing of ours is there.
-            None => Vec::new(),
-            Some(region) => {
+            None => (Vec::new(), None),
+            Some(record) => {
+                let region = record.spec.clone();
                 let lock = self.lock(&cmd.deployment, &cmd.region);
                 let _held = lock.lock().await;
                 let cloud = self.region_cloud(&region)?;
@@ -705,11 +708,19 @@ impl Provisioner {
                 remove_dbaas(&cloud, machines, &cmd.deployment, &cmd.region)
                     .await
                     .map_err(apply_error)?;
+                let left = remove_vpc(
+                    &cloud,
+                    &record,
+                    self.settings.boot_timeout.min(Duration::from_secs(120)),
+                    self.settings.poll_interval,
+                )
+                .await
+                .map_err(apply_error)?;
                 machines
                     .forget_region(&cmd.deployment, &cmd.region)
                     .await
                     .map_err(store_error)?;
-                destroyed
+                (destroyed, left)
             }
         };
         let event = RegionApplied {
@@ -717,7 +728,8 @@ impl Provisioner {
             deployment: cmd.deployment.clone(),
             region: cmd.region.clone(),
             outcome: "destroyed".into(),
-            error: None,
+            // What was left in place, and why.
+            error: left,
             created: Vec::new(),
             adopted: Vec::new(),
             destroyed,

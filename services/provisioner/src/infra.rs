@@ -233,3 +233,36 @@ pub async fn remove_dbaas(
     store.forget_dbaas(deployment, region).await?;
     Ok(deleted)
 }
+
+/// Removes the region's VPC if Flotilla created it (after its machines and DBaaS are gone). A VPC still in
+/// use by something that is not ours is left, and said so; the provider may take a moment to let go of
+/// deleted machines, so an in-use refusal is retried for `patience`. Returns why the VPC was left, if it
+/// was.
+pub async fn remove_vpc(
+    cloud: &RegionCloud,
+    record: &crate::store::RegionRecord,
+    patience: Duration,
+    poll: Duration,
+) -> Result<Option<String>, ApplyError> {
+    let (Some(id), true) = (&record.vpc_id, record.vpc_created) else {
+        return Ok(None);
+    };
+    let deadline = tokio::time::Instant::now() + patience;
+    loop {
+        match cloud.network.delete_vpc(id).await {
+            Ok(()) => return Ok(None),
+            Err(e) if e.is_not_found() => return Ok(None),
+            Err(CloudError::Conflict { message, .. }) => {
+                if tokio::time::Instant::now() >= deadline {
+                    tracing::warn!(vpc = %id, %message, "the region's VPC is still in use; left in place");
+                    return Ok(Some(format!(
+                        "VPC {} ({id}) left in place: still in use ({message})",
+                        record.spec.vpc.name
+                    )));
+                }
+                tokio::time::sleep(poll).await;
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
+}

@@ -258,40 +258,6 @@ impl MachineStore {
         .map_err(query_error("save a region's spec"))
     }
 
-    /// The spec last applied to a region, if any.
-    pub async fn region_spec(
-        &self,
-        deployment: &str,
-        region: &str,
-    ) -> Result<Option<Region>, MachineStoreError> {
-        let q = "SELECT spec FROM regions WHERE deployment = $1 AND region = $2";
-        let spec: Option<String> = match &self.store {
-            Store::Sqlite(p) => {
-                sqlx::query_scalar(q)
-                    .bind(deployment)
-                    .bind(region)
-                    .fetch_optional(p)
-                    .await
-            }
-            Store::Postgres(p) => {
-                sqlx::query_scalar(q)
-                    .bind(deployment)
-                    .bind(region)
-                    .fetch_optional(p)
-                    .await
-            }
-        }
-        .map_err(query_error("read a region's spec"))?;
-        spec.map(|s| {
-            serde_json::from_str(&s).map_err(|e| MachineStoreError::Corrupt {
-                resource_id: format!("{deployment}/{region}"),
-                column: "spec",
-                value: e.to_string(),
-            })
-        })
-        .transpose()
-    }
-
     /// Forgets a region (it is destroyed).
     pub async fn forget_region(&self, deployment: &str, region: &str) -> Result<(), MachineStoreError> {
         let q = "DELETE FROM regions WHERE deployment = $1 AND region = $2";

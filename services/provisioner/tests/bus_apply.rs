@@ -107,6 +107,16 @@ async fn an_apply_over_the_bus_builds_the_region_once() {
     .unwrap();
     let ours = MarkFilter::region(&deployment.name, "gb-lon");
     assert_eq!(cloud.compute.list_machines(&ours).await.unwrap().len(), 3);
+    let vpc_name = &region.vpc.name;
+    assert!(
+        cloud
+            .network
+            .find_vpc("gb-lon", vpc_name)
+            .await
+            .unwrap()
+            .is_some(),
+        "the apply created the region's VPC"
+    );
 
     // The operator's own machine in the same account: a destroy must leave it alone.
     let http = reqwest::Client::new();
@@ -150,6 +160,16 @@ async fn an_apply_over_the_bus_builds_the_region_once() {
         .await
         .unwrap();
     assert_eq!(still.status(), 200, "the operator's machine is untouched");
+    assert_eq!(destroyed.error, None, "nothing was left in place: {destroyed:?}");
+    assert!(
+        cloud
+            .network
+            .find_vpc("gb-lon", vpc_name)
+            .await
+            .unwrap()
+            .is_none(),
+        "the VPC Flotilla created is gone with the region"
+    );
     // Destroying again finds nothing of ours.
     let again = DestroyRegion {
         meta: CommandMeta::new("test"),

@@ -212,6 +212,46 @@ async fn deploy_the_seed(db: flotilla_integration_tests::TestDb) {
         "only the primary has a DBaaS of its own"
     );
 
+    // Destroying the deployment removes every machine, the DBaaS and the VPCs Flotilla created.
+    for region in &deployment.regions {
+        let cmd = flotilla_proto::DestroyRegion {
+            meta: flotilla_proto::CommandMeta::new("test"),
+            deployment: name.clone(),
+            region: region.name.clone(),
+        };
+        f.send(&name, &region.name, "destroy", &cmd.meta.id.to_string(), &cmd)
+            .await;
+        let done = f
+            .events
+            .region_outcome(&region.name, cmd.meta.correlation_id, "destroyed")
+            .await;
+        assert_eq!(done.error, None, "nothing left in place: {done:?}");
+        let cloud = connect(
+            region,
+            &sim_credentials().for_provider(region.provider),
+            &endpoints(&f.sim),
+        )
+        .unwrap();
+        assert!(
+            cloud
+                .network
+                .find_vpc(&region.provider_region, &region.vpc.name)
+                .await
+                .unwrap()
+                .is_none(),
+            "{}: the VPC is gone",
+            region.name
+        );
+        if let Some(flotilla_spec::Dbaas::Primary { label, .. }) = &region.dbaas {
+            assert!(
+                cloud.databases.find_database(label).await.unwrap().is_none(),
+                "the DBaaS Flotilla created is gone"
+            );
+        }
+    }
+    assert!(common::sim_machines(&f.sim, &name).is_empty());
+    assert!(f.fleet(&name).await.regions.is_empty());
+
     f.stop().await;
 }
 

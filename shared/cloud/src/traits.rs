@@ -38,6 +38,11 @@ pub trait Network: Send + Sync {
     /// Creates a VPC.
     async fn create_vpc(&self, request: &VpcRequest) -> Result<Vpc>;
 
+    /// Deletes a VPC by its id (as [`Vpc::id`] gives it). A VPC already gone is
+    /// [`crate::CloudError::NotFound`]; one still in use (machines or a database attached) is
+    /// [`crate::CloudError::Conflict`] with the provider's reason.
+    async fn delete_vpc(&self, id: &str) -> Result<()>;
+
     /// The firewall named `name`, if it exists.
     async fn find_firewall(&self, name: &str) -> Result<Option<Firewall>>;
 

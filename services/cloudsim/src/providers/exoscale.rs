@@ -1111,6 +1111,9 @@ async fn private_network_action(
     ok(op)
 }
 
+/// Exoscale's specification gives `DELETE /private-network/{id}` only its 200 (an operation). A network
+/// that instances are still attached to is refused at once with 409 `{"message"}`, as the simulator refuses
+/// a security group still in use: the most plausible answer, not one the spec or a recording shows.
 async fn delete_private_network(
     State(ctx): State<Ctx>,
     Extension(caller): Extension<Caller>,

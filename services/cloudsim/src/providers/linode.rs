@@ -690,13 +690,20 @@ fn subnet_json(world: &World, vpc: &Vpc, s: &Subnet) -> Value {
             }))
         })
         .collect();
+    let databases: Vec<Value> = world
+        .databases
+        .iter()
+        .filter(|d| d.provider == P)
+        .filter(|d| database_network(d).is_some_and(|(v, subnet)| v == vpc.id && subnet == s.id))
+        .map(|d| json!({ "id": int_id(&d.id), "ipv4_range": null, "ipv6_ranges": [] }))
+        .collect();
     json!({
         "id": int_id(&s.id),
         "label": s.label,
         "ipv4": s.cidr.to_string(),
         "ipv6": null,
         "linodes": linodes,
-        "databases": [],
+        "databases": databases,
         "nodebalancers": [],
         "created": linode_time(s.created),
         "updated": linode_time(s.created),
@@ -852,6 +859,9 @@ async fn update_vpc(State(ctx): State<Ctx>, Path(pp): Pars, body: Bytes) -> ApiR
     ok(rendered)
 }
 
+/// Refuses a VPC that Linodes or databases are still on the way Linode refuses it: a 400 with
+/// `errors[].reason` and no `field` (the shape of every Linode refusal in the recordings; the recordings hold
+/// no in-use refusal itself, so the reasons' wording is ours).
 async fn delete_vpc(State(ctx): State<Ctx>, Path(pp): Pars) -> ApiResult {
     {
         let mut world = ctx.sim.world();
@@ -866,6 +876,17 @@ async fn delete_vpc(State(ctx): State<Ctx>, Path(pp): Pars) -> ApiResult {
                 P,
                 StatusCode::BAD_REQUEST,
                 "Cannot delete a VPC while Linodes are assigned to its subnets",
+            ));
+        }
+        if world
+            .databases
+            .iter()
+            .any(|d| d.provider == P && database_network(d).is_some_and(|(vpc, _)| vpc == id))
+        {
+            return Err(ApiError::new(
+                P,
+                StatusCode::BAD_REQUEST,
+                "Cannot delete a VPC while Managed Databases are assigned to its subnets",
             ));
         }
         world.vpcs.retain(|v| !(v.provider == P && v.id == id));
@@ -933,6 +954,17 @@ async fn delete_subnet(State(ctx): State<Ctx>, Path(pp): Pars) -> ApiResult {
                 P,
                 StatusCode::BAD_REQUEST,
                 "Cannot delete a subnet with Linodes assigned",
+            ));
+        }
+        if world
+            .databases
+            .iter()
+            .any(|d| d.provider == P && database_network(d).is_some_and(|(_, subnet)| subnet == sid))
+        {
+            return Err(ApiError::new(
+                P,
+                StatusCode::BAD_REQUEST,
+                "Cannot delete a subnet with Managed Databases assigned",
             ));
         }
         if let Some(v) = world.vpc_mut(P, id) {
@@ -1316,6 +1348,7 @@ fn database_json(d: &Database, now: chrono::DateTime<Utc>) -> Value {
         },
         "port": if d.engine == "postgresql" { 5432 } else { 3306 },
         "ssl_connection": true,
+        "private_network": d.extra.get("private_network").cloned().unwrap_or(Value::Null),
         "members": {},
         "platform": "rdbms-default",
         "total_disk_size_gb": 9,
@@ -1424,6 +1457,12 @@ async fn create_database(State(ctx): State<Ctx>, Path(pp): Pars, body: Bytes) ->
             "cluster_size".into(),
             b.get("cluster_size").cloned().unwrap_or(json!(1)),
         );
+        if let Some(network) = b.get("private_network").filter(|v| !v.is_null()) {
+            extra.insert(
+                "private_network".into(),
+                private_network(&world, region, network)?,
+            );
+        }
         let db = Database {
             provider: P,
             id: world.next_id(P).to_string(),
@@ -1444,6 +1483,45 @@ async fn create_database(State(ctx): State<Ctx>, Path(pp): Pars, body: Bytes) ->
     };
     ctx.sim.changed();
     ok(rendered)
+}
+
+/// A create's `private_network` (`{vpc_id, subnet_id, public_access}`), checked against the VPCs: the subnet
+/// must be one of the VPC's, and the VPC in the database's region. As the database shows it.
+fn private_network(world: &World, region: &str, network: &Value) -> ApiResult<Value> {
+    let vpc_id =
+        id_field(network, "vpc_id").ok_or_else(|| invalid("private_network.vpc_id", "vpc_id is required"))?;
+    let subnet_id = id_field(network, "subnet_id")
+        .ok_or_else(|| invalid("private_network.subnet_id", "subnet_id is required"))?;
+    let vpc = world
+        .vpc(P, &vpc_id)
+        .ok_or_else(|| invalid("private_network.vpc_id", "VPC not found"))?;
+    if !vpc.subnets.iter().any(|s| s.id == subnet_id) {
+        return Err(invalid(
+            "private_network.subnet_id",
+            "Subnet not found in this VPC",
+        ));
+    }
+    if vpc.region != region {
+        return Err(invalid(
+            "private_network.vpc_id",
+            "The VPC must be in the same region as the database",
+        ));
+    }
+    let public_access = network
+        .get("public_access")
+        .and_then(Value::as_bool)
+        .unwrap_or(false);
+    Ok(json!({
+        "vpc_id": int_id(&vpc_id),
+        "subnet_id": int_id(&subnet_id),
+        "public_access": public_access,
+    }))
+}
+
+/// The VPC and subnet a database is on, when it was created with a `private_network`.
+fn database_network(d: &Database) -> Option<(String, String)> {
+    let network = d.extra.get("private_network")?;
+    Some((id_field(network, "vpc_id")?, id_field(network, "subnet_id")?))
 }
 
 fn database<'a>(world: &'a World, engine: &str, id: &str) -> ApiResult<&'a Database> {

@@ -755,6 +755,10 @@ async fn update_vpc(State(ctx): State<Ctx>, Path(pp): Pars, body: Bytes) -> ApiR
     Ok(no_content())
 }
 
+/// Vultr's specification lists 204, 400, 401, 403 and 404 for `DELETE /vpcs/{id}` without saying which
+/// answers a VPC still in use. The simulator refuses it with 400 `{"error","status"}`, Vultr's answer to a
+/// request it will not carry out (the choice the spec makes most plausible; 403 is its answer to a key
+/// without access). The message is the simulator's.
 async fn delete_vpc(State(ctx): State<Ctx>, Path(pp): Pars) -> ApiResult {
     {
         let mut world = ctx.sim.world();

@@ -154,12 +154,29 @@ pub(crate) struct DoVpc {
     pub region: String,
     #[serde(default)]
     pub ip_range: Option<String>,
+    /// The region's default VPC (which cannot be deleted).
+    #[serde(default)]
+    pub default: bool,
 }
 
 /// `{"vpc": …}`
 #[derive(Debug, Deserialize)]
 pub(crate) struct VpcEnvelope {
     pub vpc: DoVpc,
+}
+
+/// `GET /vpcs/{id}/members`: what is in a VPC (droplets, databases, load balancers …), by URN.
+#[derive(Debug, Deserialize)]
+pub(crate) struct VpcMembers {
+    #[serde(default)]
+    pub members: Vec<VpcMember>,
+}
+
+/// One member of a VPC.
+#[derive(Debug, Deserialize)]
+pub(crate) struct VpcMember {
+    #[serde(default)]
+    pub urn: String,
 }
 
 impl From<DoVpc> for Vpc {

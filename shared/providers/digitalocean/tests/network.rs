@@ -4,7 +4,7 @@
 
 mod support;
 
-use flotilla_cloud::{FirewallRule, Network, Protocol, VpcRequest};
+use flotilla_cloud::{CloudError, FirewallRule, Network, Protocol, ProviderKind, VpcRequest};
 use flotilla_spec::Role;
 use serde_json::json;
 use support::{Spec, cloud, marks};
@@ -80,6 +80,120 @@ async fn create_vpc_posts_name_region_and_range() {
     assert_eq!(vpc.id, "5a4981aa-9653-4bd1-bef5-d6bff52042e4");
     assert_eq!(vpc.name, "env.prod-vpc");
     assert_eq!(vpc.cidr, Some("10.10.10.0/24".parse().unwrap()));
+}
+
+const VPC: &str = "5a4981aa-9653-4bd1-bef5-d6bff52042e4";
+
+#[tokio::test]
+async fn delete_vpc_is_a_delete_of_its_id_and_a_gone_one_is_not_found() {
+    let spec = Spec::load();
+    let server = MockServer::start().await;
+    Mock::given(method("DELETE"))
+        .and(path(format!("/v2/vpcs/{VPC}")))
+        .respond_with(ResponseTemplate::new(204))
+        .up_to_n_times(1)
+        .expect(1)
+        .mount(&server)
+        .await;
+    Mock::given(method("DELETE"))
+        .and(path(format!("/v2/vpcs/{VPC}")))
+        .respond_with(ResponseTemplate::new(404).set_body_json(spec.error("not_found")))
+        .expect(1)
+        .mount(&server)
+        .await;
+    let c = cloud(&server);
+    c.delete_vpc(VPC).await.unwrap();
+    let err = c.delete_vpc(VPC).await.unwrap_err();
+    assert!(err.is_not_found(), "{err:?}");
+    let err = c.delete_vpc("../account").await.unwrap_err();
+    assert!(matches!(err, CloudError::Invalid { .. }), "{err:?}");
+    server.verify().await;
+}
+
+#[tokio::test]
+async fn a_vpc_with_members_is_a_conflict_with_digitaloceans_message() {
+    let server = MockServer::start().await;
+    Mock::given(method("DELETE"))
+        .and(path(format!("/v2/vpcs/{VPC}")))
+        .respond_with(ResponseTemplate::new(409).set_body_json(json!({
+            "id": "conflict", "message": "Can not delete VPC with members",
+            "request_id": "4d9d8375-3c56-4925-a3e7-eb137fed17e9"
+        })))
+        .expect(1)
+        .mount(&server)
+        .await;
+    let err = cloud(&server).delete_vpc(VPC).await.unwrap_err();
+    assert_eq!(
+        err,
+        CloudError::Conflict {
+            provider: ProviderKind::DigitalOcean,
+            message: "Can not delete VPC with members".into(),
+        }
+    );
+    server.verify().await;
+}
+
+/// The specification's 403 for a VPC with members or a default VPC: a conflict when the VPC says so, an
+/// authorisation failure otherwise.
+#[tokio::test]
+async fn a_403_is_a_conflict_only_for_a_default_vpc_or_one_with_members() {
+    let spec = Spec::load();
+    let forbidden = || ResponseTemplate::new(403).set_body_json(spec.error("forbidden"));
+    // The spec's VPC example is a region's default VPC.
+    let default = spec.response("vpcs/vpcs_get.yml", "200", None);
+    assert_eq!(default["vpc"]["default"], true);
+    let mut plain = default.clone();
+    plain["vpc"]["default"] = json!(false);
+    let members = spec.response("vpcs/vpcs_list_members.yml", "200", None);
+    let no_members = json!({"members": [], "links": {}, "meta": {"total": 0}});
+
+    for (vpc, listed, conflict) in [
+        (&default, &no_members, true),
+        (&plain, &members, true),
+        (&plain, &no_members, false),
+    ] {
+        let server = MockServer::start().await;
+        Mock::given(method("DELETE"))
+            .and(path(format!("/v2/vpcs/{VPC}")))
+            .respond_with(forbidden())
+            .expect(1)
+            .mount(&server)
+            .await;
+        Mock::given(method("GET"))
+            .and(path(format!("/v2/vpcs/{VPC}")))
+            .respond_with(ResponseTemplate::new(200).set_body_json(vpc.clone()))
+            .mount(&server)
+            .await;
+        Mock::given(method("GET"))
+            .and(path(format!("/v2/vpcs/{VPC}/members")))
+            .respond_with(ResponseTemplate::new(200).set_body_json(listed.clone()))
+            .mount(&server)
+            .await;
+        let err = cloud(&server).delete_vpc(VPC).await.unwrap_err();
+        if conflict {
+            assert!(
+                matches!(&err, CloudError::Conflict { message, .. }
+                    if message.starts_with("You do not have permission")),
+                "{err:?}"
+            );
+        } else {
+            assert!(matches!(err, CloudError::Auth { .. }), "{err:?}");
+        }
+        server.verify().await;
+    }
+
+    // When the VPC cannot be read either, the refusal stays what it was.
+    let server = MockServer::start().await;
+    Mock::given(method("DELETE"))
+        .respond_with(forbidden())
+        .mount(&server)
+        .await;
+    Mock::given(method("GET"))
+        .respond_with(forbidden())
+        .mount(&server)
+        .await;
+    let err = cloud(&server).delete_vpc(VPC).await.unwrap_err();
+    assert!(matches!(err, CloudError::Auth { .. }), "{err:?}");
 }
 
 #[tokio::test]

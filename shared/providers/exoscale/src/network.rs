@@ -15,7 +15,7 @@ use reqwest::Method;
 use serde_json::{Value, json};
 
 use crate::wire::{InstanceList, PrivateNetwork, PrivateNetworkList, SecurityGroup, SecurityGroupList};
-use crate::{Exoscale, P};
+use crate::{Exoscale, P, is_uuid};
 
 #[async_trait]
 impl Network for Exoscale {
@@ -46,6 +46,24 @@ impl Network for Exoscale {
             cidr: Some(request.cidr.trunc()),
             subnet_id: None,
         })
+    }
+
+    /// `DELETE /private-network/{id}`, then its operation polled to the end like every mutation. A network
+    /// already gone (404, or an operation failing as not found) is [`CloudError::NotFound`]; one that
+    /// instances are still attached to is refused — 409 or 412 at once, or an operation failing as a
+    /// conflict — and that is a [`CloudError::Conflict`] with Exoscale's message.
+    async fn delete_vpc(&self, id: &str) -> Result<()> {
+        if !is_uuid(id) {
+            return Err(CloudError::Invalid {
+                provider: P,
+                field: Some("id".into()),
+                message: format!("{id:?} is not a private network id (a UUID)"),
+            });
+        }
+        // Not `delete_gone_ok`: a network already gone is an error here, as the trait says.
+        self.mutate(Method::DELETE, &format!("private-network/{id}"), None)
+            .await
+            .map(drop)
     }
 
     async fn find_firewall(&self, name: &str) -> Result<Option<Firewall>> {

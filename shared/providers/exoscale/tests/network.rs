@@ -5,7 +5,7 @@
 mod common;
 
 use common::{ZONE, adapter, component, example, operation, request_properties};
-use flotilla_cloud::{FirewallRule, Marks, Network, Protocol, VpcRequest};
+use flotilla_cloud::{CloudError, FirewallRule, Marks, Network, Protocol, ProviderKind, VpcRequest};
 use ipnet::Ipv4Net;
 use serde_json::{Value, json};
 use wiremock::matchers::{body_json, method, path};
@@ -392,4 +392,83 @@ async fn attach_and_detach_are_idempotent() {
         .await
         .unwrap_err();
     assert!(err.is_not_found(), "{err}");
+}
+
+#[tokio::test]
+async fn delete_vpc_polls_its_operation_and_maps_in_use_and_gone() {
+    let server = MockServer::start().await;
+    const IN_USE: &str = "5b4c8e3f-2d60-4f9b-8c7e-3a1f9d8b2c4e";
+    const GONE: &str = "6c5d9f40-3e71-4a0c-9d8f-4b2a0e9c3d5f";
+    const FAILS: &str = "7d6e0a51-4f82-4b1d-8e90-5c3b1f0d4e60";
+    const FAILED_OP: &str = "f3158241-c97f-11ed-b0b2-0242ac120003";
+    // Deleted: the operation is pending at first and polled until it succeeds.
+    Mock::given(method("DELETE"))
+        .and(path(format!("/v2/private-network/{NETWORK}")))
+        .respond_with(ResponseTemplate::new(200).set_body_json(operation(OP, "pending", NETWORK)))
+        .expect(1)
+        .mount(&server)
+        .await;
+    Mock::given(method("GET"))
+        .and(path(format!("/v2/operation/{OP}")))
+        .respond_with(ResponseTemplate::new(200).set_body_json(operation(OP, "success", NETWORK)))
+        .expect(1)
+        .mount(&server)
+        .await;
+    // Refused at once while instances are attached.
+    Mock::given(method("DELETE"))
+        .and(path(format!("/v2/private-network/{IN_USE}")))
+        .respond_with(
+            ResponseTemplate::new(409)
+                .set_body_json(json!({"message": "The private network has instances attached"})),
+        )
+        .expect(1)
+        .mount(&server)
+        .await;
+    Mock::given(method("DELETE"))
+        .and(path(format!("/v2/private-network/{GONE}")))
+        .respond_with(ResponseTemplate::new(404).set_body_json(json!({"message": "Not Found"})))
+        .expect(1)
+        .mount(&server)
+        .await;
+    // Refused by the operation instead.
+    let mut failed = operation(FAILED_OP, "failure", FAILS);
+    failed["reason"] = json!("conflict");
+    failed["message"] = json!("Private Network is in use");
+    Mock::given(method("DELETE"))
+        .and(path(format!("/v2/private-network/{FAILS}")))
+        .respond_with(ResponseTemplate::new(200).set_body_json(operation(FAILED_OP, "pending", FAILS)))
+        .expect(1)
+        .mount(&server)
+        .await;
+    Mock::given(method("GET"))
+        .and(path(format!("/v2/operation/{FAILED_OP}")))
+        .respond_with(ResponseTemplate::new(200).set_body_json(failed))
+        .mount(&server)
+        .await;
+    let exo = adapter(&server);
+    exo.delete_vpc(NETWORK).await.unwrap();
+    let err = exo.delete_vpc(IN_USE).await.unwrap_err();
+    assert_eq!(
+        err,
+        CloudError::Conflict {
+            provider: ProviderKind::Exoscale,
+            message: "The private network has instances attached".into(),
+        }
+    );
+    let err = exo.delete_vpc(GONE).await.unwrap_err();
+    assert!(err.is_not_found(), "{err:?}");
+    let err = exo.delete_vpc(FAILS).await.unwrap_err();
+    assert!(
+        matches!(&err, CloudError::Conflict { message, .. } if message.contains("in use")),
+        "{err:?}"
+    );
+    let calls = exo.api().calls();
+    let err = exo.delete_vpc("../instance").await.unwrap_err();
+    assert!(matches!(err, CloudError::Invalid { .. }), "{err:?}");
+    assert_eq!(
+        exo.api().calls(),
+        calls,
+        "a malformed id is refused before any call"
+    );
+    server.verify().await;
 }

@@ -10,7 +10,7 @@
 //! sources are not represented. Linode allows at most 25 inbound rules per firewall.
 
 use async_trait::async_trait;
-use flotilla_cloud::{Firewall, FirewallRule, Marks, Network, Protocol, Result, Vpc, VpcRequest};
+use flotilla_cloud::{CloudError, Firewall, FirewallRule, Marks, Network, Protocol, Result, Vpc, VpcRequest};
 use ipnet::Ipv4Net;
 use reqwest::Method;
 use serde_json::{Value, json};
@@ -44,6 +44,24 @@ impl Network for LinodeCloud {
         });
         let vpc: wire::Vpc = self.send(Method::POST, "vpcs", &body).await?;
         Ok(to_vpc(vpc))
+    }
+
+    /// `DELETE /vpcs/{id}`. Linode refuses a VPC still in use (Linodes on its subnets, a database on its
+    /// private network) as a 400 with the reason; the request has no body to be invalid, so that refusal is
+    /// a [`CloudError::Conflict`] carrying Linode's reason. A 400 "busy" stays retryable.
+    async fn delete_vpc(&self, id: &str) -> Result<()> {
+        let id = numeric_id("id", id)?;
+        // Not `api.delete`: a VPC already gone is an error here, as the trait says.
+        self.api
+            .request(Method::DELETE, &format!("vpcs/{id}"), &[], None, &[])
+            .await
+            .map(drop)
+            .map_err(|e| match e {
+                CloudError::Invalid {
+                    provider, message, ..
+                } => CloudError::Conflict { provider, message },
+                other => other,
+            })
     }
 
     async fn find_firewall(&self, name: &str) -> Result<Option<Firewall>> {

@@ -613,6 +613,68 @@ async fn deleting_a_gone_database_is_not_found() {
 }
 
 #[tokio::test]
+async fn deleting_a_vpc_maps_in_use_to_conflict_and_gone_to_not_found() {
+    let server = MockServer::start().await;
+    Mock::given(method("DELETE"))
+        .and(path("/v4beta/vpcs/583412"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({})))
+        .expect(1)
+        .mount(&server)
+        .await;
+    Mock::given(method("DELETE"))
+        .and(path("/v4beta/vpcs/583413"))
+        .respond_with(ResponseTemplate::new(400).set_body_json(errors(
+            "Cannot delete a VPC while Linodes are assigned to its subnets",
+            None,
+        )))
+        .expect(1)
+        .mount(&server)
+        .await;
+    Mock::given(method("DELETE"))
+        .and(path("/v4beta/vpcs/583414"))
+        .respond_with(ResponseTemplate::new(404).set_body_json(errors("Not found", None)))
+        .expect(1)
+        .mount(&server)
+        .await;
+    let c = cloud(&server);
+    c.delete_vpc("583412").await.unwrap();
+    let err = c.delete_vpc("583413").await.unwrap_err();
+    assert_eq!(
+        err,
+        CloudError::Conflict {
+            provider: ProviderKind::Linode,
+            message: "Cannot delete a VPC while Linodes are assigned to its subnets".into(),
+        }
+    );
+    // Unlike `delete_machine`, a VPC already gone is an error.
+    let err = c.delete_vpc("583414").await.unwrap_err();
+    assert!(err.is_not_found(), "{err:?}");
+    let err = c.delete_vpc("../account").await.unwrap_err();
+    assert!(matches!(err, CloudError::Invalid { .. }), "{err:?}");
+    assert_eq!(c.calls(), 3, "a malformed id is refused before any call");
+    server.verify().await;
+}
+
+#[tokio::test]
+async fn a_busy_vpc_delete_is_retried_not_a_conflict() {
+    let server = MockServer::start().await;
+    Mock::given(method("DELETE"))
+        .and(path("/v4beta/vpcs/7"))
+        .respond_with(ResponseTemplate::new(400).set_body_json(errors("VPC busy.", None)))
+        .up_to_n_times(1)
+        .mount(&server)
+        .await;
+    Mock::given(method("DELETE"))
+        .and(path("/v4beta/vpcs/7"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({})))
+        .mount(&server)
+        .await;
+    let c = cloud(&server);
+    c.delete_vpc("7").await.unwrap();
+    assert_eq!(c.calls(), 2);
+}
+
+#[tokio::test]
 async fn records_are_updated_and_deleted_by_id() {
     let server = MockServer::start().await;
     Mock::given(method("PUT"))

@@ -1,7 +1,7 @@
 //! VPCs and firewall groups.
 
 use async_trait::async_trait;
-use flotilla_cloud::{Firewall, FirewallRule, Marks, Network, Result, Vpc, VpcRequest};
+use flotilla_cloud::{CloudError, Firewall, FirewallRule, Marks, Network, Result, Vpc, VpcRequest};
 use reqwest::Method;
 use serde_json::json;
 
@@ -62,6 +62,25 @@ impl Network for VultrCloud {
         });
         let created: VpcEnvelope = self.api.send(Method::POST, "vpcs", &body).await?;
         Ok(created.vpc.into())
+    }
+
+    /// `DELETE /vpcs/{id}` → 204, on the same `/vpcs` API [`Network::create_vpc`] and [`Network::find_vpc`]
+    /// use (not VPC 2.0's `/vpc2`). A VPC already gone — 404, or Vultr's 400 "invalid … ID" — is
+    /// [`CloudError::NotFound`]. Vultr refuses a VPC that instances are still attached to with another 400;
+    /// the request has no body to be invalid, so that is a [`CloudError::Conflict`] with Vultr's message.
+    async fn delete_vpc(&self, id: &str) -> Result<()> {
+        let id = segment("vpc id", id)?;
+        // Not `self.delete`: a VPC already gone is an error here, as the trait says.
+        self.api
+            .request(Method::DELETE, &format!("vpcs/{id}"), &[], None, &[])
+            .await
+            .map(drop)
+            .map_err(|e| match gone_as_not_found(e, &format!("VPC {id}")) {
+                CloudError::Invalid {
+                    provider, message, ..
+                } => CloudError::Conflict { provider, message },
+                other => other,
+            })
     }
 
     /// The group whose description is `name`, with its rules and the instances it applies to.

@@ -4,7 +4,7 @@
 
 mod support;
 
-use flotilla_cloud::{FirewallRule, Network, Protocol, VpcRequest};
+use flotilla_cloud::{CloudError, FirewallRule, Network, Protocol, ProviderKind, VpcRequest};
 use flotilla_spec::Role;
 use serde_json::json;
 use support::{Spec, cloud, error, marks};
@@ -318,4 +318,67 @@ async fn attach_sets_the_instance_group_and_detach_clears_only_this_group() {
     c.detach_firewall(GROUP, INSTANCE).await.unwrap();
     c.detach_firewall(GROUP, "elsewhere").await.unwrap(); // in no group: nothing sent
     c.detach_firewall(GROUP, "gone").await.unwrap();
+}
+
+const VPC: &str = "cb676a46-66fd-4dfb-b839-443f2e6c0b60";
+
+#[tokio::test]
+async fn delete_vpc_deletes_under_vpcs_and_maps_gone_and_in_use() {
+    let server = MockServer::start().await;
+    Mock::given(method("DELETE"))
+        .and(path(format!("/v2/vpcs/{VPC}")))
+        .respond_with(ResponseTemplate::new(204))
+        .up_to_n_times(1)
+        .expect(1)
+        .mount(&server)
+        .await;
+    Mock::given(method("DELETE"))
+        .and(path(format!("/v2/vpcs/{VPC}")))
+        .respond_with(
+            ResponseTemplate::new(400)
+                .set_body_json(error(400, "The VPC has instances attached; detach them first.")),
+        )
+        .up_to_n_times(1)
+        .expect(1)
+        .mount(&server)
+        .await;
+    Mock::given(method("DELETE"))
+        .and(path(format!("/v2/vpcs/{VPC}")))
+        .respond_with(ResponseTemplate::new(404).set_body_json(error(404, "Not found.")))
+        .up_to_n_times(1)
+        .expect(1)
+        .mount(&server)
+        .await;
+    Mock::given(method("DELETE"))
+        .and(path(format!("/v2/vpcs/{VPC}")))
+        .respond_with(ResponseTemplate::new(400).set_body_json(error(400, "Invalid VPC ID.")))
+        .expect(1)
+        .mount(&server)
+        .await;
+    let c = cloud(&server);
+    c.delete_vpc(VPC).await.unwrap();
+    let err = c.delete_vpc(VPC).await.unwrap_err();
+    assert_eq!(
+        err,
+        CloudError::Conflict {
+            provider: ProviderKind::Vultr,
+            message: "The VPC has instances attached; detach them first.".into(),
+        }
+    );
+    let err = c.delete_vpc(VPC).await.unwrap_err();
+    assert!(err.is_not_found(), "404: {err:?}");
+    let err = c.delete_vpc(VPC).await.unwrap_err();
+    assert!(err.is_not_found(), "Vultr's invalid-id answer: {err:?}");
+    let err = c.delete_vpc("../account").await.unwrap_err();
+    assert!(matches!(err, CloudError::Invalid { .. }), "{err:?}");
+    // Nothing went to VPC 2.0's `/vpc2`.
+    let paths: Vec<String> = server
+        .received_requests()
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.url.path().to_owned())
+        .collect();
+    assert_eq!(paths, vec![format!("/v2/vpcs/{VPC}"); 4]);
+    server.verify().await;
 }
