@@ -10,16 +10,13 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use flotilla_bus::{PublishConfig, Publisher, subject};
-use flotilla_proto::{
-    ApplyRegion, CommandMeta, CommandRejected, DbaasReady, Fleet, KIND_HEADER, MachineChanged, Message,
-    PlanView, RegionApplied, ShowPlan,
-};
+use flotilla_proto::{ApplyRegion, CommandMeta, Fleet, PlanView, ShowPlan};
 use flotilla_spec::Deployment;
 use futures::StreamExt;
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 use uuid::Uuid;
 
-use crate::session::{Exit, Session, exit, load_deployment};
+use crate::session::{Exit, FleetEvent, Session, exit, load_deployment};
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -189,17 +186,8 @@ pub async fn deploy(
         let Some(msg) = msg else {
             return Err(Exit::error(exit::UNREACHABLE, "the NATS connection closed"));
         };
-        let kind = flotilla_bus::header(msg.headers.as_ref(), KIND_HEADER);
-        let content_type = flotilla_bus::header(msg.headers.as_ref(), flotilla_proto::CONTENT_TYPE_HEADER);
-        match kind.as_deref() {
-            Some(MachineChanged::KIND) => {
-                let Ok(e) = flotilla_proto::decode::<MachineChanged>(
-                    kind.as_deref(),
-                    content_type.as_deref(),
-                    &msg.payload,
-                ) else {
-                    continue;
-                };
+        match FleetEvent::decode(&msg) {
+            Some(FleetEvent::Machine(e)) => {
                 if e.meta.correlation_id != correlation {
                     continue;
                 }
@@ -232,14 +220,7 @@ pub async fn deploy(
                     ));
                 }
             }
-            Some(RegionApplied::KIND) => {
-                let Ok(e) = flotilla_proto::decode::<RegionApplied>(
-                    kind.as_deref(),
-                    content_type.as_deref(),
-                    &msg.payload,
-                ) else {
-                    continue;
-                };
+            Some(FleetEvent::Region(e)) => {
                 if e.meta.correlation_id != correlation {
                     continue;
                 }
@@ -267,41 +248,25 @@ pub async fn deploy(
                     _ => {}
                 }
             }
-            Some(DbaasReady::KIND) => {
-                let Ok(e) = flotilla_proto::decode::<DbaasReady>(
-                    kind.as_deref(),
-                    content_type.as_deref(),
-                    &msg.payload,
-                ) else {
-                    continue;
-                };
-                if e.meta.correlation_id == correlation {
-                    say(format!(
-                        "{}: DBaaS {} ready ({}{})",
-                        e.region,
-                        e.name,
-                        e.host.unwrap_or_default(),
-                        e.port.map(|p| format!(":{p}")).unwrap_or_default()
-                    ));
-                }
+            Some(FleetEvent::Dbaas(e)) if e.meta.correlation_id == correlation => {
+                say(format!(
+                    "{}: DBaaS {} ready ({}{})",
+                    e.region,
+                    e.name,
+                    e.host.unwrap_or_default(),
+                    e.port.map(|p| format!(":{p}")).unwrap_or_default()
+                ));
             }
-            Some(CommandRejected::KIND) => {
-                let Ok(e) = flotilla_proto::decode::<CommandRejected>(
-                    kind.as_deref(),
-                    content_type.as_deref(),
-                    &msg.payload,
-                ) else {
-                    continue;
-                };
-                if e.command_id.as_ref().is_some_and(|id| command_ids.contains(id)) {
-                    // The subject says which region: flotilla.cmd.provisioner.<dep>.<region>.apply
-                    let region = e.subject.split('.').nth(4).unwrap_or_default().to_owned();
-                    if let Some(p) = progress.get_mut(&region)
-                        && p.outcome.is_none()
-                    {
-                        say(format!("{region}: REFUSED — {}", e.error));
-                        p.outcome = Some(Err(e.error));
-                    }
+            Some(FleetEvent::Rejected(e))
+                if e.command_id.as_ref().is_some_and(|id| command_ids.contains(id)) =>
+            {
+                // The subject says which region: flotilla.cmd.provisioner.<dep>.<region>.apply
+                let region = e.subject.split('.').nth(4).unwrap_or_default().to_owned();
+                if let Some(p) = progress.get_mut(&region)
+                    && p.outcome.is_none()
+                {
+                    say(format!("{region}: REFUSED — {}", e.error));
+                    p.outcome = Some(Err(e.error));
                 }
             }
             _ => {}

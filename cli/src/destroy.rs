@@ -8,11 +8,11 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use flotilla_bus::{PublishConfig, Publisher, subject};
-use flotilla_proto::{CommandMeta, CommandRejected, DestroyRegion, KIND_HEADER, Message, RegionApplied};
+use flotilla_proto::{CommandMeta, DestroyRegion};
 use futures::StreamExt;
 use uuid::Uuid;
 
-use crate::session::{Exit, Session, exit};
+use crate::session::{Exit, FleetEvent, Session, exit};
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -110,29 +110,17 @@ pub async fn run(nats: &flotilla_bus::BusConfig, args: Args) -> anyhow::Result<E
         let Some(msg) = msg else {
             return Err(Exit::error(exit::UNREACHABLE, "the NATS connection closed"));
         };
-        let kind = flotilla_bus::header(msg.headers.as_ref(), KIND_HEADER);
-        let content_type = flotilla_bus::header(msg.headers.as_ref(), flotilla_proto::CONTENT_TYPE_HEADER);
-        if kind.as_deref() == Some(CommandRejected::KIND) {
-            if let Ok(e) = flotilla_proto::decode::<CommandRejected>(
-                kind.as_deref(),
-                content_type.as_deref(),
-                &msg.payload,
-            ) && e.command_id.as_ref().is_some_and(|id| command_ids.contains(id))
+        let e = match FleetEvent::decode(&msg) {
+            Some(FleetEvent::Rejected(e))
+                if e.command_id.as_ref().is_some_and(|id| command_ids.contains(id)) =>
             {
                 return Err(Exit::error(
                     exit::FAILED,
                     format!("the provisioner refused a destroy: {}", e.error),
                 ));
             }
-            continue;
-        }
-        if kind.as_deref() != Some(RegionApplied::KIND) {
-            continue;
-        }
-        let Ok(e) =
-            flotilla_proto::decode::<RegionApplied>(kind.as_deref(), content_type.as_deref(), &msg.payload)
-        else {
-            continue;
+            Some(FleetEvent::Region(e)) => e,
+            _ => continue,
         };
         if e.meta.correlation_id == correlation && e.outcome == "destroyed" {
             println!("{}: destroyed ({} machine(s))", e.region, e.destroyed.len());

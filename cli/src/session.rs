@@ -6,7 +6,10 @@ use std::time::Duration;
 
 use anyhow::{Context as _, anyhow, bail};
 use flotilla_bus::api::{self, ApiError};
-use flotilla_proto::{Fleet, ListMachines, ServiceStatus, ServiceStatusRequest};
+use flotilla_proto::{
+    CONTENT_TYPE_HEADER, CommandRejected, DbaasReady, Fleet, KIND_HEADER, ListMachines, MachineChanged,
+    Message, RegionApplied, ServiceStatus, ServiceStatusRequest,
+};
 use flotilla_spec::Deployment;
 
 /// Where `flotilla dev` records how to reach it, relative to the directory it runs in.
@@ -197,4 +200,42 @@ pub fn load_deployment(files: &[PathBuf]) -> anyhow::Result<Deployment> {
     let d = merged.ok_or_else(|| anyhow!("no deployment"))?;
     d.check().map_err(|e| Exit::error(exit::INVALID, e.to_string()))?;
     Ok(d)
+}
+
+/// An event of the fleet, as the provisioner publishes them.
+pub enum FleetEvent {
+    /// A machine changed.
+    Machine(MachineChanged),
+    /// A region's apply or destroy ended, or waits.
+    Region(RegionApplied),
+    /// The primary's DBaaS is ready.
+    Dbaas(DbaasReady),
+    /// A command was given up on.
+    Rejected(CommandRejected),
+}
+
+impl FleetEvent {
+    /// The event `msg` carries, by its kind header; `None` for another kind or a body that does not decode
+    /// (a newer publisher's event is skipped, not fatal).
+    pub fn decode(msg: &async_nats::Message) -> Option<Self> {
+        let kind = flotilla_bus::header(msg.headers.as_ref(), KIND_HEADER)?;
+        let content_type = flotilla_bus::header(msg.headers.as_ref(), CONTENT_TYPE_HEADER);
+        let ct = content_type.as_deref();
+        let body = &msg.payload;
+        match kind.as_str() {
+            MachineChanged::KIND => flotilla_proto::decode(Some(&kind), ct, body)
+                .ok()
+                .map(Self::Machine),
+            RegionApplied::KIND => flotilla_proto::decode(Some(&kind), ct, body)
+                .ok()
+                .map(Self::Region),
+            DbaasReady::KIND => flotilla_proto::decode(Some(&kind), ct, body)
+                .ok()
+                .map(Self::Dbaas),
+            CommandRejected::KIND => flotilla_proto::decode(Some(&kind), ct, body)
+                .ok()
+                .map(Self::Rejected),
+            _ => None,
+        }
+    }
 }

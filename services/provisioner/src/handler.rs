@@ -8,11 +8,10 @@ use std::time::Duration;
 use flotilla_bus::{Delivery, HandlerError, Publisher, subject};
 use flotilla_cloud::CloudError;
 use flotilla_proto::{
-    ApplyRegion, CommandMeta, CreateMachines, DbaasReady, DbaasView, DestroyMachine, DestroyRegion,
-    EventMeta, Fleet, ListMachines, MachineChanged, MachineView, Message, PlanStepView, PlanView,
-    ReconcileRegion, RegionApplied, RegionView, ReplaceMachine, ShowPlan,
+    ApplyRegion, CommandMeta, CreateMachines, DbaasReady, DestroyMachine, DestroyRegion, EventMeta,
+    MachineChanged, Message, ReconcileRegion, RegionApplied, ReplaceMachine,
 };
-use flotilla_spec::{CloudProvider, Dbaas, DbaasMode, Deployment, OsFamily, Region, Role};
+use flotilla_spec::{CloudProvider, Dbaas, Deployment, OsFamily, Region, Role};
 use flotilla_store::{Inbox, Store};
 use serde::Deserialize;
 use tokio::sync::OnceCell;
@@ -21,8 +20,8 @@ use uuid::Uuid;
 use crate::apply::{Applier, ApplyError, ApplyOptions, ApplyReport, Change, Observer};
 use crate::clouds::{Endpoints, RegionCloud, SimulatorCredentials, connect};
 use crate::infra::{DbaasWait, ensure_dbaas, ensure_vpc, remove_dbaas, remove_vpc};
-use crate::plan::{DestroyReason, Step, plan};
-use crate::store::{DbaasRow, MachineRow, MachineStore, MachineStoreError, state_name};
+use crate::plan::plan;
+use crate::store::{DbaasRow, MachineRow, MachineStore, MachineStoreError};
 
 /// The provisioner's own settings (`[service]` in its configuration).
 #[derive(Debug, Clone, Deserialize)]
@@ -522,6 +521,37 @@ impl Provisioner {
         result
     }
 
+    /// Runs `work` on one region under its lock, with its adapters and an applier whose changes are told
+    /// as caused by `cause`.
+    async fn on_region<T>(
+        &self,
+        cause: &CommandMeta,
+        deployment: &str,
+        region: &Region,
+        image: String,
+        work: impl AsyncFnOnce(&Applier<'_>) -> Result<T, ApplyError>,
+    ) -> Result<T, HandlerError> {
+        let lock = self.lock(deployment, &region.name);
+        let _held = lock.lock().await;
+        let cloud = self.region_cloud(region)?;
+        let machines = self.machines().await?;
+        let options = self.options(image);
+        let events = Events {
+            provisioner: self,
+            cause,
+        };
+        let applier = Applier {
+            cloud: &cloud,
+            store: machines,
+            deployment,
+            region,
+            options: &options,
+            placement: Default::default(),
+            observer: &events,
+        };
+        work(&applier).await.map_err(apply_error)
+    }
+
     /// `provisioner.create-machines.v1`: `count` more machines of a role, once per command.
     pub async fn create_machines(&self, cmd: CreateMachines, delivery: Delivery) -> Result<(), HandlerError> {
         if cmd.count == 0 {
@@ -546,22 +576,14 @@ impl Provisioner {
             })
             .await
             .map_err(store_error)?;
-        match changed {
-            None => Err(HandlerError::Reject(format!(
-                "region {} of deployment {} has never been applied",
-                cmd.region, cmd.deployment
-            ))),
-            Some(Err(refused)) => Err(HandlerError::Reject(refused)),
-            Some(Ok(_)) => {
-                self.converge_recorded(
-                    &cmd.meta,
-                    &cmd.deployment,
-                    &cmd.region,
-                    delivery.is_last_attempt(),
-                )
-                .await
-            }
-        }
+        accepted(changed, &cmd.deployment, &cmd.region)?;
+        self.converge_recorded(
+            &cmd.meta,
+            &cmd.deployment,
+            &cmd.region,
+            delivery.is_last_attempt(),
+        )
+        .await
     }
 
     /// `provisioner.destroy-machine.v1`: one machine destroyed, its role's wanted count one lower.
@@ -600,68 +622,35 @@ impl Provisioner {
             })
             .await
             .map_err(store_error)?;
-        match changed {
-            None => Err(HandlerError::Reject(format!(
-                "region {} of deployment {} has never been applied",
-                cmd.region, cmd.deployment
-            ))),
-            Some(Err(refused)) => Err(HandlerError::Reject(refused)),
-            Some(Ok(_)) => {
-                let record = self.recorded(&cmd.deployment, &cmd.region).await?;
-                let lock = self.lock(&cmd.deployment, &cmd.region);
-                let _held = lock.lock().await;
-                let cloud = self.region_cloud(&record.spec)?;
-                let options = self.options(record.image.clone());
-                let events = Events {
-                    provisioner: self,
-                    cause: &cmd.meta,
-                };
-                let applier = Applier {
-                    cloud: &cloud,
-                    store: machines,
-                    deployment: &cmd.deployment,
-                    region: &record.spec,
-                    options: &options,
-                    placement: Default::default(),
-                    observer: &events,
-                };
-                applier.destroy_one(&cmd.resource_id).await.map_err(apply_error)?;
-                Ok(())
-            }
-        }
+        accepted(changed, &cmd.deployment, &cmd.region)?;
+        let record = self.recorded(&cmd.deployment, &cmd.region).await?;
+        self.on_region(
+            &cmd.meta,
+            &cmd.deployment,
+            &record.spec,
+            record.image.clone(),
+            async |applier| applier.destroy_one(&cmd.resource_id).await,
+        )
+        .await?;
+        Ok(())
     }
 
     /// `provisioner.replace-machine.v1`: a new machine of the same role, then the old one destroyed.
     pub async fn replace_machine(&self, cmd: ReplaceMachine, delivery: Delivery) -> Result<(), HandlerError> {
         let record = self.recorded(&cmd.deployment, &cmd.region).await?;
-        let machines = self.machines().await?;
-        {
-            let lock = self.lock(&cmd.deployment, &cmd.region);
-            let _held = lock.lock().await;
-            let cloud = self.region_cloud(&record.spec)?;
-            let options = self.options(record.image.clone());
-            let events = Events {
-                provisioner: self,
-                cause: &cmd.meta,
-            };
-            let applier = Applier {
-                cloud: &cloud,
-                store: machines,
-                deployment: &cmd.deployment,
-                region: &record.spec,
-                options: &options,
-                placement: Default::default(),
-                observer: &events,
-            };
-            if !applier
-                .mark_for_replacement(&cmd.resource_id)
-                .await
-                .map_err(apply_error)?
-            {
-                // Gone already: replaced by an earlier delivery of this command, or destroyed since.
-                tracing::info!(resource_id = %cmd.resource_id, "machine to replace is not recorded; nothing to do");
-                return Ok(());
-            }
+        let known = self
+            .on_region(
+                &cmd.meta,
+                &cmd.deployment,
+                &record.spec,
+                record.image.clone(),
+                async |applier| applier.mark_for_replacement(&cmd.resource_id).await,
+            )
+            .await?;
+        if !known {
+            // Gone already: replaced by an earlier delivery of this command, or destroyed since.
+            tracing::info!(resource_id = %cmd.resource_id, "machine to replace is not recorded; nothing to do");
+            return Ok(());
         }
         self.converge_recorded(
             &cmd.meta,
@@ -685,37 +674,23 @@ impl Provisioner {
             // Never applied (or already destroyed): nothing of ours is there.
             None => (Vec::new(), None),
             Some(record) => {
-                let region = record.spec.clone();
-                let lock = self.lock(&cmd.deployment, &cmd.region);
-                let _held = lock.lock().await;
-                let cloud = self.region_cloud(&region)?;
+                let patience = self.settings.boot_timeout.min(Duration::from_secs(120));
+                let poll = self.settings.poll_interval;
                 // A destroy builds nothing: no image.
-                let options = self.options(String::new());
-                let events = Events {
-                    provisioner: self,
-                    cause: &cmd.meta,
-                };
-                let applier = Applier {
-                    cloud: &cloud,
-                    store: machines,
-                    deployment: &cmd.deployment,
-                    region: &region,
-                    options: &options,
-                    placement: Default::default(),
-                    observer: &events,
-                };
-                let destroyed = applier.destroy_all().await.map_err(apply_error)?;
-                remove_dbaas(&cloud, machines, &cmd.deployment, &cmd.region)
-                    .await
-                    .map_err(apply_error)?;
-                let left = remove_vpc(
-                    &cloud,
-                    &record,
-                    self.settings.boot_timeout.min(Duration::from_secs(120)),
-                    self.settings.poll_interval,
-                )
-                .await
-                .map_err(apply_error)?;
+                let (destroyed, left) = self
+                    .on_region(
+                        &cmd.meta,
+                        &cmd.deployment,
+                        &record.spec,
+                        String::new(),
+                        async |applier| {
+                            let destroyed = applier.destroy_all().await?;
+                            remove_dbaas(applier.cloud, applier.store, &cmd.deployment, &cmd.region).await?;
+                            let left = remove_vpc(applier.cloud, &record, patience, poll).await?;
+                            Ok((destroyed, left))
+                        },
+                    )
+                    .await?;
                 machines
                     .forget_region(&cmd.deployment, &cmd.region)
                     .await
@@ -827,146 +802,6 @@ impl Provisioner {
         Ok(())
     }
 
-    /// `flotilla.api.provisioner.machines`: the recorded regions with their machines and DBaaS.
-    pub async fn list(&self, req: ListMachines) -> Result<Fleet, flotilla_runtime::ApiFailure> {
-        let machines = self.machines().await.map_err(internal)?;
-        let records = machines
-            .regions(req.deployment.as_deref(), req.region.as_deref())
-            .await
-            .map_err(internal)?;
-        let rows = machines
-            .machines(req.deployment.as_deref(), req.region.as_deref())
-            .await
-            .map_err(internal)?;
-        let mut regions = Vec::new();
-        for record in records {
-            let dbaas = machines
-                .dbaas(&record.deployment, &record.spec.name)
-                .await
-                .map_err(internal)?
-                .map(|d| DbaasView {
-                    id: d.id.unwrap_or_default(),
-                    name: d.name,
-                    engine: d.engine,
-                    status: d.state,
-                    host: d.host,
-                    port: d.port,
-                    created: d.created,
-                });
-            regions.push(RegionView {
-                machines: rows
-                    .iter()
-                    .filter(|r| r.deployment == record.deployment && r.region == record.spec.name)
-                    .map(|r| MachineView {
-                        resource_id: r.resource_id.clone(),
-                        role: r.role.as_str().to_owned(),
-                        name: r.name.clone(),
-                        size: r.size.clone(),
-                        state: state_name(r.state).to_owned(),
-                        provider_id: r.provider_id.clone(),
-                        public_ipv4: r.public_ipv4.clone(),
-                        private_ipv4: r.private_ipv4.clone(),
-                    })
-                    .collect(),
-                provider: record.spec.provider.as_str().to_owned(),
-                primary: record.spec.primary,
-                region: record.spec.name.clone(),
-                deployment: record.deployment,
-                status: record.status,
-                detail: record.detail,
-                vpc_id: record.vpc_id,
-                dbaas,
-            });
-        }
-        Ok(Fleet { regions })
-    }
-
-    /// `flotilla.api.provisioner.plan`: what an apply of a region would change, without changing it.
-    pub async fn show_plan(&self, req: ShowPlan) -> Result<PlanView, flotilla_runtime::ApiFailure> {
-        let region = req.deployment.region(&req.region).ok_or_else(|| {
-            flotilla_runtime::ApiFailure::bad_request(format!(
-                "deployment {} has no region {:?}",
-                req.deployment.name, req.region
-            ))
-        })?;
-        let machines = self.machines().await.map_err(internal)?;
-        let name = &req.deployment.name;
-        let record = machines
-            .regions(Some(name), Some(&region.name))
-            .await
-            .map_err(internal)?
-            .into_iter()
-            .next();
-        let known: Vec<_> = machines
-            .region(name, &region.name)
-            .await
-            .map_err(internal)?
-            .iter()
-            .map(MachineRow::known)
-            .collect();
-        let dbaas = match &region.dbaas {
-            Some(Dbaas::Primary { mode, .. }) => {
-                if machines
-                    .dbaas(name, &region.name)
-                    .await
-                    .map_err(internal)?
-                    .is_some()
-                {
-                    "exists"
-                } else if *mode == DbaasMode::Adopt {
-                    "adopt"
-                } else {
-                    "create"
-                }
-            }
-            _ => "none",
-        };
-        let steps = plan(region, &known, Uuid::nil())
-            .into_iter()
-            .map(|step| match step {
-                Step::Create {
-                    role,
-                    size,
-                    resource_id,
-                    ..
-                } => PlanStepView {
-                    action: "create".into(),
-                    role: role.as_str().into(),
-                    size,
-                    resource_id,
-                    reason: "missing".into(),
-                },
-                Step::Destroy { resource_id, reason } => {
-                    let k = known.iter().find(|k| k.resource_id == resource_id);
-                    PlanStepView {
-                        action: "destroy".into(),
-                        role: k.map(|k| k.role.as_str().to_owned()).unwrap_or_default(),
-                        size: k.map(|k| k.size.clone()).unwrap_or_default(),
-                        resource_id,
-                        reason: match reason {
-                            DestroyReason::Surplus => "surplus",
-                            DestroyReason::WrongSize => "wrong-size",
-                            DestroyReason::Failed => "failed",
-                        }
-                        .into(),
-                    }
-                }
-            })
-            .collect();
-        Ok(PlanView {
-            deployment: name.clone(),
-            region: region.name.clone(),
-            vpc: if record.and_then(|r| r.vpc_id).is_some() {
-                "exists"
-            } else {
-                "create"
-            }
-            .into(),
-            dbaas: dbaas.into(),
-            steps,
-        })
-    }
-
     async fn publish_event<M: Message + HasEventId>(
         &self,
         topic: &str,
@@ -985,14 +820,25 @@ impl Provisioner {
     }
 }
 
-fn internal(e: impl std::fmt::Display) -> flotilla_runtime::ApiFailure {
-    flotilla_runtime::ApiFailure::internal(e)
-}
-
 /// The image of a region's machines, from the deployment's build OS.
 fn image_of(deployment: &Deployment, region: &Region) -> String {
     let os = &deployment.application.build_os;
     image_for(region, os.family, &os.version)
+}
+
+/// A machine-level change accepted (or applied before), or why not.
+fn accepted(
+    changed: Option<Result<bool, String>>,
+    deployment: &str,
+    region: &str,
+) -> Result<(), HandlerError> {
+    match changed {
+        None => Err(HandlerError::Reject(format!(
+            "region {region} of deployment {deployment} has never been applied"
+        ))),
+        Some(Err(refused)) => Err(HandlerError::Reject(refused)),
+        Some(Ok(_)) => Ok(()),
+    }
 }
 
 /// Events know their own id (their `Nats-Msg-Id`).

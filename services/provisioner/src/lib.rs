@@ -9,6 +9,7 @@
 //! primary-first waiting, VPCs, the DBaaS and periodic reconciliation come with the rest of the
 //! provisioner's issue.
 
+pub mod api;
 pub mod apply;
 pub mod clouds;
 pub mod handler;

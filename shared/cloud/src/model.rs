@@ -248,6 +248,50 @@ pub struct DatabaseRequest {
     pub allow_list: Vec<Ipv4Net>,
 }
 
+/// An engine of managed database that Flotilla creates.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DatabaseEngine {
+    /// MySQL.
+    MySql,
+    /// PostgreSQL.
+    PostgreSql,
+}
+
+/// The engine and version of `<engine>[/<version>]` as [`DatabaseRequest::engine`] holds it: `mysql/8` is
+/// `(MySql, Some("8"))`, `postgresql/16` (or `postgres`, `pg`) is `(PostgreSql, Some("16"))`, `mysql` and
+/// `mysql/` have no version. An engine Flotilla does not create is [`crate::CloudError::Invalid`] on
+/// `engine`; so is a missing version when `provider` needs one (`version_required`).
+pub fn database_engine(
+    provider: ProviderKind,
+    engine: &str,
+    version_required: bool,
+) -> crate::Result<(DatabaseEngine, Option<&str>)> {
+    let invalid = |message: String| crate::CloudError::Invalid {
+        provider,
+        field: Some("engine".into()),
+        message,
+    };
+    let (name, version) = match engine.split_once('/') {
+        Some((name, version)) => (name, Some(version.trim()).filter(|v| !v.is_empty())),
+        None => (engine, None),
+    };
+    let kind = match name.trim().to_ascii_lowercase().as_str() {
+        "mysql" => DatabaseEngine::MySql,
+        "postgresql" | "postgres" | "pg" => DatabaseEngine::PostgreSql,
+        _ => {
+            return Err(invalid(format!(
+                "{name:?} is not an engine Flotilla creates on {provider} (mysql, postgresql)"
+            )));
+        }
+    };
+    if version_required && version.is_none() {
+        return Err(invalid(format!(
+            "{engine:?} has no version; {provider} needs <engine>/<version>, e.g. mysql/8"
+        )));
+    }
+    Ok((kind, version))
+}
+
 /// A DNS zone.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Zone {

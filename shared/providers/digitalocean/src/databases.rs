@@ -7,7 +7,9 @@
 //! name is taken.
 
 use async_trait::async_trait;
-use flotilla_cloud::{CloudError, DatabaseRequest, ManagedDatabase, ManagedDatabases, Result};
+use flotilla_cloud::{
+    CloudError, DatabaseEngine, DatabaseRequest, ManagedDatabase, ManagedDatabases, Result, database_engine,
+};
 use ipnet::Ipv4Net;
 use reqwest::Method;
 use serde_json::{Value, json};
@@ -168,22 +170,10 @@ impl ManagedDatabases for DigitalOceanCloud {
 /// `postgresql/16` (or `postgres`, `pg`) is `("pg", Some("16"))`; without a version DigitalOcean picks its
 /// default.
 fn engine_and_version(engine: &str) -> Result<(&'static str, Option<&str>)> {
-    let (name, version) = match engine.split_once('/') {
-        Some((name, version)) => (name, Some(version.trim()).filter(|v| !v.is_empty())),
-        None => (engine, None),
-    };
-    let slug = match name.trim().to_ascii_lowercase().as_str() {
-        "mysql" => "mysql",
-        "postgresql" | "postgres" | "pg" => "pg",
-        _ => {
-            return Err(CloudError::Invalid {
-                provider: PROVIDER,
-                field: Some("engine".into()),
-                message: format!(
-                    "{name:?} is not an engine Flotilla creates on DigitalOcean (mysql, postgresql)"
-                ),
-            });
-        }
+    let (engine, version) = database_engine(PROVIDER, engine, false)?;
+    let slug = match engine {
+        DatabaseEngine::MySql => "mysql",
+        DatabaseEngine::PostgreSql => "pg",
     };
     Ok((slug, version))
 }

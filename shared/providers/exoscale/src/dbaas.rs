@@ -6,7 +6,9 @@
 //! an operation the adapter waits for. The name is the id. A name already taken is refused as a conflict.
 
 use async_trait::async_trait;
-use flotilla_cloud::{CloudError, DatabaseRequest, ManagedDatabase, ManagedDatabases, Result};
+use flotilla_cloud::{
+    CloudError, DatabaseEngine, DatabaseRequest, ManagedDatabase, ManagedDatabases, Result, database_engine,
+};
 use ipnet::Ipv4Net;
 use reqwest::Method;
 use serde_json::json;
@@ -137,22 +139,10 @@ fn engine_path(kind: &str) -> String {
 /// `postgresql/16` (or `postgres`, `pg`) is `("pg", Some("16"))`; without a version Exoscale picks its
 /// default.
 fn engine_and_version(engine: &str) -> Result<(&'static str, Option<&str>)> {
-    let (name, version) = match engine.split_once('/') {
-        Some((name, version)) => (name, Some(version.trim()).filter(|v| !v.is_empty())),
-        None => (engine, None),
-    };
-    let kind = match name.trim().to_ascii_lowercase().as_str() {
-        "mysql" => "mysql",
-        "postgresql" | "postgres" | "pg" => "pg",
-        _ => {
-            return Err(CloudError::Invalid {
-                provider: P,
-                field: Some("engine".into()),
-                message: format!(
-                    "{name:?} is not an engine Flotilla creates on Exoscale (mysql, postgresql)"
-                ),
-            });
-        }
+    let (engine, version) = database_engine(P, engine, false)?;
+    let kind = match engine {
+        DatabaseEngine::MySql => "mysql",
+        DatabaseEngine::PostgreSql => "pg",
     };
     Ok((kind, version))
 }

@@ -16,7 +16,10 @@
 //! label is taken.
 
 use async_trait::async_trait;
-use flotilla_cloud::{CloudError, DatabaseRequest, ManagedDatabase, ManagedDatabases, ProviderKind, Result};
+use flotilla_cloud::{
+    CloudError, DatabaseEngine, DatabaseRequest, ManagedDatabase, ManagedDatabases, ProviderKind, Result,
+    database_engine,
+};
 use ipnet::Ipv4Net;
 use reqwest::Method;
 use serde_json::{Value, json};
@@ -194,31 +197,15 @@ impl LinodeCloud {
     }
 }
 
-/// The path segment of `<engine>[/<version>]`'s engine, and its version: `mysql/8` is `("mysql", "8")`,
+/// The path segment of `<engine>/<version>`'s engine, and its version: `mysql/8` is `("mysql", "8")`,
 /// `postgresql/16` (or `postgres/16`, `pg/16`) is `("postgresql", "16")`. Linode requires the version.
 fn engine_and_version(engine: &str) -> Result<(&'static str, &str)> {
-    let invalid = |message: String| CloudError::Invalid {
-        provider: ProviderKind::Linode,
-        field: Some("engine".into()),
-        message,
+    let (engine, version) = database_engine(ProviderKind::Linode, engine, true)?;
+    let path = match engine {
+        DatabaseEngine::MySql => "mysql",
+        DatabaseEngine::PostgreSql => "postgresql",
     };
-    let (name, version) = engine.split_once('/').unwrap_or((engine, ""));
-    let path = match name.trim().to_ascii_lowercase().as_str() {
-        "mysql" => "mysql",
-        "postgresql" | "postgres" | "pg" => "postgresql",
-        _ => {
-            return Err(invalid(format!(
-                "{name:?} is not an engine Linode offers (mysql, postgresql)"
-            )));
-        }
-    };
-    let version = version.trim();
-    if version.is_empty() {
-        return Err(invalid(format!(
-            "{engine:?} has no version; Linode needs <engine>/<version>, e.g. mysql/8"
-        )));
-    }
-    Ok((path, version))
+    Ok((path, version.unwrap_or_default()))
 }
 
 pub(crate) fn to_database(db: Database) -> ManagedDatabase {

@@ -6,7 +6,9 @@
 //! the node count is the plan's (Vultr has no separate field).
 
 use async_trait::async_trait;
-use flotilla_cloud::{CloudError, DatabaseRequest, ManagedDatabase, ManagedDatabases, Result};
+use flotilla_cloud::{
+    CloudError, DatabaseEngine, DatabaseRequest, ManagedDatabase, ManagedDatabases, Result, database_engine,
+};
 use ipnet::Ipv4Net;
 use reqwest::Method;
 use serde_json::json;
@@ -82,30 +84,15 @@ fn trusted_ips(allow: &[Ipv4Net]) -> Vec<String> {
 }
 
 /// Vultr's engine and version of `<engine>/<version>`: `mysql/8` is `("mysql", "8")`, `postgresql/16` (or
-/// `postgres`, `pg`) is `("pg", "16")`. Vultr requires the version.
+/// Vultr's engine slug and the version of `<engine>/<version>`: `mysql/8` is `("mysql", "8")`,
+/// `postgresql/16` (or `postgres`, `pg`) is `("pg", "16")`. Vultr requires the version.
 fn engine_and_version(engine: &str) -> Result<(&'static str, &str)> {
-    let invalid = |message: String| CloudError::Invalid {
-        provider: PROVIDER,
-        field: Some("engine".into()),
-        message,
+    let (engine, version) = database_engine(PROVIDER, engine, true)?;
+    let slug = match engine {
+        DatabaseEngine::MySql => "mysql",
+        DatabaseEngine::PostgreSql => "pg",
     };
-    let (name, version) = engine.split_once('/').unwrap_or((engine, ""));
-    let slug = match name.trim().to_ascii_lowercase().as_str() {
-        "mysql" => "mysql",
-        "postgresql" | "postgres" | "pg" => "pg",
-        _ => {
-            return Err(invalid(format!(
-                "{name:?} is not an engine Flotilla creates on Vultr (mysql, postgresql)"
-            )));
-        }
-    };
-    let version = version.trim();
-    if version.is_empty() {
-        return Err(invalid(format!(
-            "{engine:?} has no version; Vultr needs <engine>/<version>, e.g. mysql/8"
-        )));
-    }
-    Ok((slug, version))
+    Ok((slug, version.unwrap_or_default()))
 }
 
 #[cfg(test)]
