@@ -177,6 +177,29 @@ async fn the_seed_deployment_deploys_with_every_machine_once_and_secondaries_wai
             fleet.regions.iter().map(|r| r.machines.len()).sum::<usize>(),
             total as usize
         );
+        // The same deployment as a TOML spec (what `template import` writes): nothing to change.
+        let out_dir = files_dir.path().join("spec");
+        let out = flotilla(
+            s.nats.url(),
+            &args(
+                &["template", "import", "--out", out_dir.to_str().unwrap()],
+                &files,
+            ),
+        )
+        .await;
+        assert!(out.status.success(), "{}", text(&out));
+        let spec = out_dir.join(format!("{}.toml", deployment.name));
+        let out = flotilla(s.nats.url(), &["deploy", "--plan", spec.to_str().unwrap()]).await;
+        assert!(out.status.success(), "{}", text(&out));
+        assert_eq!(
+            String::from_utf8_lossy(&out.stdout)
+                .matches("machines: no change")
+                .count(),
+            3,
+            "{}",
+            text(&out)
+        );
+
         // `--watch` redraws until interrupted.
         let mut watch = tokio::process::Command::new(env!("CARGO_BIN_EXE_flotilla"))
             .env("NATS_URL", s.nats.url())
