@@ -345,6 +345,16 @@ async fn start_nats(dir: &Path) -> anyhow::Result<(String, NatsChild)> {
                 drop(client);
                 return Ok((url, child));
             }
+            Err(
+                e
+                @ (flotilla_bus::BusError::ServerTooOld { .. } | flotilla_bus::BusError::NoJetStream { .. }),
+            ) => {
+                child.stop().await;
+                return Err(Exit::error(
+                    exit::UNREACHABLE,
+                    format!("{} cannot serve Flotilla: {e}", bin.display()),
+                ));
+            }
             Err(e) => {
                 if let Ok(Some(status)) = child.child.try_wait() {
                     return Err(anyhow!(

@@ -161,3 +161,35 @@ async fn the_local_demo_deploys_three_regions_and_resumes_after_ctrl_c() {
     let status = interrupt(dev).await;
     assert!(status.success(), "{status:?}");
 }
+
+#[tokio::test]
+async fn dev_says_what_is_missing_when_it_cannot_start_nats() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = flotilla(dir.path())
+        .arg("dev")
+        .env_remove("NATS_SERVER_BIN")
+        .env("PATH", dir.path())
+        .output()
+        .await
+        .unwrap();
+    assert_eq!(out.status.code(), Some(3), "{out:?}");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("no nats-server on PATH") && stderr.contains("NATS_URL"),
+        "{stderr}"
+    );
+
+    // A binary that is not a working nats-server: its failure is reported, with where its log is.
+    let out = flotilla(dir.path())
+        .arg("dev")
+        .env("NATS_SERVER_BIN", "/bin/false")
+        .output()
+        .await
+        .unwrap();
+    assert!(!out.status.success(), "{out:?}");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("nats-server exited") && stderr.contains("nats.log"),
+        "{stderr}"
+    );
+}
