@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use flotilla_bus::{PublishConfig, Publisher, subject};
-use flotilla_proto::{ApplyRegion, CommandMeta, Fleet, PlanView, ShowPlan};
+use flotilla_proto::{ApplyRegion, CommandMeta, Fleet, ShowPlan};
 use flotilla_spec::Deployment;
 use futures::StreamExt;
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
@@ -49,15 +49,13 @@ pub async fn run(nats: &flotilla_bus::BusConfig, args: Args) -> anyhow::Result<E
 }
 
 async fn show_plan(session: &Session, deployment: &Deployment) -> anyhow::Result<()> {
-    let subject = subject::api("provisioner", "plan")?;
     println!("deployment {}", deployment.name);
     for region in ordered(deployment) {
         let req = ShowPlan {
             deployment: deployment.clone(),
             region: region.name.clone(),
         };
-        let plan: PlanView =
-            flotilla_bus::api::request(&session.client, &subject, &req, session.timeout).await?;
+        let plan = session.plan(&req).await?;
         println!(
             "  region {} ({}{}): VPC {}, DBaaS {}",
             region.name,

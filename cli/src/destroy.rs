@@ -1,7 +1,8 @@
 //! `flotilla destroy DEPLOYMENT [REGION]`: removes everything Flotilla created in the deployment's regions
-//! (or one region), after a confirmation (`--yes` skips it).
+//! (or one region), after a confirmation (`--yes` skips it). Exits 0 once every region is destroyed, 1 when
+//! a region's destroy left something in place (say, a VPC still in use), with what and why.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::io::{BufRead, IsTerminal, Write};
 use std::process::ExitCode;
 use std::time::Duration;
@@ -81,7 +82,7 @@ pub async fn run(nats: &flotilla_bus::BusConfig, args: Args) -> anyhow::Result<E
         .context("subscribing to command rejections")?;
     let mut command_ids = std::collections::HashSet::new();
     let publisher = Publisher::new(session.client.clone(), PublishConfig::default());
-    let mut pending: BTreeMap<String, ()> = BTreeMap::new();
+    let mut pending: BTreeSet<String> = BTreeSet::new();
     for name in &names {
         let cmd = DestroyRegion {
             meta: CommandMeta::caused_by(correlation, "flotilla-cli"),
@@ -93,16 +94,18 @@ pub async fn run(nats: &flotilla_bus::BusConfig, args: Args) -> anyhow::Result<E
             .publish(&subj, &cmd.meta.id.to_string(), &cmd)
             .await
             .with_context(|| format!("publishing the destroy of {name}"))?;
-        pending.insert((*name).to_owned(), ());
+        pending.insert((*name).to_owned());
         command_ids.insert(cmd.meta.id.to_string());
     }
+    // Regions whose destroy left something in place, and what.
+    let mut incomplete: BTreeMap<String, String> = BTreeMap::new();
     let deadline = tokio::time::sleep(args.timeout);
     tokio::pin!(deadline);
     while !pending.is_empty() {
         let msg = tokio::select! {
             _ = &mut deadline => return Err(Exit::error(exit::FAILED, format!(
                 "timed out waiting for {} to be destroyed; the provisioner carries on",
-                pending.keys().cloned().collect::<Vec<_>>().join(", ")
+                pending.iter().cloned().collect::<Vec<_>>().join(", ")
             ))),
             m = events.next() => m,
             m = rejected.next() => m,
@@ -122,10 +125,38 @@ pub async fn run(nats: &flotilla_bus::BusConfig, args: Args) -> anyhow::Result<E
             Some(FleetEvent::Region(e)) => e,
             _ => continue,
         };
-        if e.meta.correlation_id == correlation && e.outcome == "destroyed" {
-            println!("{}: destroyed ({} machine(s))", e.region, e.destroyed.len());
-            pending.remove(&e.region);
+        if e.meta.correlation_id != correlation || !pending.contains(&e.region) {
+            continue;
         }
+        match e.outcome.as_str() {
+            "destroyed" => {
+                println!("{}: destroyed ({} machine(s))", e.region, e.destroyed.len());
+                if let Some(left) = &e.error {
+                    eprintln!("{}: warning — {left}", e.region);
+                }
+            }
+            "failed" => {
+                let why = e.error.unwrap_or_else(|| "no reason given".into());
+                println!("{}: destroy incomplete — {why}", e.region);
+                incomplete.insert(e.region.clone(), why);
+            }
+            _ => continue,
+        }
+        pending.remove(&e.region);
     }
-    Ok(ExitCode::SUCCESS)
+    if incomplete.is_empty() {
+        return Ok(ExitCode::SUCCESS);
+    }
+    Err(Exit::error(
+        exit::FAILED,
+        format!(
+            "the destroy of deployment {} is incomplete:\n  {}",
+            args.deployment,
+            incomplete
+                .iter()
+                .map(|(region, why)| format!("{region}: {why}"))
+                .collect::<Vec<_>>()
+                .join("\n  ")
+        ),
+    ))
 }

@@ -5,6 +5,10 @@
 //!
 //! Nothing is ever sent to a real provider here: the provisioner's endpoints are the simulator's and it uses
 //! the simulator's credentials whatever a template carries.
+//!
+//! While it runs, `<dir>/dev.json` says how to reach its NATS (other commands read it) and which processes
+//! are its own: should `flotilla dev` be killed without a chance to stop its nats-server (which runs in a
+//! process group of its own), the next `flotilla dev` finds that server from there and stops it first.
 
 use std::net::{Ipv4Addr, SocketAddr, TcpListener};
 use std::path::{Path, PathBuf};
@@ -17,6 +21,10 @@ use flotilla_provisioner::clouds::{Endpoints, SimulatorCredentials};
 use flotilla_runtime::ServiceConfig;
 use flotilla_runtime::host::{self, Running};
 use flotilla_spec::{Secret, TemplateSource};
+use nix::sys::signal::{Signal, kill};
+use nix::unistd::Pid;
+use serde::{Deserialize, Serialize};
+use tokio_util::sync::CancellationToken;
 
 use crate::session::{Exit, Session, exit};
 
@@ -46,16 +54,48 @@ pub struct Args {
     database_delay: Duration,
 }
 
+/// What `flotilla dev` records in `<dir>/dev.json` while it runs.
+#[derive(Debug, Serialize, Deserialize)]
+struct DevState {
+    /// Its NATS.
+    nats_url: String,
+    /// The `flotilla dev` process.
+    #[serde(default)]
+    pid: u32,
+    /// The nats-server it started (none when given a NATS).
+    #[serde(default)]
+    nats_pid: Option<u32>,
+    /// That nats-server's store directory (absolute): how to recognise it among the processes.
+    #[serde(default)]
+    nats_store: Option<PathBuf>,
+}
+
+impl DevState {
+    fn read(path: &Path) -> Option<Self> {
+        serde_json::from_slice(&std::fs::read(path).ok()?).ok()
+    }
+
+    /// Writes it whole or not at all (a reader never sees half of it).
+    fn write(&self, path: &Path) -> anyhow::Result<()> {
+        let tmp = path.with_extension("json.tmp");
+        std::fs::write(&tmp, serde_json::to_vec_pretty(self)?)
+            .with_context(|| format!("writing {}", tmp.display()))?;
+        std::fs::rename(&tmp, path).with_context(|| format!("writing {}", path.display()))?;
+        Ok(())
+    }
+}
+
 /// A `nats-server` started for this session.
 struct NatsChild {
     child: tokio::process::Child,
+    /// Its store directory (absolute).
+    store: PathBuf,
 }
 
 impl NatsChild {
     async fn stop(mut self) {
-        if let Some(pid) = self.child.id().and_then(|p| i32::try_from(p).ok()) {
-            let _ =
-                nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::Signal::SIGTERM);
+        if let Some(pid) = self.child.id().and_then(pid_from) {
+            let _ = kill(pid, Signal::SIGTERM);
         }
         match tokio::time::timeout(Duration::from_secs(10), self.child.wait()).await {
             Ok(_) => {}
@@ -66,19 +106,39 @@ impl NatsChild {
     }
 }
 
+/// The error of a start-up cut short by Ctrl-C or SIGTERM.
+fn interrupted() -> anyhow::Error {
+    Exit::error(
+        exit::FAILED,
+        "interrupted during start-up; everything started was stopped",
+    )
+}
+
+/// A token cancelled by the first Ctrl-C (SIGINT) or SIGTERM. The handlers are in place when this returns,
+/// so a signal at any later point is seen (and no longer ends the process at once).
+fn stop_on_signal() -> anyhow::Result<CancellationToken> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut interrupt = signal(SignalKind::interrupt()).context("listening for Ctrl-C")?;
+    let mut terminate = signal(SignalKind::terminate()).context("listening for SIGTERM")?;
+    let stop = CancellationToken::new();
+    let token = stop.clone();
+    tokio::spawn(async move {
+        tokio::select! {
+            _ = interrupt.recv() => {}
+            _ = terminate.recv() => {}
+        }
+        token.cancel();
+    });
+    Ok(stop)
+}
+
 pub async fn run(explicit_nats: Option<flotilla_bus::BusConfig>, args: Args) -> anyhow::Result<ExitCode> {
+    let stop = stop_on_signal()?;
     let dir = args.dir.clone();
     std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
-    let here = std::env::current_dir()?;
-    if let Some(url) = dev_url(&here, &dir)
-        && flotilla_bus::connect(&flotilla_bus::BusConfig::for_urls([url.clone()]))
-            .await
-            .is_ok()
-    {
-        return Err(Exit::error(
-            exit::FAILED,
-            format!("flotilla dev is already running here (NATS at {url}); stop it first"),
-        ));
+    let state_file = dir.join("dev.json");
+    if let Some(previous) = DevState::read(&state_file) {
+        clear_previous(&state_file, &previous, &stop).await?;
     }
     init_logging(&dir)?;
     println!(
@@ -88,45 +148,182 @@ pub async fn run(explicit_nats: Option<flotilla_bus::BusConfig>, args: Args) -> 
     );
 
     let (nats_cfg, nats_child) = match explicit_nats {
-        Some(cfg) => {
-            println!("  NATS        {} (given)", cfg.urls.join(","));
-            (cfg, None)
-        }
+        Some(cfg) => (cfg, None),
         None => {
-            let (url, child) = start_nats(&dir).await?;
-            println!(
-                "  NATS        {url} (nats-server with JetStream, data in {}/nats)",
-                dir.display()
-            );
+            let (url, child) = start_nats(&dir, &stop).await?;
             (flotilla_bus::BusConfig::for_urls([url]), Some(child))
         }
     };
-    let result = serve(&dir, &nats_cfg, &args).await;
+    // Recorded as soon as NATS is up, so that a `flotilla dev` killed from here on leaves a trace of the
+    // nats-server it started.
+    let state = DevState {
+        nats_url: nats_cfg.urls.join(","),
+        pid: std::process::id(),
+        nats_pid: nats_child.as_ref().and_then(|c| c.child.id()),
+        nats_store: nats_child.as_ref().map(|c| c.store.clone()),
+    };
+    let result = match state.write(&state_file) {
+        Ok(()) => {
+            match &nats_child {
+                None => println!("  NATS        {} (given)", state.nats_url),
+                Some(_) => println!(
+                    "  NATS        {} (nats-server with JetStream, data in {}/nats)",
+                    state.nats_url,
+                    dir.display()
+                ),
+            }
+            serve(&dir, &nats_cfg, &args, &stop).await
+        }
+        Err(e) => Err(e),
+    };
     if let Some(child) = nats_child {
         child.stop().await;
     }
-    let _ = std::fs::remove_file(dir.join("dev.json"));
-    match &result {
-        Ok(_) => println!(
+    // Unless a later `flotilla dev` has taken over (it found this one stopping): then the file is its.
+    if DevState::read(&state_file).is_none_or(|s| s.pid == state.pid) {
+        let _ = std::fs::remove_file(&state_file);
+    }
+    if result.is_ok() {
+        println!(
             "flotilla dev: stopped; state kept in {}/ — `flotilla dev` resumes it",
             dir.display()
-        ),
-        Err(e) => eprintln!("flotilla dev: {e:#}"),
+        );
     }
     result
 }
 
-async fn serve(dir: &Path, nats: &flotilla_bus::BusConfig, args: &Args) -> anyhow::Result<ExitCode> {
+/// Deals with the `dev.json` a `flotilla dev` left: refuses to start while that one runs (it is alive and
+/// its NATS answers); otherwise it was killed without stopping its nats-server, which is stopped now.
+async fn clear_previous(
+    state_file: &Path,
+    previous: &DevState,
+    stop: &CancellationToken,
+) -> anyhow::Result<()> {
+    let dev_alive = pid_from(previous.pid)
+        .filter(|_| previous.pid != std::process::id())
+        .is_some_and(|pid| alive(pid) && is_dev(pid));
+    let answers = async {
+        let cfg = flotilla_bus::BusConfig::for_urls([previous.nats_url.clone()]);
+        tokio::select! {
+            _ = stop.cancelled() => Err(interrupted()),
+            r = flotilla_bus::connect(&cfg) => Ok(r.is_ok()),
+        }
+    };
+    if dev_alive && answers.await? {
+        return Err(Exit::error(
+            exit::FAILED,
+            format!(
+                "flotilla dev is already running here (pid {}, NATS at {}); stop it first",
+                previous.pid, previous.nats_url
+            ),
+        ));
+    }
+    let orphan = previous
+        .nats_pid
+        .and_then(pid_from)
+        .filter(|pid| alive(*pid) && is_nats(*pid, previous.nats_store.as_deref()));
+    if let Some(nats) = orphan {
+        println!(
+            "flotilla dev: the last flotilla dev here (pid {}) did not stop cleanly; stopping the \
+             nats-server it left running (pid {nats})",
+            previous.pid
+        );
+        stop_process(nats, stop).await?;
+    }
+    let _ = std::fs::remove_file(state_file);
+    Ok(())
+}
+
+/// Stops process `pid` (not a child of ours): SIGTERM, then SIGKILL after 10 s.
+async fn stop_process(pid: Pid, stop: &CancellationToken) -> anyhow::Result<()> {
+    let _ = kill(pid, Signal::SIGTERM);
+    let term_deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    let kill_deadline = term_deadline + Duration::from_secs(5);
+    let mut killed = false;
+    while alive(pid) {
+        let now = tokio::time::Instant::now();
+        if !killed && now >= term_deadline {
+            let _ = kill(pid, Signal::SIGKILL);
+            killed = true;
+        }
+        if now >= kill_deadline {
+            return Err(anyhow!(
+                "the nats-server left running by the last flotilla dev (pid {pid}) does not stop; stop it \
+                 and start again"
+            ));
+        }
+        tokio::select! {
+            _ = stop.cancelled() => return Err(interrupted()),
+            _ = tokio::time::sleep(Duration::from_millis(100)) => {}
+        }
+    }
+    Ok(())
+}
+
+fn pid_from(pid: u32) -> Option<Pid> {
+    i32::try_from(pid).ok().filter(|p| *p > 0).map(Pid::from_raw)
+}
+
+/// Whether process `pid` exists and has not exited (a zombie, exited but not yet reaped by its parent,
+/// counts as gone).
+fn alive(pid: Pid) -> bool {
+    if kill(pid, None).is_err() {
+        return false;
+    }
+    // Where the system shows it (Linux), the state after the command name in parentheses.
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Ok(stat) => stat
+            .rsplit_once(')')
+            .and_then(|(_, rest)| rest.trim_start().chars().next())
+            .is_none_or(|state| !matches!(state, 'Z' | 'X')),
+        // Gone since, or a system without /proc.
+        Err(_) => !Path::new("/proc/self/stat").exists(),
+    }
+}
+
+/// The arguments of process `pid`, where the system shows them (Linux); `None` elsewhere.
+fn arguments(pid: Pid) -> Option<Vec<String>> {
+    let raw = std::fs::read(format!("/proc/{pid}/cmdline")).ok()?;
+    Some(
+        raw.split(|b| *b == 0)
+            .filter(|a| !a.is_empty())
+            .map(|a| String::from_utf8_lossy(a).into_owned())
+            .collect(),
+    )
+}
+
+/// Whether process `pid` is a `flotilla dev` (not another process that got the pid since).
+fn is_dev(pid: Pid) -> bool {
+    arguments(pid).is_none_or(|args| args.iter().skip(1).any(|a| a == "dev"))
+}
+
+/// Whether process `pid` is the nats-server with its store in `store`.
+fn is_nats(pid: Pid, store: Option<&Path>) -> bool {
+    match (arguments(pid), store) {
+        (Some(args), Some(store)) => args.iter().any(|a| Path::new(a) == store),
+        (Some(args), None) => args.iter().any(|a| a.contains("nats-server")),
+        (None, _) => true,
+    }
+}
+
+async fn serve(
+    dir: &Path,
+    nats: &flotilla_bus::BusConfig,
+    args: &Args,
+    stop: &CancellationToken,
+) -> anyhow::Result<ExitCode> {
     let health_port = free_port()?;
-    let sim = Simulator::start(SimConfig {
+    let starting = Simulator::start(SimConfig {
         boot_delay: args.boot_delay,
         database_delay: args.database_delay,
         health_port,
         state_dir: Some(dir.join("sim")),
         ..SimConfig::default()
-    })
-    .await
-    .map_err(|e| anyhow!("starting the cloud simulator: {e}"))?;
+    });
+    let sim = tokio::select! {
+        _ = stop.cancelled() => return Err(interrupted()),
+        sim = starting => sim.map_err(|e| anyhow!("starting the cloud simulator: {e}"))?,
+    };
     println!(
         "  simulator   Linode {}, DigitalOcean {}, Vultr {}, Exoscale {}, Cloudflare {}",
         sim.linode_url(),
@@ -135,16 +332,13 @@ async fn serve(dir: &Path, nats: &flotilla_bus::BusConfig, args: &Args) -> anyho
         sim.exoscale_url(),
         sim.cloudflare_url()
     );
-    let services = match start_services(dir, nats, &sim, health_port).await {
+    let services = match start_services(dir, nats, &sim, health_port, stop).await {
         Ok(s) => s,
         Err(e) => {
             sim.shutdown().await;
             return Err(e);
         }
     };
-    let url = nats.urls.join(",");
-    let state = serde_json::json!({ "nats_url": url, "pid": std::process::id() });
-    std::fs::write(dir.join("dev.json"), serde_json::to_vec_pretty(&state)?)?;
     println!("ready. In another terminal, from this directory:");
     println!("  flotilla deploy examples/*.tmpl    flotilla status    flotilla destroy <deployment>");
     println!("Ctrl-C stops everything.");
@@ -164,15 +358,15 @@ async fn serve(dir: &Path, nats: &flotilla_bus::BusConfig, args: &Args) -> anyho
                 if args.demo {
                     println!("the demo fleet is up; `flotilla status` shows it. Ctrl-C stops everything.");
                 }
-                wait_for_stop().await;
+                stop.cancelled().await;
             }
             Err(e) => {
                 eprintln!("flotilla dev: the demo failed: {e:#}");
                 code = ExitCode::from(exit::FAILED);
-                wait_for_stop().await;
+                stop.cancelled().await;
             }
         },
-        _ = wait_for_stop() => {}
+        _ = stop.cancelled() => {}
     }
     println!("flotilla dev: stopping…");
     for (name, running) in services.into_iter().rev() {
@@ -182,21 +376,6 @@ async fn serve(dir: &Path, nats: &flotilla_bus::BusConfig, args: &Args) -> anyho
     }
     sim.shutdown().await;
     Ok(code)
-}
-
-async fn wait_for_stop() {
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
-        }
-    };
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => {}
-        _ = term => {}
-    }
 }
 
 async fn demo(nats: &flotilla_bus::BusConfig) -> anyhow::Result<ExitCode> {
@@ -230,6 +409,7 @@ async fn start_services(
     nats: &flotilla_bus::BusConfig,
     sim: &RunningSim,
     health_port: u16,
+    stop: &CancellationToken,
 ) -> anyhow::Result<Services> {
     fn config<S: Default>(dir: &Path, name: &str, nats: &flotilla_bus::BusConfig) -> ServiceConfig<S> {
         let mut cfg = ServiceConfig::<S> {
@@ -267,7 +447,11 @@ async fn start_services(
     macro_rules! start {
         ($krate:ident, $cfg:expr) => {{
             let def = $krate::DEF;
-            match host::start(def, $cfg, $krate::routes).await {
+            let started = tokio::select! {
+                _ = stop.cancelled() => Err(interrupted()),
+                r = host::start(def, $cfg, $krate::routes) => r.map_err(|e| anyhow!("starting {}: {e}", def.name)),
+            };
+            match started {
                 Ok(running) => {
                     println!(
                         "  {:<11} serving{}",
@@ -283,7 +467,7 @@ async fn start_services(
                     for (_, s) in services.into_iter().rev() {
                         let _ = s.shutdown().await;
                     }
-                    return Err(anyhow!("starting {}: {e}", def.name));
+                    return Err(e);
                 }
             }
         }};
@@ -297,8 +481,9 @@ async fn start_services(
 }
 
 /// Starts `nats-server` (from `NATS_SERVER_BIN` or PATH) with JetStream, its data in `<dir>/nats`, on
-/// 127.0.0.1:4222 when free (another port otherwise). Returns its URL once it answers.
-async fn start_nats(dir: &Path) -> anyhow::Result<(String, NatsChild)> {
+/// 127.0.0.1:4222 when free (another port otherwise). Returns its URL once it answers; stops it when it
+/// does not, or when `stop` is cancelled first.
+async fn start_nats(dir: &Path, stop: &CancellationToken) -> anyhow::Result<(String, NatsChild)> {
     let bin = std::env::var_os("NATS_SERVER_BIN")
         .map(PathBuf::from)
         .or_else(|| find_on_path("nats-server"))
@@ -314,11 +499,13 @@ async fn start_nats(dir: &Path) -> anyhow::Result<(String, NatsChild)> {
     } else {
         free_port()?
     };
+    // Absolute, so that the process can be recognised by it later (see `is_nats`).
+    let store = std::path::absolute(dir.join("nats")).context("resolving the NATS store directory")?;
     let log = std::fs::File::create(dir.join("nats.log"))?;
     let child = tokio::process::Command::new(&bin)
         .arg("--jetstream")
         .arg("--store_dir")
-        .arg(dir.join("nats"))
+        .arg(&store)
         .args([
             "--addr",
             "127.0.0.1",
@@ -335,51 +522,59 @@ async fn start_nats(dir: &Path) -> anyhow::Result<(String, NatsChild)> {
         .process_group(0)
         .spawn()
         .with_context(|| format!("starting {}", bin.display()))?;
-    let mut child = NatsChild { child };
+    let mut child = NatsChild { child, store };
     let url = format!("nats://127.0.0.1:{port}");
-    let cfg = flotilla_bus::BusConfig::for_urls([url.clone()]);
+    let ready = tokio::select! {
+        _ = stop.cancelled() => Err(interrupted()),
+        r = wait_for_nats(&bin, dir, &url, &mut child.child) => r,
+    };
+    match ready {
+        Ok(()) => Ok((url, child)),
+        Err(e) => {
+            child.stop().await;
+            Err(e)
+        }
+    }
+}
+
+/// Waits (up to 15 s) until the nats-server `child` answers at `url`.
+async fn wait_for_nats(
+    bin: &Path,
+    dir: &Path,
+    url: &str,
+    child: &mut tokio::process::Child,
+) -> anyhow::Result<()> {
+    let cfg = flotilla_bus::BusConfig::for_urls([url.to_owned()]);
     let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
     loop {
         match flotilla_bus::connect(&cfg).await {
             Ok(client) => {
                 drop(client);
-                return Ok((url, child));
+                return Ok(());
             }
             Err(
                 e
                 @ (flotilla_bus::BusError::ServerTooOld { .. } | flotilla_bus::BusError::NoJetStream { .. }),
             ) => {
-                child.stop().await;
                 return Err(Exit::error(
                     exit::UNREACHABLE,
                     format!("{} cannot serve Flotilla: {e}", bin.display()),
                 ));
             }
             Err(e) => {
-                if let Ok(Some(status)) = child.child.try_wait() {
+                if let Ok(Some(status)) = child.try_wait() {
                     return Err(anyhow!(
                         "nats-server exited ({status}); see {}/nats.log",
                         dir.display()
                     ));
                 }
                 if tokio::time::Instant::now() > deadline {
-                    child.stop().await;
                     return Err(anyhow!("nats-server did not become ready: {e}"));
                 }
                 tokio::time::sleep(Duration::from_millis(100)).await;
             }
         }
     }
-}
-
-/// The URL a `flotilla dev` with state in `dir` recorded.
-fn dev_url(here: &Path, dir: &Path) -> Option<String> {
-    if dir == Path::new(".flotilla") {
-        return crate::session::dev_nats_url(here);
-    }
-    let text = std::fs::read_to_string(dir.join("dev.json")).ok()?;
-    let value: serde_json::Value = serde_json::from_str(&text).ok()?;
-    value.get("nats_url")?.as_str().map(str::to_owned)
 }
 
 fn find_on_path(name: &str) -> Option<PathBuf> {

@@ -4,11 +4,11 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use anyhow::{Context as _, anyhow, bail};
+use anyhow::{anyhow, bail};
 use flotilla_bus::api::{self, ApiError};
 use flotilla_proto::{
     CONTENT_TYPE_HEADER, CommandRejected, DbaasReady, Fleet, KIND_HEADER, ListMachines, MachineChanged,
-    Message, RegionApplied, ServiceStatus, ServiceStatusRequest,
+    Message, PlanView, RegionApplied, ServiceStatus, ServiceStatusRequest, ShowPlan,
 };
 use flotilla_spec::Deployment;
 
@@ -107,6 +107,14 @@ impl Session {
             .await
             .map_err(|e| unreachable_provisioner(&self.url, e))
     }
+
+    /// What applying `req`'s region would change, as the provisioner plans it (nothing is changed).
+    pub async fn plan(&self, req: &ShowPlan) -> anyhow::Result<PlanView> {
+        let subject = flotilla_bus::subject::api("provisioner", "plan")?;
+        api::request::<ShowPlan, PlanView>(&self.client, &subject, req, self.timeout)
+            .await
+            .map_err(|e| unreachable_provisioner(&self.url, e))
+    }
 }
 
 fn unreachable_provisioner(url: &str, e: ApiError) -> anyhow::Error {
@@ -128,7 +136,8 @@ fn unreachable_provisioner(url: &str, e: ApiError) -> anyhow::Error {
 
 /// Loads the deployment described by `files`: TOML specs (`*.toml`, each a deployment; several are merged
 /// region by region and must name the same deployment) or the original toolkit's templates (one per region).
-/// Problems are printed, file:line first, and end in an [`exit::INVALID`] error.
+/// Problems are printed, file:line first, and end in an [`exit::INVALID`] error; so does a file that cannot
+/// be read, named.
 pub fn load_deployment(files: &[PathBuf]) -> anyhow::Result<Deployment> {
     if files.is_empty() {
         bail!(Exit {
@@ -168,7 +177,12 @@ pub fn load_deployment(files: &[PathBuf]) -> anyhow::Result<Deployment> {
     }
     let mut merged: Option<Deployment> = None;
     for path in files {
-        let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+        let text = std::fs::read_to_string(path).map_err(|e| {
+            Exit::error(
+                exit::INVALID,
+                format!("{}: cannot read the spec: {e}", path.display()),
+            )
+        })?;
         let d = Deployment::from_toml(&text)
             .map_err(|e| Exit::error(exit::INVALID, format!("{}: {e}", path.display())))?;
         match &mut merged {

@@ -2,7 +2,8 @@
 //! SQLite and PostgreSQL: the seed deployment deployed from its three templates as they stand (secondaries
 //! waiting for the primary's DBaaS), every machine once with its role, region, size and VPC; the exit codes
 //! and messages when the files are bad, NATS or the provisioner is absent, or a region fails; destroy with
-//! and without a confirmation.
+//! and without a confirmation. A stand-in provisioner gives the answers the real one rarely gives: no plan,
+//! and destroys that leave something in place.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -265,6 +266,11 @@ async fn deploy_says_why_it_cannot_and_exits_accordingly() {
     assert_eq!(out.status.code(), Some(2), "{}", text(&out));
     assert!(text(&out).contains("broken.tmpl:"), "{}", text(&out));
 
+    // A spec that cannot be read: exit 2 too, naming it.
+    let out = flotilla("nats://127.0.0.1:1", &["deploy", "/nonexistent.toml"]).await;
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    assert!(text(&out).contains("/nonexistent.toml"), "{}", text(&out));
+
     // NATS but no provisioner.
     let mut s = stack(None).await;
     s.provisioner.take().unwrap().shutdown().await.unwrap();
@@ -311,5 +317,199 @@ async fn a_region_that_fails_makes_deploy_exit_1_with_the_reason_and_the_others_
     assert!(
         all.contains("gb-lon: applied") && all.contains("ch-gva-2: applied"),
         "{all}"
+    );
+}
+
+/// Answers `request` (a core NATS request) with `resp`.
+async fn reply<M: flotilla_proto::Message>(
+    client: &async_nats::Client,
+    request: &async_nats::Message,
+    resp: &M,
+) {
+    let encoding = flotilla_proto::Encoding::MessagePack;
+    let body = flotilla_proto::encode(resp, encoding).unwrap();
+    client
+        .publish_with_headers(
+            request.reply.clone().unwrap(),
+            flotilla_bus::message_headers::<M>(encoding),
+            body.into(),
+        )
+        .await
+        .unwrap();
+}
+
+fn decode<M: flotilla_proto::Message>(msg: &async_nats::Message) -> M {
+    let kind = flotilla_bus::header(msg.headers.as_ref(), flotilla_proto::KIND_HEADER);
+    let ct = flotilla_bus::header(msg.headers.as_ref(), flotilla_proto::CONTENT_TYPE_HEADER);
+    flotilla_proto::decode(kind.as_deref(), ct.as_deref(), &msg.payload).unwrap()
+}
+
+/// A stand-in provisioner on `nats`: answers `status`, and `machines` with `fleet` (filtered by region), and
+/// each region's destroy with the outcome and error `outcomes` give it; does not answer `plan`.
+async fn fake_provisioner(
+    nats: &TestNats,
+    fleet: flotilla_proto::Fleet,
+    outcomes: BTreeMap<String, (&'static str, Option<&'static str>)>,
+) -> tokio::task::JoinHandle<()> {
+    use futures::StreamExt;
+    let client = nats.client().await;
+    flotilla_bus::Topology::ensure(&client, &flotilla_bus::TopologyConfig::default())
+        .await
+        .unwrap();
+    let mut status = client.subscribe("flotilla.api.provisioner.status").await.unwrap();
+    let mut machines = client
+        .subscribe("flotilla.api.provisioner.machines")
+        .await
+        .unwrap();
+    let mut destroys = client
+        .subscribe("flotilla.cmd.provisioner.*.*.destroy")
+        .await
+        .unwrap();
+    client.flush().await.unwrap();
+    let service: flotilla_proto::ServiceStatus = serde_json::from_value(serde_json::json!({
+        "service": "provisioner",
+        "version": "0.0.0",
+        "instance": "stand-in",
+        "started_at": "2026-01-01T00:00:00Z",
+        "database_ok": true,
+        "commands_acked": 0,
+        "commands_retried": 0,
+        "commands_dead_lettered": 0,
+    }))
+    .unwrap();
+    tokio::spawn(async move {
+        loop {
+            tokio::select! {
+                Some(m) = status.next() => reply(&client, &m, &service).await,
+                Some(m) = machines.next() => {
+                    let req: flotilla_proto::ListMachines = decode(&m);
+                    let mut answer = fleet.clone();
+                    answer.regions.retain(|r| req.region.as_ref().is_none_or(|want| *want == r.region));
+                    reply(&client, &m, &answer).await;
+                }
+                Some(m) = destroys.next() => {
+                    let cmd: flotilla_proto::DestroyRegion = decode(&m);
+                    let (outcome, error) = outcomes[&cmd.region];
+                    let event = flotilla_proto::RegionApplied {
+                        meta: flotilla_proto::EventMeta::new(cmd.meta.correlation_id, "provisioner"),
+                        deployment: cmd.deployment.clone(),
+                        region: cmd.region.clone(),
+                        outcome: outcome.to_owned(),
+                        error: error.map(str::to_owned),
+                        created: Vec::new(),
+                        adopted: Vec::new(),
+                        destroyed: vec![format!("{}-machine", cmd.region)],
+                        failed: Vec::new(),
+                    };
+                    let encoding = flotilla_proto::Encoding::MessagePack;
+                    client
+                        .publish_with_headers(
+                            flotilla_bus::subject::event("region", &cmd.deployment, &cmd.region, outcome).unwrap(),
+                            flotilla_bus::message_headers::<flotilla_proto::RegionApplied>(encoding),
+                            flotilla_proto::encode(&event, encoding).unwrap().into(),
+                        )
+                        .await
+                        .unwrap();
+                }
+                else => return,
+            }
+        }
+    })
+}
+
+fn region_view(deployment: &str, region: &str) -> flotilla_proto::RegionView {
+    serde_json::from_value(serde_json::json!({
+        "deployment": deployment,
+        "region": region,
+        "provider": "linode",
+        "primary": false,
+        "status": "applied",
+        "detail": null,
+        "vpc_id": null,
+        "machines": [],
+        "dbaas": null,
+    }))
+    .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_plan_the_provisioner_does_not_answer_exits_3_saying_so() {
+    let nats = TestNats::private().await;
+    let _provisioner = fake_provisioner(
+        &nats,
+        flotilla_proto::Fleet { regions: Vec::new() },
+        BTreeMap::new(),
+    )
+    .await;
+    let dir = tempfile::tempdir().unwrap();
+    let files = write_seed(dir.path());
+    let out = flotilla(nats.url(), &args(&["deploy", "--plan"], &files)).await;
+    assert_eq!(out.status.code(), Some(3), "{}", text(&out));
+    assert!(
+        text(&out).contains("the provisioner is not running"),
+        "{}",
+        text(&out)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_destroy_that_leaves_something_in_place_says_what_and_exits_1() {
+    let nats = TestNats::private().await;
+    let fleet = flotilla_proto::Fleet {
+        regions: vec![
+            region_view("shop", "gb-lon"),
+            region_view("shop", "nl-ams"),
+            region_view("shop", "ch-gva-2"),
+        ],
+    };
+    let outcomes = BTreeMap::from([
+        ("gb-lon".to_owned(), ("destroyed", None)),
+        (
+            "nl-ams".to_owned(),
+            (
+                "destroyed",
+                Some("VPC shop-ams (vpc-2) left in place: still in use (found after a retry)"),
+            ),
+        ),
+        (
+            "ch-gva-2".to_owned(),
+            (
+                "failed",
+                Some("VPC shop-gva (vpc-3) left in place: still in use (machine 42)"),
+            ),
+        ),
+    ]);
+    let _provisioner = fake_provisioner(&nats, fleet, outcomes).await;
+
+    let out = flotilla(nats.url(), &["destroy", "shop", "--yes", "--timeout", "30s"]).await;
+    let all = text(&out);
+    assert_eq!(out.status.code(), Some(1), "{all}");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stdout.contains("gb-lon: destroyed (1 machine(s))"), "{all}");
+    assert!(stdout.contains("nl-ams: destroyed (1 machine(s))"), "{all}");
+    assert!(
+        stderr.contains("nl-ams: warning — VPC shop-ams (vpc-2) left in place"),
+        "a destroy that left something says so: {all}"
+    );
+    assert!(
+        stdout.contains(
+            "ch-gva-2: destroy incomplete — VPC shop-gva (vpc-3) left in place: still in use (machine 42)"
+        ),
+        "{all}"
+    );
+    assert!(!stderr.contains("gb-lon: warning"), "{all}");
+
+    // One region, destroyed whole: exit 0.
+    let out = flotilla(
+        nats.url(),
+        &["destroy", "shop", "gb-lon", "--yes", "--timeout", "30s"],
+    )
+    .await;
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("gb-lon: destroyed"),
+        "{}",
+        text(&out)
     );
 }

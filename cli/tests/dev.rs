@@ -1,7 +1,8 @@
 //! The README's local demo, `flotilla dev --demo`, as a user runs it: from an empty directory it starts NATS,
 //! the simulator and every service, deploys the three-region example and shows the fleet; `flotilla status`
 //! (text and JSON) and `flotilla deploy --plan` then talk to it over NATS; Ctrl-C stops everything cleanly
-//! and a second `flotilla dev` resumes the same fleet.
+//! and a second `flotilla dev` resumes the same fleet. A `flotilla dev` killed outright leaves its nats-server
+//! running: the next one stops that server and starts. Ctrl-C during start-up stops what was started.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -14,6 +15,52 @@ use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::{Child, Command};
 
 const BIN: &str = env!("CARGO_BIN_EXE_flotilla");
+
+/// One `flotilla dev` at a time: each takes 127.0.0.1:4222 when it finds it free, and two starting at once
+/// could both find it so.
+static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
+/// What `flotilla dev` recorded in `.flotilla/dev.json`.
+fn dev_state(dir: &Path) -> serde_json::Value {
+    let path = dir.join(".flotilla/dev.json");
+    serde_json::from_slice(&std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display())))
+        .unwrap()
+}
+
+fn pid_in(state: &serde_json::Value, key: &str) -> nix::unistd::Pid {
+    let pid = state[key]
+        .as_u64()
+        .unwrap_or_else(|| panic!("no {key} in {state}"));
+    nix::unistd::Pid::from_raw(i32::try_from(pid).unwrap())
+}
+
+/// Whether process `pid` runs (a zombie, exited but not reaped, does not).
+fn running(pid: nix::unistd::Pid) -> bool {
+    nix::sys::signal::kill(pid, None).is_ok()
+        && std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|stat| {
+            stat.rsplit_once(')')
+                .and_then(|(_, rest)| rest.trim_start().chars().next())
+                .is_some_and(|state| !matches!(state, 'Z' | 'X'))
+        })
+}
+
+/// The command line of process `pid`.
+fn cmdline(pid: nix::unistd::Pid) -> String {
+    std::fs::read(format!("/proc/{pid}/cmdline"))
+        .map(|raw| String::from_utf8_lossy(&raw).replace('\0', " "))
+        .unwrap_or_default()
+}
+
+async fn gone_within(pid: nix::unistd::Pid, timeout: Duration) -> bool {
+    let deadline = tokio::time::Instant::now() + timeout;
+    while running(pid) {
+        if tokio::time::Instant::now() > deadline {
+            return false;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    true
+}
 
 fn flotilla(dir: &Path) -> Command {
     let mut cmd = Command::new(BIN);
@@ -95,6 +142,7 @@ fn healthy(fleet: &Fleet) -> Vec<String> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_local_demo_deploys_three_regions_and_resumes_after_ctrl_c() {
+    let _one = ONE_AT_A_TIME.lock().await;
     let dir = tempfile::tempdir().unwrap();
     let (dev, printed) = start_dev(dir.path(), &["--demo"], "the demo fleet is up").await;
     assert!(printed.contains("provisioner serving"), "{printed}");
@@ -192,4 +240,120 @@ async fn dev_says_what_is_missing_when_it_cannot_start_nats() {
         stderr.contains("nats-server exited") && stderr.contains("nats.log"),
         "{stderr}"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_killed_dev_leaves_its_nats_server_which_the_next_dev_stops() {
+    let _one = ONE_AT_A_TIME.lock().await;
+    let dir = tempfile::tempdir().unwrap();
+    let (mut dev, _) = start_dev(dir.path(), &[], "Ctrl-C stops everything").await;
+    let state = dev_state(dir.path());
+    assert_eq!(
+        u64::from(dev.id().unwrap()),
+        state["pid"].as_u64().unwrap(),
+        "{state}"
+    );
+    let old_nats = pid_in(&state, "nats_pid");
+
+    // SIGKILL: no chance to stop anything. The nats-server, in a process group of its own, lives on.
+    dev.kill().await.unwrap();
+    assert!(
+        running(old_nats) && cmdline(old_nats).contains("nats-server"),
+        "the nats-server {old_nats} outlives its flotilla dev: {}",
+        cmdline(old_nats)
+    );
+    assert!(dir.path().join(".flotilla/dev.json").exists());
+
+    // The next `flotilla dev` is not fooled by the NATS still answering: it stops that server and starts.
+    let (dev, printed) = start_dev(dir.path(), &[], "Ctrl-C stops everything").await;
+    assert!(
+        printed.contains("did not stop cleanly") && printed.contains(&format!("(pid {old_nats})")),
+        "it says what it cleaned up:\n{printed}"
+    );
+    assert!(!running(old_nats), "the stale nats-server is stopped first");
+    let state = dev_state(dir.path());
+    let new_nats = pid_in(&state, "nats_pid");
+    assert_ne!(new_nats, old_nats);
+    let out = flotilla(dir.path()).arg("status").output().await.unwrap();
+    assert!(out.status.success(), "{out:?}");
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("no deployments"),
+        "{out:?}"
+    );
+
+    let status = interrupt(dev).await;
+    assert!(status.success(), "{status:?}");
+    assert!(!running(old_nats));
+    assert!(
+        gone_within(new_nats, Duration::from_secs(5)).await,
+        "its own nats-server stops with it"
+    );
+    assert!(!dir.path().join(".flotilla/dev.json").exists());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ctrl_c_while_nats_starts_stops_it_and_exits() {
+    let _one = ONE_AT_A_TIME.lock().await;
+    let dir = tempfile::tempdir().unwrap();
+    // A nats-server that never answers; it says where it runs.
+    let fake = dir.path().join("slow-nats-server");
+    std::fs::write(&fake, "#!/bin/sh\necho $$ > \"$0.pid\"\nexec sleep 60\n").unwrap();
+    std::fs::set_permissions(&fake, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    // Keep 4222 taken, so that it waits on a port nothing else is given (another test's NATS, say).
+    let _port = std::net::TcpListener::bind(("127.0.0.1", 4222)).ok();
+    let child = flotilla(dir.path())
+        .arg("dev")
+        .env("NATS_SERVER_BIN", &fake)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let pid_file = dir.path().join("slow-nats-server.pid");
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    let server = loop {
+        if let Some(pid) = std::fs::read_to_string(&pid_file)
+            .ok()
+            .and_then(|t| t.trim().parse::<i32>().ok())
+        {
+            break nix::unistd::Pid::from_raw(pid);
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the fake nats-server never started"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let dev = nix::unistd::Pid::from_raw(i32::try_from(child.id().unwrap()).unwrap());
+    nix::sys::signal::kill(dev, nix::sys::signal::Signal::SIGINT).unwrap();
+    let out = tokio::time::timeout(Duration::from_secs(10), child.wait_with_output())
+        .await
+        .expect("Ctrl-C is heeded while waiting for NATS (not after its 15 s)")
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    assert!(stderr.contains("interrupted"), "{stderr}");
+    assert!(
+        gone_within(server, Duration::from_secs(5)).await,
+        "the nats-server it started is stopped"
+    );
+    assert!(!dir.path().join(".flotilla/dev.json").exists());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ctrl_c_while_the_services_start_stops_everything() {
+    let _one = ONE_AT_A_TIME.lock().await;
+    let dir = tempfile::tempdir().unwrap();
+    // Interrupted as soon as NATS is up: while the simulator and the services start.
+    let (child, _) = start_dev(dir.path(), &[], "  NATS ").await;
+    let nats = pid_in(&dev_state(dir.path()), "nats_pid");
+    assert!(running(nats));
+    let status = interrupt(child).await;
+    // Interrupted during start-up (exit 1), or, on a fast machine, just after it (exit 0).
+    assert!(matches!(status.code(), Some(0 | 1)), "{status:?}");
+    assert!(
+        gone_within(nats, Duration::from_secs(5)).await,
+        "its nats-server is stopped"
+    );
+    assert!(!dir.path().join(".flotilla/dev.json").exists());
 }

@@ -143,6 +143,7 @@ async fn main() {
         None,
         store,
         Publisher::new(client.clone(), PublishConfig::default()),
+        None,
     );
     let before = requests(&s.sim);
     provisioner.reconcile_all().await.unwrap();

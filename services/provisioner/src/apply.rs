@@ -37,9 +37,12 @@ pub enum ApplyError {
     /// The provisioner's database failed.
     #[error(transparent)]
     Store(#[from] MachineStoreError),
-    /// The managed database could not be made ready.
+    /// The managed database cannot be had (the one to adopt does not exist, a name clash).
     #[error("{0}")]
     Dbaas(String),
+    /// The managed database is not ready yet after the wait allowed (the apply is tried again).
+    #[error("{0}")]
+    DbaasNotReady(String),
     /// Telling the fleet of a change failed.
     #[error("publishing a machine change: {0}")]
     Observer(String),
@@ -178,6 +181,13 @@ impl Applier<'_> {
             } else {
                 Uuid::new_v5(&apply_id, &round.to_le_bytes())
             };
+            // Machines an earlier attempt left half-destroyed are finished first.
+            for row in self.store.region(self.deployment, &self.region.name).await? {
+                if row.state == KnownState::Destroying {
+                    self.destroy(&row.resource_id).await?;
+                    report.destroyed.push(row.resource_id);
+                }
+            }
             let rows = self.store.region(self.deployment, &self.region.name).await?;
             let known: Vec<_> = rows.iter().map(MachineRow::known).collect();
             let steps = plan(self.region, &known, round_id);
@@ -294,32 +304,27 @@ impl Applier<'_> {
             };
             let found = listed.iter().find(|m| &m.id == provider_id);
             match (found, row.state) {
-                (None, KnownState::Destroying) => {
-                    self.store.remove(&row.resource_id).await?;
+                // Left half-destroyed by an earlier attempt: finish it.
+                (_, KnownState::Destroying) => {
+                    self.destroy(&row.resource_id).await?;
                 }
                 (None, _) => {
                     tracing::warn!(
                         resource_id = %row.resource_id, machine = %provider_id,
                         "machine deleted behind our back; it will be replaced"
                     );
+                    self.tell(row, Change::Destroyed).await?;
                     self.store.remove(&row.resource_id).await?;
-                    self.observer
-                        .machine(row, Change::Destroyed)
-                        .await
-                        .map_err(ApplyError::Observer)?;
                     drift.vanished.push(row.resource_id.clone());
                 }
                 (Some(m), KnownState::Provisioning | KnownState::Running | KnownState::CreatePending)
                     if m.state != MachineState::Running && now.saturating_sub(row.created_ms) > boot_ms =>
                 {
                     tracing::warn!(resource_id = %row.resource_id, "machine stuck booting past the boot timeout");
+                    self.tell(row, Change::Failed).await?;
                     self.store
                         .update(&row.resource_id, None, KnownState::Failed, None, None)
                         .await?;
-                    self.observer
-                        .machine(row, Change::Failed)
-                        .await
-                        .map_err(ApplyError::Observer)?;
                     drift.stuck.push(row.resource_id.clone());
                 }
                 _ => {}
@@ -393,13 +398,10 @@ impl Applier<'_> {
             return Ok(false);
         };
         if row.state != KnownState::Failed {
+            self.tell(row, Change::Failed).await?;
             self.store
                 .update(resource_id, None, KnownState::Failed, None, None)
                 .await?;
-            self.observer
-                .machine(row, Change::Failed)
-                .await
-                .map_err(ApplyError::Observer)?;
         }
         Ok(true)
     }
@@ -472,6 +474,9 @@ impl Applier<'_> {
         row.state = KnownState::Provisioning;
         row.public_ipv4 = machine.public_ipv4.map(|ip| ip.to_string());
         row.private_ipv4 = machine.private_ipv4.map(|ip| ip.to_string());
+        // Told before recorded: if telling fails (or the process dies) the record still says where this
+        // machine was, the next attempt gets here again and tells again (same event id: nothing twice).
+        self.tell(&row, Change::Created).await?;
         self.store
             .update(
                 resource_id,
@@ -481,12 +486,12 @@ impl Applier<'_> {
                 row.private_ipv4.as_deref(),
             )
             .await?;
-        self.tell(&row, Change::Created).await?;
         match self.wait_healthy(&mut row).await? {
             Some(up) => {
                 row.public_ipv4 = up.public_ipv4.map(|ip| ip.to_string()).or(row.public_ipv4);
                 row.private_ipv4 = up.private_ipv4.map(|ip| ip.to_string()).or(row.private_ipv4);
                 row.state = KnownState::Healthy;
+                self.tell(&row, Change::Healthy).await?;
                 self.store
                     .update(
                         resource_id,
@@ -496,16 +501,15 @@ impl Applier<'_> {
                         row.private_ipv4.as_deref(),
                     )
                     .await?;
-                self.tell(&row, Change::Healthy).await?;
                 Ok(outcome)
             }
             None => {
                 tracing::warn!(resource_id, machine = %machine.id, "machine never became healthy; destroying it");
+                row.state = KnownState::Failed;
+                self.tell(&row, Change::Failed).await?;
                 self.store
                     .update(resource_id, None, KnownState::Failed, None, None)
                     .await?;
-                row.state = KnownState::Failed;
-                self.tell(&row, Change::Failed).await?;
                 self.destroy(resource_id).await?;
                 Ok(Created::Failed(resource_id.clone()))
             }
@@ -552,7 +556,16 @@ impl Applier<'_> {
             })?;
         let deadline = tokio::time::Instant::now() + self.options.boot_timeout;
         while tokio::time::Instant::now() < deadline {
-            let machine = self.cloud.compute.get_machine(&id).await?;
+            let machine = match self.cloud.compute.get_machine(&id).await {
+                Ok(m) => m,
+                // Gone while booting (deleted by hand, or the provider gave up on it): a failed machine,
+                // replaced like one that never answers.
+                Err(e) if e.is_not_found() => {
+                    tracing::warn!(machine = %id, "machine vanished while booting");
+                    return Ok(None);
+                }
+                Err(e) => return Err(e.into()),
+            };
             if machine.state == MachineState::Running && row.state != KnownState::Running {
                 row.state = KnownState::Running;
                 row.public_ipv4 = machine
@@ -563,6 +576,7 @@ impl Applier<'_> {
                     .private_ipv4
                     .map(|ip| ip.to_string())
                     .or(row.private_ipv4.take());
+                self.tell(row, Change::Running).await?;
                 self.store
                     .update(
                         &row.resource_id,
@@ -572,7 +586,6 @@ impl Applier<'_> {
                         row.private_ipv4.as_deref(),
                     )
                     .await?;
-                self.tell(row, Change::Running).await?;
             }
             if machine.state == MachineState::Running
                 && let Some(ip) = machine.public_ipv4
@@ -617,12 +630,14 @@ impl Applier<'_> {
                 Err(e) => return Err(e.into()),
             }
         }
-        self.store.remove(resource_id).await?;
+        // Told, then forgotten: a row left `destroying` by a crash here is finished by the next apply or
+        // reconcile pass (the delete answers "not found", the event is told again, the row goes).
         if let Some(row) = row {
             let mut gone = row.clone();
             gone.state = KnownState::Destroying;
             self.tell(&gone, Change::Destroyed).await?;
         }
+        self.store.remove(resource_id).await?;
         Ok(())
     }
 }

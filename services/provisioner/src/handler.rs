@@ -1,8 +1,7 @@
 //! The provisioner's command handlers.
 
-use std::collections::HashMap;
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use flotilla_bus::{Delivery, HandlerError, Publisher, subject};
@@ -17,9 +16,12 @@ use serde::Deserialize;
 use tokio::sync::OnceCell;
 use uuid::Uuid;
 
+use flotilla_bus::lease::Leases;
+
 use crate::apply::{Applier, ApplyError, ApplyOptions, ApplyReport, Change, Observer};
 use crate::clouds::{Endpoints, RegionCloud, SimulatorCredentials, connect};
 use crate::infra::{DbaasWait, ensure_dbaas, ensure_vpc, remove_dbaas, remove_vpc};
+use crate::lock::{RegionGuard, RegionLocks};
 use crate::plan::plan;
 use crate::store::{DbaasRow, MachineRow, MachineStore, MachineStoreError};
 
@@ -113,13 +115,9 @@ pub struct Provisioner {
     /// Event publisher.
     pub publisher: Publisher,
     machines: OnceCell<MachineStore>,
-    /// One lock per region: an apply, a machine command and the reconciler never work on the same region
-    /// at once in this process (across replicas, create fencing keeps them from duplicating anything).
-    locks: Mutex<HashMap<(String, String), RegionLock>>,
+    /// One piece of work per region at a time, in this process and across replicas.
+    locks: RegionLocks,
 }
-
-/// The lock of one region.
-type RegionLock = Arc<tokio::sync::Mutex<()>>;
 
 /// Publishes machine changes as `MachineChanged` events, with ids derived from their cause.
 struct Events<'a> {
@@ -141,6 +139,8 @@ impl Observer for Events<'_> {
             region: row.region.clone(),
             resource_id: row.resource_id.clone(),
             role: row.role.as_str().to_owned(),
+            name: row.name.clone(),
+            size: row.size.clone(),
             provider: row.provider.clone(),
             provider_id: row.provider_id.clone(),
             state: state.to_owned(),
@@ -163,7 +163,9 @@ fn store_error(e: MachineStoreError) -> HandlerError {
 fn apply_error(e: ApplyError) -> HandlerError {
     match e {
         ApplyError::Cloud(c) => reject_or_retry(c),
-        ApplyError::Store(_) | ApplyError::Observer(_) => HandlerError::retry(e),
+        ApplyError::Store(_) | ApplyError::Observer(_) | ApplyError::DbaasNotReady(_) => {
+            HandlerError::retry(e)
+        }
         ApplyError::GaveUp { .. } | ApplyError::Dbaas(_) => HandlerError::Reject(e.to_string()),
     }
 }
@@ -175,14 +177,16 @@ impl Provisioner {
         secrets_file: Option<PathBuf>,
         store: Store,
         publisher: Publisher,
+        leases: Option<Leases>,
     ) -> Arc<Self> {
+        let poll = settings.poll_interval.max(Duration::from_millis(100));
         Arc::new(Self {
             settings,
             secrets_file,
             store,
             publisher,
             machines: OnceCell::new(),
-            locks: Mutex::new(HashMap::new()),
+            locks: RegionLocks::new(leases, Uuid::now_v7().to_string(), poll),
         })
     }
 
@@ -194,16 +198,12 @@ impl Provisioner {
             .map_err(|e| HandlerError::retry(format!("machine store: {e}")))
     }
 
-    fn lock(&self, deployment: &str, region: &str) -> RegionLock {
-        let mut locks = match self.locks.lock() {
-            Ok(l) => l,
-            Err(poisoned) => poisoned.into_inner(),
-        };
-        Arc::clone(
-            locks
-                .entry((deployment.to_owned(), region.to_owned()))
-                .or_default(),
-        )
+    /// Holds a region (waiting for whoever has it).
+    async fn hold(&self, deployment: &str, region: &str) -> Result<RegionGuard, HandlerError> {
+        self.locks
+            .hold(deployment, region)
+            .await
+            .map_err(HandlerError::retry)
     }
 
     /// The adapters of `region`, with credentials read afresh from the secrets file (it may have been
@@ -251,17 +251,16 @@ impl Provisioner {
         }
     }
 
-    /// Brings one region in line with `region` (its VPC, its DBaaS in the primary, its machines), under
-    /// the region's lock, telling the fleet of every change. The caller holds no lock.
+    /// Brings one region in line with `region` (its VPC, its DBaaS in the primary, its machines), telling
+    /// the fleet of every change. The caller holds the region.
     async fn converge(
         &self,
+        _held: &RegionGuard,
         cause: &CommandMeta,
         deployment: &str,
         region: &Region,
         image: String,
     ) -> (ApplyReport, Result<(), HandlerError>) {
-        let lock = self.lock(deployment, &region.name);
-        let _held = lock.lock().await;
         let cloud = match self.region_cloud(region) {
             Ok(c) => c,
             Err(e) => return (ApplyReport::default(), Err(e)),
@@ -349,14 +348,16 @@ impl Provisioner {
             Ok(()) => ("applied", None),
             Err(e) => ("failed", Some(e.to_string())),
         };
+        // A failure that will be retried is not final: it is recorded as `retrying` (for `status`) and told
+        // only on the last attempt.
+        let will_retry = matches!(result, Err(HandlerError::Retry { .. })) && !last_attempt;
+        let status = if will_retry { "retrying" } else { outcome };
         self.machines()
             .await?
-            .set_region_status(deployment, region, outcome, error.as_deref())
+            .set_region_status(deployment, region, status, error.as_deref())
             .await
             .map_err(store_error)?;
-        // A failure that will be retried is not final: it is recorded (for `status`) but told only on the
-        // last attempt.
-        if matches!(result, Err(HandlerError::Retry { .. })) && !last_attempt {
+        if will_retry {
             return Ok(());
         }
         let event = RegionApplied {
@@ -376,7 +377,12 @@ impl Provisioner {
 
     /// In a secondary region, waits until the primary region's DBaaS is ready — saying so once with a
     /// `blocked` event — or for `primary_wait` at most (then the command is retried later).
-    async fn wait_for_primary(&self, cmd: &ApplyRegion, region: &Region) -> Result<(), HandlerError> {
+    async fn wait_for_primary(
+        &self,
+        cmd: &ApplyRegion,
+        region: &Region,
+        last_attempt: bool,
+    ) -> Result<(), HandlerError> {
         let deployment = &cmd.deployment;
         let Some(primary) = deployment.regions.iter().find(|r| r.primary) else {
             return Ok(());
@@ -422,10 +428,22 @@ impl Provisioner {
                 told = true;
             }
             if tokio::time::Instant::now() >= deadline {
-                return Err(HandlerError::Retry {
+                let gave_up: Result<(), HandlerError> = Err(HandlerError::Retry {
                     reason: format!("{why} (waited {:?})", self.settings.primary_wait),
                     after: Some(self.settings.poll_interval),
                 });
+                // Recorded (a region left `blocked` would be skipped by reconciliation for good) and,
+                // on the last attempt, told.
+                self.region_outcome(
+                    &cmd.meta,
+                    &deployment.name,
+                    &region.name,
+                    ApplyReport::default(),
+                    &gave_up,
+                    last_attempt,
+                )
+                .await?;
+                return gave_up;
             }
             tokio::time::sleep(self.settings.poll_interval).await;
         }
@@ -462,12 +480,28 @@ impl Provisioner {
             .set_region_status(&deployment.name, &region.name, "applying", None)
             .await
             .map_err(store_error)?;
-        self.wait_for_primary(&cmd, region).await?;
+        self.wait_for_primary(&cmd, region, delivery.is_last_attempt())
+            .await?;
+        let held = self.hold(&deployment.name, &region.name).await?;
+        // A destroy of the region may have run while this apply waited: then there is nothing to apply.
+        if machines
+            .regions(Some(&deployment.name), Some(&region.name))
+            .await
+            .map_err(store_error)?
+            .is_empty()
+        {
+            return Err(HandlerError::Reject(format!(
+                "region {} of deployment {} was destroyed while this apply waited; apply it again to rebuild it",
+                region.name, deployment.name
+            )));
+        }
         machines
             .set_region_status(&deployment.name, &region.name, "applying", None)
             .await
             .map_err(store_error)?;
-        let (report, result) = self.converge(&cmd.meta, &deployment.name, region, image).await;
+        let (report, result) = self
+            .converge(&held, &cmd.meta, &deployment.name, region, image)
+            .await;
         self.region_outcome(
             &cmd.meta,
             &deployment.name,
@@ -509,30 +543,32 @@ impl Provisioner {
     /// `last_attempt`: whether a failure that would be retried is final (the command's last delivery).
     async fn converge_recorded(
         &self,
+        held: &RegionGuard,
         cause: &CommandMeta,
         deployment: &str,
         region: &str,
         last_attempt: bool,
     ) -> Result<(), HandlerError> {
         let record = self.recorded(deployment, region).await?;
-        let (report, result) = self.converge(cause, deployment, &record.spec, record.image).await;
+        let (report, result) = self
+            .converge(held, cause, deployment, &record.spec, record.image)
+            .await;
         self.region_outcome(cause, deployment, region, report, &result, last_attempt)
             .await?;
         result
     }
 
-    /// Runs `work` on one region under its lock, with its adapters and an applier whose changes are told
+    /// Runs `work` on one region (which the caller holds), with its adapters and an applier whose changes are told
     /// as caused by `cause`.
     async fn on_region<T>(
         &self,
+        _held: &RegionGuard,
         cause: &CommandMeta,
         deployment: &str,
         region: &Region,
         image: String,
         work: impl AsyncFnOnce(&Applier<'_>) -> Result<T, ApplyError>,
     ) -> Result<T, HandlerError> {
-        let lock = self.lock(deployment, &region.name);
-        let _held = lock.lock().await;
         let cloud = self.region_cloud(region)?;
         let machines = self.machines().await?;
         let options = self.options(image);
@@ -559,6 +595,8 @@ impl Provisioner {
         }
         let role = cmd.role;
         let count = cmd.count;
+        // Held across the change and the converge: nobody else plans the region between the two.
+        let held = self.hold(&cmd.deployment, &cmd.region).await?;
         let changed = self
             .machines()
             .await?
@@ -578,6 +616,7 @@ impl Provisioner {
             .map_err(store_error)?;
         accepted(changed, &cmd.deployment, &cmd.region)?;
         self.converge_recorded(
+            &held,
             &cmd.meta,
             &cmd.deployment,
             &cmd.region,
@@ -592,6 +631,9 @@ impl Provisioner {
         cmd: DestroyMachine,
         _delivery: Delivery,
     ) -> Result<(), HandlerError> {
+        // Held across the change of the wanted count and the destroy: a reconcile in between would see a
+        // surplus and destroy another machine.
+        let held = self.hold(&cmd.deployment, &cmd.region).await?;
         let machines = self.machines().await?;
         let command_id = cmd.meta.id.to_string();
         let rows = machines
@@ -625,6 +667,7 @@ impl Provisioner {
         accepted(changed, &cmd.deployment, &cmd.region)?;
         let record = self.recorded(&cmd.deployment, &cmd.region).await?;
         self.on_region(
+            &held,
             &cmd.meta,
             &cmd.deployment,
             &record.spec,
@@ -637,9 +680,11 @@ impl Provisioner {
 
     /// `provisioner.replace-machine.v1`: a new machine of the same role, then the old one destroyed.
     pub async fn replace_machine(&self, cmd: ReplaceMachine, delivery: Delivery) -> Result<(), HandlerError> {
+        let held = self.hold(&cmd.deployment, &cmd.region).await?;
         let record = self.recorded(&cmd.deployment, &cmd.region).await?;
         let known = self
             .on_region(
+                &held,
                 &cmd.meta,
                 &cmd.deployment,
                 &record.spec,
@@ -653,6 +698,7 @@ impl Provisioner {
             return Ok(());
         }
         self.converge_recorded(
+            &held,
             &cmd.meta,
             &cmd.deployment,
             &cmd.region,
@@ -663,6 +709,7 @@ impl Provisioner {
 
     /// `provisioner.destroy.v1`: removes everything Flotilla created in one region, and nothing else.
     pub async fn destroy(&self, cmd: DestroyRegion, _delivery: Delivery) -> Result<(), HandlerError> {
+        let held = self.hold(&cmd.deployment, &cmd.region).await?;
         let machines = self.machines().await?;
         let record = machines
             .regions(Some(&cmd.deployment), Some(&cmd.region))
@@ -676,33 +723,49 @@ impl Provisioner {
             Some(record) => {
                 let patience = self.settings.boot_timeout.min(Duration::from_secs(120));
                 let poll = self.settings.poll_interval;
+                let wait = DbaasWait {
+                    timeout: self.settings.dbaas_timeout,
+                    poll,
+                };
                 // A destroy builds nothing: no image.
                 let (destroyed, left) = self
                     .on_region(
+                        &held,
                         &cmd.meta,
                         &cmd.deployment,
                         &record.spec,
                         String::new(),
                         async |applier| {
                             let destroyed = applier.destroy_all().await?;
-                            remove_dbaas(applier.cloud, applier.store, &cmd.deployment, &cmd.region).await?;
+                            remove_dbaas(applier.cloud, applier.store, &cmd.deployment, &cmd.region, wait)
+                                .await?;
                             let left = remove_vpc(applier.cloud, &record, patience, poll).await?;
                             Ok((destroyed, left))
                         },
                     )
                     .await?;
-                machines
-                    .forget_region(&cmd.deployment, &cmd.region)
-                    .await
-                    .map_err(store_error)?;
+                match &left {
+                    // Everything of ours is gone: forget the region.
+                    None => machines
+                        .forget_region(&cmd.deployment, &cmd.region)
+                        .await
+                        .map_err(store_error)?,
+                    // Something is left (its VPC, still in use): the region stays recorded, failed, so that
+                    // `status` shows it and a later destroy tries again.
+                    Some(why) => machines
+                        .set_region_status(&cmd.deployment, &cmd.region, "failed", Some(why))
+                        .await
+                        .map_err(store_error)?,
+                }
                 (destroyed, left)
             }
         };
+        let outcome = if left.is_some() { "failed" } else { "destroyed" };
         let event = RegionApplied {
-            meta: EventMeta::derived(&cmd.meta, "region/destroyed", "provisioner"),
+            meta: EventMeta::derived(&cmd.meta, &format!("region/{outcome}"), "provisioner"),
             deployment: cmd.deployment.clone(),
             region: cmd.region.clone(),
-            outcome: "destroyed".into(),
+            outcome: outcome.into(),
             // What was left in place, and why.
             error: left,
             created: Vec::new(),
@@ -710,7 +773,7 @@ impl Provisioner {
             destroyed,
             failed: Vec::new(),
         };
-        self.publish_event("region", &cmd.deployment, &cmd.region, "destroyed", &event)
+        self.publish_event("region", &cmd.deployment, &cmd.region, outcome, &event)
             .await
     }
 
@@ -725,14 +788,18 @@ impl Provisioner {
             .await
     }
 
-    /// Compares every recorded region with its cloud once, and converges those that drifted (a machine
+    /// Compares every recorded region (but those blocked or failed) with its cloud once, and converges those
+    /// that drifted (a machine
     /// deleted behind our back, an unrecorded machine with our marks, one stuck booting) or whose plan is
     /// not empty. Costs one list call per region when nothing changed. Regions busy with a command are
     /// skipped this time.
     pub async fn reconcile_all(&self) -> Result<(), HandlerError> {
         let machines = self.machines().await?;
         for record in machines.regions(None, None).await.map_err(store_error)? {
-            if record.status == "blocked" {
+            // Blocked: its apply is waiting for the primary. Failed: its last apply was refused for good
+            // (a bad size, machines that never boot) — converging it again every pass would only create and
+            // destroy machines; the next apply or a reconcile command takes it up again.
+            if matches!(record.status.as_str(), "blocked" | "failed") {
                 continue;
             }
             let deployment = record.deployment.clone();
@@ -755,48 +822,55 @@ impl Provisioner {
         let region = &record.spec;
         let periodic = CommandMeta::new("provisioner/reconcile");
         let (cause, last_attempt) = command.unwrap_or((&periodic, false));
-        let drifted = {
-            let lock = self.lock(deployment, &region.name);
-            let _held = match command {
-                Some(_) => lock.lock().await,
-                None => match lock.try_lock() {
-                    Ok(held) => held,
-                    Err(_) => return Ok(()),
-                },
-            };
-            let cloud = self.region_cloud(region)?;
-            let machines = self.machines().await?;
-            let options = self.options(record.image.clone());
-            let events = Events {
-                provisioner: self,
+        let held = match command {
+            Some(_) => self.hold(deployment, &region.name).await?,
+            // The periodic pass skips a region that is busy (or whose lease cannot be read just now).
+            None => match self.locks.try_hold(deployment, &region.name).await {
+                Ok(Some(held)) => held,
+                Ok(None) => return Ok(()),
+                Err(e) => return Err(HandlerError::retry(e)),
+            },
+        };
+        // Destroyed while this pass waited?
+        let Some(record) = self
+            .machines()
+            .await?
+            .regions(Some(deployment), Some(&region.name))
+            .await
+            .map_err(store_error)?
+            .into_iter()
+            .next()
+        else {
+            return Ok(());
+        };
+        let region = &record.spec;
+        let drifted = self
+            .on_region(
+                &held,
                 cause,
-            };
-            let applier = Applier {
-                cloud: &cloud,
-                store: machines,
                 deployment,
                 region,
-                options: &options,
-                placement: Default::default(),
-                observer: &events,
-            };
-            let drift = applier.reconcile().await.map_err(apply_error)?;
-            let known: Vec<_> = machines
-                .region(deployment, &region.name)
-                .await
-                .map_err(store_error)?
-                .iter()
-                .map(MachineRow::known)
-                .collect();
-            let unfinished = known
-                .iter()
-                .any(|k| !matches!(k.state, crate::plan::KnownState::Healthy));
-            !drift.is_empty() || unfinished || !plan(region, &known, Uuid::nil()).is_empty()
-        };
+                record.image.clone(),
+                async |applier| {
+                    let drift = applier.reconcile().await?;
+                    let known: Vec<_> = applier
+                        .store
+                        .region(deployment, &region.name)
+                        .await?
+                        .iter()
+                        .map(MachineRow::known)
+                        .collect();
+                    let unfinished = known
+                        .iter()
+                        .any(|k| !matches!(k.state, crate::plan::KnownState::Healthy));
+                    Ok(!drift.is_empty() || unfinished || !plan(region, &known, Uuid::nil()).is_empty())
+                },
+            )
+            .await?;
         if drifted {
             tracing::info!(%deployment, region = %region.name, "region drifted from its spec; converging");
             // The next pass retries: a failure is recorded for `status`, told only when final.
-            self.converge_recorded(cause, deployment, &region.name, last_attempt)
+            self.converge_recorded(&held, cause, deployment, &region.name, last_attempt)
                 .await?;
         }
         Ok(())
@@ -859,9 +933,14 @@ macro_rules! event_id {
 
 event_id!(MachineChanged, RegionApplied, DbaasReady);
 
+/// A cloud error as a handler outcome: retried (after the provider's `Retry-After` when it gave one) when
+/// trying again can help, refused otherwise.
 fn reject_or_retry(e: CloudError) -> HandlerError {
     if e.is_retryable() {
-        HandlerError::retry(e)
+        HandlerError::Retry {
+            after: e.retry_after(),
+            reason: e.to_string(),
+        }
     } else {
         HandlerError::Reject(e.to_string())
     }

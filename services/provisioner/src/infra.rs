@@ -20,13 +20,26 @@ pub async fn ensure_vpc(
     deployment: &str,
     region: &Region,
 ) -> Result<Placement, ApplyError> {
+    let record = store
+        .regions(Some(deployment), Some(&region.name))
+        .await?
+        .into_iter()
+        .next();
     let (vpc, created) = match cloud
         .network
         .find_vpc(&region.provider_region, &region.vpc.name)
         .await?
     {
-        Some(vpc) => (vpc, false),
+        // Ours if we created it: recorded as ours with this id, or marked as being created by us (a crash
+        // came between the create call and the record).
+        Some(vpc) => {
+            let ours = record
+                .as_ref()
+                .is_some_and(|r| r.vpc_created && r.vpc_id.as_deref().is_none_or(|id| id == vpc.id));
+            (vpc, ours)
+        }
         None => {
+            store.mark_vpc_pending(deployment, &region.name).await?;
             tracing::info!(region = %region.name, vpc = %region.vpc.name, "creating the region's VPC");
             let request = VpcRequest {
                 name: region.vpc.name.clone(),
@@ -120,9 +133,10 @@ pub async fn ensure_dbaas(
     let recorded = store.dbaas(deployment, &region.name).await?;
     let found = cloud.databases.find_database(label).await?;
     let db = match (found, recorded, mode) {
-        // Known and there.
+        // Known and there: ours if we recorded creating this one (a label changed in the spec names another
+        // cluster, which is adopted).
         (Some(db), Some(rec), _) => {
-            row.created = rec.created;
+            row.created = rec.created && rec.name == *label;
             db
         }
         // There but not recorded: it was there before us (adopted), whatever the mode.
@@ -180,7 +194,8 @@ fn fill(row: &mut DbaasRow, db: &ManagedDatabase, state: &str) {
     row.id = Some(db.id.clone());
     row.host = db.host.clone().or(row.host.take());
     row.port = db.port.or(row.port);
-    row.state = if db.is_ready() { "ready" } else { state }.to_owned();
+    // Never "ready" here before the caller has told the fleet (see `ensure_dbaas`).
+    row.state = state.to_owned();
 }
 
 async fn wait_ready(
@@ -192,7 +207,7 @@ async fn wait_ready(
     let deadline = tokio::time::Instant::now() + wait.timeout;
     while !db.is_ready() {
         if tokio::time::Instant::now() >= deadline {
-            return Err(ApplyError::Dbaas(format!(
+            return Err(ApplyError::DbaasNotReady(format!(
                 "DBaaS {label:?} is still {} after {:?}",
                 db.status, wait.timeout
             )));
@@ -205,13 +220,15 @@ async fn wait_ready(
     Ok(db)
 }
 
-/// Removes the region's managed database if Flotilla created it; forgets it either way. Returns whether
-/// one was deleted.
+/// Removes the region's managed database if Flotilla created it, waiting (up to `wait.timeout`) until the
+/// provider no longer lists it — it may hold the region's VPC until then; forgets it either way. Returns
+/// whether one was deleted.
 pub async fn remove_dbaas(
     cloud: &RegionCloud,
     store: &MachineStore,
     deployment: &str,
     region: &str,
+    wait: DbaasWait,
 ) -> Result<bool, ApplyError> {
     let Some(row) = store.dbaas(deployment, region).await? else {
         return Ok(false);
@@ -227,6 +244,14 @@ pub async fn remove_dbaas(
                 Ok(()) => deleted = true,
                 Err(e) if e.is_not_found() => {}
                 Err(e) => return Err(e.into()),
+            }
+            let deadline = tokio::time::Instant::now() + wait.timeout;
+            while cloud.databases.find_database(&row.name).await?.is_some() {
+                if tokio::time::Instant::now() >= deadline {
+                    tracing::warn!(dbaas = %row.name, "the DBaaS is still listed after its deletion");
+                    break;
+                }
+                tokio::time::sleep(wait.poll).await;
             }
         }
     }

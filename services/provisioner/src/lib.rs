@@ -14,6 +14,7 @@ pub mod apply;
 pub mod clouds;
 pub mod handler;
 pub mod infra;
+pub mod lock;
 pub mod plan;
 pub mod store;
 
@@ -39,6 +40,7 @@ pub fn routes(ctx: &Context<Settings>) -> Dispatcher {
         ctx.config.secrets_file.clone(),
         ctx.store.clone(),
         ctx.publisher.clone(),
+        Some(ctx.leases()),
     );
     let p = Arc::clone(&provisioner);
     ctx.api("machines", move |req: flotilla_proto::ListMachines| {

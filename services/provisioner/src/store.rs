@@ -366,7 +366,7 @@ pub struct RegionRecord {
     pub deployment: String,
     /// The spec last applied (with machine-level changes since).
     pub spec: Region,
-    /// `applying`, `blocked`, `applied` or `failed`.
+    /// `applying`, `blocked`, `retrying`, `applied` or `failed`.
     pub status: String,
     /// Why it is blocked or failed.
     pub detail: Option<String>,
@@ -432,6 +432,20 @@ impl MachineStore {
             .await
             .map(|_| ()))
         .map_err(query_error("record a region's status"))
+    }
+
+    /// Records, before a VPC is created, that the region's VPC is Flotilla's: a VPC found by name after a
+    /// crash between the create call and [`MachineStore::set_region_vpc`] is then known to be ours.
+    pub async fn mark_vpc_pending(&self, deployment: &str, region: &str) -> Result<(), MachineStoreError> {
+        let q = "UPDATE regions SET vpc_id = NULL, subnet_id = NULL, vpc_created = 1 \
+                 WHERE deployment = $1 AND region = $2";
+        on_pool!(&self.store, |p| sqlx::query(q)
+            .bind(deployment)
+            .bind(region)
+            .execute(p)
+            .await
+            .map(|_| ()))
+        .map_err(query_error("record a VPC being created"))
     }
 
     /// Records the region's VPC.
@@ -522,27 +536,26 @@ impl MachineStore {
         region: &str,
         change: impl FnOnce(&mut Region) -> Result<(), String>,
     ) -> Result<Option<Result<bool, String>>, MachineStoreError> {
-        let Some(record) = self
-            .regions(Some(deployment), Some(region))
-            .await?
-            .into_iter()
-            .next()
-        else {
-            return Ok(None);
-        };
-        if self.change_applied(command_id).await? {
-            return Ok(Some(Ok(false)));
+        /// Why the transaction stopped short.
+        enum Outcome {
+            Applied(bool),
+            Unknown,
+            Refused(String),
+            Corrupt(String),
         }
-        let mut spec = record.spec;
-        if let Err(refused) = change(&mut spec) {
-            return Ok(Some(Err(refused)));
-        }
-        let text = serde_json::to_string(&spec).map_err(|e| corrupt_spec(deployment, region, e))?;
         let now = Utc::now().timestamp_millis();
+        // The command id is written first: it takes SQLite's write lock (no read-then-upgrade deadlock) and
+        // makes a concurrent copy of the same command wait; the spec is then read, changed and written in
+        // the same transaction (PostgreSQL: the row locked `FOR UPDATE`), so two changes never both start
+        // from the same count.
         let insert = "INSERT INTO region_changes (command_id, deployment, region, applied_ms) \
                       VALUES ($1, $2, $3, $4) ON CONFLICT (command_id) DO NOTHING";
+        let select = match &self.store {
+            Store::Sqlite(_) => "SELECT spec FROM regions WHERE deployment = $1 AND region = $2",
+            Store::Postgres(_) => "SELECT spec FROM regions WHERE deployment = $1 AND region = $2 FOR UPDATE",
+        };
         let update = "UPDATE regions SET spec = $3, updated_ms = $4 WHERE deployment = $1 AND region = $2";
-        let fresh = on_pool!(&self.store, |p| async {
+        let outcome = on_pool!(&self.store, |p| async {
             let mut tx = p.begin().await?;
             let inserted = sqlx::query(insert)
                 .bind(command_id)
@@ -552,21 +565,56 @@ impl MachineStore {
                 .execute(&mut *tx)
                 .await?
                 .rows_affected();
-            if inserted == 1 {
-                sqlx::query(update)
-                    .bind(deployment)
-                    .bind(region)
-                    .bind(&text)
-                    .bind(now)
-                    .execute(&mut *tx)
-                    .await?;
+            if inserted == 0 {
+                // Applied before: not checked again against the spec it changed.
+                tx.rollback().await?;
+                return Ok::<_, sqlx::Error>(Outcome::Applied(false));
             }
+            let spec: Option<String> = sqlx::query_scalar(select)
+                .bind(deployment)
+                .bind(region)
+                .fetch_optional(&mut *tx)
+                .await?;
+            let Some(spec) = spec else {
+                tx.rollback().await?;
+                return Ok(Outcome::Unknown);
+            };
+            let mut spec: Region = match serde_json::from_str(&spec) {
+                Ok(s) => s,
+                Err(e) => {
+                    tx.rollback().await?;
+                    return Ok(Outcome::Corrupt(e.to_string()));
+                }
+            };
+            if let Err(refused) = change(&mut spec) {
+                tx.rollback().await?;
+                return Ok(Outcome::Refused(refused));
+            }
+            let text = match serde_json::to_string(&spec) {
+                Ok(t) => t,
+                Err(e) => {
+                    tx.rollback().await?;
+                    return Ok(Outcome::Corrupt(e.to_string()));
+                }
+            };
+            sqlx::query(update)
+                .bind(deployment)
+                .bind(region)
+                .bind(&text)
+                .bind(now)
+                .execute(&mut *tx)
+                .await?;
             tx.commit().await?;
-            Ok::<_, sqlx::Error>(inserted == 1)
+            Ok(Outcome::Applied(true))
         }
         .await)
         .map_err(query_error("change a region's wanted machines"))?;
-        Ok(Some(Ok(fresh)))
+        match outcome {
+            Outcome::Applied(fresh) => Ok(Some(Ok(fresh))),
+            Outcome::Unknown => Ok(None),
+            Outcome::Refused(why) => Ok(Some(Err(why))),
+            Outcome::Corrupt(e) => Err(corrupt_spec(deployment, region, e)),
+        }
     }
 
     /// Whether a machine-level command was applied already.

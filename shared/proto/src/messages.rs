@@ -54,11 +54,17 @@ pub struct MachineChanged {
     pub resource_id: String,
     /// Role (`webserver`, `reverse-proxy` …).
     pub role: String,
+    /// Its name at the provider.
+    #[serde(default)]
+    pub name: String,
+    /// Its size (plan) as the spec gives it.
+    #[serde(default)]
+    pub size: String,
     /// Provider (`linode` …).
     pub provider: String,
     /// The provider's id, once known.
     pub provider_id: Option<String>,
-    /// `created`, `healthy`, `failed` or `destroyed`.
+    /// `created`, `running`, `healthy`, `failed` or `destroyed`.
     pub state: String,
     /// Public IPv4, once known.
     pub public_ipv4: Option<String>,
@@ -242,7 +248,8 @@ pub struct RegionView {
     pub provider: String,
     /// Whether it is the primary region.
     pub primary: bool,
-    /// `applying`, `blocked`, `applied`, `failed`.
+    /// `applying`, `blocked` (waiting for the primary), `retrying` (failed, will be tried again), `applied`,
+    /// `failed` (for good, until applied again).
     pub status: String,
     /// Why it is blocked or failed.
     pub detail: Option<String>,

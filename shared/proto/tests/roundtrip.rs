@@ -181,7 +181,8 @@ proptest! {
     ) {
         let msg = MachineChanged {
             meta: EventMeta::derived(&cause, "machine", "provisioner"),
-            deployment: dep, region, resource_id: id, role, provider: "linode".into(), provider_id,
+            deployment: dep, region, resource_id: id.clone(), role, name: format!("ws-{id}"), size: "g6-nanode-1".into(),
+            provider: "linode".into(), provider_id,
             state: "healthy".into(), public_ipv4: ip.clone(), private_ipv4: ip,
         };
         roundtrip(&msg);
