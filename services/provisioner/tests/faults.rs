@@ -734,3 +734,102 @@ async fn simulator_credentials_are_never_sent_to_a_real_api() {
         .region_outcome("gb-lon", cmd.meta.correlation_id, "applied")
         .await;
 }
+
+#[tokio::test]
+async fn concurrent_scale_outs_both_count() {
+    for db in databases().await {
+        let f = fixture(Duration::from_millis(100), db, |_| {}).await;
+        let d = one_region("1").deployment;
+        let cmd = send_apply(&f, &d, "gb-lon").await;
+        f.events
+            .region_outcome("gb-lon", cmd.meta.correlation_id, "applied")
+            .await;
+        // Two scale-outs of one webserver each, published together.
+        let creates: Vec<CreateMachines> = (0..2)
+            .map(|_| CreateMachines {
+                meta: CommandMeta::new("test"),
+                deployment: d.name.clone(),
+                region: "gb-lon".into(),
+                role: Role::Webserver,
+                count: 1,
+            })
+            .collect();
+        for c in &creates {
+            f.send(&d.name, "gb-lon", "create-machines", &c.meta.id.to_string(), c)
+                .await;
+        }
+        for c in &creates {
+            f.events
+                .region_outcome("gb-lon", c.meta.correlation_id, "applied")
+                .await;
+        }
+        settled(&f.client).await;
+        assert_eq!(
+            per_role(&sim_region(&f.sim, &d.name, "gb-lon")).get(&Role::Webserver),
+            Some(&3),
+            "1 + 1 + 1 webservers: neither change lost"
+        );
+        f.stop().await;
+    }
+}
+
+#[tokio::test]
+async fn an_apply_waiting_for_the_primary_stops_if_its_region_is_destroyed_meanwhile() {
+    let f = fixture(Duration::from_millis(100), TestDb::sqlite().await, |_| {}).await;
+    let d = templates::seed_import().deployment;
+    // The secondary first: it waits for the primary's DBaaS.
+    let waiting = send_apply(&f, &d, "nl-ams").await;
+    f.events
+        .region_outcome("nl-ams", waiting.meta.correlation_id, "blocked")
+        .await;
+    let destroy = flotilla_proto::DestroyRegion {
+        meta: CommandMeta::new("test"),
+        deployment: d.name.clone(),
+        region: "nl-ams".into(),
+    };
+    f.send(
+        &d.name,
+        "nl-ams",
+        "destroy",
+        &destroy.meta.id.to_string(),
+        &destroy,
+    )
+    .await;
+    f.events
+        .region_outcome("nl-ams", destroy.meta.correlation_id, "destroyed")
+        .await;
+    // Now the primary: once its DBaaS is ready the secondary's apply wakes up — and stops, building nothing.
+    let primary = send_apply(&f, &d, "gb-lon").await;
+    f.events
+        .region_outcome("gb-lon", primary.meta.correlation_id, "applied")
+        .await;
+    let refused = f
+        .events
+        .wait("the waiting apply to be refused", |log| {
+            log.iter().find_map(|e| match e {
+                Event::Rejected(r) if r.command_id.as_deref() == Some(&waiting.meta.id.to_string()) => {
+                    Some(r.clone())
+                }
+                _ => None,
+            })
+        })
+        .await;
+    assert!(
+        refused.error.contains("destroyed while this apply waited"),
+        "{refused:?}"
+    );
+    settled(&f.client).await;
+    assert!(
+        sim_region(&f.sim, &d.name, "nl-ams").is_empty(),
+        "nothing built in the destroyed region: {:?}",
+        f.sim.machines()
+    );
+    assert!(
+        f.fleet(&d.name)
+            .await
+            .regions
+            .iter()
+            .all(|r| r.region != "nl-ams")
+    );
+    f.stop().await;
+}
