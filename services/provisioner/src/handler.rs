@@ -55,6 +55,10 @@ pub struct Settings {
     /// How long a new DBaaS may take to become ready.
     #[serde(with = "humantime_serde")]
     pub dbaas_timeout: Duration,
+    /// How long a replica's hold on a region outlives the replica (renewed every third of it while the
+    /// replica works): after a crash, the region waits this long before another replica takes it up.
+    #[serde(with = "humantime_serde")]
+    pub region_lease_ttl: Duration,
 }
 
 impl Default for Settings {
@@ -70,6 +74,7 @@ impl Default for Settings {
             reconcile_interval: Duration::from_secs(60),
             primary_wait: Duration::from_secs(30 * 60),
             dbaas_timeout: Duration::from_secs(30 * 60),
+            region_lease_ttl: crate::lock::LEASE_TTL,
         }
     }
 }
@@ -180,13 +185,15 @@ impl Provisioner {
         leases: Option<Leases>,
     ) -> Arc<Self> {
         let poll = settings.poll_interval.max(Duration::from_millis(100));
+        let locks =
+            RegionLocks::new(leases, Uuid::now_v7().to_string(), poll).with_ttl(settings.region_lease_ttl);
         Arc::new(Self {
             settings,
             secrets_file,
             store,
             publisher,
             machines: OnceCell::new(),
-            locks: RegionLocks::new(leases, Uuid::now_v7().to_string(), poll),
+            locks,
         })
     }
 

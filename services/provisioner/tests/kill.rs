@@ -299,6 +299,8 @@ health_port = {health}
 health_path = "/health"
 boot_timeout = "20s"
 poll_interval = "50ms"
+# A killed provisioner's hold on the region lapses after this (the restarted one is a new replica).
+region_lease_ttl = "3s"
 max_rounds = 5
 reconcile_interval = "1h"
 
