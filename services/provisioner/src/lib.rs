@@ -1,13 +1,12 @@
 //! The Flotilla `provisioner` service: Machines, VPCs and managed databases of every region, on every provider.
 //!
-//! It consumes `flotilla.cmd.provisioner.<deployment>.<region>.<verb>` through its durable consumer and answers
-//! `flotilla.api.provisioner.status` and the NATS service API (`$SRV.PING`, `$SRV.INFO`, `$SRV.STATS`).
-//! Its command routes so far: `provisioner.apply.v1` — make one region's machines match its spec (create
-//! fencing, boot and health checks, replacements), then publish a `MachineChanged` event per machine and a
-//! `RegionApplied` event; `provisioner.destroy.v1` — remove everything Flotilla created in a region (what it
-//! recorded, and anything still carrying the region's marks) and nothing else. Machine-level commands,
-//! primary-first waiting, VPCs, the DBaaS and periodic reconciliation come with the rest of the
-//! provisioner's issue.
+//! It consumes `flotilla.cmd.provisioner.<deployment>.<region>.<verb>` through its durable consumer:
+//! `apply` (a region's VPC, the primary's DBaaS, its machines — a secondary waits for the primary's DBaaS),
+//! `destroy` (everything Flotilla created in a region, and nothing else), `create-machines`,
+//! `destroy-machine`, `replace-machine` (the autoscaler's) and `reconcile` (one region compared with its cloud
+//! now). It publishes `MachineChanged`, `RegionApplied` and `DbaasReady` events, answers
+//! `flotilla.api.provisioner.{machines,plan,status}` and the NATS service API, and reconciles every region
+//! with its cloud every `reconcile_interval`. See ARCHITECTURE.md for how the modules fit.
 
 pub mod api;
 pub mod apply;
