@@ -478,6 +478,18 @@ impl Provisioner {
         // Credentials first: a region we cannot reach is refused before anything is recorded.
         self.region_cloud(region)?;
         let machines = self.machines().await?;
+        // An apply issued before the region's last destroy (a retry delivered late) must not rebuild it.
+        if let Some(destroyed_ms) = machines
+            .destroyed_at(&deployment.name, &region.name)
+            .await
+            .map_err(store_error)?
+            && cmd.meta.issued_at.timestamp_millis() < destroyed_ms
+        {
+            return Err(HandlerError::Reject(format!(
+                "region {} of deployment {} was destroyed after this apply was issued; apply it again to rebuild it",
+                region.name, deployment.name
+            )));
+        }
         let image = image_of(deployment, region);
         machines
             .save_region(&deployment.name, region, &image)

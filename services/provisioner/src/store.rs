@@ -11,6 +11,16 @@ use sqlx::Row;
 
 use crate::plan::{Known, KnownState};
 
+/// Runs `$body` with `$p` bound to the pool of whichever backend `$store` is.
+macro_rules! on_pool {
+    ($store:expr, |$p:ident| $body:expr) => {
+        match $store {
+            Store::Sqlite($p) => $body,
+            Store::Postgres($p) => $body,
+        }
+    };
+}
+
 /// Errors of the machine store.
 #[derive(Debug, thiserror::Error)]
 pub enum MachineStoreError {
@@ -260,22 +270,42 @@ impl MachineStore {
 
     /// Forgets a region (it is destroyed).
     pub async fn forget_region(&self, deployment: &str, region: &str) -> Result<(), MachineStoreError> {
-        let q = "DELETE FROM regions WHERE deployment = $1 AND region = $2";
-        match &self.store {
-            Store::Sqlite(p) => sqlx::query(q)
+        let forget = "DELETE FROM regions WHERE deployment = $1 AND region = $2";
+        let tombstone = "INSERT INTO region_tombstones (deployment, region, destroyed_ms) VALUES ($1, $2, $3) \
+                         ON CONFLICT (deployment, region) DO UPDATE SET destroyed_ms = excluded.destroyed_ms";
+        let now = Utc::now().timestamp_millis();
+        on_pool!(&self.store, |p| async {
+            let mut tx = p.begin().await?;
+            sqlx::query(forget)
                 .bind(deployment)
                 .bind(region)
-                .execute(p)
-                .await
-                .map(|_| ()),
-            Store::Postgres(p) => sqlx::query(q)
+                .execute(&mut *tx)
+                .await?;
+            sqlx::query(tombstone)
                 .bind(deployment)
                 .bind(region)
-                .execute(p)
-                .await
-                .map(|_| ()),
+                .bind(now)
+                .execute(&mut *tx)
+                .await?;
+            tx.commit().await
         }
+        .await)
         .map_err(query_error("forget a region"))
+    }
+
+    /// When the region was last destroyed (Unix ms), if ever.
+    pub async fn destroyed_at(
+        &self,
+        deployment: &str,
+        region: &str,
+    ) -> Result<Option<i64>, MachineStoreError> {
+        let q = "SELECT destroyed_ms FROM region_tombstones WHERE deployment = $1 AND region = $2";
+        on_pool!(&self.store, |p| sqlx::query_scalar::<_, i64>(q)
+            .bind(deployment)
+            .bind(region)
+            .fetch_optional(p)
+            .await)
+        .map_err(query_error("read a region's tombstone"))
     }
 
     /// The machines of one region, oldest first.
@@ -347,16 +377,6 @@ where
             .map_err(query_error("read a machine"))?,
         resource_id,
     })
-}
-
-/// Runs `$body` with `$p` bound to the pool of whichever backend `$store` is.
-macro_rules! on_pool {
-    ($store:expr, |$p:ident| $body:expr) => {
-        match $store {
-            Store::Sqlite($p) => $body,
-            Store::Postgres($p) => $body,
-        }
-    };
 }
 
 /// A region as recorded: its last spec and where its apply stands.

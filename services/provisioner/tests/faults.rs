@@ -833,3 +833,59 @@ async fn an_apply_waiting_for_the_primary_stops_if_its_region_is_destroyed_meanw
     );
     f.stop().await;
 }
+
+#[tokio::test]
+async fn an_apply_issued_before_a_destroy_never_rebuilds_the_region() {
+    let f = fixture(Duration::from_millis(100), TestDb::sqlite().await, |_| {}).await;
+    let d = one_region("1").deployment;
+    // Issued now, delivered only after the region's destroy (a retry that came late).
+    let stale = common::apply(&d, "gb-lon");
+    let first = send_apply(&f, &d, "gb-lon").await;
+    f.events
+        .region_outcome("gb-lon", first.meta.correlation_id, "applied")
+        .await;
+    let destroy = flotilla_proto::DestroyRegion {
+        meta: CommandMeta::new("test"),
+        deployment: d.name.clone(),
+        region: "gb-lon".into(),
+    };
+    f.send(
+        &d.name,
+        "gb-lon",
+        "destroy",
+        &destroy.meta.id.to_string(),
+        &destroy,
+    )
+    .await;
+    f.events
+        .region_outcome("gb-lon", destroy.meta.correlation_id, "destroyed")
+        .await;
+    f.send(&d.name, "gb-lon", "apply", &stale.meta.id.to_string(), &stale)
+        .await;
+    let refused = f
+        .events
+        .wait("the stale apply to be refused", |log| {
+            log.iter().find_map(|e| match e {
+                Event::Rejected(r) if r.command_id.as_deref() == Some(&stale.meta.id.to_string()) => {
+                    Some(r.clone())
+                }
+                _ => None,
+            })
+        })
+        .await;
+    assert!(
+        refused.error.contains("destroyed after this apply was issued"),
+        "{refused:?}"
+    );
+    assert!(
+        sim_region(&f.sim, &d.name, "gb-lon").is_empty(),
+        "nothing rebuilt"
+    );
+    // A new apply rebuilds it.
+    let again = send_apply(&f, &d, "gb-lon").await;
+    f.events
+        .region_outcome("gb-lon", again.meta.correlation_id, "applied")
+        .await;
+    assert_exactly_the_spec(&f.sim, &d.name, &d.regions[0]);
+    f.stop().await;
+}
