@@ -182,13 +182,14 @@ impl Applier<'_> {
                 Uuid::new_v5(&apply_id, &round.to_le_bytes())
             };
             // Machines an earlier attempt left half-destroyed are finished first.
-            for row in self.store.region(self.deployment, &self.region.name).await? {
-                if row.state == KnownState::Destroying {
+            let mut rows = self.store.region(self.deployment, &self.region.name).await?;
+            if rows.iter().any(|r| r.state == KnownState::Destroying) {
+                for row in rows.iter().filter(|r| r.state == KnownState::Destroying) {
                     self.destroy(&row.resource_id).await?;
-                    report.destroyed.push(row.resource_id);
+                    report.destroyed.push(row.resource_id.clone());
                 }
+                rows = self.store.region(self.deployment, &self.region.name).await?;
             }
-            let rows = self.store.region(self.deployment, &self.region.name).await?;
             let known: Vec<_> = rows.iter().map(MachineRow::known).collect();
             let steps = plan(self.region, &known, round_id);
             // Machines an earlier attempt left half-way (recorded, maybe created, not yet healthy) count as

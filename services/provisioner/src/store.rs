@@ -140,27 +140,19 @@ impl MachineStore {
         let q = "INSERT INTO machines (resource_id, deployment, region, role, size, name, provider, state, \
                  attempts, created_ms, updated_ms) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 0, $9, $9) \
                  ON CONFLICT (resource_id) DO NOTHING";
-        macro_rules! run {
-            ($pool:expr) => {
-                sqlx::query(q)
-                    .bind(&row.resource_id)
-                    .bind(&row.deployment)
-                    .bind(&row.region)
-                    .bind(row.role.as_str())
-                    .bind(&row.size)
-                    .bind(&row.name)
-                    .bind(&row.provider)
-                    .bind(state_name(KnownState::CreatePending))
-                    .bind(now)
-                    .execute($pool)
-                    .await
-                    .map(|r| r.rows_affected())
-            };
-        }
-        let inserted = match &self.store {
-            Store::Sqlite(p) => run!(p),
-            Store::Postgres(p) => run!(p),
-        }
+        let inserted = on_pool!(&self.store, |p| sqlx::query(q)
+            .bind(&row.resource_id)
+            .bind(&row.deployment)
+            .bind(&row.region)
+            .bind(row.role.as_str())
+            .bind(&row.size)
+            .bind(&row.name)
+            .bind(&row.provider)
+            .bind(state_name(KnownState::CreatePending))
+            .bind(now)
+            .execute(p)
+            .await
+            .map(|r| r.rows_affected()))
         .map_err(query_error("record a pending machine"))?;
         Ok(inserted == 1)
     }
@@ -178,24 +170,16 @@ impl MachineStore {
                  public_ipv4 = COALESCE($4, public_ipv4), private_ipv4 = COALESCE($5, private_ipv4), \
                  updated_ms = $6 WHERE resource_id = $1";
         let now = Utc::now().timestamp_millis();
-        macro_rules! run {
-            ($pool:expr) => {
-                sqlx::query(q)
-                    .bind(resource_id)
-                    .bind(provider_id)
-                    .bind(state_name(state))
-                    .bind(public_ipv4)
-                    .bind(private_ipv4)
-                    .bind(now)
-                    .execute($pool)
-                    .await
-                    .map(|_| ())
-            };
-        }
-        match &self.store {
-            Store::Sqlite(p) => run!(p),
-            Store::Postgres(p) => run!(p),
-        }
+        on_pool!(&self.store, |p| sqlx::query(q)
+            .bind(resource_id)
+            .bind(provider_id)
+            .bind(state_name(state))
+            .bind(public_ipv4)
+            .bind(private_ipv4)
+            .bind(now)
+            .execute(p)
+            .await
+            .map(|_| ()))
         .map_err(query_error("update a machine"))
     }
 
@@ -222,10 +206,11 @@ impl MachineStore {
     /// Forgets a machine (it is destroyed).
     pub async fn remove(&self, resource_id: &str) -> Result<(), MachineStoreError> {
         let q = "DELETE FROM machines WHERE resource_id = $1";
-        match &self.store {
-            Store::Sqlite(p) => sqlx::query(q).bind(resource_id).execute(p).await.map(|_| ()),
-            Store::Postgres(p) => sqlx::query(q).bind(resource_id).execute(p).await.map(|_| ()),
-        }
+        on_pool!(&self.store, |p| sqlx::query(q)
+            .bind(resource_id)
+            .execute(p)
+            .await
+            .map(|_| ()))
         .map_err(query_error("remove a machine"))
     }
 
@@ -245,26 +230,15 @@ impl MachineStore {
                  ON CONFLICT (deployment, region) DO UPDATE SET spec = excluded.spec, \
                  updated_ms = excluded.updated_ms, image = excluded.image";
         let now = Utc::now().timestamp_millis();
-        match &self.store {
-            Store::Sqlite(p) => sqlx::query(q)
-                .bind(deployment)
-                .bind(&region.name)
-                .bind(&spec)
-                .bind(now)
-                .bind(image)
-                .execute(p)
-                .await
-                .map(|_| ()),
-            Store::Postgres(p) => sqlx::query(q)
-                .bind(deployment)
-                .bind(&region.name)
-                .bind(&spec)
-                .bind(now)
-                .bind(image)
-                .execute(p)
-                .await
-                .map(|_| ()),
-        }
+        on_pool!(&self.store, |p| sqlx::query(q)
+            .bind(deployment)
+            .bind(&region.name)
+            .bind(&spec)
+            .bind(now)
+            .bind(image)
+            .execute(p)
+            .await
+            .map(|_| ()))
         .map_err(query_error("save a region's spec"))
     }
 
@@ -310,26 +284,7 @@ impl MachineStore {
 
     /// The machines of one region, oldest first.
     pub async fn region(&self, deployment: &str, region: &str) -> Result<Vec<MachineRow>, MachineStoreError> {
-        let q = format!(
-            "SELECT {COLUMNS} FROM machines WHERE deployment = $1 AND region = $2 ORDER BY created_ms, resource_id"
-        );
-        macro_rules! rows {
-            ($pool:expr, $int:ty) => {
-                sqlx::query(&q)
-                    .bind(deployment)
-                    .bind(region)
-                    .fetch_all($pool)
-                    .await
-                    .map_err(query_error("list a region's machines"))?
-                    .iter()
-                    .map(|r| row_from(r, |r| r.try_get::<$int, _>("attempts").map(i64::from)))
-                    .collect()
-            };
-        }
-        match &self.store {
-            Store::Sqlite(p) => rows!(p, i64),
-            Store::Postgres(p) => rows!(p, i32),
-        }
+        self.machines(Some(deployment), Some(region)).await
     }
 }
 

@@ -161,17 +161,7 @@ async fn a_region_down_fails_that_region_only() {
         assert_api_matches(&f.fleet(&d.name).await, region, &held);
     }
     // gb-lon: retried while it is down, then given up on with an error that says why.
-    let rejected = f
-        .events
-        .wait("gb-lon's apply to be dead-lettered", |log| {
-            log.iter().find_map(|e| match e {
-                Event::Rejected(r) if r.command_id.as_deref() == Some(&down.meta.id.to_string()) => {
-                    Some(r.clone())
-                }
-                _ => None,
-            })
-        })
-        .await;
+    let rejected = f.events.rejection(&down.meta.id.to_string()).await;
     let error = rejected.error.to_lowercase();
     assert!(
         error.contains("gb-lon") && error.contains("unavailable"),
@@ -712,17 +702,7 @@ async fn simulator_credentials_are_never_sent_to_a_real_api() {
     .await;
     let d = three_regions();
     let cmd = send_apply(&f, &d, "ch-gva-2").await;
-    let refused = f
-        .events
-        .wait("the Exoscale apply to be refused", |log| {
-            log.iter().find_map(|e| match e {
-                Event::Rejected(r) if r.command_id.as_deref() == Some(&cmd.meta.id.to_string()) => {
-                    Some(r.clone())
-                }
-                _ => None,
-            })
-        })
-        .await;
+    let refused = f.events.rejection(&cmd.meta.id.to_string()).await;
     assert!(
         refused.error.contains("refusing to call the real API") && refused.error.contains("exoscale"),
         "{refused:?}"
@@ -803,17 +783,7 @@ async fn an_apply_waiting_for_the_primary_stops_if_its_region_is_destroyed_meanw
     f.events
         .region_outcome("gb-lon", primary.meta.correlation_id, "applied")
         .await;
-    let refused = f
-        .events
-        .wait("the waiting apply to be refused", |log| {
-            log.iter().find_map(|e| match e {
-                Event::Rejected(r) if r.command_id.as_deref() == Some(&waiting.meta.id.to_string()) => {
-                    Some(r.clone())
-                }
-                _ => None,
-            })
-        })
-        .await;
+    let refused = f.events.rejection(&waiting.meta.id.to_string()).await;
     assert!(
         refused.error.contains("destroyed while this apply waited"),
         "{refused:?}"
@@ -862,17 +832,7 @@ async fn an_apply_issued_before_a_destroy_never_rebuilds_the_region() {
         .await;
     f.send(&d.name, "gb-lon", "apply", &stale.meta.id.to_string(), &stale)
         .await;
-    let refused = f
-        .events
-        .wait("the stale apply to be refused", |log| {
-            log.iter().find_map(|e| match e {
-                Event::Rejected(r) if r.command_id.as_deref() == Some(&stale.meta.id.to_string()) => {
-                    Some(r.clone())
-                }
-                _ => None,
-            })
-        })
-        .await;
+    let refused = f.events.rejection(&stale.meta.id.to_string()).await;
     assert!(
         refused.error.contains("destroyed after this apply was issued"),
         "{refused:?}"

@@ -252,6 +252,17 @@ impl EventLog {
             .collect()
     }
 
+    /// Waits until the command `command_id` is given up on, and returns why.
+    pub async fn rejection(&self, command_id: &str) -> CommandRejected {
+        self.wait(&format!("command {command_id} to be rejected"), |log| {
+            log.iter().find_map(|e| match e {
+                Event::Rejected(r) if r.command_id.as_deref() == Some(command_id) => Some(r.clone()),
+                _ => None,
+            })
+        })
+        .await
+    }
+
     /// The rejected commands.
     pub fn rejected(&self) -> Vec<CommandRejected> {
         self.all()
