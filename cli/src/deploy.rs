@@ -103,7 +103,7 @@ pub async fn deploy(
     let correlation = Uuid::now_v7();
     let mut events = session
         .client
-        .subscribe(format!("flotilla.evt.*.{}.>", deployment.name))
+        .subscribe(subject::events_filter(None, Some(&deployment.name))?)
         .await
         .context("subscribing to the deployment's events")?;
     // Everything about the deployment, refusals of its commands included
@@ -146,17 +146,26 @@ pub async fn deploy(
         }
     };
 
+    // The spec becomes the desired state first (validated by the provisioner); the applies carry its
+    // generation, so a late one can never replace a newer deploy.
+    let accepted = session.accept(deployment).await?;
+    say(format!(
+        "deployment {}: generation {}{}",
+        deployment.name,
+        accepted.generation,
+        if accepted.changed { "" } else { " (unchanged)" }
+    ));
     let publisher = Publisher::new(session.client.clone(), PublishConfig::default());
     let mut command_ids = HashSet::new();
     for region in ordered(deployment) {
         let cmd = ApplyRegion {
-            meta: CommandMeta::caused_by(correlation, "flotilla-cli"),
+            meta: CommandMeta::caused_by(correlation, crate::session::issuer()),
             deployment: deployment.clone(),
             region: region.name.clone(),
+            generation: accepted.generation,
         };
-        let subj = subject::command("provisioner", &deployment.name, &region.name, "apply")?;
         publisher
-            .publish(&subj, &cmd.meta.id.to_string(), &cmd)
+            .publish_command(&cmd)
             .await
             .with_context(|| format!("publishing the apply of {}", region.name))?;
         command_ids.insert(cmd.meta.id.to_string());
@@ -184,7 +193,7 @@ pub async fn deploy(
         let Some(msg) = msg else {
             return Err(Exit::error(exit::UNREACHABLE, "the NATS connection closed"));
         };
-        match FleetEvent::decode(&msg) {
+        match flotilla_bus::decode_event(&msg) {
             Some(FleetEvent::Machine(e)) => {
                 if e.meta.correlation_id != correlation {
                     continue;

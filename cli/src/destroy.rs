@@ -72,26 +72,36 @@ pub async fn run(nats: &flotilla_bus::BusConfig, args: Args) -> anyhow::Result<E
     let correlation = Uuid::now_v7();
     let mut events = session
         .client
-        .subscribe(format!("flotilla.evt.region.{}.>", args.deployment))
+        .subscribe(subject::events_filter(Some("region"), Some(&args.deployment))?)
         .await
         .context("subscribing to the deployment's events")?;
     let mut rejected = session
         .client
-        .subscribe(format!("flotilla.evt.command.{}.>", args.deployment))
+        .subscribe(subject::events_filter(Some("command"), Some(&args.deployment))?)
         .await
         .context("subscribing to command rejections")?;
+    // The regions leave the desired state first; the destroys carry that generation, so a late one can
+    // never remove a region deployed again after it.
+    let withdrawn: Vec<String> = names.iter().map(|n| (*n).to_owned()).collect();
+    let generation = match session.withdraw(&args.deployment, &withdrawn).await {
+        Ok(accepted) => accepted.generation,
+        // Recorded by the provisioner but never in the desired state (deployed by an older version):
+        // nothing to withdraw; the destroys are issued for the first generation.
+        Err(e) if e.to_string().contains("never deployed") => 1,
+        Err(e) => return Err(e),
+    };
     let mut command_ids = std::collections::HashSet::new();
     let publisher = Publisher::new(session.client.clone(), PublishConfig::default());
     let mut pending: BTreeSet<String> = BTreeSet::new();
     for name in &names {
         let cmd = DestroyRegion {
-            meta: CommandMeta::caused_by(correlation, "flotilla-cli"),
+            meta: CommandMeta::caused_by(correlation, crate::session::issuer()),
             deployment: args.deployment.clone(),
             region: (*name).to_owned(),
+            generation,
         };
-        let subj = subject::command("provisioner", &args.deployment, name, "destroy")?;
         publisher
-            .publish(&subj, &cmd.meta.id.to_string(), &cmd)
+            .publish_command(&cmd)
             .await
             .with_context(|| format!("publishing the destroy of {name}"))?;
         pending.insert((*name).to_owned());
@@ -113,7 +123,7 @@ pub async fn run(nats: &flotilla_bus::BusConfig, args: Args) -> anyhow::Result<E
         let Some(msg) = msg else {
             return Err(Exit::error(exit::UNREACHABLE, "the NATS connection closed"));
         };
-        let e = match FleetEvent::decode(&msg) {
+        let e = match flotilla_bus::decode_event(&msg) {
             Some(FleetEvent::Rejected(e))
                 if e.command_id.as_ref().is_some_and(|id| command_ids.contains(id)) =>
             {

@@ -16,11 +16,10 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use anyhow::{Context as _, anyhow};
-use flotilla_cloudsim::{RunningSim, SimConfig, Simulator, defaults};
-use flotilla_provisioner::clouds::{Endpoints, SimulatorCredentials};
+use flotilla_cloudsim::{RunningSim, SimConfig, Simulator};
 use flotilla_runtime::ServiceConfig;
 use flotilla_runtime::host::{self, Running};
-use flotilla_spec::{Secret, TemplateSource};
+use flotilla_spec::TemplateSource;
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
 use serde::{Deserialize, Serialize};
@@ -411,32 +410,27 @@ async fn start_services(
     health_port: u16,
     stop: &CancellationToken,
 ) -> anyhow::Result<Services> {
-    fn config<S: Default>(dir: &Path, name: &str, nats: &flotilla_bus::BusConfig) -> ServiceConfig<S> {
+    // Every service talks to the simulator, with its credentials: nothing can reach a real API.
+    let clouds = sim.cloud_settings();
+    fn config<S: Default>(
+        dir: &Path,
+        name: &str,
+        nats: &flotilla_bus::BusConfig,
+        clouds: &flotilla_provisioner::clouds::CloudSettings,
+    ) -> ServiceConfig<S> {
         let mut cfg = ServiceConfig::<S> {
             data_dir: dir.join(name),
             nats: nats.clone(),
+            clouds: clouds.clone(),
             ..Default::default()
         };
         cfg.admin.listen = Some(SocketAddr::from((Ipv4Addr::LOCALHOST, 0)));
         cfg
     }
     let mut services: Services = Vec::new();
-    let mut provisioner = config::<flotilla_provisioner::Settings>(dir, "provisioner", nats);
-    let exo = sim.exoscale_url();
+    let mut provisioner: ServiceConfig<flotilla_provisioner::Settings> =
+        config(dir, "provisioner", nats, &clouds);
     provisioner.service = flotilla_provisioner::Settings {
-        endpoints: Endpoints {
-            linode: Some(sim.linode_url().to_owned()),
-            digitalocean: Some(sim.digitalocean_url().to_owned()),
-            vultr: Some(sim.vultr_url().to_owned()),
-            exoscale: Some(format!("{}/{{zone}}/v2", exo.strip_suffix("/v2").unwrap_or(exo))),
-        },
-        simulator_credentials: Some(SimulatorCredentials {
-            linode_token: Some(Secret::new(defaults::LINODE_TOKEN)),
-            digitalocean_token: Some(Secret::new(defaults::DIGITALOCEAN_TOKEN)),
-            vultr_token: Some(Secret::new(defaults::VULTR_TOKEN)),
-            exoscale_key: Some(Secret::new(defaults::EXOSCALE_KEY)),
-            exoscale_secret: Some(Secret::new(defaults::EXOSCALE_SECRET)),
-        }),
         health_port,
         health_path: "/health".into(),
         boot_timeout: Duration::from_secs(60),
@@ -473,10 +467,10 @@ async fn start_services(
         }};
     }
     start!(flotilla_provisioner, provisioner);
-    start!(flotilla_dns, config(dir, "dns", nats));
-    start!(flotilla_firewall, config(dir, "firewall", nats));
-    start!(flotilla_sync, config(dir, "sync", nats));
-    start!(flotilla_autoscaler, config(dir, "autoscaler", nats));
+    start!(flotilla_dns, config(dir, "dns", nats, &clouds));
+    start!(flotilla_firewall, config(dir, "firewall", nats, &clouds));
+    start!(flotilla_sync, config(dir, "sync", nats, &clouds));
+    start!(flotilla_autoscaler, config(dir, "autoscaler", nats, &clouds));
     Ok(services)
 }
 

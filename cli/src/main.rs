@@ -55,7 +55,7 @@ impl NatsArgs {
         if let Some(path) = &self.token_file {
             let token = std::fs::read_to_string(path)
                 .map_err(|e| anyhow::anyhow!("reading the NATS token file {}: {e}", path.display()))?;
-            cfg.token = Some(token.trim().to_owned());
+            cfg.token = Some(token.trim().into());
         }
         cfg.name = Some("flotilla-cli".into());
         Ok(cfg)

@@ -7,8 +7,8 @@ use std::time::Duration;
 use anyhow::{anyhow, bail};
 use flotilla_bus::api::{self, ApiError};
 use flotilla_proto::{
-    CONTENT_TYPE_HEADER, CommandRejected, DbaasReady, Fleet, KIND_HEADER, ListMachines, MachineChanged,
-    Message, PlanView, RegionApplied, ServiceStatus, ServiceStatusRequest, ShowPlan,
+    AcceptDeployment, Accepted, Fleet, ListMachines, PlanView, ServiceStatus, ServiceStatusRequest, ShowPlan,
+    WithdrawRegions,
 };
 use flotilla_spec::Deployment;
 
@@ -109,12 +109,59 @@ impl Session {
     }
 
     /// What applying `req`'s region would change, as the provisioner plans it (nothing is changed).
+    /// Has the provisioner accept `deployment` as the desired state; its answer carries the generation the
+    /// applies must be issued for. A spec the provisioner refuses exits 2 with its reason.
+    pub async fn accept(&self, deployment: &flotilla_spec::Deployment) -> anyhow::Result<Accepted> {
+        let subject = flotilla_bus::subject::api("provisioner", "accept")?;
+        let req = AcceptDeployment {
+            deployment: deployment.clone(),
+            issued_by: issuer(),
+        };
+        api::request::<AcceptDeployment, Accepted>(&self.client, &subject, &req, self.timeout)
+            .await
+            .map_err(|e| refused_or_unreachable(&self.url, e))
+    }
+
+    /// Has the provisioner withdraw `regions` from the deployment's desired state; its answer carries the
+    /// generation the destroys must be issued for.
+    pub async fn withdraw(&self, deployment: &str, regions: &[String]) -> anyhow::Result<Accepted> {
+        let subject = flotilla_bus::subject::api("provisioner", "withdraw")?;
+        let req = WithdrawRegions {
+            deployment: deployment.to_owned(),
+            regions: regions.to_vec(),
+            issued_by: issuer(),
+        };
+        api::request::<WithdrawRegions, Accepted>(&self.client, &subject, &req, self.timeout)
+            .await
+            .map_err(|e| refused_or_unreachable(&self.url, e))
+    }
+
     pub async fn plan(&self, req: &ShowPlan) -> anyhow::Result<PlanView> {
         let subject = flotilla_bus::subject::api("provisioner", "plan")?;
         api::request::<ShowPlan, PlanView>(&self.client, &subject, req, self.timeout)
             .await
             .map_err(|e| unreachable_provisioner(&self.url, e))
     }
+}
+
+/// Who issues the CLI's commands: `cli:<user>@<host>`, for the audit trail.
+pub fn issuer() -> String {
+    let user = std::env::var("USER").unwrap_or_else(|_| "?".into());
+    let host = std::fs::read_to_string("/etc/hostname")
+        .map(|h| h.trim().to_owned())
+        .unwrap_or_else(|_| "?".into());
+    format!("cli:{user}@{host}")
+}
+
+/// A 4xx answer is the provisioner refusing the request (exit 2 for a bad spec, 1 otherwise).
+fn refused_or_unreachable(url: &str, e: ApiError) -> anyhow::Error {
+    if let ApiError::Service { code, message, .. } = &e {
+        let exit = if *code == 400 { exit::INVALID } else { exit::FAILED };
+        if (400..500).contains(code) {
+            return Exit::error(exit, format!("the provisioner refused: {message}"));
+        }
+    }
+    unreachable_provisioner(url, e)
 }
 
 fn unreachable_provisioner(url: &str, e: ApiError) -> anyhow::Error {
@@ -216,40 +263,5 @@ pub fn load_deployment(files: &[PathBuf]) -> anyhow::Result<Deployment> {
     Ok(d)
 }
 
-/// An event of the fleet, as the provisioner publishes them.
-pub enum FleetEvent {
-    /// A machine changed.
-    Machine(MachineChanged),
-    /// A region's apply or destroy ended, or waits.
-    Region(RegionApplied),
-    /// The primary's DBaaS is ready.
-    Dbaas(DbaasReady),
-    /// A command was given up on.
-    Rejected(CommandRejected),
-}
-
-impl FleetEvent {
-    /// The event `msg` carries, by its kind header; `None` for another kind or a body that does not decode
-    /// (a newer publisher's event is skipped, not fatal).
-    pub fn decode(msg: &async_nats::Message) -> Option<Self> {
-        let kind = flotilla_bus::header(msg.headers.as_ref(), KIND_HEADER)?;
-        let content_type = flotilla_bus::header(msg.headers.as_ref(), CONTENT_TYPE_HEADER);
-        let ct = content_type.as_deref();
-        let body = &msg.payload;
-        match kind.as_str() {
-            MachineChanged::KIND => flotilla_proto::decode(Some(&kind), ct, body)
-                .ok()
-                .map(Self::Machine),
-            RegionApplied::KIND => flotilla_proto::decode(Some(&kind), ct, body)
-                .ok()
-                .map(Self::Region),
-            DbaasReady::KIND => flotilla_proto::decode(Some(&kind), ct, body)
-                .ok()
-                .map(Self::Dbaas),
-            CommandRejected::KIND => flotilla_proto::decode(Some(&kind), ct, body)
-                .ok()
-                .map(Self::Rejected),
-            _ => None,
-        }
-    }
-}
+/// The events the CLI follows: the one typed event decoder the services and the CLI share.
+pub use flotilla_proto::AnyEvent as FleetEvent;

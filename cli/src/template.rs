@@ -13,12 +13,14 @@ pub enum Command {
         #[arg(required = true)]
         files: Vec<PathBuf>,
     },
-    /// Import templates into a TOML spec and a separate secrets file (mode 0600).
+    /// Import templates into a TOML spec and a separate secrets file (mode 0600), keyed by deployment:
+    /// the secrets files of several deployments can be concatenated into one for the services.
     Import {
         /// Template files, one per region.
         #[arg(required = true)]
         files: Vec<PathBuf>,
-        /// Directory to write `<deployment>.toml` and `<deployment>.secrets.toml` into.
+        /// Directory to write `<deployment>.toml` and `<deployment>.secrets.toml` (its credentials under
+        /// `[deployments.<deployment>]`) into.
         #[arg(long, short)]
         out: PathBuf,
     },
@@ -69,8 +71,9 @@ pub fn run(cmd: Command) -> anyhow::Result<ExitCode> {
             println!("deployment {}: {}", d.name, regions.join(", "));
             println!("wrote {}", spec.display());
             println!(
-                "wrote {} (mode 0600; keep it off the bus and out of version control)",
-                secrets.display()
+                "wrote {} (mode 0600, under [deployments.{}]; keep it off the bus and out of version control)",
+                secrets.display(),
+                d.name
             );
         }
     }

@@ -109,7 +109,41 @@ fn import_writes_a_spec_without_secrets_and_a_private_secrets_file() {
     }
     let secrets_path = out_dir.join("www-codetesters-uk.secrets.toml");
     let secrets = std::fs::read_to_string(&secrets_path).unwrap();
-    assert!(secrets.contains("hjdd738jdaq7fhwk2bdif8rhdnqi238fks92jdkfojshf93jsfhndjk67"));
+    for secret in seed::SEED_SECRETS {
+        assert!(
+            secrets.contains(secret),
+            "{secret} is missing from the secrets file"
+        );
+    }
+    assert!(
+        secrets.contains("[deployments.www-codetesters-uk.regions.gb-lon.cloud]"),
+        "the secrets are keyed by deployment and region:\n{secrets}"
+    );
+    let file = flotilla_spec::SecretsFile::load(&secrets_path).unwrap();
+    assert_eq!(
+        file.deployments.keys().collect::<Vec<_>>(),
+        ["www-codetesters-uk"]
+    );
+    assert_eq!(
+        file.region("www-codetesters-uk", "gb-lon")
+            .and_then(|r| r.cloud.token.as_ref())
+            .map(|t| t.expose()),
+        Some("hjdd738jdaq7fhwk2bdif8rhdnqi238fks92jdkfojshf93jsfhndjk67")
+    );
+    for region in ["gb-lon", "nl-ams", "ch-gva-2"] {
+        assert!(
+            file.region("www-codetesters-uk", region).is_some(),
+            "{region} has credentials"
+        );
+    }
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("[deployments.www-codetesters-uk]"), "{stdout}");
+    for secret in seed::SEED_SECRETS {
+        assert!(
+            !stdout.contains(secret) && !String::from_utf8_lossy(&out.stderr).contains(secret),
+            "a secret was printed"
+        );
+    }
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt;
@@ -125,4 +159,68 @@ fn import_writes_a_spec_without_secrets_and_a_private_secrets_file() {
         std::fs::read_to_string(out_dir.join("www-codetesters-uk.toml")).unwrap(),
         spec_text
     );
+}
+
+#[test]
+fn imported_secrets_files_of_two_deployments_concatenate_into_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let out_dir = dir.path().join("deploy");
+    let out_str = out_dir.display().to_string();
+    let args = ["template", "import", "--out", out_str.as_str()];
+
+    let first = dir.path().join("first");
+    std::fs::create_dir(&first).unwrap();
+    let files = write_seed(&first, |_, _| {});
+    assert!(flotilla(&args, &files).status.success());
+
+    let second = dir.path().join("second");
+    std::fs::create_dir(&second).unwrap();
+    let files = write_seed(&second, |_, text| {
+        seed::replace_once(
+            text,
+            "WEBSITE_URL=\"www.codetesters.uk\"",
+            "WEBSITE_URL=\"www.second-site.uk\"",
+        );
+        // The Linode regions' token (the Exoscale region has none).
+        *text = text.replace(
+            "hjdd738jdaq7fhwk2bdif8rhdnqi238fks92jdkfojshf93jsfhndjk67",
+            "second-site-token",
+        );
+    });
+    let out = flotilla(&args, &files);
+    assert!(out.status.success(), "{out:?}");
+
+    let mut joined = String::new();
+    for name in ["www-codetesters-uk", "www-second-site-uk"] {
+        joined.push_str(&std::fs::read_to_string(out_dir.join(format!("{name}.secrets.toml"))).unwrap());
+        joined.push('\n');
+    }
+    let all = dir.path().join("all.secrets.toml");
+    std::fs::write(&all, joined).unwrap();
+    let file = flotilla_spec::SecretsFile::load(&all).unwrap();
+    let token = |deployment: &str| {
+        file.region(deployment, "gb-lon")
+            .and_then(|r| r.cloud.token.as_ref())
+            .map(|t| t.expose().to_owned())
+    };
+    assert_eq!(
+        token("www-codetesters-uk").as_deref(),
+        Some("hjdd738jdaq7fhwk2bdif8rhdnqi238fks92jdkfojshf93jsfhndjk67")
+    );
+    assert_eq!(token("www-second-site-uk").as_deref(), Some("second-site-token"));
+}
+
+#[test]
+fn a_secrets_file_in_the_old_layout_is_refused_with_the_way_out() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("old.secrets.toml");
+    std::fs::write(
+        &path,
+        "[regions.gb-lon.cloud]\ntoken = \"hjdd738jdaq7fhwk2bdif8rhdnqi238fks92jdkfojshf93jsfhndjk67\"\n",
+    )
+    .unwrap();
+    let err = flotilla_spec::SecretsFile::load(&path).unwrap_err().to_string();
+    assert!(err.contains(&path.display().to_string()), "{err}");
+    assert!(err.contains("flotilla template import"), "{err}");
+    assert!(!err.contains("hjdd738"), "{err}");
 }

@@ -37,6 +37,7 @@ async fn publish_n(publisher: &Publisher, service: &str, n: usize) -> Duration {
             meta: CommandMeta::new("bench"),
             deployment: format!("d{i}"),
             region: "gb-lon".into(),
+            generation: flotilla_integration_tests::next_generation(),
         };
         publisher
             .publish(&subj, &cmd.meta.id.to_string(), &cmd)

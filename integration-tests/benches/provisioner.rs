@@ -74,6 +74,7 @@ async fn deploy(client: &async_nats::Client, deployment: &Deployment) -> Duratio
             meta: CommandMeta::new("bench"),
             deployment: deployment.clone(),
             region: region.name.clone(),
+            generation: flotilla_integration_tests::next_generation(),
         };
         let subj = subject::command("provisioner", &deployment.name, &region.name, "apply").unwrap();
         publisher
@@ -140,7 +141,7 @@ async fn main() {
     let store = flotilla_store::Store::open(&s.db_url).await.unwrap();
     let provisioner = Provisioner::new(
         s.settings.clone(),
-        None,
+        flotilla_provisioner::clouds::Clouds::new(s.sim.cloud_settings(), None),
         store,
         Publisher::new(client.clone(), PublishConfig::default()),
         None,

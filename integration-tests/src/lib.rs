@@ -40,6 +40,17 @@ pub fn unique(prefix: &str) -> String {
     format!("{prefix}-{n:08x}")
 }
 
+/// A desired-state generation for a command a test publishes by hand: larger than every one handed out
+/// before in this process (and than any from an earlier run against the same server: it starts from the
+/// clock), so each hand-published apply or destroy is the newest.
+pub fn next_generation() -> u64 {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    let now = u64::try_from(chrono::Utc::now().timestamp_micros()).unwrap_or(1);
+    let _ = NEXT.compare_exchange(0, now, Ordering::SeqCst, Ordering::SeqCst);
+    NEXT.fetch_add(1, Ordering::SeqCst)
+}
+
 /// Installs a test log subscriber once (`RUST_LOG` controls it).
 pub fn init_logging() {
     let _ = tracing_subscriber::fmt()

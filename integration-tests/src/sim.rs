@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use flotilla_cloudsim::{RunningSim, SimConfig, Simulator, defaults};
 use flotilla_provisioner::Settings;
-use flotilla_provisioner::clouds::{Endpoints, SimulatorCredentials};
+use flotilla_provisioner::clouds::{CloudSettings, Endpoints, SimulatorCredentials};
 use flotilla_spec::Secret;
 
 /// A simulator whose machines boot after `boot` and managed databases become ready after `database`, with
@@ -20,33 +20,33 @@ pub async fn simulator(boot: Duration, database: Duration) -> RunningSim {
     .expect("the simulator starts")
 }
 
-/// The simulator's endpoints for every provider.
+/// The simulator's provider endpoints.
 pub fn endpoints(sim: &RunningSim) -> Endpoints {
-    Endpoints {
-        linode: Some(sim.linode_url().to_owned()),
-        digitalocean: Some(sim.digitalocean_url().to_owned()),
-        vultr: Some(sim.vultr_url().to_owned()),
-        exoscale: Some(sim.exoscale_zone_url("{zone}")),
-    }
+    sim.cloud_settings().endpoints
 }
 
-/// The simulator's built-in credentials for every provider.
-pub fn credentials() -> SimulatorCredentials {
+/// The simulator's credentials (for any simulator: they are fixed).
+pub fn credentials() -> flotilla_provisioner::clouds::SimulatorCredentials {
     SimulatorCredentials {
         linode_token: Some(Secret::new(defaults::LINODE_TOKEN)),
         digitalocean_token: Some(Secret::new(defaults::DIGITALOCEAN_TOKEN)),
         vultr_token: Some(Secret::new(defaults::VULTR_TOKEN)),
         exoscale_key: Some(Secret::new(defaults::EXOSCALE_KEY)),
         exoscale_secret: Some(Secret::new(defaults::EXOSCALE_SECRET)),
+        cloudflare_token: Some(Secret::new(defaults::CLOUDFLARE_TOKEN)),
+        s3: Default::default(),
     }
 }
 
-/// Provisioner settings against `sim`: its endpoints and credentials, its health checks, short polls, and
-/// no periodic reconciliation (a test that wants it sets `reconcile_interval`).
+/// The `[clouds]` settings pointing every service at the simulator, with its credentials.
+pub fn cloud_settings(sim: &RunningSim) -> CloudSettings {
+    sim.cloud_settings()
+}
+
+/// The provisioner's own settings for tests against `sim`: its health port, short timeouts, no periodic
+/// reconcile.
 pub fn provisioner_settings(sim: &RunningSim) -> Settings {
     Settings {
-        endpoints: endpoints(sim),
-        simulator_credentials: Some(credentials()),
         health_port: sim.health_port(),
         health_path: "/health".into(),
         boot_timeout: Duration::from_secs(20),

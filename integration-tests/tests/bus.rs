@@ -125,6 +125,7 @@ fn destroy(deployment: &str) -> DestroyRegion {
         meta: CommandMeta::new("test"),
         deployment: deployment.into(),
         region: "gb-lon".into(),
+        generation: 1,
     }
 }
 

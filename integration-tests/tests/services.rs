@@ -21,7 +21,7 @@ const SERVICES: [(ServiceDef, Routes); 4] = [
     (flotilla_autoscaler::DEF, flotilla_autoscaler::routes),
 ];
 
-async fn start<S: Default + Send + Sync + 'static>(
+async fn start<S: flotilla_runtime::ServiceSettings>(
     nats: &TestNats,
     def: ServiceDef,
     routes: fn(&Context<S>) -> flotilla_bus::Dispatcher,

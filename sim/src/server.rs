@@ -260,6 +260,53 @@ impl RunningSim {
             .find(|e| e.provider == provider && e.region == region)
     }
 
+    /// The `[clouds]` settings that point every service at this simulator with its credentials (what
+    /// `flotilla dev` and the test harness give the services): provider endpoints, tokens, and each S3
+    /// endpoint keyed by the host base it stands in for (`nl-ams-1.linodeobjects.com` …).
+    pub fn cloud_settings(&self) -> flotilla_cloud::settings::CloudSettings {
+        use flotilla_cloud::settings::{CloudSettings, Endpoints, SimulatedS3, SimulatorCredentials};
+        use flotilla_spec::Secret;
+        let s3 = self
+            .s3
+            .iter()
+            .filter_map(|e| {
+                let host = match e.provider {
+                    Provider::Linode => format!("{}.linodeobjects.com", e.region),
+                    Provider::DigitalOcean => format!("{}.digitaloceanspaces.com", e.region),
+                    Provider::Vultr => format!("{}.vultrobjects.com", e.region),
+                    Provider::Exoscale => format!("sos-{}.exo.io", e.region),
+                    Provider::Cloudflare => return None,
+                };
+                Some((
+                    host,
+                    SimulatedS3 {
+                        url: e.url.clone(),
+                        access_key: Secret::new(e.access_key.clone()),
+                        secret_key: Secret::new(e.secret_key.clone()),
+                    },
+                ))
+            })
+            .collect();
+        CloudSettings {
+            endpoints: Endpoints {
+                linode: Some(self.linode_url().to_owned()),
+                digitalocean: Some(self.digitalocean_url().to_owned()),
+                vultr: Some(self.vultr_url().to_owned()),
+                exoscale: Some(self.exoscale_zone_url("{zone}")),
+                cloudflare: Some(self.cloudflare_url().to_owned()),
+            },
+            simulator: Some(SimulatorCredentials {
+                linode_token: Some(Secret::new(crate::config::defaults::LINODE_TOKEN)),
+                digitalocean_token: Some(Secret::new(crate::config::defaults::DIGITALOCEAN_TOKEN)),
+                vultr_token: Some(Secret::new(crate::config::defaults::VULTR_TOKEN)),
+                exoscale_key: Some(Secret::new(crate::config::defaults::EXOSCALE_KEY)),
+                exoscale_secret: Some(Secret::new(crate::config::defaults::EXOSCALE_SECRET)),
+                cloudflare_token: Some(Secret::new(crate::config::defaults::CLOUDFLARE_TOKEN)),
+                s3,
+            }),
+        }
+    }
+
     /// The port machines answer health checks on.
     pub fn health_port(&self) -> u16 {
         self.sim.config.health_port

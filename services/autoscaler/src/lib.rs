@@ -14,6 +14,7 @@ pub const DEF: ServiceDef = ServiceDef {
     version: env!("CARGO_PKG_VERSION"),
     description: "Per-region webserver counts between min and max; unhealthy machines replaced",
     admin_port: 9105,
+    migrations: None,
 };
 
 /// The service's own settings (`[service]` in its configuration).

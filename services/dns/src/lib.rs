@@ -14,6 +14,7 @@ pub const DEF: ServiceDef = ServiceDef {
     version: env!("CARGO_PKG_VERSION"),
     description: "The site's DNS records: reverse proxies in round-robin, one active authenticator",
     admin_port: 9102,
+    migrations: None,
 };
 
 /// The service's own settings (`[service]` in its configuration).

@@ -14,6 +14,7 @@ pub const DEF: ServiceDef = ServiceDef {
     version: env!("CARGO_PKG_VERSION"),
     description: "Provider-native firewalls per role and the DBaaS allow-list",
     admin_port: 9103,
+    migrations: None,
 };
 
 /// The service's own settings (`[service]` in its configuration).

@@ -1,25 +1,23 @@
 //! The provisioner's command handlers.
 
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use flotilla_bus::{Delivery, HandlerError, Publisher, subject};
+use flotilla_bus::lease::Leases;
+use flotilla_bus::state::{DesiredStates, FleetView};
+use flotilla_bus::{Delivery, HandlerError, Publisher, TopologyConfig};
 use flotilla_cloud::CloudError;
+use flotilla_clouds::{Clouds, CloudsError, RegionCloud};
 use flotilla_proto::{
-    ApplyRegion, CommandMeta, CreateMachines, DbaasReady, DestroyMachine, DestroyRegion, EventMeta,
-    MachineChanged, Message, ReconcileRegion, RegionApplied, ReplaceMachine,
+    ApplyRegion, CommandMeta, CreateMachines, DbaasReady, DestroyMachine, DestroyRegion, Event, EventMeta,
+    MachineChanged, MachineRecord, Message, ReconcileRegion, RegionApplied, ReplaceMachine,
 };
 use flotilla_spec::{CloudProvider, Dbaas, Deployment, OsFamily, Region, Role};
 use flotilla_store::{Inbox, Store};
 use serde::Deserialize;
-use tokio::sync::OnceCell;
 use uuid::Uuid;
 
-use flotilla_bus::lease::Leases;
-
 use crate::apply::{Applier, ApplyError, ApplyOptions, ApplyReport, Change, Observer};
-use crate::clouds::{Endpoints, RegionCloud, SimulatorCredentials, connect};
 use crate::infra::{DbaasWait, ensure_dbaas, ensure_vpc, remove_dbaas, remove_vpc};
 use crate::lock::{RegionGuard, RegionLocks};
 use crate::plan::plan;
@@ -29,11 +27,6 @@ use crate::store::{DbaasRow, MachineRow, MachineStore, MachineStoreError};
 #[derive(Debug, Clone, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Settings {
-    /// Base URLs replacing the providers' real APIs (the simulator, under `flotilla dev`).
-    pub endpoints: Endpoints,
-    /// Credentials used for every region instead of the secrets file — the simulator's, under
-    /// `flotilla dev`. Sent only to the endpoints above: a region whose provider has none is refused.
-    pub simulator_credentials: Option<SimulatorCredentials>,
     /// Port of the machines' health check.
     pub health_port: u16,
     /// Path of the machines' health check.
@@ -64,8 +57,6 @@ pub struct Settings {
 impl Default for Settings {
     fn default() -> Self {
         Self {
-            endpoints: Endpoints::default(),
-            simulator_credentials: None,
             health_port: 80,
             health_path: "/".into(),
             boot_timeout: Duration::from_secs(600),
@@ -76,6 +67,48 @@ impl Default for Settings {
             dbaas_timeout: Duration::from_secs(30 * 60),
             region_lease_ttl: crate::lock::LEASE_TTL,
         }
+    }
+}
+
+impl flotilla_runtime::ServiceSettings for Settings {
+    fn validate(&self, bus: &TopologyConfig) -> Result<(), String> {
+        for (name, value) in [
+            ("boot_timeout", self.boot_timeout),
+            ("poll_interval", self.poll_interval),
+            ("reconcile_interval", self.reconcile_interval),
+            ("primary_wait", self.primary_wait),
+            ("dbaas_timeout", self.dbaas_timeout),
+            ("region_lease_ttl", self.region_lease_ttl),
+        ] {
+            if value.is_zero() {
+                return Err(format!("{name} must be positive"));
+            }
+        }
+        if self.max_rounds == 0 {
+            return Err("max_rounds must be at least 1".into());
+        }
+        if self.region_lease_ttl < Duration::from_secs(3) {
+            return Err(format!(
+                "region_lease_ttl {:?} is too short: it is renewed every third of it (at least 3s)",
+                self.region_lease_ttl
+            ));
+        }
+        if self.region_lease_ttl > bus.lease_max_age {
+            return Err(format!(
+                "region_lease_ttl {:?} exceeds bus.lease_max_age {:?}: the lease bucket would drop a held lease",
+                self.region_lease_ttl, bus.lease_max_age
+            ));
+        }
+        if self.reconcile_interval > bus.lease_max_age {
+            return Err(format!(
+                "reconcile_interval {:?} exceeds bus.lease_max_age {:?} (the reconcile lease lasts one interval)",
+                self.reconcile_interval, bus.lease_max_age
+            ));
+        }
+        if self.health_path.is_empty() || !self.health_path.starts_with('/') {
+            return Err(format!("health_path {:?} must start with '/'", self.health_path));
+        }
+        Ok(())
     }
 }
 
@@ -109,19 +142,33 @@ fn debian_codename(version: &str) -> &'static str {
     }
 }
 
+/// What the provisioner shares with the other services over NATS: leases, the desired state it writes,
+/// the fleet view it keeps.
+#[derive(Clone)]
+pub struct Shared {
+    /// Region and reconcile leases.
+    pub leases: Leases,
+    /// Every deployment's desired state (written here, when a deploy is accepted or regions withdrawn).
+    pub desired: DesiredStates,
+    /// The fleet view (written here with every `MachineChanged`).
+    pub fleet: FleetView,
+}
+
 /// What the handlers share.
 pub struct Provisioner {
     /// Settings.
     pub settings: Settings,
-    /// The secrets file (cloud credentials), read at each apply.
-    pub secrets_file: Option<PathBuf>,
+    /// Adapters from the secrets file or the simulator's settings.
+    pub clouds: Clouds,
     /// The service's database.
     pub store: Store,
     /// Event publisher.
     pub publisher: Publisher,
-    machines: OnceCell<MachineStore>,
+    machines: MachineStore,
     /// One piece of work per region at a time, in this process and across replicas.
     locks: RegionLocks,
+    /// `None` in single-process tests and benchmarks (no desired state kept, no fleet view written).
+    shared: Option<Shared>,
 }
 
 /// Publishes machine changes as `MachineChanged` events, with ids derived from their cause.
@@ -153,9 +200,43 @@ impl Observer for Events<'_> {
             private_ipv4: row.private_ipv4.clone(),
         };
         self.provisioner
-            .publish_event("machine", &row.deployment, &row.region, state, &event)
+            .publish_event(&event)
             .await
-            .map_err(|e| e.to_string())
+            .map_err(|e| e.to_string())?;
+        // The fleet view, in the same step: a crash between the two repeats both (the event under the
+        // same id), never loses the view's update.
+        if let Some(shared) = &self.provisioner.shared {
+            let written = if change == Change::Destroyed {
+                shared
+                    .fleet
+                    .remove(&row.deployment, &row.region, &row.resource_id)
+                    .await
+            } else {
+                shared
+                    .fleet
+                    .put(&MachineRecord {
+                        deployment: row.deployment.clone(),
+                        region: row.region.clone(),
+                        resource_id: row.resource_id.clone(),
+                        role: event.role.clone(),
+                        name: row.name.clone(),
+                        size: row.size.clone(),
+                        provider: row.provider.clone(),
+                        provider_id: row.provider_id.clone(),
+                        state: state.to_owned(),
+                        public_ipv4: row.public_ipv4.clone(),
+                        private_ipv4: row.private_ipv4.clone(),
+                        created_at: chrono::DateTime::from_timestamp_millis(row.created_ms)
+                            .unwrap_or_else(chrono::Utc::now),
+                        updated_at: chrono::Utc::now(),
+                        event_id: event.meta.id,
+                    })
+                    .await
+                    .map(|_| ())
+            };
+            written.map_err(|e| format!("fleet view: {e}"))?;
+        }
+        Ok(())
     }
 }
 
@@ -176,33 +257,41 @@ fn apply_error(e: ApplyError) -> HandlerError {
 }
 
 impl Provisioner {
-    /// The handler state.
+    /// The handler state, on a migrated `store` (the service host runs [`crate::store::migrations`]).
+    /// `shared`: leases, desired state and fleet view; `None` for a single process without them.
     pub fn new(
         settings: Settings,
-        secrets_file: Option<PathBuf>,
+        clouds: Clouds,
         store: Store,
         publisher: Publisher,
-        leases: Option<Leases>,
+        shared: Option<Shared>,
     ) -> Arc<Self> {
         let poll = settings.poll_interval.max(Duration::from_millis(100));
-        let locks =
-            RegionLocks::new(leases, Uuid::now_v7().to_string(), poll).with_ttl(settings.region_lease_ttl);
+        let locks = RegionLocks::new(
+            shared.as_ref().map(|s| s.leases.clone()),
+            Uuid::now_v7().to_string(),
+            poll,
+        )
+        .with_ttl(settings.region_lease_ttl);
         Arc::new(Self {
             settings,
-            secrets_file,
+            clouds,
+            machines: MachineStore::new(store.clone()),
             store,
             publisher,
-            machines: OnceCell::new(),
             locks,
+            shared,
         })
     }
 
-    /// The machine store (migrated on first use).
+    /// The machine store.
     pub async fn machines(&self) -> Result<&MachineStore, HandlerError> {
-        self.machines
-            .get_or_try_init(|| MachineStore::open(self.store.clone()))
-            .await
-            .map_err(|e| HandlerError::retry(format!("machine store: {e}")))
+        Ok(&self.machines)
+    }
+
+    /// What the provisioner shares over NATS, when it does.
+    pub fn shared(&self) -> Option<&Shared> {
+        self.shared.as_ref()
     }
 
     /// Holds a region (waiting for whoever has it).
@@ -213,37 +302,12 @@ impl Provisioner {
             .map_err(HandlerError::retry)
     }
 
-    /// The adapters of `region`, with credentials read afresh from the secrets file (it may have been
-    /// rotated since the last command).
-    fn region_cloud(&self, region: &Region) -> Result<RegionCloud, HandlerError> {
-        if let Some(sim) = &self.settings.simulator_credentials {
-            if self.settings.endpoints.get(region.provider).is_none() {
-                return Err(HandlerError::Reject(format!(
-                    "region {}: simulator credentials are set but {} has no simulator endpoint; \
-                     refusing to call the real API",
-                    region.name,
-                    region.provider.as_str()
-                )));
-            }
-            return connect(
-                region,
-                &sim.for_provider(region.provider),
-                &self.settings.endpoints,
-            )
-            .map_err(reject_or_retry);
-        }
-        let path = self.secrets_file.as_ref().ok_or_else(|| {
-            HandlerError::Reject("the provisioner has no secrets_file: it cannot reach any cloud".into())
-        })?;
-        let secrets = flotilla_spec::Secrets::load(path)
-            .map_err(|e| HandlerError::retry(format!("secrets file: {e}")))?;
-        let region_secrets = secrets.region(&region.name).ok_or_else(|| {
-            HandlerError::Reject(format!(
-                "the secrets file has no credentials for region {}",
-                region.name
-            ))
-        })?;
-        connect(region, region_secrets, &self.settings.endpoints).map_err(reject_or_retry)
+    /// The adapters of `region`, with credentials read afresh (the secrets file may have been rotated
+    /// since the last command).
+    fn region_cloud(&self, deployment: &str, region: &Region) -> Result<RegionCloud, HandlerError> {
+        self.clouds
+            .region(deployment, region)
+            .map_err(|e| clouds_error(&region.name, e))
     }
 
     /// Apply options from the settings, for machines built from `image`.
@@ -262,13 +326,13 @@ impl Provisioner {
     /// the fleet of every change. The caller holds the region.
     async fn converge(
         &self,
-        _held: &RegionGuard,
+        held: &RegionGuard,
         cause: &CommandMeta,
         deployment: &str,
         region: &Region,
         image: String,
     ) -> (ApplyReport, Result<(), HandlerError>) {
-        let cloud = match self.region_cloud(region) {
+        let cloud = match self.region_cloud(deployment, region) {
             Ok(c) => c,
             Err(e) => return (ApplyReport::default(), Err(e)),
         };
@@ -310,7 +374,13 @@ impl Provisioner {
             }
             Ok::<_, HandlerError>(())
         };
-        let (dbaas, applied) = tokio::join!(dbaas, applier.apply(cause.id.0));
+        // Stopped where it stands if another replica takes the region over (the lease is the fencing
+        // token): what it did is recorded, as after a crash, and the command is retried.
+        let both = async { tokio::join!(dbaas, applier.apply(cause.id.0)) };
+        let (dbaas, applied) = tokio::select! {
+            r = both => r,
+            _ = held.lost() => return (ApplyReport::default(), Err(lease_lost(deployment, &region.name))),
+        };
         match applied {
             Ok(report) => (report, dbaas),
             Err(ApplyError::GaveUp { report, .. }) if dbaas.is_err() => (*report, dbaas),
@@ -337,8 +407,7 @@ impl Provisioner {
             port: row.port,
             created: row.created,
         };
-        self.publish_event("dbaas", &row.deployment, &row.region, "ready", &event)
-            .await
+        self.publish_event(&event).await
     }
 
     /// Tells the fleet how a region's apply ended (with what it did, failed or not) and records it.
@@ -351,9 +420,13 @@ impl Provisioner {
         result: &Result<(), HandlerError>,
         last_attempt: bool,
     ) -> Result<(), HandlerError> {
+        // Provider text is scrubbed (and bounded) before it is recorded or published.
         let (outcome, error) = match result {
             Ok(()) => ("applied", None),
-            Err(e) => ("failed", Some(e.to_string())),
+            Err(e) => (
+                "failed",
+                Some(flotilla_bus::redact::redact_and_truncate(&e.to_string(), 2048)),
+            ),
         };
         // A failure that will be retried is not final: it is recorded as `retrying` (for `status`) and told
         // only on the last attempt.
@@ -378,8 +451,7 @@ impl Provisioner {
             destroyed: report.destroyed,
             failed: report.failed,
         };
-        self.publish_event("region", deployment, region, outcome, &event)
-            .await
+        self.publish_event(&event).await
     }
 
     /// In a secondary region, waits until the primary region's DBaaS is ready — saying so once with a
@@ -430,8 +502,7 @@ impl Provisioner {
                     destroyed: Vec::new(),
                     failed: Vec::new(),
                 };
-                self.publish_event("region", &deployment.name, &region.name, "blocked", &event)
-                    .await?;
+                self.publish_event(&event).await?;
                 told = true;
             }
             if tokio::time::Instant::now() >= deadline {
@@ -475,24 +546,25 @@ impl Provisioner {
             tracing::info!(command = %id, "apply already handled");
             return Ok(());
         }
+        // Validated here, not only by the CLI: whoever published it.
+        deployment
+            .check()
+            .map_err(|e| HandlerError::Reject(format!("deployment {} is not valid: {e}", deployment.name)))?;
         // Credentials first: a region we cannot reach is refused before anything is recorded.
-        self.region_cloud(region)?;
+        self.region_cloud(&deployment.name, region)?;
+        // A late apply (a retry, a redelivery) never replaces a newer desired state.
+        self.check_apply(&cmd).await?;
         let machines = self.machines().await?;
-        // An apply issued before the region's last destroy (a retry delivered late) must not rebuild it.
-        if let Some(destroyed_ms) = machines
-            .destroyed_at(&deployment.name, &region.name)
+        let image = image_of(deployment, region);
+        let recorded = machines
+            .regions(Some(&deployment.name), Some(&region.name))
             .await
             .map_err(store_error)?
-            && cmd.meta.issued_at.timestamp_millis() < destroyed_ms
-        {
-            return Err(HandlerError::Reject(format!(
-                "region {} of deployment {} was destroyed after this apply was issued; apply it again to rebuild it",
-                region.name, deployment.name
-            )));
-        }
-        let image = image_of(deployment, region);
+            .into_iter()
+            .next();
+        let (live, initial) = live_region(region, recorded.as_ref());
         machines
-            .save_region(&deployment.name, region, &image)
+            .save_region(&deployment.name, &live, &image, initial)
             .await
             .map_err(store_error)?;
         machines
@@ -502,18 +574,22 @@ impl Provisioner {
         self.wait_for_primary(&cmd, region, delivery.is_last_attempt())
             .await?;
         let held = self.hold(&deployment.name, &region.name).await?;
-        // A destroy of the region may have run while this apply waited: then there is nothing to apply.
-        if machines
+        // A destroy of the region, or a newer deploy, may have come while this apply waited.
+        self.check_apply(&cmd).await?;
+        let Some(record) = machines
             .regions(Some(&deployment.name), Some(&region.name))
             .await
             .map_err(store_error)?
-            .is_empty()
-        {
+            .into_iter()
+            .next()
+        else {
             return Err(HandlerError::Reject(format!(
                 "region {} of deployment {} was destroyed while this apply waited; apply it again to rebuild it",
                 region.name, deployment.name
             )));
-        }
+        };
+        // The wanted counts as recorded now (the autoscaler may have changed them meanwhile).
+        let region = &record.spec;
         machines
             .set_region_status(&deployment.name, &region.name, "applying", None)
             .await
@@ -581,14 +657,14 @@ impl Provisioner {
     /// as caused by `cause`.
     async fn on_region<T>(
         &self,
-        _held: &RegionGuard,
+        held: &RegionGuard,
         cause: &CommandMeta,
         deployment: &str,
         region: &Region,
         image: String,
         work: impl AsyncFnOnce(&Applier<'_>) -> Result<T, ApplyError>,
     ) -> Result<T, HandlerError> {
-        let cloud = self.region_cloud(region)?;
+        let cloud = self.region_cloud(deployment, region)?;
         let machines = self.machines().await?;
         let options = self.options(image);
         let events = Events {
@@ -604,7 +680,10 @@ impl Provisioner {
             placement: Default::default(),
             observer: &events,
         };
-        work(&applier).await.map_err(apply_error)
+        tokio::select! {
+            r = work(&applier) => r.map_err(apply_error),
+            _ = held.lost() => Err(lease_lost(deployment, &region.name)),
+        }
     }
 
     /// `provisioner.create-machines.v1`: `count` more machines of a role, once per command.
@@ -728,14 +807,40 @@ impl Provisioner {
 
     /// `provisioner.destroy.v1`: removes everything Flotilla created in one region, and nothing else.
     pub async fn destroy(&self, cmd: DestroyRegion, _delivery: Delivery) -> Result<(), HandlerError> {
-        let held = self.hold(&cmd.deployment, &cmd.region).await?;
-        let machines = self.machines().await?;
-        let record = machines
-            .regions(Some(&cmd.deployment), Some(&cmd.region))
+        let inbox = Inbox::new(self.store.clone());
+        let id = cmd.meta.id.to_string();
+        if inbox
+            .contains(&id)
             .await
-            .map_err(store_error)?
-            .into_iter()
-            .next();
+            .map_err(|e| HandlerError::retry(e.to_string()))?
+        {
+            tracing::info!(command = %id, "destroy already handled");
+            return Ok(());
+        }
+        let machines = self.machines().await?;
+        let recorded = |machines: &MachineStore| {
+            let (deployment, region) = (cmd.deployment.clone(), cmd.region.clone());
+            let machines = machines.clone();
+            async move {
+                machines
+                    .regions(Some(&deployment), Some(&region))
+                    .await
+                    .map_err(store_error)
+                    .map(|r| r.into_iter().next())
+            }
+        };
+        // A late destroy never removes a region deployed again after it; an unknown one is refused.
+        let known = self.check_destroy(&cmd).await?;
+        if !known && recorded(machines).await?.is_none() {
+            return Err(HandlerError::Reject(format!(
+                "deployment {} has no region {}: it was never deployed",
+                cmd.deployment, cmd.region
+            )));
+        }
+        let held = self.hold(&cmd.deployment, &cmd.region).await?;
+        // A deploy may have brought the region back while this destroy waited.
+        self.check_destroy(&cmd).await?;
+        let record = recorded(machines).await?;
         let (destroyed, left) = match record {
             // Never applied (or already destroyed): nothing of ours is there.
             None => (Vec::new(), None),
@@ -792,8 +897,12 @@ impl Provisioner {
             destroyed,
             failed: Vec::new(),
         };
-        self.publish_event("region", &cmd.deployment, &cmd.region, outcome, &event)
+        self.publish_event(&event).await?;
+        inbox
+            .record(&id, DestroyRegion::KIND)
             .await
+            .map_err(|e| HandlerError::retry(e.to_string()))?;
+        Ok(())
     }
 
     /// `provisioner.reconcile.v1`: one region compared with its cloud now, drift corrected. Waits for a
@@ -895,22 +1004,30 @@ impl Provisioner {
         Ok(())
     }
 
-    async fn publish_event<M: Message + HasEventId>(
-        &self,
-        topic: &str,
-        deployment: &str,
-        region: &str,
-        name: &str,
-        event: &M,
-    ) -> Result<(), HandlerError> {
-        let subject = subject::event(topic, deployment, region, &name.replace('_', "-"))
-            .map_err(|e| HandlerError::Reject(e.to_string()))?;
+    /// Publishes an event on its own subject, with its own id.
+    async fn publish_event<E: Event>(&self, event: &E) -> Result<(), HandlerError> {
         self.publisher
-            .publish(&subject, &event.event_id(), event)
+            .publish_event(event)
             .await
             .map(|_| ())
-            .map_err(|e| HandlerError::retry(format!("publishing {subject}: {e}")))
+            .map_err(|e| HandlerError::retry(format!("publishing a {} event: {e}", E::KIND)))
     }
+}
+
+/// The region to record for an apply of `spec`, and the webserver count its spec asks for. The live
+/// webserver count belongs to the autoscaler: a redeploy whose initial count is unchanged keeps the
+/// recorded one (clamped to the new bounds); a new region, or a changed initial count, takes the spec's.
+pub fn live_region(spec: &Region, recorded: Option<&crate::store::RegionRecord>) -> (Region, u32) {
+    let initial = spec.machines.get(Role::Webserver).count;
+    let mut live = spec.clone();
+    if let Some(record) = recorded
+        && record.initial_webservers == Some(initial)
+    {
+        let current = record.spec.machines.get(Role::Webserver).count;
+        live.machines.get_mut(Role::Webserver).count =
+            current.clamp(spec.scaling.min, spec.scaling.max.max(spec.scaling.min));
+    }
+    (live, initial)
 }
 
 /// The image of a region's machines, from the deployment's build OS.
@@ -934,30 +1051,30 @@ fn accepted(
     }
 }
 
-/// Events know their own id (their `Nats-Msg-Id`).
-pub trait HasEventId {
-    /// The event's id.
-    fn event_id(&self) -> String;
+/// The region lease was taken over by another replica while this one worked.
+fn lease_lost(deployment: &str, region: &str) -> HandlerError {
+    HandlerError::retry(format!(
+        "the lease on region {region} of deployment {deployment} was taken over by another replica;          stopped and handed back"
+    ))
 }
 
-macro_rules! event_id {
-    ($($t:ty),+) => {
-        $(impl HasEventId for $t {
-            fn event_id(&self) -> String {
-                self.meta.id.to_string()
-            }
-        })+
-    };
+/// A failure to make a region's adapters as a handler outcome: a secrets file being rewritten or a cloud
+/// error worth retrying is retried; missing credentials, a missing simulator endpoint are refused.
+fn clouds_error(region: &str, e: CloudsError) -> HandlerError {
+    match e {
+        CloudsError::Cloud(c) => reject_or_retry(c),
+        e if e.is_retryable() => HandlerError::retry(format!("region {region}: {e}")),
+        e => HandlerError::Reject(format!("region {region}: {e}")),
+    }
 }
-
-event_id!(MachineChanged, RegionApplied, DbaasReady);
 
 /// A cloud error as a handler outcome: retried (after the provider's `Retry-After` when it gave one) when
 /// trying again can help, refused otherwise.
 fn reject_or_retry(e: CloudError) -> HandlerError {
     if e.is_retryable() {
         HandlerError::Retry {
-            after: e.retry_after(),
+            // The provider's word, capped.
+            after: flotilla_clouds::retry_after(&e),
             reason: e.to_string(),
         }
     } else {

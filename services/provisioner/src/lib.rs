@@ -10,7 +10,9 @@
 
 pub mod api;
 pub mod apply;
-pub mod clouds;
+pub mod desired;
+/// Adapters from credentials: the shared `flotilla-clouds` crate.
+pub use flotilla_clouds as clouds;
 pub mod handler;
 pub mod infra;
 pub mod lock;
@@ -28,19 +30,34 @@ pub const DEF: ServiceDef = ServiceDef {
     version: env!("CARGO_PKG_VERSION"),
     description: "Machines, VPCs and managed databases of every region, on every provider",
     admin_port: 9101,
+    migrations: Some(store::migrations),
 };
 
-pub use handler::Settings;
+pub use handler::{Settings, Shared};
 
 /// The command routes of the service, its API endpoints (`machines`, `plan`) and its reconciler.
 pub fn routes(ctx: &Context<Settings>) -> Dispatcher {
     let provisioner = handler::Provisioner::new(
         ctx.config.service.clone(),
-        ctx.config.secrets_file.clone(),
+        flotilla_clouds::Clouds::new(ctx.config.clouds.clone(), ctx.config.secrets_file.clone()),
         ctx.store.clone(),
         ctx.publisher.clone(),
-        Some(ctx.leases()),
+        Some(handler::Shared {
+            leases: ctx.leases(),
+            desired: ctx.desired(),
+            fleet: ctx.fleet(),
+        }),
     );
+    let p = Arc::clone(&provisioner);
+    ctx.api("accept", move |req: flotilla_proto::AcceptDeployment| {
+        let p = Arc::clone(&p);
+        async move { p.accept(req).await }
+    });
+    let p = Arc::clone(&provisioner);
+    ctx.api("withdraw", move |req: flotilla_proto::WithdrawRegions| {
+        let p = Arc::clone(&p);
+        async move { p.withdraw(req).await }
+    });
     let p = Arc::clone(&provisioner);
     ctx.api("machines", move |req: flotilla_proto::ListMachines| {
         let p = Arc::clone(&p);

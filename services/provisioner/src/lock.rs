@@ -2,6 +2,11 @@
 //! a reconcile pass — in this process (a mutex) and across replicas (a lease in the NATS KV bucket,
 //! compare-and-set on its revision, renewed while the work runs). Create fencing alone only protects
 //! attempts that follow each other; two at once could each create what the other does not yet see.
+//!
+//! The lease revision is the fencing token: a renewal is a compare-and-set on the revision this replica
+//! last wrote. If it fails, somebody else took the lease over (this replica was paused past the TTL, say),
+//! and [`RegionGuard::lost`] fires: the work guarded by it is stopped at its next await point and the
+//! command retried, exactly as after a crash.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -11,6 +16,7 @@ use std::time::Duration;
 use flotilla_bus::lease::{Acquire, Leases};
 use tokio::sync::OwnedMutexGuard;
 use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
 
 /// How long a region lease lasts unless renewed; it is renewed every third of that while held, so a
 /// replica that dies holds a region for at most this long.
@@ -44,6 +50,20 @@ pub struct RegionLocks {
 pub struct RegionGuard {
     _local: OwnedMutexGuard<()>,
     lease: Option<HeldLease>,
+    lost: CancellationToken,
+}
+
+impl RegionGuard {
+    /// Resolves when the lease was taken over by another replica (never, without a lease bucket): the
+    /// work it guards must stop.
+    pub async fn lost(&self) {
+        self.lost.cancelled().await
+    }
+
+    /// Whether the lease was taken over.
+    pub fn is_lost(&self) -> bool {
+        self.lost.is_cancelled()
+    }
 }
 
 struct HeldLease {
@@ -58,6 +78,10 @@ impl Drop for RegionGuard {
     fn drop(&mut self) {
         if let Some(held) = self.lease.take() {
             held.renew.abort();
+            if self.lost.is_cancelled() {
+                // Somebody else holds it now: nothing of ours to release.
+                return;
+            }
             let revision = held.revision.load(Ordering::SeqCst);
             // Best effort: a lease not released expires after its TTL.
             if let Ok(handle) = tokio::runtime::Handle::try_current() {
@@ -102,8 +126,12 @@ impl RegionLocks {
         let mut failures = 0;
         loop {
             match self.try_lease(&key, &local).await {
-                Ok(Some(lease)) => {
-                    return Ok(RegionGuard { _local: local, lease });
+                Ok(Some((lease, lost))) => {
+                    return Ok(RegionGuard {
+                        _local: local,
+                        lease,
+                        lost,
+                    });
                 }
                 Ok(None) => {}
                 // A compare-and-set lost to a concurrent write (a release racing our acquire): try again, a
@@ -128,7 +156,11 @@ impl RegionLocks {
         Ok(self
             .try_lease(&key, &local)
             .await?
-            .map(|lease| RegionGuard { _local: local, lease }))
+            .map(|(lease, lost)| RegionGuard {
+                _local: local,
+                lease,
+                lost,
+            }))
     }
 
     /// `Some(lease)` when acquired (`Some(None)` without a lease bucket), `None` when another replica
@@ -137,9 +169,10 @@ impl RegionLocks {
         &self,
         key: &str,
         _local: &OwnedMutexGuard<()>,
-    ) -> Result<Option<Option<HeldLease>>, LockError> {
+    ) -> Result<Option<(Option<HeldLease>, CancellationToken)>, LockError> {
+        let lost = CancellationToken::new();
         let Some(leases) = &self.leases else {
-            return Ok(Some(None));
+            return Ok(Some((None, lost)));
         };
         let failed = |e: flotilla_bus::BusError| LockError::Lease {
             key: key.to_owned(),
@@ -159,26 +192,45 @@ impl RegionLocks {
                     self.holder.clone(),
                     Arc::clone(&revision),
                     self.ttl,
+                    lost.clone(),
                 ));
-                Ok(Some(Some(HeldLease {
-                    leases: leases.clone(),
-                    key: key.to_owned(),
-                    holder: self.holder.clone(),
-                    revision,
-                    renew,
-                })))
+                Ok(Some((
+                    Some(HeldLease {
+                        leases: leases.clone(),
+                        key: key.to_owned(),
+                        holder: self.holder.clone(),
+                        revision,
+                        renew,
+                    }),
+                    lost,
+                )))
             }
         }
     }
 }
 
-async fn renew(leases: Leases, key: String, holder: String, revision: Arc<AtomicU64>, ttl: Duration) {
+/// Renews the lease every third of its TTL by compare-and-set on the revision last written; a lost
+/// compare-and-set means another replica took it over: `lost` is cancelled and renewal stops.
+async fn renew(
+    leases: Leases,
+    key: String,
+    holder: String,
+    revision: Arc<AtomicU64>,
+    ttl: Duration,
+    lost: CancellationToken,
+) {
     loop {
         tokio::time::sleep(ttl / 3).await;
-        match leases.acquire(&key, &holder, ttl).await {
-            Ok(Acquire::Acquired { revision: r }) => revision.store(r, Ordering::SeqCst),
-            Ok(Acquire::Held(other)) => {
-                tracing::error!(%key, holder = %other.holder, "region lease taken over while held");
+        match leases
+            .renew(&key, &holder, revision.load(Ordering::SeqCst), ttl)
+            .await
+        {
+            Ok(Some(r)) => revision.store(r, Ordering::SeqCst),
+            Ok(None) => {
+                let by = leases.holder(&key).await.ok().flatten().map(|r| r.holder);
+                tracing::error!(%key, taken_by = ?by, "region lease taken over while held; stopping the work it guards");
+                lost.cancel();
+                return;
             }
             Err(e) => tracing::warn!(%key, error = %e, "renewing a region lease failed; retrying"),
         }

@@ -112,6 +112,14 @@ fn parse_state(s: &str) -> Option<KnownState> {
     .find(|k| state_name(*k) == s)
 }
 
+/// The provisioner's own migrations (SQLite, PostgreSQL), run by the service host at start-up.
+pub fn migrations() -> (flotilla_store::Migrator, flotilla_store::Migrator) {
+    (
+        sqlx::migrate!("./migrations/sqlite"),
+        sqlx::migrate!("./migrations/postgres"),
+    )
+}
+
 /// The provisioner's machines, in its own database.
 #[derive(Debug, Clone)]
 pub struct MachineStore {
@@ -124,13 +132,14 @@ const COLUMNS: &str = "resource_id, deployment, region, role, size, name, provid
 impl MachineStore {
     /// The machine store on `store`, migrating it (the common migrations, then the provisioner's).
     pub async fn open(store: Store) -> Result<Self, MachineStoreError> {
-        store
-            .migrate_with(
-                sqlx::migrate!("./migrations/sqlite"),
-                sqlx::migrate!("./migrations/postgres"),
-            )
-            .await?;
+        let (sqlite, postgres) = migrations();
+        store.migrate_with(sqlite, postgres).await?;
         Ok(Self { store })
+    }
+
+    /// The machine store on `store`, already migrated (the service host runs [`migrations`] at start-up).
+    pub fn new(store: Store) -> Self {
+        Self { store }
     }
 
     /// Records a machine about to be created, unless it is recorded already. Returns whether this call
@@ -214,21 +223,25 @@ impl MachineStore {
         .map_err(query_error("remove a machine"))
     }
 
-    /// Remembers the spec last applied to a region.
+    /// Remembers the spec last applied to a region (`region`'s webserver count is the live one) and the
+    /// webserver count the accepted spec asked for (`initial_webservers`).
     pub async fn save_region(
         &self,
         deployment: &str,
         region: &Region,
         image: &str,
+        initial_webservers: u32,
     ) -> Result<(), MachineStoreError> {
         let spec = serde_json::to_string(region).map_err(|e| MachineStoreError::Corrupt {
             resource_id: format!("{deployment}/{}", region.name),
             column: "spec",
             value: e.to_string(),
         })?;
-        let q = "INSERT INTO regions (deployment, region, spec, updated_ms, image) VALUES ($1, $2, $3, $4, $5) \
+        let q = "INSERT INTO regions (deployment, region, spec, updated_ms, image, initial_webservers) \
+                 VALUES ($1, $2, $3, $4, $5, $6) \
                  ON CONFLICT (deployment, region) DO UPDATE SET spec = excluded.spec, \
-                 updated_ms = excluded.updated_ms, image = excluded.image";
+                 updated_ms = excluded.updated_ms, image = excluded.image, \
+                 initial_webservers = excluded.initial_webservers";
         let now = Utc::now().timestamp_millis();
         on_pool!(&self.store, |p| sqlx::query(q)
             .bind(deployment)
@@ -236,6 +249,7 @@ impl MachineStore {
             .bind(&spec)
             .bind(now)
             .bind(image)
+            .bind(i64::from(initial_webservers))
             .execute(p)
             .await
             .map(|_| ()))
@@ -353,6 +367,8 @@ pub struct RegionRecord {
     pub vpc_created: bool,
     /// The image its machines are built from.
     pub image: String,
+    /// The webserver count the accepted spec asked for (the live count is in `spec`).
+    pub initial_webservers: Option<u32>,
 }
 
 /// The managed database of a primary region, as recorded.
@@ -459,7 +475,7 @@ impl MachineStore {
         deployment: Option<&str>,
         region: Option<&str>,
     ) -> Result<Vec<RegionRecord>, MachineStoreError> {
-        let q = "SELECT deployment, region, spec, status, detail, vpc_id, subnet_id, vpc_created, image FROM regions \
+        let q = "SELECT deployment, region, spec, status, detail, vpc_id, subnet_id, vpc_created, image, initial_webservers FROM regions \
                  WHERE ($1 IS NULL OR deployment = $1) AND ($2 IS NULL OR region = $2) \
                  ORDER BY deployment, region";
         type Raw = (
@@ -472,6 +488,7 @@ impl MachineStore {
             Option<String>,
             i64,
             String,
+            Option<i64>,
         );
         let rows: Vec<Raw> = on_pool!(&self.store, |p| sqlx::query_as(q)
             .bind(deployment)
@@ -481,7 +498,7 @@ impl MachineStore {
         .map_err(query_error("list regions"))?;
         rows.into_iter()
             .map(
-                |(dep, name, spec, status, detail, vpc_id, subnet_id, vpc_created, image)| {
+                |(dep, name, spec, status, detail, vpc_id, subnet_id, vpc_created, image, initial)| {
                     let spec: Region =
                         serde_json::from_str(&spec).map_err(|e| corrupt_spec(&dep, &name, e))?;
                     Ok(RegionRecord {
@@ -493,6 +510,7 @@ impl MachineStore {
                         subnet_id,
                         vpc_created: vpc_created != 0,
                         image,
+                        initial_webservers: initial.and_then(|n| u32::try_from(n).ok()),
                     })
                 },
             )

@@ -31,11 +31,11 @@ async fn an_apply_over_the_bus_builds_the_region_once() {
     let (_, secrets_file) = import.write_to_dir(dir.path()).unwrap();
     let mut config = service_config::<Settings>(&nats, None, dir.path());
     config.secrets_file = Some(secrets_file);
+    config.clouds.endpoints = Endpoints {
+        linode: Some(sim.linode_url().to_owned()),
+        ..Endpoints::default()
+    };
     config.service = Settings {
-        endpoints: Endpoints {
-            linode: Some(sim.linode_url().to_owned()),
-            ..Endpoints::default()
-        },
         health_port,
         health_path: "/health".into(),
         boot_timeout: Duration::from_secs(20),
@@ -60,6 +60,7 @@ async fn an_apply_over_the_bus_builds_the_region_once() {
         meta: CommandMeta::new("test"),
         deployment: deployment.clone(),
         region: "gb-lon".into(),
+        generation: flotilla_integration_tests::next_generation(),
     };
     publisher
         .publish(&subj, &cmd.meta.id.to_string(), &cmd)
@@ -134,6 +135,7 @@ async fn an_apply_over_the_bus_builds_the_region_once() {
         meta: CommandMeta::new("test"),
         deployment: deployment.name.clone(),
         region: "gb-lon".into(),
+        generation: flotilla_integration_tests::next_generation(),
     };
     let destroy_subject = subject::command("provisioner", &deployment.name, "gb-lon", "destroy").unwrap();
     publisher

@@ -20,6 +20,7 @@ async fn every_provider_connects_through_its_secrets() {
         digitalocean: Some(sim.digitalocean_url().to_owned()),
         vultr: Some(sim.vultr_url().to_owned()),
         exoscale: Some(sim.exoscale_zone_url("{zone}")),
+        cloudflare: None,
     };
     for (cloudhost, region, creds) in [
         ("linode", "gb-lon", vec![("TOKEN", defaults::LINODE_TOKEN)]),

@@ -696,8 +696,11 @@ async fn a_reconcile_command_notices_a_vanished_machine_without_waiting_for_the_
 async fn simulator_credentials_are_never_sent_to_a_real_api() {
     // Simulator credentials, but no simulator endpoint for Exoscale: its region is refused, not sent to
     // api-ch-gva-2.exoscale.com.
-    let f = fixture(Duration::from_millis(100), TestDb::sqlite().await, |s| {
-        s.endpoints.exoscale = None;
+    let sim = common::simulator(Duration::from_millis(100), Duration::from_millis(200)).await;
+    let settings = common::settings(&sim);
+    let f = Fixture::start(sim, TestDb::sqlite().await, settings, |c| {
+        c.consumer.max_deliver = 3;
+        c.clouds.endpoints.exoscale = None;
     })
     .await;
     let d = three_regions();
@@ -766,6 +769,7 @@ async fn an_apply_waiting_for_the_primary_stops_if_its_region_is_destroyed_meanw
         meta: CommandMeta::new("test"),
         deployment: d.name.clone(),
         region: "nl-ams".into(),
+        generation: flotilla_integration_tests::next_generation(),
     };
     f.send(
         &d.name,
@@ -818,6 +822,7 @@ async fn an_apply_issued_before_a_destroy_never_rebuilds_the_region() {
         meta: CommandMeta::new("test"),
         deployment: d.name.clone(),
         region: "gb-lon".into(),
+        generation: flotilla_integration_tests::next_generation(),
     };
     f.send(
         &d.name,

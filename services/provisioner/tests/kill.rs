@@ -164,6 +164,7 @@ async fn run(seed: u64, database_url: Option<String>) {
         meta: CommandMeta::new("test"),
         deployment: deployment.clone(),
         region: region.name.clone(),
+        generation: flotilla_integration_tests::next_generation(),
     };
     let subj = subject::command("provisioner", &deployment.name, &region.name, "apply").unwrap();
     Publisher::new(client.clone(), PublishConfig::default())

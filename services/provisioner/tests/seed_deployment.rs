@@ -53,6 +53,7 @@ async fn deploy_the_seed(db: flotilla_integration_tests::TestDb) {
         meta: CommandMeta::new("test"),
         deployment: deployment.clone(),
         region: region.name.clone(),
+        generation: flotilla_integration_tests::next_generation(),
     };
 
     // Secondaries first.
@@ -138,7 +139,8 @@ async fn deploy_the_seed(db: flotilla_integration_tests::TestDb) {
     );
     assert!(ready.host.is_some() && !ready.id.is_empty(), "{ready:?}");
     let payload = String::from_utf8_lossy(&raw).to_lowercase();
-    let mut secrets = secret_strings(&serde_json::to_value(&import.secrets).unwrap());
+    let mut secrets =
+        secret_strings(&toml::from_str::<serde_json::Value>(&import.secrets.to_toml().unwrap()).unwrap());
     secrets.extend(
         [
             defaults::LINODE_TOKEN,
@@ -218,6 +220,7 @@ async fn deploy_the_seed(db: flotilla_integration_tests::TestDb) {
             meta: flotilla_proto::CommandMeta::new("test"),
             deployment: name.clone(),
             region: region.name.clone(),
+            generation: flotilla_integration_tests::next_generation(),
         };
         f.send(&name, &region.name, "destroy", &cmd.meta.id.to_string(), &cmd)
             .await;

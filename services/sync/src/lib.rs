@@ -14,6 +14,7 @@ pub const DEF: ServiceDef = ServiceDef {
     version: env!("CARGO_PKG_VERSION"),
     description: "Webroots, assets and backups kept in step across regions through S3 datastores",
     admin_port: 9104,
+    migrations: None,
 };
 
 /// The service's own settings (`[service]` in its configuration).

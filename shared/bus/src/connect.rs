@@ -4,6 +4,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use async_nats::{ConnectOptions, ServerAddr};
+use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 
 use crate::BusError;
@@ -23,10 +24,11 @@ pub struct BusConfig {
     pub urls: Vec<String>,
     /// User name, with `password`.
     pub user: Option<String>,
-    /// Password, with `user`.
-    pub password: Option<String>,
-    /// Token authentication.
-    pub token: Option<String>,
+    /// Password, with `user`. Taken as written (`0123` stays a string); exposed only to the NATS client,
+    /// never in `Debug`.
+    pub password: Option<SecretString>,
+    /// Token authentication. Exposed only to the NATS client, never in `Debug`.
+    pub token: Option<SecretString>,
     /// File holding an NKey seed (`SU…`).
     pub nkey_seed_file: Option<PathBuf>,
     /// A `.creds` file (JWT and NKey seed).
@@ -148,10 +150,10 @@ impl BusConfig {
             None => ConnectOptions::new(),
         };
         if let (Some(user), Some(password)) = (&self.user, &self.password) {
-            opts = opts.user_and_password(user.clone(), password.clone());
+            opts = opts.user_and_password(user.clone(), password.expose_secret().to_owned());
         }
         if let Some(token) = &self.token {
-            opts = opts.token(token.clone());
+            opts = opts.token(token.expose_secret().to_owned());
         }
         if let Some(path) = &self.nkey_seed_file {
             let seed = tokio::fs::read_to_string(path)
@@ -180,7 +182,7 @@ impl BusConfig {
 impl std::fmt::Debug for BusConfig {
     // Credentials never reach a log line.
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let hide = |o: &Option<String>| o.as_ref().map(|_| "<redacted>");
+        let hide = |o: &Option<SecretString>| o.as_ref().map(|_| "<redacted>");
         f.debug_struct("BusConfig")
             .field("urls", &self.urls.iter().map(|u| redact(u)).collect::<Vec<_>>())
             .field("user", &self.user)
@@ -292,6 +294,28 @@ mod tests {
                 .unwrap_err()
                 .to_string()
                 .contains("/nonexistent/x.creds")
+        );
+    }
+
+    #[test]
+    fn credentials_deserialize_as_written() {
+        let c: BusConfig = serde_json::from_value(serde_json::json!({
+            "user": "007",
+            "password": "0123",
+            "token": " spaced token ",
+        }))
+        .unwrap();
+        assert_eq!(c.user.as_deref(), Some("007"));
+        assert_eq!(c.password.as_ref().map(ExposeSecret::expose_secret), Some("0123"));
+        assert_eq!(
+            c.token.as_ref().map(ExposeSecret::expose_secret),
+            Some(" spaced token ")
+        );
+        assert!(serde_json::from_value::<BusConfig>(serde_json::json!({ "password": 123 })).is_err());
+        let cloned = c.clone();
+        assert_eq!(
+            cloned.password.as_ref().map(ExposeSecret::expose_secret),
+            Some("0123")
         );
     }
 

@@ -1,4 +1,9 @@
-//! Consuming commands: one durable pull consumer per service, shared by all its replicas.
+//! Consuming commands and events: one durable pull consumer per service (and, for events, per purpose),
+//! shared by all its replicas.
+//!
+//! Commands come from the work-queue stream (`flotilla.cmd.<service>.>`); events from the limits stream,
+//! through the filter subjects a service chose (several at once: NATS 2.10 multi-filter consumers). Both
+//! are handled the same way:
 //!
 //! Delivery is at least once. For every message the consumer:
 //! 1. pulls only as many messages as it has free handler slots (so nothing waits in a local buffer where a
@@ -7,7 +12,8 @@
 //! 3. acknowledges on success; on a retryable failure NAKs with a delay that grows with the delivery count;
 //!    on a permanent failure — undecodable, unknown kind, invalid, a panic on the last attempt — or when the
 //!    last allowed delivery fails, copies the message to `flotilla.dlq.<service>` with the (redacted,
-//!    truncated) error in a header, publishes a `CommandRejected` event, and only then terminates it. If
+//!    truncated) error in a header, publishes a `CommandRejected` event (commands only), and only then
+//!    terminates it. If
 //!    the copy cannot be stored the message is NAKed instead, to be dead-lettered on its next delivery:
 //!    never retried forever, never silently dropped.
 //!
@@ -199,21 +205,49 @@ impl Dispatcher {
         }
     }
 
-    /// Routes messages of kind `M::KIND` to `f`, decoded.
-    pub fn on<M, F, Fut>(mut self, f: F) -> Self
+    /// Routes commands of kind `C::KIND` to `f`, decoded. A command whose subject does not match its body
+    /// — another service or verb than its kind's, another deployment or region than the body names — is
+    /// rejected (dead-lettered, with the reason) before `f` sees it.
+    pub fn on<C, F, Fut>(mut self, f: F) -> Self
     where
-        M: Message + Send + 'static,
-        F: Fn(M, Delivery) -> Fut + Send + Sync + 'static,
+        C: flotilla_proto::Command + Send + 'static,
+        F: Fn(C, Delivery) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<(), HandlerError>> + Send + 'static,
+    {
+        let f = Arc::new(f);
+        let service = self.service.clone();
+        self.routes.insert(
+            C::KIND,
+            Box::new(move |delivery: Delivery| {
+                let f = Arc::clone(&f);
+                let service = service.clone();
+                Box::pin(async move {
+                    let cmd = delivery.decode::<C>()?;
+                    check_command_subject(&service, &delivery.subject, &cmd)?;
+                    f(cmd, delivery).await
+                })
+            }),
+        );
+        self
+    }
+
+    /// Routes events of kind `E::KIND` to `f`, decoded. An event whose subject does not match its body is
+    /// rejected (dead-lettered) before `f` sees it.
+    pub fn on_event<E, F, Fut>(mut self, f: F) -> Self
+    where
+        E: flotilla_proto::Event + Send + 'static,
+        F: Fn(E, Delivery) -> Fut + Send + Sync + 'static,
         Fut: Future<Output = Result<(), HandlerError>> + Send + 'static,
     {
         let f = Arc::new(f);
         self.routes.insert(
-            M::KIND,
+            E::KIND,
             Box::new(move |delivery: Delivery| {
                 let f = Arc::clone(&f);
                 Box::pin(async move {
-                    let msg = delivery.decode::<M>()?;
-                    f(msg, delivery).await
+                    let event = delivery.decode::<E>()?;
+                    check_event_subject(&delivery.subject, &event)?;
+                    f(event, delivery).await
                 })
             }),
         );
@@ -248,6 +282,62 @@ impl Handler for Dispatcher {
         let fut = route.map(|r| r(delivery));
         async move { fut?.await }
     }
+}
+
+/// A command's subject must name the dispatcher's service, the verb of its kind, and the deployment and
+/// region of its body.
+fn check_command_subject<C: flotilla_proto::Command>(
+    service: &str,
+    subject: &str,
+    cmd: &C,
+) -> Result<(), HandlerError> {
+    let reject = |why: String| Err(HandlerError::Reject(format!("subject {subject:?} {why}")));
+    let Some(parts) = subject::parse_command(subject) else {
+        return reject("is not a command subject".into());
+    };
+    let Some((kind_service, verb)) = flotilla_proto::command_parts(C::KIND) else {
+        return reject(format!("carries {}, which is not a command kind", C::KIND));
+    };
+    if parts.service != service || kind_service != service {
+        return reject(format!(
+            "carries a {} command, but this is the {service} service",
+            C::KIND
+        ));
+    }
+    if parts.verb != verb {
+        return reject(format!(
+            "says {:?} but the body is a {} command ({verb:?})",
+            parts.verb,
+            C::KIND
+        ));
+    }
+    subject::check_token("deployment", cmd.deployment())
+        .map_err(|e| HandlerError::Reject(format!("the body's deployment: {e}")))?;
+    subject::check_token("region", cmd.region())
+        .map_err(|e| HandlerError::Reject(format!("the body's region: {e}")))?;
+    if parts.deployment != cmd.deployment() || parts.region != cmd.region() {
+        return reject(format!(
+            "names deployment {:?} region {:?}, the body deployment {:?} region {:?}",
+            parts.deployment,
+            parts.region,
+            cmd.deployment(),
+            cmd.region()
+        ));
+    }
+    Ok(())
+}
+
+/// An event's subject must name its topic, deployment, region and name.
+fn check_event_subject<E: flotilla_proto::Event>(subject: &str, event: &E) -> Result<(), HandlerError> {
+    let expected = subject::event_for(event)
+        .map_err(|e| HandlerError::Reject(format!("{} event with an invalid body: {e}", E::KIND)))?;
+    if expected != subject {
+        return Err(HandlerError::Reject(format!(
+            "{} event published on {subject:?}, but its body belongs on {expected:?}",
+            E::KIND
+        )));
+    }
+    Ok(())
 }
 
 /// What became of one message.
@@ -311,9 +401,35 @@ impl Drop for InFlight<'_> {
 /// Longest error text put in a dead letter's header and its event.
 const MAX_ERROR_LEN: usize = 1024;
 
-/// A service's command consumer.
+/// Where a consumer's messages come from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Source {
+    /// The service's commands, from the command stream.
+    Commands,
+    /// Events through `filters`, from the event stream; one durable per `purpose`.
+    Events {
+        /// What the subscription is for (a subject token: `fleet`, `health` …).
+        purpose: String,
+        /// Event subjects (wildcards allowed; see [`subject::events_filter`]).
+        filters: Vec<String>,
+    },
+}
+
+/// Where a new durable event consumer starts; a durable that exists already carries on where it was.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum StartAt {
+    /// With the oldest event the stream keeps.
+    #[default]
+    Beginning,
+    /// With the events published after it was created.
+    New,
+}
+
+/// A service's consumer of commands ([`CommandConsumer::create`]) or of events
+/// ([`CommandConsumer::events`]).
 pub struct CommandConsumer {
     service: String,
+    source: Source,
     stream: jetstream::stream::Stream,
     pull_config: pull::Config,
     consumer: jetstream::consumer::Consumer<pull::Config>,
@@ -326,6 +442,70 @@ impl CommandConsumer {
     /// The name of the durable consumer of `service` on the command stream.
     pub fn durable_name(service: &str) -> String {
         format!("{service}-commands")
+    }
+
+    /// The name of the durable consumer of `service`'s events for `purpose`.
+    pub fn events_durable_name(service: &str, purpose: &str) -> String {
+        format!("{service}-events-{purpose}")
+    }
+
+    /// Creates (or updates) the durable event consumer of `service` for `purpose`, through `filters`
+    /// (event subjects, wildcards allowed), shared by the service's replicas.
+    pub async fn events(
+        topology: &Topology,
+        publisher: Publisher,
+        service: &str,
+        purpose: &str,
+        filters: Vec<String>,
+        start: StartAt,
+        config: ConsumerConfig,
+    ) -> Result<Self, BusError> {
+        config.validate()?;
+        subject::check_token("service", service)?;
+        subject::check_token("event purpose", purpose)?;
+        if filters.is_empty() {
+            return Err(BusError::Options(format!(
+                "event consumer {purpose} of {service}: no filter subject"
+            )));
+        }
+        for f in &filters {
+            if !f.starts_with(subject::EVENTS_WILDCARD.trim_end_matches('>')) {
+                return Err(BusError::Options(format!(
+                    "event consumer {purpose} of {service}: {f:?} is not an event subject"
+                )));
+            }
+        }
+        let pull_config = pull::Config {
+            durable_name: Some(Self::events_durable_name(service, purpose)),
+            description: Some(format!(
+                "{purpose} events for the {service} service, shared by its replicas"
+            )),
+            filter_subjects: filters.clone(),
+            deliver_policy: match start {
+                StartAt::Beginning => jetstream::consumer::DeliverPolicy::All,
+                StartAt::New => jetstream::consumer::DeliverPolicy::New,
+            },
+            ack_policy: jetstream::consumer::AckPolicy::Explicit,
+            ack_wait: config.ack_wait,
+            max_deliver: -1,
+            max_ack_pending: 1000,
+            ..Default::default()
+        };
+        let stream = topology.events.clone();
+        let consumer = create_consumer(&stream, &pull_config).await?;
+        Ok(Self {
+            service: service.to_owned(),
+            source: Source::Events {
+                purpose: purpose.to_owned(),
+                filters,
+            },
+            stream,
+            pull_config,
+            consumer,
+            publisher,
+            config: Arc::new(config),
+            counters: Arc::default(),
+        })
     }
 
     /// Creates (or updates) the durable consumer of `service`, filtered to `flotilla.cmd.<service>.>`.
@@ -354,6 +534,7 @@ impl CommandConsumer {
         let consumer = create_consumer(&stream, &pull_config).await?;
         Ok(Self {
             service: service.to_owned(),
+            source: Source::Commands,
             stream,
             pull_config,
             consumer,
@@ -361,6 +542,11 @@ impl CommandConsumer {
             config: Arc::new(config),
             counters: Arc::default(),
         })
+    }
+
+    /// Where this consumer's messages come from.
+    pub fn source(&self) -> &Source {
+        &self.source
     }
 
     /// The outcome counters of this consumer.
@@ -398,7 +584,7 @@ impl CommandConsumer {
             match pulled {
                 Ok(()) => {
                     if pull_errors > 0 {
-                        tracing::info!(service = %this.service, "pulling commands again");
+                        tracing::info!(service = %this.service, "pulling messages again");
                     }
                     pull_errors = 0;
                 }
@@ -406,7 +592,7 @@ impl CommandConsumer {
                     pull_errors = pull_errors.saturating_add(1);
                     this.counters.pull_failing.store(true, Ordering::Relaxed);
                     let delay = Duration::from_millis(200 * u64::from(pull_errors.min(25)));
-                    tracing::warn!(service = %this.service, %reason, ?delay, "pulling commands failed");
+                    tracing::warn!(service = %this.service, %reason, ?delay, "pulling messages failed");
                     tokio::select! { _ = shutdown.cancelled() => break, _ = tokio::time::sleep(delay) => {} }
                     // The durable may have been deleted: create it again (a no-op when it exists).
                     match create_consumer(&this.stream, &this.pull_config).await {
@@ -511,8 +697,9 @@ impl CommandConsumer {
             max_deliver: u64::from(self.config.max_deliver),
         };
         let span = tracing::info_span!(
-            "command",
+            "message",
             service = %self.service,
+            source = match &self.source { Source::Commands => "commands", Source::Events { purpose, .. } => purpose.as_str() },
             subject = %delivery.subject,
             kind = delivery.kind.as_deref().unwrap_or("-"),
             id = delivery.msg_id.as_deref().unwrap_or("-"),
@@ -590,7 +777,7 @@ impl CommandConsumer {
     ) -> Outcome {
         // Handler errors can quote provider URLs and responses: scrub and bound them before they are kept.
         let error = redact::redact_and_truncate(error, MAX_ERROR_LEN);
-        tracing::error!(%error, "sending command to the dead-letter queue");
+        tracing::error!(%error, "sending the message to the dead-letter queue");
         let stored = async {
             let dlq = subject::dlq(&self.service)?;
             // The original's own headers, minus the server's `Nats-*` directives (expected sequence, TTL,
@@ -628,6 +815,11 @@ impl CommandConsumer {
             self.publisher
                 .publish_raw(&dlq, &dlq_id, headers, delivery.payload.clone())
                 .await?;
+            if self.source != Source::Commands {
+                // An event that cannot be handled is kept in the dead-letter queue; nobody waits for a
+                // rejection of it.
+                return Ok::<_, BusError>(());
+            }
             let (deployment, region) = subject::parse_command(&delivery.subject)
                 .map(|s| (s.deployment.to_owned(), s.region.to_owned()))
                 .filter(|(d, r)| subject::check_token("d", d).is_ok() && subject::check_token("r", r).is_ok())
@@ -687,7 +879,7 @@ fn log_task_end(service: &str, result: Result<(), tokio::task::JoinError>) {
     if let Err(e) = result
         && !e.is_cancelled()
     {
-        tracing::error!(service, error = %e, "a command task failed");
+        tracing::error!(service, error = %e, "a message task failed");
     }
 }
 

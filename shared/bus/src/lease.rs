@@ -112,6 +112,42 @@ impl Leases {
         }
     }
 
+    /// Renews the lease `holder` holds at `revision` — the fencing token: the write is made only if nobody
+    /// wrote the lease since. `Ok(Some(new revision))` when renewed; `Ok(None)` when the lease was taken
+    /// over (or released) meanwhile, so the holder has lost it and must stop the work it guards.
+    pub async fn renew(
+        &self,
+        key: &str,
+        holder: &str,
+        revision: u64,
+        ttl: Duration,
+    ) -> Result<Option<u64>, BusError> {
+        if ttl > self.max_ttl {
+            return Err(BusError::Options(format!(
+                "lease ttl {ttl:?} exceeds the lease bucket's max age {:?}",
+                self.max_ttl
+            )));
+        }
+        let record = LeaseRecord {
+            holder: holder.to_owned(),
+            expires_at: Utc::now()
+                + chrono::Duration::from_std(ttl).map_err(|e| BusError::js("lease ttl", e))?,
+        };
+        let value: bytes::Bytes = serde_json::to_vec(&record)
+            .map_err(|e| BusError::js("encode lease", e))?
+            .into();
+        match self.store.update(key, value, revision).await {
+            Ok(r) => Ok(Some(r)),
+            Err(e) if e.kind() == kv::UpdateErrorKind::WrongLastRevision => Ok(None),
+            Err(e) => Err(BusError::js("renew lease", e)),
+        }
+    }
+
+    /// The longest lease this bucket allows.
+    pub fn max_ttl(&self) -> Duration {
+        self.max_ttl
+    }
+
     /// Releases the lease if `holder` holds it at `revision`; a lease taken over since is left alone.
     pub async fn release(&self, key: &str, holder: &str, revision: u64) -> Result<bool, BusError> {
         let record = LeaseRecord {

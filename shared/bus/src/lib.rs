@@ -6,9 +6,11 @@
 //! - [`topology`]: streams and KV buckets, created idempotently at start-up.
 //! - [`Publisher`]: commands and events, published with `Nats-Msg-Id` and retried with the same id until
 //!   JetStream acknowledges them.
-//! - [`consume`]: a durable pull consumer per service with explicit acks, NAK-with-delay retries, progress
+//! - [`consume`]: durable pull consumers (commands per service, events per service and purpose) with explicit acks, NAK-with-delay retries, progress
 //!   for long work, bounded deliveries, and a dead-letter queue for what can never succeed.
-//! - [`lease`]: leases in a KV bucket, by compare-and-set on revision.
+//! - [`lease`]: leases in a KV bucket, by compare-and-set on revision (the revision is the fencing token).
+//! - [`state`]: shared state in KV buckets — each deployment's desired state and the fleet view — read as a
+//!   snapshot followed by every change.
 //!
 //! Architecture invariant: payloads are encoded and decoded only through `flotilla-proto`.
 
@@ -20,12 +22,14 @@ mod error;
 pub mod lease;
 mod publish;
 pub mod redact;
+pub mod state;
 pub mod subject;
 pub mod topology;
 
 pub use connect::{BusConfig, TlsConfig, connect};
 pub use consume::{
     CommandConsumer, ConsumerConfig, Delivery, Dispatcher, Handler, HandlerError, Outcome, OutcomeCounters,
+    Source, StartAt,
 };
 pub use error::BusError;
 pub use publish::{PublishConfig, Publisher};
@@ -40,6 +44,21 @@ pub fn message_headers<M: Message>(encoding: Encoding) -> HeaderMap {
     headers.insert(KIND_HEADER, M::KIND);
     headers.insert(CONTENT_TYPE_HEADER, encoding.content_type());
     headers
+}
+
+/// The event a NATS message carries, by its kind header; `None` for a kind this version does not know or
+/// a body that does not decode (logged: a newer publisher's event is skipped, not fatal).
+pub fn decode_event(msg: &async_nats::Message) -> Option<flotilla_proto::AnyEvent> {
+    let headers = msg.headers.as_ref();
+    let kind = header(headers, flotilla_proto::KIND_HEADER);
+    let content_type = header(headers, flotilla_proto::CONTENT_TYPE_HEADER);
+    match flotilla_proto::AnyEvent::decode(kind.as_deref(), content_type.as_deref(), &msg.payload) {
+        Ok(event) => event,
+        Err(e) => {
+            tracing::warn!(subject = %msg.subject, error = %e, "skipping an event that does not decode");
+            None
+        }
+    }
 }
 
 /// The value of header `name`, if present.

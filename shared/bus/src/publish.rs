@@ -99,6 +99,20 @@ impl Publisher {
             .await
     }
 
+    /// Publishes a command on its own subject (built from its kind, deployment and region), with its id as
+    /// `Nats-Msg-Id`.
+    pub async fn publish_command<C: flotilla_proto::Command>(&self, cmd: &C) -> Result<PublishAck, BusError> {
+        let subject = crate::subject::command_for(cmd)?;
+        self.publish(&subject, &cmd.meta().id.to_string(), cmd).await
+    }
+
+    /// Publishes an event on its own subject (built from its topic, deployment, region and name), with its
+    /// id as `Nats-Msg-Id`.
+    pub async fn publish_event<E: flotilla_proto::Event>(&self, event: &E) -> Result<PublishAck, BusError> {
+        let subject = crate::subject::event_for(event)?;
+        self.publish(&subject, &event.id().to_string(), event).await
+    }
+
     /// As [`Publisher::publish`], in the given encoding.
     pub async fn publish_encoded<M: Message>(
         &self,

@@ -88,6 +88,110 @@ pub fn dlq(service: &str) -> Result<String, BusError> {
     Ok(format!("{ROOT}.dlq.{service}"))
 }
 
+/// The subject of `cmd`: `flotilla.cmd.<service>.<deployment>.<region>.<verb>`, service and verb from its
+/// kind. The only way a command's subject is built, so its subject and its body always agree.
+pub fn command_for<C: flotilla_proto::Command>(cmd: &C) -> Result<String, BusError> {
+    let (service, verb) = command_kind(C::KIND)?;
+    command(service, cmd.deployment(), cmd.region(), verb)
+}
+
+/// The service and verb of a command kind, as subject tokens.
+pub fn command_kind(kind: &'static str) -> Result<(&'static str, &'static str), BusError> {
+    flotilla_proto::command_parts(kind).ok_or(BusError::SubjectToken {
+        token: kind.to_owned(),
+        what: "command kind",
+        reason: "a command kind is <service>.<verb>.v<N>",
+    })
+}
+
+/// The subject of `event`: `flotilla.evt.<topic>.<deployment>.<region>.<name>` (`_` in the name becomes
+/// `-`). The only way an event's subject is built.
+pub fn event_for<E: flotilla_proto::Event>(event: &E) -> Result<String, BusError> {
+    self::event(
+        E::TOPIC,
+        event.deployment(),
+        event.region(),
+        &event.name().replace('_', "-"),
+    )
+}
+
+/// A filter of events: every event of `topic` (all topics when `None`) of `deployment` (all when
+/// `None`): `flotilla.evt.<topic|*>.<deployment|*>.>`.
+pub fn events_filter(topic: Option<&str>, deployment: Option<&str>) -> Result<String, BusError> {
+    let topic = match topic {
+        Some(t) => {
+            check_token("topic", t)?;
+            t
+        }
+        None => "*",
+    };
+    let deployment = match deployment {
+        Some(d) => {
+            check_token("deployment", d)?;
+            d
+        }
+        None => "*",
+    };
+    Ok(format!("{ROOT}.evt.{topic}.{deployment}.>"))
+}
+
+/// The parts of an event subject.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EventSubject<'a> {
+    /// Topic.
+    pub topic: &'a str,
+    /// Deployment.
+    pub deployment: &'a str,
+    /// Region.
+    pub region: &'a str,
+    /// Name.
+    pub name: &'a str,
+}
+
+/// Splits an event subject into its parts; `None` when it does not follow the scheme.
+pub fn parse_event(subject: &str) -> Option<EventSubject<'_>> {
+    let mut parts = subject.split('.');
+    let (Some(ROOT), Some("evt")) = (parts.next(), parts.next()) else {
+        return None;
+    };
+    let (topic, deployment, region, name) = (parts.next()?, parts.next()?, parts.next()?, parts.next()?);
+    if parts.next().is_some() {
+        return None;
+    }
+    Some(EventSubject {
+        topic,
+        deployment,
+        region,
+        name,
+    })
+}
+
+/// The key of a deployment's desired state in the desired-state bucket: its name.
+pub fn desired_key(deployment: &str) -> Result<String, BusError> {
+    check_token("deployment", deployment)?;
+    Ok(deployment.to_owned())
+}
+
+/// The key of a machine in the fleet bucket: `<deployment>.<region>.<resource id>`.
+pub fn fleet_key(deployment: &str, region: &str, resource_id: &str) -> Result<String, BusError> {
+    check_token("deployment", deployment)?;
+    check_token("region", region)?;
+    check_token("resource id", resource_id)?;
+    Ok(format!("{deployment}.{region}.{resource_id}"))
+}
+
+/// The keys of a deployment's machines in the fleet bucket (all deployments when `None`), as a KV watch
+/// filter.
+pub fn fleet_filter(deployment: Option<&str>) -> Result<String, BusError> {
+    match deployment {
+        Some(d) => {
+            check_token("deployment", d)?;
+            Ok(format!("{d}.>"))
+        }
+        None => Ok(">".to_owned()),
+    }
+}
+
 /// The parts of a command subject.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CommandSubject<'a> {
@@ -167,6 +271,39 @@ mod tests {
         assert!(check_token("region", "ch-gva-2").is_ok());
         assert!(check_token("region", "ams3").is_ok());
         assert!(check_token("deployment", "www_codetesters-uk").is_ok());
+    }
+
+    #[test]
+    fn typed_subjects_follow_the_body() {
+        let cmd = flotilla_proto::ReconcileRegion {
+            meta: flotilla_proto::CommandMeta::new("t"),
+            deployment: "dep".into(),
+            region: "gb-lon".into(),
+        };
+        assert_eq!(
+            command_for(&cmd).unwrap(),
+            "flotilla.cmd.provisioner.dep.gb-lon.reconcile"
+        );
+        let bad = flotilla_proto::ReconcileRegion {
+            deployment: "../../etc".into(),
+            ..cmd
+        };
+        assert!(command_for(&bad).is_err());
+        assert_eq!(events_filter(None, Some("dep")).unwrap(), "flotilla.evt.*.dep.>");
+        assert_eq!(
+            events_filter(Some("machine"), None).unwrap(),
+            "flotilla.evt.machine.*.>"
+        );
+        assert!(events_filter(Some("a.b"), None).is_err());
+        let e = parse_event("flotilla.evt.machine.dep.gb-lon.healthy").unwrap();
+        assert_eq!(
+            (e.topic, e.deployment, e.region, e.name),
+            ("machine", "dep", "gb-lon", "healthy")
+        );
+        assert!(parse_event("flotilla.cmd.machine.dep.gb-lon.healthy").is_none());
+        assert_eq!(fleet_key("d", "r", "ws-1").unwrap(), "d.r.ws-1");
+        assert!(fleet_key("d", "r", "a.b").is_err());
+        assert_eq!(fleet_filter(Some("d")).unwrap(), "d.>");
     }
 
     #[test]

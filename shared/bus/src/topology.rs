@@ -15,6 +15,12 @@ pub const EVENT_STREAM: &str = "FLOTILLA_EVENTS";
 pub const DLQ_STREAM: &str = "FLOTILLA_DLQ";
 /// Name of the KV bucket holding leases.
 pub const LEASE_BUCKET: &str = "flotilla_leases";
+/// Name of the KV bucket holding each deployment's desired state (`desired.deployment.v1`, keyed by
+/// deployment).
+pub const DESIRED_BUCKET: &str = "flotilla_desired";
+/// Name of the KV bucket holding the fleet view (`fleet.machine.v1`, keyed by
+/// `<deployment>.<region>.<resource id>`).
+pub const FLEET_BUCKET: &str = "flotilla_fleet";
 
 /// Sizing of the streams; the `[bus]` section of a service's configuration.
 #[derive(Debug, Clone, Deserialize)]
@@ -37,6 +43,8 @@ pub struct TopologyConfig {
     /// Time-to-live of the lease bucket's entries.
     #[serde(with = "humantime_serde")]
     pub lease_max_age: Duration,
+    /// Revisions of each deployment's desired state kept in the desired-state bucket (1–64).
+    pub desired_history: i64,
 }
 
 impl TopologyConfig {
@@ -59,6 +67,12 @@ impl TopologyConfig {
                 return Err(BusError::Options(format!("bus.{name} must be positive")));
             }
         }
+        if !(1..=64).contains(&self.desired_history) {
+            return Err(BusError::Options(format!(
+                "bus.desired_history must be 1..=64, got {}",
+                self.desired_history
+            )));
+        }
         if self.duplicate_window > self.command_max_age {
             return Err(BusError::Options(
                 "bus.duplicate_window must not exceed bus.command_max_age".into(),
@@ -77,6 +91,7 @@ impl Default for TopologyConfig {
             event_max_age: Duration::from_secs(30 * 24 * 3600),
             dlq_max_age: Duration::from_secs(30 * 24 * 3600),
             lease_max_age: Duration::from_secs(3600),
+            desired_history: 5,
         }
     }
 }
@@ -94,6 +109,10 @@ pub struct Topology {
     pub dlq: stream::Stream,
     /// The lease bucket.
     pub leases: kv::Store,
+    /// The desired-state bucket.
+    pub desired: kv::Store,
+    /// The fleet-view bucket.
+    pub fleet: kv::Store,
     lease_max_age: Duration,
 }
 
@@ -161,14 +180,53 @@ impl Topology {
             })
             .await
             .map_err(|e| BusError::provision(format!("KV bucket {LEASE_BUCKET}"), e))?;
+        let desired = js
+            .create_or_update_key_value(kv::Config {
+                bucket: DESIRED_BUCKET.into(),
+                description: "Flotilla desired state per deployment (generation only grows)".into(),
+                history: config.desired_history,
+                num_replicas: config.replicas,
+                storage: stream::StorageType::File,
+                ..Default::default()
+            })
+            .await
+            .map_err(|e| BusError::provision(format!("KV bucket {DESIRED_BUCKET}"), e))?;
+        let fleet = js
+            .create_or_update_key_value(kv::Config {
+                bucket: FLEET_BUCKET.into(),
+                description: "Flotilla fleet view: every machine, kept by the provisioner".into(),
+                history: 1,
+                num_replicas: config.replicas,
+                storage: stream::StorageType::File,
+                ..Default::default()
+            })
+            .await
+            .map_err(|e| BusError::provision(format!("KV bucket {FLEET_BUCKET}"), e))?;
         Ok(Self {
             js,
             commands,
             events,
             dlq,
             leases,
+            desired,
+            fleet,
             lease_max_age: config.lease_max_age,
         })
+    }
+
+    /// The desired state of every deployment.
+    pub fn desired_states(&self) -> crate::state::DesiredStates {
+        crate::state::DesiredStates::new(self.desired.clone(), self.js.client())
+    }
+
+    /// The fleet view.
+    pub fn fleet_view(&self) -> crate::state::FleetView {
+        crate::state::FleetView::new(self.fleet.clone(), self.js.client())
+    }
+
+    /// The longest a lease may last (the lease bucket's `lease_max_age`).
+    pub fn lease_max_age(&self) -> Duration {
+        self.lease_max_age
     }
 
     /// Leases in the lease bucket; a lease may last at most the bucket's `lease_max_age`.

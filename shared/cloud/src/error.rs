@@ -7,7 +7,9 @@ use crate::ProviderKind;
 /// Result of a cloud operation.
 pub type Result<T, E = CloudError> = std::result::Result<T, E>;
 
-/// Why a cloud operation failed. Messages come from the provider and never hold credentials.
+/// Why a cloud operation failed. Messages quote the provider; whatever is built from a provider's answer or
+/// a URL passes through [`flotilla_redact::redact`] first (the HTTP client redacts every error its adapter's
+/// mapper returns; [`CloudError::redacted`] does it for errors built elsewhere), so they hold no credential.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum CloudError {
     /// The resource does not exist.
@@ -100,11 +102,125 @@ impl CloudError {
         }
     }
 
-    /// A [`CloudError::Protocol`] for an answer that does not parse.
+    /// A [`CloudError::Protocol`] for an answer that does not parse; the message is redacted.
     pub fn protocol(provider: ProviderKind, message: impl std::fmt::Display) -> Self {
         CloudError::Protocol {
             provider,
-            message: message.to_string(),
+            message: flotilla_redact::redact(&message.to_string()),
         }
+    }
+
+    /// The same error with every text it carries (message, what was not found, field) passed through
+    /// [`flotilla_redact::redact`]. Redacting twice changes nothing.
+    #[must_use]
+    pub fn redacted(self) -> Self {
+        use flotilla_redact::redact;
+        match self {
+            CloudError::NotFound { provider, what } => CloudError::NotFound {
+                provider,
+                what: redact(&what),
+            },
+            CloudError::Invalid {
+                provider,
+                field,
+                message,
+            } => CloudError::Invalid {
+                provider,
+                field: field.map(|f| redact(&f)),
+                message: redact(&message),
+            },
+            CloudError::Auth { provider, message } => CloudError::Auth {
+                provider,
+                message: redact(&message),
+            },
+            CloudError::RateLimited { .. } => self,
+            CloudError::Retryable { provider, message } => CloudError::Retryable {
+                provider,
+                message: redact(&message),
+            },
+            CloudError::Conflict { provider, message } => CloudError::Conflict {
+                provider,
+                message: redact(&message),
+            },
+            CloudError::Protocol { provider, message } => CloudError::Protocol {
+                provider,
+                message: redact(&message),
+            },
+            CloudError::Transport { provider, message } => CloudError::Transport {
+                provider,
+                message: redact(&message),
+            },
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const BODY: &str = r#"{"error":"bad token","token":"sk-live-123"}"#;
+
+    fn every_kind(message: &str) -> Vec<CloudError> {
+        let provider = ProviderKind::Cloudflare;
+        vec![
+            CloudError::NotFound {
+                provider,
+                what: message.into(),
+            },
+            CloudError::Invalid {
+                provider,
+                field: Some(message.into()),
+                message: message.into(),
+            },
+            CloudError::Auth {
+                provider,
+                message: message.into(),
+            },
+            CloudError::Retryable {
+                provider,
+                message: message.into(),
+            },
+            CloudError::Conflict {
+                provider,
+                message: message.into(),
+            },
+            CloudError::Protocol {
+                provider,
+                message: message.into(),
+            },
+            CloudError::Transport {
+                provider,
+                message: message.into(),
+            },
+        ]
+    }
+
+    #[test]
+    fn redacted_errors_hold_no_secret_whatever_their_kind() {
+        for text in [BODY, "X-Auth-Key: abc123", "X-Auth-Email: ops@example.com"] {
+            for e in every_kind(text) {
+                assert!(
+                    e.to_string().contains(text) || text.is_empty(),
+                    "the raw error quotes it"
+                );
+                let shown = e.redacted().to_string();
+                for secret in ["sk-live-123", "abc123", "ops@example.com"] {
+                    assert!(!shown.contains(secret), "{shown}");
+                }
+                assert!(shown.contains("<redacted>"), "{shown}");
+            }
+        }
+        let e = every_kind(BODY).remove(2).redacted();
+        assert!(
+            e.to_string().contains("bad token"),
+            "what is not secret stays: {e}"
+        );
+        assert_eq!(e.clone().redacted(), e, "idempotent");
+    }
+
+    #[test]
+    fn protocol_errors_are_redacted_when_built() {
+        let e = CloudError::protocol(ProviderKind::Vultr, format!("unexpected answer {BODY}"));
+        assert!(!e.to_string().contains("sk-live-123"), "{e}");
     }
 }

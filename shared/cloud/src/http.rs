@@ -3,10 +3,19 @@
 //! One [`ApiClient`] per provider account: a base URL (the real API or the simulator), a [`Signer`] that
 //! adds credentials to each request, a rate limiter at the provider's published limit, and retries.
 //!
-//! Retries: a rate-limited answer (429) waits for its `Retry-After` (capped) and tries again; a busy,
+//! Rate budgets are per account, not per client: every client of one account (same provider, base URL and
+//! credential, see [`Signer::fingerprint`]) draws from one limiter in a [`Limiters`] registry, the
+//! process-wide [`Limiters::global`] unless [`ApiClient::with_budget`] names another.
+//!
+//! Retries: a rate-limited answer (429) waits for its `Retry-After` (capped at
+//! [`RetryPolicy::max_retry_after`], by default [`MAX_RETRY_AFTER`]) and tries again; a busy,
 //! maintenance or 5xx answer, a timeout or a refused connection back off exponentially. A `POST` (a create)
 //! is retried only when the provider surely did not act on it — rate limited, or the connection never
 //! opened — because a create that timed out may have happened: the caller finds it by its marks instead.
+//!
+//! Error texts built here from a provider's answer, a URL or a path pass through
+//! [`flotilla_redact::redact`], and so does every error an [`ErrorMapper`] returns: a provider that echoes a
+//! token, a header or a password in its error body does not put it in a [`CloudError`].
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -19,6 +28,7 @@ use reqwest::Method;
 use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
 use serde::de::DeserializeOwned;
 
+pub use crate::limiters::{AccountKey, CredentialFingerprint, Limiters};
 use crate::{CloudError, ProviderKind, Result};
 
 /// The parts of a request a signer may cover.
@@ -38,6 +48,13 @@ pub struct RequestParts<'a> {
 pub trait Signer: Send + Sync {
     /// The headers that authenticate this request.
     fn sign(&self, request: &RequestParts<'_>) -> Result<Vec<(HeaderName, HeaderValue)>>;
+
+    /// A fingerprint of the credential this signer sends ([`CredentialFingerprint::of`] the token, or the
+    /// key and its secret), so that every client of one account shares the account's rate budget. `None`
+    /// (the default) gives each client built with this signer a budget of its own.
+    fn fingerprint(&self) -> Option<CredentialFingerprint> {
+        None
+    }
 }
 
 /// `Authorization: Bearer <token>` (Linode, DigitalOcean, Vultr, Cloudflare API tokens).
@@ -75,6 +92,10 @@ impl Signer for BearerToken {
         value.set_sensitive(true);
         Ok(vec![(reqwest::header::AUTHORIZATION, value)])
     }
+
+    fn fingerprint(&self) -> Option<CredentialFingerprint> {
+        Some(CredentialFingerprint::of(&[&self.token]))
+    }
 }
 
 /// A provider's published request rate: `requests` per `per`.
@@ -83,7 +104,7 @@ impl Signer for BearerToken {
 /// rate `r` can send `b + r·per` requests in one such window, so to stay under `requests` in *every*
 /// window the limiter keeps a tenth of the budget as burst and refills the rest evenly:
 /// `b = requests / 10`, `r = (requests − b) / per`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct RateLimit {
     /// Requests allowed…
     pub requests: u32,
@@ -108,7 +129,7 @@ impl RateLimit {
         }
     }
 
-    fn quota(self) -> Option<Quota> {
+    pub(crate) fn quota(self) -> Option<Quota> {
         if self.requests == 0 {
             return None;
         }
@@ -117,6 +138,16 @@ impl RateLimit {
         let period = self.per.checked_div(refill)?;
         Some(Quota::with_period(period)?.allow_burst(std::num::NonZeroU32::new(burst)?))
     }
+}
+
+/// The longest `Retry-After` honoured by default (Cloudflare can block for five minutes): the default of
+/// [`RetryPolicy::max_retry_after`].
+pub const MAX_RETRY_AFTER: Duration = Duration::from_secs(300);
+
+/// `delay` capped at [`MAX_RETRY_AFTER`]: for callers that wait on a [`CloudError::retry_after`] outside
+/// the client (a provider cannot park them longer than the client itself would wait).
+pub fn cap_retry_after(delay: Duration) -> Duration {
+    delay.min(MAX_RETRY_AFTER)
 }
 
 /// How failed calls are retried.
@@ -128,7 +159,7 @@ pub struct RetryPolicy {
     pub min_delay: Duration,
     /// Longest back-off delay.
     pub max_delay: Duration,
-    /// Longest `Retry-After` honoured (Cloudflare can block for five minutes).
+    /// Longest `Retry-After` honoured: a longer one is waited for this long, then the call is retried.
     pub max_retry_after: Duration,
 }
 
@@ -138,7 +169,7 @@ impl Default for RetryPolicy {
             max_attempts: 6,
             min_delay: Duration::from_millis(250),
             max_delay: Duration::from_secs(20),
-            max_retry_after: Duration::from_secs(300),
+            max_retry_after: MAX_RETRY_AFTER,
         }
     }
 }
@@ -174,11 +205,39 @@ impl ApiResponse {
     }
 }
 
-/// Parses `body` as `T`, naming the path of the offending field on failure.
+/// Parses `body` as `T`, naming the path of the offending field on failure. The parser's message can quote
+/// the offending value: it is redacted, and left out altogether when the path names a secret
+/// ([`flotilla_redact::is_secret_key`]).
 pub fn parse_json<T: DeserializeOwned>(provider: ProviderKind, body: &[u8]) -> Result<T> {
     let mut de = serde_json::Deserializer::from_slice(body);
-    serde_path_to_error::deserialize(&mut de)
-        .map_err(|e| CloudError::protocol(provider, format!("at `{}`: {}", e.path(), e.inner())))
+    serde_path_to_error::deserialize(&mut de).map_err(|e| {
+        let path = e.path().to_string();
+        let secret = path.split(['.', '[', ']']).any(flotilla_redact::is_secret_key);
+        if secret {
+            CloudError::protocol(
+                provider,
+                format!("at `{path}`: the value does not fit (withheld: the field holds a secret)"),
+            )
+        } else {
+            CloudError::protocol(provider, format!("at `{path}`: {}", e.inner()))
+        }
+    })
+}
+
+/// Up to `max_chars` characters of a provider's answer `body`, for an error message: decoded leniently,
+/// trimmed, redacted ([`flotilla_redact::redact`]) before it is cut, and ended with `…` when cut. Empty when
+/// the body is.
+pub fn body_excerpt(body: &[u8], max_chars: usize) -> String {
+    /// Bytes looked at: beyond this nothing can reach the excerpt, and the redaction patterns tolerate a
+    /// credential cut at the end.
+    const LOOK_AT: usize = 64 * 1024;
+    let head = body.get(..LOOK_AT).unwrap_or(body);
+    let text = flotilla_redact::redact(String::from_utf8_lossy(head).trim());
+    let mut chars = text.char_indices();
+    match chars.nth(max_chars) {
+        Some((end, _)) => format!("{}…", text.get(..end).unwrap_or_default()),
+        None => text,
+    }
 }
 
 /// One provider account's API.
@@ -203,8 +262,20 @@ impl std::fmt::Debug for ApiClient {
     }
 }
 
+/// Which rate budget an [`ApiClient`] draws from.
+#[derive(Debug, Clone, Default)]
+pub struct Budget {
+    /// The registry; `None` for [`Limiters::global`].
+    pub limiters: Option<Limiters>,
+    /// The lane within the account: `""` for its general budget; another name for endpoints the provider
+    /// limits apart (Linode's instance creates).
+    pub lane: &'static str,
+}
+
 impl ApiClient {
-    /// A client for `base_url` (e.g. `https://api.linode.com/v4`).
+    /// A client for `base_url` (e.g. `https://api.linode.com/v4`), drawing from its account's general budget
+    /// in [`Limiters::global`]: every client of the same account (provider, base URL and
+    /// [`Signer::fingerprint`]) at the same `rate` shares one limiter.
     pub fn new(
         provider: ProviderKind,
         base_url: &str,
@@ -213,10 +284,32 @@ impl ApiClient {
         retry: RetryPolicy,
         map_error: ErrorMapper,
     ) -> Result<Self> {
+        Self::with_budget(
+            provider,
+            base_url,
+            signer,
+            rate,
+            retry,
+            map_error,
+            Budget::default(),
+        )
+    }
+
+    /// [`ApiClient::new`], drawing from the rate budget `budget` names. A signer without a
+    /// [`Signer::fingerprint`] gets a limiter of its own, whatever the budget says.
+    pub fn with_budget(
+        provider: ProviderKind,
+        base_url: &str,
+        signer: Arc<dyn Signer>,
+        rate: RateLimit,
+        retry: RetryPolicy,
+        map_error: ErrorMapper,
+        budget: Budget,
+    ) -> Result<Self> {
         let mut base = url::Url::parse(base_url).map_err(|e| CloudError::Invalid {
             provider,
             field: Some("base_url".into()),
-            message: format!("{base_url:?}: {e}"),
+            message: flotilla_redact::redact(&format!("{base_url:?}: {e}")),
         })?;
         if !base.path().ends_with('/') {
             let path = format!("{}/", base.path());
@@ -229,14 +322,22 @@ impl ApiClient {
             .build()
             .map_err(|e| CloudError::Transport {
                 provider,
-                message: e.to_string(),
+                message: flotilla_redact::redact(&e.to_string()),
             })?;
+        let limiter = match signer.fingerprint() {
+            Some(credential) => {
+                let account = AccountKey::new(provider, base.as_str(), credential);
+                let limiters = budget.limiters.unwrap_or_else(Limiters::global);
+                limiters.limiter(&account, budget.lane, rate)
+            }
+            None => rate.quota().map(|q| Arc::new(RateLimiter::direct(q))),
+        };
         Ok(Self {
             provider,
             http,
             base,
             signer,
-            limiter: rate.quota().map(|q| Arc::new(RateLimiter::direct(q))),
+            limiter,
             retry,
             map_error,
             calls: AtomicU64::new(0),
@@ -257,6 +358,12 @@ impl ApiClient {
     /// Answers that said "rate limited" so far.
     pub fn rate_limited(&self) -> u64 {
         self.rate_limited.load(Ordering::Relaxed)
+    }
+
+    /// The rate limiter every request waits on, shared with every client of the same account, lane and rate
+    /// in the same [`Limiters`] registry; `None` when the rate sets no limit.
+    pub fn limiter(&self) -> Option<&Arc<DefaultDirectRateLimiter>> {
+        self.limiter.as_ref()
     }
 
     /// `GET path?query`, parsed as `T`.
@@ -309,7 +416,7 @@ impl ApiClient {
             .map_err(|e| CloudError::Invalid {
                 provider: self.provider,
                 field: Some("path".into()),
-                message: format!("{path:?}: {e}"),
+                message: flotilla_redact::redact(&format!("{path:?}: {e}")),
             })?;
         if !query.is_empty() {
             url.query_pairs_mut()
@@ -389,7 +496,8 @@ impl ApiClient {
                 body: bytes,
             });
         }
-        let error = (self.map_error)(self.provider, status, &headers, &bytes);
+        // Whatever the adapter's mapper quoted from the answer, no credential leaves in the error.
+        let error = (self.map_error)(self.provider, status, &headers, &bytes).redacted();
         if matches!(error, CloudError::RateLimited { .. }) {
             self.rate_limited.fetch_add(1, Ordering::Relaxed);
         }
@@ -430,7 +538,7 @@ fn check_path(provider: ProviderKind, path: &str) -> Result<()> {
         Err(CloudError::Invalid {
             provider,
             field: Some("path".into()),
-            message: format!("{why} in {path:?}"),
+            message: flotilla_redact::redact(&format!("{why} in {path:?}")),
         })
     };
     if path.contains(['?', '#']) || path.chars().any(char::is_control) {
@@ -445,12 +553,13 @@ fn check_path(provider: ProviderKind, path: &str) -> Result<()> {
     Ok(())
 }
 
-/// reqwest's error text without the URL (which may carry a query with credentials).
+/// reqwest's error text without the URL (which may carry a query with credentials), redacted.
 fn without_url(e: &reqwest::Error) -> String {
     let mut text = e.to_string();
     if let Some(url) = e.url() {
         text = text.replace(url.as_str(), url.path());
     }
+    let text = flotilla_redact::redact(&text);
     if e.is_timeout() {
         format!("timed out ({text})")
     } else if e.is_connect() {
@@ -461,7 +570,7 @@ fn without_url(e: &reqwest::Error) -> String {
 }
 
 /// The error most providers' status codes mean, given the provider's own message (and field, if it named
-/// one). Adapters parse their error body, then call this.
+/// one), both redacted. Adapters parse their error body, then call this.
 pub fn error_for_status(
     provider: ProviderKind,
     status: reqwest::StatusCode,
@@ -469,6 +578,8 @@ pub fn error_for_status(
     message: String,
     field: Option<String>,
 ) -> CloudError {
+    let message = flotilla_redact::redact(&message);
+    let field = field.map(|f| flotilla_redact::redact(&f));
     match status.as_u16() {
         401 | 403 => CloudError::Auth { provider, message },
         404 => CloudError::NotFound {
@@ -556,6 +667,36 @@ mod tests {
         let headers = t.sign(&parts).unwrap();
         assert!(headers[0].1.is_sensitive());
         assert_eq!(headers[0].1.to_str().unwrap(), "Bearer tok-123");
+    }
+
+    #[test]
+    fn body_excerpts_are_redacted_before_they_are_cut() {
+        let body = br#"  {"error":"bad token","token":"sk-live-123"}  "#;
+        assert_eq!(
+            body_excerpt(body, 200),
+            r#"{"error":"bad token","token":"<redacted>"}"#
+        );
+        let cut = body_excerpt(b"X-Auth-Key: abc123456789", 15);
+        assert_eq!(cut, "X-Auth-Key: <re…");
+        assert_eq!(body_excerpt(b"  ", 10), "");
+        assert_eq!(body_excerpt("é".repeat(10).as_bytes(), 3), "ééé…");
+        assert_eq!(body_excerpt(b"\xff ok", 10), "\u{fffd} ok");
+    }
+
+    #[test]
+    fn status_errors_are_redacted() {
+        let e = error_for_status(
+            ProviderKind::Cloudflare,
+            reqwest::StatusCode::FORBIDDEN,
+            &HeaderMap::new(),
+            "Unknown X-Auth-Key: abc123 or X-Auth-Email: ops@example.com".into(),
+            Some("token=abc".into()),
+        );
+        let shown = e.to_string();
+        assert!(
+            !shown.contains("abc123") && !shown.contains("ops@example.com"),
+            "{shown}"
+        );
     }
 
     #[test]

@@ -8,17 +8,21 @@
 //! - Ownership [`Marks`]: every resource Flotilla creates carries its deployment, region, role and our
 //!   resource id, so it is found again after a crash and never confused with the operator's own.
 //! - [`http::ApiClient`]: the one HTTP client of every adapter — base URL per account (the real API or the
-//!   simulator), request signing, a rate limiter per account at the provider's published limit, and retries
-//!   that honour `Retry-After`.
+//!   simulator), request signing, a rate limiter per account at the provider's published limit — shared by
+//!   every client of that account in the process ([`http::Limiters`]) — and retries that honour
+//!   `Retry-After`.
 //!
 //! Invariants: deleting something already gone succeeds; list operations return every page; nothing here
-//! logs or formats a credential.
+//! logs or formats a credential, and error texts built from a provider's answer are redacted
+//! (`flotilla-redact`).
 
 mod error;
 pub mod http;
+mod limiters;
 mod marks;
 mod model;
 pub mod names;
+pub mod settings;
 mod traits;
 
 pub use error::{CloudError, Result};

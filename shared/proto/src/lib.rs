@@ -14,12 +14,14 @@
 mod codec;
 pub mod messages;
 mod meta;
+pub mod routing;
 
 pub use codec::{
     CONTENT_TYPE_HEADER, DecodeError, EncodeError, Encoding, KIND_HEADER, decode, decode_any_kind, encode,
 };
 pub use messages::*;
 pub use meta::{CommandId, CommandMeta, EventMeta};
+pub use routing::{AnyEvent, Command, Event, command_parts};
 
 /// A message type that can travel on the bus.
 ///
@@ -52,5 +54,10 @@ pub fn all_schemas() -> Vec<(&'static str, schemars::Schema)> {
         entry::<CommandRejected>(),
         entry::<ServiceStatusRequest>(),
         entry::<ServiceStatus>(),
+        entry::<DesiredDeployment>(),
+        entry::<AcceptDeployment>(),
+        entry::<WithdrawRegions>(),
+        entry::<Accepted>(),
+        entry::<MachineRecord>(),
     ]
 }

@@ -18,6 +18,12 @@ pub struct ApplyRegion {
     pub deployment: flotilla_spec::Deployment,
     /// Name of the region to apply (one of `deployment.regions`).
     pub region: String,
+    /// The generation of the deployment's desired state this apply was issued for (from
+    /// `flotilla.api.provisioner.accept`). An apply older than the stored desired state whose region spec
+    /// differs from it is refused as stale; one newer than it is accepted as the new desired state. 0 (a
+    /// command without one) is refused.
+    #[serde(default)]
+    pub generation: u64,
 }
 
 impl Message for ApplyRegion {
@@ -33,6 +39,11 @@ pub struct DestroyRegion {
     pub deployment: String,
     /// Region name.
     pub region: String,
+    /// The generation of the deployment's desired state that no longer holds the region (from
+    /// `flotilla.api.provisioner.withdraw`). A destroy older than the stored desired state is refused as
+    /// stale, so a late destroy can never wipe a region deployed again after it. 0 is refused.
+    #[serde(default)]
+    pub generation: u64,
 }
 
 impl Message for DestroyRegion {
@@ -406,4 +417,116 @@ pub struct ServiceStatus {
 
 impl Message for ServiceStatus {
     const KIND: &'static str = "service.status.v1";
+}
+
+/// `desired.deployment.v1`: the desired state of one deployment, as kept in the `flotilla_desired` KV bucket
+/// under the deployment's name. Every service reads and watches it; only the provisioner writes it (when
+/// it accepts a deploy, and when regions are withdrawn for a destroy), by compare-and-set, with a
+/// generation that only grows.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct DesiredDeployment {
+    /// Grows by one with every accepted change of the spec; never reused, never lowered.
+    pub generation: u64,
+    /// The spec (no secrets). After every region was withdrawn it holds no region.
+    pub deployment: flotilla_spec::Deployment,
+    /// When this generation was accepted.
+    pub updated_at: DateTime<Utc>,
+    /// Who asked for it (`cli:<user>@<host>` …).
+    #[serde(default)]
+    pub updated_by: String,
+}
+
+impl Message for DesiredDeployment {
+    const KIND: &'static str = "desired.deployment.v1";
+}
+
+/// `provisioner.accept.v1`: the request of `flotilla.api.provisioner.accept`: make `deployment` the desired
+/// state. The provisioner validates it (`Deployment::check`) and stores it with the next generation — or,
+/// when it equals the stored spec, keeps the stored generation and changes nothing. The answer is
+/// [`Accepted`]; the applies the caller then publishes carry its generation.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct AcceptDeployment {
+    /// The whole deployment (no secrets).
+    pub deployment: flotilla_spec::Deployment,
+    /// Who asks, for the audit trail.
+    #[serde(default)]
+    pub issued_by: String,
+}
+
+impl Message for AcceptDeployment {
+    const KIND: &'static str = "provisioner.accept.v1";
+}
+
+/// `provisioner.withdraw.v1`: the request of `flotilla.api.provisioner.withdraw`: remove `regions` from the
+/// deployment's desired state (before their destroy). Answered with [`Accepted`], whose generation the
+/// destroys then carry. Regions already absent are ignored; a deployment that was never deployed is refused
+/// (404).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct WithdrawRegions {
+    /// Deployment name.
+    pub deployment: String,
+    /// Regions to remove.
+    pub regions: Vec<String>,
+    /// Who asks, for the audit trail.
+    #[serde(default)]
+    pub issued_by: String,
+}
+
+impl Message for WithdrawRegions {
+    const KIND: &'static str = "provisioner.withdraw.v1";
+}
+
+/// `provisioner.accepted.v1`: the answer to [`AcceptDeployment`] and [`WithdrawRegions`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct Accepted {
+    /// Deployment name.
+    pub deployment: String,
+    /// The generation now stored.
+    pub generation: u64,
+    /// Whether this request changed the desired state (`false`: it was already so).
+    pub changed: bool,
+}
+
+impl Message for Accepted {
+    const KIND: &'static str = "provisioner.accepted.v1";
+}
+
+/// `fleet.machine.v1`: one machine as the fleet view holds it, in the `flotilla_fleet` KV bucket under
+/// `<deployment>.<region>.<resource id>`. The provisioner writes it in the same step as each
+/// [`MachineChanged`] event (and deletes it when the machine is destroyed), so a service that watches the
+/// bucket gets every current machine and then every change, with nothing lost in between.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct MachineRecord {
+    /// Deployment name.
+    pub deployment: String,
+    /// Region name.
+    pub region: String,
+    /// Our resource id.
+    pub resource_id: String,
+    /// Role (`webserver`, `reverse-proxy` …).
+    pub role: String,
+    /// Its name at the provider.
+    pub name: String,
+    /// Its size as the spec gives it.
+    pub size: String,
+    /// Provider (`linode` …).
+    pub provider: String,
+    /// The provider's id, once known.
+    pub provider_id: Option<String>,
+    /// `created`, `running`, `healthy` or `failed` (a destroyed machine is deleted from the view).
+    pub state: String,
+    /// Public IPv4, once known.
+    pub public_ipv4: Option<String>,
+    /// Private IPv4, once known.
+    pub private_ipv4: Option<String>,
+    /// When the provisioner first recorded it.
+    pub created_at: DateTime<Utc>,
+    /// When this record was written.
+    pub updated_at: DateTime<Utc>,
+    /// The id of the [`MachineChanged`] event written with it.
+    pub event_id: uuid::Uuid,
+}
+
+impl Message for MachineRecord {
+    const KIND: &'static str = "fleet.machine.v1";
 }

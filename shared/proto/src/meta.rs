@@ -78,6 +78,17 @@ impl CommandMeta {
             issued_by: issued_by.into(),
         }
     }
+
+    /// Metadata for the command `step` that handling the event `cause` issues: its id is derived from the
+    /// event's id and `step`, so handling a redelivered event issues a command with the same id.
+    pub fn derived_from_event(cause: &EventMeta, step: &str, issued_by: impl Into<String>) -> Self {
+        Self {
+            id: CommandId(derive_id(cause.id, &format!("cmd/{step}"))),
+            correlation_id: cause.correlation_id,
+            issued_at: Utc::now(),
+            issued_by: issued_by.into(),
+        }
+    }
 }
 
 /// Header of every event.
@@ -114,6 +125,18 @@ impl EventMeta {
             source: source.into(),
         }
     }
+
+    /// Metadata for the event `name` that handling the event `cause` emits: its id is derived from the
+    /// cause's id and `name`, so a redelivered event re-emits nothing new (and a consumer that keeps the ids
+    /// it handled recognises it, however late it comes).
+    pub fn derived_from_event(cause: &EventMeta, name: &str, source: impl Into<String>) -> Self {
+        Self {
+            id: derive_id(cause.id, &format!("evt/{name}")),
+            correlation_id: cause.correlation_id,
+            occurred_at: Utc::now(),
+            source: source.into(),
+        }
+    }
 }
 
 /// Namespace of derived ids (a fixed random UUID).
@@ -144,5 +167,17 @@ mod tests {
         assert_eq!(e1.id, e2.id);
         let other = CommandMeta::new("test");
         assert_ne!(EventMeta::derived(&other, "machine.created", "p").id, e1.id);
+        // From an event: stable, distinct per name, and never equal to the cause's own id.
+        let f1 = EventMeta::derived_from_event(&e1, "health", "autoscaler");
+        let f2 = EventMeta::derived_from_event(&e1, "health", "autoscaler");
+        let f3 = EventMeta::derived_from_event(&e1, "other", "autoscaler");
+        assert_eq!(f1.id, f2.id);
+        assert_ne!(f1.id, f3.id);
+        assert_ne!(f1.id, e1.id);
+        assert_eq!(f1.correlation_id, e1.correlation_id);
+        let c1 = CommandMeta::derived_from_event(&e1, "replace", "autoscaler");
+        let c2 = CommandMeta::derived_from_event(&e1, "replace", "autoscaler");
+        assert_eq!(c1.id, c2.id);
+        assert_ne!(c1.id.0, EventMeta::derived_from_event(&e1, "replace", "a").id);
     }
 }

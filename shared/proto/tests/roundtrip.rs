@@ -135,18 +135,46 @@ proptest! {
     #![proptest_config(ProptestConfig::with_cases(64))]
 
     #[test]
-    fn apply_region(meta in meta(), deployment in deployment(), extra in json_value()) {
+    fn apply_region(meta in meta(), deployment in deployment(), generation in any::<u64>(), extra in json_value()) {
         let region = deployment.regions[0].name.clone();
-        let msg = ApplyRegion { meta, deployment, region };
+        let msg = ApplyRegion { meta, deployment, region, generation };
         roundtrip(&msg);
         ignores_unknown_fields(&msg, &extra);
     }
 
     #[test]
-    fn destroy_region(meta in meta(), deployment in token(), region in token(), extra in json_value()) {
-        let msg = DestroyRegion { meta, deployment, region };
+    fn destroy_region(meta in meta(), deployment in token(), region in token(), generation in any::<u64>(), extra in json_value()) {
+        let msg = DestroyRegion { meta, deployment, region, generation };
         roundtrip(&msg);
         ignores_unknown_fields(&msg, &extra);
+    }
+
+    #[test]
+    fn desired_state_and_fleet_view(
+        deployment in deployment(), generation in any::<u64>(), at in time(), by in any::<String>(),
+        dep in token(), region in token(), id in token(), ip in any::<Option<String>>(), cause in meta(),
+        regions in proptest::collection::vec(token(), 0..4), changed in any::<bool>(), extra in json_value(),
+    ) {
+        let desired = DesiredDeployment { generation, deployment: deployment.clone(), updated_at: at, updated_by: by.clone() };
+        roundtrip(&desired);
+        ignores_unknown_fields(&desired, &extra);
+        let accept = AcceptDeployment { deployment, issued_by: by.clone() };
+        roundtrip(&accept);
+        ignores_unknown_fields(&accept, &extra);
+        let withdraw = WithdrawRegions { deployment: dep.clone(), regions, issued_by: by };
+        roundtrip(&withdraw);
+        ignores_unknown_fields(&withdraw, &extra);
+        let accepted = Accepted { deployment: dep.clone(), generation, changed };
+        roundtrip(&accepted);
+        ignores_unknown_fields(&accepted, &extra);
+        let record = MachineRecord {
+            deployment: dep, region, resource_id: id.clone(), role: "webserver".into(), name: format!("ws-{id}"),
+            size: "g6-nanode-1".into(), provider: "linode".into(), provider_id: Some(id), state: "healthy".into(),
+            public_ipv4: ip.clone(), private_ipv4: ip, created_at: at, updated_at: at,
+            event_id: EventMeta::derived(&cause, "m", "provisioner").id,
+        };
+        roundtrip(&record);
+        ignores_unknown_fields(&record, &extra);
     }
 
     #[test]
@@ -312,6 +340,7 @@ fn json_without_a_content_type_is_recognised_and_trailing_bytes_are_refused() {
         meta: CommandMeta::new("t"),
         deployment: "d".into(),
         region: "r".into(),
+        generation: 1,
     };
     let json = encode(&msg, Encoding::Json).unwrap();
     let back: DestroyRegion = decode(Some(DestroyRegion::KIND), None, &json).unwrap();

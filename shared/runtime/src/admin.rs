@@ -28,24 +28,32 @@ pub struct AdminState {
     pub client: async_nats::Client,
     /// The service's database.
     pub store: Store,
-    /// The command consumer's counters.
-    pub counters: Arc<OutcomeCounters>,
+    /// Every consumer's counters, by name (`commands`, `events <purpose>`).
+    pub counters: Vec<(String, Arc<OutcomeCounters>)>,
     /// Metrics registry, rendered by `/metrics`.
     pub registry: Arc<Registry>,
 }
 
-/// Reports the command consumer's counters as Prometheus metrics at scrape time.
+/// Reports one consumer's counters as Prometheus metrics at scrape time: `flotilla_commands_*` for the
+/// command consumer, `flotilla_events_*{purpose=…}` for an event consumer.
 #[derive(Debug)]
 pub struct ConsumerCollector {
     service: String,
+    /// `commands`, or an event subscription's purpose.
+    consumer: String,
     counters: Arc<OutcomeCounters>,
 }
 
 impl ConsumerCollector {
-    /// A collector over `counters` of `service`.
-    pub fn new(service: impl Into<String>, counters: Arc<OutcomeCounters>) -> Self {
+    /// A collector over `counters` of `service`'s consumer `consumer` (`commands` or an event purpose).
+    pub fn new(
+        service: impl Into<String>,
+        consumer: impl Into<String>,
+        counters: Arc<OutcomeCounters>,
+    ) -> Self {
         Self {
             service: service.into(),
+            consumer: consumer.into(),
             counters,
         }
     }
@@ -53,41 +61,31 @@ impl ConsumerCollector {
 
 impl Collector for ConsumerCollector {
     fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
-        let labels = [("service", self.service.as_str())];
+        let commands = self.consumer == "commands";
+        let (prefix, what) = if commands {
+            ("flotilla_commands", "Commands")
+        } else {
+            ("flotilla_events", "Events")
+        };
+        let mut labels = vec![("service", self.service.as_str())];
+        if !commands {
+            labels.push(("purpose", self.consumer.as_str()));
+        }
         let c = &self.counters;
         for (name, help, value) in [
-            (
-                "flotilla_commands_acked",
-                "Commands handled and acknowledged",
-                &c.acked,
-            ),
-            (
-                "flotilla_commands_retried",
-                "Commands handed back for a retry",
-                &c.retried,
-            ),
-            (
-                "flotilla_commands_dead_lettered",
-                "Commands sent to the dead-letter queue",
-                &c.dead_lettered,
-            ),
-            (
-                "flotilla_commands_abandoned",
-                "Commands handed back at shutdown",
-                &c.abandoned,
-            ),
+            ("acked", "handled and acknowledged", &c.acked),
+            ("retried", "handed back for a retry", &c.retried),
+            ("dead_lettered", "sent to the dead-letter queue", &c.dead_lettered),
+            ("abandoned", "handed back at shutdown", &c.abandoned),
         ] {
             let counter = ConstCounter::new(value.load(Ordering::Relaxed));
-            let mut metric = encoder.encode_descriptor(name, help, None, MetricType::Counter)?;
+            let (name, help) = (format!("{prefix}_{name}"), format!("{what} {help}"));
+            let mut metric = encoder.encode_descriptor(&name, &help, None, MetricType::Counter)?;
             counter.encode(metric.encode_family(&labels)?)?;
         }
         let gauge = ConstGauge::new(i64::try_from(c.in_flight.load(Ordering::Relaxed)).unwrap_or(i64::MAX));
-        let mut metric = encoder.encode_descriptor(
-            "flotilla_commands_in_flight",
-            "Commands being handled now",
-            None,
-            MetricType::Gauge,
-        )?;
+        let (name, help) = (format!("{prefix}_in_flight"), format!("{what} being handled now"));
+        let mut metric = encoder.encode_descriptor(&name, &help, None, MetricType::Gauge)?;
         gauge.encode(metric.encode_family(&labels)?)?;
         Ok(())
     }
@@ -107,8 +105,10 @@ async fn ready(State(state): State<AdminState>) -> impl IntoResponse {
     if state.client.connection_state() != async_nats::connection::State::Connected {
         problems.push(format!("NATS is {}", state.client.connection_state()));
     }
-    if state.counters.pull_failing.load(Ordering::Relaxed) {
-        problems.push("the command consumer cannot pull (see the log)".to_owned());
+    for (name, counters) in &state.counters {
+        if counters.pull_failing.load(Ordering::Relaxed) {
+            problems.push(format!("the {name} consumer cannot pull (see the log)"));
+        }
     }
     if let Err(e) = state.store.ping().await {
         problems.push(format!("database: {e}"));

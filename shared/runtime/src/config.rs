@@ -4,6 +4,7 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
 use flotilla_bus::{BusConfig, ConsumerConfig, PublishConfig, TopologyConfig};
+use flotilla_cloud::settings::CloudSettings;
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
 
@@ -62,10 +63,23 @@ pub struct AdminConfig {
     pub disabled: bool,
 }
 
+/// A service's own `[service]` settings: loaded with the rest of the configuration, and checked with it —
+/// by `--check-config` too — so a value that parses but cannot work is refused before the service starts.
+pub trait ServiceSettings: DeserializeOwned + Default + Send + Sync + 'static {
+    /// Checks values that parse but cannot work, given the bus settings they must fit (a lease no longer
+    /// than `bus.lease_max_age`, say). The message names the setting.
+    fn validate(&self, bus: &TopologyConfig) -> Result<(), String> {
+        let _ = bus;
+        Ok(())
+    }
+}
+
 /// No service-specific settings.
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct NoSettings {}
+
+impl ServiceSettings for NoSettings {}
 
 /// Configuration of one service. `S` is the service's own `[service]` section.
 #[derive(Clone, Deserialize)]
@@ -90,6 +104,9 @@ pub struct ServiceConfig<S = NoSettings> {
     pub admin: AdminConfig,
     /// `[log]`: logging.
     pub log: LogConfig,
+    /// `[clouds]`: endpoints and simulator credentials replacing the real providers (every service that
+    /// talks to a cloud honours it).
+    pub clouds: CloudSettings,
     /// `[service]`: settings of this service.
     pub service: S,
 }
@@ -106,6 +123,7 @@ impl<S: Default> Default for ServiceConfig<S> {
             consumer: ConsumerConfig::default(),
             admin: AdminConfig::default(),
             log: LogConfig::default(),
+            clouds: CloudSettings::default(),
             service: S::default(),
         }
     }
@@ -127,11 +145,12 @@ impl<S> std::fmt::Debug for ServiceConfig<S> {
             .field("consumer", &self.consumer)
             .field("admin", &self.admin)
             .field("log", &self.log)
+            .field("clouds", &self.clouds)
             .finish_non_exhaustive()
     }
 }
 
-impl<S: DeserializeOwned + Default> ServiceConfig<S> {
+impl<S: ServiceSettings> ServiceConfig<S> {
     /// Loads defaults, then `file` (when given; it must exist), then `FLOTILLA__…` environment variables,
     /// and validates the result.
     pub fn load(file: Option<&Path>) -> Result<Self, ConfigError> {
@@ -190,6 +209,10 @@ impl<S: DeserializeOwned + Default> ServiceConfig<S> {
                 self.bus.duplicate_window
             )));
         }
+        self.clouds.validate().map_err(|e| ConfigError::Invalid(e))?;
+        self.service
+            .validate(&self.bus)
+            .map_err(|e| ConfigError::Invalid(format!("service: {e}")))?;
         if let Some(path) = &self.secrets_file {
             check_secrets_file(path)?;
         }
@@ -210,7 +233,7 @@ impl<S> ServiceConfig<S> {
     }
 }
 
-/// A secrets file must exist and, on Unix, be readable by its owner only.
+/// A secrets file must exist, be readable by its owner only (on Unix), and parse.
 fn check_secrets_file(path: &Path) -> Result<(), ConfigError> {
     let meta = std::fs::metadata(path)
         .map_err(|e| ConfigError::Invalid(format!("secrets_file {}: {e}", path.display())))?;
@@ -227,7 +250,9 @@ fn check_secrets_file(path: &Path) -> Result<(), ConfigError> {
     }
     #[cfg(not(unix))]
     let _ = meta;
-    Ok(())
+    flotilla_spec::SecretsFile::load(path)
+        .map(|_| ())
+        .map_err(|e| ConfigError::Invalid(format!("secrets_file {}: {e}", path.display())))
 }
 
 #[cfg(test)]
@@ -333,7 +358,13 @@ mod tests {
         )
         .unwrap();
         assert_eq!(cfg.nats.user.as_deref(), Some("007"));
-        assert_eq!(cfg.nats.password.as_deref(), Some("0123"));
+        assert_eq!(
+            cfg.nats
+                .password
+                .as_ref()
+                .map(secrecy::ExposeSecret::expose_secret),
+            Some("0123")
+        );
         assert_eq!(
             cfg.consumer.retry_delays,
             vec![Duration::from_secs(1), Duration::from_millis(2500)]

@@ -10,19 +10,19 @@ use async_nats::service::ServiceExt;
 use chrono::{DateTime, Utc};
 use clap::Parser;
 use flotilla_bus::lease::Leases;
+use flotilla_bus::state::{DesiredStates, FleetView};
 use flotilla_bus::{
-    BusError, CommandConsumer, Dispatcher, OutcomeCounters, Publisher, Topology, api, subject,
+    BusError, CommandConsumer, Dispatcher, OutcomeCounters, Publisher, StartAt, Topology, api, subject,
 };
 use flotilla_proto::{ServiceStatus, ServiceStatusRequest};
-use flotilla_store::{Inbox, Store, StoreError};
+use flotilla_store::{Inbox, Migrator, Store, StoreError};
 use futures::StreamExt;
 use prometheus_client::registry::Registry;
-use serde::de::DeserializeOwned;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 use crate::admin::{self, AdminState, ConsumerCollector};
-use crate::config::{ConfigError, ServiceConfig};
+use crate::config::{ConfigError, ServiceConfig, ServiceSettings};
 
 /// What a service is.
 #[derive(Debug, Clone, Copy)]
@@ -35,6 +35,9 @@ pub struct ServiceDef {
     pub description: &'static str,
     /// Default admin HTTP port on 127.0.0.1.
     pub admin_port: u16,
+    /// The service's own migrations (SQLite, PostgreSQL), run at start-up before it reports ready; `None`
+    /// when it has only the common tables.
+    pub migrations: Option<fn() -> (Migrator, Migrator)>,
 }
 
 impl ServiceDef {
@@ -89,7 +92,17 @@ pub struct Context<S> {
     /// Cancelled when the service is asked to stop.
     pub shutdown: CancellationToken,
     endpoints: std::sync::Mutex<Vec<ApiEndpoint>>,
+    subscriptions: std::sync::Mutex<Vec<EventSubscription>>,
+    registry: std::sync::Mutex<Registry>,
     tasks: tokio_util::task::TaskTracker,
+}
+
+/// An event subscription a service adds with [`Context::events`].
+struct EventSubscription {
+    purpose: String,
+    filters: Vec<String>,
+    start: StartAt,
+    dispatcher: Dispatcher,
 }
 
 /// A request/reply endpoint a service adds under `flotilla.api.<service>.<name>`.
@@ -174,6 +187,43 @@ impl<S> Context<S> {
         self.tasks.spawn(task);
     }
 
+    /// Subscribes the service to events: a durable consumer `<service>-events-<purpose>` through `filters`
+    /// (event subjects, see [`subject::events_filter`]), shared by the service's replicas, with the
+    /// guarantees of the command consumer — explicit acks, NAK with back-off, progress for long handlers,
+    /// the delivery limit, and the dead-letter queue for what cannot be decoded or handled. `dispatcher`
+    /// routes by kind ([`Dispatcher::on_event`]). Handlers must be idempotent by their own state: an event
+    /// can come again after the stream's de-duplication window (derive what they publish from the event with
+    /// `EventMeta::derived_from_event` / `CommandMeta::derived_from_event`). Consumed from start-up until
+    /// shutdown; `/ready` is red while a subscription cannot pull.
+    pub fn events(&self, purpose: &str, filters: Vec<String>, start: StartAt, dispatcher: Dispatcher) {
+        if let Ok(mut subs) = self.subscriptions.lock() {
+            subs.push(EventSubscription {
+                purpose: purpose.to_owned(),
+                filters,
+                start,
+                dispatcher,
+            });
+        }
+    }
+
+    /// Registers a service's own metrics, rendered by `/metrics` with the consumers' counters.
+    pub fn register_metrics(&self, register: impl FnOnce(&mut Registry)) {
+        match self.registry.lock() {
+            Ok(mut registry) => register(&mut registry),
+            Err(poisoned) => register(&mut poisoned.into_inner()),
+        }
+    }
+
+    /// Every deployment's desired state (read and follow; only the provisioner writes it).
+    pub fn desired(&self) -> DesiredStates {
+        self.topology.desired_states()
+    }
+
+    /// The fleet view (read and follow; only the provisioner writes it).
+    pub fn fleet(&self) -> FleetView {
+        self.topology.fleet_view()
+    }
+
     /// The service's inbox of handled command ids, for recognising a redelivered command.
     pub fn inbox(&self) -> Inbox {
         Inbox::new(self.store.clone())
@@ -218,7 +268,7 @@ impl Running {
 /// and starts consuming. `build` gives the command routes. Returns once the service is serving.
 pub async fn start<S, F>(def: ServiceDef, config: ServiceConfig<S>, build: F) -> Result<Running, HostError>
 where
-    S: Send + Sync + 'static,
+    S: ServiceSettings,
     F: FnOnce(&Context<S>) -> Dispatcher,
 {
     let started_at = Utc::now();
@@ -238,6 +288,10 @@ where
             })?;
     }
     let store = Store::open(&db_url).await?;
+    if let Some(migrations) = def.migrations {
+        let (sqlite, postgres) = migrations();
+        store.migrate_with(sqlite, postgres).await?;
+    }
     tracing::info!(service = def.name, backend = ?store.backend(), "database ready");
 
     let topology = Topology::ensure(&client, &config.bus).await?;
@@ -256,6 +310,8 @@ where
         store: store.clone(),
         shutdown: shutdown.clone(),
         endpoints: std::sync::Mutex::new(Vec::new()),
+        subscriptions: std::sync::Mutex::new(Vec::new()),
+        registry: std::sync::Mutex::new(Registry::default()),
         tasks: tokio_util::task::TaskTracker::new(),
     };
     let dispatcher = Arc::new(build(&ctx));
@@ -264,6 +320,30 @@ where
         .lock()
         .map(|mut e| std::mem::take(&mut *e))
         .unwrap_or_default();
+    let subscriptions = ctx
+        .subscriptions
+        .lock()
+        .map(|mut e| std::mem::take(&mut *e))
+        .unwrap_or_default();
+    let mut event_consumers = Vec::new();
+    for sub in subscriptions {
+        let consumer = CommandConsumer::events(
+            &ctx.topology,
+            ctx.publisher.clone(),
+            def.name,
+            &sub.purpose,
+            sub.filters,
+            sub.start,
+            config.consumer.clone(),
+        )
+        .await?;
+        tracing::info!(service = def.name, purpose = %sub.purpose, kinds = ?sub.dispatcher.kinds().collect::<Vec<_>>(), "event routes");
+        event_consumers.push((sub.purpose, consumer, Arc::new(sub.dispatcher)));
+    }
+    let mut registry = match ctx.registry.into_inner() {
+        Ok(r) => r,
+        Err(poisoned) => poisoned.into_inner(),
+    };
     let tasks = ctx.tasks.clone();
     tasks.close();
     tracing::info!(service = def.name, kinds = ?dispatcher.kinds().collect::<Vec<_>>(), "command routes");
@@ -289,8 +369,21 @@ where
         api_tasks.push(tokio::spawn(serve_api(endpoint, serve, shutdown.clone())));
     }
 
-    let mut registry = Registry::default();
-    registry.register_collector(Box::new(ConsumerCollector::new(def.name, Arc::clone(&counters))));
+    let mut consumer_counters = vec![("commands".to_owned(), Arc::clone(&counters))];
+    registry.register_collector(Box::new(ConsumerCollector::new(
+        def.name,
+        "commands",
+        Arc::clone(&counters),
+    )));
+    for (purpose, consumer, _) in &event_consumers {
+        let c = consumer.counters();
+        registry.register_collector(Box::new(ConsumerCollector::new(
+            def.name,
+            purpose,
+            Arc::clone(&c),
+        )));
+        consumer_counters.push((format!("events {purpose}"), c));
+    }
     let (admin_addr, admin_serve) = if config.admin.disabled {
         (None, None)
     } else {
@@ -302,7 +395,7 @@ where
             service: def.name.to_owned(),
             client: client.clone(),
             store: store.clone(),
-            counters: Arc::clone(&counters),
+            counters: consumer_counters,
             registry: Arc::new(registry),
         };
         let (bound, serve) = admin::bind(addr, state, shutdown.clone())
@@ -316,6 +409,10 @@ where
     };
 
     let consume = tokio::spawn(consumer.run(dispatcher, shutdown.clone()));
+    let event_tasks: Vec<_> = event_consumers
+        .into_iter()
+        .map(|(_, consumer, dispatcher)| tokio::spawn(consumer.run(dispatcher, shutdown.clone())))
+        .collect();
     let api_task = tokio::spawn(serve_status(
         status_endpoint,
         StatusSource {
@@ -366,6 +463,13 @@ where
             Some(r) => r,
             None => consume.await,
         };
+        for task in event_tasks {
+            match task.await {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => tracing::warn!(error = %e, "an event consumer ended with an error"),
+                Err(e) => tracing::warn!(error = %e, "an event consumer failed"),
+            }
+        }
         let _ = purge_task.await;
         tasks.wait().await;
         if let Some(admin) = admin_task {
@@ -478,7 +582,7 @@ struct Args {
 /// configuration error.
 pub fn main<S, F>(def: ServiceDef, build: F) -> ExitCode
 where
-    S: DeserializeOwned + Default + Send + Sync + 'static,
+    S: ServiceSettings,
     F: FnOnce(&Context<S>) -> Dispatcher,
 {
     let args = Args::parse();
@@ -517,7 +621,7 @@ async fn run_until_signalled<S, F>(
     build: F,
 ) -> Result<(), HostError>
 where
-    S: Send + Sync + 'static,
+    S: ServiceSettings,
     F: FnOnce(&Context<S>) -> Dispatcher,
 {
     let running = start(def, config, build).await?;

@@ -16,5 +16,5 @@ pub mod config;
 pub mod host;
 pub mod logging;
 
-pub use config::{ConfigError, ServiceConfig};
+pub use config::{ConfigError, NoSettings, ServiceConfig, ServiceSettings};
 pub use host::{ApiFailure, Context, ServiceDef};

@@ -21,6 +21,15 @@ pub enum SpecError {
         /// What went wrong.
         source: std::io::Error,
     },
+    /// A secrets file (or secrets text) that cannot be used: it does not parse, or has the wrong layout.
+    /// The message never quotes the text, which may hold credentials.
+    #[error("{origin}: {message}")]
+    Secrets {
+        /// The file, or `secrets TOML` for text not read from a file.
+        origin: String,
+        /// What is wrong, with the line and column when known.
+        message: String,
+    },
     /// The deployment breaks the rules; every problem is listed.
     #[error("invalid deployment:\n{0}")]
     Invalid(#[from] Diagnostics),

@@ -34,7 +34,7 @@ use crate::{
     },
     secrets::{
         CloudCredentials, DatastoreCredentials, DnsCredentials, EmailCredentials, RegionSecrets,
-        RepositoryCredentials, Secret, Secrets,
+        RepositoryCredentials, Secret, Secrets, SecretsFile,
     },
     template::{Assignment, Template},
     validate::{self, Field},
@@ -73,14 +73,23 @@ pub struct Import {
 impl Import {
     /// Writes `dir/<deployment>.toml` (the spec) and `dir/<deployment>.secrets.toml` (the secrets, mode
     /// 0600 on Unix), creating `dir` if needed and replacing existing files; returns both paths.
+    ///
+    /// The secrets file is a [`SecretsFile`] holding this one deployment, keyed by its name
+    /// (`[deployments.<deployment>.regions.<region>…]`), so the files of several deployments can be
+    /// concatenated into one for a service that serves them all.
     pub fn write_to_dir(&self, dir: impl AsRef<Path>) -> Result<(PathBuf, PathBuf), SpecError> {
         let dir = dir.as_ref();
         fs::create_dir_all(dir).map_err(|e| SpecError::io(dir, e))?;
         let spec_path = dir.join(format!("{}.toml", self.deployment.name));
         let secrets_path = dir.join(format!("{}.secrets.toml", self.deployment.name));
         fs::write(&spec_path, self.deployment.to_toml()?).map_err(|e| SpecError::io(&spec_path, e))?;
-        self.secrets.write_to(&secrets_path)?;
+        self.secrets_file().write_to(&secrets_path)?;
         Ok((spec_path, secrets_path))
+    }
+
+    /// The secrets as a [`SecretsFile`] holding this one deployment, keyed by its name.
+    pub fn secrets_file(&self) -> SecretsFile {
+        SecretsFile::for_deployment(self.deployment.name.clone(), self.secrets.clone())
     }
 }
 

@@ -14,8 +14,10 @@
 //! ([`Dbaas::Secondary`]). Every type is `serde` + [`schemars::JsonSchema`]; the native format is TOML
 //! ([`Deployment::from_toml`], [`Deployment::to_toml`]).
 //!
-//! The model holds no credentials. They live in [`Secrets`], per region name, in a separate file written
-//! with mode 0600; every secret value is a [`Secret`] whose `Debug` output is redacted.
+//! The model holds no credentials. They live in [`Secrets`], one deployment's per region name, and in a
+//! [`SecretsFile`] keyed by deployment and region, written with mode 0600; every secret value is a
+//! [`Secret`] whose `Debug` output is redacted and which cannot be serialized, so no credential reaches
+//! the bus or a log line by accident.
 //!
 //! # Validation
 //!
@@ -39,8 +41,8 @@
 //! ```
 //!
 //! [`check_files`] does the same from file paths (for `flotilla template check`), and
-//! [`Import::write_to_dir`] writes `<deployment>.toml` and `<deployment>.secrets.toml` (for
-//! `flotilla template import --out DIR`).
+//! [`Import::write_to_dir`] writes `<deployment>.toml` and `<deployment>.secrets.toml`, a [`SecretsFile`]
+//! holding that one deployment (for `flotilla template import --out DIR`).
 //!
 //! ## Template mapping
 //!
@@ -102,6 +104,6 @@ pub use model::{
 };
 pub use secrets::{
     CloudCredentials, CloudflareAuth, DatastoreCredentials, DnsCredentials, EmailCredentials, RegionSecrets,
-    RepositoryCredentials, Secret, Secrets,
+    RepositoryCredentials, Secret, Secrets, SecretsFile,
 };
 pub use template::{Assignment, Template};

@@ -7,7 +7,7 @@ mod common;
 use common::{NAMES, SEED_CREDENTIAL_NAMES, SEED_SECRETS, line_of, seed_templates, sources};
 use flotilla_spec::{
     CloudProvider, DatabaseKind, DatastoreProvider, DbInstallMode, Dbaas, DbaasMode, Deployment, DnsProvider,
-    FirewallMode, Import, Role, Secrets, Severity, check_files, import_templates,
+    FirewallMode, Import, Role, Secrets, SecretsFile, Severity, check_files, import_templates,
 };
 
 fn import_seed() -> Import {
@@ -204,8 +204,21 @@ fn seed_spec_holds_no_secret() {
 
 #[test]
 fn secrets_toml_round_trips() {
-    let secrets = import_seed().secrets;
+    let import = import_seed();
+    let secrets = import.secrets.clone();
     assert_eq!(Secrets::from_toml(&secrets.to_toml().unwrap()).unwrap(), secrets);
+    let file = import.secrets_file();
+    assert_eq!(SecretsFile::from_toml(&file.to_toml().unwrap()).unwrap(), file);
+    assert_eq!(file.deployment("www-codetesters-uk"), Some(&secrets));
+}
+
+#[test]
+fn imported_secrets_debug_holds_no_value() {
+    let import = import_seed();
+    let debug = format!("{:?} {:#?}", import.secrets, import.secrets_file());
+    for secret in SEED_SECRETS {
+        assert!(!debug.contains(secret), "{secret} leaked into Debug output");
+    }
 }
 
 #[test]
@@ -235,7 +248,23 @@ fn check_files_and_write_to_dir() {
     assert_eq!(secrets_path, out.join("www-codetesters-uk.secrets.toml"));
     let spec = Deployment::from_toml(&std::fs::read_to_string(&spec_path).unwrap()).unwrap();
     assert_eq!(spec, import.deployment);
-    assert_eq!(Secrets::load(&secrets_path).unwrap(), import.secrets);
+    let file = SecretsFile::load(&secrets_path).unwrap();
+    assert_eq!(file.deployments.len(), 1, "one deployment per imported file");
+    assert_eq!(file.deployment("www-codetesters-uk"), Some(&import.secrets));
+    assert_eq!(
+        file.region("www-codetesters-uk", "gb-lon")
+            .and_then(|r| r.cloud.token.as_ref())
+            .map(|t| t.expose()),
+        Some(SEED_SECRETS[0])
+    );
+    let text = std::fs::read_to_string(&secrets_path).unwrap();
+    assert!(
+        text.contains("[deployments.www-codetesters-uk.regions.gb-lon.cloud]"),
+        "{text}"
+    );
+    for secret in SEED_SECRETS {
+        assert!(text.contains(secret), "{secret} is missing from the secrets file");
+    }
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt;
@@ -304,7 +333,6 @@ fn json_schema_is_available() {
         .and_then(|p| p.as_object())
         .unwrap();
     assert!(properties.contains_key("regions"));
-    let _ = schemars::schema_for!(Secrets);
 }
 
 #[test]

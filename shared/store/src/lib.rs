@@ -10,11 +10,12 @@
 mod inbox;
 
 pub use inbox::Inbox;
+/// A set of embedded migrations (`sqlx::migrate!`), for [`Store::migrate_with`].
+pub use sqlx::migrate::Migrator;
 
 use std::str::FromStr;
 use std::time::Duration;
 
-use sqlx::migrate::Migrator;
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,

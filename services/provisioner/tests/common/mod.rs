@@ -337,6 +337,7 @@ impl Fixture {
         let dir = tempfile::tempdir().unwrap();
         let mut config = service_config::<Settings>(&nats, Some(db.url.clone()), dir.path());
         config.service = settings;
+        config.clouds = sim.cloud_settings();
         config.consumer.ack_wait = Duration::from_secs(5);
         tweak(&mut config);
         let client = nats.client().await;
@@ -476,5 +477,6 @@ pub fn apply(deployment: &flotilla_spec::Deployment, region: &str) -> flotilla_p
         meta: flotilla_proto::CommandMeta::new("test"),
         deployment: deployment.clone(),
         region: region.to_owned(),
+        generation: flotilla_integration_tests::next_generation(),
     }
 }

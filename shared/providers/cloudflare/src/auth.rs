@@ -1,7 +1,7 @@
 //! The legacy global API key (`X-Auth-Email` + `X-Auth-Key`). API tokens use
 //! [`flotilla_cloud::http::BearerToken`].
 
-use flotilla_cloud::http::{RequestParts, Signer};
+use flotilla_cloud::http::{CredentialFingerprint, RequestParts, Signer};
 use flotilla_cloud::{CloudError, ProviderKind, Result};
 use flotilla_spec::Secret;
 use reqwest::header::{HeaderName, HeaderValue};
@@ -46,6 +46,11 @@ impl Signer for GlobalKeySigner {
             (HeaderName::from_static("x-auth-email"), email),
             (HeaderName::from_static("x-auth-key"), key),
         ])
+    }
+
+    /// The email and key: adapters of one global key share its rate budget.
+    fn fingerprint(&self) -> Option<CredentialFingerprint> {
+        Some(CredentialFingerprint::of(&[&self.email, self.key.expose()]))
     }
 }
 

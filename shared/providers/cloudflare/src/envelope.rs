@@ -1,6 +1,8 @@
 //! Cloudflare's response envelope (`{success, errors, messages, result, result_info}`) and its errors.
+//! Messages quoting Cloudflare are redacted ([`flotilla_redact::redact`]): an authentication error can echo
+//! `X-Auth-Key`/`X-Auth-Email`.
 
-use flotilla_cloud::http::{error_for_status, retry_after};
+use flotilla_cloud::http::{body_excerpt, error_for_status, retry_after};
 use flotilla_cloud::{CloudError, ProviderKind};
 use reqwest::StatusCode;
 use reqwest::header::HeaderMap;
@@ -80,26 +82,27 @@ fn from_status(
         };
     }
     let message = if parsed.errors.is_empty() {
-        let text = String::from_utf8_lossy(body);
-        let text = text.trim();
+        let text = body_excerpt(body, 300);
         if text.is_empty() {
             status.canonical_reason().unwrap_or("error").to_owned()
         } else {
-            text.chars().take(300).collect()
+            text
         }
     } else {
-        parsed
-            .errors
-            .iter()
-            .map(|e| format!("{} ({})", e.message, e.code))
-            .collect::<Vec<_>>()
-            .join("; ")
+        flotilla_redact::redact(
+            &parsed
+                .errors
+                .iter()
+                .map(|e| format!("{} ({})", e.message, e.code))
+                .collect::<Vec<_>>()
+                .join("; "),
+        )
     };
     let field = parsed
         .errors
         .iter()
         .find_map(|e| e.source.as_ref()?.pointer.as_deref())
-        .map(|p| p.trim_start_matches('/').replace('/', "."))
+        .map(|p| flotilla_redact::redact(&p.trim_start_matches('/').replace('/', ".")))
         .filter(|f| !f.is_empty());
     match parsed.errors.iter().find_map(|e| kind_of(e.code)) {
         Some(Kind::Auth) => CloudError::Auth { provider, message },
@@ -187,6 +190,30 @@ mod tests {
             .is_not_found()
         );
         assert!(map(502, "").is_retryable());
+    }
+
+    #[test]
+    fn echoed_credentials_are_redacted() {
+        for (status, body) in [
+            (
+                403,
+                r#"{"success":false,"errors":[{"code":9103,"message":"Unknown X-Auth-Key: abc123 or X-Auth-Email: ops@example.com"}]}"#,
+            ),
+            (
+                400,
+                r#"{"success":false,"errors":[{"code":1004,"message":"bad \"token\":\"abc123\""}]}"#,
+            ),
+            (502, "X-Auth-Key: abc123"),
+        ] {
+            let shown = map(status, body).to_string();
+            assert!(
+                !shown.contains("abc123") && !shown.contains("ops@example.com"),
+                "{shown}"
+            );
+        }
+        let body = br#"{"success":false,"errors":[{"code":10000,"message":"Authorization: Bearer abc123"}]}"#;
+        let e = failure_in(P, &HeaderMap::new(), body).unwrap();
+        assert!(!e.to_string().contains("abc123"), "{e}");
     }
 
     #[test]

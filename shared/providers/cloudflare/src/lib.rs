@@ -41,7 +41,8 @@ pub struct Cloudflare {
 }
 
 impl Cloudflare {
-    /// An adapter for `config`'s account.
+    /// An adapter for `config`'s account. Every adapter of one credential (token, or email and global key)
+    /// and base URL in the process shares its rate budget ([`flotilla_cloud::http::Limiters::global`]).
     pub fn new(config: CloudflareConfig) -> Result<Self> {
         let signer: Arc<dyn Signer> = match &config.auth {
             CloudflareAuth::ApiToken { token, .. } => {
@@ -164,5 +165,41 @@ mod tests {
             token: Secret::new("t"),
         });
         assert!(Cloudflare::new(token).is_ok());
+    }
+
+    #[test]
+    fn adapters_of_one_credential_share_its_budget() {
+        let token = |t: &str| {
+            Cloudflare::new(CloudflareConfig::new(CloudflareAuth::ApiToken {
+                account_id: "a".into(),
+                token: Secret::new(t),
+            }))
+            .unwrap()
+        };
+        let global = |email: &str, key: &str| {
+            Cloudflare::new(CloudflareConfig::new(CloudflareAuth::GlobalKey {
+                email: email.into(),
+                key: Secret::new(key),
+            }))
+            .unwrap()
+        };
+        let limiter = |c: &Cloudflare| Arc::clone(c.api().limiter().unwrap());
+        assert!(Arc::ptr_eq(
+            &limiter(&token("cf-budget-a")),
+            &limiter(&token("cf-budget-a"))
+        ));
+        assert!(!Arc::ptr_eq(
+            &limiter(&token("cf-budget-a")),
+            &limiter(&token("cf-budget-b"))
+        ));
+        let key = limiter(&global("ops@example.com", "cf-budget-key"));
+        assert!(Arc::ptr_eq(
+            &key,
+            &limiter(&global("ops@example.com", "cf-budget-key"))
+        ));
+        assert!(!Arc::ptr_eq(
+            &key,
+            &limiter(&global("dev@example.com", "cf-budget-key"))
+        ));
     }
 }

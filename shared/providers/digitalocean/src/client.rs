@@ -4,7 +4,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use flotilla_cloud::http::{
-    ApiClient, ApiResponse, BearerToken, RateLimit, RetryPolicy, error_for_status, retry_after,
+    ApiClient, ApiResponse, BearerToken, RateLimit, RetryPolicy, body_excerpt, error_for_status, retry_after,
 };
 use flotilla_cloud::{CloudError, ProviderKind, Result};
 use reqwest::header::HeaderMap;
@@ -59,7 +59,9 @@ pub struct DigitalOceanCloud {
 }
 
 impl DigitalOceanCloud {
-    /// A client for the account in `config`, with the default retry policy.
+    /// A client for the account in `config`, with the default retry policy. Every client of one account
+    /// (token and base URL) in the process shares its rate budget
+    /// ([`flotilla_cloud::http::Limiters::global`]).
     pub fn new(config: DigitalOceanConfig) -> Result<Self> {
         Self::with_retry_policy(config, RetryPolicy::default())
     }
@@ -191,9 +193,9 @@ fn rate_limit_reset(headers: &HeaderMap) -> Option<Duration> {
     Some(Duration::from_secs(u64::try_from(wait).unwrap_or(0)))
 }
 
-/// A short message for an error answer without DigitalOcean's JSON body.
+/// A short, redacted message for an error answer without DigitalOcean's JSON body.
 pub(crate) fn fallback_message(status: StatusCode, body: &[u8]) -> String {
-    let text: String = String::from_utf8_lossy(body).trim().chars().take(200).collect();
+    let text = body_excerpt(body, 200);
     if text.is_empty() {
         status.canonical_reason().unwrap_or("error").to_owned()
     } else {
@@ -288,5 +290,40 @@ mod tests {
         assert!(!format!("{c:?}").contains("secret"));
         let cloud = DigitalOceanCloud::new(c).unwrap();
         assert!(!format!("{cloud:?}").contains("secret"));
+    }
+
+    #[test]
+    fn echoed_credentials_are_redacted() {
+        for (status, body) in [
+            (
+                StatusCode::UNAUTHORIZED,
+                r#"{"id":"unauthorized","message":"Unable to authenticate you: token=abc123"}"#,
+            ),
+            (StatusCode::BAD_GATEWAY, r#"proxy said: {"token":"abc123"}"#),
+            (StatusCode::FORBIDDEN, "X-Auth-Key: abc123"),
+        ] {
+            let e = map_error(PROVIDER, status, &HeaderMap::new(), body.as_bytes());
+            assert!(!e.to_string().contains("abc123"), "{e}");
+        }
+    }
+
+    #[test]
+    fn clients_of_one_account_share_its_budget() {
+        let make = |token: &str| {
+            DigitalOceanCloud::new(DigitalOceanConfig {
+                base_url: None,
+                token: token.into(),
+                rate: None,
+            })
+            .unwrap()
+        };
+        let (one, two, other) = (
+            make("digitalocean-budget-a"),
+            make("digitalocean-budget-a"),
+            make("digitalocean-budget-b"),
+        );
+        let limiter = |c: &DigitalOceanCloud| std::sync::Arc::clone(c.api().limiter().unwrap());
+        assert!(std::sync::Arc::ptr_eq(&limiter(&one), &limiter(&two)));
+        assert!(!std::sync::Arc::ptr_eq(&limiter(&one), &limiter(&other)));
     }
 }

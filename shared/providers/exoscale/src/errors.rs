@@ -1,8 +1,9 @@
-//! Exoscale failures as [`CloudError`]s: error answers, and operations that ended badly.
+//! Exoscale failures as [`CloudError`]s: error answers, and operations that ended badly. Every message
+//! quoting Exoscale is redacted ([`flotilla_redact::redact`]).
 
 use std::time::Duration;
 
-use flotilla_cloud::http::error_for_status;
+use flotilla_cloud::http::{body_excerpt, error_for_status};
 use flotilla_cloud::{CloudError, ProviderKind};
 use reqwest::StatusCode;
 use reqwest::header::HeaderMap;
@@ -38,17 +39,17 @@ pub(crate) fn map_error(
     let parsed: ErrorBody = serde_json::from_slice(body).unwrap_or_default();
     let message = parsed
         .message
-        .clone()
-        .or_else(|| parsed.detail.clone())
-        .or_else(|| parsed.error.clone())
-        .or_else(|| parsed.title.clone())
+        .as_deref()
+        .or(parsed.detail.as_deref())
+        .or(parsed.error.as_deref())
+        .or(parsed.title.as_deref())
+        .map(flotilla_redact::redact)
         .unwrap_or_else(|| {
-            let text = String::from_utf8_lossy(body);
-            let text = text.trim();
+            let text = body_excerpt(body, 300);
             if text.is_empty() {
                 status.canonical_reason().unwrap_or("error").to_owned()
             } else {
-                text.chars().take(300).collect()
+                text
             }
         });
     match status.as_u16() {
@@ -76,11 +77,11 @@ pub(crate) fn map_error(
 
 /// The error an operation that ended in `failure` or `timeout` stands for.
 pub(crate) fn operation_failed(op: &Operation) -> CloudError {
-    let message = match (&op.message, &op.reason) {
+    let message = flotilla_redact::redact(&match (&op.message, &op.reason) {
         (Some(m), _) if !m.is_empty() => format!("operation {}: {m}", op.id),
         (_, Some(r)) => format!("operation {} failed: {r}", op.id),
         _ => format!("operation {} failed", op.id),
-    };
+    });
     match op.reason.as_deref() {
         Some("not-found") => CloudError::NotFound {
             provider: P,
@@ -127,6 +128,29 @@ mod tests {
         assert!(matches!(map(412, "{}"), CloudError::Conflict { .. }));
         let e = map(502, "<html>bad gateway</html>");
         assert!(e.is_retryable() && e.to_string().contains("bad gateway"), "{e}");
+    }
+
+    #[test]
+    fn echoed_credentials_are_redacted() {
+        for (status, body) in [
+            (
+                403,
+                r#"{"message":"bad signature: EXO2-HMAC-SHA256 credential=EXOabc123,expires=1,signature=abc123"}"#,
+            ),
+            (412, r#"{"detail":"precondition: {\"api_key\":\"abc123\"}"}"#),
+            (502, r#"upstream echoed {"secret":"abc123"}"#),
+        ] {
+            let e = map(status, body);
+            assert!(!e.to_string().contains("abc123"), "{e}");
+        }
+        let op = Operation {
+            id: "op".into(),
+            state: OperationState::Failure,
+            reason: Some("incorrect".into()),
+            message: Some("password: abc123 rejected".into()),
+            reference: None,
+        };
+        assert!(!operation_failed(&op).to_string().contains("abc123"));
     }
 
     #[test]

@@ -58,7 +58,8 @@ struct Lookups {
 }
 
 impl Exoscale {
-    /// An adapter for `config`'s account and zone.
+    /// An adapter for `config`'s account and zone. Every adapter of one key pair and zone endpoint in the
+    /// process shares its rate budget ([`flotilla_cloud::http::Limiters::global`]).
     pub fn new(config: ExoscaleConfig) -> Result<Self> {
         if config.zone.trim().is_empty() {
             return Err(CloudError::Invalid {
@@ -147,5 +148,23 @@ mod tests {
         let err = Exoscale::new(ExoscaleConfig::new("ch-gva-2", "k", "")).unwrap_err();
         assert!(matches!(err, CloudError::Auth { .. }));
         assert!(Exoscale::new(ExoscaleConfig::new("ch-gva-2", "k", "s")).is_ok());
+    }
+
+    #[test]
+    fn adapters_of_one_key_pair_and_zone_share_its_budget() {
+        let make = |zone: &str, key: &str, secret: &str| {
+            Exoscale::new(ExoscaleConfig::new(zone, key, secret)).unwrap()
+        };
+        let limiter = |e: &Exoscale| Arc::clone(e.api().limiter().unwrap());
+        let one = make("ch-gva-2", "EXObudget", "s1");
+        let two = make("ch-gva-2", "EXObudget", "s1");
+        assert!(Arc::ptr_eq(&limiter(&one), &limiter(&two)));
+        for other in [
+            make("ch-gva-2", "EXObudget", "s2"),
+            make("ch-gva-2", "EXOother", "s1"),
+            make("de-fra-1", "EXObudget", "s1"),
+        ] {
+            assert!(!Arc::ptr_eq(&limiter(&one), &limiter(&other)));
+        }
     }
 }

@@ -64,11 +64,11 @@ impl Exoscale {
                 OperationState::Timeout => {
                     return Err(CloudError::Retryable {
                         provider: P,
-                        message: format!(
+                        message: flotilla_redact::redact(&format!(
                             "operation {} timed out at Exoscale{}",
                             op.id,
                             op.message.map(|m| format!(": {m}")).unwrap_or_default()
-                        ),
+                        )),
                     });
                 }
                 OperationState::Pending => {}

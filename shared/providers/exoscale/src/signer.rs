@@ -11,7 +11,7 @@ use std::collections::BTreeMap;
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
-use flotilla_cloud::http::{RequestParts, Signer};
+use flotilla_cloud::http::{CredentialFingerprint, RequestParts, Signer};
 use flotilla_cloud::{CloudError, ProviderKind, Result};
 use flotilla_spec::Secret;
 use hmac::{Hmac, Mac};
@@ -90,6 +90,14 @@ impl Signer for ExoscaleSigner {
         })?;
         value.set_sensitive(true);
         Ok(vec![(AUTHORIZATION, value)])
+    }
+
+    /// The key and its secret: adapters of one key pair share its rate budget.
+    fn fingerprint(&self) -> Option<CredentialFingerprint> {
+        Some(CredentialFingerprint::of(&[
+            self.key.expose(),
+            self.secret.expose(),
+        ]))
     }
 }
 

@@ -4,7 +4,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use flotilla_cloud::http::{ApiClient, ApiResponse, BearerToken, RateLimit, RetryPolicy};
+use flotilla_cloud::http::{ApiClient, ApiResponse, BearerToken, Budget, RateLimit, RetryPolicy};
 use flotilla_cloud::{CloudError, ProviderKind, Result};
 use reqwest::Method;
 use reqwest::header::{HeaderName, HeaderValue};
@@ -24,6 +24,9 @@ pub const CREATE_RATE: RateLimit = RateLimit {
     requests: 20,
     per: Duration::from_secs(15),
 };
+
+/// The rate-budget lane of instance creates: limited apart from the account's other calls.
+const CREATES_LANE: &str = "linode-instance-creates";
 
 /// Items per page asked for (Linode's maximum).
 const PAGE_SIZE: u32 = 500;
@@ -100,7 +103,8 @@ impl std::fmt::Debug for LinodeCloud {
 
 impl LinodeCloud {
     /// An adapter for the account `config` describes. Fails on an empty token or a base URL that does not
-    /// parse; it does not call the API.
+    /// parse; it does not call the API. Every adapter of one account (token and base URL) in the process
+    /// shares its rate budgets ([`flotilla_cloud::http::Limiters::global`]).
     pub fn new(config: LinodeConfig) -> Result<Self> {
         if config.token.trim().is_empty() {
             return Err(CloudError::Auth {
@@ -119,13 +123,17 @@ impl LinodeCloud {
             retry,
             map_error,
         )?;
-        let creates = ApiClient::new(
+        let creates = ApiClient::with_budget(
             PROVIDER,
             base,
             signer,
             config.create_rate.unwrap_or(CREATE_RATE),
             retry,
             map_error,
+            Budget {
+                limiters: None,
+                lane: CREATES_LANE,
+            },
         )?;
         Ok(Self {
             api,
@@ -258,6 +266,38 @@ mod tests {
     fn ids_are_integers() {
         assert_eq!(numeric_id("id", "82372946").ok(), Some(82_372_946));
         assert!(numeric_id("id", "1/../account").is_err());
+    }
+
+    #[test]
+    fn adapters_of_one_account_share_its_budgets() {
+        let same = |c: &LinodeCloud, d: &LinodeCloud| {
+            let (Some(a), Some(b), Some(x), Some(y)) = (
+                c.api.limiter(),
+                d.api.limiter(),
+                c.creates.limiter(),
+                d.creates.limiter(),
+            ) else {
+                panic!("Linode's clients are rate limited");
+            };
+            (Arc::ptr_eq(a, b), Arc::ptr_eq(x, y))
+        };
+        let make = |token: &str| {
+            let mut config = LinodeConfig::new(token);
+            // Equal rates: the lanes still keep the creates apart.
+            config.rate = Some(CREATE_RATE);
+            LinodeCloud::new(config).unwrap_or_else(|e| panic!("{e}"))
+        };
+        let (one, two, other) = (
+            make("linode-budget-a"),
+            make("linode-budget-a"),
+            make("linode-budget-b"),
+        );
+        assert_eq!(same(&one, &two), (true, true));
+        assert_eq!(same(&one, &other), (false, false));
+        let (Some(general), Some(creates)) = (one.api.limiter(), one.creates.limiter()) else {
+            panic!("Linode's clients are rate limited");
+        };
+        assert!(!Arc::ptr_eq(general, creates));
     }
 
     #[test]

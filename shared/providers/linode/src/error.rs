@@ -3,6 +3,7 @@
 //! Linode answers failures with `{"errors":[{"reason":"…","field":"…"}]}`. Beyond the usual status codes:
 //! `400` with a reason such as `"Linode busy."` means the resource is in the middle of another operation
 //! (retryable), and `503` carrying `X-Maintenance-Mode` means the API is in maintenance (retryable).
+//! Messages are redacted ([`flotilla_redact::redact`]) before they are cut.
 
 use flotilla_cloud::http::error_for_status;
 use flotilla_cloud::{CloudError, ProviderKind};
@@ -58,7 +59,7 @@ pub(crate) fn map_error(
         }
         _ => (fallback_message(status, body), None, false),
     };
-    let message = truncate(message);
+    let message = truncate(flotilla_redact::redact(&message));
     if status == StatusCode::BAD_REQUEST && busy {
         return CloudError::Retryable { provider, message };
     }
@@ -135,6 +136,22 @@ mod tests {
         assert!(map(400, &[], r#"{"errors":[{"reason":"Linode busy."}]}"#).is_retryable());
         assert!(map(503, &[("x-maintenance-mode", "1")], "").is_retryable());
         assert!(!map(400, &[], r#"{"errors":[{"reason":"bad"}]}"#).is_retryable());
+    }
+
+    #[test]
+    fn echoed_credentials_are_redacted() {
+        for e in [
+            map(
+                401,
+                &[],
+                r#"{"errors":[{"reason":"Invalid Token: Bearer abc123"}]}"#,
+            ),
+            map(400, &[], r#"{"error":"bad token","token":"abc123"}"#),
+            map(400, &[], r#"{"errors":[{"reason":"Linode busy. token=abc123"}]}"#),
+            map(503, &[("x-maintenance-mode", "1")], "Authorization: abc123"),
+        ] {
+            assert!(!e.to_string().contains("abc123"), "{e}");
+        }
     }
 
     #[test]

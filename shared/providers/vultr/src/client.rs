@@ -2,7 +2,9 @@
 
 use std::sync::Arc;
 
-use flotilla_cloud::http::{ApiClient, ApiResponse, BearerToken, RateLimit, RetryPolicy, error_for_status};
+use flotilla_cloud::http::{
+    ApiClient, ApiResponse, BearerToken, RateLimit, RetryPolicy, body_excerpt, error_for_status,
+};
 use flotilla_cloud::{CloudError, ProviderKind, Result};
 use reqwest::header::HeaderMap;
 use reqwest::{Method, StatusCode};
@@ -53,7 +55,9 @@ pub struct VultrCloud {
 }
 
 impl VultrCloud {
-    /// A client for the account in `config`, with the default retry policy.
+    /// A client for the account in `config`, with the default retry policy. Every client of one account
+    /// (key and base URL) in the process shares its rate budget
+    /// ([`flotilla_cloud::http::Limiters::global`]).
     pub fn new(config: VultrConfig) -> Result<Self> {
         Self::with_retry_policy(config, RetryPolicy::default())
     }
@@ -192,9 +196,9 @@ fn map_error(provider: ProviderKind, status: StatusCode, headers: &HeaderMap, bo
     error_for_status(provider, status, headers, message, None)
 }
 
-/// A short message for an error answer without Vultr's JSON body.
+/// A short, redacted message for an error answer without Vultr's JSON body.
 fn fallback_message(status: StatusCode, body: &[u8]) -> String {
-    let text: String = String::from_utf8_lossy(body).trim().chars().take(200).collect();
+    let text = body_excerpt(body, 200);
     if text.is_empty() {
         status.canonical_reason().unwrap_or("error").to_owned()
     } else {
@@ -261,5 +265,40 @@ mod tests {
         assert!(segment("instance id", "cb676a46-66fd-4dfb-b839-443f2e6c0b60").is_ok());
         assert!(segment("instance id", "../x").is_err());
         assert!(segment("instance id", "a?b").is_err());
+    }
+
+    #[test]
+    fn echoed_credentials_are_redacted() {
+        for (status, body) in [
+            (
+                StatusCode::UNAUTHORIZED,
+                r#"{"error":"Invalid API key: Bearer abc123","status":401}"#,
+            ),
+            (StatusCode::BAD_GATEWAY, r#"proxy said: {"token":"abc123"}"#),
+            (StatusCode::FORBIDDEN, "X-Auth-Key: abc123"),
+        ] {
+            let e = map_error(PROVIDER, status, &HeaderMap::new(), body.as_bytes());
+            assert!(!e.to_string().contains("abc123"), "{e}");
+        }
+    }
+
+    #[test]
+    fn clients_of_one_account_share_its_budget() {
+        let make = |token: &str| {
+            VultrCloud::new(VultrConfig {
+                base_url: None,
+                token: token.into(),
+                rate: None,
+            })
+            .unwrap()
+        };
+        let (one, two, other) = (
+            make("vultr-budget-a"),
+            make("vultr-budget-a"),
+            make("vultr-budget-b"),
+        );
+        let limiter = |c: &VultrCloud| std::sync::Arc::clone(c.api().limiter().unwrap());
+        assert!(std::sync::Arc::ptr_eq(&limiter(&one), &limiter(&two)));
+        assert!(!std::sync::Arc::ptr_eq(&limiter(&one), &limiter(&other)));
     }
 }
