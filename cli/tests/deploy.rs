@@ -52,6 +52,7 @@ async fn stack(db: Option<&TestDb>) -> Stack {
     let dir = tempfile::tempdir().unwrap();
     let mut config = service_config::<Settings>(&nats, db.map(|d| d.url.clone()), dir.path());
     config.consumer.ack_wait = Duration::from_secs(5);
+    config.clouds = sim.cloud_settings();
     config.service = Settings {
         max_rounds: 2,
         ..flotilla_integration_tests::sim::provisioner_settings(&sim)

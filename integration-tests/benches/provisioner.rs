@@ -41,6 +41,7 @@ async fn stack(reconcile: Duration) -> Stack {
     let db_url = format!("sqlite://{}", dir.path().join("provisioner.db").display());
     let mut config = service_config::<Settings>(&nats, Some(db_url.clone()), dir.path());
     config.consumer.ack_wait = Duration::from_secs(5);
+    config.clouds = sim.cloud_settings();
     config.service = Settings {
         reconcile_interval: reconcile,
         poll_interval: Duration::from_millis(20),

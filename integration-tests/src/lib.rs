@@ -19,6 +19,7 @@ pub mod docker;
 mod nats;
 mod postgres;
 mod s3;
+pub mod inventory;
 pub mod sim;
 pub mod templates;
 

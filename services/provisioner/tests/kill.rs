@@ -305,10 +305,10 @@ region_lease_ttl = "3s"
 max_rounds = 5
 reconcile_interval = "1h"
 
-[service.endpoints]
+[clouds.endpoints]
 linode = {linode:?}
 
-[service.simulator_credentials]
+[clouds.simulator]
 linode_token = {token:?}
 "#,
         data = dir.join("data").display().to_string(),
