@@ -366,6 +366,10 @@ async fn fake_provisioner(
         .subscribe("flotilla.cmd.provisioner.*.*.destroy")
         .await
         .unwrap();
+    let mut withdraws = client
+        .subscribe("flotilla.api.provisioner.withdraw")
+        .await
+        .unwrap();
     client.flush().await.unwrap();
     let service: flotilla_proto::ServiceStatus = serde_json::from_value(serde_json::json!({
         "service": "provisioner",
@@ -388,8 +392,14 @@ async fn fake_provisioner(
                     answer.regions.retain(|r| req.region.as_ref().is_none_or(|want| *want == r.region));
                     reply(&client, &m, &answer).await;
                 }
+                Some(m) = withdraws.next() => {
+                    let req: flotilla_proto::WithdrawRegions = decode(&m);
+                    let answer = flotilla_proto::Accepted { deployment: req.deployment, generation: 7, changed: true };
+                    reply(&client, &m, &answer).await;
+                }
                 Some(m) = destroys.next() => {
                     let cmd: flotilla_proto::DestroyRegion = decode(&m);
+                    assert_eq!(cmd.generation, 7, "the destroy carries the generation of the withdrawal");
                     let (outcome, error) = outcomes[&cmd.region];
                     let event = flotilla_proto::RegionApplied {
                         meta: flotilla_proto::EventMeta::new(cmd.meta.correlation_id, "provisioner"),

@@ -16,10 +16,10 @@
 
 #[cfg(feature = "docker")]
 pub mod docker;
+pub mod inventory;
 mod nats;
 mod postgres;
 mod s3;
-pub mod inventory;
 pub mod sim;
 pub mod templates;
 

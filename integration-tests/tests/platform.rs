@@ -13,9 +13,7 @@ use flotilla_bus::state::FleetView;
 use flotilla_bus::{PublishConfig, Publisher, Topology, TopologyConfig, subject};
 use flotilla_cloudsim::defaults;
 use flotilla_integration_tests::inventory::{self, Seen};
-use flotilla_integration_tests::{
-    TestNats, eventually, next_generation, service_config, sim, templates,
-};
+use flotilla_integration_tests::{TestNats, eventually, next_generation, service_config, sim, templates};
 use flotilla_proto::{ApplyRegion, CommandMeta, EventMeta, MachineChanged, MachineRecord};
 use flotilla_runtime::NoSettings;
 
@@ -38,9 +36,10 @@ async fn a_service_on_the_platform_sees_what_the_provisioner_did() {
     let mut config = service_config::<flotilla_provisioner::Settings>(&nats, None, &dir.path().join("p"));
     config.clouds = sim.cloud_settings();
     config.service = sim::provisioner_settings(&sim);
-    let provisioner = flotilla_runtime::host::start(flotilla_provisioner::DEF, config, flotilla_provisioner::routes)
-        .await
-        .unwrap();
+    let provisioner =
+        flotilla_runtime::host::start(flotilla_provisioner::DEF, config, flotilla_provisioner::routes)
+            .await
+            .unwrap();
 
     // The inventory service reads the real secrets file: the simulator's endpoints, no simulator
     // credentials.
@@ -67,17 +66,17 @@ async fn a_service_on_the_platform_sees_what_the_provisioner_did() {
     let api = move |client: async_nats::Client| {
         let name = name.clone();
         async move {
-        flotilla_bus::api::request::<flotilla_proto::ListMachines, flotilla_proto::Fleet>(
-            &client,
-            &subject::api("provisioner", "machines").unwrap(),
-            &flotilla_proto::ListMachines {
-                deployment: Some(name),
-                region: None,
-            },
-            Duration::from_secs(5),
-        )
-        .await
-        .unwrap()
+            flotilla_bus::api::request::<flotilla_proto::ListMachines, flotilla_proto::Fleet>(
+                &client,
+                &subject::api("provisioner", "machines").unwrap(),
+                &flotilla_proto::ListMachines {
+                    deployment: Some(name),
+                    region: None,
+                },
+                Duration::from_secs(5),
+            )
+            .await
+            .unwrap()
         }
     };
     let wanted: usize = d.regions[0].machines.iter().map(|(_, m)| m.count as usize).sum();
@@ -94,7 +93,12 @@ async fn a_service_on_the_platform_sees_what_the_provisioner_did() {
     let recorded: std::collections::BTreeMap<_, _> = fleet.regions[0]
         .machines
         .iter()
-        .map(|m| (m.resource_id.clone(), (m.state.clone(), m.provider_id.clone(), m.public_ipv4.clone())))
+        .map(|m| {
+            (
+                m.resource_id.clone(),
+                (m.state.clone(), m.provider_id.clone(), m.public_ipv4.clone()),
+            )
+        })
         .collect();
     eventually("the inventory to see the same fleet", PATIENCE, || {
         let seen = Arc::clone(&seen);
@@ -104,7 +108,12 @@ async fn a_service_on_the_platform_sees_what_the_provisioner_did() {
             let viewed: std::collections::BTreeMap<_, _> = seen
                 .fleet
                 .values()
-                .map(|m| (m.resource_id.clone(), (m.state.clone(), m.provider_id.clone(), m.public_ipv4.clone())))
+                .map(|m| {
+                    (
+                        m.resource_id.clone(),
+                        (m.state.clone(), m.provider_id.clone(), m.public_ipv4.clone()),
+                    )
+                })
                 .collect();
             (seen.fleet_current && viewed == recorded && seen.confirmed.len() == wanted).then_some(())
         }
@@ -112,7 +121,10 @@ async fn a_service_on_the_platform_sees_what_the_provisioner_did() {
     .await;
     {
         let seen = seen.lock().unwrap();
-        assert_eq!(seen.desired.get(&d.name).map(|s| s.generation), Some(cmd.generation));
+        assert_eq!(
+            seen.desired.get(&d.name).map(|s| s.generation),
+            Some(cmd.generation)
+        );
         assert_eq!(seen.effects, seen.events.len(), "one effect per event");
         assert!(seen.errors.is_empty(), "{:?}", seen.errors);
     }
@@ -165,7 +177,11 @@ async fn a_service_on_the_platform_sees_what_the_provisioner_did() {
         async move { seen.lock().unwrap().events.contains(&marker_id).then_some(()) }
     })
     .await;
-    assert_eq!(seen.lock().unwrap().effects, effects + 1, "the late copy had no effect");
+    assert_eq!(
+        seen.lock().unwrap().effects,
+        effects + 1,
+        "the late copy had no effect"
+    );
 
     inv.shutdown().await.unwrap();
     provisioner.shutdown().await.unwrap();
@@ -197,7 +213,9 @@ fn record(deployment: &str, n: usize, state: &str) -> MachineRecord {
 async fn a_fleet_follower_started_mid_burst_ends_with_the_same_fleet() {
     let nats = TestNats::private().await;
     let client = nats.client().await;
-    let topology = Topology::ensure(&client, &TopologyConfig::default()).await.unwrap();
+    let topology = Topology::ensure(&client, &TopologyConfig::default())
+        .await
+        .unwrap();
     let view: FleetView = topology.fleet_view();
     let writer = {
         let view = view.clone();
@@ -218,7 +236,10 @@ async fn a_fleet_follower_started_mid_burst_ends_with_the_same_fleet() {
     assert_eq!(expected.len(), 100 - 34);
     let deadline = tokio::time::Instant::now() + PATIENCE;
     while follower.values() != &expected {
-        assert!(tokio::time::Instant::now() < deadline, "the follower never caught up");
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the follower never caught up"
+        );
         tokio::select! {
             c = follower.next() => { c.unwrap().unwrap(); }
             _ = tokio::time::sleep(Duration::from_millis(200)) => {}

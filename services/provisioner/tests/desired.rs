@@ -39,8 +39,14 @@ async fn fixture(db: TestDb) -> Fixture {
 }
 
 async fn send_apply(f: &Fixture, cmd: &flotilla_proto::ApplyRegion) {
-    f.send(&cmd.deployment.name, &cmd.region, "apply", &cmd.meta.id.to_string(), cmd)
-        .await;
+    f.send(
+        &cmd.deployment.name,
+        &cmd.region,
+        "apply",
+        &cmd.meta.id.to_string(),
+        cmd,
+    )
+    .await;
 }
 
 async fn applied(f: &Fixture, cmd: &flotilla_proto::ApplyRegion) {
@@ -116,8 +122,14 @@ async fn a_late_destroy_never_wipes_a_region_deployed_again() {
             region: region.clone(),
             generation: next_generation(),
         };
-        f.send(&d.name, &region, "destroy", &destroy.meta.id.to_string(), &destroy)
-            .await;
+        f.send(
+            &d.name,
+            &region,
+            "destroy",
+            &destroy.meta.id.to_string(),
+            &destroy,
+        )
+        .await;
         f.events
             .region_outcome(&region, destroy.meta.correlation_id, "destroyed")
             .await;
@@ -135,8 +147,14 @@ async fn a_late_destroy_never_wipes_a_region_deployed_again() {
         assert!(refused.error.contains("stale destroy"), "{refused:?}");
         assert_eq!(sim_region(&f.sim, &d.name, &region).len(), 3, "the region stands");
         // The same destroy redelivered after it was handled changes nothing either (its inbox).
-        f.send(&d.name, &region, "destroy", &format!("{}-again", destroy.meta.id), &destroy)
-            .await;
+        f.send(
+            &d.name,
+            &region,
+            "destroy",
+            &format!("{}-again", destroy.meta.id),
+            &destroy,
+        )
+        .await;
         tokio::time::sleep(Duration::from_millis(500)).await;
         assert_eq!(sim_region(&f.sim, &d.name, &region).len(), 3);
         f.stop().await;
@@ -157,8 +175,14 @@ async fn a_redeploy_keeps_the_autoscalers_count_until_the_initial_count_changes(
             role: Role::Webserver,
             count: 1,
         };
-        f.send(&d.name, &region, "create-machines", &out.meta.id.to_string(), &out)
-            .await;
+        f.send(
+            &d.name,
+            &region,
+            "create-machines",
+            &out.meta.id.to_string(),
+            &out,
+        )
+        .await;
         f.events
             .region_outcome(&region, out.meta.correlation_id, "applied")
             .await;
@@ -197,8 +221,14 @@ async fn commands_whose_subject_and_body_disagree_are_rejected_not_dropped() {
         region: "nowhere".into(),
         generation: next_generation(),
     };
-    f.send("never-deployed", "nowhere", "destroy", &unknown.meta.id.to_string(), &unknown)
-        .await;
+    f.send(
+        "never-deployed",
+        "nowhere",
+        "destroy",
+        &unknown.meta.id.to_string(),
+        &unknown,
+    )
+    .await;
     let refused = f.events.rejection(&unknown.meta.id.to_string()).await;
     assert!(refused.error.contains("never deployed"), "{refused:?}");
     // An apply of an invalid deployment (the CLI's checks bypassed).
@@ -231,7 +261,10 @@ async fn the_accept_api_validates_and_keeps_the_generation_of_an_unchanged_spec(
     let same = accept(d.clone()).await.unwrap();
     assert_eq!((same.generation, same.changed), (first.generation, false));
     let changed = accept(one_region("3")).await.unwrap();
-    assert_eq!((changed.generation, changed.changed), (first.generation + 1, true));
+    assert_eq!(
+        (changed.generation, changed.changed),
+        (first.generation + 1, true)
+    );
     let mut bad = d.clone();
     bad.regions[0].scaling.min = 9;
     let err = accept(bad).await.unwrap_err().to_string();

@@ -295,10 +295,11 @@ fn check_command_subject<C: flotilla_proto::Command>(
     let Some(parts) = subject::parse_command(subject) else {
         return reject("is not a command subject".into());
     };
-    let Some((kind_service, verb)) = flotilla_proto::command_parts(C::KIND) else {
+    let Some((_, verb)) = flotilla_proto::command_parts(C::KIND) else {
         return reject(format!("carries {}, which is not a command kind", C::KIND));
     };
-    if parts.service != service || kind_service != service {
+    // The kind's own service is not compared: the dispatcher routes only the kinds it was given.
+    if parts.service != service {
         return reject(format!(
             "carries a {} command, but this is the {service} service",
             C::KIND
