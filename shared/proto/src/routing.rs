@@ -91,6 +91,8 @@ impl Event for MachineChanged {
     fn region(&self) -> &str {
         &self.region
     }
+    // The event's name is the machine's new state, not the machine's name.
+    #[allow(clippy::misnamed_getters)]
     fn name(&self) -> &str {
         &self.state
     }

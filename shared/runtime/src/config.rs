@@ -209,7 +209,7 @@ impl<S: ServiceSettings> ServiceConfig<S> {
                 self.bus.duplicate_window
             )));
         }
-        self.clouds.validate().map_err(|e| ConfigError::Invalid(e))?;
+        self.clouds.validate().map_err(ConfigError::Invalid)?;
         self.service
             .validate(&self.bus)
             .map_err(|e| ConfigError::Invalid(format!("service: {e}")))?;
