@@ -106,10 +106,6 @@ fn retry(e: impl std::fmt::Display) -> HandlerError {
 }
 
 impl Provisioner {
-    fn shared_or_skip(&self) -> Option<&Shared> {
-        self.shared()
-    }
-
     /// Refuses a stale apply; stores a newer one (published by hand) as the desired state.
     pub async fn check_apply(&self, cmd: &ApplyRegion) -> Result<(), HandlerError> {
         if cmd.generation == 0 {
@@ -119,7 +115,7 @@ impl Provisioner {
                     .into(),
             ));
         }
-        let Some(shared) = self.shared_or_skip() else {
+        let Some(shared) = self.shared() else {
             return Ok(());
         };
         for _ in 0..CAS_ATTEMPTS {
@@ -159,7 +155,7 @@ impl Provisioner {
                     .into(),
             ));
         }
-        let Some(shared) = self.shared_or_skip() else {
+        let Some(shared) = self.shared() else {
             return Ok(true);
         };
         for _ in 0..CAS_ATTEMPTS {
