@@ -199,7 +199,7 @@ impl Provisioner {
             .check()
             .map_err(|e| ApiFailure::bad_request(format!("deployment {name} is not valid: {e}")))?;
         let shared = self
-            .shared_or_skip()
+            .shared()
             .ok_or_else(|| ApiFailure::internal("this provisioner keeps no desired state (no NATS KV)"))?;
         self.write_desired(
             shared,
@@ -217,7 +217,7 @@ impl Provisioner {
     pub async fn withdraw(&self, req: WithdrawRegions) -> Result<Accepted, ApiFailure> {
         flotilla_bus::subject::check_token("deployment", &req.deployment).map_err(ApiFailure::bad_request)?;
         let shared = self
-            .shared_or_skip()
+            .shared()
             .ok_or_else(|| ApiFailure::internal("this provisioner keeps no desired state (no NATS KV)"))?;
         let stored = shared
             .desired
