@@ -15,6 +15,7 @@ use flotilla_bus::state::Change;
 use flotilla_bus::{Dispatcher, HandlerError, StartAt, subject};
 use flotilla_clouds::Clouds;
 use flotilla_proto::{DesiredDeployment, MachineChanged, MachineRecord};
+use flotilla_runtime::prometheus_client::metrics::counter::Counter;
 use flotilla_runtime::{Context, NoSettings, ServiceDef};
 
 /// The service's identity.
@@ -46,8 +47,17 @@ pub struct Seen {
     pub errors: Vec<String>,
 }
 
-/// The routes of the service; its state goes to `seen`.
+/// The routes of the service; its state goes to `seen`. It counts its effects in its own metric,
+/// `inventory_events_handled_total`, served by `/metrics` beside the platform's.
 pub fn routes(ctx: &Context<NoSettings>, seen: Arc<Mutex<Seen>>) -> Dispatcher {
+    let handled = Counter::<u64>::default();
+    ctx.register_metrics(|registry| {
+        registry.register(
+            "inventory_events_handled",
+            "MachineChanged events that had an effect",
+            handled.clone(),
+        );
+    });
     let clouds = Clouds::new(ctx.config.clouds.clone(), ctx.config.secrets_file.clone());
     // The fleet view: snapshot, then every change.
     let fleet = ctx.fleet();
@@ -102,6 +112,7 @@ pub fn routes(ctx: &Context<NoSettings>, seen: Arc<Mutex<Seen>>) -> Dispatcher {
     let s = Arc::clone(&seen);
     let events = Dispatcher::new(DEF.name).on_event(move |event: MachineChanged, _delivery| {
         let (inbox, desired, clouds, seen) = (inbox.clone(), desired.clone(), clouds.clone(), Arc::clone(&s));
+        let handled = handled.clone();
         async move {
             let id = event.meta.id.to_string();
             // Idempotent by its own state: an event handled before has no second effect.
@@ -122,6 +133,7 @@ pub fn routes(ctx: &Context<NoSettings>, seen: Arc<Mutex<Seen>>) -> Dispatcher {
             };
             seen.events.insert(id);
             seen.effects += 1;
+            handled.inc();
             match confirmed {
                 Ok(Some(provider_id)) => {
                     seen.confirmed.insert(provider_id);

@@ -183,6 +183,23 @@ async fn a_service_on_the_platform_sees_what_the_provisioner_did() {
         "the late copy had no effect"
     );
 
+    // The service's own metric is served by /metrics beside its event consumer's counters.
+    let metrics = reqwest::get(format!("http://{}/metrics", inv.admin_addr.unwrap()))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let effects = seen.lock().unwrap().effects;
+    assert!(
+        metrics.contains(&format!("inventory_events_handled_total {effects}")),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("flotilla_events_acked_total{service=\"inventory\",purpose=\"machines\"}"),
+        "{metrics}"
+    );
+
     inv.shutdown().await.unwrap();
     provisioner.shutdown().await.unwrap();
     sim.shutdown().await;

@@ -46,9 +46,15 @@ pub fn judge_apply(stored: Option<&DesiredDeployment>, cmd: &ApplyRegion) -> Opt
             // Older, but it asks exactly what the newer generation asks of this region: harmless.
             Verdict::Proceed
         } else {
+            let newer = if stored.deployment.region(&cmd.region).is_some() {
+                "asks otherwise of the region; deploy again to apply the newer spec"
+            } else {
+                "no longer deploys the region (it was destroyed or withdrawn after this apply was issued); \
+                 deploy again to rebuild it"
+            };
             Verdict::Stale(format!(
                 "stale apply of region {} of deployment {name}: issued for generation {}, but generation {} \
-                 (accepted {} by {}) asks otherwise; deploy again to apply the newer spec",
+                 (accepted {} by {}) {newer}",
                 cmd.region,
                 cmd.generation,
                 stored.generation,
@@ -101,6 +107,12 @@ pub fn judge_destroy(stored: Option<&DesiredDeployment>, cmd: &DestroyRegion) ->
     })
 }
 
+/// What a command makes of the stored desired state: nothing to write, or a newer state to store.
+enum Step<T> {
+    Done(T),
+    Write(Box<DesiredDeployment>, T),
+}
+
 fn retry(e: impl std::fmt::Display) -> HandlerError {
     HandlerError::retry(format!("desired state: {e}"))
 }
@@ -115,34 +127,22 @@ impl Provisioner {
                     .into(),
             ));
         }
-        let Some(shared) = self.shared() else {
-            return Ok(());
-        };
-        for _ in 0..CAS_ATTEMPTS {
-            let stored = shared.desired.get(&cmd.deployment.name).await.map_err(retry)?;
-            match judge_apply(stored.as_ref().map(|s| &s.value), cmd) {
-                Some(Verdict::Proceed) => return Ok(()),
+        self.judge_and_store(&cmd.deployment.name, (), |stored| {
+            Ok(match judge_apply(stored.map(|s| &s.value), cmd) {
+                Some(Verdict::Proceed) => Step::Done(()),
                 Some(Verdict::Stale(why)) => return Err(HandlerError::Reject(why)),
-                None => {
-                    let next = DesiredDeployment {
+                None => Step::Write(
+                    Box::new(DesiredDeployment {
                         generation: cmd.generation,
                         deployment: cmd.deployment.clone(),
                         updated_at: chrono::Utc::now(),
                         updated_by: cmd.meta.issued_by.clone(),
-                    };
-                    if shared
-                        .desired
-                        .put(&next, stored.as_ref())
-                        .await
-                        .map_err(retry)?
-                        .is_ok()
-                    {
-                        return Ok(());
-                    }
-                }
-            }
-        }
-        Err(retry("kept losing the compare-and-set to other writers"))
+                    }),
+                    (),
+                ),
+            })
+        })
+        .await
     }
 
     /// Refuses a stale destroy; withdraws the region from the desired state for a newer one published by
@@ -155,26 +155,48 @@ impl Provisioner {
                     .into(),
             ));
         }
-        let Some(shared) = self.shared() else {
-            return Ok(true);
-        };
-        for _ in 0..CAS_ATTEMPTS {
-            let stored = shared.desired.get(&cmd.deployment).await.map_err(retry)?;
-            let Some(current) = &stored else {
-                return Ok(false);
+        self.judge_and_store(&cmd.deployment, true, |stored| {
+            let Some(current) = stored else {
+                return Ok(Step::Done(false));
             };
-            match judge_destroy(Some(&current.value), cmd) {
-                Some(Verdict::Proceed) => return Ok(true),
+            Ok(match judge_destroy(Some(&current.value), cmd) {
+                Some(Verdict::Proceed) => Step::Done(true),
                 Some(Verdict::Stale(why)) => return Err(HandlerError::Reject(why)),
                 None => {
                     let mut deployment = current.value.deployment.clone();
                     deployment.regions.retain(|r| r.name != cmd.region);
-                    let next = DesiredDeployment {
-                        generation: cmd.generation,
-                        deployment,
-                        updated_at: chrono::Utc::now(),
-                        updated_by: cmd.meta.issued_by.clone(),
-                    };
+                    Step::Write(
+                        Box::new(DesiredDeployment {
+                            generation: cmd.generation,
+                            deployment,
+                            updated_at: chrono::Utc::now(),
+                            updated_by: cmd.meta.issued_by.clone(),
+                        }),
+                        true,
+                    )
+                }
+            })
+        })
+        .await
+    }
+
+    /// Reads the deployment's desired state, asks `decide` what to make of it and writes what it says by
+    /// compare-and-set, deciding again on a lost race. `without_kv` is the answer when this provisioner
+    /// keeps no desired state.
+    async fn judge_and_store<T>(
+        &self,
+        name: &str,
+        without_kv: T,
+        decide: impl Fn(Option<&Versioned<DesiredDeployment>>) -> Result<Step<T>, HandlerError>,
+    ) -> Result<T, HandlerError> {
+        let Some(shared) = self.shared() else {
+            return Ok(without_kv);
+        };
+        for _ in 0..CAS_ATTEMPTS {
+            let stored = shared.desired.get(name).await.map_err(retry)?;
+            match decide(stored.as_ref())? {
+                Step::Done(answer) => return Ok(answer),
+                Step::Write(next, answer) => {
                     if shared
                         .desired
                         .put(&next, stored.as_ref())
@@ -182,7 +204,7 @@ impl Provisioner {
                         .map_err(retry)?
                         .is_ok()
                     {
-                        return Ok(true);
+                        return Ok(answer);
                     }
                 }
             }

@@ -109,3 +109,54 @@ async fn a_held_lease_is_renewed_while_the_work_runs() {
         "the dead replica's lease expires and B takes the region"
     );
 }
+
+#[tokio::test]
+async fn a_replica_whose_lease_is_taken_over_is_told_to_stop() {
+    let nats = TestNats::private().await;
+    let client = nats.client().await;
+    let topology = Topology::ensure(&client, &TopologyConfig::default())
+        .await
+        .unwrap();
+    let ttl = Duration::from_millis(900);
+    let a = RegionLocks::new(
+        Some(topology.leases()),
+        "replica-a".into(),
+        Duration::from_millis(50),
+    )
+    .with_ttl(ttl);
+    let held = a.hold("dep", "gb-lon").await.unwrap();
+    assert!(!held.is_lost());
+    // Another replica writes the lease behind A's back (as one does once A was paused past its TTL): A's next
+    // renewal — a compare-and-set on the revision A last wrote — fails, and its guard says stop.
+    let record = serde_json::json!({
+        "holder": "replica-b",
+        "expires_at": chrono::Utc::now() + chrono::Duration::seconds(60),
+    });
+    topology
+        .leases
+        .put(
+            "provisioner.region.dep.gb-lon",
+            serde_json::to_vec(&record).unwrap().into(),
+        )
+        .await
+        .unwrap();
+    tokio::time::timeout(ttl * 5, held.lost())
+        .await
+        .expect("the guard reports the lease lost within a renewal period or two");
+    assert!(held.is_lost());
+    // Dropping the lost guard leaves the new holder's lease alone.
+    drop(held);
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let holder = topology
+        .leases()
+        .holder("provisioner.region.dep.gb-lon")
+        .await
+        .unwrap()
+        .expect("still held");
+    assert_eq!(holder.holder, "replica-b");
+
+    // Without a takeover the guard is never lost.
+    let kept = a.hold("dep", "nl-ams").await.unwrap();
+    tokio::time::sleep(ttl * 2).await;
+    assert!(!kept.is_lost(), "a lease renewed in time is not lost");
+}

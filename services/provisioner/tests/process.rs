@@ -47,6 +47,45 @@ fn check_config_validates_and_exits() {
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(2), "{out:?}");
+
+    // The service's own settings are checked against the bus's, before anything runs: each of these
+    // passed the check once and then panicked or failed every lock.
+    let refused = |name: &str, toml: &str, expected: &[&str]| {
+        let path = dir.path().join(name);
+        std::fs::write(&path, toml).unwrap();
+        let out = Command::new(BIN)
+            .args(["--check-config", "--config"])
+            .arg(&path)
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{name}: {out:?}");
+        for e in expected {
+            assert!(stderr.contains(e), "{name}: {e:?} not in {stderr}");
+        }
+    };
+    refused(
+        "zero-interval.toml",
+        "[service]\nreconcile_interval = \"0s\"\n",
+        &["reconcile_interval must be positive"],
+    );
+    refused(
+        "long-lease.toml",
+        "[bus]\nlease_max_age = \"10s\"\n[service]\nregion_lease_ttl = \"30s\"\n",
+        &["region_lease_ttl", "lease_max_age"],
+    );
+    // A secrets file is parsed, not only found: the old unkeyed layout is refused with the reason.
+    let secrets = dir.path().join("secrets.toml");
+    std::fs::write(&secrets, "[regions.gb-lon]\ntoken = \"x\"\n").unwrap();
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&secrets, std::fs::Permissions::from_mode(0o600)).unwrap();
+    }
+    refused(
+        "secrets.toml.cfg",
+        &format!("secrets_file = \"{}\"\n", secrets.display()),
+        &["secrets_file", "secrets.toml", "old layout"],
+    );
 }
 
 #[tokio::test]

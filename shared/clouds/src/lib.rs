@@ -134,15 +134,9 @@ impl std::fmt::Debug for RegionCloud {
     }
 }
 
-fn all<T: Compute + Network + ManagedDatabases + 'static>(provider: ProviderKind, adapter: T) -> RegionCloud {
-    let shared = Arc::new(adapter);
-    RegionCloud {
-        provider,
-        compute: shared.clone(),
-        network: shared.clone(),
-        databases: shared,
-    }
-}
+/// What every provider adapter is: one client per account serving all four roles.
+trait ProviderAdapter: Compute + Network + ManagedDatabases + Dns + 'static {}
+impl<T: Compute + Network + ManagedDatabases + Dns + 'static> ProviderAdapter for T {}
 
 /// Makes adapters for any deployment and region, from the secrets file or the simulator's settings.
 #[derive(Debug, Clone)]
@@ -223,53 +217,20 @@ impl Clouds {
         provider: DnsProvider,
         region: &Region,
     ) -> Result<Arc<dyn Dns>, CloudsError> {
-        let endpoints = &self.settings.endpoints;
         let missing = |key| CloudsError::MissingKey {
             deployment: deployment.to_owned(),
             region: region.name.clone(),
             key,
         };
-        if provider == DnsProvider::Cloudflare {
-            let (auth, base_url) = match self.simulator() {
-                Some(sim) => {
-                    let url =
-                        endpoints
-                            .cloudflare
-                            .clone()
-                            .ok_or_else(|| CloudsError::NoSimulatorEndpoint {
-                                provider: "cloudflare".into(),
-                            })?;
-                    let token = sim
-                        .cloudflare_token
-                        .clone()
-                        .ok_or_else(|| missing("DNS_SECURITY_KEY"))?;
-                    (
-                        CloudflareAuth::ApiToken {
-                            account_id: String::new(),
-                            token,
-                        },
-                        Some(url),
-                    )
-                }
-                None => {
-                    let secrets = self.file_secrets(deployment, &region.name)?;
-                    let dns = secrets.dns.ok_or_else(|| missing("DNS_SECURITY_KEY"))?;
-                    (dns.cloudflare_auth(), endpoints.cloudflare.clone())
-                }
-            };
-            let mut cfg = flotilla_cloudflare::CloudflareConfig::new(auth);
-            cfg.base_url = base_url;
-            return Ok(Arc::new(flotilla_cloudflare::Cloudflare::new(cfg)?));
-        }
-        // A provider's own DNS: the same account as its compute under the simulator; the template's DNS
-        // key otherwise.
         let cloud_provider = match provider {
             DnsProvider::Linode => CloudProvider::Linode,
             DnsProvider::DigitalOcean => CloudProvider::DigitalOcean,
             DnsProvider::Vultr => CloudProvider::Vultr,
             DnsProvider::Exoscale => CloudProvider::Exoscale,
-            DnsProvider::Cloudflare => CloudProvider::Linode,
+            DnsProvider::Cloudflare => return self.cloudflare(deployment, region),
         };
+        // A provider's own DNS: the same account as its compute under the simulator; the template's DNS
+        // key otherwise.
         let mut dns_region = region.clone();
         dns_region.provider = cloud_provider;
         let secrets = if self.simulated() {
@@ -291,11 +252,52 @@ impl Clouds {
             }
             creds
         };
-        ExplicitSecrets {
+        let adapter = ExplicitSecrets {
             clouds: self,
             secrets: &secrets,
         }
-        .dns_adapter(deployment, &dns_region)
+        .adapter(deployment, &dns_region)?;
+        Ok(adapter)
+    }
+
+    /// The Cloudflare adapter of `deployment`, with the DNS credentials of `region` (under the simulator,
+    /// its Cloudflare token; the adapter does not use the account id, which stays empty there).
+    fn cloudflare(&self, deployment: &str, region: &Region) -> Result<Arc<dyn Dns>, CloudsError> {
+        let missing = |key| CloudsError::MissingKey {
+            deployment: deployment.to_owned(),
+            region: region.name.clone(),
+            key,
+        };
+        let endpoints = &self.settings.endpoints;
+        let (auth, base_url) = match self.simulator() {
+            Some(sim) => {
+                let url = endpoints
+                    .cloudflare
+                    .clone()
+                    .ok_or_else(|| CloudsError::NoSimulatorEndpoint {
+                        provider: "cloudflare".into(),
+                    })?;
+                let token = sim
+                    .cloudflare_token
+                    .clone()
+                    .ok_or_else(|| missing("DNS_SECURITY_KEY"))?;
+                (
+                    CloudflareAuth::ApiToken {
+                        account_id: String::new(),
+                        token,
+                    },
+                    Some(url),
+                )
+            }
+            None => {
+                let secrets = self.file_secrets(deployment, &region.name)?;
+                let dns = secrets.dns.ok_or_else(|| missing("DNS_SECURITY_KEY"))?;
+                (dns.cloudflare_auth(), endpoints.cloudflare.clone())
+            }
+        };
+        let mut cfg = flotilla_cloudflare::CloudflareConfig::new(auth);
+        cfg.base_url = base_url;
+        Ok(Arc::new(flotilla_cloudflare::Cloudflare::new(cfg)?))
     }
 
     /// The S3 datastores of `region` of `deployment` (endpoint 1 is the one reads use; writes fan out to
@@ -377,36 +379,9 @@ impl ExplicitSecrets<'_> {
         Ok(flotilla_exoscale::Exoscale::new(cfg)?)
     }
 
-    fn region(&self, deployment: &str, region: &Region) -> Result<RegionCloud, CloudsError> {
-        let endpoints = &self.clouds.settings.endpoints;
-        let provider = ProviderKind::from(region.provider);
-        Ok(match region.provider {
-            CloudProvider::Linode => {
-                let mut cfg = flotilla_linode::LinodeConfig::new(self.token(deployment, region)?);
-                cfg.base_url = endpoints.linode.clone();
-                all(provider, flotilla_linode::LinodeCloud::new(cfg)?)
-            }
-            CloudProvider::DigitalOcean => all(
-                provider,
-                flotilla_digitalocean::DigitalOceanCloud::new(flotilla_digitalocean::DigitalOceanConfig {
-                    base_url: endpoints.digitalocean.clone(),
-                    token: self.token(deployment, region)?,
-                    rate: None,
-                })?,
-            ),
-            CloudProvider::Vultr => all(
-                provider,
-                flotilla_vultr::VultrCloud::new(flotilla_vultr::VultrConfig {
-                    base_url: endpoints.vultr.clone(),
-                    token: self.token(deployment, region)?,
-                    rate: None,
-                })?,
-            ),
-            CloudProvider::Exoscale => all(provider, self.exoscale(deployment, region)?),
-        })
-    }
-
-    fn dns_adapter(&self, deployment: &str, region: &Region) -> Result<Arc<dyn Dns>, CloudsError> {
+    /// The one adapter of `region`'s provider account (it serves compute, networks, managed databases
+    /// and the provider's DNS alike).
+    fn adapter(&self, deployment: &str, region: &Region) -> Result<Arc<dyn ProviderAdapter>, CloudsError> {
         let endpoints = &self.clouds.settings.endpoints;
         Ok(match region.provider {
             CloudProvider::Linode => {
@@ -427,6 +402,16 @@ impl ExplicitSecrets<'_> {
                 rate: None,
             })?),
             CloudProvider::Exoscale => Arc::new(self.exoscale(deployment, region)?),
+        })
+    }
+
+    fn region(&self, deployment: &str, region: &Region) -> Result<RegionCloud, CloudsError> {
+        let adapter = self.adapter(deployment, region)?;
+        Ok(RegionCloud {
+            provider: ProviderKind::from(region.provider),
+            compute: adapter.clone(),
+            network: adapter.clone(),
+            databases: adapter,
         })
     }
 }

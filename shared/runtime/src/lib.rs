@@ -18,3 +18,5 @@ pub mod logging;
 
 pub use config::{ConfigError, NoSettings, ServiceConfig, ServiceSettings};
 pub use host::{ApiFailure, Context, ServiceDef};
+/// The metrics crate whose registry [`Context::register_metrics`] hands out (one version for every service).
+pub use prometheus_client;
