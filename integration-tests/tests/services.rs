@@ -13,12 +13,12 @@ use futures::StreamExt;
 
 type Routes = fn(&Context<NoSettings>) -> flotilla_bus::Dispatcher;
 
-/// The services without settings of their own (the provisioner, which has some, is started beside them).
-const SERVICES: [(ServiceDef, Routes); 4] = [
+/// The services without settings of their own (the provisioner and the autoscaler, which have some, are
+/// started beside them).
+const SERVICES: [(ServiceDef, Routes); 3] = [
     (flotilla_dns::DEF, flotilla_dns::routes),
     (flotilla_firewall::DEF, flotilla_firewall::routes),
     (flotilla_sync::DEF, flotilla_sync::routes),
-    (flotilla_autoscaler::DEF, flotilla_autoscaler::routes),
 ];
 
 async fn start<S: flotilla_runtime::ServiceSettings>(
@@ -66,7 +66,18 @@ async fn every_service_answers_the_service_api_and_its_admin_endpoints_then_stop
         dir.path(),
     )
     .await;
-    let mut running = vec![(flotilla_provisioner::DEF, provisioner)];
+    let autoscaler = start(
+        &nats,
+        flotilla_autoscaler::DEF,
+        flotilla_autoscaler::routes,
+        None,
+        dir.path(),
+    )
+    .await;
+    let mut running = vec![
+        (flotilla_provisioner::DEF, provisioner),
+        (flotilla_autoscaler::DEF, autoscaler),
+    ];
     for (def, routes) in SERVICES {
         running.push((def, start(&nats, def, routes, None, dir.path()).await));
     }

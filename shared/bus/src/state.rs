@@ -1,5 +1,5 @@
-//! Shared state in KV buckets, typed: each deployment's desired state ([`DesiredStates`]) and the fleet view
-//! ([`FleetView`]). Values are `flotilla-proto` messages (JSON, so `nats kv get` is readable).
+//! Shared state in KV buckets, typed ([`Bucket`]): each deployment's desired state ([`DesiredStates`]), the
+//! fleet view ([`FleetView`]) and the health view ([`HealthView`]). Values are `flotilla-proto` messages (JSON, so `nats kv get` is readable).
 //!
 //! Both are read the same way: [`Follower`] delivers every current value of the keys it follows, says when
 //! it has caught up ([`Change::Current`]), and then delivers every later change. It is one ordered consumer
@@ -13,7 +13,7 @@ use std::marker::PhantomData;
 use async_nats::jetstream::consumer::{DeliverPolicy, push};
 use async_nats::jetstream::kv;
 use chrono::Utc;
-use flotilla_proto::{DesiredDeployment, Encoding, MachineRecord, Message};
+use flotilla_proto::{DesiredDeployment, Encoding, MachineHealth, MachineRecord, Message};
 use futures::StreamExt;
 
 use crate::{BusError, subject};
@@ -66,23 +66,114 @@ async fn read<T: Message>(store: &kv::Store, key: &str) -> Result<Option<Version
     }
 }
 
+/// A KV bucket of one message type: read, write (plainly or by compare-and-set), delete and follow.
+/// The typed views below are built on it, and a service keeps its own shared state in one (the
+/// autoscaler's per-region scaling state, say).
+pub struct Bucket<T> {
+    store: kv::Store,
+    client: async_nats::Client,
+    _kind: PhantomData<fn() -> T>,
+}
+
+impl<T> Clone for Bucket<T> {
+    fn clone(&self) -> Self {
+        Self {
+            store: self.store.clone(),
+            client: self.client.clone(),
+            _kind: PhantomData,
+        }
+    }
+}
+
+impl<T: Message + Clone> Bucket<T> {
+    /// The values in `store`, followed over `client`.
+    pub fn new(store: kv::Store, client: async_nats::Client) -> Self {
+        Self {
+            store,
+            client,
+            _kind: PhantomData,
+        }
+    }
+
+    /// The value under `key`, `None` when absent or deleted.
+    pub async fn get(&self, key: &str) -> Result<Option<Versioned<T>>, BusError> {
+        read(&self.store, key).await
+    }
+
+    /// Writes `value` under `key`, whatever is there.
+    pub async fn put(&self, key: &str, value: &T) -> Result<u64, BusError> {
+        self.store
+            .put(key, encode(value)?)
+            .await
+            .map_err(|e| BusError::js("write a KV value", e))
+    }
+
+    /// Writes `value` under `key` if the stored revision is still `expected` (`None`: nothing stored yet);
+    /// `Ok(Err(Conflict))` when somebody wrote it first.
+    pub async fn put_if(
+        &self,
+        key: &str,
+        value: &T,
+        expected: Option<u64>,
+    ) -> Result<Result<u64, Conflict>, BusError> {
+        let bytes = encode(value)?;
+        let conflict = Conflict {
+            key: key.to_owned(),
+            expected,
+        };
+        match expected {
+            None => match self.store.create(key, bytes).await {
+                Ok(revision) => Ok(Ok(revision)),
+                Err(e) if e.kind() == kv::CreateErrorKind::AlreadyExists => Ok(Err(conflict)),
+                Err(e) => Err(BusError::js("write a KV value", e)),
+            },
+            Some(revision) => match self.store.update(key, bytes, revision).await {
+                Ok(revision) => Ok(Ok(revision)),
+                Err(e) if e.kind() == kv::UpdateErrorKind::WrongLastRevision => Ok(Err(conflict)),
+                Err(e) => Err(BusError::js("write a KV value", e)),
+            },
+        }
+    }
+
+    /// Deletes `key`; deleting an absent key is not an error.
+    pub async fn remove(&self, key: &str) -> Result<(), BusError> {
+        self.store
+            .delete(key)
+            .await
+            .map_err(|e| BusError::js("delete a KV value", e))
+    }
+
+    /// Follows the keys matching `filter` (a KV key filter: `a.>`, `a.*.c`, `>`).
+    pub async fn follow(&self, filter: &str) -> Result<Follower<T>, BusError> {
+        Follower::start(&self.store, &self.client, filter).await
+    }
+
+    /// The current values of the keys matching `filter`, by key.
+    pub async fn snapshot(&self, filter: &str) -> Result<BTreeMap<String, T>, BusError> {
+        let mut follower = self.follow(filter).await?;
+        follower.until_current().await?;
+        Ok(follower.into_values())
+    }
+}
+
 /// Each deployment's desired state, in the `flotilla_desired` bucket. Written only by the provisioner,
 /// by compare-and-set; read and followed by every service.
 #[derive(Clone)]
 pub struct DesiredStates {
-    store: kv::Store,
-    client: async_nats::Client,
+    bucket: Bucket<DesiredDeployment>,
 }
 
 impl DesiredStates {
     /// The desired states in `store`, followed over `client`.
     pub fn new(store: kv::Store, client: async_nats::Client) -> Self {
-        Self { store, client }
+        Self {
+            bucket: Bucket::new(store, client),
+        }
     }
 
     /// The desired state of `deployment`, if it was ever deployed.
     pub async fn get(&self, deployment: &str) -> Result<Option<Versioned<DesiredDeployment>>, BusError> {
-        read(&self.store, &subject::desired_key(deployment)?).await
+        self.bucket.get(&subject::desired_key(deployment)?).await
     }
 
     /// Writes `value` if the stored revision is still `expected` (`None`: nothing stored yet). Refuses a
@@ -101,23 +192,9 @@ impl DesiredStates {
                 value.generation, previous.value.generation
             )));
         }
-        let bytes = encode(value)?;
-        let conflict = Conflict {
-            key: key.clone(),
-            expected: expected.map(|e| e.revision),
-        };
-        match expected {
-            None => match self.store.create(&key, bytes).await {
-                Ok(revision) => Ok(Ok(revision)),
-                Err(e) if e.kind() == kv::CreateErrorKind::AlreadyExists => Ok(Err(conflict)),
-                Err(e) => Err(BusError::js("write the desired state", e)),
-            },
-            Some(previous) => match self.store.update(&key, bytes, previous.revision).await {
-                Ok(revision) => Ok(Ok(revision)),
-                Err(e) if e.kind() == kv::UpdateErrorKind::WrongLastRevision => Ok(Err(conflict)),
-                Err(e) => Err(BusError::js("write the desired state", e)),
-            },
-        }
+        self.bucket
+            .put_if(&key, value, expected.map(|e| e.revision))
+            .await
     }
 
     /// Follows the desired state of `deployment` (every deployment when `None`).
@@ -126,40 +203,70 @@ impl DesiredStates {
             Some(d) => subject::desired_key(d)?,
             None => ">".to_owned(),
         };
-        Follower::start(&self.store, &self.client, &filter).await
+        self.bucket.follow(&filter).await
     }
 }
 
-/// The fleet view, in the `flotilla_fleet` bucket: one record per machine, written by the provisioner in
-/// the same step as its `MachineChanged` events and deleted when the machine is destroyed.
-#[derive(Clone)]
-pub struct FleetView {
-    store: kv::Store,
-    client: async_nats::Client,
+/// A record kept per machine under `<deployment>.<region>.<resource id>`.
+pub trait PerMachine: Message + Clone {
+    /// Its deployment, region and resource id.
+    fn machine(&self) -> (&str, &str, &str);
 }
 
-impl FleetView {
-    /// The fleet view in `store`, followed over `client`.
+impl PerMachine for MachineRecord {
+    fn machine(&self) -> (&str, &str, &str) {
+        (&self.deployment, &self.region, &self.resource_id)
+    }
+}
+
+impl PerMachine for MachineHealth {
+    fn machine(&self) -> (&str, &str, &str) {
+        (&self.deployment, &self.region, &self.resource_id)
+    }
+}
+
+/// Records kept per machine: the fleet view ([`FleetView`], the `flotilla_fleet` bucket, written by the
+/// provisioner in the same step as its `MachineChanged` events and deleted when the machine is destroyed)
+/// and the health view ([`HealthView`], the `flotilla_health` bucket, written by the autoscaler — the one
+/// prober — with its `machine-health` events).
+pub struct MachineView<T> {
+    bucket: Bucket<T>,
+}
+
+impl<T> Clone for MachineView<T> {
+    fn clone(&self) -> Self {
+        Self {
+            bucket: self.bucket.clone(),
+        }
+    }
+}
+
+/// Every machine of the fleet, as the provisioner records it.
+pub type FleetView = MachineView<MachineRecord>;
+
+/// Every probed machine's health, as the autoscaler sees it.
+pub type HealthView = MachineView<MachineHealth>;
+
+impl<T: PerMachine> MachineView<T> {
+    /// The records in `store`, followed over `client`.
     pub fn new(store: kv::Store, client: async_nats::Client) -> Self {
-        Self { store, client }
+        Self {
+            bucket: Bucket::new(store, client),
+        }
     }
 
     /// Writes (or replaces) a machine's record.
-    pub async fn put(&self, record: &MachineRecord) -> Result<u64, BusError> {
-        let key = subject::fleet_key(&record.deployment, &record.region, &record.resource_id)?;
-        self.store
-            .put(&key, encode(record)?)
-            .await
-            .map_err(|e| BusError::js("write the fleet view", e))
+    pub async fn put(&self, record: &T) -> Result<u64, BusError> {
+        let (deployment, region, resource_id) = record.machine();
+        let key = subject::fleet_key(deployment, region, resource_id)?;
+        self.bucket.put(&key, record).await
     }
 
     /// Removes a machine's record (it was destroyed); removing an absent one is not an error.
     pub async fn remove(&self, deployment: &str, region: &str, resource_id: &str) -> Result<(), BusError> {
-        let key = subject::fleet_key(deployment, region, resource_id)?;
-        self.store
-            .delete(&key)
+        self.bucket
+            .remove(&subject::fleet_key(deployment, region, resource_id)?)
             .await
-            .map_err(|e| BusError::js("remove from the fleet view", e))
     }
 
     /// One machine's record.
@@ -168,24 +275,19 @@ impl FleetView {
         deployment: &str,
         region: &str,
         resource_id: &str,
-    ) -> Result<Option<MachineRecord>, BusError> {
+    ) -> Result<Option<T>, BusError> {
         let key = subject::fleet_key(deployment, region, resource_id)?;
-        Ok(read(&self.store, &key).await?.map(|v| v.value))
+        Ok(self.bucket.get(&key).await?.map(|v| v.value))
     }
 
     /// Follows the machines of `deployment` (every deployment when `None`).
-    pub async fn follow(&self, deployment: Option<&str>) -> Result<Follower<MachineRecord>, BusError> {
-        Follower::start(&self.store, &self.client, &subject::fleet_filter(deployment)?).await
+    pub async fn follow(&self, deployment: Option<&str>) -> Result<Follower<T>, BusError> {
+        self.bucket.follow(&subject::fleet_filter(deployment)?).await
     }
 
-    /// The current machines of `deployment` (every deployment when `None`), by key.
-    pub async fn snapshot(
-        &self,
-        deployment: Option<&str>,
-    ) -> Result<BTreeMap<String, MachineRecord>, BusError> {
-        let mut follower = self.follow(deployment).await?;
-        follower.until_current().await?;
-        Ok(follower.into_values())
+    /// The current records of `deployment` (every deployment when `None`), by key.
+    pub async fn snapshot(&self, deployment: Option<&str>) -> Result<BTreeMap<String, T>, BusError> {
+        self.bucket.snapshot(&subject::fleet_filter(deployment)?).await
     }
 }
 

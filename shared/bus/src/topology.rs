@@ -22,6 +22,10 @@ pub const DESIRED_BUCKET: &str = "flotilla_desired";
 /// `<deployment>.<region>.<resource id>`).
 pub const FLEET_BUCKET: &str = "flotilla_fleet";
 
+/// Name of the KV bucket holding the health view (`autoscaler.machine-health.v1`, keyed like the fleet
+/// view), written by the autoscaler.
+pub const HEALTH_BUCKET: &str = "flotilla_health";
+
 /// Sizing of the streams; the `[bus]` section of a service's configuration.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -113,6 +117,8 @@ pub struct Topology {
     pub desired: kv::Store,
     /// The fleet-view bucket.
     pub fleet: kv::Store,
+    /// The health-view bucket.
+    pub health: kv::Store,
     lease_max_age: Duration,
 }
 
@@ -202,6 +208,13 @@ impl Topology {
             })
             .await
             .map_err(|e| BusError::provision(format!("KV bucket {FLEET_BUCKET}"), e))?;
+        let health = ensure_bucket(
+            &js,
+            config,
+            HEALTH_BUCKET,
+            "Flotilla health view: every probed machine's health, kept by the autoscaler",
+        )
+        .await?;
         Ok(Self {
             js,
             commands,
@@ -210,6 +223,7 @@ impl Topology {
             leases,
             desired,
             fleet,
+            health,
             lease_max_age: config.lease_max_age,
         })
     }
@@ -224,6 +238,23 @@ impl Topology {
         crate::state::FleetView::new(self.fleet.clone(), self.js.client())
     }
 
+    /// The health view.
+    pub fn health_view(&self) -> crate::state::HealthView {
+        crate::state::HealthView::new(self.health.clone(), self.js.client())
+    }
+
+    /// A service's own bucket of `T` (created, or updated to `config`'s replicas, when needed): state a
+    /// service shares between its replicas.
+    pub async fn service_bucket<T: flotilla_proto::Message + Clone>(
+        &self,
+        config: &TopologyConfig,
+        name: &str,
+        description: &str,
+    ) -> Result<crate::state::Bucket<T>, BusError> {
+        let store = ensure_bucket(&self.js, config, name, description).await?;
+        Ok(crate::state::Bucket::new(store, self.js.client()))
+    }
+
     /// The longest a lease may last (the lease bucket's `lease_max_age`).
     pub fn lease_max_age(&self) -> Duration {
         self.lease_max_age
@@ -233,6 +264,25 @@ impl Topology {
     pub fn leases(&self) -> crate::lease::Leases {
         crate::lease::Leases::new(self.leases.clone(), self.lease_max_age)
     }
+}
+
+/// A KV bucket keeping the last value per key, replicated like the streams.
+async fn ensure_bucket(
+    js: &jetstream::Context,
+    config: &TopologyConfig,
+    name: &str,
+    description: &str,
+) -> Result<kv::Store, BusError> {
+    js.create_or_update_key_value(kv::Config {
+        bucket: name.into(),
+        description: description.into(),
+        history: 1,
+        num_replicas: config.replicas,
+        storage: stream::StorageType::File,
+        ..Default::default()
+    })
+    .await
+    .map_err(|e| BusError::provision(format!("KV bucket {name}"), e))
 }
 
 async fn ensure_stream(js: &jetstream::Context, config: stream::Config) -> Result<stream::Stream, BusError> {

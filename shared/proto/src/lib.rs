@@ -59,5 +59,14 @@ pub fn all_schemas() -> Vec<(&'static str, schemars::Schema)> {
         entry::<WithdrawRegions>(),
         entry::<Accepted>(),
         entry::<MachineRecord>(),
+        entry::<ScaleRegion>(),
+        entry::<PauseScaling>(),
+        entry::<ResumeScaling>(),
+        entry::<ProtectMachine>(),
+        entry::<MachineHealth>(),
+        entry::<ScalingActivity>(),
+        entry::<ExplainScaling>(),
+        entry::<ScalingStatus>(),
+        entry::<ScalingState>(),
     ]
 }

@@ -530,3 +530,252 @@ pub struct MachineRecord {
 impl Message for MachineRecord {
     const KIND: &'static str = "fleet.machine.v1";
 }
+
+// ---------------------------------------------------------------------------------------------------------
+// The autoscaler.
+// ---------------------------------------------------------------------------------------------------------
+
+/// `autoscaler.scale.v1`: set the desired number of webservers of a region. Refused (with the bounds named)
+/// when outside the region's `min..=max`. Setting the same number again changes nothing.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct ScaleRegion {
+    /// Command metadata.
+    pub meta: CommandMeta,
+    /// Deployment name.
+    pub deployment: String,
+    /// Region name.
+    pub region: String,
+    /// Desired webservers.
+    pub desired: u32,
+}
+
+impl Message for ScaleRegion {
+    const KIND: &'static str = "autoscaler.scale.v1";
+}
+
+/// `autoscaler.pause.v1`: stop scaling a region (the original toolkit's `SWITCH_OFF_SCALING`); unhealthy
+/// machines are still reported, but nothing is created, destroyed or replaced until it is resumed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct PauseScaling {
+    /// Command metadata.
+    pub meta: CommandMeta,
+    /// Deployment name.
+    pub deployment: String,
+    /// Region name.
+    pub region: String,
+    /// Why (shown in status).
+    #[serde(default)]
+    pub reason: String,
+}
+
+impl Message for PauseScaling {
+    const KIND: &'static str = "autoscaler.pause.v1";
+}
+
+/// `autoscaler.resume.v1`: scale a paused region again.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct ResumeScaling {
+    /// Command metadata.
+    pub meta: CommandMeta,
+    /// Deployment name.
+    pub deployment: String,
+    /// Region name.
+    pub region: String,
+}
+
+impl Message for ResumeScaling {
+    const KIND: &'static str = "autoscaler.resume.v1";
+}
+
+/// `autoscaler.protect.v1`: protect a machine from scale-in (or lift the protection). A protected machine
+/// is never picked for scale-in; an unhealthy one is still replaced.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct ProtectMachine {
+    /// Command metadata.
+    pub meta: CommandMeta,
+    /// Deployment name.
+    pub deployment: String,
+    /// Region name.
+    pub region: String,
+    /// Our resource id of the machine.
+    pub resource_id: String,
+    /// `true` to protect, `false` to lift the protection.
+    pub protected: bool,
+}
+
+impl Message for ProtectMachine {
+    const KIND: &'static str = "autoscaler.protect.v1";
+}
+
+/// `autoscaler.machine-health.v1`: a machine's health as the autoscaler — the one prober of the system —
+/// sees it. Published on `flotilla.evt.health.<deployment>.<region>.<healthy|unhealthy>` when it changes,
+/// and kept in the `flotilla_health` KV bucket under `<deployment>.<region>.<resource id>`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct MachineHealth {
+    /// Event metadata.
+    pub meta: crate::EventMeta,
+    /// Deployment name.
+    pub deployment: String,
+    /// Region name.
+    pub region: String,
+    /// Our resource id.
+    pub resource_id: String,
+    /// Role (`webserver`, `reverse-proxy`, `authenticator`).
+    pub role: String,
+    /// The address probed.
+    pub public_ipv4: Option<String>,
+    /// Whether it answers its health check (after the configured thresholds).
+    pub healthy: bool,
+    /// Consecutive failed checks (0 when healthy).
+    pub failures: u32,
+    /// What the last check saw (`200 OK`, `connection refused`, `timed out after 2s` …).
+    pub reason: String,
+    /// When the last check ended.
+    pub checked_at: DateTime<Utc>,
+    /// Since when it has been in this state.
+    pub since: DateTime<Utc>,
+}
+
+impl Message for MachineHealth {
+    const KIND: &'static str = "autoscaler.machine-health.v1";
+}
+
+/// `autoscaler.activity.v1`: one scaling decision and how it went. Published on
+/// `flotilla.evt.activity.<deployment>.<region>.<status>` whenever its status changes; the latest ones are
+/// kept for `status`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct ScalingActivity {
+    /// Event metadata (its id is new for every status change; `id` stays).
+    pub meta: crate::EventMeta,
+    /// The activity's id.
+    pub id: uuid::Uuid,
+    /// Deployment name.
+    pub deployment: String,
+    /// Region name.
+    pub region: String,
+    /// What caused it (`scale command to 5`, `machine web-3 unhealthy`, `schedule 08:00 → 4` …).
+    pub cause: String,
+    /// `in-progress`, `waiting-for-warm-up`, `successful`, `failed` or `cancelled`.
+    pub status: String,
+    /// What it does or did.
+    pub message: String,
+    /// Percent done (0–100).
+    pub progress: u8,
+    /// When it started.
+    pub started_at: DateTime<Utc>,
+    /// When it ended.
+    pub ended_at: Option<DateTime<Utc>>,
+}
+
+impl Message for ScalingActivity {
+    const KIND: &'static str = "autoscaler.activity.v1";
+}
+
+/// `autoscaler.explain.v1`: the request of `flotilla.api.autoscaler.explain` — the scaling state of the
+/// regions of a deployment (one region when given).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct ExplainScaling {
+    /// Deployment name.
+    pub deployment: String,
+    /// One region, or every region when `None`.
+    pub region: Option<String>,
+}
+
+impl Message for ExplainScaling {
+    const KIND: &'static str = "autoscaler.explain.v1";
+}
+
+/// `autoscaler.scaling.v1`: the answer of `flotilla.api.autoscaler.explain`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct ScalingStatus {
+    /// One entry per region.
+    pub regions: Vec<RegionScaling>,
+}
+
+impl Message for ScalingStatus {
+    const KIND: &'static str = "autoscaler.scaling.v1";
+}
+
+/// Why a region has the webservers it has.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct RegionScaling {
+    /// Deployment name.
+    pub deployment: String,
+    /// Region name.
+    pub region: String,
+    /// The spec's lower bound.
+    pub min: u32,
+    /// The spec's upper bound.
+    pub max: u32,
+    /// The desired count.
+    pub desired: u32,
+    /// Webservers in the fleet now (not failed).
+    pub current: u32,
+    /// Of those, healthy.
+    pub healthy: u32,
+    /// Whether scaling is paused, and why.
+    pub paused: Option<String>,
+    /// Machines protected from scale-in.
+    pub protected: Vec<String>,
+    /// The instance acting for this region (holding its lease), if any.
+    pub leader: Option<String>,
+    /// Why the region is not at `desired` now, or why nothing is being done (`cool-down until …`,
+    /// `paused`, `backing off until …`, `waiting for warm-up` …); `None` when it is at `desired` and idle.
+    pub blocked: Option<String>,
+    /// The latest activities, newest first.
+    pub activities: Vec<ScalingActivity>,
+}
+
+/// `autoscaler.scaling-state.v1`: what the autoscaler keeps per region, shared by its replicas in its KV
+/// bucket under `<deployment>.<region>`: what operators asked (desired count, pause, protections) and what
+/// the region's leader is doing (the pending action, back-off, recent activities).
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize, JsonSchema)]
+pub struct ScalingState {
+    /// Deployment name.
+    pub deployment: String,
+    /// Region name.
+    pub region: String,
+    /// The desired webserver count; `None` until set (the spec's initial count holds).
+    pub desired: Option<u32>,
+    /// Paused, with the reason.
+    pub paused: Option<String>,
+    /// Machines protected from scale-in.
+    pub protected: Vec<String>,
+    /// Ids of the latest commands applied (a redelivered command changes nothing twice).
+    pub applied: Vec<String>,
+    /// The action under way, if any.
+    pub pending: Option<PendingAction>,
+    /// Machines a replacement was ordered for (never twice).
+    pub replaced: Vec<String>,
+    /// Failed actions in a row (the back-off grows with them).
+    pub failures: u32,
+    /// No new action before this.
+    pub backoff_until: Option<DateTime<Utc>>,
+    /// The latest activities, newest first.
+    pub activities: Vec<ScalingActivity>,
+}
+
+impl Message for ScalingState {
+    const KIND: &'static str = "autoscaler.scaling-state.v1";
+}
+
+/// One action of the autoscaler on a region, kept until it ends.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct PendingAction {
+    /// The activity that tells of it.
+    pub activity: ScalingActivity,
+    /// `scale-out`, `scale-in` or `replace`.
+    pub kind: String,
+    /// Machines to create (scale-out).
+    pub count: u32,
+    /// Machines concerned (scale-in: to destroy; replace: the one replaced).
+    pub machines: Vec<String>,
+    /// The webserver count it aims at.
+    pub target: u32,
+    /// Id of the command it sends (the same one again after a restart: the provisioner acts once).
+    pub command_id: uuid::Uuid,
+    /// Scale-in: machines are destroyed after this (they drain until then).
+    pub drain_until: Option<DateTime<Utc>>,
+    /// When the command was sent (`None`: not yet).
+    pub sent_at: Option<DateTime<Utc>>,
+}

@@ -7,7 +7,8 @@ use uuid::Uuid;
 
 use crate::{
     ApplyRegion, CommandMeta, CommandRejected, CreateMachines, DbaasReady, DecodeError, DestroyMachine,
-    DestroyRegion, EventMeta, MachineChanged, Message, ReconcileRegion, RegionApplied, ReplaceMachine,
+    DestroyRegion, EventMeta, MachineChanged, MachineHealth, Message, PauseScaling, ProtectMachine,
+    ReconcileRegion, RegionApplied, ReplaceMachine, ResumeScaling, ScaleRegion, ScalingActivity,
 };
 
 /// The service and verb of a command kind: `provisioner.apply.v1` → (`provisioner`, `apply`).
@@ -65,7 +66,11 @@ command!(
     CreateMachines,
     DestroyMachine,
     ReplaceMachine,
-    ReconcileRegion
+    ReconcileRegion,
+    ScaleRegion,
+    PauseScaling,
+    ResumeScaling,
+    ProtectMachine
 );
 
 impl Command for ApplyRegion {
@@ -130,6 +135,38 @@ impl Event for DbaasReady {
     }
 }
 
+impl Event for MachineHealth {
+    const TOPIC: &'static str = "health";
+    fn meta(&self) -> &EventMeta {
+        &self.meta
+    }
+    fn deployment(&self) -> &str {
+        &self.deployment
+    }
+    fn region(&self) -> &str {
+        &self.region
+    }
+    fn name(&self) -> &str {
+        if self.healthy { "healthy" } else { "unhealthy" }
+    }
+}
+
+impl Event for ScalingActivity {
+    const TOPIC: &'static str = "activity";
+    fn meta(&self) -> &EventMeta {
+        &self.meta
+    }
+    fn deployment(&self) -> &str {
+        &self.deployment
+    }
+    fn region(&self) -> &str {
+        &self.region
+    }
+    fn name(&self) -> &str {
+        &self.status
+    }
+}
+
 /// Any event a Flotilla service publishes, decoded by its kind header: the one typed decoder the services
 /// and the CLI share.
 #[derive(Debug, Clone, PartialEq)]
@@ -142,6 +179,10 @@ pub enum AnyEvent {
     Dbaas(DbaasReady),
     /// `bus.command-rejected.v1`.
     Rejected(CommandRejected),
+    /// `autoscaler.machine-health.v1`.
+    Health(MachineHealth),
+    /// `autoscaler.activity.v1`.
+    Activity(ScalingActivity),
 }
 
 impl AnyEvent {
@@ -160,6 +201,8 @@ impl AnyEvent {
             Some(RegionApplied::KIND) => AnyEvent::Region(typed(content_type, payload)?),
             Some(DbaasReady::KIND) => AnyEvent::Dbaas(typed(content_type, payload)?),
             Some(CommandRejected::KIND) => AnyEvent::Rejected(typed(content_type, payload)?),
+            Some(MachineHealth::KIND) => AnyEvent::Health(typed(content_type, payload)?),
+            Some(ScalingActivity::KIND) => AnyEvent::Activity(typed(content_type, payload)?),
             _ => return Ok(None),
         }))
     }
@@ -170,6 +213,8 @@ impl AnyEvent {
             AnyEvent::Machine(e) => Some(e.meta.correlation_id),
             AnyEvent::Region(e) => Some(e.meta.correlation_id),
             AnyEvent::Dbaas(e) => Some(e.meta.correlation_id),
+            AnyEvent::Health(e) => Some(e.meta.correlation_id),
+            AnyEvent::Activity(e) => Some(e.meta.correlation_id),
             AnyEvent::Rejected(_) => None,
         }
     }

@@ -1,0 +1,763 @@
+//! A region's leader: probes the region's machines and acts on [`plan::decide`], one action at a time.
+//!
+//! It wakes at once on a change of the fleet, of the region's scaling state (a `scale` command) or of a
+//! machine's health, and every `resync_interval` as a safety net. Actions are written to the scaling
+//! state *before* their command is sent, with the command's id in them: a leader that crashes between the
+//! two, or a new leader taking over, sends the same command again under the same id, and the provisioner
+//! acts once. A replacement is also remembered per machine, so a machine is never replaced twice.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use chrono::Utc;
+use flotilla_bus::state::Change;
+use flotilla_proto::{
+    CommandId, CommandMeta, CreateMachines, DestroyMachine, EventMeta, MachineHealth, MachineRecord,
+    PendingAction, ReplaceMachine, ScalingActivity, ScalingState,
+};
+use flotilla_spec::Role;
+use futures::StreamExt;
+use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
+use uuid::Uuid;
+
+use crate::health::{Judged, Tracker};
+use crate::plan::{self, Decision, Input, Progress, Webserver};
+use crate::service::{Autoscaler, region_key};
+
+/// Who the autoscaler's commands and events say they come from.
+const SOURCE: &str = "autoscaler";
+
+/// What the region's tasks share.
+struct Shared {
+    /// The region's machines, by resource id (from the fleet view).
+    machines: Mutex<BTreeMap<String, MachineRecord>>,
+    /// Health so far.
+    tracker: Mutex<Tracker>,
+    /// Failures the provisioner reported for our commands, by command id or correlation id.
+    failures: Mutex<HashMap<Uuid, String>>,
+    /// Wakes the acting loop.
+    wake: Notify,
+}
+
+/// Leads one region until `stop`.
+pub async fn lead(autoscaler: Arc<Autoscaler>, deployment: String, region: String, stop: CancellationToken) {
+    let shared = Arc::new(Shared {
+        machines: Mutex::new(BTreeMap::new()),
+        tracker: Mutex::new(Tracker::default()),
+        failures: Mutex::new(HashMap::new()),
+        wake: Notify::new(),
+    });
+    let tasks = [
+        tokio::spawn(follow_fleet(
+            Arc::clone(&autoscaler),
+            deployment.clone(),
+            region.clone(),
+            Arc::clone(&shared),
+            stop.clone(),
+        )),
+        tokio::spawn(follow_state(
+            Arc::clone(&autoscaler),
+            deployment.clone(),
+            region.clone(),
+            Arc::clone(&shared),
+            stop.clone(),
+        )),
+        tokio::spawn(watch_outcomes(
+            Arc::clone(&autoscaler),
+            deployment.clone(),
+            region.clone(),
+            Arc::clone(&shared),
+            stop.clone(),
+        )),
+        tokio::spawn(probe(
+            Arc::clone(&autoscaler),
+            deployment.clone(),
+            region.clone(),
+            Arc::clone(&shared),
+            stop.clone(),
+        )),
+    ];
+    let actor = Actor {
+        autoscaler: Arc::clone(&autoscaler),
+        deployment: deployment.clone(),
+        region: region.clone(),
+        shared: Arc::clone(&shared),
+    };
+    loop {
+        if let Err(e) = actor.step().await {
+            tracing::warn!(%deployment, %region, error = %e, "scaling step failed; trying again");
+        }
+        tokio::select! {
+            _ = stop.cancelled() => break,
+            _ = shared.wake.notified() => {}
+            _ = tokio::time::sleep(autoscaler.settings.resync_interval) => {}
+        }
+    }
+    for task in tasks {
+        task.abort();
+        let _ = task.await;
+    }
+}
+
+/// Keeps the region's machines from the fleet view; wakes the actor on every change.
+async fn follow_fleet(
+    autoscaler: Arc<Autoscaler>,
+    deployment: String,
+    region: String,
+    shared: Arc<Shared>,
+    stop: CancellationToken,
+) {
+    loop {
+        let mut follower = match autoscaler.fleet.follow(Some(&deployment)).await {
+            Ok(f) => f,
+            Err(e) => {
+                tracing::warn!(%deployment, error = %e, "cannot follow the fleet view; trying again");
+                tokio::select! {
+                    _ = stop.cancelled() => return,
+                    _ = tokio::time::sleep(Duration::from_secs(1)) => continue,
+                }
+            }
+        };
+        loop {
+            let change = tokio::select! {
+                _ = stop.cancelled() => return,
+                c = follower.next() => c,
+            };
+            match change {
+                None => break,
+                Some(Err(e)) => tracing::warn!(error = %e, "a fleet record that does not decode"),
+                Some(Ok(Change::Current)) => {}
+                Some(Ok(Change::Put { value, .. })) => {
+                    if value.region == region
+                        && let Ok(mut machines) = shared.machines.lock()
+                    {
+                        machines.insert(value.resource_id.clone(), value);
+                    }
+                }
+                Some(Ok(Change::Removed { previous, .. })) => {
+                    if let Some(gone) = previous.filter(|p| p.region == region) {
+                        if let Ok(mut machines) = shared.machines.lock() {
+                            machines.remove(&gone.resource_id);
+                        }
+                        if let Ok(mut tracker) = shared.tracker.lock() {
+                            tracker.retain(|id| id != gone.resource_id);
+                        }
+                        // Its health record goes with it.
+                        let _ = autoscaler
+                            .health
+                            .remove(&deployment, &region, &gone.resource_id)
+                            .await;
+                    }
+                }
+            }
+            shared.wake.notify_one();
+        }
+    }
+}
+
+/// Wakes the actor when the region's scaling state changes (a command was taken).
+async fn follow_state(
+    autoscaler: Arc<Autoscaler>,
+    deployment: String,
+    region: String,
+    shared: Arc<Shared>,
+    stop: CancellationToken,
+) {
+    let Ok(key) = region_key(&deployment, &region) else {
+        return;
+    };
+    loop {
+        let follower = match autoscaler.states().await {
+            Ok(states) => states.follow(&key).await,
+            Err(e) => Err(e),
+        };
+        let mut follower = match follower {
+            Ok(f) => f,
+            Err(e) => {
+                tracing::warn!(%deployment, %region, error = %e, "cannot follow the scaling state; trying again");
+                tokio::select! {
+                    _ = stop.cancelled() => return,
+                    _ = tokio::time::sleep(Duration::from_secs(1)) => continue,
+                }
+            }
+        };
+        loop {
+            let change = tokio::select! {
+                _ = stop.cancelled() => return,
+                c = follower.next() => c,
+            };
+            if change.is_none() {
+                break;
+            }
+            shared.wake.notify_one();
+        }
+    }
+}
+
+/// Notes the provisioner's failures for the region (a rejected command, a failed apply), so an action
+/// that failed ends at once rather than at its timeout.
+async fn watch_outcomes(
+    autoscaler: Arc<Autoscaler>,
+    deployment: String,
+    region: String,
+    shared: Arc<Shared>,
+    stop: CancellationToken,
+) {
+    let subjects = [
+        flotilla_bus::subject::event("command", &deployment, &region, "rejected"),
+        flotilla_bus::subject::event("region", &deployment, &region, "failed"),
+    ];
+    let mut subscriptions = Vec::new();
+    for subject in subjects.into_iter().flatten() {
+        match autoscaler.client.subscribe(subject).await {
+            Ok(s) => subscriptions.push(s),
+            Err(e) => tracing::warn!(error = %e, "cannot watch the provisioner's outcomes"),
+        }
+    }
+    let mut messages = futures::stream::select_all(subscriptions);
+    loop {
+        let message = tokio::select! {
+            _ = stop.cancelled() => return,
+            m = messages.next() => m,
+        };
+        let Some(message) = message else { return };
+        let kind = message
+            .headers
+            .as_ref()
+            .and_then(|h| h.get(flotilla_proto::KIND_HEADER))
+            .map(|v| v.as_str().to_owned());
+        let content_type = message
+            .headers
+            .as_ref()
+            .and_then(|h| h.get(flotilla_proto::CONTENT_TYPE_HEADER))
+            .map(|v| v.as_str().to_owned());
+        let (id, why) = match flotilla_proto::AnyEvent::decode(
+            kind.as_deref(),
+            content_type.as_deref(),
+            &message.payload,
+        ) {
+            Ok(Some(flotilla_proto::AnyEvent::Rejected(r))) => {
+                let Some(id) = r.command_id.as_deref().and_then(|i| Uuid::parse_str(i).ok()) else {
+                    continue;
+                };
+                (id, r.error)
+            }
+            Ok(Some(flotilla_proto::AnyEvent::Region(r))) => (
+                r.meta.correlation_id,
+                r.error.unwrap_or_else(|| "the provisioner failed".into()),
+            ),
+            _ => continue,
+        };
+        if let Ok(mut failures) = shared.failures.lock() {
+            failures.insert(id, why);
+        }
+        shared.wake.notify_one();
+    }
+}
+
+/// Checks every machine of the region that serves something at its role's interval, a bounded number at
+/// a time over the whole process; publishes each change of health.
+async fn probe(
+    autoscaler: Arc<Autoscaler>,
+    deployment: String,
+    _region: String,
+    shared: Arc<Shared>,
+    stop: CancellationToken,
+) {
+    let probes = &autoscaler.settings.probe;
+    let tick = [&probes.webserver, &probes.reverse_proxy, &probes.authenticator]
+        .iter()
+        .map(|p| p.interval)
+        .min()
+        .unwrap_or(Duration::from_secs(5))
+        .min(Duration::from_secs(1));
+    let mut due: HashMap<String, tokio::time::Instant> = HashMap::new();
+    let mut running = tokio::task::JoinSet::new();
+    loop {
+        let now = tokio::time::Instant::now();
+        let machines: Vec<MachineRecord> = shared
+            .machines
+            .lock()
+            .map(|m| m.values().cloned().collect())
+            .unwrap_or_default();
+        due.retain(|id, _| machines.iter().any(|m| &m.resource_id == id));
+        for machine in machines {
+            let Some(settings) = probes.of(&machine.role).cloned() else {
+                continue;
+            };
+            let Some(address) = machine.public_ipv4.clone() else {
+                continue;
+            };
+            if machine.state == "created" || machine.state == "failed" {
+                continue;
+            }
+            let next = due.entry(machine.resource_id.clone()).or_insert(now);
+            if *next > now {
+                continue;
+            }
+            *next = now + settings.interval;
+            let autoscaler = Arc::clone(&autoscaler);
+            let shared = Arc::clone(&shared);
+            let deployment = deployment.clone();
+            running.spawn(async move {
+                let Ok(_permit) = autoscaler.probes.acquire().await else {
+                    return;
+                };
+                let seen = crate::health::check(&autoscaler.http, &address, &settings).await;
+                let changed =
+                    shared.tracker.lock().ok().and_then(|mut t| {
+                        t.observe(&machine.resource_id, machine.created_at, &settings, seen)
+                    });
+                let replace_now = shared.tracker.lock().ok().is_some_and(|t| {
+                    t.get(&machine.resource_id).is_some_and(|j| {
+                        j.healthy == Some(false)
+                            && settings.replace_after > 0
+                            && j.failures == settings.replace_after
+                    })
+                });
+                if let Some(judged) = changed {
+                    publish_health(&autoscaler, &deployment, &machine, &judged).await;
+                    shared.wake.notify_one();
+                } else if replace_now {
+                    // Its failure count reached the replacement threshold: record it and act.
+                    if let Some(judged) = shared
+                        .tracker
+                        .lock()
+                        .ok()
+                        .and_then(|t| t.get(&machine.resource_id).cloned())
+                    {
+                        publish_health(&autoscaler, &deployment, &machine, &judged).await;
+                    }
+                    shared.wake.notify_one();
+                }
+            });
+        }
+        while running.try_join_next().is_some() {}
+        tokio::select! {
+            _ = stop.cancelled() => {
+                running.abort_all();
+                return;
+            }
+            _ = tokio::time::sleep(tick) => {}
+        }
+    }
+}
+
+/// Publishes a machine's health (event, then view).
+async fn publish_health(autoscaler: &Autoscaler, deployment: &str, machine: &MachineRecord, judged: &Judged) {
+    let Some(healthy) = judged.healthy else {
+        return;
+    };
+    let last = judged.last.as_ref();
+    let health = MachineHealth {
+        meta: EventMeta::new(Uuid::now_v7(), SOURCE),
+        deployment: deployment.to_owned(),
+        region: machine.region.clone(),
+        resource_id: machine.resource_id.clone(),
+        role: machine.role.clone(),
+        public_ipv4: machine.public_ipv4.clone(),
+        healthy,
+        failures: judged.failures,
+        reason: last.map(|o| o.reason.clone()).unwrap_or_default(),
+        checked_at: last.map_or_else(Utc::now, |o| o.at),
+        since: judged.since,
+    };
+    tracing::info!(
+        %deployment, region = %machine.region, machine = %machine.resource_id, healthy,
+        failures = judged.failures, reason = %health.reason, "machine health"
+    );
+    if let Err(e) = autoscaler.publisher.publish_event(&health).await {
+        tracing::warn!(error = %e, "publishing a machine's health");
+    }
+    if let Err(e) = autoscaler.health.put(&health).await {
+        tracing::warn!(error = %e, "writing the health view");
+    }
+}
+
+/// Acts on the region, one step at a time.
+struct Actor {
+    autoscaler: Arc<Autoscaler>,
+    deployment: String,
+    region: String,
+    shared: Arc<Shared>,
+}
+
+/// Why a step could not be taken.
+type StepError = String;
+
+impl Actor {
+    /// The region's webservers and the machines to replace, as the leader sees them now.
+    fn view(&self) -> (Vec<Webserver>, Vec<String>) {
+        let machines = self.shared.machines.lock().map(|m| m.clone()).unwrap_or_default();
+        let tracker = self.shared.tracker.lock();
+        let judged = |id: &str| tracker.as_ref().ok().and_then(|t| t.get(id).cloned());
+        let webservers = machines
+            .values()
+            .filter(|m| m.role == "webserver")
+            .map(|m| Webserver {
+                resource_id: m.resource_id.clone(),
+                created_at: m.created_at,
+                state: m.state.clone(),
+                healthy: judged(&m.resource_id).and_then(|j| j.healthy),
+            })
+            .collect();
+        let mut replaceable: Vec<(chrono::DateTime<Utc>, String)> = machines
+            .values()
+            .filter(|m| m.state != "failed")
+            .filter_map(|m| {
+                let probe = self.autoscaler.settings.probe.of(&m.role)?;
+                let j = judged(&m.resource_id)?;
+                (j.healthy == Some(false) && probe.replace_after > 0 && j.failures >= probe.replace_after)
+                    .then(|| (j.since, m.resource_id.clone()))
+            })
+            .collect();
+        replaceable.sort();
+        (webservers, replaceable.into_iter().map(|(_, id)| id).collect())
+    }
+
+    async fn step(&self) -> Result<(), StepError> {
+        let Some(spec) = self
+            .autoscaler
+            .region_spec(&self.deployment, &self.region)
+            .await
+            .map_err(|e| e.to_string())?
+        else {
+            return Ok(());
+        };
+        let (state, _) = self
+            .autoscaler
+            .state(&self.deployment, &self.region)
+            .await
+            .map_err(|e| e.to_string())?;
+        let (webservers, replaceable) = self.view();
+        let now = Utc::now();
+        if let Some(pending) = &state.pending {
+            return self.follow_up(pending, &webservers).await;
+        }
+        let decision = plan::decide(&Input {
+            now,
+            scaling: spec.scaling,
+            state: &state,
+            webservers: &webservers,
+            replaceable: &replaceable,
+        });
+        if matches!(decision, Decision::Idle { .. }) {
+            return Ok(());
+        }
+        if let Err(why) = self
+            .autoscaler
+            .provisioner_idle(&self.deployment, &self.region)
+            .await
+        {
+            tracing::debug!(deployment = %self.deployment, region = %self.region, %why, "not acting yet");
+            return Ok(());
+        }
+        let current = u32::try_from(plan::counted(&webservers).count()).unwrap_or(u32::MAX);
+        let (kind, cause, message, count, machines, target) = match decision {
+            Decision::Idle { .. } => return Ok(()),
+            Decision::ScaleOut { count, target } => (
+                "scale-out",
+                format!("desired count {target}, {current} webservers"),
+                format!("creating {count} webserver{}", if count == 1 { "" } else { "s" }),
+                count,
+                vec![],
+                target,
+            ),
+            Decision::ScaleIn { victims, target } => (
+                "scale-in",
+                format!("desired count {target}, {current} webservers"),
+                format!("draining {}", victims.join(", ")),
+                0,
+                victims,
+                target,
+            ),
+            Decision::Replace { resource_id } => (
+                "replace",
+                format!("machine {resource_id} is unhealthy"),
+                format!("replacing {resource_id}"),
+                0,
+                vec![resource_id],
+                current,
+            ),
+        };
+        let id = Uuid::now_v7();
+        let activity = ScalingActivity {
+            meta: EventMeta::new(id, SOURCE),
+            id,
+            deployment: self.deployment.clone(),
+            region: self.region.clone(),
+            cause,
+            status: "in-progress".into(),
+            message,
+            progress: 0,
+            started_at: now,
+            ended_at: None,
+        };
+        let drain = chrono::Duration::from_std(self.autoscaler.settings.drain_delay).unwrap_or_default();
+        let pending = PendingAction {
+            activity: activity.clone(),
+            kind: kind.into(),
+            count,
+            machines: machines.clone(),
+            target,
+            command_id: Uuid::now_v7(),
+            drain_until: (kind == "scale-in").then(|| now + drain),
+            sent_at: None,
+        };
+        // Recorded before anything is sent: a crash from here on sends the same command again.
+        let written = self
+            .autoscaler
+            .update(&self.deployment, &self.region, |s| {
+                if s.pending.is_some() {
+                    return false;
+                }
+                if kind == "replace" {
+                    s.replaced.extend(machines.iter().cloned());
+                    let keep = s.replaced.len().saturating_sub(256);
+                    s.replaced.drain(..keep);
+                }
+                s.pending = Some(pending.clone());
+                true
+            })
+            .await
+            .map_err(|e| e.to_string())?;
+        if written.pending.as_ref().map(|p| p.activity.id) != Some(id) {
+            // Somebody else's action got there first (a leader that was taking over): follow that one.
+            return Ok(());
+        }
+        tracing::info!(
+            deployment = %self.deployment, region = %self.region, kind, activity = %id,
+            message = %activity.message, "scaling activity"
+        );
+        self.publish_activity(&activity).await;
+        if kind == "scale-in" {
+            self.drain(&machines).await;
+        }
+        self.follow_up(&pending, &webservers).await
+    }
+
+    /// Reports the machines picked for scale-in unhealthy ("draining"), so dns and the reverse proxies let
+    /// go of them before they are destroyed.
+    async fn drain(&self, machines: &[String]) {
+        let records: Vec<MachineRecord> = self
+            .shared
+            .machines
+            .lock()
+            .map(|m| machines.iter().filter_map(|id| m.get(id).cloned()).collect())
+            .unwrap_or_default();
+        for machine in records {
+            let now = Utc::now();
+            let judged = Judged {
+                healthy: Some(false),
+                successes: 0,
+                failures: 0,
+                since: now,
+                last: Some(crate::health::Observation {
+                    ok: false,
+                    reason: "draining for scale-in".into(),
+                    at: now,
+                }),
+            };
+            publish_health(&self.autoscaler, &self.deployment, &machine, &judged).await;
+        }
+    }
+
+    /// Sends what the pending action still has to send, and ends it when it is done or failed.
+    async fn follow_up(&self, pending: &PendingAction, webservers: &[Webserver]) -> Result<(), StepError> {
+        let now = Utc::now();
+        let failed = self.shared.failures.lock().ok().and_then(|f| {
+            self.command_ids(pending)
+                .iter()
+                .chain(std::iter::once(&pending.activity.id))
+                .find_map(|id| f.get(id).cloned())
+        });
+        if let Some(why) = failed {
+            return self
+                .finish(pending, false, format!("the provisioner failed: {why}"))
+                .await;
+        }
+        if pending.sent_at.is_none() && pending.kind != "scale-in" {
+            self.send(pending).await?;
+            return self.mark_sent(pending).await;
+        }
+        let timeout = chrono::Duration::from_std(self.autoscaler.settings.action_timeout).unwrap_or_default();
+        match plan::progress(pending, webservers, now, timeout) {
+            Progress::Waiting {
+                status,
+                message,
+                percent,
+            } => {
+                if pending.activity.status != status || pending.activity.message != message {
+                    let mut activity = pending.activity.clone();
+                    activity.meta = EventMeta::new(activity.id, SOURCE);
+                    activity.status = status.into();
+                    activity.message = message;
+                    activity.progress = percent;
+                    let id = pending.activity.id;
+                    let written = activity.clone();
+                    self.autoscaler
+                        .update(&self.deployment, &self.region, |s| match &mut s.pending {
+                            Some(p) if p.activity.id == id => {
+                                p.activity = written.clone();
+                                true
+                            }
+                            _ => false,
+                        })
+                        .await
+                        .map_err(|e| e.to_string())?;
+                    self.publish_activity(&activity).await;
+                }
+                Ok(())
+            }
+            Progress::Drained => {
+                self.send(pending).await?;
+                self.mark_sent(pending).await
+            }
+            Progress::Succeeded(message) => self.finish(pending, true, message).await,
+            Progress::Failed(message) => self.finish(pending, false, message).await,
+        }
+    }
+
+    /// The ids of the commands the action sends (derived from its own, so they are the same every time).
+    fn command_ids(&self, pending: &PendingAction) -> Vec<Uuid> {
+        match pending.kind.as_str() {
+            "scale-in" => pending
+                .machines
+                .iter()
+                .map(|m| self.meta(pending, Some(m)).id.0)
+                .collect(),
+            _ => vec![pending.command_id],
+        }
+    }
+
+    fn meta(&self, pending: &PendingAction, machine: Option<&str>) -> CommandMeta {
+        let base = CommandMeta {
+            id: CommandId(pending.command_id),
+            correlation_id: pending.activity.id,
+            issued_at: Utc::now(),
+            issued_by: SOURCE.into(),
+        };
+        match machine {
+            Some(m) => CommandMeta::derived(&base, &format!("destroy/{m}"), SOURCE),
+            None => base,
+        }
+    }
+
+    /// Sends the action's command(s) to the provisioner.
+    async fn send(&self, pending: &PendingAction) -> Result<(), StepError> {
+        let publisher = &self.autoscaler.publisher;
+        let result = match pending.kind.as_str() {
+            "scale-out" => publisher
+                .publish_command(&CreateMachines {
+                    meta: self.meta(pending, None),
+                    deployment: self.deployment.clone(),
+                    region: self.region.clone(),
+                    role: Role::Webserver,
+                    count: pending.count,
+                })
+                .await
+                .map(|_| ()),
+            "scale-in" => {
+                let mut result = Ok(());
+                for machine in &pending.machines {
+                    result = publisher
+                        .publish_command(&DestroyMachine {
+                            meta: self.meta(pending, Some(machine)),
+                            deployment: self.deployment.clone(),
+                            region: self.region.clone(),
+                            resource_id: machine.clone(),
+                        })
+                        .await
+                        .map(|_| ());
+                    if result.is_err() {
+                        break;
+                    }
+                }
+                result
+            }
+            _ => match pending.machines.first() {
+                Some(machine) => publisher
+                    .publish_command(&ReplaceMachine {
+                        meta: self.meta(pending, None),
+                        deployment: self.deployment.clone(),
+                        region: self.region.clone(),
+                        resource_id: machine.clone(),
+                    })
+                    .await
+                    .map(|_| ()),
+                None => Ok(()),
+            },
+        };
+        result.map_err(|e| format!("sending the {} command: {e}", pending.kind))
+    }
+
+    async fn mark_sent(&self, pending: &PendingAction) -> Result<(), StepError> {
+        let id = pending.activity.id;
+        self.autoscaler
+            .update(&self.deployment, &self.region, |s| match &mut s.pending {
+                Some(p) if p.activity.id == id && p.sent_at.is_none() => {
+                    p.sent_at = Some(Utc::now());
+                    true
+                }
+                _ => false,
+            })
+            .await
+            .map_err(|e| e.to_string())?;
+        Ok(())
+    }
+
+    /// Ends the pending action: kept among the region's activities; a failure backs the region off.
+    async fn finish(&self, pending: &PendingAction, ok: bool, message: String) -> Result<(), StepError> {
+        let now = Utc::now();
+        let mut activity = pending.activity.clone();
+        activity.meta = EventMeta::new(activity.id, SOURCE);
+        activity.status = if ok { "successful" } else { "failed" }.into();
+        activity.message = message;
+        activity.progress = if ok { 100 } else { activity.progress };
+        activity.ended_at = Some(now);
+        let settings = &self.autoscaler.settings;
+        let id = pending.activity.id;
+        let kept = settings.activities_kept;
+        let ended = activity.clone();
+        let state: ScalingState = self
+            .autoscaler
+            .update(&self.deployment, &self.region, |s| {
+                if s.pending.as_ref().map(|p| p.activity.id) != Some(id) {
+                    return false;
+                }
+                s.pending = None;
+                if ok {
+                    s.failures = 0;
+                    s.backoff_until = None;
+                } else {
+                    s.failures = s.failures.saturating_add(1);
+                    let wait = plan::backoff(s.failures, settings.backoff_base, settings.backoff_max);
+                    s.backoff_until = Some(now + chrono::Duration::from_std(wait).unwrap_or_default());
+                }
+                s.activities.insert(0, ended.clone());
+                s.activities.truncate(kept);
+                true
+            })
+            .await
+            .map_err(|e| e.to_string())?;
+        if ok {
+            tracing::info!(deployment = %self.deployment, region = %self.region, activity = %id, message = %activity.message, "scaling activity successful");
+        } else {
+            tracing::warn!(
+                deployment = %self.deployment, region = %self.region, activity = %id, message = %activity.message,
+                backoff_until = ?state.backoff_until, "scaling activity failed"
+            );
+        }
+        self.publish_activity(&activity).await;
+        self.shared.wake.notify_one();
+        Ok(())
+    }
+
+    async fn publish_activity(&self, activity: &ScalingActivity) {
+        if let Err(e) = self.autoscaler.publisher.publish_event(activity).await {
+            tracing::warn!(error = %e, "publishing a scaling activity");
+        }
+    }
+}
