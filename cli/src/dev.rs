@@ -470,7 +470,17 @@ async fn start_services(
     start!(flotilla_dns, config(dir, "dns", nats, &clouds));
     start!(flotilla_firewall, config(dir, "firewall", nats, &clouds));
     start!(flotilla_sync, config(dir, "sync", nats, &clouds));
-    start!(flotilla_autoscaler, config(dir, "autoscaler", nats, &clouds));
+    let mut autoscaler: ServiceConfig<flotilla_autoscaler::Settings> =
+        config(dir, "autoscaler", nats, &clouds);
+    // The simulator's machines answer health checks on its health port.
+    autoscaler.service.probe =
+        flotilla_autoscaler::settings::Probes::all(flotilla_autoscaler::settings::Probe {
+            port: health_port,
+            path: "/health".into(),
+            grace: Duration::from_secs(60),
+            ..flotilla_autoscaler::settings::Probe::default()
+        });
+    start!(flotilla_autoscaler, autoscaler);
     Ok(services)
 }
 

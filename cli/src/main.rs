@@ -4,6 +4,7 @@ mod deploy;
 mod destroy;
 mod dev;
 mod ping;
+mod scale;
 mod session;
 mod status;
 mod template;
@@ -77,6 +78,14 @@ enum Command {
     Destroy(destroy::Args),
     /// List the Flotilla services answering on NATS.
     Ping(ping::Args),
+    /// Set the desired number of webservers of a region (within its min and max).
+    ///
+    /// Exit codes: 0 when the autoscaler took it (with --wait: once the region is there, all healthy), 1
+    /// when it was refused or did not converge in time, 3 when NATS or the autoscaler cannot be reached.
+    Scale(scale::ScaleArgs),
+    /// What the autoscaler does with a deployment's regions (and pause, resume, protect).
+    #[command(subcommand)]
+    Scaling(scale::ScalingCommand),
     /// Check and import the original toolkit's templates.
     #[command(subcommand)]
     Template(template::Command),
@@ -89,6 +98,8 @@ fn main() -> ExitCode {
             match cli.command {
                 Command::Template(cmd) => template::run(cmd),
                 Command::Ping(args) => ping::run(&cli.nats.config()?, args).await,
+                Command::Scale(args) => scale::scale(&cli.nats.config()?, args).await,
+                Command::Scaling(cmd) => scale::scaling(&cli.nats.config()?, cmd).await,
                 Command::Deploy(args) => deploy::run(&cli.nats.config()?, args).await,
                 Command::Status(args) => status::run(&cli.nats.config()?, args).await,
                 Command::Destroy(args) => destroy::run(&cli.nats.config()?, args).await,

@@ -1,0 +1,339 @@
+//! `flotilla scale DEPLOYMENT REGION N` and `flotilla scaling …`: the autoscaler's commands and its
+//! `explain` answer.
+//!
+//! `scale` exits 0 once the autoscaler took the new count (with `--wait`, once the region is at it with
+//! every webserver healthy), 1 when it was refused (out of the region's bounds, unknown region) with the
+//! reason, 3 when NATS or the autoscaler cannot be reached.
+
+use std::process::ExitCode;
+use std::time::Duration;
+
+use flotilla_bus::api::{self, ApiError};
+use flotilla_bus::{PublishConfig, Publisher, subject};
+use flotilla_proto::{
+    CommandMeta, CommandRejected, ExplainScaling, PauseScaling, ProtectMachine, RegionScaling, ResumeScaling,
+    ScaleRegion, ScalingStatus,
+};
+use futures::StreamExt;
+
+use crate::session::{Exit, Session, exit, issuer};
+
+#[derive(Debug, clap::Args)]
+pub struct ScaleArgs {
+    /// The deployment.
+    deployment: String,
+    /// The region.
+    region: String,
+    /// Desired webservers (within the region's min and max).
+    desired: u32,
+    /// Wait until the region is at the count with every webserver healthy.
+    #[arg(long)]
+    wait: bool,
+    /// Give up waiting after this long (the autoscaler carries on).
+    #[arg(long, default_value = "10m", value_parser = humantime::parse_duration)]
+    timeout: Duration,
+}
+
+/// `flotilla scaling`: what the autoscaler does with a deployment's regions, and its other commands.
+#[derive(Debug, clap::Subcommand)]
+pub enum ScalingCommand {
+    /// Per region: bounds, desired and current counts, the leader, what blocks it, the latest activities.
+    Show {
+        /// The deployment.
+        deployment: String,
+        /// Only this region.
+        region: Option<String>,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Stop scaling a region (health is still watched).
+    Pause {
+        /// The deployment.
+        deployment: String,
+        /// The region.
+        region: String,
+        /// Why (shown by `scaling show`).
+        #[arg(long, default_value = "")]
+        reason: String,
+    },
+    /// Scale a paused region again.
+    Resume {
+        /// The deployment.
+        deployment: String,
+        /// The region.
+        region: String,
+    },
+    /// Never pick this machine for scale-in.
+    Protect {
+        /// The deployment.
+        deployment: String,
+        /// The region.
+        region: String,
+        /// The machine's resource id.
+        machine: String,
+    },
+    /// Lift a machine's protection.
+    Unprotect {
+        /// The deployment.
+        deployment: String,
+        /// The region.
+        region: String,
+        /// The machine's resource id.
+        machine: String,
+    },
+}
+
+pub async fn scale(nats: &flotilla_bus::BusConfig, args: ScaleArgs) -> anyhow::Result<ExitCode> {
+    let session = Session::connect(nats).await?;
+    let before = explain(&session, &args.deployment, Some(&args.region)).await?;
+    let cmd = ScaleRegion {
+        meta: CommandMeta::new(issuer()),
+        deployment: args.deployment.clone(),
+        region: args.region.clone(),
+        desired: args.desired,
+    };
+    send(&session, &cmd, |r| r.desired == args.desired).await?;
+    println!(
+        "region {} of {}: desired webservers {} → {} (bounds {}..={})",
+        args.region, args.deployment, before.desired, args.desired, before.min, before.max
+    );
+    if !args.wait {
+        return Ok(ExitCode::SUCCESS);
+    }
+    let deadline = tokio::time::Instant::now() + args.timeout;
+    loop {
+        let r = explain(&session, &args.deployment, Some(&args.region)).await?;
+        let busy = r.activities.first().is_some_and(|a| a.ended_at.is_none());
+        if r.current == args.desired && r.healthy == args.desired && !busy {
+            println!("region {}: {} webservers, all healthy", args.region, r.current);
+            return Ok(ExitCode::SUCCESS);
+        }
+        if tokio::time::Instant::now() > deadline {
+            return Err(Exit::error(
+                exit::FAILED,
+                format!(
+                    "region {} not at {} after {:?}: {} webservers, {} healthy{}",
+                    args.region,
+                    args.desired,
+                    args.timeout,
+                    r.current,
+                    r.healthy,
+                    r.blocked.map(|b| format!("; {b}")).unwrap_or_default()
+                ),
+            ));
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+}
+
+pub async fn scaling(nats: &flotilla_bus::BusConfig, cmd: ScalingCommand) -> anyhow::Result<ExitCode> {
+    let session = Session::connect(nats).await?;
+    match cmd {
+        ScalingCommand::Show {
+            deployment,
+            region,
+            json,
+        } => {
+            let status = explain_all(&session, &deployment, region.as_deref()).await?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&status)?);
+            } else {
+                for r in &status.regions {
+                    print_region(r);
+                }
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        ScalingCommand::Pause {
+            deployment,
+            region,
+            reason,
+        } => {
+            let cmd = PauseScaling {
+                meta: CommandMeta::new(issuer()),
+                deployment,
+                region,
+                reason,
+            };
+            send(&session, &cmd, |r| r.paused.is_some()).await?;
+            println!("scaling of region {} paused", cmd.region);
+            Ok(ExitCode::SUCCESS)
+        }
+        ScalingCommand::Resume { deployment, region } => {
+            let cmd = ResumeScaling {
+                meta: CommandMeta::new(issuer()),
+                deployment,
+                region,
+            };
+            send(&session, &cmd, |r| r.paused.is_none()).await?;
+            println!("scaling of region {} resumed", cmd.region);
+            Ok(ExitCode::SUCCESS)
+        }
+        ScalingCommand::Protect {
+            deployment,
+            region,
+            machine,
+        } => protect(&session, deployment, region, machine, true).await,
+        ScalingCommand::Unprotect {
+            deployment,
+            region,
+            machine,
+        } => protect(&session, deployment, region, machine, false).await,
+    }
+}
+
+async fn protect(
+    session: &Session,
+    deployment: String,
+    region: String,
+    machine: String,
+    protected: bool,
+) -> anyhow::Result<ExitCode> {
+    let cmd = ProtectMachine {
+        meta: CommandMeta::new(issuer()),
+        deployment,
+        region,
+        resource_id: machine.clone(),
+        protected,
+    };
+    send(session, &cmd, |r| r.protected.contains(&machine) == protected).await?;
+    println!(
+        "machine {machine} {}",
+        if protected {
+            "protected from scale-in"
+        } else {
+            "no longer protected"
+        }
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Publishes `cmd` and waits until `taken` says the autoscaler took it, or its rejection arrives.
+async fn send<C: flotilla_proto::Command>(
+    session: &Session,
+    cmd: &C,
+    taken: impl Fn(&RegionScaling) -> bool,
+) -> anyhow::Result<()> {
+    let rejections = subject::event("command", cmd.deployment(), cmd.region(), "rejected")?;
+    let mut rejected = session.client.subscribe(rejections).await?;
+    Publisher::new(session.client.clone(), PublishConfig::default())
+        .publish_command(cmd)
+        .await?;
+    let id = cmd.meta().id.to_string();
+    let deadline = tokio::time::Instant::now() + session.timeout * 2;
+    loop {
+        tokio::select! {
+            m = rejected.next() => {
+                if let Some(m) = m
+                    && let Some(r) = rejection(&m)
+                    && r.command_id.as_deref() == Some(id.as_str())
+                {
+                    return Err(Exit::error(exit::FAILED, format!("the autoscaler refused: {}", r.error)));
+                }
+            }
+            _ = tokio::time::sleep(Duration::from_millis(200)) => {
+                let r = explain(session, cmd.deployment(), Some(cmd.region())).await?;
+                if taken(&r) {
+                    return Ok(());
+                }
+                if tokio::time::Instant::now() > deadline {
+                    return Err(Exit::error(
+                        exit::UNREACHABLE,
+                        "the autoscaler did not take the command in time (is it running? `flotilla ping`)",
+                    ));
+                }
+            }
+        }
+    }
+}
+
+/// A `CommandRejected` event, decoded by its headers.
+fn rejection(m: &async_nats::Message) -> Option<CommandRejected> {
+    let header = |name: &str| m.headers.as_ref()?.get(name).map(|v| v.as_str().to_owned());
+    match flotilla_proto::AnyEvent::decode(
+        header(flotilla_proto::KIND_HEADER).as_deref(),
+        header(flotilla_proto::CONTENT_TYPE_HEADER).as_deref(),
+        &m.payload,
+    ) {
+        Ok(Some(flotilla_proto::AnyEvent::Rejected(r))) => Some(r),
+        _ => None,
+    }
+}
+
+async fn explain(session: &Session, deployment: &str, region: Option<&str>) -> anyhow::Result<RegionScaling> {
+    explain_all(session, deployment, region)
+        .await?
+        .regions
+        .into_iter()
+        .next()
+        .ok_or_else(|| {
+            Exit::error(
+                exit::FAILED,
+                format!("deployment {deployment} has no such region"),
+            )
+        })
+}
+
+async fn explain_all(
+    session: &Session,
+    deployment: &str,
+    region: Option<&str>,
+) -> anyhow::Result<ScalingStatus> {
+    let subject = subject::api("autoscaler", "explain")?;
+    let req = ExplainScaling {
+        deployment: deployment.to_owned(),
+        region: region.map(str::to_owned),
+    };
+    api::request::<ExplainScaling, ScalingStatus>(&session.client, &subject, &req, session.timeout)
+        .await
+        .map_err(|e| match e {
+            ApiError::Service { code, message, .. } if (400..500).contains(&code) => {
+                Exit::error(exit::FAILED, message)
+            }
+            ApiError::NoResponders { .. } | ApiError::TimedOut { .. } => Exit::error(
+                exit::UNREACHABLE,
+                format!("the autoscaler does not answer on NATS at {}: {e}", session.url),
+            ),
+            other => anyhow::anyhow!(other),
+        })
+}
+
+fn print_region(r: &RegionScaling) {
+    println!(
+        "{} {}: {} webservers ({} healthy), desired {} within {}..={}{}",
+        r.deployment,
+        r.region,
+        r.current,
+        r.healthy,
+        r.desired,
+        r.min,
+        r.max,
+        r.paused
+            .as_ref()
+            .map(|p| format!(", PAUSED ({p})"))
+            .unwrap_or_default()
+    );
+    println!(
+        "  leader: {}",
+        r.leader
+            .as_deref()
+            .unwrap_or("none (no replica holds the region)")
+    );
+    if let Some(b) = &r.blocked {
+        println!("  why not at desired / idle: {b}");
+    }
+    if !r.protected.is_empty() {
+        println!("  protected: {}", r.protected.join(", "));
+    }
+    for a in r.activities.iter().take(5) {
+        println!(
+            "  {} {:<20} {:<11} {} — {}",
+            a.started_at.format("%Y-%m-%d %H:%M:%S"),
+            a.status,
+            format!("{}%", a.progress),
+            a.cause,
+            a.message
+        );
+    }
+}

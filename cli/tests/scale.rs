@@ -1,0 +1,118 @@
+//! `flotilla scale` and `flotilla scaling` against the real autoscaler and provisioner and the simulator
+//! over a real NATS: a region scaled 1 → 3 with `--wait`, a count out of bounds refused with exit 1 and the
+//! bounds named, pause and resume, and the exit code when the autoscaler is absent.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::time::Duration;
+
+use flotilla_cloudsim::defaults;
+use flotilla_integration_tests::{TestNats, next_generation, service_config, sim, templates};
+use flotilla_proto::{ApplyRegion, CommandMeta};
+
+async fn flotilla(nats_url: &str, args: &[&str]) -> std::process::Output {
+    tokio::process::Command::new(env!("CARGO_BIN_EXE_flotilla"))
+        .env("NATS_URL", nats_url)
+        .args(args)
+        .stdin(std::process::Stdio::null())
+        .output()
+        .await
+        .unwrap()
+}
+
+fn text(out: &std::process::Output) -> String {
+    format!(
+        "exit {:?}\nstdout:\n{}\nstderr:\n{}",
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+#[tokio::test]
+async fn scale_waits_for_the_count_and_refuses_what_is_out_of_bounds() {
+    let nats = TestNats::private().await;
+    let url = nats.url().to_owned();
+    // No autoscaler yet: exit 3, saying so.
+    let out = flotilla(&url, &["scale", "www-codetesters-uk", "gb-lon", "2"]).await;
+    assert_eq!(out.status.code(), Some(3), "{}", text(&out));
+    assert!(text(&out).contains("autoscaler"), "{}", text(&out));
+
+    let sim = sim::simulator(Duration::from_millis(50), Duration::from_millis(100)).await;
+    let dir = tempfile::tempdir().unwrap();
+    let mut p = service_config::<flotilla_provisioner::Settings>(&nats, None, &dir.path().join("p"));
+    p.clouds = sim.cloud_settings();
+    p.service = sim::provisioner_settings(&sim);
+    let provisioner =
+        flotilla_runtime::host::start(flotilla_provisioner::DEF, p, flotilla_provisioner::routes)
+            .await
+            .unwrap();
+    let mut a = service_config::<flotilla_autoscaler::Settings>(&nats, None, &dir.path().join("a"));
+    a.service.probe = flotilla_autoscaler::settings::Probes::all(flotilla_autoscaler::settings::Probe {
+        port: sim.health_port(),
+        path: "/health".into(),
+        interval: Duration::from_millis(250),
+        timeout: Duration::from_millis(200),
+        healthy_threshold: 1,
+        ..flotilla_autoscaler::settings::Probe::default()
+    });
+    a.service.drain_delay = Duration::from_millis(200);
+    let autoscaler = flotilla_runtime::host::start(flotilla_autoscaler::DEF, a, flotilla_autoscaler::routes)
+        .await
+        .unwrap();
+
+    let d = templates::import(&[
+        ("TOKEN", defaults::LINODE_TOKEN),
+        ("INPARALLEL", "1"),
+        ("NO_WEBSERVERS", "1"),
+        ("MAX_WEBSERVERS", "3"),
+    ])
+    .deployment;
+    let client = nats.client().await;
+    flotilla_bus::Publisher::new(client, flotilla_bus::PublishConfig::default())
+        .publish_command(&ApplyRegion {
+            meta: CommandMeta::new("test"),
+            deployment: d.clone(),
+            region: "gb-lon".into(),
+            generation: next_generation(),
+        })
+        .await
+        .unwrap();
+
+    let out = flotilla(
+        &url,
+        &["scale", &d.name, "gb-lon", "3", "--wait", "--timeout", "60s"],
+    )
+    .await;
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert!(text(&out).contains("3 webservers, all healthy"), "{}", text(&out));
+
+    let out = flotilla(&url, &["scale", &d.name, "gb-lon", "7"]).await;
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(text(&out).contains("min 1 and max 3"), "{}", text(&out));
+
+    let out = flotilla(
+        &url,
+        &["scaling", "pause", &d.name, "gb-lon", "--reason", "maintenance"],
+    )
+    .await;
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let out = flotilla(&url, &["scaling", "show", &d.name]).await;
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let shown = text(&out);
+    assert!(
+        shown.contains("3 webservers (3 healthy), desired 3 within 1..=3")
+            && shown.contains("PAUSED (maintenance)"),
+        "{shown}"
+    );
+    assert!(shown.contains("successful"), "the scale-out's activity: {shown}");
+    let out = flotilla(&url, &["scaling", "resume", &d.name, "gb-lon"]).await;
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let out = flotilla(&url, &["scaling", "show", &d.name, "gb-lon", "--json"]).await;
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(json["regions"][0]["paused"].is_null(), "{json}");
+
+    autoscaler.shutdown().await.unwrap();
+    provisioner.shutdown().await.unwrap();
+    sim.shutdown().await;
+}
