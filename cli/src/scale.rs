@@ -12,7 +12,7 @@ use flotilla_bus::api::{self, ApiError};
 use flotilla_bus::{PublishConfig, Publisher, subject};
 use flotilla_proto::{
     CommandMeta, CommandRejected, ExplainScaling, PauseScaling, ProtectMachine, RegionScaling, ResumeScaling,
-    ScaleRegion, ScalingStatus,
+    ScaleRegion, ScalingStatus, ScheduleEntry, SetSchedule, SetTargetTracking, TargetTracking,
 };
 use futures::StreamExt;
 
@@ -72,6 +72,41 @@ pub enum ScalingCommand {
         region: String,
         /// The machine's resource id.
         machine: String,
+    },
+    /// Replace a region's schedule: `HH:MM[:SS][@mon,tue,…]=N` entries (UTC; every day without `@`);
+    /// no entry clears it.
+    Schedule {
+        /// The deployment.
+        deployment: String,
+        /// The region.
+        region: String,
+        /// The entries, e.g. `08:00@mon,tue,wed,thu,fri=4 20:00=1`.
+        entries: Vec<String>,
+    },
+    /// Set a region's target tracking on a metric the webservers publish (`--off` removes it).
+    Track {
+        /// The deployment.
+        deployment: String,
+        /// The region.
+        region: String,
+        /// The metric (`cpu`, `rps` …).
+        #[arg(long, default_value = "cpu")]
+        metric: String,
+        /// The value aimed at per webserver.
+        #[arg(long, default_value_t = 60.0)]
+        target: f64,
+        /// No scale-out by tracking within this long of the last one.
+        #[arg(long, default_value = "2m", value_parser = humantime::parse_duration)]
+        scale_out_cooldown: Duration,
+        /// No scale-in by tracking within this long of the last one.
+        #[arg(long, default_value = "10m", value_parser = humantime::parse_duration)]
+        scale_in_cooldown: Duration,
+        /// A new webserver's samples count only after this long.
+        #[arg(long, default_value = "5m", value_parser = humantime::parse_duration)]
+        warmup: Duration,
+        /// Remove the region's target tracking.
+        #[arg(long)]
+        off: bool,
     },
     /// Lift a machine's protection.
     Unprotect {
@@ -175,6 +210,64 @@ pub async fn scaling(nats: &flotilla_bus::BusConfig, cmd: ScalingCommand) -> any
             region,
             machine,
         } => protect(&session, deployment, region, machine, true).await,
+        ScalingCommand::Schedule {
+            deployment,
+            region,
+            entries,
+        } => {
+            let entries = entries
+                .iter()
+                .map(|e| parse_entry(e))
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(|e| Exit::error(exit::INVALID, e))?;
+            let n = entries.len();
+            let cmd = SetSchedule {
+                meta: CommandMeta::new(issuer()),
+                deployment,
+                region,
+                entries,
+            };
+            send(&session, &cmd, |r| r.schedule == cmd.entries).await?;
+            println!(
+                "region {}: {n} schedule entr{} set",
+                cmd.region,
+                if n == 1 { "y" } else { "ies" }
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        ScalingCommand::Track {
+            deployment,
+            region,
+            metric,
+            target,
+            scale_out_cooldown,
+            scale_in_cooldown,
+            warmup,
+            off,
+        } => {
+            let cmd = SetTargetTracking {
+                meta: CommandMeta::new(issuer()),
+                deployment,
+                region,
+                policy: (!off).then_some(TargetTracking {
+                    metric,
+                    target,
+                    scale_out_cooldown_secs: scale_out_cooldown.as_secs(),
+                    scale_in_cooldown_secs: scale_in_cooldown.as_secs(),
+                    warmup_secs: warmup.as_secs(),
+                }),
+            };
+            send(&session, &cmd, |r| r.tracking == cmd.policy).await?;
+            println!(
+                "region {}: target tracking {}",
+                cmd.region,
+                match &cmd.policy {
+                    Some(p) => format!("on {} at {} per webserver", p.metric, p.target),
+                    None => "off".into(),
+                }
+            );
+            Ok(ExitCode::SUCCESS)
+        }
         ScalingCommand::Unprotect {
             deployment,
             region,
@@ -207,6 +300,22 @@ async fn protect(
         }
     );
     Ok(ExitCode::SUCCESS)
+}
+
+/// `HH:MM[:SS][@mon,tue,…]=N`.
+fn parse_entry(text: &str) -> Result<ScheduleEntry, String> {
+    let bad = || format!("schedule entry {text:?} is not HH:MM[:SS][@mon,tue,…]=N");
+    let (when, desired) = text.split_once('=').ok_or_else(bad)?;
+    let desired: u32 = desired.trim().parse().map_err(|_| bad())?;
+    let (at, days) = match when.split_once('@') {
+        Some((at, days)) => (at, days.split(',').map(|d| d.trim().to_owned()).collect()),
+        None => (when, Vec::new()),
+    };
+    Ok(ScheduleEntry {
+        at: at.trim().to_owned(),
+        days,
+        desired,
+    })
 }
 
 /// Publishes `cmd` and waits until `taken` says the autoscaler took it, or its rejection arrives.
@@ -322,6 +431,24 @@ fn print_region(r: &RegionScaling) {
     );
     if let Some(b) = &r.blocked {
         println!("  why not at desired / idle: {b}");
+    }
+    for e in &r.schedule {
+        println!(
+            "  schedule: {}{} → {}",
+            e.at,
+            if e.days.is_empty() {
+                String::new()
+            } else {
+                format!(" on {}", e.days.join(","))
+            },
+            e.desired
+        );
+    }
+    if let Some(t) = &r.tracking {
+        println!(
+            "  target tracking: {} at {} per webserver (cool-downs out {}s, in {}s; warm-up {}s)",
+            t.metric, t.target, t.scale_out_cooldown_secs, t.scale_in_cooldown_secs, t.warmup_secs
+        );
     }
     if !r.protected.is_empty() {
         println!("  protected: {}", r.protected.join(", "));

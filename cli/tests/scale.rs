@@ -112,6 +112,41 @@ async fn scale_waits_for_the_count_and_refuses_what_is_out_of_bounds() {
     let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert!(json["regions"][0]["paused"].is_null(), "{json}");
 
+    // A schedule and target tracking, shown back; a bad entry refused before anything is sent.
+    let out = flotilla(
+        &url,
+        &[
+            "scaling",
+            "schedule",
+            &d.name,
+            "gb-lon",
+            "08:00@mon,fri=3",
+            "20:00=1",
+        ],
+    )
+    .await;
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let out = flotilla(&url, &["scaling", "schedule", &d.name, "gb-lon", "08:00"]).await;
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    let out = flotilla(&url, &["scaling", "schedule", &d.name, "gb-lon", "08:00=9"]).await;
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(text(&out).contains("max 3"), "{}", text(&out));
+    let out = flotilla(
+        &url,
+        &[
+            "scaling", "track", &d.name, "gb-lon", "--metric", "cpu", "--target", "70",
+        ],
+    )
+    .await;
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let shown = text(&flotilla(&url, &["scaling", "show", &d.name, "gb-lon"]).await);
+    assert!(
+        shown.contains("schedule: 08:00 on mon,fri → 3")
+            && shown.contains("schedule: 20:00 → 1")
+            && shown.contains("target tracking: cpu at 70 per webserver"),
+        "{shown}"
+    );
+
     autoscaler.shutdown().await.unwrap();
     provisioner.shutdown().await.unwrap();
     sim.shutdown().await;

@@ -2,9 +2,11 @@
 //! webserver count between the spec's min and max, with unhealthy machines replaced.
 //!
 //! - Commands (`flotilla.cmd.autoscaler.<deployment>.<region>.<verb>`): `scale` (set the desired count,
-//!   refused outside the bounds), `pause`, `resume`, `protect`. Any replica takes them; they change the
+//!   refused outside the bounds), `pause`, `resume`, `protect`, `schedule`, `track`. Any replica takes them; they change the
 //!   region's [`ScalingState`](flotilla_proto::ScalingState), kept in the `flotilla_autoscaler` KV bucket
-//!   shared by the replicas, by compare-and-set; a redelivered command changes nothing twice.
+//!   shared by the replicas, by compare-and-set; a redelivered command changes nothing twice. `schedule`
+//!   and `track` set a region's schedule and target-tracking policy ([`policy`]), which move the desired
+//!   count too.
 //! - Per region one replica leads (a lease in the NATS KV bucket, renewed, its revision the fencing
 //!   token; see [`leader`]). The leader probes the region's webservers, reverse proxies and authenticators
 //!   ([`health`]; transitions become `machine-health` events and the `flotilla_health` view), and acts on
@@ -16,6 +18,7 @@
 pub mod health;
 pub mod leader;
 pub mod plan;
+pub mod policy;
 pub mod region;
 pub mod service;
 pub mod settings;
@@ -65,5 +68,7 @@ pub fn routes(ctx: &Context<Settings>) -> Dispatcher {
     let d = route!(d, flotilla_proto::ScaleRegion, scale);
     let d = route!(d, flotilla_proto::PauseScaling, pause);
     let d = route!(d, flotilla_proto::ResumeScaling, resume);
+    let d = route!(d, flotilla_proto::SetSchedule, schedule);
+    let d = route!(d, flotilla_proto::SetTargetTracking, track);
     route!(d, flotilla_proto::ProtectMachine, protect)
 }

@@ -10,11 +10,11 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use chrono::Utc;
+use chrono::{DateTime, Utc};
 use flotilla_bus::state::Change;
 use flotilla_proto::{
-    CommandId, CommandMeta, CreateMachines, DestroyMachine, EventMeta, MachineHealth, MachineRecord,
-    PendingAction, ReplaceMachine, ScalingActivity, ScalingState,
+    CommandId, CommandMeta, CreateMachines, DestroyMachine, EventMeta, MachineHealth, MachineMetric,
+    MachineRecord, PendingAction, ReplaceMachine, ScalingActivity, ScalingState,
 };
 use flotilla_spec::Role;
 use futures::StreamExt;
@@ -37,9 +37,17 @@ struct Shared {
     tracker: Mutex<Tracker>,
     /// Failures the provisioner reported for our commands, by command id or correlation id.
     failures: Mutex<HashMap<Uuid, String>>,
+    /// The latest sample of each metric of each machine: (resource id, metric) → (value, when received).
+    samples: Mutex<Samples>,
     /// Wakes the acting loop.
     wake: Notify,
 }
+
+/// The latest sample of each metric of each machine: (resource id, metric) → (value, when received).
+type Samples = HashMap<(String, String), (f64, DateTime<Utc>)>;
+
+/// Samples older than this are ignored by target tracking (the machine stopped reporting).
+const SAMPLE_MAX_AGE: chrono::TimeDelta = chrono::TimeDelta::seconds(60);
 
 /// Leads one region until `stop`.
 pub async fn lead(autoscaler: Arc<Autoscaler>, deployment: String, region: String, stop: CancellationToken) {
@@ -47,6 +55,7 @@ pub async fn lead(autoscaler: Arc<Autoscaler>, deployment: String, region: Strin
         machines: Mutex::new(BTreeMap::new()),
         tracker: Mutex::new(Tracker::default()),
         failures: Mutex::new(HashMap::new()),
+        samples: Mutex::new(HashMap::new()),
         wake: Notify::new(),
     });
     let tasks = [
@@ -71,6 +80,13 @@ pub async fn lead(autoscaler: Arc<Autoscaler>, deployment: String, region: Strin
             Arc::clone(&shared),
             stop.clone(),
         )),
+        tokio::spawn(watch_metrics(
+            Arc::clone(&autoscaler),
+            deployment.clone(),
+            region.clone(),
+            Arc::clone(&shared),
+            stop.clone(),
+        )),
         tokio::spawn(probe(
             Arc::clone(&autoscaler),
             deployment.clone(),
@@ -84,6 +100,7 @@ pub async fn lead(autoscaler: Arc<Autoscaler>, deployment: String, region: Strin
         deployment: deployment.clone(),
         region: region.clone(),
         shared: Arc::clone(&shared),
+        note_written: Mutex::new(None),
     };
     loop {
         if let Err(e) = actor.step().await {
@@ -257,6 +274,60 @@ async fn watch_outcomes(
     }
 }
 
+/// Keeps the latest metric samples the region's machines publish (`machine.metric.v1`), for target
+/// tracking. Samples are ephemeral: a new leader starts with none and waits for the next ones.
+async fn watch_metrics(
+    autoscaler: Arc<Autoscaler>,
+    deployment: String,
+    region: String,
+    shared: Arc<Shared>,
+    stop: CancellationToken,
+) {
+    let subject = match flotilla_bus::subject::events_filter(Some("metric"), Some(&deployment)) {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot watch the machines' metrics");
+            return;
+        }
+    };
+    let mut samples = match autoscaler.client.subscribe(subject).await {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot watch the machines' metrics");
+            return;
+        }
+    };
+    loop {
+        let message = tokio::select! {
+            _ = stop.cancelled() => return,
+            m = samples.next() => m,
+        };
+        let Some(message) = message else { return };
+        let header = |name: &str| {
+            message
+                .headers
+                .as_ref()
+                .and_then(|h| h.get(name))
+                .map(|v| v.as_str().to_owned())
+        };
+        let content_type = header(flotilla_proto::CONTENT_TYPE_HEADER);
+        let Ok(sample) = flotilla_proto::decode::<MachineMetric>(
+            Some(<MachineMetric as flotilla_proto::Message>::KIND),
+            content_type.as_deref(),
+            &message.payload,
+        ) else {
+            tracing::debug!("a metric sample that does not decode");
+            continue;
+        };
+        if sample.deployment != deployment || sample.region != region {
+            continue;
+        }
+        if let Ok(mut samples) = shared.samples.lock() {
+            samples.insert((sample.resource_id, sample.metric), (sample.value, Utc::now()));
+        }
+    }
+}
+
 /// Checks every machine of the region that serves something at its role's interval, a bounded number at
 /// a time over the whole process; publishes each change of health.
 async fn probe(
@@ -382,12 +453,131 @@ struct Actor {
     deployment: String,
     region: String,
     shared: Arc<Shared>,
+    /// When target tracking's note was last written (it is written at most every resync interval).
+    note_written: Mutex<Option<DateTime<Utc>>>,
 }
 
 /// Why a step could not be taken.
 type StepError = String;
 
+/// The cause of a scaling activity: what set the desired count, and the counts.
+fn cause(state: &ScalingState, target: u32, current: u32) -> String {
+    match &state.desired_cause {
+        Some(by) => format!("desired count {target} ({by}), {current} webservers"),
+        None => format!("desired count {target}, {current} webservers"),
+    }
+}
+
 impl Actor {
+    /// Lets the schedule and target tracking move the desired count. `true` when it moved.
+    async fn apply_policies(
+        &self,
+        scaling: &flotilla_spec::Scaling,
+        state: &ScalingState,
+        webservers: &[Webserver],
+        now: DateTime<Utc>,
+    ) -> Result<bool, StepError> {
+        let desired = plan::desired(scaling, state);
+        let mut change: Option<(u32, String, Option<bool>)> = None;
+        let mut fired_at = None;
+        if !state.schedule.is_empty()
+            && let Some((entry, when)) =
+                crate::policy::due(&state.schedule, state.schedule_checked_at.unwrap_or(now), now)
+        {
+            fired_at = Some(when);
+            let days = if entry.days.is_empty() {
+                String::new()
+            } else {
+                format!(" on {}", entry.days.join(","))
+            };
+            change = Some((
+                entry.desired,
+                format!("schedule {}{days} → {}", entry.at, entry.desired),
+                None,
+            ));
+        }
+        let mut note = None;
+        if change.is_none()
+            && let Some(policy) = &state.tracking
+        {
+            let samples: Vec<crate::policy::Sample> = {
+                let samples = self.shared.samples.lock().map(|s| s.clone()).unwrap_or_default();
+                plan::counted(webservers)
+                    .filter_map(|w| {
+                        let (value, at) = samples.get(&(w.resource_id.clone(), policy.metric.clone()))?;
+                        (now - *at <= SAMPLE_MAX_AGE).then_some(crate::policy::Sample {
+                            value: *value,
+                            created_at: w.created_at,
+                        })
+                    })
+                    .collect()
+            };
+            match crate::policy::track(
+                policy,
+                scaling,
+                desired,
+                &samples,
+                state.last_scale_out,
+                state.last_scale_in,
+                now,
+            ) {
+                crate::policy::Tracking::Change { to, cause } => {
+                    change = Some((to, cause, Some(to > desired)))
+                }
+                crate::policy::Tracking::Hold(why) => note = Some(why),
+                crate::policy::Tracking::Steady => {}
+            }
+        }
+        if change.is_none() {
+            // Only the note may have changed: written at most every resync interval.
+            let due = self.note_written.lock().ok().is_some_and(|w| {
+                w.is_none_or(|t| {
+                    now - t
+                        >= chrono::Duration::from_std(self.autoscaler.settings.resync_interval)
+                            .unwrap_or_default()
+                })
+            });
+            if note == state.tracking_note || !due {
+                return Ok(false);
+            }
+            self.autoscaler
+                .update(&self.deployment, &self.region, |s| {
+                    let changed = s.tracking_note != note;
+                    s.tracking_note = note.clone();
+                    changed
+                })
+                .await
+                .map_err(|e| e.to_string())?;
+            if let Ok(mut w) = self.note_written.lock() {
+                *w = Some(now);
+            }
+            return Ok(false);
+        }
+        let Some((to, why, up)) = change else {
+            return Ok(false);
+        };
+        let to = to.clamp(scaling.min, scaling.max.max(scaling.min));
+        tracing::info!(deployment = %self.deployment, region = %self.region, from = desired, to, cause = %why, "desired count");
+        self.autoscaler
+            .update(&self.deployment, &self.region, |s| {
+                if let Some(when) = fired_at {
+                    s.schedule_checked_at = Some(when);
+                }
+                match up {
+                    Some(true) => s.last_scale_out = Some(now),
+                    Some(false) => s.last_scale_in = Some(now),
+                    None => {}
+                }
+                s.desired = Some(to);
+                s.desired_cause = Some(why.clone());
+                s.tracking_note = None;
+                true
+            })
+            .await
+            .map_err(|e| e.to_string())?;
+        Ok(to != desired)
+    }
+
     /// The region's webservers and the machines to replace, as the leader sees them now.
     fn view(&self) -> (Vec<Webserver>, Vec<String>) {
         let machines = self.shared.machines.lock().map(|m| m.clone()).unwrap_or_default();
@@ -436,6 +626,15 @@ impl Actor {
         if let Some(pending) = &state.pending {
             return self.follow_up(pending, &webservers).await;
         }
+        if state.paused.is_none()
+            && self
+                .apply_policies(&spec.scaling, &state, &webservers, now)
+                .await?
+        {
+            // The desired count moved: the next step acts on it.
+            self.shared.wake.notify_one();
+            return Ok(());
+        }
         let decision = plan::decide(&Input {
             now,
             scaling: spec.scaling,
@@ -459,7 +658,7 @@ impl Actor {
             Decision::Idle { .. } => return Ok(()),
             Decision::ScaleOut { count, target } => (
                 "scale-out",
-                format!("desired count {target}, {current} webservers"),
+                cause(&state, target, current),
                 format!("creating {count} webserver{}", if count == 1 { "" } else { "s" }),
                 count,
                 vec![],
@@ -467,7 +666,7 @@ impl Actor {
             ),
             Decision::ScaleIn { victims, target } => (
                 "scale-in",
-                format!("desired count {target}, {current} webservers"),
+                cause(&state, target, current),
                 format!("draining {}", victims.join(", ")),
                 0,
                 victims,

@@ -8,7 +8,7 @@ use flotilla_bus::state::{Bucket, DesiredStates, FleetView, HealthView, Versione
 use flotilla_bus::{HandlerError, Publisher, Topology, TopologyConfig, subject};
 use flotilla_proto::{
     Command, ExplainScaling, PauseScaling, ProtectMachine, RegionScaling, ResumeScaling, ScaleRegion,
-    ScalingState, ScalingStatus,
+    ScalingState, ScalingStatus, SetSchedule, SetTargetTracking,
 };
 use flotilla_runtime::ApiFailure;
 use flotilla_spec::Region;
@@ -241,8 +241,45 @@ impl Autoscaler {
             )));
         }
         tracing::info!(deployment = %cmd.deployment, region = %cmd.region, desired = cmd.desired, "scale");
+        let cause = format!("scale command by {}", cmd.meta.issued_by);
         self.once(&cmd, |state| {
             state.desired = Some(cmd.desired);
+            state.desired_cause = Some(cause.clone());
+            true
+        })
+        .await
+    }
+
+    /// `autoscaler.schedule`: replaces the region's schedule; entries due before the command was issued
+    /// never fire.
+    pub async fn schedule(&self, cmd: SetSchedule) -> Result<(), HandlerError> {
+        let region = self.known_region(&cmd).await?;
+        for entry in &cmd.entries {
+            crate::policy::check_entry(entry, &region.scaling).map_err(HandlerError::Reject)?;
+        }
+        self.once(&cmd, |state| {
+            state.schedule = cmd.entries.clone();
+            state.schedule_checked_at = Some(cmd.meta.issued_at);
+            true
+        })
+        .await
+    }
+
+    /// `autoscaler.track`: sets or removes the region's target-tracking policy.
+    pub async fn track(&self, cmd: SetTargetTracking) -> Result<(), HandlerError> {
+        self.known_region(&cmd).await?;
+        if let Some(p) = &cmd.policy {
+            if !(p.target.is_finite() && p.target > 0.0) {
+                return Err(HandlerError::Reject(format!(
+                    "target tracking of {}: the target must be a number above 0 (got {})",
+                    p.metric, p.target
+                )));
+            }
+            subject::check_token("metric", &p.metric).map_err(|e| HandlerError::Reject(e.to_string()))?;
+        }
+        self.once(&cmd, |state| {
+            state.tracking = cmd.policy.clone();
+            state.tracking_note = None;
             true
         })
         .await
@@ -357,6 +394,7 @@ impl Autoscaler {
                 _ => self.provisioner_idle(&req.deployment, &region.name).await,
             };
             let blocked = match decision {
+                Decision::Idle { reason: None } => state.tracking_note.clone(),
                 Decision::Idle { reason } => reason,
                 _ if idle.is_err() => idle.err(),
                 Decision::ScaleOut { count, target } => Some(format!(
@@ -396,6 +434,8 @@ impl Autoscaler {
                 leader,
                 blocked,
                 activities,
+                schedule: state.schedule.clone(),
+                tracking: state.tracking.clone(),
             });
         }
         if let Some(r) = &req.region

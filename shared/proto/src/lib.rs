@@ -68,5 +68,8 @@ pub fn all_schemas() -> Vec<(&'static str, schemars::Schema)> {
         entry::<ExplainScaling>(),
         entry::<ScalingStatus>(),
         entry::<ScalingState>(),
+        entry::<SetSchedule>(),
+        entry::<SetTargetTracking>(),
+        entry::<MachineMetric>(),
     ]
 }

@@ -686,7 +686,7 @@ impl Message for ExplainScaling {
 }
 
 /// `autoscaler.scaling.v1`: the answer of `flotilla.api.autoscaler.explain`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct ScalingStatus {
     /// One entry per region.
     pub regions: Vec<RegionScaling>,
@@ -697,7 +697,7 @@ impl Message for ScalingStatus {
 }
 
 /// Why a region has the webservers it has.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct RegionScaling {
     /// Deployment name.
     pub deployment: String,
@@ -724,12 +724,18 @@ pub struct RegionScaling {
     pub blocked: Option<String>,
     /// The latest activities, newest first.
     pub activities: Vec<ScalingActivity>,
+    /// The region's schedule.
+    #[serde(default)]
+    pub schedule: Vec<ScheduleEntry>,
+    /// The region's target tracking.
+    #[serde(default)]
+    pub tracking: Option<TargetTracking>,
 }
 
 /// `autoscaler.scaling-state.v1`: what the autoscaler keeps per region, shared by its replicas in its KV
 /// bucket under `<deployment>.<region>`: what operators asked (desired count, pause, protections) and what
 /// the region's leader is doing (the pending action, back-off, recent activities).
-#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize, JsonSchema)]
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize, JsonSchema)]
 pub struct ScalingState {
     /// Deployment name.
     pub deployment: String,
@@ -753,6 +759,113 @@ pub struct ScalingState {
     pub backoff_until: Option<DateTime<Utc>>,
     /// The latest activities, newest first.
     pub activities: Vec<ScalingActivity>,
+    /// What set the desired count last (`scale command by …`, `schedule 08:00`, `target tracking: …`).
+    #[serde(default)]
+    pub desired_cause: Option<String>,
+    /// Scheduled changes of the desired count.
+    #[serde(default)]
+    pub schedule: Vec<ScheduleEntry>,
+    /// Schedule entries due after this fire (set when the schedule is set, moved on as entries fire).
+    #[serde(default)]
+    pub schedule_checked_at: Option<DateTime<Utc>>,
+    /// The target-tracking policy, if any.
+    #[serde(default)]
+    pub tracking: Option<TargetTracking>,
+    /// What target tracking last said when it did not change the count (cool-down, no metric …).
+    #[serde(default)]
+    pub tracking_note: Option<String>,
+    /// When target tracking last raised the desired count (its scale-out cool-down runs from there).
+    #[serde(default)]
+    pub last_scale_out: Option<DateTime<Utc>>,
+    /// When target tracking last lowered the desired count (its scale-in cool-down runs from there).
+    #[serde(default)]
+    pub last_scale_in: Option<DateTime<Utc>>,
+}
+
+/// One scheduled change of a region's desired webserver count, as the original toolkit's cron examples
+/// did: at a time of day (UTC), on some weekdays or every day.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct ScheduleEntry {
+    /// `HH:MM` or `HH:MM:SS`, UTC.
+    pub at: String,
+    /// `mon` … `sun`; every day when empty.
+    #[serde(default)]
+    pub days: Vec<String>,
+    /// The desired count from then on (within the region's bounds).
+    pub desired: u32,
+}
+
+/// Target tracking: keep a metric the webservers publish (`machine.metric.v1`) near `target` per webserver,
+/// by changing the desired count.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct TargetTracking {
+    /// The metric's name (`cpu` in percent, `rps` in requests per second …).
+    pub metric: String,
+    /// The value aimed at, per webserver (average over the warmed-up ones).
+    pub target: f64,
+    /// No new scale-out by target tracking within this many seconds of the last one.
+    pub scale_out_cooldown_secs: u64,
+    /// No new scale-in by target tracking within this many seconds of the last one.
+    pub scale_in_cooldown_secs: u64,
+    /// A new webserver's samples count only this many seconds after it was created.
+    pub warmup_secs: u64,
+}
+
+/// `autoscaler.schedule.v1`: replace a region's schedule (empty: no schedule). Entries due before the
+/// command was issued never fire.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct SetSchedule {
+    /// Command metadata.
+    pub meta: CommandMeta,
+    /// Deployment name.
+    pub deployment: String,
+    /// Region name.
+    pub region: String,
+    /// The entries.
+    pub entries: Vec<ScheduleEntry>,
+}
+
+impl Message for SetSchedule {
+    const KIND: &'static str = "autoscaler.schedule.v1";
+}
+
+/// `autoscaler.track.v1`: set (or, with `None`, remove) a region's target-tracking policy.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct SetTargetTracking {
+    /// Command metadata.
+    pub meta: CommandMeta,
+    /// Deployment name.
+    pub deployment: String,
+    /// Region name.
+    pub region: String,
+    /// The policy.
+    pub policy: Option<TargetTracking>,
+}
+
+impl Message for SetTargetTracking {
+    const KIND: &'static str = "autoscaler.track.v1";
+}
+
+/// `machine.metric.v1`: a sample a machine (its agent) publishes on
+/// `flotilla.evt.metric.<deployment>.<region>.<metric>`; target tracking averages the webservers' latest.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct MachineMetric {
+    /// Event metadata.
+    pub meta: crate::EventMeta,
+    /// Deployment name.
+    pub deployment: String,
+    /// Region name.
+    pub region: String,
+    /// Our resource id of the machine.
+    pub resource_id: String,
+    /// The metric's name (`cpu`, `rps` …).
+    pub metric: String,
+    /// Its value.
+    pub value: f64,
+}
+
+impl Message for MachineMetric {
+    const KIND: &'static str = "machine.metric.v1";
 }
 
 impl Message for ScalingState {

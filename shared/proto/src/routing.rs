@@ -7,8 +7,9 @@ use uuid::Uuid;
 
 use crate::{
     ApplyRegion, CommandMeta, CommandRejected, CreateMachines, DbaasReady, DecodeError, DestroyMachine,
-    DestroyRegion, EventMeta, MachineChanged, MachineHealth, Message, PauseScaling, ProtectMachine,
-    ReconcileRegion, RegionApplied, ReplaceMachine, ResumeScaling, ScaleRegion, ScalingActivity,
+    DestroyRegion, EventMeta, MachineChanged, MachineHealth, MachineMetric, Message, PauseScaling,
+    ProtectMachine, ReconcileRegion, RegionApplied, ReplaceMachine, ResumeScaling, ScaleRegion,
+    ScalingActivity, SetSchedule, SetTargetTracking,
 };
 
 /// The service and verb of a command kind: `provisioner.apply.v1` → (`provisioner`, `apply`).
@@ -70,7 +71,9 @@ command!(
     ScaleRegion,
     PauseScaling,
     ResumeScaling,
-    ProtectMachine
+    ProtectMachine,
+    SetSchedule,
+    SetTargetTracking
 );
 
 impl Command for ApplyRegion {
@@ -164,6 +167,22 @@ impl Event for ScalingActivity {
     }
     fn name(&self) -> &str {
         &self.status
+    }
+}
+
+impl Event for MachineMetric {
+    const TOPIC: &'static str = "metric";
+    fn meta(&self) -> &EventMeta {
+        &self.meta
+    }
+    fn deployment(&self) -> &str {
+        &self.deployment
+    }
+    fn region(&self) -> &str {
+        &self.region
+    }
+    fn name(&self) -> &str {
+        &self.metric
     }
 }
 
