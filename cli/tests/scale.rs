@@ -106,6 +106,12 @@ async fn scale_waits_for_the_count_and_refuses_what_is_out_of_bounds() {
         "{shown}"
     );
     assert!(shown.contains("successful"), "the scale-out's activity: {shown}");
+    let out = flotilla(&url, &["scaling", "protect", &d.name, "gb-lon", "machine-1"]).await;
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert!(text(&flotilla(&url, &["scaling", "show", &d.name]).await).contains("protected: machine-1"));
+    let out = flotilla(&url, &["scaling", "unprotect", &d.name, "gb-lon", "machine-1"]).await;
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert!(!text(&flotilla(&url, &["scaling", "show", &d.name]).await).contains("protected:"));
     let out = flotilla(&url, &["scaling", "resume", &d.name, "gb-lon"]).await;
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
     let out = flotilla(&url, &["scaling", "show", &d.name, "gb-lon", "--json"]).await;

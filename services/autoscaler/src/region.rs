@@ -41,10 +41,15 @@ struct Shared {
     samples: Mutex<Samples>,
     /// Wakes the acting loop.
     wake: Notify,
+    /// Wakes the prober (a machine appeared or changed: check it now, not at the next tick).
+    probe_wake: Notify,
 }
 
 /// The latest sample of each metric of each machine: (resource id, metric) → (value, when received).
 type Samples = HashMap<(String, String), (f64, DateTime<Utc>)>;
+
+/// How often a machine not judged yet is checked (so a new webserver counts as soon as it answers).
+const UNJUDGED_INTERVAL: Duration = Duration::from_secs(1);
 
 /// Samples older than this are ignored by target tracking (the machine stopped reporting).
 const SAMPLE_MAX_AGE: chrono::TimeDelta = chrono::TimeDelta::seconds(60);
@@ -57,6 +62,7 @@ pub async fn lead(autoscaler: Arc<Autoscaler>, deployment: String, region: Strin
         failures: Mutex::new(HashMap::new()),
         samples: Mutex::new(HashMap::new()),
         wake: Notify::new(),
+        probe_wake: Notify::new(),
     });
     let tasks = [
         tokio::spawn(follow_fleet(
@@ -103,8 +109,15 @@ pub async fn lead(autoscaler: Arc<Autoscaler>, deployment: String, region: Strin
         note_written: Mutex::new(None),
     };
     loop {
-        if let Err(e) = actor.step().await {
-            tracing::warn!(%deployment, %region, error = %e, "scaling step failed; trying again");
+        // A step stopped half-way is safe: an action is recorded before its command is sent, and the next
+        // leader sends it again under the same id.
+        tokio::select! {
+            _ = stop.cancelled() => break,
+            result = actor.step() => {
+                if let Err(e) = result {
+                    tracing::warn!(%deployment, %region, error = %e, "scaling step failed; trying again");
+                }
+            }
         }
         tokio::select! {
             _ = stop.cancelled() => break,
@@ -152,6 +165,7 @@ async fn follow_fleet(
                     {
                         machines.insert(value.resource_id.clone(), value);
                     }
+                    shared.probe_wake.notify_one();
                 }
                 Some(Ok(Change::Removed { previous, .. })) => {
                     if let Some(gone) = previous.filter(|p| p.region == region) {
@@ -368,7 +382,17 @@ async fn probe(
             if *next > now {
                 continue;
             }
-            *next = now + settings.interval;
+            let judged = shared
+                .tracker
+                .lock()
+                .ok()
+                .is_some_and(|t| t.get(&machine.resource_id).is_some_and(|j| j.healthy.is_some()));
+            *next = now
+                + if judged {
+                    settings.interval
+                } else {
+                    settings.interval.min(UNJUDGED_INTERVAL)
+                };
             let autoscaler = Arc::clone(&autoscaler);
             let shared = Arc::clone(&shared);
             let deployment = deployment.clone();
@@ -377,6 +401,7 @@ async fn probe(
                     return;
                 };
                 let seen = crate::health::check(&autoscaler.http, &address, &settings).await;
+                tracing::trace!(machine = %machine.resource_id, %address, ok = seen.ok, reason = %seen.reason, "checked");
                 let changed =
                     shared.tracker.lock().ok().and_then(|mut t| {
                         t.observe(&machine.resource_id, machine.created_at, &settings, seen)
@@ -412,6 +437,7 @@ async fn probe(
                 return;
             }
             _ = tokio::time::sleep(tick) => {}
+            _ = shared.probe_wake.notified() => {}
         }
     }
 }

@@ -13,7 +13,8 @@ pub struct Probe {
     pub port: u16,
     /// Path of the health check.
     pub path: String,
-    /// Time between two checks of one machine.
+    /// Time between two checks of one machine (a machine not judged yet — new, or just seen — is checked
+    /// every second until it is).
     #[serde(with = "humantime_serde")]
     pub interval: Duration,
     /// How long one check may take.
@@ -35,8 +36,8 @@ impl Default for Probe {
         Self {
             port: 80,
             path: "/".into(),
-            interval: Duration::from_secs(5),
-            timeout: Duration::from_secs(2),
+            interval: Duration::from_secs(2),
+            timeout: Duration::from_secs(1),
             healthy_threshold: 2,
             unhealthy_threshold: 2,
             grace: Duration::from_secs(300),
