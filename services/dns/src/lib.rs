@@ -4,6 +4,11 @@
 //! `flotilla.api.dns.status` and the NATS service API (`$SRV.PING`, `$SRV.INFO`, `$SRV.STATS`).
 //! Its command routes so far: none — record reconciliation from machine events come with the issue that builds them; until then every
 //! command sent to it is dead-lettered as an unknown kind, with the reason, rather than left to rot.
+//!
+//! Built so far: [`plan`], the pure core of the record loop (desired record sets from the fleet and health
+//! views; the difference with a zone's records, owned records only, foreign ones reported as conflicts).
+
+pub mod plan;
 
 use flotilla_bus::Dispatcher;
 use flotilla_runtime::{Context, ServiceDef, config::NoSettings};

@@ -1,0 +1,431 @@
+//! The dns service's loop in two pure functions, in the manner of external-dns but without its TXT
+//! records: [`desired`] turns a deployment's spec, its fleet and its machines' health into the record sets
+//! it should have; [`plan`] compares them with the records a zone holds now and says what to create and
+//! delete — touching only records this deployment owns, and reporting any other record at a name it
+//! manages as a conflict instead of overwriting it.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use flotilla_cloud::{DnsRecord, NewDnsRecord, ProviderKind};
+use flotilla_proto::{MachineHealth, MachineRecord};
+use flotilla_spec::{Deployment, Role};
+
+/// The comment that marks a record as owned by `deployment`, where the provider keeps comments
+/// (Cloudflare); elsewhere ownership is recorded in the service's own database.
+pub fn owner_mark(deployment: &str) -> String {
+    format!("flotilla:{deployment}")
+}
+
+/// The name the active authenticator is published under: `auth.<site host>`.
+pub fn authenticator_name(deployment: &Deployment) -> String {
+    format!("auth.{}", host(&deployment.website_url))
+}
+
+fn host(url: &str) -> String {
+    url.trim().trim_end_matches('.').to_ascii_lowercase()
+}
+
+/// One name's wanted A records.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RecordSet {
+    /// Fully qualified name.
+    pub name: String,
+    /// The addresses.
+    pub addresses: BTreeSet<String>,
+}
+
+/// Something an operator must hear about.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Alarm {
+    /// Every endpoint of a name is unhealthy or gone: its last set is kept rather than publishing nothing.
+    NoHealthyEndpoint {
+        /// The name.
+        name: String,
+        /// The set kept.
+        kept: BTreeSet<String>,
+    },
+}
+
+/// What [`desired`] needs besides the spec.
+#[derive(Debug, Clone, Default)]
+pub struct Observed<'a> {
+    /// The deployment's machines (the fleet view).
+    pub fleet: Vec<&'a MachineRecord>,
+    /// Their health (the autoscaler's health view), by resource id.
+    pub health: BTreeMap<String, &'a MachineHealth>,
+    /// The sets last published, by name (kept when every endpoint is gone).
+    pub last: BTreeMap<String, BTreeSet<String>>,
+    /// The region whose authenticator is active (the primary's unless failed over).
+    pub active_authenticator_region: Option<String>,
+}
+
+/// A machine can serve: it has an address, is not failed, and the prober has not judged it unhealthy.
+fn serving(m: &MachineRecord, health: &BTreeMap<String, &MachineHealth>) -> Option<String> {
+    if m.state == "failed" || m.state == "created" {
+        return None;
+    }
+    if health.get(&m.resource_id).is_some_and(|h| !h.healthy) {
+        return None;
+    }
+    m.public_ipv4.clone()
+}
+
+/// The record sets `deployment` should have: the site name holds every region's serving reverse proxies
+/// (a region without reverse proxies contributes its webservers); the authenticator name holds one
+/// serving authenticator of the active region. A name whose endpoints are all gone keeps its last set, with
+/// an alarm.
+pub fn desired(deployment: &Deployment, observed: &Observed<'_>) -> (Vec<RecordSet>, Vec<Alarm>) {
+    let mut alarms = Vec::new();
+    let mut site = BTreeSet::new();
+    for region in &deployment.regions {
+        let role = if region.machines.reverse_proxy.count > 0 {
+            Role::ReverseProxy
+        } else {
+            Role::Webserver
+        };
+        site.extend(
+            observed
+                .fleet
+                .iter()
+                .filter(|m| m.region == region.name && m.role == role.as_str())
+                .filter_map(|m| serving(m, &observed.health)),
+        );
+    }
+    let active = observed
+        .active_authenticator_region
+        .clone()
+        .or_else(|| deployment.primary_region().map(|r| r.name.clone()));
+    let auth: BTreeSet<String> = observed
+        .fleet
+        .iter()
+        .filter(|m| Some(&m.region) == active.as_ref() && m.role == Role::Authenticator.as_str())
+        .filter_map(|m| serving(m, &observed.health))
+        .min()
+        .into_iter()
+        .collect();
+    let has_authenticators = deployment
+        .regions
+        .iter()
+        .any(|r| r.machines.authenticator.count > 0);
+    let mut sets = Vec::new();
+    for (name, addresses, wanted) in [
+        (host(&deployment.website_url), site, true),
+        (authenticator_name(deployment), auth, has_authenticators),
+    ] {
+        if !wanted {
+            continue;
+        }
+        if addresses.is_empty()
+            && let Some(kept) = observed.last.get(&name).filter(|l| !l.is_empty())
+        {
+            alarms.push(Alarm::NoHealthyEndpoint {
+                name: name.clone(),
+                kept: kept.clone(),
+            });
+            sets.push(RecordSet {
+                name,
+                addresses: kept.clone(),
+            });
+            continue;
+        }
+        sets.push(RecordSet { name, addresses });
+    }
+    (sets, alarms)
+}
+
+/// How much of the difference is applied (external-dns's policies).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Policy {
+    /// Create what is missing, delete what is no longer wanted.
+    #[default]
+    Sync,
+    /// Create what is missing; delete nothing.
+    UpsertOnly,
+    /// Create what is missing; never change or delete.
+    CreateOnly,
+}
+
+/// A record at a managed name that this deployment does not own: left alone, reported.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Conflict {
+    /// The foreign record.
+    pub record: DnsRecord,
+    /// Why it is not ours (its comment, or none).
+    pub reason: String,
+}
+
+/// The difference between the wanted sets and a zone's records.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Plan {
+    /// Records to create.
+    pub creates: Vec<NewDnsRecord>,
+    /// Owned records to delete (not wanted, or duplicates).
+    pub deletes: Vec<DnsRecord>,
+    /// Foreign records at managed names.
+    pub conflicts: Vec<Conflict>,
+}
+
+impl Plan {
+    /// Whether nothing is to be written.
+    pub fn is_empty(&self) -> bool {
+        self.creates.is_empty() && self.deletes.is_empty()
+    }
+}
+
+/// How records are written on `provider`: Cloudflare proxied with automatic TTL, as the original toolkit
+/// did; TTL 60 elsewhere.
+pub fn record_style(provider: ProviderKind) -> (u32, Option<bool>) {
+    match provider {
+        ProviderKind::Cloudflare => (1, Some(true)),
+        _ => (60, None),
+    }
+}
+
+/// What to do to make `current` (a zone's A records) hold `wanted`. `owned` says whether a record is this
+/// deployment's (its mark, or the service's record of ids it created). Names not in `wanted` are never
+/// touched.
+pub fn plan(
+    wanted: &[RecordSet],
+    current: &[DnsRecord],
+    owned: impl Fn(&DnsRecord) -> bool,
+    mark: Option<&str>,
+    provider: ProviderKind,
+    policy: Policy,
+) -> Plan {
+    let (ttl, proxied) = record_style(provider);
+    let mut out = Plan::default();
+    for set in wanted {
+        let at_name: Vec<&DnsRecord> = current
+            .iter()
+            .filter(|r| r.kind == "A" && r.name.eq_ignore_ascii_case(&set.name))
+            .collect();
+        let mut kept: BTreeSet<&str> = BTreeSet::new();
+        for record in at_name {
+            if !owned(record) {
+                out.conflicts.push(Conflict {
+                    record: record.clone(),
+                    reason: match &record.comment {
+                        Some(c) if !c.is_empty() => format!("marked {c:?}, not ours"),
+                        _ => "not created by this deployment".into(),
+                    },
+                });
+                continue;
+            }
+            let wanted_here = set.addresses.contains(&record.content);
+            // The first owned record of a wanted address stays; another one of the same address is a
+            // duplicate (a create retried after a lost answer).
+            if wanted_here && kept.insert(record.content.as_str()) {
+                continue;
+            }
+            if policy == Policy::Sync {
+                out.deletes.push(record.clone());
+            }
+        }
+        for address in &set.addresses {
+            if !kept.contains(address.as_str()) {
+                out.creates.push(NewDnsRecord {
+                    kind: "A".into(),
+                    name: set.name.clone(),
+                    content: address.clone(),
+                    ttl,
+                    proxied,
+                    comment: mark.map(str::to_owned),
+                });
+            }
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+
+    fn record(id: &str, name: &str, ip: &str, comment: Option<&str>) -> DnsRecord {
+        DnsRecord {
+            id: id.into(),
+            kind: "A".into(),
+            name: name.into(),
+            content: ip.into(),
+            ttl: 1,
+            proxied: Some(true),
+            comment: comment.map(str::to_owned),
+        }
+    }
+
+    fn set(name: &str, ips: &[&str]) -> RecordSet {
+        RecordSet {
+            name: name.into(),
+            addresses: ips.iter().map(|i| (*i).to_owned()).collect(),
+        }
+    }
+
+    const MARK: &str = "flotilla:www-example-com";
+
+    fn ours(r: &DnsRecord) -> bool {
+        r.comment.as_deref() == Some(MARK)
+    }
+
+    #[test]
+    fn only_owned_records_change_and_foreign_ones_are_reported() {
+        let current = [
+            record("1", "www.example.com", "1.1.1.1", Some(MARK)),
+            record("2", "www.example.com", "2.2.2.2", Some(MARK)),
+            record("3", "www.example.com", "9.9.9.9", None),
+            record("4", "mail.example.com", "8.8.8.8", None),
+            record(
+                "5",
+                "www.example.com",
+                "7.7.7.7",
+                Some("flotilla:other-deployment"),
+            ),
+        ];
+        let wanted = [set("www.example.com", &["1.1.1.1", "3.3.3.3"])];
+        let p = plan(
+            &wanted,
+            &current,
+            ours,
+            Some(MARK),
+            ProviderKind::Cloudflare,
+            Policy::Sync,
+        );
+        assert_eq!(p.deletes.iter().map(|r| r.id.as_str()).collect::<Vec<_>>(), ["2"]);
+        assert_eq!(p.creates.len(), 1);
+        assert_eq!(
+            (
+                p.creates[0].content.as_str(),
+                p.creates[0].ttl,
+                p.creates[0].proxied
+            ),
+            ("3.3.3.3", 1, Some(true))
+        );
+        assert_eq!(p.creates[0].comment.as_deref(), Some(MARK));
+        let conflicts: Vec<&str> = p.conflicts.iter().map(|c| c.record.id.as_str()).collect();
+        assert_eq!(
+            conflicts,
+            ["3", "5"],
+            "foreign records at our name: reported, untouched"
+        );
+        assert!(p.conflicts[1].reason.contains("other-deployment"));
+    }
+
+    #[test]
+    fn a_converged_zone_plans_nothing_and_duplicates_go() {
+        let current = [
+            record("1", "www.example.com", "1.1.1.1", Some(MARK)),
+            record("2", "WWW.example.com", "1.1.1.1", Some(MARK)),
+        ];
+        let p = plan(
+            &[set("www.example.com", &["1.1.1.1"])],
+            &current,
+            ours,
+            Some(MARK),
+            ProviderKind::Cloudflare,
+            Policy::Sync,
+        );
+        assert!(p.creates.is_empty());
+        assert_eq!(p.deletes.len(), 1, "the duplicate");
+        let p = plan(
+            &[set("www.example.com", &["1.1.1.1"])],
+            &current[..1],
+            ours,
+            Some(MARK),
+            ProviderKind::Cloudflare,
+            Policy::Sync,
+        );
+        assert!(p.is_empty() && p.conflicts.is_empty());
+    }
+
+    #[test]
+    fn policies_limit_what_is_written_and_other_providers_get_ttl_60() {
+        let current = [record("1", "www.example.com", "1.1.1.1", Some(MARK))];
+        let wanted = [set("www.example.com", &["2.2.2.2"])];
+        for policy in [Policy::UpsertOnly, Policy::CreateOnly] {
+            let p = plan(&wanted, &current, ours, None, ProviderKind::Linode, policy);
+            assert!(p.deletes.is_empty(), "{policy:?}");
+            assert_eq!((p.creates[0].ttl, p.creates[0].proxied), (60, None));
+        }
+    }
+
+    fn machine(id: &str, region: &str, role: &str, ip: &str, state: &str) -> MachineRecord {
+        MachineRecord {
+            deployment: "d".into(),
+            region: region.into(),
+            resource_id: id.into(),
+            role: role.into(),
+            name: id.into(),
+            size: "s".into(),
+            provider: "linode".into(),
+            provider_id: Some(id.into()),
+            state: state.into(),
+            public_ipv4: Some(ip.into()),
+            private_ipv4: None,
+            created_at: chrono::Utc::now(),
+            updated_at: chrono::Utc::now(),
+            event_id: uuid::Uuid::nil(),
+        }
+    }
+
+    fn health(id: &str, healthy: bool) -> MachineHealth {
+        MachineHealth {
+            meta: flotilla_proto::EventMeta::new(uuid::Uuid::nil(), "test"),
+            deployment: "d".into(),
+            region: "r".into(),
+            resource_id: id.into(),
+            role: "reverse-proxy".into(),
+            public_ipv4: None,
+            healthy,
+            failures: 0,
+            reason: String::new(),
+            checked_at: chrono::Utc::now(),
+            since: chrono::Utc::now(),
+        }
+    }
+
+    #[test]
+    fn the_site_holds_healthy_reverse_proxies_and_keeps_the_last_set_when_all_are_gone() {
+        let d = deployment();
+        let regions: Vec<String> = d.regions.iter().map(|r| r.name.clone()).collect();
+        let fleet = [
+            machine("rp1", &regions[0], "reverse-proxy", "10.0.0.1", "healthy"),
+            machine("rp2", &regions[1], "reverse-proxy", "10.0.0.2", "healthy"),
+            machine("rp3", &regions[1], "reverse-proxy", "10.0.0.3", "failed"),
+            machine("ws1", &regions[0], "webserver", "10.0.1.1", "healthy"),
+        ];
+        let sick = health("rp2", false);
+        let mut observed = Observed {
+            fleet: fleet.iter().collect(),
+            ..Observed::default()
+        };
+        let (sets, alarms) = desired(&d, &observed);
+        let site = host(&d.website_url);
+        let at = |sets: &[RecordSet]| sets.iter().find(|s| s.name == site).unwrap().addresses.clone();
+        assert_eq!(
+            at(&sets),
+            BTreeSet::from(["10.0.0.1".to_owned(), "10.0.0.2".to_owned()])
+        );
+        assert!(alarms.is_empty());
+        observed.health.insert("rp2".into(), &sick);
+        let (sets, _) = desired(&d, &observed);
+        assert_eq!(
+            at(&sets),
+            BTreeSet::from(["10.0.0.1".to_owned()]),
+            "unhealthy leaves"
+        );
+        // Every proxy gone: the last set stays, with an alarm.
+        observed.fleet.clear();
+        observed
+            .last
+            .insert(site.clone(), BTreeSet::from(["10.0.0.1".to_owned()]));
+        let (sets, alarms) = desired(&d, &observed);
+        assert_eq!(at(&sets), BTreeSet::from(["10.0.0.1".to_owned()]));
+        assert!(matches!(&alarms[0], Alarm::NoHealthyEndpoint { name, .. } if name == &site));
+    }
+
+    /// The seed's three regions (the original toolkit's templates).
+    fn deployment() -> Deployment {
+        flotilla_integration_tests::templates::seed_import().deployment
+    }
+}
