@@ -325,7 +325,7 @@ async fn send<C: flotilla_proto::Command>(
     taken: impl Fn(&RegionScaling) -> bool,
 ) -> anyhow::Result<()> {
     let rejections = subject::event("command", cmd.deployment(), cmd.region(), "rejected")?;
-    let mut rejected = session.client.subscribe(rejections).await?;
+    let mut rejected = Some(session.client.subscribe(rejections).await?);
     Publisher::new(session.client.clone(), PublishConfig::default())
         .publish_command(cmd)
         .await?;
@@ -333,12 +333,17 @@ async fn send<C: flotilla_proto::Command>(
     let deadline = tokio::time::Instant::now() + session.timeout * 2;
     loop {
         tokio::select! {
-            m = rejected.next() => {
-                if let Some(m) = m
-                    && let Some(r) = rejection(&m)
-                    && r.command_id.as_deref() == Some(id.as_str())
-                {
-                    return Err(Exit::error(exit::FAILED, format!("the autoscaler refused: {}", r.error)));
+            m = async { rejected.as_mut()?.next().await }, if rejected.is_some() => {
+                match m {
+                    Some(m) => {
+                        if let Some(r) = rejection(&m)
+                            && r.command_id.as_deref() == Some(id.as_str())
+                        {
+                            return Err(Exit::error(exit::FAILED, format!("the autoscaler refused: {}", r.error)));
+                        }
+                    }
+                    // The subscription ended (the connection closed): keep polling `explain` only.
+                    None => rejected = None,
                 }
             }
             _ = tokio::time::sleep(Duration::from_millis(200)) => {

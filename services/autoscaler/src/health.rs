@@ -70,8 +70,10 @@ impl Tracker {
             }
         } else {
             judged.successes = 0;
-            let booting = judged.healthy.is_none()
-                && at < created_at + chrono::Duration::from_std(probe.grace).unwrap_or(chrono::Duration::MAX);
+            let grace_ends = chrono::Duration::from_std(probe.grace)
+                .ok()
+                .and_then(|g| created_at.checked_add_signed(g));
+            let booting = judged.healthy.is_none() && grace_ends.is_none_or(|end| at < end);
             if !booting {
                 judged.failures = judged.failures.saturating_add(1);
             }

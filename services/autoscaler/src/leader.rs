@@ -3,8 +3,9 @@
 //! replica that holds it runs the region's [`crate::region::lead`] and renews the lease every third of its
 //! TTL by compare-and-set on the revision it last wrote — the fencing token: when a renewal finds another
 //! revision, somebody else took the region over (this replica was paused past the TTL, say) and its work
-//! stops at once. A replica that dies stops renewing; another takes the region over once the lease
-//! expires, within `lease_ttl`.
+//! stops at once, as it does when renewals keep failing for a whole TTL. A replica that dies stops
+//! renewing; another takes the region over once the lease expires: within `lease_ttl` plus a third of it
+//! (how often a waiting replica tries again).
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -16,6 +17,9 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 use crate::service::Autoscaler;
+
+/// How long releasing a lease at shutdown may take (it expires by itself anyway).
+const RELEASE_TIMEOUT: Duration = Duration::from_millis(500);
 
 /// The lease key of a region.
 pub fn lease_key(deployment: &str, region: &str) -> Result<String, flotilla_bus::BusError> {
@@ -101,7 +105,11 @@ async fn lead_while_held(
     let ttl = autoscaler.settings.lease_ttl;
     let every = ttl / 3;
     while !stop.is_cancelled() {
-        let revision = match autoscaler.leases.acquire(&key, &autoscaler.instance, ttl).await {
+        let acquired = tokio::select! {
+            _ = stop.cancelled() => return,
+            a = autoscaler.leases.acquire(&key, &autoscaler.instance, ttl) => a,
+        };
+        let revision = match acquired {
             Ok(Acquire::Acquired { revision }) => revision,
             Ok(Acquire::Held(_)) => {
                 tokio::select! {
@@ -126,22 +134,31 @@ async fn lead_while_held(
             work.clone(),
         ));
         let mut revision = revision;
+        let mut renewed = tokio::time::Instant::now();
         let ended = loop {
             tokio::select! {
                 _ = stop.cancelled() => break Ended::Stopped,
                 _ = &mut lead => break Ended::Finished,
                 _ = tokio::time::sleep(every) => {}
             }
-            match autoscaler
-                .leases
-                .renew(&key, &autoscaler.instance, revision, ttl)
-                .await
-            {
-                Ok(Some(next)) => revision = next,
+            let renewal = tokio::select! {
+                _ = stop.cancelled() => break Ended::Stopped,
+                r = autoscaler.leases.renew(&key, &autoscaler.instance, revision, ttl) => r,
+            };
+            match renewal {
+                Ok(Some(next)) => {
+                    revision = next;
+                    renewed = tokio::time::Instant::now();
+                }
                 Ok(None) => break Ended::Lost,
-                // The bucket cannot be reached: keep leading until the lease would have expired anyway
-                // (the next renewal may work); a takeover meanwhile shows as a lost compare-and-set.
-                Err(e) => tracing::warn!(%deployment, %region, error = %e, "renewing the region lease"),
+                // The bucket cannot be reached: keep leading until the lease has expired (another replica
+                // may hold it from then on); the next renewal may work.
+                Err(e) => {
+                    tracing::warn!(%deployment, %region, error = %e, "renewing the region lease");
+                    if renewed.elapsed() >= ttl {
+                        break Ended::Lost;
+                    }
+                }
             }
         };
         work.cancel();
@@ -151,18 +168,21 @@ async fn lead_while_held(
                 tracing::warn!(%deployment, %region, "the region's lease was taken over: this replica stopped leading it");
             }
             Ended::Stopped => {
-                let _ = autoscaler
-                    .leases
-                    .release(&key, &autoscaler.instance, revision)
-                    .await;
+                // Best effort, and quick: a lease not released expires after its TTL.
+                let _ = tokio::time::timeout(
+                    RELEASE_TIMEOUT,
+                    autoscaler.leases.release(&key, &autoscaler.instance, revision),
+                )
+                .await;
                 return;
             }
             Ended::Finished => {
                 tracing::warn!(%deployment, %region, "leading the region ended early; letting go and trying again");
-                let _ = autoscaler
-                    .leases
-                    .release(&key, &autoscaler.instance, revision)
-                    .await;
+                let _ = tokio::time::timeout(
+                    RELEASE_TIMEOUT,
+                    autoscaler.leases.release(&key, &autoscaler.instance, revision),
+                )
+                .await;
                 tokio::select! {
                     _ = stop.cancelled() => return,
                     _ = tokio::time::sleep(every) => {}

@@ -188,8 +188,12 @@ pub fn progress(
             let counted = counted(webservers).count();
             let healthy = counted_healthy(webservers);
             let target = pending.target as usize;
+            let unjudged = counted_unjudged(webservers);
             if healthy >= target {
                 Some(format!("{healthy} webservers healthy"))
+            } else if counted >= target && unjudged == 0 {
+                // Every machine is there and judged; the unhealthy ones are the prober's to replace.
+                Some(format!("{counted} webservers, {healthy} healthy"))
             } else if now - started > timeout {
                 return Progress::Failed(format!(
                     "{healthy} of {target} webservers healthy after {}s",
@@ -255,6 +259,10 @@ pub fn progress(
         Some(message) => Progress::Succeeded(message),
         None => Progress::Failed("unknown action".into()),
     }
+}
+
+fn counted_unjudged(webservers: &[Webserver]) -> usize {
+    counted(webservers).filter(|w| w.healthy.is_none()).count()
 }
 
 fn counted_healthy(webservers: &[Webserver]) -> usize {

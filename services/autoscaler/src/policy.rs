@@ -5,6 +5,32 @@ use chrono::{DateTime, Datelike, NaiveTime, Utc};
 use flotilla_proto::{ScheduleEntry, TargetTracking};
 use flotilla_spec::Scaling;
 
+/// The longest cool-down or warm-up a policy may ask for.
+pub const MAX_POLICY_SECS: u64 = 7 * 24 * 3600;
+
+/// Why a target-tracking policy is not valid.
+pub fn check_tracking(policy: &TargetTracking) -> Result<(), String> {
+    if !(policy.target.is_finite() && policy.target > 0.0) {
+        return Err(format!(
+            "target tracking of {}: the target must be a number above 0 (got {})",
+            policy.metric, policy.target
+        ));
+    }
+    for (name, value) in [
+        ("scale-out cool-down", policy.scale_out_cooldown_secs),
+        ("scale-in cool-down", policy.scale_in_cooldown_secs),
+        ("warm-up", policy.warmup_secs),
+    ] {
+        if value > MAX_POLICY_SECS {
+            return Err(format!(
+                "target tracking of {}: the {name} of {value}s is longer than a week",
+                policy.metric
+            ));
+        }
+    }
+    Ok(())
+}
+
 /// Why a schedule entry is not valid.
 pub fn check_entry(entry: &ScheduleEntry, scaling: &Scaling) -> Result<(), String> {
     parse_time(&entry.at)?;
@@ -111,7 +137,17 @@ pub fn track(
     last_scale_in: Option<DateTime<Utc>>,
     now: DateTime<Utc>,
 ) -> Tracking {
-    let secs = |s: u64| chrono::Duration::seconds(i64::try_from(s).unwrap_or(i64::MAX));
+    // Never panics: values beyond what a date can hold saturate (they were refused when set anyway).
+    let secs = |s: u64| {
+        i64::try_from(s)
+            .ok()
+            .and_then(chrono::Duration::try_seconds)
+            .unwrap_or(chrono::Duration::MAX)
+    };
+    let until = |last: DateTime<Utc>, s: u64| match last.checked_add_signed(secs(s)) {
+        Some(t) => t.format("%H:%M:%S UTC").to_string(),
+        None => "a time beyond any date".to_owned(),
+    };
     let warm: Vec<f64> = samples
         .iter()
         .filter(|s| now - s.created_at >= secs(policy.warmup_secs))
@@ -149,7 +185,7 @@ pub fn track(
         {
             return Tracking::Hold(format!(
                 "target tracking: {what} asks {wanted}, but the scale-out cool-down runs until {}",
-                (last + secs(policy.scale_out_cooldown_secs)).format("%H:%M:%S UTC")
+                until(last, policy.scale_out_cooldown_secs)
             ));
         }
         return Tracking::Change {
@@ -163,7 +199,7 @@ pub fn track(
         {
             return Tracking::Hold(format!(
                 "target tracking: {what} asks {wanted}, but the scale-in cool-down runs until {}",
-                (last + secs(policy.scale_in_cooldown_secs)).format("%H:%M:%S UTC")
+                until(last, policy.scale_in_cooldown_secs)
             ));
         }
         return Tracking::Change {
@@ -321,6 +357,35 @@ mod tests {
             panic!()
         };
         assert!(why.contains("scale-in cool-down"), "{why}");
+    }
+
+    #[test]
+    fn absurd_durations_are_refused_and_never_panic() {
+        let huge = TargetTracking {
+            warmup_secs: u64::MAX,
+            scale_out_cooldown_secs: u64::MAX,
+            scale_in_cooldown_secs: u64::MAX,
+            ..policy()
+        };
+        assert!(check_tracking(&huge).unwrap_err().contains("longer than a week"));
+        check_tracking(&policy()).unwrap();
+        let bounds = Scaling {
+            min: 1,
+            initial: 1,
+            max: 5,
+        };
+        let now = at("2026-12-07T12:00:00Z");
+        let samples = [sample(100.0, "2026-12-07T10:00:00Z")];
+        // Whatever got stored, evaluating it does not panic.
+        let _ = track(&huge, &bounds, 1, &samples, Some(now), Some(now), now);
+        let hot = TargetTracking {
+            warmup_secs: 0,
+            ..huge
+        };
+        assert!(matches!(
+            track(&hot, &bounds, 1, &samples, Some(now), None, now),
+            Tracking::Hold(_)
+        ));
     }
 
     #[test]

@@ -43,6 +43,11 @@ struct Shared {
     wake: Notify,
     /// Wakes the prober (a machine appeared or changed: check it now, not at the next tick).
     probe_wake: Notify,
+    /// Machines this leader reported draining for a scale-in: their checks are not published until the
+    /// action ends.
+    draining: Mutex<std::collections::BTreeSet<String>>,
+    /// Machines whose check is running (one check at a time per machine, however slow).
+    in_flight: Mutex<std::collections::BTreeSet<String>>,
 }
 
 /// The latest sample of each metric of each machine: (resource id, metric) → (value, when received).
@@ -63,6 +68,8 @@ pub async fn lead(autoscaler: Arc<Autoscaler>, deployment: String, region: Strin
         samples: Mutex::new(HashMap::new()),
         wake: Notify::new(),
         probe_wake: Notify::new(),
+        draining: Mutex::new(std::collections::BTreeSet::new()),
+        in_flight: Mutex::new(std::collections::BTreeSet::new()),
     });
     let tasks = [
         tokio::spawn(follow_fleet(
@@ -158,7 +165,18 @@ async fn follow_fleet(
             match change {
                 None => break,
                 Some(Err(e)) => tracing::warn!(error = %e, "a fleet record that does not decode"),
-                Some(Ok(Change::Current)) => {}
+                Some(Ok(Change::Current)) => {
+                    // A follower (re)started: what it holds now is the region, nothing kept from before.
+                    let now: BTreeMap<String, MachineRecord> = follower
+                        .values()
+                        .values()
+                        .filter(|m| m.region == region)
+                        .map(|m| (m.resource_id.clone(), m.clone()))
+                        .collect();
+                    if let Ok(mut machines) = shared.machines.lock() {
+                        *machines = now;
+                    }
+                }
                 Some(Ok(Change::Put { value, .. })) => {
                     if value.region == region
                         && let Ok(mut machines) = shared.machines.lock()
@@ -282,6 +300,10 @@ async fn watch_outcomes(
             _ => continue,
         };
         if let Ok(mut failures) = shared.failures.lock() {
+            // Bounded: entries are removed when their action ends; what nobody waits for is dropped.
+            if failures.len() >= 1024 {
+                failures.clear();
+            }
             failures.insert(id, why);
         }
         shared.wake.notify_one();
@@ -336,8 +358,15 @@ async fn watch_metrics(
         if sample.deployment != deployment || sample.region != region {
             continue;
         }
-        if let Ok(mut samples) = shared.samples.lock() {
-            samples.insert((sample.resource_id, sample.metric), (sample.value, Utc::now()));
+        // Only the region's machines, so the map is bounded by the fleet.
+        let known = shared
+            .machines
+            .lock()
+            .is_ok_and(|m| m.contains_key(&sample.resource_id));
+        if known && let Ok(mut samples) = shared.samples.lock() {
+            let now = Utc::now();
+            samples.retain(|_, (_, at)| now - *at <= SAMPLE_MAX_AGE);
+            samples.insert((sample.resource_id, sample.metric), (sample.value, now));
         }
     }
 }
@@ -382,6 +411,14 @@ async fn probe(
             if *next > now {
                 continue;
             }
+            // The previous check of this machine still runs (it times out): no second one queued.
+            if !shared
+                .in_flight
+                .lock()
+                .is_ok_and(|mut f| f.insert(machine.resource_id.clone()))
+            {
+                continue;
+            }
             let judged = shared
                 .tracker
                 .lock()
@@ -397,10 +434,14 @@ async fn probe(
             let shared = Arc::clone(&shared);
             let deployment = deployment.clone();
             running.spawn(async move {
-                let Ok(_permit) = autoscaler.probes.acquire().await else {
-                    return;
+                let seen = match autoscaler.probes.acquire().await {
+                    Ok(_permit) => crate::health::check(&autoscaler.http, &address, &settings).await,
+                    Err(_) => return,
                 };
-                let seen = crate::health::check(&autoscaler.http, &address, &settings).await;
+                if let Ok(mut f) = shared.in_flight.lock() {
+                    f.remove(&machine.resource_id);
+                }
+                let draining = shared.draining.lock().is_ok_and(|d| d.contains(&machine.resource_id));
                 tracing::trace!(machine = %machine.resource_id, %address, ok = seen.ok, reason = %seen.reason, "checked");
                 let changed =
                     shared.tracker.lock().ok().and_then(|mut t| {
@@ -413,7 +454,9 @@ async fn probe(
                             && j.failures == settings.replace_after
                     })
                 });
-                if let Some(judged) = changed {
+                if draining {
+                    // Reported draining until its scale-in ends; the tracker keeps judging it meanwhile.
+                } else if let Some(judged) = changed {
                     publish_health(&autoscaler, &deployment, &machine, &judged).await;
                     shared.wake.notify_one();
                 } else if replace_now {
@@ -485,6 +528,24 @@ struct Actor {
 
 /// Why a step could not be taken.
 type StepError = String;
+
+/// How an action ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Outcome {
+    Successful,
+    Failed,
+    Cancelled,
+}
+
+impl Outcome {
+    fn as_str(self) -> &'static str {
+        match self {
+            Outcome::Successful => "successful",
+            Outcome::Failed => "failed",
+            Outcome::Cancelled => "cancelled",
+        }
+    }
+}
 
 /// The cause of a scaling activity: what set the desired count, and the counts.
 fn cause(state: &ScalingState, target: u32, current: u32) -> String {
@@ -650,7 +711,7 @@ impl Actor {
         let (webservers, replaceable) = self.view();
         let now = Utc::now();
         if let Some(pending) = &state.pending {
-            return self.follow_up(pending, &webservers).await;
+            return self.follow_up(&state, pending, &webservers).await;
         }
         if state.paused.is_none()
             && self
@@ -735,7 +796,13 @@ impl Actor {
         let written = self
             .autoscaler
             .update(&self.deployment, &self.region, |s| {
-                if s.pending.is_some() {
+                // Re-checked on the state written: a pause or a protection that came meanwhile wins.
+                if s.pending.is_some()
+                    || s.paused.is_some()
+                    || machines
+                        .iter()
+                        .any(|m| s.protected.contains(m) || (kind == "replace" && s.replaced.contains(m)))
+                {
                     return false;
                 }
                 if kind == "replace" {
@@ -757,10 +824,7 @@ impl Actor {
             message = %activity.message, "scaling activity"
         );
         self.publish_activity(&activity).await;
-        if kind == "scale-in" {
-            self.drain(&machines).await;
-        }
-        self.follow_up(&pending, &webservers).await
+        self.follow_up(&written, &pending, &webservers).await
     }
 
     /// Reports the machines picked for scale-in unhealthy ("draining"), so dns and the reverse proxies let
@@ -772,6 +836,9 @@ impl Actor {
             .lock()
             .map(|m| machines.iter().filter_map(|id| m.get(id).cloned()).collect())
             .unwrap_or_default();
+        if let Ok(mut draining) = self.shared.draining.lock() {
+            draining.extend(machines.iter().cloned());
+        }
         for machine in records {
             let now = Utc::now();
             let judged = Judged {
@@ -789,9 +856,70 @@ impl Actor {
         }
     }
 
+    /// Tells the real health of machines whose drain ended without their destruction.
+    async fn undrain(&self, machines: &[String]) {
+        let records: Vec<(MachineRecord, Option<Judged>)> = {
+            let tracker = self.shared.tracker.lock();
+            self.shared
+                .machines
+                .lock()
+                .map(|m| {
+                    machines
+                        .iter()
+                        .filter_map(|id| m.get(id).cloned())
+                        .map(|r| {
+                            let judged = tracker.as_ref().ok().and_then(|t| t.get(&r.resource_id).cloned());
+                            (r, judged)
+                        })
+                        .collect()
+                })
+                .unwrap_or_default()
+        };
+        for (machine, judged) in records {
+            if let Some(judged) = judged {
+                publish_health(&self.autoscaler, &self.deployment, &machine, &judged).await;
+            }
+        }
+    }
+
     /// Sends what the pending action still has to send, and ends it when it is done or failed.
-    async fn follow_up(&self, pending: &PendingAction, webservers: &[Webserver]) -> Result<(), StepError> {
+    async fn follow_up(
+        &self,
+        state: &ScalingState,
+        pending: &PendingAction,
+        webservers: &[Webserver],
+    ) -> Result<(), StepError> {
         let now = Utc::now();
+        if pending.kind == "scale-in" && pending.sent_at.is_none() {
+            // Nothing destroyed yet: an operator's pause or a protection given meanwhile wins.
+            if let Some(why) = &state.paused {
+                return self
+                    .finish(pending, Outcome::Cancelled, format!("scaling was paused ({why})"))
+                    .await;
+            }
+            if let Some(m) = pending.machines.iter().find(|m| state.protected.contains(m)) {
+                return self
+                    .finish(pending, Outcome::Cancelled, format!("{m} was protected"))
+                    .await;
+            }
+            // Drained by this leader (a new leader drains again what an old one picked).
+            let undrained: Vec<String> = self
+                .shared
+                .draining
+                .lock()
+                .map(|d| {
+                    pending
+                        .machines
+                        .iter()
+                        .filter(|m| !d.contains(*m))
+                        .cloned()
+                        .collect()
+                })
+                .unwrap_or_default();
+            if !undrained.is_empty() {
+                self.drain(&undrained).await;
+            }
+        }
         let failed = self.shared.failures.lock().ok().and_then(|f| {
             self.command_ids(pending)
                 .iter()
@@ -800,7 +928,7 @@ impl Actor {
         });
         if let Some(why) = failed {
             return self
-                .finish(pending, false, format!("the provisioner failed: {why}"))
+                .finish(pending, Outcome::Failed, format!("the provisioner failed: {why}"))
                 .await;
         }
         if pending.sent_at.is_none() && pending.kind != "scale-in" {
@@ -840,8 +968,8 @@ impl Actor {
                 self.send(pending).await?;
                 self.mark_sent(pending).await
             }
-            Progress::Succeeded(message) => self.finish(pending, true, message).await,
-            Progress::Failed(message) => self.finish(pending, false, message).await,
+            Progress::Succeeded(message) => self.finish(pending, Outcome::Successful, message).await,
+            Progress::Failed(message) => self.finish(pending, Outcome::Failed, message).await,
         }
     }
 
@@ -934,11 +1062,17 @@ impl Actor {
     }
 
     /// Ends the pending action: kept among the region's activities; a failure backs the region off.
-    async fn finish(&self, pending: &PendingAction, ok: bool, message: String) -> Result<(), StepError> {
+    async fn finish(
+        &self,
+        pending: &PendingAction,
+        outcome: Outcome,
+        message: String,
+    ) -> Result<(), StepError> {
+        let ok = outcome == Outcome::Successful;
         let now = Utc::now();
         let mut activity = pending.activity.clone();
         activity.meta = EventMeta::new(activity.id, SOURCE);
-        activity.status = if ok { "successful" } else { "failed" }.into();
+        activity.status = outcome.as_str().into();
         activity.message = message;
         activity.progress = if ok { 100 } else { activity.progress };
         activity.ended_at = Some(now);
@@ -956,6 +1090,8 @@ impl Actor {
                 if ok {
                     s.failures = 0;
                     s.backoff_until = None;
+                } else if outcome == Outcome::Cancelled {
+                    // Cancelled by an operator's change (pause, protection): no back-off.
                 } else {
                     s.failures = s.failures.saturating_add(1);
                     let wait = plan::backoff(s.failures, settings.backoff_base, settings.backoff_max);
@@ -967,8 +1103,23 @@ impl Actor {
             })
             .await
             .map_err(|e| e.to_string())?;
-        if ok {
-            tracing::info!(deployment = %self.deployment, region = %self.region, activity = %id, message = %activity.message, "scaling activity successful");
+        // Machines drained for a scale-in that did not happen serve again: their real health is told.
+        if !ok && pending.kind == "scale-in" {
+            self.undrain(&pending.machines).await;
+        }
+        if let Ok(mut draining) = self.shared.draining.lock() {
+            for m in &pending.machines {
+                draining.remove(m);
+            }
+        }
+        if let Ok(mut failures) = self.shared.failures.lock() {
+            for id in self.command_ids(pending) {
+                failures.remove(&id);
+            }
+            failures.remove(&pending.activity.id);
+        }
+        if outcome != Outcome::Failed {
+            tracing::info!(deployment = %self.deployment, region = %self.region, activity = %id, status = outcome.as_str(), message = %activity.message, "scaling activity ended");
         } else {
             tracing::warn!(
                 deployment = %self.deployment, region = %self.region, activity = %id, message = %activity.message,

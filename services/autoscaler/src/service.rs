@@ -269,12 +269,7 @@ impl Autoscaler {
     pub async fn track(&self, cmd: SetTargetTracking) -> Result<(), HandlerError> {
         self.known_region(&cmd).await?;
         if let Some(p) = &cmd.policy {
-            if !(p.target.is_finite() && p.target > 0.0) {
-                return Err(HandlerError::Reject(format!(
-                    "target tracking of {}: the target must be a number above 0 (got {})",
-                    p.metric, p.target
-                )));
-            }
+            crate::policy::check_tracking(p).map_err(HandlerError::Reject)?;
             subject::check_token("metric", &p.metric).map_err(|e| HandlerError::Reject(e.to_string()))?;
         }
         self.once(&cmd, |state| {

@@ -181,3 +181,58 @@ async fn a_reverse_proxy_that_stops_answering_is_reported_and_recovers() {
     assert!(h.seen.lock().unwrap().replace_commands.is_empty());
     h.stop().await;
 }
+
+#[tokio::test]
+async fn protecting_a_draining_machine_cancels_its_scale_in_and_another_goes() {
+    let h = Harness::start("1", |s| s.drain_delay = Duration::from_secs(3)).await;
+    h.scale(3).await;
+    h.converged(3).await;
+    h.scale(2).await;
+    let draining = eventually("a machine draining", PATIENCE, || async {
+        let r = h.try_explain().await.ok()?;
+        let a = r.activities.first()?;
+        (a.ended_at.is_none() && a.message.starts_with("draining "))
+            .then(|| a.message.trim_start_matches("draining ").to_owned())
+    })
+    .await;
+    let protect = flotilla_proto::ProtectMachine {
+        meta: flotilla_proto::CommandMeta::new("test"),
+        deployment: h.deployment.name.clone(),
+        region: h.region.clone(),
+        resource_id: draining.clone(),
+        protected: true,
+    };
+    h.publisher.publish_command(&protect).await.unwrap();
+    let r = h.converged(2).await;
+    assert!(
+        r.activities
+            .iter()
+            .any(|a| a.status == "cancelled" && a.message.contains(&format!("{draining} was protected"))),
+        "{:?}",
+        r.activities
+    );
+    let fleet = flotilla_bus::Topology::ensure(&h.client, &flotilla_bus::TopologyConfig::default())
+        .await
+        .unwrap()
+        .fleet_view()
+        .snapshot(Some(&h.deployment.name))
+        .await
+        .unwrap();
+    assert!(
+        fleet.values().any(|m| m.resource_id == draining),
+        "the protected machine stays"
+    );
+    // Its real health was told again once its drain ended.
+    let last = h
+        .seen
+        .lock()
+        .unwrap()
+        .health
+        .iter()
+        .rev()
+        .find(|e| e.resource_id == draining)
+        .cloned()
+        .unwrap();
+    assert!(last.healthy, "{last:?}");
+    h.stop().await;
+}
