@@ -13,10 +13,9 @@ use futures::StreamExt;
 
 type Routes = fn(&Context<NoSettings>) -> flotilla_bus::Dispatcher;
 
-/// The services without settings of their own (the provisioner and the autoscaler, which have some, are
-/// started beside them).
-const SERVICES: [(ServiceDef, Routes); 3] = [
-    (flotilla_dns::DEF, flotilla_dns::routes),
+/// The services without settings of their own (the provisioner, the autoscaler and dns, which have some,
+/// are started beside them).
+const SERVICES: [(ServiceDef, Routes); 2] = [
     (flotilla_firewall::DEF, flotilla_firewall::routes),
     (flotilla_sync::DEF, flotilla_sync::routes),
 ];
@@ -74,9 +73,11 @@ async fn every_service_answers_the_service_api_and_its_admin_endpoints_then_stop
         dir.path(),
     )
     .await;
+    let dns = start(&nats, flotilla_dns::DEF, flotilla_dns::routes, None, dir.path()).await;
     let mut running = vec![
         (flotilla_provisioner::DEF, provisioner),
         (flotilla_autoscaler::DEF, autoscaler),
+        (flotilla_dns::DEF, dns),
     ];
     for (def, routes) in SERVICES {
         running.push((def, start(&nats, def, routes, None, dir.path()).await));

@@ -6,12 +6,15 @@
 //! command sent to it is dead-lettered as an unknown kind, with the reason, rather than left to rot.
 //!
 //! Built so far: [`plan`], the pure core of the record loop (desired record sets from the fleet and health
-//! views; the difference with a zone's records, owned records only, foreign ones reported as conflicts).
+//! views; the difference with a zone's records, owned records only, foreign ones reported as conflicts),
+//! and [`service`], a first record loop on it (Cloudflare ownership by comment mark; no commands, events or
+//! API yet).
 
 pub mod plan;
+pub mod service;
 
 use flotilla_bus::Dispatcher;
-use flotilla_runtime::{Context, ServiceDef, config::NoSettings};
+use flotilla_runtime::{Context, ServiceDef};
 
 /// The service's identity.
 pub const DEF: ServiceDef = ServiceDef {
@@ -22,10 +25,10 @@ pub const DEF: ServiceDef = ServiceDef {
     migrations: None,
 };
 
-/// The service's own settings (`[service]` in its configuration).
-pub type Settings = NoSettings;
+pub use service::Settings;
 
-/// The command routes of the service.
+/// The command routes of the service (none yet), and its record loop.
 pub fn routes(ctx: &Context<Settings>) -> Dispatcher {
+    service::start(ctx);
     Dispatcher::new(ctx.def.name)
 }
