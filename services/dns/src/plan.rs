@@ -133,6 +133,53 @@ pub fn desired(deployment: &Deployment, observed: &Observed<'_>) -> (Vec<RecordS
     (sets, alarms)
 }
 
+/// The machines that could serve one of the deployment's names but are not in its set, each with why —
+/// the answer to "why is this IP not in the record".
+pub fn excluded<'a>(deployment: &Deployment, observed: &Observed<'a>) -> Vec<(&'a MachineRecord, String)> {
+    let active = observed
+        .active_authenticator_region
+        .clone()
+        .or_else(|| deployment.primary_region().map(|r| r.name.clone()));
+    let mut out = Vec::new();
+    for m in &observed.fleet {
+        let Some(region) = deployment.region(&m.region) else {
+            out.push((*m, format!("region {} is not deployed", m.region)));
+            continue;
+        };
+        let serves_site = if region.machines.reverse_proxy.count > 0 {
+            m.role == Role::ReverseProxy.as_str()
+        } else {
+            m.role == Role::Webserver.as_str()
+        };
+        let is_auth = m.role == Role::Authenticator.as_str();
+        if !serves_site && !is_auth {
+            continue;
+        }
+        let why = if m.state == "failed" {
+            Some("the provisioner reports it failed".to_owned())
+        } else if m.state == "created" || m.public_ipv4.is_none() {
+            Some("it has no public address yet".to_owned())
+        } else if let Some(h) = observed.health.get(&m.resource_id).filter(|h| !h.healthy) {
+            Some(format!(
+                "unhealthy since {}: {}",
+                h.since.format("%Y-%m-%d %H:%M:%S UTC"),
+                h.reason
+            ))
+        } else if is_auth && Some(&m.region) != active.as_ref() {
+            Some(format!(
+                "a standby authenticator (the active one is in {})",
+                active.as_deref().unwrap_or("no region")
+            ))
+        } else {
+            None
+        };
+        if let Some(why) = why {
+            out.push((*m, why));
+        }
+    }
+    out
+}
+
 /// How much of the difference is applied (external-dns's policies).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Policy {
@@ -422,6 +469,19 @@ mod tests {
         let (sets, alarms) = desired(&d, &observed);
         assert_eq!(at(&sets), BTreeSet::from(["10.0.0.1".to_owned()]));
         assert!(matches!(&alarms[0], Alarm::NoHealthyEndpoint { name, .. } if name == &site));
+        // Why each left-out machine is left out.
+        let observed = Observed {
+            fleet: fleet.iter().collect(),
+            health: BTreeMap::from([("rp2".to_owned(), &sick)]),
+            ..Observed::default()
+        };
+        let why: BTreeMap<&str, String> = excluded(&d, &observed)
+            .into_iter()
+            .map(|(m, why)| (m.resource_id.as_str(), why))
+            .collect();
+        assert!(why["rp2"].starts_with("unhealthy since"), "{why:?}");
+        assert!(why["rp3"].contains("failed"), "{why:?}");
+        assert!(!why.contains_key("rp1") && !why.contains_key("ws1"), "{why:?}");
     }
 
     /// The seed's three regions (the original toolkit's templates).

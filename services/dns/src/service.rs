@@ -14,7 +14,8 @@ use flotilla_bus::state::{Change, DesiredStates, FleetView, HealthView};
 use flotilla_bus::{BusError, TopologyConfig};
 use flotilla_cloud::{DnsBatch, ProviderKind};
 use flotilla_clouds::Clouds;
-use flotilla_proto::{MachineHealth, MachineRecord};
+use flotilla_proto::{ExcludedMachine, MachineHealth, MachineRecord, NameView, RecordsView, ShowRecords};
+use flotilla_runtime::ApiFailure;
 use flotilla_spec::Deployment;
 use serde::Deserialize;
 use tokio_util::sync::CancellationToken;
@@ -120,7 +121,7 @@ impl RecordLoop {
     }
 
     /// Runs until `stop`.
-    pub async fn run(self, stop: CancellationToken) {
+    pub async fn run(&self, stop: CancellationToken) {
         loop {
             match self.follow(&stop).await {
                 Ok(()) => return,
@@ -268,12 +269,7 @@ impl RecordLoop {
         let provider = dns.provider();
         let mark = plan::owner_mark(name);
         let marks = provider == ProviderKind::Cloudflare;
-        let policy = match (self.settings.policy, marks) {
-            (PolicySetting::Sync, true) => Policy::Sync,
-            // Without marks nothing is known to be ours: never delete.
-            (PolicySetting::Sync | PolicySetting::UpsertOnly, _) => Policy::UpsertOnly,
-            (PolicySetting::CreateOnly, _) => Policy::CreateOnly,
-        };
+        let policy = self.policy(marks);
         let owned = |r: &flotilla_cloud::DnsRecord| marks && r.comment.as_deref() == Some(mark.as_str());
         let p = plan::plan(
             &sets,
@@ -313,7 +309,129 @@ impl RecordLoop {
     }
 }
 
-/// Starts the record loop of a service.
+impl RecordLoop {
+    /// `flotilla.api.dns.records`: what a run would do to a deployment's records now, with the conflicts
+    /// and why each left-out machine is left out. Reads the views afresh and the zone once; changes
+    /// nothing.
+    pub async fn show(&self, req: ShowRecords) -> Result<RecordsView, ApiFailure> {
+        flotilla_bus::subject::check_token("deployment", &req.deployment).map_err(ApiFailure::bad_request)?;
+        let deployment = self
+            .desired
+            .get(&req.deployment)
+            .await
+            .map_err(ApiFailure::internal)?
+            .map(|v| v.value.deployment)
+            .ok_or_else(|| ApiFailure {
+                code: 404,
+                message: format!("deployment {} is not deployed", req.deployment),
+            })?;
+        let primary = deployment.primary_region().cloned().ok_or_else(|| ApiFailure {
+            code: 404,
+            message: format!("deployment {} has no primary region deployed", req.deployment),
+        })?;
+        let fleet = self
+            .fleet
+            .snapshot(Some(&req.deployment))
+            .await
+            .map_err(ApiFailure::internal)?;
+        let health = self
+            .health
+            .snapshot(Some(&req.deployment))
+            .await
+            .map_err(ApiFailure::internal)?;
+        let observed = Observed {
+            fleet: fleet.values().collect(),
+            health: health.values().map(|h| (h.resource_id.clone(), h)).collect(),
+            last: BTreeMap::new(),
+            active_authenticator_region: None,
+        };
+        let (sets, alarms) = plan::desired(&deployment, &observed);
+        let dns = self
+            .clouds
+            .dns(&req.deployment, deployment.dns.provider, &primary)
+            .map_err(ApiFailure::internal)?;
+        let zone = dns
+            .find_zone(&deployment.dns.zone)
+            .await
+            .map_err(ApiFailure::internal)?
+            .ok_or_else(|| {
+                ApiFailure::internal(format!("zone {} is not in the DNS account", deployment.dns.zone))
+            })?;
+        let current = dns
+            .list_records(&zone, None, Some("A"))
+            .await
+            .map_err(ApiFailure::internal)?;
+        let provider = dns.provider();
+        let mark = plan::owner_mark(&req.deployment);
+        let marks = provider == ProviderKind::Cloudflare;
+        let owned = |r: &flotilla_cloud::DnsRecord| marks && r.comment.as_deref() == Some(mark.as_str());
+        let names = sets
+            .iter()
+            .map(|set| {
+                let p = plan::plan(
+                    std::slice::from_ref(set),
+                    &current,
+                    owned,
+                    marks.then_some(mark.as_str()),
+                    provider,
+                    self.policy(marks),
+                );
+                NameView {
+                    name: set.name.clone(),
+                    desired: set.addresses.iter().cloned().collect(),
+                    current: current
+                        .iter()
+                        .filter(|r| r.kind == "A" && r.name.eq_ignore_ascii_case(&set.name) && owned(r))
+                        .map(|r| r.content.clone())
+                        .collect(),
+                    creates: p.creates.iter().map(|r| r.content.clone()).collect(),
+                    deletes: p.deletes.iter().map(|r| r.content.clone()).collect(),
+                    conflicts: p
+                        .conflicts
+                        .iter()
+                        .map(|c| format!("{} ({})", c.record.content, c.reason))
+                        .collect(),
+                }
+            })
+            .collect();
+        Ok(RecordsView {
+            deployment: req.deployment.clone(),
+            zone: zone.name.clone(),
+            provider: provider.as_str().to_owned(),
+            names,
+            excluded: plan::excluded(&deployment, &observed)
+                .into_iter()
+                .map(|(m, why)| ExcludedMachine {
+                    resource_id: m.resource_id.clone(),
+                    region: m.region.clone(),
+                    role: m.role.clone(),
+                    public_ipv4: m.public_ipv4.clone(),
+                    why,
+                })
+                .collect(),
+            alarms: alarms
+                .iter()
+                .map(|a| match a {
+                    plan::Alarm::NoHealthyEndpoint { name, kept } => format!(
+                        "every endpoint of {name} is gone; the last set is kept ({})",
+                        kept.iter().cloned().collect::<Vec<_>>().join(", ")
+                    ),
+                })
+                .collect(),
+        })
+    }
+
+    /// The policy in force: without ownership marks nothing is known to be ours, so nothing is deleted.
+    fn policy(&self, marks: bool) -> Policy {
+        match (self.settings.policy, marks) {
+            (PolicySetting::Sync, true) => Policy::Sync,
+            (PolicySetting::Sync | PolicySetting::UpsertOnly, _) => Policy::UpsertOnly,
+            (PolicySetting::CreateOnly, _) => Policy::CreateOnly,
+        }
+    }
+}
+
+/// Starts the record loop of a service and its API.
 pub fn start(ctx: &flotilla_runtime::Context<Settings>) {
     let records = RecordLoop::new(
         ctx.config.service.clone(),
@@ -323,5 +441,12 @@ pub fn start(ctx: &flotilla_runtime::Context<Settings>) {
         ctx.topology.health_view(),
         ctx.leases(),
     );
-    ctx.spawn(records.run(ctx.shutdown.clone()));
+    let records = std::sync::Arc::new(records);
+    let api = std::sync::Arc::clone(&records);
+    ctx.api("records", move |req: ShowRecords| {
+        let api = std::sync::Arc::clone(&api);
+        async move { api.show(req).await }
+    });
+    let stop = ctx.shutdown.clone();
+    ctx.spawn(async move { records.run(stop).await });
 }

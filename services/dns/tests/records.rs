@@ -116,6 +116,25 @@ async fn the_site_holds_the_healthy_reverse_proxies_and_foreign_records_survive(
     })
     .await;
 
+    // The API: nothing left to do, the foreign record at the site reported as a conflict.
+    let show = |client: async_nats::Client, name: String| async move {
+        flotilla_bus::api::request::<flotilla_proto::ShowRecords, flotilla_proto::RecordsView>(
+            &client,
+            &flotilla_bus::subject::api("dns", "records").unwrap(),
+            &flotilla_proto::ShowRecords { deployment: name },
+            Duration::from_secs(5),
+        )
+        .await
+        .unwrap()
+    };
+    let view = show(client.clone(), d.name.clone()).await;
+    let site = view.names.iter().find(|n| n.name == "www.example.com").unwrap();
+    assert!(site.creates.is_empty() && site.deletes.is_empty(), "{view:?}");
+    assert!(
+        site.conflicts.iter().any(|c| c.starts_with("192.0.2.9")),
+        "{view:?}"
+    );
+
     // One proxy stops answering: it leaves; it answers again: it comes back.
     let victim = proxies().into_iter().next().unwrap();
     sim.add_fault(&Fault {
@@ -131,6 +150,14 @@ async fn the_site_holds_the_healthy_reverse_proxies_and_foreign_records_survive(
         (now.len() == 1 && !now.contains(&ip)).then_some(())
     })
     .await;
+    // Asked why it is not in the record, the API says.
+    let view = show(client.clone(), d.name.clone()).await;
+    let why = view
+        .excluded
+        .iter()
+        .find(|e| e.public_ipv4.as_deref() == Some(ip.as_str()))
+        .unwrap_or_else(|| panic!("{view:?}"));
+    assert!(why.why.starts_with("unhealthy since"), "{why:?}");
     sim.clear_faults(None);
     eventually("the proxy back", PATIENCE, || async {
         let records = dns.list_records(&zone, None, Some("A")).await.ok()?;

@@ -71,5 +71,7 @@ pub fn all_schemas() -> Vec<(&'static str, schemars::Schema)> {
         entry::<SetSchedule>(),
         entry::<SetTargetTracking>(),
         entry::<MachineMetric>(),
+        entry::<ShowRecords>(),
+        entry::<RecordsView>(),
     ]
 }

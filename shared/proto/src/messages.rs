@@ -892,3 +892,72 @@ pub struct PendingAction {
     /// When the command was sent (`None`: not yet).
     pub sent_at: Option<DateTime<Utc>>,
 }
+
+// ---------------------------------------------------------------------------------------------------------
+// The dns service.
+// ---------------------------------------------------------------------------------------------------------
+
+/// `dns.show-records.v1`: the request of `flotilla.api.dns.records` — what the service would do to a
+/// deployment's records now (nothing is changed).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct ShowRecords {
+    /// Deployment name.
+    pub deployment: String,
+}
+
+impl Message for ShowRecords {
+    const KIND: &'static str = "dns.show-records.v1";
+}
+
+/// `dns.records.v1`: a deployment's records as the dns service sees them.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct RecordsView {
+    /// Deployment name.
+    pub deployment: String,
+    /// The zone.
+    pub zone: String,
+    /// The DNS provider.
+    pub provider: String,
+    /// Each managed name.
+    pub names: Vec<NameView>,
+    /// Machines that could serve a name but are not in it, and why.
+    pub excluded: Vec<ExcludedMachine>,
+    /// What an operator must hear about (every endpoint of a name gone …).
+    pub alarms: Vec<String>,
+}
+
+impl Message for RecordsView {
+    const KIND: &'static str = "dns.records.v1";
+}
+
+/// One managed name.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct NameView {
+    /// Fully qualified name.
+    pub name: String,
+    /// The addresses it should hold.
+    pub desired: Vec<String>,
+    /// The addresses of the records it holds that are ours.
+    pub current: Vec<String>,
+    /// Addresses a run would add.
+    pub creates: Vec<String>,
+    /// Addresses a run would remove.
+    pub deletes: Vec<String>,
+    /// Records at the name that are not ours (left alone), with why.
+    pub conflicts: Vec<String>,
+}
+
+/// A machine that could serve a name but is not in it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct ExcludedMachine {
+    /// Our resource id.
+    pub resource_id: String,
+    /// Region.
+    pub region: String,
+    /// Role.
+    pub role: String,
+    /// Its public address, if known.
+    pub public_ipv4: Option<String>,
+    /// Why it is not in the record.
+    pub why: String,
+}
