@@ -364,13 +364,8 @@ async fn send<C: flotilla_proto::Command>(
 
 /// A `CommandRejected` event, decoded by its headers.
 fn rejection(m: &async_nats::Message) -> Option<CommandRejected> {
-    let header = |name: &str| m.headers.as_ref()?.get(name).map(|v| v.as_str().to_owned());
-    match flotilla_proto::AnyEvent::decode(
-        header(flotilla_proto::KIND_HEADER).as_deref(),
-        header(flotilla_proto::CONTENT_TYPE_HEADER).as_deref(),
-        &m.payload,
-    ) {
-        Ok(Some(flotilla_proto::AnyEvent::Rejected(r))) => Some(r),
+    match flotilla_bus::decode_event(m) {
+        Some(flotilla_proto::AnyEvent::Rejected(r)) => Some(r),
         _ => None,
     }
 }

@@ -6,8 +6,10 @@
 //! never a protected machine.
 
 use chrono::{DateTime, Utc};
-use flotilla_proto::{PendingAction, ScalingState};
+use flotilla_proto::{MachineRecord, PendingAction, ScalingState};
 use flotilla_spec::Scaling;
+
+use crate::settings::Probes;
 
 /// A webserver of the region, as the fleet view and the prober see it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -20,6 +22,49 @@ pub struct Webserver {
     pub state: String,
     /// The prober's verdict (`None`: not judged yet).
     pub healthy: Option<bool>,
+}
+
+/// What the prober says of a machine, as far as scaling goes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Verdict {
+    /// Healthy, unhealthy, or not judged yet.
+    pub healthy: Option<bool>,
+    /// Failed checks in a row.
+    pub failures: u32,
+    /// Since when in this state.
+    pub since: DateTime<Utc>,
+}
+
+/// A region's webservers and the machines to replace (oldest failure first), from its machines and the
+/// prober's verdicts — the leader's own, or the health view when another replica explains.
+pub fn region_view<'a>(
+    machines: impl IntoIterator<Item = &'a MachineRecord>,
+    verdict: impl Fn(&str) -> Option<Verdict>,
+    probes: &Probes,
+) -> (Vec<Webserver>, Vec<String>) {
+    let mut webservers = Vec::new();
+    let mut replaceable: Vec<(DateTime<Utc>, String)> = Vec::new();
+    for m in machines {
+        let v = verdict(&m.resource_id);
+        if m.role == "webserver" {
+            webservers.push(Webserver {
+                resource_id: m.resource_id.clone(),
+                created_at: m.created_at,
+                state: m.state.clone(),
+                healthy: v.and_then(|v| v.healthy),
+            });
+        }
+        if let (Some(v), Some(probe)) = (v, probes.of(&m.role))
+            && m.state != "failed"
+            && v.healthy == Some(false)
+            && probe.replace_after > 0
+            && v.failures >= probe.replace_after
+        {
+            replaceable.push((v.since, m.resource_id.clone()));
+        }
+    }
+    replaceable.sort();
+    (webservers, replaceable.into_iter().map(|(_, id)| id).collect())
 }
 
 /// Everything [`decide`] looks at.

@@ -59,6 +59,16 @@ const UNJUDGED_INTERVAL: Duration = Duration::from_secs(1);
 /// Samples older than this are ignored by target tracking (the machine stopped reporting).
 const SAMPLE_MAX_AGE: chrono::TimeDelta = chrono::TimeDelta::seconds(60);
 
+/// What each of a region leader's tasks gets.
+#[derive(Clone)]
+struct Lead {
+    autoscaler: Arc<Autoscaler>,
+    deployment: String,
+    region: String,
+    shared: Arc<Shared>,
+    stop: CancellationToken,
+}
+
 /// Leads one region until `stop`.
 pub async fn lead(autoscaler: Arc<Autoscaler>, deployment: String, region: String, stop: CancellationToken) {
     let shared = Arc::new(Shared {
@@ -71,42 +81,19 @@ pub async fn lead(autoscaler: Arc<Autoscaler>, deployment: String, region: Strin
         draining: Mutex::new(std::collections::BTreeSet::new()),
         in_flight: Mutex::new(std::collections::BTreeSet::new()),
     });
+    let lead = Lead {
+        autoscaler: Arc::clone(&autoscaler),
+        deployment: deployment.clone(),
+        region: region.clone(),
+        shared: Arc::clone(&shared),
+        stop: stop.clone(),
+    };
     let tasks = [
-        tokio::spawn(follow_fleet(
-            Arc::clone(&autoscaler),
-            deployment.clone(),
-            region.clone(),
-            Arc::clone(&shared),
-            stop.clone(),
-        )),
-        tokio::spawn(follow_state(
-            Arc::clone(&autoscaler),
-            deployment.clone(),
-            region.clone(),
-            Arc::clone(&shared),
-            stop.clone(),
-        )),
-        tokio::spawn(watch_outcomes(
-            Arc::clone(&autoscaler),
-            deployment.clone(),
-            region.clone(),
-            Arc::clone(&shared),
-            stop.clone(),
-        )),
-        tokio::spawn(watch_metrics(
-            Arc::clone(&autoscaler),
-            deployment.clone(),
-            region.clone(),
-            Arc::clone(&shared),
-            stop.clone(),
-        )),
-        tokio::spawn(probe(
-            Arc::clone(&autoscaler),
-            deployment.clone(),
-            region.clone(),
-            Arc::clone(&shared),
-            stop.clone(),
-        )),
+        tokio::spawn(follow_fleet(lead.clone())),
+        tokio::spawn(follow_state(lead.clone())),
+        tokio::spawn(watch_outcomes(lead.clone())),
+        tokio::spawn(watch_metrics(lead.clone())),
+        tokio::spawn(probe(lead)),
     ];
     let actor = Actor {
         autoscaler: Arc::clone(&autoscaler),
@@ -139,13 +126,14 @@ pub async fn lead(autoscaler: Arc<Autoscaler>, deployment: String, region: Strin
 }
 
 /// Keeps the region's machines from the fleet view; wakes the actor on every change.
-async fn follow_fleet(
-    autoscaler: Arc<Autoscaler>,
-    deployment: String,
-    region: String,
-    shared: Arc<Shared>,
-    stop: CancellationToken,
-) {
+async fn follow_fleet(lead: Lead) {
+    let Lead {
+        autoscaler,
+        deployment,
+        region,
+        shared,
+        stop,
+    } = lead;
     loop {
         let mut follower = match autoscaler.fleet.follow(Some(&deployment)).await {
             Ok(f) => f,
@@ -207,13 +195,14 @@ async fn follow_fleet(
 }
 
 /// Wakes the actor when the region's scaling state changes (a command was taken).
-async fn follow_state(
-    autoscaler: Arc<Autoscaler>,
-    deployment: String,
-    region: String,
-    shared: Arc<Shared>,
-    stop: CancellationToken,
-) {
+async fn follow_state(lead: Lead) {
+    let Lead {
+        autoscaler,
+        deployment,
+        region,
+        shared,
+        stop,
+    } = lead;
     let Ok(key) = region_key(&deployment, &region) else {
         return;
     };
@@ -247,13 +236,14 @@ async fn follow_state(
 
 /// Notes the provisioner's failures for the region (a rejected command, a failed apply), so an action
 /// that failed ends at once rather than at its timeout.
-async fn watch_outcomes(
-    autoscaler: Arc<Autoscaler>,
-    deployment: String,
-    region: String,
-    shared: Arc<Shared>,
-    stop: CancellationToken,
-) {
+async fn watch_outcomes(lead: Lead) {
+    let Lead {
+        autoscaler,
+        deployment,
+        region,
+        shared,
+        stop,
+    } = lead;
     let subjects = [
         flotilla_bus::subject::event("command", &deployment, &region, "rejected"),
         flotilla_bus::subject::event("region", &deployment, &region, "failed"),
@@ -272,28 +262,14 @@ async fn watch_outcomes(
             m = messages.next() => m,
         };
         let Some(message) = message else { return };
-        let kind = message
-            .headers
-            .as_ref()
-            .and_then(|h| h.get(flotilla_proto::KIND_HEADER))
-            .map(|v| v.as_str().to_owned());
-        let content_type = message
-            .headers
-            .as_ref()
-            .and_then(|h| h.get(flotilla_proto::CONTENT_TYPE_HEADER))
-            .map(|v| v.as_str().to_owned());
-        let (id, why) = match flotilla_proto::AnyEvent::decode(
-            kind.as_deref(),
-            content_type.as_deref(),
-            &message.payload,
-        ) {
-            Ok(Some(flotilla_proto::AnyEvent::Rejected(r))) => {
+        let (id, why) = match flotilla_bus::decode_event(&message) {
+            Some(flotilla_proto::AnyEvent::Rejected(r)) => {
                 let Some(id) = r.command_id.as_deref().and_then(|i| Uuid::parse_str(i).ok()) else {
                     continue;
                 };
                 (id, r.error)
             }
-            Ok(Some(flotilla_proto::AnyEvent::Region(r))) => (
+            Some(flotilla_proto::AnyEvent::Region(r)) => (
                 r.meta.correlation_id,
                 r.error.unwrap_or_else(|| "the provisioner failed".into()),
             ),
@@ -312,13 +288,14 @@ async fn watch_outcomes(
 
 /// Keeps the latest metric samples the region's machines publish (`machine.metric.v1`), for target
 /// tracking. Samples are ephemeral: a new leader starts with none and waits for the next ones.
-async fn watch_metrics(
-    autoscaler: Arc<Autoscaler>,
-    deployment: String,
-    region: String,
-    shared: Arc<Shared>,
-    stop: CancellationToken,
-) {
+async fn watch_metrics(lead: Lead) {
+    let Lead {
+        autoscaler,
+        deployment,
+        region,
+        shared,
+        stop,
+    } = lead;
     let subject = match flotilla_bus::subject::events_filter(Some("metric"), Some(&deployment)) {
         Ok(s) => s,
         Err(e) => {
@@ -339,14 +316,8 @@ async fn watch_metrics(
             m = samples.next() => m,
         };
         let Some(message) = message else { return };
-        let header = |name: &str| {
-            message
-                .headers
-                .as_ref()
-                .and_then(|h| h.get(name))
-                .map(|v| v.as_str().to_owned())
-        };
-        let content_type = header(flotilla_proto::CONTENT_TYPE_HEADER);
+        let content_type =
+            flotilla_bus::header(message.headers.as_ref(), flotilla_proto::CONTENT_TYPE_HEADER);
         let Ok(sample) = flotilla_proto::decode::<MachineMetric>(
             Some(<MachineMetric as flotilla_proto::Message>::KIND),
             content_type.as_deref(),
@@ -373,13 +344,14 @@ async fn watch_metrics(
 
 /// Checks every machine of the region that serves something at its role's interval, a bounded number at
 /// a time over the whole process; publishes each change of health.
-async fn probe(
-    autoscaler: Arc<Autoscaler>,
-    deployment: String,
-    _region: String,
-    shared: Arc<Shared>,
-    stop: CancellationToken,
-) {
+async fn probe(lead: Lead) {
+    let Lead {
+        autoscaler,
+        deployment,
+        region: _,
+        shared,
+        stop,
+    } = lead;
     let probes = &autoscaler.settings.probe;
     let tick = [&probes.webserver, &probes.reverse_proxy, &probes.authenticator]
         .iter()
@@ -669,29 +641,18 @@ impl Actor {
     fn view(&self) -> (Vec<Webserver>, Vec<String>) {
         let machines = self.shared.machines.lock().map(|m| m.clone()).unwrap_or_default();
         let tracker = self.shared.tracker.lock();
-        let judged = |id: &str| tracker.as_ref().ok().and_then(|t| t.get(id).cloned());
-        let webservers = machines
-            .values()
-            .filter(|m| m.role == "webserver")
-            .map(|m| Webserver {
-                resource_id: m.resource_id.clone(),
-                created_at: m.created_at,
-                state: m.state.clone(),
-                healthy: judged(&m.resource_id).and_then(|j| j.healthy),
-            })
-            .collect();
-        let mut replaceable: Vec<(chrono::DateTime<Utc>, String)> = machines
-            .values()
-            .filter(|m| m.state != "failed")
-            .filter_map(|m| {
-                let probe = self.autoscaler.settings.probe.of(&m.role)?;
-                let j = judged(&m.resource_id)?;
-                (j.healthy == Some(false) && probe.replace_after > 0 && j.failures >= probe.replace_after)
-                    .then(|| (j.since, m.resource_id.clone()))
-            })
-            .collect();
-        replaceable.sort();
-        (webservers, replaceable.into_iter().map(|(_, id)| id).collect())
+        plan::region_view(
+            machines.values(),
+            |id| {
+                let j = tracker.as_ref().ok()?.get(id)?;
+                Some(plan::Verdict {
+                    healthy: j.healthy,
+                    failures: j.failures,
+                    since: j.since,
+                })
+            },
+            &self.autoscaler.settings.probe,
+        )
     }
 
     async fn step(&self) -> Result<(), StepError> {

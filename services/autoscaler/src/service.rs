@@ -14,7 +14,7 @@ use flotilla_runtime::ApiFailure;
 use flotilla_spec::Region;
 use tokio::sync::{OnceCell, Semaphore};
 
-use crate::plan::{self, Decision, Input, Webserver};
+use crate::plan::{self, Decision, Input};
 use crate::settings::Settings;
 
 /// Why the autoscaler's shared state could not be read or written.
@@ -342,6 +342,8 @@ impl Autoscaler {
             .snapshot(Some(&req.deployment))
             .await
             .map_err(ApiFailure::internal)?;
+        let health_by_id: std::collections::BTreeMap<&str, &flotilla_proto::MachineHealth> =
+            health.values().map(|h| (h.resource_id.as_str(), h)).collect();
         let mut regions = Vec::new();
         for region in &stored.value.deployment.regions {
             if req.region.as_ref().is_some_and(|r| r != &region.name) {
@@ -351,30 +353,18 @@ impl Autoscaler {
                 .state(&req.deployment, &region.name)
                 .await
                 .map_err(ApiFailure::internal)?;
-            let webservers: Vec<Webserver> = fleet
-                .values()
-                .filter(|m| m.region == region.name && m.role == "webserver")
-                .map(|m| Webserver {
-                    resource_id: m.resource_id.clone(),
-                    created_at: m.created_at,
-                    state: m.state.clone(),
-                    healthy: health
-                        .values()
-                        .find(|h| h.resource_id == m.resource_id)
-                        .map(|h| h.healthy),
-                })
-                .collect();
-            let replaceable: Vec<String> = health
-                .values()
-                .filter(|h| h.region == region.name && !h.healthy)
-                .filter(|h| {
-                    self.settings
-                        .probe
-                        .of(&h.role)
-                        .is_some_and(|p| p.replace_after > 0 && h.failures >= p.replace_after)
-                })
-                .map(|h| h.resource_id.clone())
-                .collect();
+            let (webservers, replaceable) = plan::region_view(
+                fleet.values().filter(|m| m.region == region.name),
+                |id| {
+                    let h = health_by_id.get(id)?;
+                    Some(plan::Verdict {
+                        healthy: Some(h.healthy),
+                        failures: h.failures,
+                        since: h.since,
+                    })
+                },
+                &self.settings.probe,
+            );
             let decision = plan::decide(&Input {
                 now: Utc::now(),
                 scaling: region.scaling,

@@ -59,6 +59,25 @@ pub struct Observed<'a> {
     pub active_authenticator_region: Option<String>,
 }
 
+impl Observed<'_> {
+    /// The region whose authenticator is active: the one failed over to, else the primary.
+    fn active_authenticator_region(&self, deployment: &Deployment) -> Option<String> {
+        self.active_authenticator_region
+            .clone()
+            .or_else(|| deployment.primary_region().map(|r| r.name.clone()))
+    }
+}
+
+/// The role whose machines carry a region's share of the site: its reverse proxies, or its webservers
+/// where it has none.
+fn site_role(region: &flotilla_spec::Region) -> Role {
+    if region.machines.reverse_proxy.count > 0 {
+        Role::ReverseProxy
+    } else {
+        Role::Webserver
+    }
+}
+
 /// A machine can serve: it has an address, is not failed, and the prober has not judged it unhealthy.
 fn serving(m: &MachineRecord, health: &BTreeMap<String, &MachineHealth>) -> Option<String> {
     if m.state == "failed" || m.state == "created" {
@@ -78,11 +97,7 @@ pub fn desired(deployment: &Deployment, observed: &Observed<'_>) -> (Vec<RecordS
     let mut alarms = Vec::new();
     let mut site = BTreeSet::new();
     for region in &deployment.regions {
-        let role = if region.machines.reverse_proxy.count > 0 {
-            Role::ReverseProxy
-        } else {
-            Role::Webserver
-        };
+        let role = site_role(region);
         site.extend(
             observed
                 .fleet
@@ -91,10 +106,7 @@ pub fn desired(deployment: &Deployment, observed: &Observed<'_>) -> (Vec<RecordS
                 .filter_map(|m| serving(m, &observed.health)),
         );
     }
-    let active = observed
-        .active_authenticator_region
-        .clone()
-        .or_else(|| deployment.primary_region().map(|r| r.name.clone()));
+    let active = observed.active_authenticator_region(deployment);
     let auth: BTreeSet<String> = observed
         .fleet
         .iter()
@@ -136,21 +148,14 @@ pub fn desired(deployment: &Deployment, observed: &Observed<'_>) -> (Vec<RecordS
 /// The machines that could serve one of the deployment's names but are not in its set, each with why —
 /// the answer to "why is this IP not in the record".
 pub fn excluded<'a>(deployment: &Deployment, observed: &Observed<'a>) -> Vec<(&'a MachineRecord, String)> {
-    let active = observed
-        .active_authenticator_region
-        .clone()
-        .or_else(|| deployment.primary_region().map(|r| r.name.clone()));
+    let active = observed.active_authenticator_region(deployment);
     let mut out = Vec::new();
     for m in &observed.fleet {
         let Some(region) = deployment.region(&m.region) else {
             out.push((*m, format!("region {} is not deployed", m.region)));
             continue;
         };
-        let serves_site = if region.machines.reverse_proxy.count > 0 {
-            m.role == Role::ReverseProxy.as_str()
-        } else {
-            m.role == Role::Webserver.as_str()
-        };
+        let serves_site = m.role == site_role(region).as_str();
         let is_auth = m.role == Role::Authenticator.as_str();
         if !serves_site && !is_auth {
             continue;

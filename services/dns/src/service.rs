@@ -253,31 +253,15 @@ impl RecordLoop {
         for alarm in &alarms {
             tracing::error!(deployment = %name, ?alarm, "dns: every endpoint of a name is gone; its last set is kept");
         }
-        let dns = self
-            .clouds
-            .dns(name, deployment.dns.provider, &primary)
-            .map_err(|e| e.to_string())?;
-        let zone = dns
-            .find_zone(&deployment.dns.zone)
-            .await
-            .map_err(|e| e.to_string())?
-            .ok_or_else(|| format!("zone {} is not in the DNS account", deployment.dns.zone))?;
-        let current = dns
-            .list_records(&zone, None, Some("A"))
-            .await
-            .map_err(|e| e.to_string())?;
-        let provider = dns.provider();
-        let mark = plan::owner_mark(name);
-        let marks = provider == ProviderKind::Cloudflare;
-        let policy = self.policy(marks);
-        let owned = |r: &flotilla_cloud::DnsRecord| marks && r.comment.as_deref() == Some(mark.as_str());
+        let now = self.read_zone(name, &deployment, &primary).await?;
+        let (dns, zone) = (&now.dns, &now.zone);
         let p = plan::plan(
             &sets,
-            &current,
-            owned,
-            marks.then_some(mark.as_str()),
-            provider,
-            policy,
+            &now.current,
+            |r| now.owned(r),
+            now.mark(),
+            now.provider,
+            self.policy(now.marks),
         );
         for conflict in &p.conflicts {
             tracing::warn!(
@@ -291,7 +275,7 @@ impl RecordLoop {
                 "dns: applying"
             );
             dns.apply_batch(
-                &zone,
+                zone,
                 &DnsBatch {
                     deletes: p.deletes.iter().map(|r| r.id.clone()).collect(),
                     updates: Vec::new(),
@@ -346,42 +330,28 @@ impl RecordLoop {
             active_authenticator_region: None,
         };
         let (sets, alarms) = plan::desired(&deployment, &observed);
-        let dns = self
-            .clouds
-            .dns(&req.deployment, deployment.dns.provider, &primary)
-            .map_err(ApiFailure::internal)?;
-        let zone = dns
-            .find_zone(&deployment.dns.zone)
-            .await
-            .map_err(ApiFailure::internal)?
-            .ok_or_else(|| {
-                ApiFailure::internal(format!("zone {} is not in the DNS account", deployment.dns.zone))
-            })?;
-        let current = dns
-            .list_records(&zone, None, Some("A"))
+        let now = self
+            .read_zone(&req.deployment, &deployment, &primary)
             .await
             .map_err(ApiFailure::internal)?;
-        let provider = dns.provider();
-        let mark = plan::owner_mark(&req.deployment);
-        let marks = provider == ProviderKind::Cloudflare;
-        let owned = |r: &flotilla_cloud::DnsRecord| marks && r.comment.as_deref() == Some(mark.as_str());
         let names = sets
             .iter()
             .map(|set| {
                 let p = plan::plan(
                     std::slice::from_ref(set),
-                    &current,
-                    owned,
-                    marks.then_some(mark.as_str()),
-                    provider,
-                    self.policy(marks),
+                    &now.current,
+                    |r| now.owned(r),
+                    now.mark(),
+                    now.provider,
+                    self.policy(now.marks),
                 );
                 NameView {
                     name: set.name.clone(),
                     desired: set.addresses.iter().cloned().collect(),
-                    current: current
+                    current: now
+                        .current
                         .iter()
-                        .filter(|r| r.kind == "A" && r.name.eq_ignore_ascii_case(&set.name) && owned(r))
+                        .filter(|r| r.kind == "A" && r.name.eq_ignore_ascii_case(&set.name) && now.owned(r))
                         .map(|r| r.content.clone())
                         .collect(),
                     creates: p.creates.iter().map(|r| r.content.clone()).collect(),
@@ -396,8 +366,8 @@ impl RecordLoop {
             .collect();
         Ok(RecordsView {
             deployment: req.deployment.clone(),
-            zone: zone.name.clone(),
-            provider: provider.as_str().to_owned(),
+            zone: now.zone.name.clone(),
+            provider: now.provider.as_str().to_owned(),
             names,
             excluded: plan::excluded(&deployment, &observed)
                 .into_iter()
@@ -421,6 +391,38 @@ impl RecordLoop {
         })
     }
 
+    /// A deployment's zone as it stands: its adapter (with the DNS credentials of `primary`), the zone and
+    /// its A records, read once.
+    async fn read_zone(
+        &self,
+        name: &str,
+        deployment: &Deployment,
+        primary: &flotilla_spec::Region,
+    ) -> Result<ZoneNow, String> {
+        let dns = self
+            .clouds
+            .dns(name, deployment.dns.provider, primary)
+            .map_err(|e| e.to_string())?;
+        let zone = dns
+            .find_zone(&deployment.dns.zone)
+            .await
+            .map_err(|e| e.to_string())?
+            .ok_or_else(|| format!("zone {} is not in the DNS account", deployment.dns.zone))?;
+        let current = dns
+            .list_records(&zone, None, Some("A"))
+            .await
+            .map_err(|e| e.to_string())?;
+        let provider = dns.provider();
+        Ok(ZoneNow {
+            dns,
+            zone,
+            current,
+            provider,
+            marks: provider == ProviderKind::Cloudflare,
+            mark: plan::owner_mark(name),
+        })
+    }
+
     /// The policy in force: without ownership marks nothing is known to be ours, so nothing is deleted.
     fn policy(&self, marks: bool) -> Policy {
         match (self.settings.policy, marks) {
@@ -428,6 +430,29 @@ impl RecordLoop {
             (PolicySetting::Sync | PolicySetting::UpsertOnly, _) => Policy::UpsertOnly,
             (PolicySetting::CreateOnly, _) => Policy::CreateOnly,
         }
+    }
+}
+
+/// A deployment's zone as read by [`RecordLoop::read_zone`].
+struct ZoneNow {
+    dns: std::sync::Arc<dyn flotilla_cloud::Dns>,
+    zone: flotilla_cloud::Zone,
+    current: Vec<flotilla_cloud::DnsRecord>,
+    provider: ProviderKind,
+    /// Whether the provider keeps the ownership mark (record comments: Cloudflare).
+    marks: bool,
+    mark: String,
+}
+
+impl ZoneNow {
+    /// Whether `record` is the deployment's (marked as ours; without marks nothing is known to be).
+    fn owned(&self, record: &flotilla_cloud::DnsRecord) -> bool {
+        self.marks && record.comment.as_deref() == Some(self.mark.as_str())
+    }
+
+    /// The mark new records carry, where the provider keeps it.
+    fn mark(&self) -> Option<&str> {
+        self.marks.then_some(self.mark.as_str())
     }
 }
 

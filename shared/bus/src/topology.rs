@@ -197,17 +197,13 @@ impl Topology {
             })
             .await
             .map_err(|e| BusError::provision(format!("KV bucket {DESIRED_BUCKET}"), e))?;
-        let fleet = js
-            .create_or_update_key_value(kv::Config {
-                bucket: FLEET_BUCKET.into(),
-                description: "Flotilla fleet view: every machine, kept by the provisioner".into(),
-                history: 1,
-                num_replicas: config.replicas,
-                storage: stream::StorageType::File,
-                ..Default::default()
-            })
-            .await
-            .map_err(|e| BusError::provision(format!("KV bucket {FLEET_BUCKET}"), e))?;
+        let fleet = ensure_bucket(
+            &js,
+            config,
+            FLEET_BUCKET,
+            "Flotilla fleet view: every machine, kept by the provisioner",
+        )
+        .await?;
         let health = ensure_bucket(
             &js,
             config,

@@ -88,103 +88,32 @@ impl Command for ApplyRegion {
     }
 }
 
-impl Event for MachineChanged {
-    const TOPIC: &'static str = "machine";
-    fn meta(&self) -> &EventMeta {
-        &self.meta
-    }
-    fn deployment(&self) -> &str {
-        &self.deployment
-    }
-    fn region(&self) -> &str {
-        &self.region
-    }
+/// `impl Event` for an event type with `meta`, `deployment` and `region` fields: its topic, and how its name
+/// is read (`|e| …`).
+macro_rules! event {
+    ($($t:ty => $topic:literal, |$e:ident| $name:expr);+ $(;)?) => {$(
+        impl Event for $t {
+            const TOPIC: &'static str = $topic;
+            fn meta(&self) -> &EventMeta { &self.meta }
+            fn deployment(&self) -> &str { &self.deployment }
+            fn region(&self) -> &str { &self.region }
+            fn name(&self) -> &str {
+                let $e = self;
+                $name
+            }
+        }
+    )+};
+}
+
+event!(
     // The event's name is the machine's new state, not the machine's name.
-    #[allow(clippy::misnamed_getters)]
-    fn name(&self) -> &str {
-        &self.state
-    }
-}
-
-impl Event for RegionApplied {
-    const TOPIC: &'static str = "region";
-    fn meta(&self) -> &EventMeta {
-        &self.meta
-    }
-    fn deployment(&self) -> &str {
-        &self.deployment
-    }
-    fn region(&self) -> &str {
-        &self.region
-    }
-    fn name(&self) -> &str {
-        &self.outcome
-    }
-}
-
-impl Event for DbaasReady {
-    const TOPIC: &'static str = "dbaas";
-    fn meta(&self) -> &EventMeta {
-        &self.meta
-    }
-    fn deployment(&self) -> &str {
-        &self.deployment
-    }
-    fn region(&self) -> &str {
-        &self.region
-    }
-    fn name(&self) -> &str {
-        "ready"
-    }
-}
-
-impl Event for MachineHealth {
-    const TOPIC: &'static str = "health";
-    fn meta(&self) -> &EventMeta {
-        &self.meta
-    }
-    fn deployment(&self) -> &str {
-        &self.deployment
-    }
-    fn region(&self) -> &str {
-        &self.region
-    }
-    fn name(&self) -> &str {
-        if self.healthy { "healthy" } else { "unhealthy" }
-    }
-}
-
-impl Event for ScalingActivity {
-    const TOPIC: &'static str = "activity";
-    fn meta(&self) -> &EventMeta {
-        &self.meta
-    }
-    fn deployment(&self) -> &str {
-        &self.deployment
-    }
-    fn region(&self) -> &str {
-        &self.region
-    }
-    fn name(&self) -> &str {
-        &self.status
-    }
-}
-
-impl Event for MachineMetric {
-    const TOPIC: &'static str = "metric";
-    fn meta(&self) -> &EventMeta {
-        &self.meta
-    }
-    fn deployment(&self) -> &str {
-        &self.deployment
-    }
-    fn region(&self) -> &str {
-        &self.region
-    }
-    fn name(&self) -> &str {
-        &self.metric
-    }
-}
+    MachineChanged => "machine", |e| &e.state;
+    RegionApplied => "region", |e| &e.outcome;
+    DbaasReady => "dbaas", |_e| "ready";
+    MachineHealth => "health", |e| if e.healthy { "healthy" } else { "unhealthy" };
+    ScalingActivity => "activity", |e| &e.status;
+    MachineMetric => "metric", |e| &e.metric;
+);
 
 /// Any event a Flotilla service publishes, decoded by its kind header: the one typed decoder the services
 /// and the CLI share.
