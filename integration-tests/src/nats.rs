@@ -129,25 +129,42 @@ pub async fn start_server(bin: &Path, dir: &Path) -> (Child, String) {
 
 /// As [`start_server`], with extra server flags (`--user`, `--auth` …).
 pub async fn start_server_with(bin: &Path, dir: &Path, extra: &[&str]) -> (Child, String) {
-    let port = free_port();
+    // The server picks its own free port and says which in its ports file: no window in which another
+    // server started at the same time could take a port chosen for it.
+    let ports = dir.join("ports");
+    std::fs::create_dir_all(&ports).expect("ports file directory");
     let child = Command::new(bin)
-        .args(["-js", "-a", "127.0.0.1", "-p", &port.to_string(), "-sd"])
+        .args(["-js", "-a", "127.0.0.1", "-p", "-1", "-sd"])
         .arg(dir.join("js"))
+        .arg("--ports_file_dir")
+        .arg(&ports)
         .args(extra)
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
         .expect("start nats-server");
-    crate::eventually(
-        "nats-server to accept connections",
+    let suffix = format!("_{}.ports", child.id());
+    let url = crate::eventually(
+        "nats-server to write its ports file",
         Duration::from_secs(10),
         || async {
-            tokio::net::TcpStream::connect(("127.0.0.1", port))
-                .await
-                .ok()
-                .map(|_| ())
+            let file = std::fs::read_dir(&ports)
+                .ok()?
+                .filter_map(Result::ok)
+                .find(|e| e.file_name().to_string_lossy().ends_with(&suffix))?;
+            let text = std::fs::read_to_string(file.path()).ok()?;
+            let parsed: serde_json::Value = serde_json::from_str(&text).ok()?;
+            parsed["nats"][0].as_str().map(str::to_owned)
         },
     )
     .await;
-    (child, format!("nats://127.0.0.1:{port}"))
+    // `nats://` or, with TLS, `tls://`: the address after the scheme.
+    let address = url.split_once("://").map_or(url.as_str(), |(_, a)| a).to_owned();
+    crate::eventually(
+        "nats-server to accept connections",
+        Duration::from_secs(10),
+        || async { tokio::net::TcpStream::connect(&address).await.ok().map(|_| ()) },
+    )
+    .await;
+    (child, format!("nats://{address}"))
 }
