@@ -609,9 +609,11 @@ async fn dns_suite(d: &dyn Dns, zone_name: &str) {
         updates: Vec::new(),
         creates: vec![record("203.0.113.20"), record("203.0.113.21")],
     };
-    d.apply_batch(&zone, &batch)
+    let report = d
+        .apply_batch(&zone, &batch)
         .await
         .unwrap_or_else(|e| panic!("{provider}: batch: {e}"));
+    assert!(report.refused.is_empty(), "{provider}: {report:?}");
     let mut after: Vec<_> = d
         .list_records(&zone, Some(&host), Some("A"))
         .await

@@ -12,6 +12,7 @@
 
 pub mod plan;
 pub mod service;
+pub mod store;
 
 use flotilla_bus::Dispatcher;
 use flotilla_runtime::{Context, ServiceDef};
@@ -22,13 +23,16 @@ pub const DEF: ServiceDef = ServiceDef {
     version: env!("CARGO_PKG_VERSION"),
     description: "The site's DNS records: reverse proxies in round-robin, one active authenticator",
     admin_port: 9102,
-    migrations: None,
+    migrations: Some(store::migrations),
 };
 
 pub use service::Settings;
 
-/// The command routes of the service (none yet), and its record loop.
+/// The command routes of the service (`failover`), its record loop and its API.
 pub fn routes(ctx: &Context<Settings>) -> Dispatcher {
-    service::start(ctx);
-    Dispatcher::new(ctx.def.name)
+    let records = service::start(ctx);
+    Dispatcher::new(ctx.def.name).on(move |cmd: flotilla_proto::FailoverAuthenticator, _delivery| {
+        let records = std::sync::Arc::clone(&records);
+        async move { records.failover(cmd).await }
+    })
 }

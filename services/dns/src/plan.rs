@@ -185,6 +185,117 @@ pub fn excluded<'a>(deployment: &Deployment, observed: &Observed<'a>) -> Vec<(&'
     out
 }
 
+/// The authenticator name moves to another region.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Move {
+    /// The region it pointed at.
+    pub from: String,
+    /// The region it points at now.
+    pub to: String,
+    /// `health` (its authenticators are down) or `spec` (its region is no longer deployed).
+    pub cause: &'static str,
+    /// Why, in words.
+    pub reason: String,
+}
+
+/// The regions with authenticators in the spec: the primary first, then the others in the spec's order.
+fn authenticator_regions(deployment: &Deployment) -> Vec<&flotilla_spec::Region> {
+    let mut regions: Vec<&flotilla_spec::Region> = deployment
+        .regions
+        .iter()
+        .filter(|r| r.machines.authenticator.count > 0)
+        .collect();
+    regions.sort_by_key(|r| !r.primary);
+    regions
+}
+
+/// Which region's authenticator the authenticator name points at: `recorded` (a fail-over's) while that
+/// region is deployed with authenticators, else the primary's (else the first region with authenticators).
+/// With `automatic`, when every authenticator of that region is known to be down (failed, or judged
+/// unhealthy by the prober) — or the recorded region is gone — and another region has one serving, it moves
+/// there (the first such region, the primary first). It does not move back by itself when the old region
+/// recovers: an operator moves it back (`flotilla failover`), so a flapping machine never flaps the name.
+pub fn choose_authenticator(
+    deployment: &Deployment,
+    observed: &Observed<'_>,
+    recorded: Option<&str>,
+    automatic: bool,
+) -> (Option<String>, Option<Move>) {
+    let regions = authenticator_regions(deployment);
+    let recorded_ok = recorded.filter(|r| regions.iter().any(|g| g.name == *r));
+    let Some(current) = recorded_ok
+        .map(str::to_owned)
+        .or_else(|| regions.first().map(|r| r.name.clone()))
+    else {
+        return (None, None);
+    };
+    let machines = |region: &str| -> Vec<&MachineRecord> {
+        observed
+            .fleet
+            .iter()
+            .copied()
+            .filter(|m| m.region == region && m.role == Role::Authenticator.as_str())
+            .collect()
+    };
+    let serving_in = |region: &str| {
+        machines(region)
+            .iter()
+            .any(|m| serving(m, &observed.health).is_some())
+    };
+    if let Some(gone) = recorded.filter(|_| recorded_ok.is_none()) {
+        // The region failed over to is gone: back to the default, or to a region that serves.
+        let to = if serving_in(&current) {
+            current
+        } else {
+            regions
+                .iter()
+                .find(|r| serving_in(&r.name))
+                .map_or(current, |r| r.name.clone())
+        };
+        let moved = Move {
+            from: gone.to_owned(),
+            to: to.clone(),
+            cause: "spec",
+            reason: format!("region {gone} no longer has authenticators deployed"),
+        };
+        return (Some(to), Some(moved));
+    }
+    if serving_in(&current) || !automatic {
+        return (Some(current), None);
+    }
+    let down: Vec<String> = machines(&current)
+        .iter()
+        .filter_map(|m| {
+            if m.state == "failed" {
+                Some(format!("{} failed", m.resource_id))
+            } else {
+                observed
+                    .health
+                    .get(&m.resource_id)
+                    .filter(|h| !h.healthy)
+                    .map(|h| format!("{} unhealthy: {}", m.resource_id, h.reason))
+            }
+        })
+        .collect();
+    if down.is_empty() {
+        // Not known to be down (still booting, never probed): wait.
+        return (Some(current), None);
+    }
+    match regions.iter().find(|r| r.name != current && serving_in(&r.name)) {
+        Some(to) => {
+            let reason = format!("no authenticator of {current} is serving ({})", down.join("; "));
+            let moved = Move {
+                from: current,
+                to: to.name.clone(),
+                cause: "health",
+                reason,
+            };
+            (Some(to.name.clone()), Some(moved))
+        }
+        None => (Some(current), None),
+    }
+}
+
 /// How much of the difference is applied (external-dns's policies).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Policy {
@@ -487,6 +598,73 @@ mod tests {
         assert!(why["rp2"].starts_with("unhealthy since"), "{why:?}");
         assert!(why["rp3"].contains("failed"), "{why:?}");
         assert!(!why.contains_key("rp1") && !why.contains_key("ws1"), "{why:?}");
+    }
+
+    #[test]
+    fn the_authenticator_fails_over_only_when_known_down_and_never_back_by_itself() {
+        let mut d = deployment();
+        for r in &mut d.regions {
+            r.machines.authenticator.count = 1;
+        }
+        let primary = d.primary_region().unwrap().name.clone();
+        let other = d.regions.iter().find(|r| !r.primary).unwrap().name.clone();
+        let fleet = [
+            machine("a1", &primary, "authenticator", "10.0.2.1", "healthy"),
+            machine("a2", &other, "authenticator", "10.0.2.2", "healthy"),
+        ];
+        let mut observed = Observed {
+            fleet: fleet.iter().collect(),
+            ..Observed::default()
+        };
+        // By default the primary's.
+        assert_eq!(
+            choose_authenticator(&d, &observed, None, true),
+            (Some(primary.clone()), None)
+        );
+        // Booting (not yet serving, not judged): no move.
+        let booting = [
+            machine("a1", &primary, "authenticator", "10.0.2.1", "created"),
+            machine("a2", &other, "authenticator", "10.0.2.2", "healthy"),
+        ];
+        let waiting = Observed {
+            fleet: booting.iter().collect(),
+            ..Observed::default()
+        };
+        assert_eq!(
+            choose_authenticator(&d, &waiting, None, true),
+            (Some(primary.clone()), None)
+        );
+        // Judged unhealthy: it moves to the serving standby, with why.
+        let sick = health("a1", false);
+        observed.health.insert("a1".into(), &sick);
+        let (to, moved) = choose_authenticator(&d, &observed, None, true);
+        assert_eq!(to.as_deref(), Some(other.as_str()));
+        let moved = moved.unwrap();
+        assert_eq!(
+            (moved.from.as_str(), moved.to.as_str()),
+            (primary.as_str(), other.as_str())
+        );
+        assert!(moved.reason.contains("a1 unhealthy"), "{moved:?}");
+        // Automatic fail-over off: it stays.
+        assert_eq!(
+            choose_authenticator(&d, &observed, None, false),
+            (Some(primary.clone()), None)
+        );
+        // Recorded on the standby, the primary healthy again: it stays where it was moved.
+        observed.health.clear();
+        assert_eq!(
+            choose_authenticator(&d, &observed, Some(&other), true),
+            (Some(other.clone()), None)
+        );
+        // The region moved to is no longer deployed: back to the primary.
+        let (to, moved) = choose_authenticator(&d, &observed, Some("gone-region"), true);
+        assert_eq!(to.as_deref(), Some(primary.as_str()));
+        assert_eq!(moved.unwrap().from, "gone-region");
+        // And the name holds exactly the active region's authenticator.
+        observed.active_authenticator_region = Some(other.clone());
+        let (sets, _) = desired(&d, &observed);
+        let auth = sets.iter().find(|s| s.name == authenticator_name(&d)).unwrap();
+        assert_eq!(auth.addresses, BTreeSet::from(["10.0.2.2".to_owned()]));
     }
 
     /// The seed's three regions (the original toolkit's templates).

@@ -1,26 +1,35 @@
 //! The record loop: follow the desired state, the fleet view and the health view; on a change (debounced)
 //! and on a periodic resync, reconcile each deployment's records — desired sets ([`plan::desired`]) →
 //! the zone's A records (one list) → [`plan::plan`] → apply — by the one replica holding the
-//! deployment's lease (`dns.<deployment>`).
+//! deployment's lease (`dns.<deployment>`). A reconcile that fails is tried again with a growing delay
+//! (a 429 storm slows convergence, never stops it).
 //!
-//! Ownership in this first version is the record's comment mark, which only Cloudflare keeps: on the other
-//! providers the service creates records but, until its ownership registry lands, deletes none of them.
+//! Ownership: a record is the deployment's when its ownership registry ([`DnsStore`]) says so, or, on
+//! Cloudflare, when it carries the deployment's comment mark. Every record change, alarm and authenticator
+//! move is an event; the API answers what a run would do, hands ownership over and adopts records the
+//! original toolkit wrote.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
 use flotilla_bus::lease::{Acquire, Leases};
 use flotilla_bus::state::{Change, DesiredStates, FleetView, HealthView};
-use flotilla_bus::{BusError, TopologyConfig};
-use flotilla_cloud::{DnsBatch, ProviderKind};
+use flotilla_bus::{BusError, HandlerError, Publisher, TopologyConfig};
+use flotilla_cloud::{DnsBatch, DnsChange, DnsRecord, ProviderKind};
 use flotilla_clouds::Clouds;
-use flotilla_proto::{ExcludedMachine, MachineHealth, MachineRecord, NameView, RecordsView, ShowRecords};
+use flotilla_proto::{
+    ALL_REGIONS, Adopt, AuthenticatorMoved, DnsAlarm, EventMeta, ExcludedMachine, FailoverAuthenticator,
+    HandOver, MachineHealth, MachineRecord, NameView, OwnershipChanged, RecordsChanged, RecordsView,
+    ShowRecords,
+};
 use flotilla_runtime::ApiFailure;
 use flotilla_spec::Deployment;
 use serde::Deserialize;
+use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
-use crate::plan::{self, Observed, Policy};
+use crate::plan::{self, Alarm, Observed, Policy};
+use crate::store::{DnsStore, Owned};
 
 /// The dns service's settings (`[service]` in its configuration).
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
@@ -37,6 +46,9 @@ pub struct Settings {
     /// How long a replica's hold on a deployment's records lasts unless renewed.
     #[serde(with = "humantime_serde")]
     pub lease_ttl: Duration,
+    /// Move the authenticator name to a healthy standby region when every authenticator of the active
+    /// region is down.
+    pub auto_failover: bool,
 }
 
 /// [`Policy`] as configured.
@@ -59,6 +71,7 @@ impl Default for Settings {
             debounce: Duration::from_millis(250),
             policy: PolicySetting::Sync,
             lease_ttl: Duration::from_secs(30),
+            auto_failover: true,
         }
     }
 }
@@ -78,17 +91,23 @@ impl flotilla_runtime::ServiceSettings for Settings {
     }
 }
 
-/// What the loop keeps.
+/// What the loop keeps between runs.
 #[derive(Default)]
 struct World {
     deployments: BTreeMap<String, Deployment>,
     fleet: BTreeMap<String, MachineRecord>,
     health: BTreeMap<String, MachineHealth>,
-    /// The sets last published, per deployment and name.
-    last: BTreeMap<String, BTreeMap<String, BTreeSet<String>>>,
+    /// The names of each deployment with an alarm raised (an event is published when one is raised and
+    /// when it clears).
+    alarmed: BTreeMap<String, BTreeSet<String>>,
+    /// Consecutive failed runs per deployment, and when the next try is due.
+    failures: BTreeMap<String, (u32, tokio::time::Instant)>,
 }
 
-/// The record loop of one process.
+/// The longest wait between two tries of a failing deployment (the resync interval when shorter).
+const MAX_BACKOFF: Duration = Duration::from_secs(30);
+
+/// The record loop of one process, and the API and command handlers that share its views.
 pub struct RecordLoop {
     settings: Settings,
     clouds: Clouds,
@@ -96,27 +115,45 @@ pub struct RecordLoop {
     fleet: FleetView,
     health: HealthView,
     leases: Leases,
+    store: DnsStore,
+    publisher: Publisher,
     instance: String,
+    nudge: mpsc::UnboundedSender<String>,
+    nudged: tokio::sync::Mutex<mpsc::UnboundedReceiver<String>>,
+}
+
+/// What [`RecordLoop::new`] needs.
+pub struct Parts {
+    /// The desired-state bucket.
+    pub desired: DesiredStates,
+    /// The fleet view.
+    pub fleet: FleetView,
+    /// The health view.
+    pub health: HealthView,
+    /// The leases (one replica per deployment).
+    pub leases: Leases,
+    /// The service's database.
+    pub store: DnsStore,
+    /// Where events go.
+    pub publisher: Publisher,
 }
 
 impl RecordLoop {
     /// A loop over these views, writing through `clouds`.
-    pub fn new(
-        settings: Settings,
-        clouds: Clouds,
-        desired: DesiredStates,
-        fleet: FleetView,
-        health: HealthView,
-        leases: Leases,
-    ) -> Self {
+    pub fn new(settings: Settings, clouds: Clouds, parts: Parts) -> Self {
+        let (nudge, nudged) = mpsc::unbounded_channel();
         Self {
             settings,
             clouds,
-            desired,
-            fleet,
-            health,
-            leases,
+            desired: parts.desired,
+            fleet: parts.fleet,
+            health: parts.health,
+            leases: parts.leases,
+            store: parts.store,
+            publisher: parts.publisher,
             instance: uuid::Uuid::now_v7().to_string(),
+            nudge,
+            nudged: tokio::sync::Mutex::new(nudged),
         }
     }
 
@@ -137,6 +174,7 @@ impl RecordLoop {
     }
 
     async fn follow(&self, stop: &CancellationToken) -> Result<(), BusError> {
+        let mut nudged = self.nudged.lock().await;
         let mut desired = self.desired.follow(None).await?;
         let mut fleet = self.fleet.follow(None).await?;
         let mut health = self.health.follow(None).await?;
@@ -146,7 +184,13 @@ impl RecordLoop {
         let debounce = tokio::time::sleep(Duration::ZERO);
         tokio::pin!(debounce);
         let mut armed = false;
+        let retry = tokio::time::sleep(Duration::ZERO);
+        tokio::pin!(retry);
         loop {
+            let next_retry = world.failures.values().map(|(_, at)| *at).min();
+            if let Some(at) = next_retry {
+                retry.as_mut().reset(at);
+            }
             tokio::select! {
                 _ = stop.cancelled() => return Ok(()),
                 c = desired.next() => match c {
@@ -191,16 +235,33 @@ impl RecordLoop {
                     Some(Ok(Change::Current)) => {}
                     Some(Err(e)) => tracing::warn!(error = %e, "dns: a health record that does not decode"),
                 },
+                Some(name) = nudged.recv() => {
+                    dirty.insert(name);
+                }
                 _ = resync.tick() => {
                     dirty.extend(world.deployments.keys().cloned());
+                }
+                _ = &mut retry, if next_retry.is_some() => {
+                    let now = tokio::time::Instant::now();
+                    dirty.extend(world.failures.iter().filter(|(_, (_, at))| *at <= now).map(|(n, _)| n.clone()));
                 }
                 _ = &mut debounce, if armed => {
                     armed = false;
                     for name in std::mem::take(&mut dirty) {
-                        tokio::select! {
+                        let result = tokio::select! {
                             _ = stop.cancelled() => return Ok(()),
-                            r = self.reconcile(&mut world, &name) => if let Err(e) = r {
-                                tracing::warn!(deployment = %name, error = %e, "dns: reconcile failed; tried again at the next change or resync");
+                            r = self.reconcile(&mut world, &name) => r,
+                        };
+                        match result {
+                            Ok(()) => {
+                                world.failures.remove(&name);
+                            }
+                            Err(e) => {
+                                let n = world.failures.get(&name).map_or(1, |(n, _)| n + 1);
+                                let wait = backoff(n, self.settings.resync_interval);
+                                tracing::warn!(deployment = %name, error = %e, attempt = n, retry_in = ?wait,
+                                    "dns: reconcile failed; trying again");
+                                world.failures.insert(name, (n, tokio::time::Instant::now() + wait));
                             }
                         }
                     }
@@ -238,7 +299,13 @@ impl RecordLoop {
                 return Ok(());
             }
         }
-        let observed = Observed {
+        let now = self.read_zone(name, &deployment, &primary).await?;
+        let recorded = self
+            .store
+            .active_authenticator(name)
+            .await
+            .map_err(|e| e.to_string())?;
+        let mut observed = Observed {
             fleet: world.fleet.values().filter(|m| m.deployment == name).collect(),
             health: world
                 .health
@@ -246,51 +313,345 @@ impl RecordLoop {
                 .filter(|h| h.deployment == name)
                 .map(|h| (h.resource_id.clone(), h))
                 .collect(),
-            last: world.last.get(name).cloned().unwrap_or_default(),
-            active_authenticator_region: None,
+            ..Observed::default()
         };
-        let (sets, alarms) = plan::desired(&deployment, &observed);
-        for alarm in &alarms {
-            tracing::error!(deployment = %name, ?alarm, "dns: every endpoint of a name is gone; its last set is kept");
-        }
-        let now = self.read_zone(name, &deployment, &primary).await?;
-        let (dns, zone) = (&now.dns, &now.zone);
-        let p = plan::plan(
-            &sets,
-            &now.current,
-            |r| now.owned(r),
-            now.mark(),
-            now.provider,
-            self.policy(now.marks),
+        let a = self.assess(
+            &deployment,
+            &mut observed,
+            &now,
+            recorded.as_ref().map(|r| r.region.as_str()),
         );
-        for conflict in &p.conflicts {
-            tracing::warn!(
+        if let Some(moved) = &a.moved {
+            self.move_authenticator(name, moved, None).await?;
+        }
+        self.announce_alarms(world, name, &a.alarms).await;
+        for conflict in &a.plan.conflicts {
+            tracing::debug!(
                 deployment = %name, record = %conflict.record.name, content = %conflict.record.content,
                 reason = %conflict.reason, "dns: a record at a managed name is not ours; left alone"
             );
         }
-        if !p.is_empty() {
-            tracing::info!(
-                deployment = %name, zone = %zone.name, creates = p.creates.len(), deletes = p.deletes.len(),
-                "dns: applying"
-            );
-            dns.apply_batch(
-                zone,
-                &DnsBatch {
-                    deletes: p.deletes.iter().map(|r| r.id.clone()).collect(),
-                    updates: Vec::new(),
-                    creates: p.creates.clone(),
-                },
-            )
+        let released_after_delete = self.prepare_registry(&now, &a).await?;
+        if a.plan.is_empty() {
+            return Ok(());
+        }
+        tracing::info!(
+            deployment = %name, zone = %now.zone.name, creates = a.plan.creates.len(), deletes = a.plan.deletes.len(),
+            "dns: applying"
+        );
+        let batch = DnsBatch {
+            deletes: a.plan.deletes.iter().map(|r| r.id.clone()).collect(),
+            updates: Vec::new(),
+            creates: a.plan.creates.clone(),
+        };
+        let report = now
+            .dns
+            .apply_batch(&now.zone, &batch)
             .await
             .map_err(|e| e.to_string())?;
+        // What was refused, by name and address.
+        let mut refused: BTreeMap<(String, String), String> = BTreeMap::new();
+        for (change, error) in &report.refused {
+            let at = match change {
+                DnsChange::Create(r) => Some((r.name.to_ascii_lowercase(), r.content.clone())),
+                DnsChange::Delete(id) => a
+                    .plan
+                    .deletes
+                    .iter()
+                    .find(|r| &r.id == id)
+                    .map(|r| (r.name.to_ascii_lowercase(), r.content.clone())),
+                DnsChange::Update(r) => Some((r.name.to_ascii_lowercase(), r.content.clone())),
+            };
+            tracing::warn!(deployment = %name, %change, %error, "dns: the provider refused a change; the others were applied");
+            if let Some(at) = at {
+                refused.insert(at, format!("{change}: {error}"));
+            }
         }
-        world.last.insert(
-            name.to_owned(),
-            sets.into_iter().map(|s| (s.name, s.addresses)).collect(),
-        );
+        for (record_name, content) in released_after_delete {
+            if !refused.contains_key(&(record_name.clone(), content.clone())) {
+                self.store
+                    .release(
+                        now.provider.as_str(),
+                        &now.zone.name,
+                        &record_name,
+                        &content,
+                        name,
+                    )
+                    .await
+                    .map_err(|e| e.to_string())?;
+            }
+        }
+        self.announce_changes(name, &now, &a.plan, &refused).await;
         Ok(())
     }
+
+    /// Everything a run decides for a deployment from the views (`observed`: its fleet and health) and one
+    /// read of its zone: which region's authenticator is active, the wanted sets, the alarms and the plan.
+    /// `observed` is completed with the active region and the sets the zone holds of ours (a name whose
+    /// endpoints are all gone keeps those, even across a restart).
+    fn assess(
+        &self,
+        deployment: &Deployment,
+        observed: &mut Observed<'_>,
+        now: &ZoneNow,
+        recorded: Option<&str>,
+    ) -> Assessment {
+        let (active, moved) =
+            plan::choose_authenticator(deployment, observed, recorded, self.settings.auto_failover);
+        observed.active_authenticator_region = active.clone();
+        observed.last = now.owned_sets();
+        let (sets, alarms) = plan::desired(deployment, observed);
+        let mark = now.mark();
+        let mut p = plan::plan(
+            &sets,
+            &now.current,
+            |r| now.owned(r),
+            mark.as_deref(),
+            now.provider,
+            self.policy(),
+        );
+        for conflict in &mut p.conflicts {
+            if let Some(owner) = now.other_owner(&conflict.record) {
+                conflict.reason = format!("owned by deployment {owner}");
+            }
+        }
+        Assessment {
+            sets,
+            alarms,
+            plan: p,
+            active,
+            moved,
+        }
+    }
+
+    /// Brings the ownership registry in step with a plan before it is applied: each address about to be
+    /// created is claimed (id unknown) first; each kept record is bound to its row; the rows of records that
+    /// are gone are released. Returns the rows to release once their records' deletes succeed.
+    async fn prepare_registry(&self, now: &ZoneNow, a: &Assessment) -> Result<Vec<(String, String)>, String> {
+        let (provider, zone, me) = (
+            now.provider.as_str(),
+            now.zone.name.as_str(),
+            now.deployment.as_str(),
+        );
+        let err = |e: flotilla_store::StoreError| e.to_string();
+        let managed: BTreeSet<String> = a.sets.iter().map(|s| s.name.to_ascii_lowercase()).collect();
+        let creating: BTreeSet<(String, String)> = a
+            .plan
+            .creates
+            .iter()
+            .map(|c| (c.name.to_ascii_lowercase(), c.content.clone()))
+            .collect();
+        for (record_name, content) in &creating {
+            let bound = now.rows.iter().any(|o| {
+                o.owner == me && &o.name == record_name && &o.content == content && o.record_id.is_none()
+            });
+            if !bound {
+                self.store
+                    .claim(provider, zone, record_name, content, me, None)
+                    .await
+                    .map_err(err)?;
+            }
+        }
+        let deleting: BTreeSet<&str> = a.plan.deletes.iter().map(|r| r.id.as_str()).collect();
+        let at = |r: &DnsRecord| (r.name.to_ascii_lowercase(), r.content.clone());
+        let mut kept: BTreeMap<(String, String), &str> = BTreeMap::new();
+        for r in &now.current {
+            if r.kind == "A"
+                && now.owned(r)
+                && !deleting.contains(r.id.as_str())
+                && managed.contains(&at(r).0)
+            {
+                kept.entry(at(r)).or_insert(r.id.as_str());
+            }
+        }
+        for ((record_name, content), id) in &kept {
+            let row = now
+                .rows
+                .iter()
+                .find(|o| o.owner == me && &o.name == record_name && &o.content == content);
+            if row.is_none_or(|o| o.record_id.as_deref() != Some(*id)) {
+                self.store
+                    .claim(provider, zone, record_name, content, me, Some(id))
+                    .await
+                    .map_err(err)?;
+            }
+        }
+        let mut after_delete = Vec::new();
+        for o in now
+            .rows
+            .iter()
+            .filter(|o| o.owner == me && managed.contains(&o.name))
+        {
+            let key = (o.name.clone(), o.content.clone());
+            if creating.contains(&key) || kept.contains_key(&key) {
+                continue;
+            }
+            let still_there = now.current.iter().any(|r| at(r) == key && now.owned(r));
+            if still_there {
+                after_delete.push(key);
+            } else {
+                self.store
+                    .release(provider, zone, &o.name, &o.content, me)
+                    .await
+                    .map_err(err)?;
+            }
+        }
+        Ok(after_delete)
+    }
+
+    /// Records a move of the authenticator name and announces it (`cause` of a command, or the loop's).
+    async fn move_authenticator(
+        &self,
+        deployment: &str,
+        moved: &plan::Move,
+        cause: Option<&flotilla_proto::CommandMeta>,
+    ) -> Result<(), String> {
+        let (changed, _) = self
+            .store
+            .set_active_authenticator(deployment, &moved.to, moved.cause, &moved.reason)
+            .await
+            .map_err(|e| e.to_string())?;
+        if !changed {
+            return Ok(());
+        }
+        tracing::warn!(deployment, from = %moved.from, to = %moved.to, reason = %moved.reason, "dns: the authenticator name moves");
+        let meta = match cause {
+            Some(c) => EventMeta::derived(c, "authenticator-moved", "dns"),
+            None => EventMeta::new(uuid::Uuid::now_v7(), "dns"),
+        };
+        let event = AuthenticatorMoved {
+            meta,
+            deployment: deployment.to_owned(),
+            region: moved.to.clone(),
+            from: Some(moved.from.clone()),
+            cause: moved.cause.to_owned(),
+            reason: moved.reason.clone(),
+        };
+        if let Err(e) = self.publisher.publish_event(&event).await {
+            tracing::warn!(deployment, error = %e, "dns: the authenticator-moved event was not published");
+        }
+        Ok(())
+    }
+
+    /// Publishes an alarm event for each alarm raised since the last run, and a cleared one for each gone.
+    async fn announce_alarms(&self, world: &mut World, deployment: &str, alarms: &[Alarm]) {
+        let now: BTreeMap<&str, &BTreeSet<String>> = alarms
+            .iter()
+            .map(|a| match a {
+                Alarm::NoHealthyEndpoint { name, kept } => (name.as_str(), kept),
+            })
+            .collect();
+        let before = world.alarmed.remove(deployment).unwrap_or_default();
+        let mut events = Vec::new();
+        for (record_name, kept) in &now {
+            if !before.contains(*record_name) {
+                let kept: Vec<String> = kept.iter().cloned().collect();
+                tracing::error!(deployment, name = %record_name, kept = ?kept,
+                    "dns: every endpoint of a name is gone; its last set is kept");
+                events.push((record_name.to_string(), true, kept));
+            }
+        }
+        for record_name in &before {
+            if !now.contains_key(record_name.as_str()) {
+                tracing::info!(deployment, name = %record_name, "dns: a name has healthy endpoints again");
+                events.push((record_name.clone(), false, Vec::new()));
+            }
+        }
+        world.alarmed.insert(
+            deployment.to_owned(),
+            now.keys().map(|n| (*n).to_owned()).collect(),
+        );
+        for (record_name, raised, kept) in events {
+            let message = if raised {
+                format!(
+                    "every endpoint of {record_name} is unhealthy or gone; its last set is kept ({})",
+                    kept.join(", ")
+                )
+            } else {
+                format!("{record_name} has healthy endpoints again")
+            };
+            let event = DnsAlarm {
+                meta: EventMeta::new(uuid::Uuid::now_v7(), "dns"),
+                deployment: deployment.to_owned(),
+                region: ALL_REGIONS.to_owned(),
+                name: record_name,
+                alarm: "no-healthy-endpoint".into(),
+                raised,
+                kept,
+                message,
+            };
+            if let Err(e) = self.publisher.publish_event(&event).await {
+                tracing::warn!(deployment, error = %e, "dns: an alarm event was not published");
+            }
+        }
+    }
+
+    /// One `records-changed` event per name the run changed.
+    async fn announce_changes(
+        &self,
+        deployment: &str,
+        now: &ZoneNow,
+        p: &plan::Plan,
+        refused: &BTreeMap<(String, String), String>,
+    ) {
+        let correlation = uuid::Uuid::now_v7();
+        let mut by_name: BTreeMap<String, RecordsChanged> = BTreeMap::new();
+        let changes = p
+            .creates
+            .iter()
+            .map(|c| (c.name.as_str(), c.content.as_str(), true))
+            .chain(
+                p.deletes
+                    .iter()
+                    .map(|d| (d.name.as_str(), d.content.as_str(), false)),
+            );
+        for (record_name, content, create) in changes {
+            let record_name = record_name.to_ascii_lowercase();
+            let event = by_name
+                .entry(record_name.clone())
+                .or_insert_with(|| RecordsChanged {
+                    meta: EventMeta::new(correlation, "dns"),
+                    deployment: deployment.to_owned(),
+                    region: ALL_REGIONS.to_owned(),
+                    zone: now.zone.name.clone(),
+                    provider: now.provider.as_str().to_owned(),
+                    name: record_name.clone(),
+                    created: Vec::new(),
+                    deleted: Vec::new(),
+                    refused: Vec::new(),
+                    outcome: "changed".into(),
+                });
+            match refused.get(&(record_name, content.to_owned())) {
+                Some(why) => event.refused.push(why.clone()),
+                None if create => event.created.push(content.to_owned()),
+                None => event.deleted.push(content.to_owned()),
+            }
+        }
+        for (_, mut event) in by_name {
+            if !event.refused.is_empty() {
+                event.outcome = "partial".into();
+            }
+            if let Err(e) = self.publisher.publish_event(&event).await {
+                tracing::warn!(deployment, error = %e, "dns: a records-changed event was not published");
+            }
+        }
+    }
+}
+
+/// The delay before the `n`th try of a failing deployment: half a second, doubling, at most 30 s (or the
+/// resync interval).
+fn backoff(n: u32, resync: Duration) -> Duration {
+    let wait = Duration::from_millis(500).saturating_mul(1u32 << n.saturating_sub(1).min(10));
+    wait.min(MAX_BACKOFF).min(resync)
+}
+
+/// What [`RecordLoop::assess`] decides.
+struct Assessment {
+    sets: Vec<plan::RecordSet>,
+    alarms: Vec<Alarm>,
+    plan: plan::Plan,
+    active: Option<String>,
+    moved: Option<plan::Move>,
 }
 
 impl RecordLoop {
@@ -298,21 +659,7 @@ impl RecordLoop {
     /// and why each left-out machine is left out. Reads the views afresh and the zone once; changes
     /// nothing.
     pub async fn show(&self, req: ShowRecords) -> Result<RecordsView, ApiFailure> {
-        flotilla_bus::subject::check_token("deployment", &req.deployment).map_err(ApiFailure::bad_request)?;
-        let deployment = self
-            .desired
-            .get(&req.deployment)
-            .await
-            .map_err(ApiFailure::internal)?
-            .map(|v| v.value.deployment)
-            .ok_or_else(|| ApiFailure {
-                code: 404,
-                message: format!("deployment {} is not deployed", req.deployment),
-            })?;
-        let primary = deployment.primary_region().cloned().ok_or_else(|| ApiFailure {
-            code: 404,
-            message: format!("deployment {} has no primary region deployed", req.deployment),
-        })?;
+        let (deployment, primary) = self.deployed(&req.deployment).await?;
         let fleet = self
             .fleet
             .snapshot(Some(&req.deployment))
@@ -323,47 +670,78 @@ impl RecordLoop {
             .snapshot(Some(&req.deployment))
             .await
             .map_err(ApiFailure::internal)?;
-        let observed = Observed {
-            fleet: fleet.values().collect(),
-            health: health.values().map(|h| (h.resource_id.clone(), h)).collect(),
-            last: BTreeMap::new(),
-            active_authenticator_region: None,
-        };
-        let (sets, alarms) = plan::desired(&deployment, &observed);
         let now = self
             .read_zone(&req.deployment, &deployment, &primary)
             .await
             .map_err(ApiFailure::internal)?;
-        let names = sets
+        let recorded = self
+            .store
+            .active_authenticator(&req.deployment)
+            .await
+            .map_err(ApiFailure::internal)?;
+        let mut observed = Observed {
+            fleet: fleet.values().collect(),
+            health: health.values().map(|h| (h.resource_id.clone(), h)).collect(),
+            ..Observed::default()
+        };
+        let a = self.assess(
+            &deployment,
+            &mut observed,
+            &now,
+            recorded.as_ref().map(|r| r.region.as_str()),
+        );
+        let same = |n: &str, set: &str| n.eq_ignore_ascii_case(set);
+        let names = a
+            .sets
             .iter()
-            .map(|set| {
-                let p = plan::plan(
-                    std::slice::from_ref(set),
-                    &now.current,
-                    |r| now.owned(r),
-                    now.mark(),
-                    now.provider,
-                    self.policy(now.marks),
-                );
-                NameView {
-                    name: set.name.clone(),
-                    desired: set.addresses.iter().cloned().collect(),
-                    current: now
-                        .current
-                        .iter()
-                        .filter(|r| r.kind == "A" && r.name.eq_ignore_ascii_case(&set.name) && now.owned(r))
-                        .map(|r| r.content.clone())
-                        .collect(),
-                    creates: p.creates.iter().map(|r| r.content.clone()).collect(),
-                    deletes: p.deletes.iter().map(|r| r.content.clone()).collect(),
-                    conflicts: p
-                        .conflicts
-                        .iter()
-                        .map(|c| format!("{} ({})", c.record.content, c.reason))
-                        .collect(),
-                }
+            .map(|set| NameView {
+                name: set.name.clone(),
+                desired: set.addresses.iter().cloned().collect(),
+                current: now
+                    .current
+                    .iter()
+                    .filter(|r| r.kind == "A" && same(&r.name, &set.name) && now.owned(r))
+                    .map(|r| r.content.clone())
+                    .collect(),
+                creates: a
+                    .plan
+                    .creates
+                    .iter()
+                    .filter(|c| same(&c.name, &set.name))
+                    .map(|c| c.content.clone())
+                    .collect(),
+                deletes: a
+                    .plan
+                    .deletes
+                    .iter()
+                    .filter(|r| same(&r.name, &set.name))
+                    .map(|r| r.content.clone())
+                    .collect(),
+                conflicts: a
+                    .plan
+                    .conflicts
+                    .iter()
+                    .filter(|c| same(&c.record.name, &set.name))
+                    .map(|c| format!("{} ({})", c.record.content, c.reason))
+                    .collect(),
             })
             .collect();
+        let mut alarms: Vec<String> = a
+            .alarms
+            .iter()
+            .map(|al| match al {
+                Alarm::NoHealthyEndpoint { name, kept } => format!(
+                    "every endpoint of {name} is gone; the last set is kept ({})",
+                    kept.iter().cloned().collect::<Vec<_>>().join(", ")
+                ),
+            })
+            .collect();
+        if let Some(m) = &a.moved {
+            alarms.push(format!(
+                "the authenticator name would move from {} to {}: {}",
+                m.from, m.to, m.reason
+            ));
+        }
         Ok(RecordsView {
             deployment: req.deployment.clone(),
             zone: now.zone.name.clone(),
@@ -379,20 +757,229 @@ impl RecordLoop {
                     why,
                 })
                 .collect(),
-            alarms: alarms
-                .iter()
-                .map(|a| match a {
-                    plan::Alarm::NoHealthyEndpoint { name, kept } => format!(
-                        "every endpoint of {name} is gone; the last set is kept ({})",
-                        kept.iter().cloned().collect::<Vec<_>>().join(", ")
-                    ),
-                })
-                .collect(),
+            alarms,
+            active_authenticator: a.active,
         })
     }
 
+    /// `flotilla.api.dns.hand-over`: the records at the deployment's names that `from` owns become the
+    /// deployment's (registry rows moved, Cloudflare marks rewritten); nothing is deleted. Refused while
+    /// `from` is still deployed: it would create its records again.
+    pub async fn hand_over(&self, req: HandOver) -> Result<OwnershipChanged, ApiFailure> {
+        let (deployment, primary) = self.deployed(&req.deployment).await?;
+        let from = req
+            .from
+            .strip_prefix(&plan::owner_mark(""))
+            .unwrap_or(&req.from)
+            .to_owned();
+        if from.is_empty() || from == req.deployment {
+            return Err(ApiFailure::bad_request(format!(
+                "cannot hand records over from {:?} to {}: name another owner",
+                req.from, req.deployment
+            )));
+        }
+        let still = self.desired.get(&from).await.map_err(ApiFailure::internal)?;
+        if still.is_some_and(|d| d.value.deployment.primary_region().is_some()) {
+            return Err(ApiFailure {
+                code: 409,
+                message: format!(
+                    "deployment {from} is still deployed and would create its records again; destroy it first"
+                ),
+            });
+        }
+        let now = self
+            .read_zone(&req.deployment, &deployment, &primary)
+            .await
+            .map_err(ApiFailure::internal)?;
+        let names = self.names_of(&deployment, &req.names);
+        let theirs: Vec<&DnsRecord> = now
+            .current
+            .iter()
+            .filter(|r| names.contains(&r.name.to_ascii_lowercase()) && now.owned_by(r, &from))
+            .collect();
+        let records = theirs
+            .iter()
+            .map(|r| format!("{} {}", r.name, r.content))
+            .collect();
+        if !req.dry_run {
+            for r in &theirs {
+                self.take(&now, r, Some(&from)).await?;
+            }
+            let _ = self.nudge.send(req.deployment.clone());
+        }
+        Ok(OwnershipChanged {
+            deployment: req.deployment,
+            records,
+            dry_run: req.dry_run,
+        })
+    }
+
+    /// `flotilla.api.dns.adopt`: the A records at the deployment's names that nobody owns (no mark, no
+    /// registry row: those the original toolkit wrote) become the deployment's; nothing is deleted here —
+    /// the next run keeps the wanted ones and removes the stale ones.
+    pub async fn adopt(&self, req: Adopt) -> Result<OwnershipChanged, ApiFailure> {
+        let (deployment, primary) = self.deployed(&req.deployment).await?;
+        let now = self
+            .read_zone(&req.deployment, &deployment, &primary)
+            .await
+            .map_err(ApiFailure::internal)?;
+        let names = self.names_of(&deployment, &[]);
+        let orphans: Vec<&DnsRecord> = now
+            .current
+            .iter()
+            .filter(|r| {
+                names.contains(&r.name.to_ascii_lowercase())
+                    && r.comment.as_deref().is_none_or(str::is_empty)
+                    && now.owner_of(r).is_none()
+            })
+            .collect();
+        let records = orphans
+            .iter()
+            .map(|r| format!("{} {}", r.name, r.content))
+            .collect();
+        if !req.dry_run {
+            for r in &orphans {
+                self.take(&now, r, None).await?;
+            }
+            let _ = self.nudge.send(req.deployment.clone());
+        }
+        Ok(OwnershipChanged {
+            deployment: req.deployment,
+            records,
+            dry_run: req.dry_run,
+        })
+    }
+
+    /// Makes `record` the zone's deployment's: its registry row (moved from `from`), and its mark where the
+    /// provider keeps marks.
+    async fn take(&self, now: &ZoneNow, record: &DnsRecord, from: Option<&str>) -> Result<(), ApiFailure> {
+        let (provider, zone) = (now.provider.as_str(), now.zone.name.as_str());
+        match from {
+            Some(from) => {
+                self.store
+                    .transfer(
+                        provider,
+                        zone,
+                        &record.name,
+                        &record.content,
+                        Some(&record.id),
+                        from,
+                        &now.deployment,
+                    )
+                    .await
+            }
+            None => {
+                self.store
+                    .claim(
+                        provider,
+                        zone,
+                        &record.name,
+                        &record.content,
+                        &now.deployment,
+                        Some(&record.id),
+                    )
+                    .await
+            }
+        }
+        .map_err(ApiFailure::internal)?;
+        if let Some(mark) = now.mark()
+            && record.comment.as_deref() != Some(mark.as_str())
+        {
+            let mut marked = record.clone();
+            marked.comment = Some(mark);
+            now.dns
+                .update_record(&now.zone, &marked)
+                .await
+                .map_err(ApiFailure::internal)?;
+        }
+        Ok(())
+    }
+
+    /// `dns.failover`: points the deployment's authenticator name at the region's authenticator. Refused
+    /// when the deployment or region is not deployed or the region has no authenticator; again, nothing
+    /// changes.
+    pub async fn failover(&self, cmd: FailoverAuthenticator) -> Result<(), HandlerError> {
+        let deployment = self
+            .desired
+            .get(&cmd.deployment)
+            .await
+            .map_err(|e| HandlerError::Retry {
+                reason: e.to_string(),
+                after: None,
+            })?
+            .map(|v| v.value.deployment)
+            .ok_or_else(|| HandlerError::Reject(format!("deployment {} is not deployed", cmd.deployment)))?;
+        let region = deployment.region(&cmd.region).ok_or_else(|| {
+            HandlerError::Reject(format!(
+                "deployment {} has no region {} deployed",
+                cmd.deployment, cmd.region
+            ))
+        })?;
+        if region.machines.authenticator.count == 0 {
+            return Err(HandlerError::Reject(format!(
+                "region {} of deployment {} has no authenticator to fail over to",
+                cmd.region, cmd.deployment
+            )));
+        }
+        let before = self
+            .store
+            .active_authenticator(&cmd.deployment)
+            .await
+            .map_err(|e| HandlerError::Retry {
+                reason: e.to_string(),
+                after: None,
+            })?
+            .map(|a| a.region)
+            .or_else(|| deployment.primary_region().map(|r| r.name.clone()))
+            .unwrap_or_default();
+        let moved = plan::Move {
+            from: before,
+            to: cmd.region.clone(),
+            cause: "command",
+            reason: format!("fail-over by {}", cmd.meta.issued_by),
+        };
+        self.move_authenticator(&cmd.deployment, &moved, Some(&cmd.meta))
+            .await
+            .map_err(|reason| HandlerError::Retry { reason, after: None })?;
+        let _ = self.nudge.send(cmd.deployment.clone());
+        Ok(())
+    }
+
+    /// A deployment's desired state and primary region, or the API's 404.
+    async fn deployed(&self, name: &str) -> Result<(Deployment, flotilla_spec::Region), ApiFailure> {
+        flotilla_bus::subject::check_token("deployment", name).map_err(ApiFailure::bad_request)?;
+        let deployment = self
+            .desired
+            .get(name)
+            .await
+            .map_err(ApiFailure::internal)?
+            .map(|v| v.value.deployment)
+            .ok_or_else(|| ApiFailure {
+                code: 404,
+                message: format!("deployment {name} is not deployed"),
+            })?;
+        let primary = deployment.primary_region().cloned().ok_or_else(|| ApiFailure {
+            code: 404,
+            message: format!("deployment {name} has no primary region deployed"),
+        })?;
+        Ok((deployment, primary))
+    }
+
+    /// The names asked for (lower case), or every name the deployment manages.
+    fn names_of(&self, deployment: &Deployment, asked: &[String]) -> BTreeSet<String> {
+        if asked.is_empty() {
+            let (sets, _) = plan::desired(deployment, &Observed::default());
+            sets.into_iter().map(|s| s.name).collect()
+        } else {
+            asked
+                .iter()
+                .map(|n| n.trim_end_matches('.').to_ascii_lowercase())
+                .collect()
+        }
+    }
+
     /// A deployment's zone as it stands: its adapter (with the DNS credentials of `primary`), the zone and
-    /// its A records, read once.
+    /// its A records, read once, and the ownership registry's rows for the zone.
     async fn read_zone(
         &self,
         name: &str,
@@ -413,22 +1000,28 @@ impl RecordLoop {
             .await
             .map_err(|e| e.to_string())?;
         let provider = dns.provider();
+        let rows = self
+            .store
+            .owned(provider.as_str(), &zone.name)
+            .await
+            .map_err(|e| e.to_string())?;
         Ok(ZoneNow {
             dns,
             zone,
             current,
             provider,
             marks: provider == ProviderKind::Cloudflare,
-            mark: plan::owner_mark(name),
+            deployment: name.to_owned(),
+            rows,
         })
     }
 
-    /// The policy in force: without ownership marks nothing is known to be ours, so nothing is deleted.
-    fn policy(&self, marks: bool) -> Policy {
-        match (self.settings.policy, marks) {
-            (PolicySetting::Sync, true) => Policy::Sync,
-            (PolicySetting::Sync | PolicySetting::UpsertOnly, _) => Policy::UpsertOnly,
-            (PolicySetting::CreateOnly, _) => Policy::CreateOnly,
+    /// The policy in force.
+    fn policy(&self) -> Policy {
+        match self.settings.policy {
+            PolicySetting::Sync => Policy::Sync,
+            PolicySetting::UpsertOnly => Policy::UpsertOnly,
+            PolicySetting::CreateOnly => Policy::CreateOnly,
         }
     }
 }
@@ -437,41 +1030,109 @@ impl RecordLoop {
 struct ZoneNow {
     dns: std::sync::Arc<dyn flotilla_cloud::Dns>,
     zone: flotilla_cloud::Zone,
-    current: Vec<flotilla_cloud::DnsRecord>,
+    current: Vec<DnsRecord>,
     provider: ProviderKind,
     /// Whether the provider keeps the ownership mark (record comments: Cloudflare).
     marks: bool,
-    mark: String,
+    /// The deployment reconciled.
+    deployment: String,
+    /// The registry's rows for the zone, every owner's.
+    rows: Vec<Owned>,
 }
 
 impl ZoneNow {
-    /// Whether `record` is the deployment's (marked as ours; without marks nothing is known to be).
-    fn owned(&self, record: &flotilla_cloud::DnsRecord) -> bool {
-        self.marks && record.comment.as_deref() == Some(self.mark.as_str())
+    /// Whether `record` is the deployment's.
+    fn owned(&self, record: &DnsRecord) -> bool {
+        self.owned_by(record, &self.deployment)
+    }
+
+    /// Whether `record` is `owner`'s: its mark, or a registry row of its name and address (bound to its id,
+    /// or not bound yet: created, the answer not recorded).
+    fn owned_by(&self, record: &DnsRecord, owner: &str) -> bool {
+        if self.marks && record.comment.as_deref() == Some(plan::owner_mark(owner).as_str()) {
+            return true;
+        }
+        self.rows.iter().any(|o| {
+            o.owner == owner
+                && o.name.eq_ignore_ascii_case(&record.name)
+                && o.content == record.content
+                && o.record_id.as_deref().is_none_or(|id| id == record.id)
+        })
+    }
+
+    /// The owner of `record` by the registry or its mark, whoever it is.
+    fn owner_of(&self, record: &DnsRecord) -> Option<String> {
+        let by_row = self
+            .rows
+            .iter()
+            .find(|o| {
+                o.name.eq_ignore_ascii_case(&record.name)
+                    && o.content == record.content
+                    && o.record_id.as_deref().is_none_or(|id| id == record.id)
+            })
+            .map(|o| o.owner.clone());
+        let by_mark = || {
+            record
+                .comment
+                .as_deref()
+                .filter(|_| self.marks)
+                .and_then(|c| c.strip_prefix(plan::owner_mark("").as_str()))
+                .map(str::to_owned)
+        };
+        by_row.or_else(by_mark)
+    }
+
+    /// Another deployment owning `record`, if one does.
+    fn other_owner(&self, record: &DnsRecord) -> Option<String> {
+        self.owner_of(record).filter(|o| o != &self.deployment)
+    }
+
+    /// The addresses the zone holds of ours, per name (lower case).
+    fn owned_sets(&self) -> BTreeMap<String, BTreeSet<String>> {
+        let mut sets: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+        for r in self.current.iter().filter(|r| r.kind == "A" && self.owned(r)) {
+            sets.entry(r.name.to_ascii_lowercase())
+                .or_default()
+                .insert(r.content.clone());
+        }
+        sets
     }
 
     /// The mark new records carry, where the provider keeps it.
-    fn mark(&self) -> Option<&str> {
-        self.marks.then_some(self.mark.as_str())
+    fn mark(&self) -> Option<String> {
+        self.marks.then(|| plan::owner_mark(&self.deployment))
     }
 }
 
-/// Starts the record loop of a service and its API.
-pub fn start(ctx: &flotilla_runtime::Context<Settings>) {
+/// Starts the record loop of a service and its API; returns it for the command routes.
+pub fn start(ctx: &flotilla_runtime::Context<Settings>) -> std::sync::Arc<RecordLoop> {
     let records = RecordLoop::new(
         ctx.config.service.clone(),
         Clouds::new(ctx.config.clouds.clone(), ctx.config.secrets_file.clone()),
-        ctx.desired(),
-        ctx.fleet(),
-        ctx.topology.health_view(),
-        ctx.leases(),
+        Parts {
+            desired: ctx.desired(),
+            fleet: ctx.fleet(),
+            health: ctx.topology.health_view(),
+            leases: ctx.leases(),
+            store: DnsStore::new(ctx.store.clone()),
+            publisher: ctx.publisher.clone(),
+        },
     );
     let records = std::sync::Arc::new(records);
-    let api = std::sync::Arc::clone(&records);
-    ctx.api("records", move |req: ShowRecords| {
-        let api = std::sync::Arc::clone(&api);
-        async move { api.show(req).await }
-    });
+    macro_rules! api {
+        ($verb:literal, $req:ty, $method:ident) => {{
+            let api = std::sync::Arc::clone(&records);
+            ctx.api($verb, move |req: $req| {
+                let api = std::sync::Arc::clone(&api);
+                async move { api.$method(req).await }
+            });
+        }};
+    }
+    api!("records", ShowRecords, show);
+    api!("hand-over", HandOver, hand_over);
+    api!("adopt", Adopt, adopt);
     let stop = ctx.shutdown.clone();
-    ctx.spawn(async move { records.run(stop).await });
+    let looped = std::sync::Arc::clone(&records);
+    ctx.spawn(async move { looped.run(stop).await });
+    records
 }

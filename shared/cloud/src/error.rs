@@ -90,6 +90,17 @@ impl CloudError {
     }
 
     /// Whether it says the resource does not exist.
+    /// Whether the provider certainly refused the request (invalid, conflicting, about something that does
+    /// not exist): nothing was changed, and sending it again would be refused again. Anything else (a rate
+    /// limit, a 5xx, a transport failure) may hide a change that was made.
+    pub fn is_refusal(&self) -> bool {
+        matches!(
+            self,
+            CloudError::Invalid { .. } | CloudError::Conflict { .. } | CloudError::NotFound { .. }
+        )
+    }
+
+    /// Whether the resource was not found.
     pub fn is_not_found(&self) -> bool {
         matches!(self, CloudError::NotFound { .. })
     }

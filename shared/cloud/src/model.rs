@@ -348,7 +348,53 @@ pub struct DnsBatch {
     pub creates: Vec<NewDnsRecord>,
 }
 
+/// One change of a [`DnsBatch`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DnsChange {
+    /// Delete the record with this id.
+    Delete(String),
+    /// Update a record in place.
+    Update(DnsRecord),
+    /// Create a record.
+    Create(NewDnsRecord),
+}
+
+impl std::fmt::Display for DnsChange {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            DnsChange::Delete(id) => write!(f, "delete record {id}"),
+            DnsChange::Update(r) => write!(f, "update {} {} {} ({})", r.kind, r.name, r.content, r.id),
+            DnsChange::Create(r) => write!(f, "create {} {} {}", r.kind, r.name, r.content),
+        }
+    }
+}
+
+/// What [`crate::Dns::apply_batch`] did when every change was tried: the changes the provider refused,
+/// each with its error (every other change was applied).
+#[derive(Debug, Default)]
+pub struct BatchReport {
+    /// The refused changes.
+    pub refused: Vec<(DnsChange, crate::CloudError)>,
+    /// API calls made (batch calls and single-change calls).
+    pub calls: u32,
+}
+
 impl DnsBatch {
+    /// The changes in the order they are applied: deletes, updates, creates.
+    pub fn changes(&self) -> impl Iterator<Item = DnsChange> + '_ {
+        self.deletes
+            .iter()
+            .cloned()
+            .map(DnsChange::Delete)
+            .chain(self.updates.iter().cloned().map(DnsChange::Update))
+            .chain(self.creates.iter().cloned().map(DnsChange::Create))
+    }
+
+    /// The number of changes.
+    pub fn len(&self) -> usize {
+        self.deletes.len() + self.updates.len() + self.creates.len()
+    }
+
     /// Whether there is nothing to do.
     pub fn is_empty(&self) -> bool {
         self.deletes.is_empty() && self.updates.is_empty() && self.creates.is_empty()

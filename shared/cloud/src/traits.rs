@@ -4,8 +4,9 @@ use async_trait::async_trait;
 use ipnet::Ipv4Net;
 
 use crate::{
-    DatabaseRequest, DnsBatch, DnsRecord, Firewall, FirewallRule, Machine, MachineRequest, ManagedDatabase,
-    MarkFilter, Marks, NewDnsRecord, ProviderKind, Result, Vpc, VpcRequest, Zone,
+    BatchReport, DatabaseRequest, DnsBatch, DnsChange, DnsRecord, Firewall, FirewallRule, Machine,
+    MachineRequest, ManagedDatabase, MarkFilter, Marks, NewDnsRecord, ProviderKind, Result, Vpc, VpcRequest,
+    Zone,
 };
 
 /// Machines.
@@ -104,17 +105,27 @@ pub trait Dns: Send + Sync {
     async fn delete_record(&self, zone: &Zone, id: &str) -> Result<()>;
 
     /// Applies several changes, deletes → updates → creates. Providers with a batch endpoint override this
-    /// to make it one call; the default makes one call per change and stops at the first failure.
-    async fn apply_batch(&self, zone: &Zone, batch: &DnsBatch) -> Result<()> {
-        for id in &batch.deletes {
-            self.delete_record(zone, id).await?;
+    /// to make few calls; the default makes one call per change.
+    ///
+    /// A change the provider certainly refuses ([`crate::CloudError::is_refusal`]) is reported in the
+    /// [`BatchReport`] and the others are still applied. Any other failure (a rate limit after the
+    /// adapter's retries, a 5xx, a lost connection) stops the batch with that error: the change may or may
+    /// not have been made, so the caller lists the records again before planning anew.
+    async fn apply_batch(&self, zone: &Zone, batch: &DnsBatch) -> Result<BatchReport> {
+        let mut report = BatchReport::default();
+        for change in batch.changes() {
+            report.calls += 1;
+            let result = match &change {
+                DnsChange::Delete(id) => self.delete_record(zone, id).await,
+                DnsChange::Update(record) => self.update_record(zone, record).await.map(drop),
+                DnsChange::Create(record) => self.create_record(zone, record).await.map(drop),
+            };
+            match result {
+                Ok(()) => {}
+                Err(e) if e.is_refusal() => report.refused.push((change, e)),
+                Err(e) => return Err(e),
+            }
         }
-        for record in &batch.updates {
-            self.update_record(zone, record).await?;
-        }
-        for record in &batch.creates {
-            self.create_record(zone, record).await?;
-        }
-        Ok(())
+        Ok(report)
     }
 }

@@ -73,5 +73,12 @@ pub fn all_schemas() -> Vec<(&'static str, schemars::Schema)> {
         entry::<MachineMetric>(),
         entry::<ShowRecords>(),
         entry::<RecordsView>(),
+        entry::<FailoverAuthenticator>(),
+        entry::<RecordsChanged>(),
+        entry::<DnsAlarm>(),
+        entry::<AuthenticatorMoved>(),
+        entry::<HandOver>(),
+        entry::<Adopt>(),
+        entry::<OwnershipChanged>(),
     ]
 }

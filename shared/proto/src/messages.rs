@@ -924,6 +924,10 @@ pub struct RecordsView {
     pub excluded: Vec<ExcludedMachine>,
     /// What an operator must hear about (every endpoint of a name gone …).
     pub alarms: Vec<String>,
+    /// The region whose authenticator the authenticator name points at (the primary's unless failed
+    /// over).
+    #[serde(default)]
+    pub active_authenticator: Option<String>,
 }
 
 impl Message for RecordsView {
@@ -960,4 +964,155 @@ pub struct ExcludedMachine {
     pub public_ipv4: Option<String>,
     /// Why it is not in the record.
     pub why: String,
+}
+
+/// The region token of the dns service's deployment-wide events (a deployment's records belong to no one
+/// region): `flotilla.evt.<topic>.<deployment>._all.<name>`.
+pub const ALL_REGIONS: &str = "_all";
+
+/// `dns.failover.v1`: point the authenticator name of a deployment at the authenticator of `region`
+/// (published on `flotilla.cmd.dns.<deployment>.<region>.failover`). Refused when the region is not
+/// deployed or has no authenticator; sending it again changes nothing.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct FailoverAuthenticator {
+    /// Command metadata.
+    pub meta: CommandMeta,
+    /// Deployment name.
+    pub deployment: String,
+    /// The region to make active.
+    pub region: String,
+}
+
+impl Message for FailoverAuthenticator {
+    const KIND: &'static str = "dns.failover.v1";
+}
+
+/// `dns.records-changed.v1`: the dns service changed the records of one name (published on
+/// `flotilla.evt.records.<deployment>._all.<changed|partial>`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct RecordsChanged {
+    /// Event metadata.
+    pub meta: crate::EventMeta,
+    /// Deployment name.
+    pub deployment: String,
+    /// Always [`ALL_REGIONS`].
+    pub region: String,
+    /// The zone.
+    pub zone: String,
+    /// The DNS provider.
+    pub provider: String,
+    /// Fully qualified name.
+    pub name: String,
+    /// Addresses added.
+    pub created: Vec<String>,
+    /// Addresses removed.
+    pub deleted: Vec<String>,
+    /// Changes the provider refused, each with its reason (the others were applied).
+    pub refused: Vec<String>,
+    /// `changed`, or `partial` when some change was refused.
+    pub outcome: String,
+}
+
+impl Message for RecordsChanged {
+    const KIND: &'static str = "dns.records-changed.v1";
+}
+
+/// `dns.alarm.v1`: something about a deployment's records an operator must hear about, raised and cleared
+/// (published on `flotilla.evt.dns-alarm.<deployment>._all.<raised|cleared>`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct DnsAlarm {
+    /// Event metadata.
+    pub meta: crate::EventMeta,
+    /// Deployment name.
+    pub deployment: String,
+    /// Always [`ALL_REGIONS`].
+    pub region: String,
+    /// The name concerned.
+    pub name: String,
+    /// `no-healthy-endpoint`.
+    pub alarm: String,
+    /// Raised (true) or cleared (false).
+    pub raised: bool,
+    /// The addresses kept while it is raised.
+    pub kept: Vec<String>,
+    /// What happened, in words.
+    pub message: String,
+}
+
+impl Message for DnsAlarm {
+    const KIND: &'static str = "dns.alarm.v1";
+}
+
+/// `dns.authenticator-moved.v1`: the authenticator name now points at another region's authenticator
+/// (published on `flotilla.evt.authenticator.<deployment>.<region>.<command|health>`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct AuthenticatorMoved {
+    /// Event metadata.
+    pub meta: crate::EventMeta,
+    /// Deployment name.
+    pub deployment: String,
+    /// The region now active.
+    pub region: String,
+    /// The region active before (none: the primary by default).
+    pub from: Option<String>,
+    /// `command` or `health`.
+    pub cause: String,
+    /// Why, in words.
+    pub reason: String,
+}
+
+impl Message for AuthenticatorMoved {
+    const KIND: &'static str = "dns.authenticator-moved.v1";
+}
+
+/// `dns.hand-over.v1`: the request of `flotilla.api.dns.hand-over` — make the records of `names` (every
+/// managed name of `deployment` when empty) that `from` owns belong to `deployment`, deleting nothing.
+/// `from` is another deployment's name or an old install's ownership mark (`flotilla:<name>`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct HandOver {
+    /// The deployment taking the records.
+    pub deployment: String,
+    /// The owner giving them.
+    pub from: String,
+    /// The names (fully qualified); every managed name of `deployment` when empty.
+    #[serde(default)]
+    pub names: Vec<String>,
+    /// Say what would move without moving it.
+    #[serde(default)]
+    pub dry_run: bool,
+}
+
+impl Message for HandOver {
+    const KIND: &'static str = "dns.hand-over.v1";
+}
+
+/// `dns.adopt.v1`: the request of `flotilla.api.dns.adopt` — make the unmarked A records at a deployment's
+/// managed names (those the original toolkit wrote) the deployment's own, deleting nothing; the next run
+/// then keeps the wanted ones and removes the stale ones.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct Adopt {
+    /// Deployment name.
+    pub deployment: String,
+    /// Say what would be adopted without adopting it.
+    #[serde(default)]
+    pub dry_run: bool,
+}
+
+impl Message for Adopt {
+    const KIND: &'static str = "dns.adopt.v1";
+}
+
+/// `dns.ownership.v1`: the answer of `hand-over` and `adopt` — the records whose owner changed (or would).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct OwnershipChanged {
+    /// Deployment name.
+    pub deployment: String,
+    /// `name address` of each record.
+    pub records: Vec<String>,
+    /// Whether this was a dry run.
+    pub dry_run: bool,
+}
+
+impl Message for OwnershipChanged {
+    const KIND: &'static str = "dns.ownership.v1";
 }

@@ -6,10 +6,10 @@
 use uuid::Uuid;
 
 use crate::{
-    ApplyRegion, CommandMeta, CommandRejected, CreateMachines, DbaasReady, DecodeError, DestroyMachine,
-    DestroyRegion, EventMeta, MachineChanged, MachineHealth, MachineMetric, Message, PauseScaling,
-    ProtectMachine, ReconcileRegion, RegionApplied, ReplaceMachine, ResumeScaling, ScaleRegion,
-    ScalingActivity, SetSchedule, SetTargetTracking,
+    ApplyRegion, AuthenticatorMoved, CommandMeta, CommandRejected, CreateMachines, DbaasReady, DecodeError,
+    DestroyMachine, DestroyRegion, DnsAlarm, EventMeta, FailoverAuthenticator, MachineChanged, MachineHealth,
+    MachineMetric, Message, PauseScaling, ProtectMachine, ReconcileRegion, RecordsChanged, RegionApplied,
+    ReplaceMachine, ResumeScaling, ScaleRegion, ScalingActivity, SetSchedule, SetTargetTracking,
 };
 
 /// The service and verb of a command kind: `provisioner.apply.v1` → (`provisioner`, `apply`).
@@ -73,7 +73,8 @@ command!(
     ResumeScaling,
     ProtectMachine,
     SetSchedule,
-    SetTargetTracking
+    SetTargetTracking,
+    FailoverAuthenticator
 );
 
 impl Command for ApplyRegion {
@@ -113,6 +114,9 @@ event!(
     MachineHealth => "health", |e| if e.healthy { "healthy" } else { "unhealthy" };
     ScalingActivity => "activity", |e| &e.status;
     MachineMetric => "metric", |e| &e.metric;
+    RecordsChanged => "records", |e| &e.outcome;
+    DnsAlarm => "dns-alarm", |e| if e.raised { "raised" } else { "cleared" };
+    AuthenticatorMoved => "authenticator", |e| &e.cause;
 );
 
 /// Any event a Flotilla service publishes, decoded by its kind header: the one typed decoder the services
@@ -131,6 +135,12 @@ pub enum AnyEvent {
     Health(MachineHealth),
     /// `autoscaler.activity.v1`.
     Activity(ScalingActivity),
+    /// `dns.records-changed.v1`.
+    Records(RecordsChanged),
+    /// `dns.alarm.v1`.
+    DnsAlarm(DnsAlarm),
+    /// `dns.authenticator-moved.v1`.
+    Authenticator(AuthenticatorMoved),
 }
 
 impl AnyEvent {
@@ -151,6 +161,9 @@ impl AnyEvent {
             Some(CommandRejected::KIND) => AnyEvent::Rejected(typed(content_type, payload)?),
             Some(MachineHealth::KIND) => AnyEvent::Health(typed(content_type, payload)?),
             Some(ScalingActivity::KIND) => AnyEvent::Activity(typed(content_type, payload)?),
+            Some(RecordsChanged::KIND) => AnyEvent::Records(typed(content_type, payload)?),
+            Some(DnsAlarm::KIND) => AnyEvent::DnsAlarm(typed(content_type, payload)?),
+            Some(AuthenticatorMoved::KIND) => AnyEvent::Authenticator(typed(content_type, payload)?),
             _ => return Ok(None),
         }))
     }
@@ -163,6 +176,9 @@ impl AnyEvent {
             AnyEvent::Dbaas(e) => Some(e.meta.correlation_id),
             AnyEvent::Health(e) => Some(e.meta.correlation_id),
             AnyEvent::Activity(e) => Some(e.meta.correlation_id),
+            AnyEvent::Records(e) => Some(e.meta.correlation_id),
+            AnyEvent::DnsAlarm(e) => Some(e.meta.correlation_id),
+            AnyEvent::Authenticator(e) => Some(e.meta.correlation_id),
             AnyEvent::Rejected(_) => None,
         }
     }

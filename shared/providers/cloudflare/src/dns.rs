@@ -1,7 +1,9 @@
 //! Zones and DNS records.
 
 use async_trait::async_trait;
-use flotilla_cloud::{CloudError, Dns, DnsBatch, DnsRecord, NewDnsRecord, ProviderKind, Result, Zone};
+use flotilla_cloud::{
+    BatchReport, CloudError, Dns, DnsBatch, DnsRecord, NewDnsRecord, ProviderKind, Result, Zone,
+};
 use reqwest::Method;
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
@@ -168,7 +170,7 @@ impl Dns for Cloudflare {
         }
     }
 
-    async fn apply_batch(&self, zone: &Zone, batch: &DnsBatch) -> Result<()> {
+    async fn apply_batch(&self, zone: &Zone, batch: &DnsBatch) -> Result<BatchReport> {
         self.batch(zone, batch).await
     }
 }

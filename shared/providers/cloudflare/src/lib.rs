@@ -8,7 +8,8 @@
 //!   does; `429` honours `Retry-After`.
 //! - Lists follow `result_info` to the last page.
 //! - [`flotilla_cloud::Dns::apply_batch`] uses the batch endpoint, 200 changes per call; a batch Cloudflare
-//!   refuses is replayed change by change, and the first error is returned once every change was tried.
+//!   refuses is replayed change by change, and each refused change is reported (a rate limit or a 5xx is
+//!   returned as it is: the batch may have been applied, so the caller lists again).
 
 mod auth;
 mod batch;

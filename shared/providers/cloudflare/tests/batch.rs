@@ -93,7 +93,7 @@ async fn changes_go_in_chunks_of_200_in_order() {
 }
 
 #[tokio::test]
-async fn a_refused_chunk_is_replayed_record_by_record_and_the_first_error_returned() {
+async fn a_refused_chunk_is_replayed_record_by_record_and_each_refusal_reported() {
     let server = MockServer::start().await;
     // The batch is refused as a whole (one bad record rolls the transaction back).
     Mock::given(method("POST"))
@@ -146,14 +146,22 @@ async fn a_refused_chunk_is_replayed_record_by_record_and_the_first_error_return
         .expect(1)
         .mount(&server)
         .await;
-    let err = adapter(&server)
+    let report = adapter(&server)
         .apply_batch(&zone(), &batch(1, 1, 2))
         .await
-        .unwrap_err();
+        .unwrap();
+    // The delete of a record already gone is not a refusal; the duplicate create is, alone.
+    assert_eq!(report.refused.len(), 1, "{report:?}");
+    let (change, err) = &report.refused[0];
     assert!(
-        matches!(&err, CloudError::Conflict { message, .. } if message.contains("identical record")),
+        matches!(change, flotilla_cloud::DnsChange::Create(r) if r.name == "ws0.unit.tests"),
+        "{change}"
+    );
+    assert!(
+        matches!(err, CloudError::Conflict { message, .. } if message.contains("identical record")),
         "{err}"
     );
+    assert_eq!(report.calls, 5, "one batch, then four single changes");
     let order: Vec<String> = server
         .received_requests()
         .await
@@ -200,7 +208,9 @@ async fn later_chunks_still_go_after_a_refused_one_and_bad_credentials_stop_at_o
         .mount(&server)
         .await;
     let cf = adapter(&server);
-    cf.apply_batch(&zone(), &batch(200, 0, 5)).await.unwrap();
+    let report = cf.apply_batch(&zone(), &batch(200, 0, 5)).await.unwrap();
+    assert!(report.refused.is_empty(), "{report:?}");
+    assert_eq!(report.calls, 202);
     assert_eq!(
         cf.api().calls(),
         202,

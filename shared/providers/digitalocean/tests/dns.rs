@@ -191,6 +191,7 @@ async fn create_update_and_delete_send_relative_names() {
         },
     )
     .await
+    .map(|report| assert!(report.refused.is_empty(), "{report:?}"))
     .unwrap();
 }
 
