@@ -407,6 +407,8 @@ pub struct SimConfig {
     pub exoscale_default_zone: String,
     /// Cloudflare zones that exist from the start.
     pub cloudflare_zones: Vec<String>,
+    /// Zones the DNS of Linode, DigitalOcean, Vultr and Exoscale each hold from the start.
+    pub provider_zones: Vec<String>,
 }
 
 impl Default for SimConfig {
@@ -428,6 +430,7 @@ impl Default for SimConfig {
             faults: Vec::new(),
             exoscale_default_zone: "ch-gva-2".into(),
             cloudflare_zones: vec!["example.com".into()],
+            provider_zones: vec!["example.com".into()],
         }
     }
 }

@@ -79,6 +79,10 @@ struct Args {
     /// Cloudflare zones that exist from the start (repeatable; default example.com).
     #[arg(long = "cloudflare-zone")]
     cloudflare_zones: Vec<String>,
+    /// Zones the DNS of Linode, DigitalOcean, Vultr and Exoscale hold from the start (repeatable; default
+    /// example.com).
+    #[arg(long = "provider-zone")]
+    provider_zones: Vec<String>,
     /// S3 endpoints: PROVIDER=REGION (repeatable; replaces the defaults).
     #[arg(long = "s3", value_parser = parse_s3)]
     s3: Vec<S3EndpointConfig>,
@@ -205,6 +209,9 @@ fn config(args: Args) -> SimConfig {
     config.credentials.exoscale.extend(args.exoscale_keys);
     if !args.cloudflare_zones.is_empty() {
         config.cloudflare_zones = args.cloudflare_zones;
+    }
+    if !args.provider_zones.is_empty() {
+        config.provider_zones = args.provider_zones;
     }
     if args.no_s3 {
         config.s3.clear();

@@ -78,9 +78,15 @@ fn site_role(region: &flotilla_spec::Region) -> Role {
     }
 }
 
-/// A machine can serve: it has an address, is not failed, and the prober has not judged it unhealthy.
+/// Whether the provisioner reports a machine up (`running`, or `healthy` after its boot check) — not
+/// being created, failed or destroyed.
+fn up(m: &MachineRecord) -> bool {
+    matches!(m.state.as_str(), "running" | "healthy")
+}
+
+/// A machine can serve: it has an address, is up, and the prober has not judged it unhealthy.
 fn serving(m: &MachineRecord, health: &BTreeMap<String, &MachineHealth>) -> Option<String> {
-    if m.state == "failed" || m.state == "created" {
+    if !up(m) {
         return None;
     }
     if health.get(&m.resource_id).is_some_and(|h| !h.healthy) {
@@ -162,7 +168,9 @@ pub fn excluded<'a>(deployment: &Deployment, observed: &Observed<'a>) -> Vec<(&'
         }
         let why = if m.state == "failed" {
             Some("the provisioner reports it failed".to_owned())
-        } else if m.state == "created" || m.public_ipv4.is_none() {
+        } else if !up(m) {
+            Some(format!("the provisioner reports it {}", m.state))
+        } else if m.public_ipv4.is_none() {
             Some("it has no public address yet".to_owned())
         } else if let Some(h) = observed.health.get(&m.resource_id).filter(|h| !h.healthy) {
             Some(format!(

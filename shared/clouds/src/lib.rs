@@ -22,6 +22,9 @@ use flotilla_spec::{
     SecretsFile,
 };
 
+/// The Exoscale zone whose endpoint serves Exoscale DNS to deployments whose primary region is elsewhere.
+pub const EXOSCALE_DNS_ZONE: &str = "ch-gva-2";
+
 /// Why a region's adapters could not be made.
 #[derive(Debug, thiserror::Error)]
 pub enum CloudsError {
@@ -232,6 +235,11 @@ impl Clouds {
         // A provider's own DNS: the same account as its compute under the simulator; the template's DNS
         // key otherwise.
         let mut dns_region = region.clone();
+        if region.provider != cloud_provider && cloud_provider == CloudProvider::Exoscale {
+            // Exoscale's DNS is global but served under a zone's endpoint: a region on another provider
+            // names no Exoscale zone, so use Exoscale's first.
+            dns_region.provider_region = EXOSCALE_DNS_ZONE.to_owned();
+        }
         dns_region.provider = cloud_provider;
         let secrets = if self.simulated() {
             self.region_secrets(deployment, &dns_region)?

@@ -19,9 +19,43 @@ use crate::error::ApiError;
 use crate::gate::{Ctx, gate};
 use crate::sim::Sim;
 
-/// Adds what exists from the start (the configured Cloudflare zones) to a new or restored world.
+/// Adds what exists from the start (the configured Cloudflare zones, and the zones the DNS of every other
+/// provider holds) to a new or restored world.
 pub(crate) fn seed(world: &mut crate::world::World, config: &crate::config::SimConfig) {
     cloudflare::seed(world, &config.cloudflare_zones);
+    for provider in [
+        Provider::Linode,
+        Provider::DigitalOcean,
+        Provider::Vultr,
+        Provider::Exoscale,
+    ] {
+        for name in &config.provider_zones {
+            let name = name.trim().trim_end_matches('.').to_lowercase();
+            if name.is_empty() || world.zones.iter().any(|z| z.provider == provider && z.name == name) {
+                continue;
+            }
+            // Each provider's ids and fields, as its create call makes them.
+            let mut extra = serde_json::Map::new();
+            let id = match provider {
+                Provider::Linode => {
+                    extra.insert("type".into(), "master".into());
+                    extra.insert("soa_email".into(), format!("admin@{name}").into());
+                    world.next_id(provider).to_string()
+                }
+                Provider::Exoscale => crate::world::uuid(),
+                _ => name.clone(),
+            };
+            world.zones.push(crate::world::Zone {
+                provider,
+                id,
+                name,
+                records: Vec::new(),
+                tags: Vec::new(),
+                created: chrono::Utc::now(),
+                extra,
+            });
+        }
+    }
 }
 
 /// The router of one provider's API: its routes under the provider's base path, behind the gate.
