@@ -100,8 +100,19 @@ struct World {
     /// The names of each deployment with an alarm raised (an event is published when one is raised and
     /// when it clears).
     alarmed: BTreeMap<String, BTreeSet<String>>,
-    /// Consecutive failed runs per deployment, and when the next try is due.
-    failures: BTreeMap<String, (u32, tokio::time::Instant)>,
+    /// Consecutive failed runs per deployment.
+    failures: BTreeMap<String, u32>,
+    /// When a deployment is to be tried again: after a failure (with back-off), or when another
+    /// replica's lease on it runs out.
+    retry_at: BTreeMap<String, tokio::time::Instant>,
+}
+
+/// How a run ended.
+enum Ran {
+    /// Reconciled (or nothing to do).
+    Done,
+    /// Another replica holds the deployment's lease until this instant.
+    HeldElsewhere(tokio::time::Instant),
 }
 
 /// The longest wait between two tries of a failing deployment (the resync interval when shorter).
@@ -187,7 +198,7 @@ impl RecordLoop {
         let retry = tokio::time::sleep(Duration::ZERO);
         tokio::pin!(retry);
         loop {
-            let next_retry = world.failures.values().map(|(_, at)| *at).min();
+            let next_retry = world.retry_at.values().min().copied();
             if let Some(at) = next_retry {
                 retry.as_mut().reset(at);
             }
@@ -243,7 +254,11 @@ impl RecordLoop {
                 }
                 _ = &mut retry, if next_retry.is_some() => {
                     let now = tokio::time::Instant::now();
-                    dirty.extend(world.failures.iter().filter(|(_, (_, at))| *at <= now).map(|(n, _)| n.clone()));
+                    let due: Vec<String> = world.retry_at.iter().filter(|(_, at)| **at <= now).map(|(n, _)| n.clone()).collect();
+                    for name in due {
+                        world.retry_at.remove(&name);
+                        dirty.insert(name);
+                    }
                 }
                 _ = &mut debounce, if armed => {
                     armed = false;
@@ -253,15 +268,20 @@ impl RecordLoop {
                             r = self.reconcile(&mut world, &name) => r,
                         };
                         match result {
-                            Ok(()) => {
+                            Ok(Ran::Done) => {
                                 world.failures.remove(&name);
+                                world.retry_at.remove(&name);
+                            }
+                            Ok(Ran::HeldElsewhere(until)) => {
+                                world.retry_at.insert(name, until);
                             }
                             Err(e) => {
-                                let n = world.failures.get(&name).map_or(1, |(n, _)| n + 1);
+                                let n = world.failures.get(&name).map_or(1, |n| n + 1);
                                 let wait = backoff(n, self.settings.resync_interval);
                                 tracing::warn!(deployment = %name, error = %e, attempt = n, retry_in = ?wait,
                                     "dns: reconcile failed; trying again");
-                                world.failures.insert(name, (n, tokio::time::Instant::now() + wait));
+                                world.failures.insert(name.clone(), n);
+                                world.retry_at.insert(name, tokio::time::Instant::now() + wait);
                             }
                         }
                     }
@@ -278,13 +298,13 @@ impl RecordLoop {
     }
 
     /// Makes one deployment's records what its fleet and health say.
-    async fn reconcile(&self, world: &mut World, name: &str) -> Result<(), String> {
+    async fn reconcile(&self, world: &mut World, name: &str) -> Result<Ran, String> {
         let Some(deployment) = world.deployments.get(name).cloned() else {
-            return Ok(());
+            return Ok(Ran::Done);
         };
         let Some(primary) = deployment.primary_region().cloned() else {
             // Every region withdrawn: nothing to publish from (the records stay until a region is back).
-            return Ok(());
+            return Ok(Ran::Done);
         };
         let key = format!("dns.{name}");
         match self
@@ -296,7 +316,13 @@ impl RecordLoop {
             Acquire::Acquired { .. } => {}
             Acquire::Held(by) => {
                 tracing::debug!(deployment = %name, holder = %by.holder, "dns: another replica keeps these records");
-                return Ok(());
+                // Look again when its lease runs out (it renews it on every run while it lives).
+                let left = (by.expires_at - chrono::Utc::now())
+                    .to_std()
+                    .unwrap_or_default()
+                    .min(self.settings.lease_ttl);
+                let until = tokio::time::Instant::now() + left + Duration::from_millis(100);
+                return Ok(Ran::HeldElsewhere(until));
             }
         }
         let now = self.read_zone(name, &deployment, &primary).await?;
@@ -333,7 +359,7 @@ impl RecordLoop {
         }
         let released_after_delete = self.prepare_registry(&now, &a).await?;
         if a.plan.is_empty() {
-            return Ok(());
+            return Ok(Ran::Done);
         }
         tracing::info!(
             deployment = %name, zone = %now.zone.name, creates = a.plan.creates.len(), deletes = a.plan.deletes.len(),
@@ -382,7 +408,7 @@ impl RecordLoop {
             }
         }
         self.announce_changes(name, &now, &a.plan, &refused).await;
-        Ok(())
+        Ok(Ran::Done)
     }
 
     /// Everything a run decides for a deployment from the views (`observed`: its fleet and health) and one

@@ -39,6 +39,13 @@ impl Harness {
 
     /// As [`Harness::start`], with the service's database at `database_url` (its SQLite file when `None`).
     pub async fn start_with(resync: Duration, database_url: Option<String>) -> Self {
+        let mut h = Self::without_service().await;
+        h.start_service(resync, database_url).await;
+        h
+    }
+
+    /// NATS and the simulator, the service not started.
+    pub async fn without_service() -> Self {
         flotilla_integration_tests::init_logging();
         let nats = TestNats::private().await;
         let sim = sim::simulator(Duration::from_millis(50), Duration::from_millis(100)).await;
@@ -58,7 +65,7 @@ impl Harness {
                 }
             }
         });
-        let mut h = Self {
+        Self {
             nats,
             sim,
             dir,
@@ -66,9 +73,7 @@ impl Harness {
             topology,
             service: None,
             events,
-        };
-        h.start_service(resync, database_url).await;
-        h
+        }
     }
 
     /// Starts (again) the dns service.
