@@ -131,6 +131,9 @@ pub struct RecordLoop {
     instance: String,
     nudge: mpsc::UnboundedSender<String>,
     nudged: tokio::sync::Mutex<mpsc::UnboundedReceiver<String>>,
+    /// Zones found, by deployment/DNS provider and zone name: a zone's id does not change, so a no-op run
+    /// reads only its records (one call).
+    zones: std::sync::Mutex<BTreeMap<(String, String), flotilla_cloud::Zone>>,
 }
 
 /// What [`RecordLoop::new`] needs.
@@ -165,6 +168,7 @@ impl RecordLoop {
             instance: uuid::Uuid::now_v7().to_string(),
             nudge,
             nudged: tokio::sync::Mutex::new(nudged),
+            zones: std::sync::Mutex::new(BTreeMap::new()),
         }
     }
 
@@ -1016,15 +1020,35 @@ impl RecordLoop {
             .clouds
             .dns(name, deployment.dns.provider, primary)
             .map_err(|e| e.to_string())?;
-        let zone = dns
-            .find_zone(&deployment.dns.zone)
-            .await
-            .map_err(|e| e.to_string())?
-            .ok_or_else(|| format!("zone {} is not in the DNS account", deployment.dns.zone))?;
-        let current = dns
-            .list_records(&zone, None, Some("A"))
-            .await
-            .map_err(|e| e.to_string())?;
+        let key = (
+            format!("{name}/{}", deployment.dns.provider),
+            deployment.dns.zone.clone(),
+        );
+        let cached = self.zones.lock().ok().and_then(|z| z.get(&key).cloned());
+        let zone = match cached {
+            Some(zone) => zone,
+            None => {
+                let zone = dns
+                    .find_zone(&deployment.dns.zone)
+                    .await
+                    .map_err(|e| e.to_string())?
+                    .ok_or_else(|| format!("zone {} is not in the DNS account", deployment.dns.zone))?;
+                if let Ok(mut zones) = self.zones.lock() {
+                    zones.insert(key.clone(), zone.clone());
+                }
+                zone
+            }
+        };
+        let current = match dns.list_records(&zone, None, Some("A")).await {
+            Ok(current) => current,
+            Err(e) => {
+                // The zone may be gone or the provider changed: find it again next time.
+                if let Ok(mut zones) = self.zones.lock() {
+                    zones.remove(&key);
+                }
+                return Err(e.to_string());
+            }
+        };
         let provider = dns.provider();
         let rows = self
             .store

@@ -395,10 +395,15 @@ async fn a_redelivered_change_writes_nothing_twice_and_a_429_storm_only_slows_co
         .len()
     };
     let before = changes(&h);
-    // The same fleet record and health again (a redelivery): reconciled, nothing written.
+    // The same fleet record and health again (a redelivery): reconciled with one read of the zone (its
+    // id is known), nothing written.
+    let calls = |h: &Harness| h.sim.counters().provider(Provider::Cloudflare).requests();
+    let before_calls = calls(&h);
     h.topology.fleet_view().put(&m).await.unwrap();
     h.health(&m, true).await;
+    eventually("the run", PATIENCE, || async { (calls(&h) > before_calls).then_some(()) }).await;
     tokio::time::sleep(Duration::from_millis(600)).await;
+    assert_eq!(calls(&h) - before_calls, 1, "a no-op run is one list call");
     assert_eq!(h.records(&d, "www.example.com").await, records);
     assert_eq!(changes(&h), before, "no change announced");
 
