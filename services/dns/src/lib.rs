@@ -1,14 +1,15 @@
 //! The Flotilla `dns` service: The site's DNS records: reverse proxies in round-robin, one active authenticator.
 //!
-//! It consumes `flotilla.cmd.dns.<deployment>.<region>.<verb>` through its durable consumer and answers
-//! `flotilla.api.dns.status` and the NATS service API (`$SRV.PING`, `$SRV.INFO`, `$SRV.STATS`).
-//! Its command routes so far: none — record reconciliation from machine events come with the issue that builds them; until then every
-//! command sent to it is dead-lettered as an unknown kind, with the reason, rather than left to rot.
+//! It consumes `flotilla.cmd.dns.<deployment>.<region>.<verb>` through its durable consumer (`failover`:
+//! point the authenticator name at a region's authenticator) and answers `flotilla.api.dns.records|hand-over|
+//! adopt|status` and the NATS service API (`$SRV.PING`, `$SRV.INFO`, `$SRV.STATS`).
 //!
-//! Built so far: [`plan`], the pure core of the record loop (desired record sets from the fleet and health
-//! views; the difference with a zone's records, owned records only, foreign ones reported as conflicts),
-//! and [`service`], a first record loop on it (Cloudflare ownership by comment mark; no commands, events or
-//! API yet).
+//! - [`plan`]: the pure core — the wanted record sets from the spec, fleet and health; the active
+//!   authenticator region; the difference with a zone's records (owned records only, foreign ones reported
+//!   as conflicts).
+//! - [`store`]: the service's database — the ownership registry and the active authenticator.
+//! - [`service`]: the record loop (views → one list of the zone → plan → apply, by the replica holding the
+//!   deployment's lease), its events, the API and the `failover` handler.
 
 pub mod plan;
 pub mod service;

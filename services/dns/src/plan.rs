@@ -84,7 +84,8 @@ fn up(m: &MachineRecord) -> bool {
     matches!(m.state.as_str(), "running" | "healthy")
 }
 
-/// A machine can serve: it has an address, is up, and the prober has not judged it unhealthy.
+/// A machine can serve: it has a well-formed IPv4 address, is up, and the prober has not judged it
+/// unhealthy.
 fn serving(m: &MachineRecord, health: &BTreeMap<String, &MachineHealth>) -> Option<String> {
     if !up(m) {
         return None;
@@ -92,7 +93,12 @@ fn serving(m: &MachineRecord, health: &BTreeMap<String, &MachineHealth>) -> Opti
     if health.get(&m.resource_id).is_some_and(|h| !h.healthy) {
         return None;
     }
-    m.public_ipv4.clone()
+    m.public_ipv4.clone().filter(|ip| well_formed(ip))
+}
+
+/// Whether `ip` is a dotted IPv4 address (what an A record holds).
+fn well_formed(ip: &str) -> bool {
+    ip.parse::<std::net::Ipv4Addr>().is_ok()
 }
 
 /// The record sets `deployment` should have: the site name holds every region's serving reverse proxies
@@ -172,6 +178,8 @@ pub fn excluded<'a>(deployment: &Deployment, observed: &Observed<'a>) -> Vec<(&'
             Some(format!("the provisioner reports it {}", m.state))
         } else if m.public_ipv4.is_none() {
             Some("it has no public address yet".to_owned())
+        } else if let Some(ip) = m.public_ipv4.as_deref().filter(|ip| !well_formed(ip)) {
+            Some(format!("its public address {ip:?} is not an IPv4 address"))
         } else if let Some(h) = observed.health.get(&m.resource_id).filter(|h| !h.healthy) {
             Some(format!(
                 "unhealthy since {}: {}",
@@ -371,14 +379,25 @@ pub fn plan(
             .filter(|r| r.kind == "A" && r.name.eq_ignore_ascii_case(&set.name))
             .collect();
         let mut kept: BTreeSet<&str> = BTreeSet::new();
+        // Wanted addresses a foreign record already serves: not created again (a provider may refuse the
+        // duplicate, and would on every run); the conflict says how to take it over.
+        let mut served: BTreeSet<&str> = BTreeSet::new();
         for record in at_name {
             if !owned(record) {
+                let wanted_here = set.addresses.contains(&record.content);
+                if wanted_here {
+                    served.insert(record.content.as_str());
+                }
+                let mut reason = match &record.comment {
+                    Some(c) if !c.is_empty() => format!("marked {c:?}, not ours"),
+                    _ => "not created by this deployment".into(),
+                };
+                if wanted_here {
+                    reason.push_str("; it holds a wanted address, so none of ours is added: adopt or hand it over to manage it");
+                }
                 out.conflicts.push(Conflict {
                     record: record.clone(),
-                    reason: match &record.comment {
-                        Some(c) if !c.is_empty() => format!("marked {c:?}, not ours"),
-                        _ => "not created by this deployment".into(),
-                    },
+                    reason,
                 });
                 continue;
             }
@@ -393,7 +412,7 @@ pub fn plan(
             }
         }
         for address in &set.addresses {
-            if !kept.contains(address.as_str()) {
+            if !kept.contains(address.as_str()) && !served.contains(address.as_str()) {
                 out.creates.push(NewDnsRecord {
                     kind: "A".into(),
                     name: set.name.clone(),
@@ -480,6 +499,19 @@ mod tests {
             "foreign records at our name: reported, untouched"
         );
         assert!(p.conflicts[1].reason.contains("other-deployment"));
+
+        // A foreign record holding a wanted address: ours is not added beside it, and the conflict says so.
+        let wanted = [set("www.example.com", &["1.1.1.1", "9.9.9.9"])];
+        let p = plan(
+            &wanted,
+            &current,
+            ours,
+            Some(MARK),
+            ProviderKind::Cloudflare,
+            Policy::Sync,
+        );
+        assert!(p.creates.is_empty(), "{p:?}");
+        assert!(p.conflicts[0].reason.contains("adopt"), "{p:?}");
     }
 
     #[test]
@@ -606,6 +638,23 @@ mod tests {
         assert!(why["rp2"].starts_with("unhealthy since"), "{why:?}");
         assert!(why["rp3"].contains("failed"), "{why:?}");
         assert!(!why.contains_key("rp1") && !why.contains_key("ws1"), "{why:?}");
+
+        // A malformed address never reaches a record; asked why, the API says.
+        let bad = [machine(
+            "rp9",
+            &regions[0],
+            "reverse-proxy",
+            "10.0.0.300",
+            "healthy",
+        )];
+        let observed = Observed {
+            fleet: bad.iter().collect(),
+            ..Observed::default()
+        };
+        let (sets, _) = desired(&d, &observed);
+        assert!(sets.iter().all(|s| s.addresses.is_empty()), "{sets:?}");
+        let why = excluded(&d, &observed);
+        assert!(why[0].1.contains("not an IPv4 address"), "{why:?}");
     }
 
     #[test]

@@ -129,3 +129,106 @@ pub trait Dns: Send + Sync {
         Ok(report)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use std::sync::Mutex;
+
+    use super::*;
+    use crate::CloudError;
+
+    /// A zone in memory that refuses the address `refused` as invalid and answers 429 for `limited`.
+    struct Zone1 {
+        calls: Mutex<Vec<String>>,
+    }
+
+    #[async_trait]
+    impl Dns for Zone1 {
+        fn provider(&self) -> ProviderKind {
+            ProviderKind::Linode
+        }
+        async fn find_zone(&self, _: &str) -> Result<Option<Zone>> {
+            Ok(None)
+        }
+        async fn list_records(&self, _: &Zone, _: Option<&str>, _: Option<&str>) -> Result<Vec<DnsRecord>> {
+            Ok(Vec::new())
+        }
+        async fn create_record(&self, _: &Zone, r: &NewDnsRecord) -> Result<DnsRecord> {
+            self.calls.lock().unwrap().push(format!("create {}", r.content));
+            match r.content.as_str() {
+                "refused" => Err(CloudError::Invalid {
+                    provider: ProviderKind::Linode,
+                    field: Some("target".into()),
+                    message: "not an address".into(),
+                }),
+                "limited" => Err(CloudError::RateLimited {
+                    provider: ProviderKind::Linode,
+                    retry_after: None,
+                }),
+                _ => Ok(DnsRecord {
+                    id: r.content.clone(),
+                    kind: r.kind.clone(),
+                    name: r.name.clone(),
+                    content: r.content.clone(),
+                    ttl: r.ttl,
+                    proxied: None,
+                    comment: None,
+                }),
+            }
+        }
+        async fn update_record(&self, _: &Zone, r: &DnsRecord) -> Result<DnsRecord> {
+            Ok(r.clone())
+        }
+        async fn delete_record(&self, _: &Zone, id: &str) -> Result<()> {
+            self.calls.lock().unwrap().push(format!("delete {id}"));
+            Ok(())
+        }
+    }
+
+    fn create(content: &str) -> NewDnsRecord {
+        NewDnsRecord {
+            kind: "A".into(),
+            name: "www.example.com".into(),
+            content: content.into(),
+            ttl: 60,
+            proxied: None,
+            comment: None,
+        }
+    }
+
+    #[tokio::test]
+    async fn the_default_batch_reports_a_refused_change_applies_the_others_and_stops_at_a_rate_limit() {
+        let zone = Zone {
+            id: "1".into(),
+            name: "example.com".into(),
+        };
+        let dns = Zone1 {
+            calls: Mutex::new(Vec::new()),
+        };
+        let batch = DnsBatch {
+            deletes: vec!["old".into()],
+            updates: Vec::new(),
+            creates: vec![create("a"), create("refused"), create("b")],
+        };
+        let report = dns.apply_batch(&zone, &batch).await.unwrap();
+        assert_eq!(report.calls, 4);
+        assert_eq!(report.refused.len(), 1);
+        assert!(matches!(&report.refused[0].0, DnsChange::Create(r) if r.content == "refused"));
+        assert_eq!(
+            *dns.calls.lock().unwrap(),
+            ["delete old", "create a", "create refused", "create b"]
+        );
+
+        // A rate limit may hide nothing certain: the batch stops and says so.
+        dns.calls.lock().unwrap().clear();
+        let batch = DnsBatch {
+            creates: vec![create("limited"), create("c")],
+            ..DnsBatch::default()
+        };
+        let err = dns.apply_batch(&zone, &batch).await.unwrap_err();
+        assert!(matches!(err, CloudError::RateLimited { .. }), "{err}");
+        assert_eq!(*dns.calls.lock().unwrap(), ["create limited"]);
+    }
+}
