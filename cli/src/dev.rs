@@ -317,8 +317,10 @@ async fn serve(
         database_delay: args.database_delay,
         health_port,
         state_dir: Some(dir.join("sim")),
-        // The examples' zone too, so the dns service has somewhere to publish the demo's records.
+        // The examples' zone too, so the dns service has somewhere to publish the demo's records (on
+        // Cloudflare, or on a provider's DNS when a template says so).
         cloudflare_zones: vec!["example.com".into(), "codetesters.uk".into()],
+        provider_zones: vec!["example.com".into(), "codetesters.uk".into()],
         ..SimConfig::default()
     });
     let sim = tokio::select! {

@@ -3,6 +3,7 @@
 mod deploy;
 mod destroy;
 mod dev;
+mod dns;
 mod ping;
 mod scale;
 mod session;
@@ -72,7 +73,7 @@ enum Command {
     /// Exit codes: 0 when every region is applied and healthy, 1 when a region failed or a command was
     /// refused, 2 when the files are not a valid deployment, 3 when NATS or the provisioner cannot be reached.
     Deploy(deploy::Args),
-    /// Show the fleet: per region its machines and DBaaS.
+    /// Show the fleet: per region its machines and DBaaS, per deployment its DNS records.
     Status(status::Args),
     /// Remove everything Flotilla created in a deployment (or one of its regions).
     Destroy(destroy::Args),
@@ -86,6 +87,18 @@ enum Command {
     /// What the autoscaler does with a deployment's regions (and pause, resume, protect).
     #[command(subcommand)]
     Scaling(scale::ScalingCommand),
+    /// Point a deployment's authenticator name at another region's authenticator.
+    ///
+    /// The name stays there until the next fail-over (this command, or the dns service's own when that
+    /// region's authenticators are known down); it never moves back by itself.
+    ///
+    /// Exit codes: 0 once the name points at the region (or already did), 1 when the dns service refused it
+    /// (deployment or region not deployed, no authenticator there) or did not move it in time, 3 when NATS
+    /// or the dns service cannot be reached.
+    Failover(dns::FailoverArgs),
+    /// A deployment's DNS records: what the dns service would do, and taking records over.
+    #[command(subcommand)]
+    Dns(dns::DnsCommand),
     /// Check and import the original toolkit's templates.
     #[command(subcommand)]
     Template(template::Command),
@@ -100,6 +113,8 @@ fn main() -> ExitCode {
                 Command::Ping(args) => ping::run(&cli.nats.config()?, args).await,
                 Command::Scale(args) => scale::scale(&cli.nats.config()?, args).await,
                 Command::Scaling(cmd) => scale::scaling(&cli.nats.config()?, cmd).await,
+                Command::Failover(args) => dns::failover(&cli.nats.config()?, args).await,
+                Command::Dns(cmd) => dns::run(&cli.nats.config()?, cmd).await,
                 Command::Deploy(args) => deploy::run(&cli.nats.config()?, args).await,
                 Command::Status(args) => status::run(&cli.nats.config()?, args).await,
                 Command::Destroy(args) => destroy::run(&cli.nats.config()?, args).await,
@@ -123,6 +138,132 @@ fn main() -> ExitCode {
                 Some(exit) => ExitCode::from(exit.code),
                 None => ExitCode::FAILURE,
             }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::{CommandFactory, Parser};
+
+    use super::{Cli, Command};
+    use crate::dns::DnsCommand;
+    use crate::session::Output;
+
+    fn parse(args: &[&str]) -> Result<Cli, clap::Error> {
+        Cli::try_parse_from(std::iter::once("flotilla").chain(args.iter().copied()))
+    }
+
+    #[test]
+    fn the_commands_are_well_formed() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn failover_needs_the_region_to_move_to() {
+        let cli = parse(&["failover", "shop", "--to", "nl-ams"]).unwrap();
+        assert!(matches!(&cli.command, Command::Failover(_)), "{:?}", cli.command);
+        let debug = format!("{:?}", cli.command);
+        assert!(
+            debug.contains("deployment: \"shop\"") && debug.contains("to: \"nl-ams\""),
+            "{debug}"
+        );
+        let e = parse(&["failover", "shop"]).unwrap_err();
+        assert_eq!(e.kind(), clap::error::ErrorKind::MissingRequiredArgument);
+        assert!(e.to_string().contains("--to <REGION>"), "{e}");
+    }
+
+    #[test]
+    fn dns_show_takes_the_output_format() {
+        match parse(&["dns", "show", "shop", "--output", "json"])
+            .unwrap()
+            .command
+        {
+            Command::Dns(DnsCommand::Show { deployment, output }) => {
+                assert_eq!(deployment, "shop");
+                assert_eq!(output, Output::Json);
+            }
+            other => panic!("{other:?}"),
+        }
+        match parse(&["dns", "show", "shop"]).unwrap().command {
+            Command::Dns(DnsCommand::Show { output, .. }) => assert_eq!(output, Output::Table),
+            other => panic!("{other:?}"),
+        }
+        assert!(parse(&["dns", "show", "shop", "-o", "yaml"]).is_err());
+    }
+
+    #[test]
+    fn hand_over_takes_the_owner_names_and_dry_run() {
+        match parse(&[
+            "dns",
+            "hand-over",
+            "shop",
+            "--from",
+            "old-shop",
+            "--name",
+            "www.example.com",
+            "--name",
+            "auth.example.com",
+            "--dry-run",
+        ])
+        .unwrap()
+        .command
+        {
+            Command::Dns(DnsCommand::HandOver {
+                deployment,
+                from,
+                names,
+                dry_run,
+            }) => {
+                assert_eq!(deployment, "shop");
+                assert_eq!(from, "old-shop");
+                assert_eq!(names, ["www.example.com", "auth.example.com"]);
+                assert!(dry_run);
+            }
+            other => panic!("{other:?}"),
+        }
+        match parse(&["dns", "hand-over", "shop", "--from", "flotilla:shop"])
+            .unwrap()
+            .command
+        {
+            Command::Dns(DnsCommand::HandOver { names, dry_run, .. }) => {
+                assert!(names.is_empty());
+                assert!(!dry_run);
+            }
+            other => panic!("{other:?}"),
+        }
+        let e = parse(&["dns", "hand-over", "shop"]).unwrap_err();
+        assert_eq!(e.kind(), clap::error::ErrorKind::MissingRequiredArgument);
+    }
+
+    #[test]
+    fn adopt_takes_dry_run() {
+        match parse(&["dns", "adopt", "shop", "--dry-run"]).unwrap().command {
+            Command::Dns(DnsCommand::Adopt { deployment, dry_run }) => {
+                assert_eq!(deployment, "shop");
+                assert!(dry_run);
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn each_new_command_has_an_example_in_its_help() {
+        let mut cli = Cli::command();
+        for path in [
+            &["failover"][..],
+            &["dns", "show"],
+            &["dns", "hand-over"],
+            &["dns", "adopt"],
+            &["status"],
+        ] {
+            let mut cmd = &mut cli;
+            for name in path {
+                cmd = cmd.find_subcommand_mut(name).unwrap();
+            }
+            let help = cmd.render_help().to_string();
+            assert!(help.contains("flotilla "), "{path:?}: {help}");
+            assert!(help.contains("Example"), "{path:?}: {help}");
         }
     }
 }

@@ -9,14 +9,13 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use flotilla_bus::api::{self, ApiError};
-use flotilla_bus::{PublishConfig, Publisher, subject};
+use flotilla_bus::subject;
 use flotilla_proto::{
-    CommandMeta, CommandRejected, ExplainScaling, PauseScaling, ProtectMachine, RegionScaling, ResumeScaling,
-    ScaleRegion, ScalingStatus, ScheduleEntry, SetSchedule, SetTargetTracking, TargetTracking,
+    CommandMeta, ExplainScaling, PauseScaling, ProtectMachine, RegionScaling, ResumeScaling, ScaleRegion,
+    ScalingStatus, ScheduleEntry, SetSchedule, SetTargetTracking, TargetTracking,
 };
-use futures::StreamExt;
 
-use crate::session::{Exit, Session, exit, issuer};
+use crate::session::{Exit, Outcome, Session, exit, issuer};
 
 #[derive(Debug, clap::Args)]
 pub struct ScaleArgs {
@@ -324,49 +323,23 @@ async fn send<C: flotilla_proto::Command>(
     cmd: &C,
     taken: impl Fn(&RegionScaling) -> bool,
 ) -> anyhow::Result<()> {
-    let rejections = subject::event("command", cmd.deployment(), cmd.region(), "rejected")?;
-    let mut rejected = Some(session.client.subscribe(rejections).await?);
-    Publisher::new(session.client.clone(), PublishConfig::default())
-        .publish_command(cmd)
+    let poll = Some(Duration::from_millis(200));
+    let outcome = session
+        .send(cmd, None, poll, session.timeout * 2, async |_| {
+            let r = explain(session, cmd.deployment(), Some(cmd.region())).await?;
+            Ok(taken(&r).then_some(()))
+        })
         .await?;
-    let id = cmd.meta().id.to_string();
-    let deadline = tokio::time::Instant::now() + session.timeout * 2;
-    loop {
-        tokio::select! {
-            m = async { rejected.as_mut()?.next().await }, if rejected.is_some() => {
-                match m {
-                    Some(m) => {
-                        if let Some(r) = rejection(&m)
-                            && r.command_id.as_deref() == Some(id.as_str())
-                        {
-                            return Err(Exit::error(exit::FAILED, format!("the autoscaler refused: {}", r.error)));
-                        }
-                    }
-                    // The subscription ended (the connection closed): keep polling `explain` only.
-                    None => rejected = None,
-                }
-            }
-            _ = tokio::time::sleep(Duration::from_millis(200)) => {
-                let r = explain(session, cmd.deployment(), Some(cmd.region())).await?;
-                if taken(&r) {
-                    return Ok(());
-                }
-                if tokio::time::Instant::now() > deadline {
-                    return Err(Exit::error(
-                        exit::UNREACHABLE,
-                        "the autoscaler did not take the command in time (is it running? `flotilla ping`)",
-                    ));
-                }
-            }
-        }
-    }
-}
-
-/// A `CommandRejected` event, decoded by its headers.
-fn rejection(m: &async_nats::Message) -> Option<CommandRejected> {
-    match flotilla_bus::decode_event(m) {
-        Some(flotilla_proto::AnyEvent::Rejected(r)) => Some(r),
-        _ => None,
+    match outcome {
+        Outcome::Done(()) => Ok(()),
+        Outcome::Rejected(why) => Err(Exit::error(
+            exit::FAILED,
+            format!("the autoscaler refused: {why}"),
+        )),
+        Outcome::TimedOut => Err(Exit::error(
+            exit::UNREACHABLE,
+            "the autoscaler did not take the command in time (is it running? `flotilla ping`)",
+        )),
     }
 }
 

@@ -6,11 +6,13 @@ use std::time::Duration;
 
 use anyhow::{anyhow, bail};
 use flotilla_bus::api::{self, ApiError};
+use flotilla_bus::{PublishConfig, Publisher, subject};
 use flotilla_proto::{
     AcceptDeployment, Accepted, Fleet, ListMachines, PlanView, ServiceStatus, ServiceStatusRequest, ShowPlan,
     WithdrawRegions,
 };
 use flotilla_spec::Deployment;
+use futures::StreamExt;
 
 /// Where `flotilla dev` records how to reach it, relative to the directory it runs in.
 pub const DEV_STATE: &str = ".flotilla/dev.json";
@@ -51,6 +53,26 @@ impl Exit {
         }
         .into()
     }
+}
+
+/// Output formats (`--output`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Output {
+    /// Text for people.
+    Table,
+    /// The services' answers as JSON, for scripts.
+    Json,
+}
+
+/// What became of a command, as [`Session::send`] saw it.
+#[derive(Debug)]
+pub enum Outcome<T> {
+    /// The check found it done.
+    Done(T),
+    /// Its service refused it: the `CommandRejected`'s reason.
+    Rejected(String),
+    /// Neither within the time given.
+    TimedOut,
 }
 
 /// A connection to Flotilla's NATS.
@@ -134,6 +156,66 @@ impl Session {
         api::request::<WithdrawRegions, Accepted>(&self.client, &subject, &req, self.timeout)
             .await
             .map_err(|e| refused_or_unreachable(&self.url, e))
+    }
+
+    /// Publishes `cmd` and waits up to `wait` for its outcome: the `CommandRejected` of its service, or what
+    /// `done` finds. `done` is given each event published on `watch` (subscribed to before `cmd` is sent, so
+    /// nothing is missed), and `None` every `poll`, to ask a service.
+    pub async fn send<C: flotilla_proto::Command, T>(
+        &self,
+        cmd: &C,
+        watch: Option<&str>,
+        poll: Option<Duration>,
+        wait: Duration,
+        mut done: impl AsyncFnMut(Option<&FleetEvent>) -> anyhow::Result<Option<T>>,
+    ) -> anyhow::Result<Outcome<T>> {
+        let rejections = subject::event("command", cmd.deployment(), cmd.region(), "rejected")?;
+        let mut rejected = Some(self.client.subscribe(rejections).await?);
+        let mut watched = match watch {
+            Some(s) => Some(self.client.subscribe(s.to_owned()).await?),
+            None => None,
+        };
+        Publisher::new(self.client.clone(), PublishConfig::default())
+            .publish_command(cmd)
+            .await?;
+        let id = cmd.meta().id.to_string();
+        let deadline = tokio::time::sleep(wait);
+        tokio::pin!(deadline);
+        let every = poll.unwrap_or(Duration::MAX);
+        let tick = tokio::time::sleep(every);
+        tokio::pin!(tick);
+        loop {
+            tokio::select! {
+                _ = &mut deadline => return Ok(Outcome::TimedOut),
+                m = async { rejected.as_mut()?.next().await }, if rejected.is_some() => match m {
+                    Some(m) => {
+                        if let Some(FleetEvent::Rejected(r)) = flotilla_bus::decode_event(&m)
+                            && r.command_id.as_deref() == Some(id.as_str())
+                        {
+                            return Ok(Outcome::Rejected(r.error));
+                        }
+                    }
+                    // The subscription ended (the connection closed): keep to `done` and the deadline.
+                    None => rejected = None,
+                },
+                m = async { watched.as_mut()?.next().await }, if watched.is_some() => match m {
+                    Some(m) => {
+                        if let Some(e) = flotilla_bus::decode_event(&m)
+                            && let Some(t) = done(Some(&e)).await?
+                        {
+                            return Ok(Outcome::Done(t));
+                        }
+                    }
+                    None => watched = None,
+                },
+                _ = &mut tick, if poll.is_some() => {
+                    tick.as_mut().reset(tokio::time::Instant::now() + every);
+                    if let Some(t) = done(None).await? {
+                        return Ok(Outcome::Done(t));
+                    }
+                }
+            }
+        }
     }
 
     pub async fn plan(&self, req: &ShowPlan) -> anyhow::Result<PlanView> {

@@ -1,24 +1,29 @@
 //! `flotilla status [DEPLOYMENT]`: per region, its machines (role, name, state, public and private IP) and
-//! its DBaaS, as the provisioner records them; `--output json` for scripts; `--watch` refreshes.
+//! its DBaaS, as the provisioner records them, and per deployment its DNS records as the dns service sees
+//! them (unknown when it does not answer, which never fails the status); `--output json` for scripts;
+//! `--watch` refreshes (the records at most every 10 s: each answer reads the DNS provider's zone).
 
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use flotilla_proto::Fleet;
+use flotilla_bus::api::ApiError;
+use flotilla_proto::{Fleet, RecordsView};
 
-use crate::session::Session;
+use crate::session::{Output, Session};
 
-/// Output formats.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum Output {
-    /// A table per region.
-    Table,
-    /// The provisioner's answer as JSON.
-    Json,
-}
+/// How long `status` waits for the dns service's records of a deployment.
+const DNS_TIMEOUT: Duration = Duration::from_secs(3);
+
+/// How often `--watch` asks the dns service again.
+const DNS_REFRESH: Duration = Duration::from_secs(10);
 
 #[derive(Debug, clap::Args)]
+#[command(
+    after_help = "Examples:\n  flotilla status\n  flotilla status www-codetesters-uk --output json\n  \
+                        flotilla status www-codetesters-uk --region gb-lon --watch"
+)]
 pub struct Args {
     /// Only this deployment.
     deployment: Option<String>,
@@ -36,19 +41,54 @@ pub struct Args {
     interval: Duration,
 }
 
+/// A deployment's DNS records as `status` shows them.
+#[derive(Debug, Clone, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DnsStatus {
+    /// The dns service's view.
+    Records(RecordsView),
+    /// Why they are unknown (the dns service not answering …).
+    Unknown(String),
+}
+
+/// `status --output json`: the provisioner's answer (its fields as they are) and the DNS records per
+/// deployment.
+#[derive(Debug, serde::Serialize)]
+struct StatusJson<'a> {
+    #[serde(flatten)]
+    fleet: &'a Fleet,
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    dns: &'a BTreeMap<String, DnsStatus>,
+}
+
 pub async fn run(nats: &flotilla_bus::BusConfig, args: Args) -> anyhow::Result<ExitCode> {
     let session = Session::connect(nats).await?;
+    let mut dns: BTreeMap<String, DnsStatus> = BTreeMap::new();
+    let mut dns_asked: Option<tokio::time::Instant> = None;
     loop {
         let fleet = session
             .fleet(args.deployment.as_deref(), args.region.as_deref())
             .await?;
+        let deployments: BTreeSet<&str> = fleet.regions.iter().map(|r| r.deployment.as_str()).collect();
+        let stale = dns_asked.is_none_or(|at| at.elapsed() >= DNS_REFRESH)
+            || !deployments.iter().copied().eq(dns.keys().map(String::as_str));
+        if stale {
+            dns = dns_status(&session, &deployments).await;
+            dns_asked = Some(tokio::time::Instant::now());
+        }
         let text = match args.output {
-            Output::Json => format!("{}\n", serde_json::to_string_pretty(&fleet)?),
+            Output::Json => format!(
+                "{}\n",
+                serde_json::to_string_pretty(&StatusJson {
+                    fleet: &fleet,
+                    dns: &dns
+                })?
+            ),
             Output::Table if fleet.regions.is_empty() => match &args.deployment {
                 Some(d) => format!("deployment {d}: nothing recorded (never deployed, or destroyed)\n"),
                 None => "no deployments\n".to_owned(),
             },
-            Output::Table => render(&fleet),
+            Output::Table => render_with_dns(&fleet, &dns),
         };
         if args.watch {
             // Clear the screen and home the cursor, then the fresh view.
@@ -61,6 +101,35 @@ pub async fn run(nats: &flotilla_bus::BusConfig, args: Args) -> anyhow::Result<E
             _ = tokio::signal::ctrl_c() => return Ok(ExitCode::SUCCESS),
             _ = tokio::time::sleep(args.interval) => {}
         }
+    }
+}
+
+/// The records of each deployment, asked of the dns service together; never an error.
+async fn dns_status(session: &Session, deployments: &BTreeSet<&str>) -> BTreeMap<String, DnsStatus> {
+    let answers = futures::future::join_all(
+        deployments
+            .iter()
+            .map(|d| crate::dns::records(session, d, DNS_TIMEOUT)),
+    )
+    .await;
+    deployments
+        .iter()
+        .zip(answers)
+        .map(|(d, answer)| ((*d).to_owned(), dns_answer(answer)))
+        .collect()
+}
+
+/// The dns service's answer as `status` shows it.
+fn dns_answer(answer: Result<RecordsView, ApiError>) -> DnsStatus {
+    match answer {
+        Ok(view) => DnsStatus::Records(view),
+        Err(ApiError::NoResponders { .. } | ApiError::TimedOut { .. }) => {
+            DnsStatus::Unknown("dns service not answering".into())
+        }
+        Err(ApiError::Service { code, message, .. }) => {
+            DnsStatus::Unknown(format!("the dns service answered {code}: {message}"))
+        }
+        Err(e) => DnsStatus::Unknown(e.to_string()),
     }
 }
 
@@ -80,10 +149,18 @@ fn role_rank(role: &str) -> usize {
 
 /// The fleet as text: a header per deployment and region, the DBaaS, then a table of machines.
 pub fn render(fleet: &Fleet) -> String {
+    render_with_dns(fleet, &BTreeMap::new())
+}
+
+/// [`render`], each deployment followed by its DNS records (those `dns` has).
+pub fn render_with_dns(fleet: &Fleet, dns: &BTreeMap<String, DnsStatus>) -> String {
     let mut out = String::new();
-    let mut last_deployment = None;
+    let mut last_deployment: Option<&String> = None;
     for region in &fleet.regions {
         if last_deployment != Some(&region.deployment) {
+            if let Some(d) = last_deployment {
+                write_dns(&mut out, dns.get(d));
+            }
             let _ = writeln!(out, "deployment {}", region.deployment);
             last_deployment = Some(&region.deployment);
         }
@@ -135,5 +212,18 @@ pub fn render(fleet: &Fleet) -> String {
             );
         }
     }
+    if let Some(d) = last_deployment {
+        write_dns(&mut out, dns.get(d));
+    }
     out
+}
+
+fn write_dns(out: &mut String, dns: Option<&DnsStatus>) {
+    match dns {
+        Some(DnsStatus::Records(view)) => out.push_str(&crate::dns::render_status_records(view)),
+        Some(DnsStatus::Unknown(why)) => {
+            let _ = writeln!(out, "  DNS records unknown ({why})");
+        }
+        None => {}
+    }
 }

@@ -69,9 +69,17 @@ async fn run(seed: u64) {
         if n > 0 {
             // While it is down, a third of the proxies are replaced: the next process deletes and creates.
             for _ in 0..PROXIES / 3 {
-                let victim = live.keys().nth(rng.between(0, live.len() as u64 - 1) as usize).cloned().unwrap();
+                let victim = live
+                    .keys()
+                    .nth(rng.between(0, live.len() as u64 - 1) as usize)
+                    .cloned()
+                    .unwrap();
                 live.remove(&victim);
-                h.topology.fleet_view().remove(&d.name, &region, &victim).await.unwrap();
+                h.topology
+                    .fleet_view()
+                    .remove(&d.name, &region, &victim)
+                    .await
+                    .unwrap();
                 let (id, ip) = (format!("rp{next}"), format!("198.51.101.{next}"));
                 h.machine(&d, &region, "reverse-proxy", &id, &ip).await;
                 live.insert(id, ip);
@@ -91,7 +99,8 @@ async fn run(seed: u64) {
     let mut want: Vec<String> = live.values().cloned().collect();
     let refs: Vec<&str> = want.iter().map(String::as_str).collect();
     // A killed process's lease must run out (3 s) before the last one takes over.
-    h.wait_for(&d, "www.example.com", &refs, &format!("seed {seed}")).await;
+    h.wait_for(&d, "www.example.com", &refs, &format!("seed {seed}"))
+        .await;
     let records = h.records(&d, "www.example.com").await;
     let mut count: BTreeMap<&str, usize> = BTreeMap::new();
     for r in &records {
@@ -104,7 +113,12 @@ async fn run(seed: u64) {
     );
     // Every record is the deployment's: nothing to create or delete, no conflict.
     let view: RecordsView = h
-        .api("records", &ShowRecords { deployment: d.name.clone() })
+        .api(
+            "records",
+            &ShowRecords {
+                deployment: d.name.clone(),
+            },
+        )
         .await
         .unwrap();
     let site = &view.names[0];
@@ -116,14 +130,25 @@ async fn run(seed: u64) {
     // And it still follows changes: one proxy gone, its record goes.
     let (id, gone) = live.pop_first().unwrap();
     want.retain(|ip| ip != &gone);
-    h.topology.fleet_view().remove(&d.name, &region, &id).await.unwrap();
+    h.topology
+        .fleet_view()
+        .remove(&d.name, &region, &id)
+        .await
+        .unwrap();
     let refs: Vec<&str> = want.iter().map(String::as_str).collect();
-    h.wait_for(&d, "www.example.com", &refs, &format!("seed {seed}: {gone} out")).await;
+    h.wait_for(&d, "www.example.com", &refs, &format!("seed {seed}: {gone} out"))
+        .await;
     h.shutdown().await;
 }
 
 /// Starts the binary (killed when dropped) and waits for its READY=1.
-async fn start(config: &Path, notify_path: &Path, notify: &UnixDatagram, dir: &Path, n: u64) -> (Child, PathBuf) {
+async fn start(
+    config: &Path,
+    notify_path: &Path,
+    notify: &UnixDatagram,
+    dir: &Path,
+    n: u64,
+) -> (Child, PathBuf) {
     let log = dir.join(format!("dns-{n}.log"));
     let child = Command::new(BIN)
         .arg("--config")
@@ -139,7 +164,12 @@ async fn start(config: &Path, notify_path: &Path, notify: &UnixDatagram, dir: &P
     loop {
         let got = tokio::time::timeout(Duration::from_secs(30), notify.recv(&mut buf))
             .await
-            .unwrap_or_else(|_| panic!("no READY=1:\n{}", std::fs::read_to_string(&log).unwrap_or_default()))
+            .unwrap_or_else(|_| {
+                panic!(
+                    "no READY=1:\n{}",
+                    std::fs::read_to_string(&log).unwrap_or_default()
+                )
+            })
             .unwrap();
         if String::from_utf8_lossy(&buf[..got]).contains("READY=1") {
             break;

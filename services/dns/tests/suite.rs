@@ -59,13 +59,22 @@ async fn scenario(h: &Harness, provider: DnsProvider, n: usize) {
     h.deploy(&d).await;
     let mut proxies = Vec::new();
     for (i, r) in d.regions.iter().enumerate() {
-        proxies.push(h.machine(&d, &r.name, "reverse-proxy", &format!("rp{i}"), &ip(i)).await);
+        proxies.push(
+            h.machine(&d, &r.name, "reverse-proxy", &format!("rp{i}"), &ip(i))
+                .await,
+        );
         // Webservers behind proxies never serve the site themselves.
-        h.machine(&d, &r.name, "webserver", &format!("ws{i}"), &ip(50 + i)).await;
+        h.machine(&d, &r.name, "webserver", &format!("ws{i}"), &ip(50 + i))
+            .await;
     }
     let (a, b, c) = (ip(0), ip(1), ip(2));
-    h.wait_for(&d, &site, &[&a, &b, &c, &foreign], &format!("{p}: the three proxies"))
-        .await;
+    h.wait_for(
+        &d,
+        &site,
+        &[&a, &b, &c, &foreign],
+        &format!("{p}: the three proxies"),
+    )
+    .await;
     // Written as the original toolkit writes them.
     for r in h.records(&d, &site).await.iter().filter(|r| r.content != foreign) {
         match provider {
@@ -75,33 +84,53 @@ async fn scenario(h: &Harness, provider: DnsProvider, n: usize) {
     }
     // Converged: the API plans nothing and reports the foreign record as a conflict.
     let view: RecordsView = h
-        .api("records", &ShowRecords { deployment: d.name.clone() })
+        .api(
+            "records",
+            &ShowRecords {
+                deployment: d.name.clone(),
+            },
+        )
         .await
         .unwrap();
     let at = view.names.iter().find(|v| v.name == site).unwrap();
     assert!(at.creates.is_empty() && at.deletes.is_empty(), "{p}: {view:?}");
     assert_eq!(at.current.len(), 3, "{p}: {view:?}");
-    assert!(at.conflicts.iter().any(|c| c.starts_with(&foreign)), "{p}: {view:?}");
+    assert!(
+        at.conflicts.iter().any(|c| c.starts_with(&foreign)),
+        "{p}: {view:?}"
+    );
 
     // A region destroyed: its proxy leaves.
     let mut smaller = d.clone();
     let gone = smaller.regions.pop().unwrap();
     h.deploy(&smaller).await;
     h.destroy(&proxies[2]).await;
-    h.wait_for(&d, &site, &[&a, &b, &foreign], &format!("{p}: region {} gone", gone.name))
-        .await;
+    h.wait_for(
+        &d,
+        &site,
+        &[&a, &b, &foreign],
+        &format!("{p}: region {} gone", gone.name),
+    )
+    .await;
 
     // A proxy judged unhealthy leaves, and returns.
     h.health(&proxies[0], false).await;
-    h.wait_for(&d, &site, &[&b, &foreign], &format!("{p}: unhealthy out")).await;
+    h.wait_for(&d, &site, &[&b, &foreign], &format!("{p}: unhealthy out"))
+        .await;
     let view: RecordsView = h
-        .api("records", &ShowRecords { deployment: d.name.clone() })
+        .api(
+            "records",
+            &ShowRecords {
+                deployment: d.name.clone(),
+            },
+        )
         .await
         .unwrap();
     let why = view.excluded.iter().find(|e| e.resource_id == "rp0").unwrap();
     assert!(why.why.starts_with("unhealthy since"), "{p}: {why:?}");
     h.health(&proxies[0], true).await;
-    h.wait_for(&d, &site, &[&a, &b, &foreign], &format!("{p}: healthy back")).await;
+    h.wait_for(&d, &site, &[&a, &b, &foreign], &format!("{p}: healthy back"))
+        .await;
 
     // Every proxy unhealthy: the last set stays, with an alarm; cleared when one is back.
     h.health(&proxies[0], false).await;
@@ -122,7 +151,8 @@ async fn scenario(h: &Harness, provider: DnsProvider, n: usize) {
     h.wait_for(&d, &site, &[&a, &b, &foreign], &format!("{p}: the last set kept"))
         .await;
     h.health(&proxies[1], true).await;
-    h.wait_for(&d, &site, &[&b, &foreign], &format!("{p}: one back")).await;
+    h.wait_for(&d, &site, &[&b, &foreign], &format!("{p}: one back"))
+        .await;
     eventually(&format!("{p}: the alarm cleared"), PATIENCE, || async {
         h.seen(|e| match e {
             AnyEvent::DnsAlarm(a) if a.deployment == d.name && !a.raised => Some(()),
@@ -160,7 +190,10 @@ async fn the_seed_regions_then_four_regions_on_four_providers() {
     let (mut ips, mut rps) = (Vec::new(), Vec::new());
     for (i, r) in d.regions.iter().enumerate() {
         let ip = format!("203.0.113.{}", 10 + i);
-        rps.push(h.machine(&d, &r.name, "reverse-proxy", &format!("rp{i}"), &ip).await);
+        rps.push(
+            h.machine(&d, &r.name, "reverse-proxy", &format!("rp{i}"), &ip)
+                .await,
+        );
         ips.push(ip);
     }
     let want: Vec<&str> = ips.iter().map(String::as_str).collect();
@@ -186,11 +219,13 @@ async fn the_seed_regions_then_four_regions_on_four_providers() {
     ips.remove(1);
     for (i, name) in ["ams", "ams3"].into_iter().enumerate() {
         let ip = format!("203.0.113.{}", 20 + i);
-        h.machine(&d, name, "reverse-proxy", &format!("rp-{name}"), &ip).await;
+        h.machine(&d, name, "reverse-proxy", &format!("rp-{name}"), &ip)
+            .await;
         ips.push(ip);
     }
     let want: Vec<&str> = ips.iter().map(String::as_str).collect();
-    h.wait_for(&d, site, &want, "four regions on four providers").await;
+    h.wait_for(&d, site, &want, "four regions on four providers")
+        .await;
     h.shutdown().await;
 }
 
@@ -219,17 +254,31 @@ async fn ownership(h: &Harness) {
     let region = alpha.regions[0].name.clone();
     h.deploy(&alpha).await;
     h.deploy(&beta).await;
-    let a0 = h.machine(&alpha, &region, "reverse-proxy", "a0", "198.51.100.1").await;
-    h.machine(&alpha, &region, "reverse-proxy", "a1", "198.51.100.2").await;
-    h.machine(&beta, &region, "reverse-proxy", "b0", "198.51.100.3").await;
-    h.wait_for(&alpha, "alpha.example.com", &["198.51.100.1", "198.51.100.2"], "alpha")
+    let a0 = h
+        .machine(&alpha, &region, "reverse-proxy", "a0", "198.51.100.1")
         .await;
-    h.wait_for(&beta, "beta.example.com", &["198.51.100.3"], "beta").await;
+    h.machine(&alpha, &region, "reverse-proxy", "a1", "198.51.100.2")
+        .await;
+    h.machine(&beta, &region, "reverse-proxy", "b0", "198.51.100.3")
+        .await;
+    h.wait_for(
+        &alpha,
+        "alpha.example.com",
+        &["198.51.100.1", "198.51.100.2"],
+        "alpha",
+    )
+    .await;
+    h.wait_for(&beta, "beta.example.com", &["198.51.100.3"], "beta")
+        .await;
     let beta_before = h.records(&beta, "beta.example.com").await;
     h.destroy(&a0).await;
     h.wait_for(&alpha, "alpha.example.com", &["198.51.100.2"], "alpha shrinks")
         .await;
-    assert_eq!(h.records(&beta, "beta.example.com").await, beta_before, "beta untouched");
+    assert_eq!(
+        h.records(&beta, "beta.example.com").await,
+        beta_before,
+        "beta untouched"
+    );
 
     // Hand-over from a deployment still deployed is refused: it would write its records again.
     let alpha2 = deployment("alpha2", "alpha.example.com", DnsProvider::Linode, 1, 2, 0);
@@ -261,19 +310,38 @@ async fn ownership(h: &Harness) {
     assert_eq!(dry.records, vec!["alpha.example.com 198.51.100.2"], "{dry:?}");
     let done: OwnershipChanged = h.api("hand-over", &ask(false)).await.unwrap();
     assert_eq!(done.records, dry.records);
-    assert_eq!(h.records(&alpha, "alpha.example.com").await, before, "nothing deleted");
+    assert_eq!(
+        h.records(&alpha, "alpha.example.com").await,
+        before,
+        "nothing deleted"
+    );
     let view: RecordsView = h
-        .api("records", &ShowRecords { deployment: "alpha2".into() })
+        .api(
+            "records",
+            &ShowRecords {
+                deployment: "alpha2".into(),
+            },
+        )
         .await
         .unwrap();
     assert_eq!(view.names[0].current, vec!["198.51.100.2"], "{view:?}");
     // alpha2's machines: the handed-over record is kept (the same record), the new one added.
-    h.machine(&alpha2, &region, "reverse-proxy", "c0", "198.51.100.2").await;
-    h.machine(&alpha2, &region, "reverse-proxy", "c1", "198.51.100.5").await;
-    h.wait_for(&alpha2, "alpha.example.com", &["198.51.100.2", "198.51.100.5"], "alpha2")
+    h.machine(&alpha2, &region, "reverse-proxy", "c0", "198.51.100.2")
         .await;
+    h.machine(&alpha2, &region, "reverse-proxy", "c1", "198.51.100.5")
+        .await;
+    h.wait_for(
+        &alpha2,
+        "alpha.example.com",
+        &["198.51.100.2", "198.51.100.5"],
+        "alpha2",
+    )
+    .await;
     let kept = h.records(&alpha2, "alpha.example.com").await;
-    assert!(kept.iter().any(|r| r.id == before[0].id), "{kept:?} keeps {before:?}");
+    assert!(
+        kept.iter().any(|r| r.id == before[0].id),
+        "{kept:?} keeps {before:?}"
+    );
 
     // Records the original toolkit wrote (no mark, no registry row) are adopted, then reconciled.
     let gamma = deployment("gamma", "gamma.example.com", DnsProvider::Linode, 1, 1, 0);
@@ -291,9 +359,15 @@ async fn ownership(h: &Harness) {
         .await
         .unwrap();
     assert_eq!(adopted.records.len(), 2, "{adopted:?}");
-    h.machine(&gamma, &region, "reverse-proxy", "g0", "198.51.100.7").await;
-    h.wait_for(&gamma, "gamma.example.com", &["198.51.100.7"], "gamma: the stale one goes")
+    h.machine(&gamma, &region, "reverse-proxy", "g0", "198.51.100.7")
         .await;
+    h.wait_for(
+        &gamma,
+        "gamma.example.com",
+        &["198.51.100.7"],
+        "gamma: the stale one goes",
+    )
+    .await;
     assert_eq!(h.records(&gamma, "gamma.example.com").await[0].id, old.id);
     // Adopting again finds nothing more.
     let again: OwnershipChanged = h
@@ -318,10 +392,14 @@ async fn the_authenticator_fails_over_by_command_and_by_health() {
     let (primary, standby) = (d.regions[0].name.clone(), d.regions[1].name.clone());
     assert!(d.regions[0].primary);
     h.deploy(&d).await;
-    let p_auth = h.machine(&d, &primary, "authenticator", "pa", "203.0.113.1").await;
-    h.machine(&d, &standby, "authenticator", "sa", "203.0.113.2").await;
+    let p_auth = h
+        .machine(&d, &primary, "authenticator", "pa", "203.0.113.1")
+        .await;
+    h.machine(&d, &standby, "authenticator", "sa", "203.0.113.2")
+        .await;
     let name = "auth.www.example.com";
-    h.wait_for(&d, name, &["203.0.113.1"], "the primary's authenticator").await;
+    h.wait_for(&d, name, &["203.0.113.1"], "the primary's authenticator")
+        .await;
 
     let publisher = Publisher::new(h.client.clone(), PublishConfig::default());
     let failover = |region: &str| FailoverAuthenticator {
@@ -330,7 +408,8 @@ async fn the_authenticator_fails_over_by_command_and_by_health() {
         region: region.into(),
     };
     publisher.publish_command(&failover(&standby)).await.unwrap();
-    h.wait_for(&d, name, &["203.0.113.2"], "failed over by command").await;
+    h.wait_for(&d, name, &["203.0.113.2"], "failed over by command")
+        .await;
     // The same fail-over again (another command): nothing moves, no second event.
     publisher.publish_command(&failover(&standby)).await.unwrap();
     let moves = |h: &Harness| {
@@ -343,7 +422,11 @@ async fn the_authenticator_fails_over_by_command_and_by_health() {
     let seen = moves(&h);
     assert_eq!(seen.len(), 1, "{seen:?}");
     assert_eq!(
-        (seen[0].region.as_str(), seen[0].from.as_deref(), seen[0].cause.as_str()),
+        (
+            seen[0].region.as_str(),
+            seen[0].from.as_deref(),
+            seen[0].cause.as_str()
+        ),
         (standby.as_str(), Some(primary.as_str()), "command")
     );
     // To a region that is not deployed: refused, with why.
@@ -362,16 +445,26 @@ async fn the_authenticator_fails_over_by_command_and_by_health() {
     publisher.publish_command(&failover(&primary)).await.unwrap();
     h.wait_for(&d, name, &["203.0.113.1"], "back by command").await;
     h.health(&p_auth, false).await;
-    h.wait_for(&d, name, &["203.0.113.2"], "failed over by health").await;
+    h.wait_for(&d, name, &["203.0.113.2"], "failed over by health")
+        .await;
     let last = moves(&h).pop().unwrap();
-    assert_eq!((last.cause.as_str(), last.region.as_str()), ("health", standby.as_str()));
+    assert_eq!(
+        (last.cause.as_str(), last.region.as_str()),
+        ("health", standby.as_str())
+    );
     assert!(last.reason.contains("pa unhealthy"), "{last:?}");
     // Healthy again, the primary does not take the name back by itself.
     h.health(&p_auth, true).await;
     tokio::time::sleep(Duration::from_millis(500)).await;
-    h.wait_for(&d, name, &["203.0.113.2"], "stays on the standby").await;
+    h.wait_for(&d, name, &["203.0.113.2"], "stays on the standby")
+        .await;
     let view: RecordsView = h
-        .api("records", &ShowRecords { deployment: d.name.clone() })
+        .api(
+            "records",
+            &ShowRecords {
+                deployment: d.name.clone(),
+            },
+        )
         .await
         .unwrap();
     assert_eq!(view.active_authenticator.as_deref(), Some(standby.as_str()));
@@ -384,8 +477,11 @@ async fn a_redelivered_change_writes_nothing_twice_and_a_429_storm_only_slows_co
     let d = deployment("steady", "www.example.com", DnsProvider::Cloudflare, 1, 2, 0);
     let region = d.regions[0].name.clone();
     h.deploy(&d).await;
-    let m = h.machine(&d, &region, "reverse-proxy", "r0", "203.0.113.21").await;
-    h.wait_for(&d, "www.example.com", &["203.0.113.21"], "first").await;
+    let m = h
+        .machine(&d, &region, "reverse-proxy", "r0", "203.0.113.21")
+        .await;
+    h.wait_for(&d, "www.example.com", &["203.0.113.21"], "first")
+        .await;
     let records = h.records(&d, "www.example.com").await;
     let changes = |h: &Harness| {
         h.seen(|e| match e {
@@ -401,7 +497,10 @@ async fn a_redelivered_change_writes_nothing_twice_and_a_429_storm_only_slows_co
     let before_calls = calls(&h);
     h.topology.fleet_view().put(&m).await.unwrap();
     h.health(&m, true).await;
-    eventually("the run", PATIENCE, || async { (calls(&h) > before_calls).then_some(()) }).await;
+    eventually("the run", PATIENCE, || async {
+        (calls(&h) > before_calls).then_some(())
+    })
+    .await;
     tokio::time::sleep(Duration::from_millis(600)).await;
     assert_eq!(calls(&h) - before_calls, 1, "a no-op run is one list call");
     assert_eq!(h.records(&d, "www.example.com").await, records);
@@ -416,14 +515,25 @@ async fn a_redelivered_change_writes_nothing_twice_and_a_429_storm_only_slows_co
             count: None,
         },
     });
-    h.machine(&d, &region, "reverse-proxy", "r1", "203.0.113.22").await;
-    h.wait_for(&d, "www.example.com", &["203.0.113.21", "203.0.113.22"], "after the storm")
+    h.machine(&d, &region, "reverse-proxy", "r1", "203.0.113.22")
         .await;
+    h.wait_for(
+        &d,
+        "www.example.com",
+        &["203.0.113.21", "203.0.113.22"],
+        "after the storm",
+    )
+    .await;
     let limited = h.sim.counters().provider(Provider::Cloudflare).rate_limited();
     assert!(limited > 0, "the storm hit the service");
     // Still answering.
     let view: RecordsView = h
-        .api("records", &ShowRecords { deployment: d.name.clone() })
+        .api(
+            "records",
+            &ShowRecords {
+                deployment: d.name.clone(),
+            },
+        )
         .await
         .unwrap();
     assert!(view.names[0].creates.is_empty(), "{view:?}");

@@ -31,7 +31,12 @@ pub(crate) fn seed(world: &mut crate::world::World, config: &crate::config::SimC
     ] {
         for name in &config.provider_zones {
             let name = name.trim().trim_end_matches('.').to_lowercase();
-            if name.is_empty() || world.zones.iter().any(|z| z.provider == provider && z.name == name) {
+            if name.is_empty()
+                || world
+                    .zones
+                    .iter()
+                    .any(|z| z.provider == provider && z.name == name)
+            {
                 continue;
             }
             // Each provider's ids and fields, as its create call makes them.

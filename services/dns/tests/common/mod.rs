@@ -78,7 +78,8 @@ impl Harness {
 
     /// Starts (again) the dns service.
     pub async fn start_service(&mut self, resync: Duration, database_url: Option<String>) {
-        let mut n = service_config::<flotilla_dns::Settings>(&self.nats, database_url, &self.dir.path().join("dns"));
+        let mut n =
+            service_config::<flotilla_dns::Settings>(&self.nats, database_url, &self.dir.path().join("dns"));
         n.clouds = self.sim.cloud_settings();
         n.service.debounce = Duration::from_millis(50);
         n.service.resync_interval = resync;
@@ -111,7 +112,14 @@ impl Harness {
     }
 
     /// Records a machine in the fleet view, up (`healthy`), with `ip`.
-    pub async fn machine(&self, d: &Deployment, region: &str, role: &str, id: &str, ip: &str) -> MachineRecord {
+    pub async fn machine(
+        &self,
+        d: &Deployment,
+        region: &str,
+        role: &str,
+        id: &str,
+        ip: &str,
+    ) -> MachineRecord {
         let m = MachineRecord {
             deployment: d.name.clone(),
             region: region.into(),
@@ -164,7 +172,11 @@ impl Harness {
         let clouds = flotilla_clouds::Clouds::new(self.sim.cloud_settings(), None);
         let primary = d.primary_region().unwrap();
         let dns = clouds.dns(&d.name, d.dns.provider, primary).unwrap();
-        let zone = dns.find_zone(&d.dns.zone).await.unwrap().expect("the simulator's zone");
+        let zone = dns
+            .find_zone(&d.dns.zone)
+            .await
+            .unwrap()
+            .expect("the simulator's zone");
         (dns, zone)
     }
 
@@ -189,7 +201,12 @@ impl Harness {
         let mut last = Vec::new();
         let found = tokio::time::timeout(PATIENCE, async {
             loop {
-                let mut now: Vec<String> = self.records(d, name).await.into_iter().map(|r| r.content).collect();
+                let mut now: Vec<String> = self
+                    .records(d, name)
+                    .await
+                    .into_iter()
+                    .map(|r| r.content)
+                    .collect();
                 now.sort();
                 if now == want {
                     return;
