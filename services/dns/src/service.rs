@@ -105,6 +105,9 @@ struct World {
     /// When a deployment is to be tried again: after a failure (with back-off), or when another
     /// replica's lease on it runs out.
     retry_at: BTreeMap<String, tokio::time::Instant>,
+    /// The leases this replica holds (key → revision), released when it stops so that another replica
+    /// (or this one restarted) takes over at once.
+    held: BTreeMap<String, u64>,
 }
 
 /// How a run ended.
@@ -207,7 +210,10 @@ impl RecordLoop {
                 retry.as_mut().reset(at);
             }
             tokio::select! {
-                _ = stop.cancelled() => return Ok(()),
+                _ = stop.cancelled() => {
+                    self.let_go(&world).await;
+                    return Ok(());
+                }
                 c = desired.next() => match c {
                     None => return Err(BusError::Options("the desired-state follower ended".into())),
                     Some(Ok(Change::Put { value, .. })) => {
@@ -268,7 +274,10 @@ impl RecordLoop {
                     armed = false;
                     for name in std::mem::take(&mut dirty) {
                         let result = tokio::select! {
-                            _ = stop.cancelled() => return Ok(()),
+                            _ = stop.cancelled() => {
+                    self.let_go(&world).await;
+                    return Ok(());
+                }
                             r = self.reconcile(&mut world, &name) => r,
                         };
                         match result {
@@ -301,6 +310,18 @@ impl RecordLoop {
         }
     }
 
+    /// Releases the leases this replica holds (bounded: a stopping service must stop within 2 s).
+    async fn let_go(&self, world: &World) {
+        let release = async {
+            for (key, revision) in &world.held {
+                if let Err(e) = self.leases.release(key, &self.instance, *revision).await {
+                    tracing::debug!(lease = %key, error = %e, "dns: a lease was not released; it runs out");
+                }
+            }
+        };
+        let _ = tokio::time::timeout(Duration::from_millis(500), release).await;
+    }
+
     /// Makes one deployment's records what its fleet and health say.
     async fn reconcile(&self, world: &mut World, name: &str) -> Result<Ran, String> {
         let Some(deployment) = world.deployments.get(name).cloned() else {
@@ -317,8 +338,11 @@ impl RecordLoop {
             .await
             .map_err(|e| e.to_string())?
         {
-            Acquire::Acquired { .. } => {}
+            Acquire::Acquired { revision } => {
+                world.held.insert(key.clone(), revision);
+            }
             Acquire::Held(by) => {
+                world.held.remove(&key);
                 tracing::debug!(deployment = %name, holder = %by.holder, "dns: another replica keeps these records");
                 // Look again when its lease runs out (it renews it on every run while it lives).
                 let left = (by.expires_at - chrono::Utc::now())
