@@ -409,6 +409,8 @@ pub struct SimConfig {
     pub cloudflare_zones: Vec<String>,
     /// Zones the DNS of Linode, DigitalOcean, Vultr and Exoscale each hold from the start.
     pub provider_zones: Vec<String>,
+    /// Keep every API request received (method, path, query, body), for [`crate::RunningSim::take_requests`].
+    pub record_requests: bool,
 }
 
 impl Default for SimConfig {
@@ -431,6 +433,7 @@ impl Default for SimConfig {
             exoscale_default_zone: "ch-gva-2".into(),
             cloudflare_zones: vec!["example.com".into()],
             provider_zones: vec!["example.com".into()],
+            record_requests: false,
         }
     }
 }

@@ -47,6 +47,14 @@ pub(crate) async fn gate(State(ctx): State<Ctx>, req: Request, next: Next) -> Re
     if !latency.is_zero() {
         tokio::time::sleep(latency).await;
     }
+    let req = if sim.config.record_requests {
+        match recorded(sim, p, req).await {
+            Ok(req) => req,
+            Err(response) => return response,
+        }
+    } else {
+        req
+    };
     let zone = if p == Provider::Exoscale {
         match exoscale_zone(sim, &req) {
             Some(z) => z,
@@ -137,6 +145,40 @@ pub(crate) async fn gate(State(ctx): State<Ctx>, req: Request, next: Next) -> Re
         add_rate_headers(p, &mut response, s);
     }
     response
+}
+
+/// Keeps a copy of `req` in the simulator's record, and gives it back whole.
+async fn recorded(sim: &Sim, p: Provider, req: Request) -> Result<Request, Response> {
+    let (parts, body) = req.into_parts();
+    let Ok(bytes) = axum::body::to_bytes(body, MAX_BODY).await else {
+        return Err(ApiError::new(
+            p,
+            axum::http::StatusCode::PAYLOAD_TOO_LARGE,
+            "Request body too large",
+        )
+        .into_response());
+    };
+    let query = parts
+        .uri
+        .query()
+        .map(|q| {
+            url::form_urlencoded::parse(q.as_bytes())
+                .map(|(k, v)| (k.into_owned(), v.into_owned()))
+                .collect()
+        })
+        .unwrap_or_default();
+    let body = (!bytes.is_empty()).then(|| {
+        serde_json::from_slice(&bytes)
+            .unwrap_or_else(|_| serde_json::Value::String(String::from_utf8_lossy(&bytes).into_owned()))
+    });
+    sim.record(crate::RecordedRequest {
+        provider: p,
+        method: parts.method.to_string(),
+        path: parts.uri.path().to_owned(),
+        query,
+        body,
+    });
+    Ok(Request::from_parts(parts, Body::from(bytes)))
 }
 
 /// The Exoscale zone a request is for: the path prefix (`/ch-gva-2/v2/…`), else the host

@@ -63,4 +63,4 @@ pub use faults::{Fault, FaultKind, FaultsView};
 pub use limits::{Counters, CredentialCounters, ProviderCounters};
 pub use s3::S3Endpoint;
 pub use server::{RunningSim, Simulator};
-pub use sim::MachineInfo;
+pub use sim::{MachineInfo, RecordedRequest};

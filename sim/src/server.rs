@@ -329,6 +329,12 @@ impl RunningSim {
         self.sim.reconcile_health();
     }
 
+    /// The API requests received since the last call, oldest first (recorded only when
+    /// `SimConfig::record_requests` is on).
+    pub fn take_requests(&self) -> Vec<crate::RecordedRequest> {
+        self.sim.take_recorded()
+    }
+
     /// The request counters (as `GET /counters` shows them).
     pub fn counters(&self) -> Counters {
         self.sim.counters().clone()

@@ -45,6 +45,25 @@ pub struct MachineInfo {
     pub created_at: DateTime<Utc>,
 }
 
+/// One API request as the simulator received it (kept when [`SimConfig::record_requests`] is on), for tests
+/// that hold the adapters' requests against the providers' published schemas.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RecordedRequest {
+    /// Provider.
+    pub provider: Provider,
+    /// `GET`, `POST` …
+    pub method: String,
+    /// The path as sent (with the API's prefix: `/v2/firewalls`, `/ch-gva-2/v2/instance`).
+    pub path: String,
+    /// The query parameters, decoded, in order.
+    pub query: Vec<(String, String)>,
+    /// The JSON body, if there was one (a body that is not JSON is kept as a string).
+    pub body: Option<serde_json::Value>,
+}
+
+/// Most requests kept; the oldest go first.
+const MAX_RECORDED: usize = 100_000;
+
 /// Shared simulator state.
 pub(crate) struct Sim {
     pub config: SimConfig,
@@ -54,6 +73,7 @@ pub(crate) struct Sim {
     faults: Mutex<Faults>,
     counters: Mutex<Counters>,
     limiter: Mutex<Limiter>,
+    recorded: Mutex<std::collections::VecDeque<RecordedRequest>>,
     pub health: Health,
     pub persister: Option<Persister>,
 }
@@ -82,9 +102,24 @@ impl Sim {
             faults: Mutex::new(faults),
             counters: Mutex::new(Counters::default()),
             limiter: Mutex::new(Limiter::default()),
+            recorded: Mutex::new(std::collections::VecDeque::new()),
             health,
             persister,
         }
+    }
+
+    /// Keeps a request (when recording is on).
+    pub fn record(&self, request: RecordedRequest) {
+        let mut recorded = lock(&self.recorded);
+        if recorded.len() >= MAX_RECORDED {
+            recorded.pop_front();
+        }
+        recorded.push_back(request);
+    }
+
+    /// The requests kept, oldest first; and forgets them.
+    pub fn take_recorded(&self) -> Vec<RecordedRequest> {
+        lock(&self.recorded).drain(..).collect()
     }
 
     pub fn world(&self) -> MutexGuard<'_, World> {

@@ -213,6 +213,17 @@ async fn vpcs_firewalls_and_database_firewalls() {
     )
     .await;
     assert_eq!(status, 422, "{v}");
+    // The adapter's old body: an ICMP rule without `ports`, which DigitalOcean's schema requires.
+    let (status, v) = dox(
+        Method::POST,
+        &format!("{base}/firewalls"),
+        Some(json!({"name": "fl-www-icmp", "inbound_rules": [{"protocol": "tcp", "ports": "22", "sources": {"addresses": ["0.0.0.0/0"]}}],
+            "outbound_rules": [{"protocol": "icmp", "destinations": {"addresses": ["0.0.0.0/0"]}}]})),
+    )
+    .await;
+    assert_eq!(status, 422, "{v}");
+    assert_eq!(v["id"], "unprocessable_entity", "{v}");
+    assert!(v["message"].as_str().unwrap().contains("ports"), "{v}");
 
     let (status, db) = dox(
         Method::POST,

@@ -689,12 +689,11 @@ fn validate_rules(b: &Value, key: &str, endpoint: &str) -> ApiResult<Value> {
         if !matches!(protocol, Some("tcp" | "udp" | "icmp")) {
             return Err(unprocessable("protocol must be one of tcp, udp, icmp"));
         }
+        // `firewall_rule_base` requires `ports` on every rule, ICMP too (which carries "0").
         match rule.get("ports").and_then(Value::as_str) {
             Some(p) if !valid_ports(p) => return Err(unprocessable(format!("invalid ports: {p}"))),
-            None if protocol != Some("icmp") => {
-                return Err(unprocessable("ports is required for tcp and udp rules"));
-            }
-            _ => {}
+            None => return Err(unprocessable("ports is required")),
+            Some(_) => {}
         }
         let target = rule
             .get(endpoint)

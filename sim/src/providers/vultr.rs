@@ -569,8 +569,16 @@ async fn create_rule(State(ctx): State<Ctx>, Path(pp): Pars, body: Bytes) -> Api
     if matches!(protocol.as_str(), "tcp" | "udp") && !valid_port(&port) {
         return Err(bad("Invalid port."));
     }
-    let subnet = str_field(&b, "subnet").unwrap_or("").to_owned();
-    let subnet_size = b.get("subnet_size").and_then(Value::as_u64).unwrap_or(0);
+    // The published schema requires both, whatever the source (`0.0.0.0`/`0` with `cloudflare`).
+    let subnet = b
+        .get("subnet")
+        .and_then(Value::as_str)
+        .ok_or_else(|| bad("Invalid subnet: subnet is required."))?
+        .to_owned();
+    let subnet_size = b
+        .get("subnet_size")
+        .and_then(Value::as_u64)
+        .ok_or_else(|| bad("Invalid subnet_size: subnet_size is required."))?;
     if source.is_empty() {
         if ip_type == "v4" {
             let ok = subnet.parse::<Ipv4Addr>().is_ok()

@@ -12,27 +12,28 @@ pub(crate) fn inbound_json(rules: &[FirewallRule]) -> Vec<Value> {
         .filter(|r| !r.sources.is_empty())
         .map(|r| {
             let addresses: Vec<String> = r.sources.iter().map(Ipv4Net::to_string).collect();
-            let mut rule = json!({
+            json!({
                 "protocol": protocol_name(r.protocol),
+                "ports": ports_text(r),
                 "sources": {"addresses": addresses},
-            });
-            if let (Some(ports), Some(obj)) = (ports_text(r), rule.as_object_mut()) {
-                obj.insert("ports".into(), Value::String(ports));
-            }
-            rule
+            })
         })
         .collect()
 }
 
-/// Outbound is open: every TCP and UDP port and ICMP, to anywhere.
+/// Outbound is open: every TCP and UDP port and ICMP, to anywhere. `ports` is required on every rule;
+/// `"0"` means every port, and is what ICMP carries (DigitalOcean's `firewall_rule_base`).
 pub(crate) fn outbound_allow_all() -> Vec<Value> {
     let anywhere = json!({"addresses": ["0.0.0.0/0"]});
     vec![
-        json!({"protocol": "tcp", "ports": "all", "destinations": anywhere}),
-        json!({"protocol": "udp", "ports": "all", "destinations": anywhere}),
-        json!({"protocol": "icmp", "destinations": anywhere}),
+        json!({"protocol": "tcp", "ports": ALL_PORTS, "destinations": anywhere}),
+        json!({"protocol": "udp", "ports": ALL_PORTS, "destinations": anywhere}),
+        json!({"protocol": "icmp", "ports": ALL_PORTS, "destinations": anywhere}),
     ]
 }
+
+/// Every port, as DigitalOcean's schema spells it (and what it answers for ICMP).
+const ALL_PORTS: &str = "0";
 
 /// Inbound rules read back: IPv4 address sources only (droplet, tag and load-balancer sources, and IPv6,
 /// have no neutral form); a rule left without sources is dropped.
@@ -103,13 +104,13 @@ fn protocol_name(p: Protocol) -> &'static str {
     }
 }
 
-/// `ports` for a rule: none for ICMP, `"all"`, `"22"` or `"8000-9000"`.
-fn ports_text(rule: &FirewallRule) -> Option<String> {
+/// `ports` for a rule (always sent: the schema requires it): `"0"` for ICMP and for every port, `"22"` or
+/// `"8000-9000"`.
+fn ports_text(rule: &FirewallRule) -> String {
     match (rule.protocol, rule.ports) {
-        (Protocol::Icmp, _) => None,
-        (_, None) => Some("all".into()),
-        (_, Some((a, b))) if a == b => Some(a.to_string()),
-        (_, Some((a, b))) => Some(format!("{a}-{b}")),
+        (Protocol::Icmp, _) | (_, None) => ALL_PORTS.into(),
+        (_, Some((a, b))) if a == b => a.to_string(),
+        (_, Some((a, b))) => format!("{a}-{b}"),
     }
 }
 
@@ -143,8 +144,12 @@ mod tests {
         let json = inbound_json(&rules);
         assert_eq!(json[0]["ports"], "22");
         assert_eq!(json[1]["ports"], "8000-9000");
-        assert_eq!(json[2]["ports"], "all");
-        assert!(json[3].get("ports").is_none());
+        assert_eq!(json[2]["ports"], "0", "every port is \"0\"");
+        assert_eq!(json[3]["ports"], "0", "ICMP carries \"0\"");
+        assert!(
+            outbound_allow_all().iter().all(|r| r["ports"] == "0"),
+            "every outbound rule has its ports"
+        );
         assert_eq!(inbound_rules(&json), rules);
     }
 

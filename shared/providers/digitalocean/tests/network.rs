@@ -232,13 +232,13 @@ async fn create_firewall_sends_inbound_rules_and_open_outbound_without_tags() {
             "inbound_rules": [
                 {"protocol": "tcp", "ports": "22", "sources": {"addresses": ["18.0.0.0/8"]}},
                 {"protocol": "tcp", "ports": "8000-9000", "sources": {"addresses": ["10.0.0.0/24", "203.0.113.4/32"]}},
-                {"protocol": "udp", "ports": "all", "sources": {"addresses": ["10.0.0.0/24"]}},
-                {"protocol": "icmp", "sources": {"addresses": ["0.0.0.0/0"]}},
+                {"protocol": "udp", "ports": "0", "sources": {"addresses": ["10.0.0.0/24"]}},
+                {"protocol": "icmp", "ports": "0", "sources": {"addresses": ["0.0.0.0/0"]}},
             ],
             "outbound_rules": [
-                {"protocol": "tcp", "ports": "all", "destinations": {"addresses": ["0.0.0.0/0"]}},
-                {"protocol": "udp", "ports": "all", "destinations": {"addresses": ["0.0.0.0/0"]}},
-                {"protocol": "icmp", "destinations": {"addresses": ["0.0.0.0/0"]}},
+                {"protocol": "tcp", "ports": "0", "destinations": {"addresses": ["0.0.0.0/0"]}},
+                {"protocol": "udp", "ports": "0", "destinations": {"addresses": ["0.0.0.0/0"]}},
+                {"protocol": "icmp", "ports": "0", "destinations": {"addresses": ["0.0.0.0/0"]}},
             ],
             "droplet_ids": [],
             "tags": [],

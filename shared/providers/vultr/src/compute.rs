@@ -56,11 +56,10 @@ impl Compute for VultrCloud {
         Ok(found.instance.into_machine())
     }
 
-    /// `GET /instances?tag=<deployment tag>`, every cursor, narrowed to the whole filter.
+    /// `GET /instances`, every cursor, narrowed to the filter here: Vultr's spec marks the `tag` query
+    /// parameter deprecated, and has no other tag filter.
     async fn list_machines(&self, filter: &MarkFilter) -> Result<Vec<Machine>> {
-        let instances = self
-            .get_all::<InstancePage>("instances", &[("tag", filter.server_side_tag())])
-            .await?;
+        let instances = self.get_all::<InstancePage>("instances", &[]).await?;
         Ok(instances
             .into_iter()
             .filter(|i| filter.matches(i.tags.as_deref().unwrap_or_default()))

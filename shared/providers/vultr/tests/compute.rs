@@ -131,18 +131,25 @@ fn tagged_instances(spec: &Spec) -> Value {
     second["id"] = json!("second");
     second["tags"] = json!(marks("nl-ams", Role::Webserver, "b").to_tags());
     page["instances"][0]["tags"] = json!(marks("gb-lon", Role::Webserver, "a").to_tags());
+    // Another deployment's instance in the same account: listed too (no server-side tag filter), never ours.
+    let mut foreign = second.clone();
+    foreign["id"] = json!("foreign");
+    let mut other = marks("gb-lon", Role::Webserver, "c");
+    other.deployment = "another-site".into();
+    foreign["tags"] = json!(other.to_tags());
     page["instances"].as_array_mut().unwrap().push(second);
+    page["instances"].as_array_mut().unwrap().push(foreign);
     page["meta"]["links"]["next"] = json!("");
     page
 }
 
 #[tokio::test]
-async fn list_filters_by_the_deployment_tag_server_side_and_the_region_client_side() {
+async fn list_uses_no_deprecated_tag_parameter_and_filters_by_marks_here() {
     let spec = Spec::load();
     let server = MockServer::start().await;
     Mock::given(method("GET"))
         .and(path("/v2/instances"))
-        .and(query_param("tag", format!("fl-dep:{DEPLOYMENT}").as_str()))
+        .and(query_param_is_missing("tag"))
         .and(query_param("per_page", "500"))
         .respond_with(ResponseTemplate::new(200).set_body_json(tagged_instances(&spec)))
         .expect(2)
@@ -169,7 +176,6 @@ async fn list_follows_cursors_across_three_pages() {
     let spec = Spec::load();
     let server = MockServer::start().await;
     let template = spec.response("/instances", "get", "200");
-    let tag = format!("fl-dep:{DEPLOYMENT}");
     let page = |id: &str, next: &str| {
         let mut instance = template["instances"][0].clone();
         instance["id"] = json!(id);
@@ -178,7 +184,7 @@ async fn list_follows_cursors_across_three_pages() {
     };
     Mock::given(method("GET"))
         .and(path("/v2/instances"))
-        .and(query_param("tag", tag.as_str()))
+        .and(query_param_is_missing("tag"))
         .and(query_param_is_missing("cursor"))
         .respond_with(ResponseTemplate::new(200).set_body_json(page("i-1", "bmV4dF9fMg==")))
         .expect(1)
@@ -190,7 +196,7 @@ async fn list_follows_cursors_across_three_pages() {
     ] {
         Mock::given(method("GET"))
             .and(path("/v2/instances"))
-            .and(query_param("tag", tag.as_str()))
+            .and(query_param_is_missing("tag"))
             .and(query_param("per_page", "500"))
             .and(query_param("cursor", cursor))
             .respond_with(ResponseTemplate::new(200).set_body_json(page(id, next)))

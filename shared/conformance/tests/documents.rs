@@ -1,0 +1,104 @@
+//! The validator against the providers' real documents: requests as the adapters send them pass, and a
+//! deliberately wrong one (a required field missing, a deprecated parameter, an unknown path) fails with
+//! the operation, the field and the rule.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::path::{Path, PathBuf};
+
+use flotilla_conformance::Spec;
+use serde_json::json;
+
+fn specs() -> PathBuf {
+    flotilla_conformance::provider_specs(Path::new(env!("CARGO_MANIFEST_DIR")))
+        .expect("shared/provider-specs above the repository")
+}
+
+#[test]
+fn digitalocean_firewall_rules_need_their_ports() {
+    let spec = Spec::digitalocean(&specs()).unwrap();
+    assert!(spec.len() > 100, "{spec:?}");
+    let good = json!({
+        "name": "fl-www-web",
+        "inbound_rules": [{"protocol": "tcp", "ports": "443", "sources": {"addresses": ["0.0.0.0/0"]}}],
+        "outbound_rules": [{"protocol": "icmp", "ports": "0", "destinations": {"addresses": ["0.0.0.0/0"]}}],
+        "droplet_ids": [],
+        "tags": []
+    });
+    spec.check("POST", "/v2/firewalls", &[], Some(&good)).unwrap();
+    // The adapter's old body: an ICMP rule without ports.
+    let mut bad = good.clone();
+    bad["outbound_rules"][0].as_object_mut().unwrap().remove("ports");
+    let violations = spec.check("POST", "/v2/firewalls", &[], Some(&bad)).unwrap_err();
+    assert!(
+        violations.iter().any(|v| v.operation.contains("firewalls_create")
+            && v.field.starts_with("body/outbound_rules/0")
+            && v.rule.contains("ports")),
+        "{violations:#?}"
+    );
+    // Path parameters and literal segments.
+    spec.check("GET", "/v2/droplets/3164444", &[], None).unwrap();
+    let err = spec
+        .check("GET", "/v2/droplets/not-a-number", &[], None)
+        .unwrap_err();
+    assert!(err.iter().any(|v| v.field == "path droplet_id"), "{err:#?}");
+    let err = spec.check("GET", "/v2/no-such-thing", &[], None).unwrap_err();
+    assert_eq!(err[0].field, "path", "{err:#?}");
+}
+
+#[test]
+fn vultr_instances_are_not_listed_by_the_deprecated_tag() {
+    let spec = Spec::vultr(&specs()).unwrap();
+    let q = |pairs: &[(&str, &str)]| -> Vec<(String, String)> {
+        pairs
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect()
+    };
+    spec.check("GET", "/v2/instances", &q(&[("per_page", "500")]), None)
+        .unwrap();
+    let err = spec
+        .check(
+            "GET",
+            "/v2/instances",
+            &q(&[("tag", "fl-dep:x"), ("per_page", "500")]),
+            None,
+        )
+        .unwrap_err();
+    assert!(
+        err.iter()
+            .any(|v| v.field == "query tag" && v.rule == "deprecated"),
+        "{err:#?}"
+    );
+    let err = spec
+        .check("POST", "/v2/instances", &[], Some(&json!({"plan": "vc2-1c-1gb"})))
+        .unwrap_err();
+    assert!(
+        err.iter().any(|v| v.rule.contains("region")),
+        "a create without its required region: {err:#?}"
+    );
+}
+
+#[test]
+fn exoscale_operations_are_found_under_a_zone_prefix_and_checked() {
+    let spec = Spec::exoscale(&specs()).unwrap();
+    let good = json!({"name": "fl-www-web"});
+    spec.check("POST", "/v2/security-group", &[], Some(&good))
+        .unwrap();
+    let err = spec
+        .check(
+            "POST",
+            "/v2/security-group",
+            &[],
+            Some(&json!({"description": "x"})),
+        )
+        .unwrap_err();
+    assert!(err.iter().any(|v| v.rule.contains("name")), "{err:#?}");
+    spec.check(
+        "PUT",
+        "/v2/security-group/3f5e6b6a-1a2b-4c3d-8e9f-0a1b2c3d4e5f:attach",
+        &[],
+        Some(&json!({"instance": {"id": "3f5e6b6a-1a2b-4c3d-8e9f-0a1b2c3d4e5f"}})),
+    )
+    .unwrap();
+}
