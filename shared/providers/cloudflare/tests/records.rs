@@ -244,3 +244,135 @@ async fn a_rate_limited_read_waits_and_succeeds() {
     assert!(started.elapsed() >= Duration::from_millis(900));
     assert_eq!((cf.api().calls(), cf.api().rate_limited()), (2, 1));
 }
+
+/// The fields a record body may carry, by the evidence: the recorded records (the fixtures' `result`
+/// entries, with their JSON types) and the documented create body in `reference/provider-apis.md`
+/// (`POST …/dns_records {type, name, content, ttl, proxied, comment, tags}`: `comment` and `tags` postdate the
+/// fixtures).
+fn record_fields() -> (std::collections::BTreeMap<String, &'static str>, Vec<String>) {
+    let mut typed = std::collections::BTreeMap::new();
+    for page in 1..=3 {
+        let f = fixture(&format!("cloudflare-dns_records-page-{page}.json"));
+        for r in f["result"].as_array().unwrap() {
+            for (k, v) in r.as_object().unwrap() {
+                if !v.is_null() {
+                    typed.insert(k.clone(), kind_of(v));
+                }
+            }
+        }
+    }
+    let doc = common::cloudflare_dir()
+        .parent()
+        .and_then(|p| p.parent())
+        .map(|p| p.join("reference").join("provider-apis.md"))
+        .unwrap();
+    let text = std::fs::read_to_string(&doc).unwrap();
+    let line = text
+        .lines()
+        .find(|l| l.contains("POST …/dns_records `{"))
+        .expect("the documented record create");
+    let inner = line
+        .split("`{")
+        .nth(1)
+        .and_then(|r| r.split("}`").next())
+        .unwrap();
+    let documented = inner.split(',').map(|f| f.trim().to_owned()).collect();
+    (typed, documented)
+}
+
+/// Every body the adapter sends — create, update, and a batch's entries — uses only the fields the fixtures
+/// and the documentation show, with the fixtures' types; a batch uses only its documented keys.
+#[tokio::test]
+async fn request_bodies_use_only_the_fields_the_evidence_shows() {
+    let server = MockServer::start().await;
+    Mock::given(method("POST"))
+        .and(path(format!("/client/v4/zones/{ZONE_ID}/dns_records/batch")))
+        .respond_with(ok(json!({"deletes": [], "patches": [], "posts": []})))
+        .mount(&server)
+        .await;
+    Mock::given(method("POST"))
+        .and(path(format!("/client/v4/zones/{ZONE_ID}/dns_records")))
+        .respond_with(ok(recorded(2)))
+        .mount(&server)
+        .await;
+    Mock::given(method("PATCH"))
+        .respond_with(ok(recorded(2)))
+        .mount(&server)
+        .await;
+    let cf = adapter(&server);
+    let mut marked = new_record();
+    marked.proxied = Some(true);
+    marked.ttl = 1;
+    cf.create_record(&zone(), &marked).await.unwrap();
+    let existing = DnsRecord {
+        id: "fc12ab34cd5611334422ab3322997653".into(),
+        kind: "A".into(),
+        name: "www.unit.tests".into(),
+        content: "2.2.3.7".into(),
+        ttl: 60,
+        proxied: Some(false),
+        comment: Some("flotilla:x".into()),
+    };
+    cf.update_record(&zone(), &existing).await.unwrap();
+    cf.apply_batch(
+        &zone(),
+        &flotilla_cloud::DnsBatch {
+            deletes: vec!["fc12ab34cd5611334422ab3322997650".into()],
+            updates: vec![existing.clone()],
+            creates: vec![marked.clone()],
+        },
+    )
+    .await
+    .unwrap();
+
+    let (typed, documented) = record_fields();
+    let mut problems = Vec::new();
+    let check_record = |what: &str, body: &Value| -> Vec<String> {
+        let mut found = Vec::new();
+        for (k, v) in body.as_object().unwrap() {
+            match typed.get(k) {
+                Some(t) if *t != kind_of(v) => {
+                    found.push(format!("{what}: {k} is {} (recorded {t})", kind_of(v)));
+                }
+                Some(_) => {}
+                None if documented.contains(k) => {}
+                None => found.push(format!("{what}: {k} is neither recorded nor documented")),
+            }
+        }
+        found
+    };
+    let requests = server.received_requests().await.unwrap();
+    assert_eq!(requests.len(), 3);
+    problems.extend(check_record("create", &requests[0].body_json().unwrap()));
+    problems.extend(check_record("update", &requests[1].body_json().unwrap()));
+    let batch: Value = requests[2].body_json().unwrap();
+    for (k, entries) in batch.as_object().unwrap() {
+        if !["deletes", "patches", "puts", "posts"].contains(&k.as_str()) {
+            problems.push(format!("batch: {k} is not a documented key"));
+        }
+        for e in entries.as_array().unwrap() {
+            if k == "deletes" {
+                if e.as_object().unwrap().keys().any(|f| f != "id") {
+                    problems.push(format!("batch deletes: {e}"));
+                }
+            } else {
+                problems.extend(check_record(&format!("batch {k}"), e));
+            }
+        }
+    }
+    assert!(problems.is_empty(), "{problems:#?}");
+    // The evidence is not empty, and a field nobody shows is caught.
+    assert!(typed.contains_key("proxied") && documented.contains(&"comment".to_owned()));
+    assert!(!typed.contains_key("invented") && !documented.contains(&"invented".to_owned()));
+}
+
+fn kind_of(v: &Value) -> &'static str {
+    match v {
+        Value::Null => "null",
+        Value::Bool(_) => "boolean",
+        Value::Number(_) => "number",
+        Value::String(_) => "string",
+        Value::Array(_) => "array",
+        Value::Object(_) => "object",
+    }
+}

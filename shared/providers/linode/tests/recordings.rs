@@ -9,7 +9,10 @@ mod common;
 use std::collections::BTreeSet;
 use std::net::Ipv4Addr;
 
-use common::{Interaction, all_cassettes, cloud, interaction, machine_request, marks};
+use common::{
+    Interaction, all_cassettes, assert_fields_recorded, cloud, interaction, machine_request, marks,
+    recorded_bodies, recorded_items,
+};
 use flotilla_cloud::{
     CloudError, Compute, DatabaseRequest, Dns, FirewallRule, MachineState, ManagedDatabases, MarkFilter,
     Network, NewDnsRecord, Protocol, VpcRequest, Zone,
@@ -422,6 +425,12 @@ async fn a_recorded_create_is_read() {
     .mount(&server)
     .await;
     let m = cloud(&server).create_machine(&machine_request()).await.unwrap();
+    let sent: serde_json::Value = server.received_requests().await.unwrap()[0].body_json().unwrap();
+    assert_fields_recorded(
+        &sent,
+        &recorded_bodies("POST", "linode/instances"),
+        "POST linode/instances",
+    );
     assert_eq!(m.id, "97189542");
     assert_eq!(m.name, "go-test-intf-2x63ssy273oo");
     assert_eq!(m.region, "au-mel");
@@ -449,6 +458,7 @@ async fn recorded_vpcs_are_created_found_and_refused() {
     assert_eq!(vpc.subnet_id.as_deref(), Some("818612"));
     assert_eq!(vpc.cidr, Some("192.168.0.0/25".parse().unwrap()));
     let sent: serde_json::Value = server.received_requests().await.unwrap()[0].body_json().unwrap();
+    assert_fields_recorded(&sent, &recorded_bodies("POST", "vpcs"), "POST vpcs");
     assert_eq!(sent["subnets"][0]["ipv4"], "192.168.0.0/25");
 
     server.reset().await;
@@ -551,6 +561,10 @@ async fn recorded_firewalls_are_read() {
         }]
     );
     let sent: serde_json::Value = server.received_requests().await.unwrap()[0].body_json().unwrap();
+    // Rule fields are also evidenced by the firewalls Linode lists (their rules carry `description`).
+    let mut evidence = recorded_bodies("POST", "networking/firewalls");
+    evidence.extend(recorded_items("networking/firewalls"));
+    assert_fields_recorded(&sent, &evidence, "POST networking/firewalls");
     assert_eq!(sent["label"], "linodego-fw-test");
     assert_eq!(sent["tags"], json!(marks("d").to_tags()));
     assert_eq!(sent["rules"]["inbound_policy"], "DROP");
@@ -575,6 +589,11 @@ async fn recorded_devices_are_attached_and_detached() {
     let c = cloud(&server);
     c.attach_firewall("9618589", "97185937").await.unwrap();
     let sent: serde_json::Value = server.received_requests().await.unwrap()[0].body_json().unwrap();
+    assert_fields_recorded(
+        &sent,
+        &recorded_bodies("POST", "networking/firewalls/1/devices"),
+        "POST networking/firewalls/1/devices",
+    );
     assert_eq!(sent, json!({"id": 97185937, "type": "linode"}));
 
     server.reset().await;
@@ -615,6 +634,13 @@ async fn recorded_rule_replacement_is_accepted() {
     }];
     c.replace_firewall_rules("9618482", &rules).await.unwrap();
     let sent: serde_json::Value = server.received_requests().await.unwrap()[0].body_json().unwrap();
+    let mut evidence = recorded_bodies("PUT", "networking/firewalls/1/rules");
+    evidence.extend(
+        recorded_items("networking/firewalls")
+            .into_iter()
+            .map(|f| f["rules"].clone()),
+    );
+    assert_fields_recorded(&sent, &evidence, "PUT networking/firewalls/1/rules");
     assert_eq!(sent["inbound_policy"], "DROP");
     assert_eq!(sent["inbound"][0]["ports"], "8000-9000");
     assert_eq!(sent["inbound"][0]["addresses"]["ipv4"], json!(["10.0.0.0/8"]));
@@ -663,6 +689,11 @@ async fn a_database_create_sends_what_the_recorded_one_sent() {
     let requests = server.received_requests().await.unwrap();
     assert_eq!(requests.len(), 1);
     let mut sent: serde_json::Value = requests[0].body_json().unwrap();
+    assert_fields_recorded(
+        &sent,
+        &recorded_bodies("POST", "databases/mysql/instances"),
+        "POST databases/mysql/instances",
+    );
     // Addresses go as CIDRs (Linode answers every entry so); the rest is the recorded body.
     assert_eq!(sent["allow_list"], json!(["203.0.113.1/32", "192.0.1.0/24"]));
     sent["allow_list"] = recorded["allow_list"].clone();
@@ -738,6 +769,11 @@ async fn recorded_databases_are_found_and_their_allow_list_replaced() {
     let requests = server.received_requests().await.unwrap();
     assert_eq!(requests.len(), 2, "read, then write; no engine probing");
     let sent: serde_json::Value = requests[1].body_json().unwrap();
+    assert_fields_recorded(
+        &sent,
+        &recorded_bodies("PUT", "databases/mysql/instances/1"),
+        "PUT databases/mysql/instances/1",
+    );
     assert_eq!(sent, json!({"allow_list": ["10.0.1.0/24", "203.0.113.1/32"]}));
 }
 
@@ -820,6 +856,11 @@ async fn recorded_domains_and_records_are_read() {
     assert_eq!(created.id, "36666864");
     assert_eq!(created.name, "a.linodego-blue-test.com");
     let sent: serde_json::Value = server.received_requests().await.unwrap()[0].body_json().unwrap();
+    assert_fields_recorded(
+        &sent,
+        &recorded_bodies("POST", "domains/1/records"),
+        "POST domains/1/records",
+    );
     assert_eq!(
         sent,
         json!({"type": "A", "name": "a", "target": "127.0.0.1", "ttl_sec": 60})
@@ -845,4 +886,20 @@ async fn a_recorded_not_found_is_not_found() {
         matches!(&err, CloudError::NotFound { what, .. } if what == "Not found"),
         "{err:?}"
     );
+}
+
+/// The field-by-field comparison refuses what no recording shows: an unknown field, or a known one with
+/// another type.
+#[test]
+fn a_field_or_type_no_recording_shows_is_refused() {
+    let evidence = recorded_bodies("POST", "vpcs");
+    let unknown = std::panic::catch_unwind(|| {
+        assert_fields_recorded(&json!({"label": "x", "invented": 1}), &evidence, "POST vpcs");
+    });
+    assert!(unknown.is_err());
+    let retyped = std::panic::catch_unwind(|| {
+        assert_fields_recorded(&json!({"label": 7}), &evidence, "POST vpcs");
+    });
+    assert!(retyped.is_err());
+    assert_fields_recorded(&json!({"label": "x"}), &evidence, "POST vpcs");
 }

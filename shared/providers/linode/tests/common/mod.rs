@@ -202,3 +202,106 @@ pub fn machine_request() -> MachineRequest {
         marks: marks("www-codetesters-uk"),
     }
 }
+
+/// Every body recorded for `method` at a path of the shape of `api_path` (below the version; a numeric
+/// segment matches any number), parsed: the requests', and the successful answers' (the resource as Linode
+/// holds it: a field it answers with is one it takes, e.g. `ttl_sec` of a record, `tags` of an instance).
+pub fn recorded_bodies(method: &str, api_path: &str) -> Vec<serde_json::Value> {
+    fn shape(path: &str) -> Vec<String> {
+        path.split('/')
+            .map(|s| {
+                if s.parse::<u64>().is_ok() {
+                    "#".to_owned()
+                } else {
+                    s.to_owned()
+                }
+            })
+            .collect()
+    }
+    let want = shape(api_path);
+    all_cassettes()
+        .into_iter()
+        .flat_map(|(_, c)| c.interactions)
+        .filter(|i| i.request.method == method && shape(&i.api_path()) == want)
+        .flat_map(|i| {
+            let answer = (i.response.code == 200).then(|| serde_json::from_str(&i.response.body).ok());
+            [serde_json::from_str(&i.request.body).ok(), answer.flatten()]
+        })
+        .flatten()
+        .collect()
+}
+
+/// The items of every successful recorded list answer of `GET api_path` (`data[]`): the resources as
+/// Linode holds them, evidence of the fields they take.
+pub fn recorded_items(api_path: &str) -> Vec<serde_json::Value> {
+    all_cassettes()
+        .into_iter()
+        .flat_map(|(_, c)| c.interactions)
+        .filter(|i| i.request.method == "GET" && i.api_path() == api_path && i.response.code == 200)
+        .filter_map(|i| serde_json::from_str::<serde_json::Value>(&i.response.body).ok())
+        .flat_map(|v| v["data"].as_array().cloned().unwrap_or_default())
+        .collect()
+}
+
+/// Compares a body the adapter sent with the recorded ones, field by field: every field it sends appears in
+/// some recorded request (or answer) of the same operation, with the same JSON type (a field recorded only as `null`
+/// says nothing of its type). Panics naming each field that does not.
+pub fn assert_fields_recorded(sent: &serde_json::Value, recorded: &[serde_json::Value], what: &str) {
+    use serde_json::Value;
+    fn kind(v: &Value) -> &'static str {
+        match v {
+            Value::Null => "null",
+            Value::Bool(_) => "boolean",
+            Value::Number(_) => "number",
+            Value::String(_) => "string",
+            Value::Array(_) => "array",
+            Value::Object(_) => "object",
+        }
+    }
+    fn walk(sent: &Value, recorded: &[&Value], at: &str, problems: &mut Vec<String>) {
+        let known: Vec<&Value> = recorded.iter().copied().filter(|v| !v.is_null()).collect();
+        if known.is_empty() || sent.is_null() {
+            return;
+        }
+        if !known.iter().any(|v| kind(v) == kind(sent)) {
+            problems.push(format!(
+                "{at}: sent as {}, recorded as {}",
+                kind(sent),
+                kind(known[0])
+            ));
+            return;
+        }
+        match sent {
+            Value::Object(fields) => {
+                for (k, v) in fields {
+                    let children: Vec<&Value> = known.iter().filter_map(|r| r.get(k)).collect();
+                    if children.is_empty() {
+                        problems.push(format!("{at}/{k}: not in any recorded request"));
+                    } else {
+                        walk(v, &children, &format!("{at}/{k}"), problems);
+                    }
+                }
+            }
+            Value::Array(items) => {
+                let children: Vec<&Value> = known.iter().filter_map(|r| r.as_array()).flatten().collect();
+                if !children.is_empty() {
+                    for (n, item) in items.iter().enumerate() {
+                        walk(item, &children, &format!("{at}/{n}"), problems);
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+    assert!(
+        !recorded.is_empty(),
+        "{what}: no recorded request to compare with"
+    );
+    let mut problems = Vec::new();
+    walk(sent, &recorded.iter().collect::<Vec<_>>(), "", &mut problems);
+    assert!(
+        problems.is_empty(),
+        "{what}: the body differs from every recorded one:\n{}\nsent: {sent}",
+        problems.join("\n")
+    );
+}
