@@ -10,7 +10,7 @@ use chrono::{TimeZone, Utc};
 use flotilla_cloud::{Compute, MachineState, MarkFilter};
 use flotilla_spec::Role;
 use serde_json::{Value, json};
-use support::{DEPLOYMENT, Spec, TOKEN, cloud, machine_request, marks};
+use support::{DEPLOYMENT, Spec, TOKEN, assert_conforms, cloud, machine_request, marks};
 use wiremock::matchers::{body_json, header, method, path, query_param, query_param_is_missing};
 use wiremock::{Mock, MockServer, ResponseTemplate};
 
@@ -55,6 +55,7 @@ async fn create_sends_the_request_and_reads_a_droplet_without_addresses_yet() {
         m.created_at,
         Some(Utc.with_ymd_and_hms(2020, 7, 21, 18, 37, 44).unwrap())
     );
+    assert_conforms(&server).await;
 }
 
 #[tokio::test]
@@ -93,6 +94,7 @@ async fn create_with_a_firewall_adds_the_new_droplet_to_it() {
 
     let m = cloud(&server).create_machine(&request).await.unwrap();
     assert_eq!(m.id, "3164444");
+    assert_conforms(&server).await;
 }
 
 #[tokio::test]
@@ -113,6 +115,7 @@ async fn get_reads_public_and_private_addresses() {
     assert_eq!(m.public_ipv4, Some(Ipv4Addr::new(192, 241, 165, 154)));
     assert_eq!(m.private_ipv4, Some(Ipv4Addr::new(10, 128, 192, 124)));
     assert_eq!(m.region, "nyc3");
+    assert_conforms(&server).await;
 }
 
 #[tokio::test]
@@ -127,6 +130,7 @@ async fn get_of_a_gone_droplet_is_not_found() {
     let err = cloud(&server).get_machine("99").await.unwrap_err();
     assert!(err.is_not_found(), "{err}");
     assert!(err.to_string().contains("could not be found"), "{err}");
+    assert_conforms(&server).await;
 }
 
 /// The spec's "Droplets Filtered By Tag" answer, its two droplets carrying our marks for two regions.
@@ -175,6 +179,7 @@ async fn list_filters_by_the_deployment_tag_server_side_and_the_region_client_si
     assert_eq!(m.public_ipv4, Some(Ipv4Addr::new(192, 241, 165, 154)));
     assert_eq!(m.private_ipv4, Some(Ipv4Addr::new(10, 128, 192, 124)));
     assert_eq!(m.marks, Some(marks("gb-lon", Role::Webserver, "a")));
+    assert_conforms(&server).await;
 }
 
 #[tokio::test]
@@ -227,6 +232,7 @@ async fn list_follows_links_pages_next_across_three_pages() {
         all.iter().map(|m| m.id.as_str()).collect::<Vec<_>>(),
         ["1", "2", "3"]
     );
+    assert_conforms(&server).await;
 }
 
 #[tokio::test]
@@ -248,6 +254,7 @@ async fn a_next_link_to_the_same_page_is_an_error_not_a_loop() {
         matches!(err, flotilla_cloud::CloudError::Protocol { .. }),
         "{err}"
     );
+    assert_conforms(&server).await;
 }
 
 #[tokio::test]
@@ -271,4 +278,5 @@ async fn deleting_a_gone_droplet_succeeds() {
     c.delete_machine("99").await.unwrap();
     let err = c.delete_machine("../account").await.unwrap_err();
     assert!(matches!(err, flotilla_cloud::CloudError::Invalid { .. }), "{err}");
+    assert_conforms(&server).await;
 }

@@ -9,7 +9,7 @@ use flotilla_cloud::{CloudError, DatabaseRequest, ManagedDatabases};
 use flotilla_digitalocean::MAX_DATABASE_RULES;
 use ipnet::Ipv4Net;
 use serde_json::json;
-use support::{Spec, cloud};
+use support::{Spec, assert_conforms, cloud};
 use wiremock::matchers::{body_json, method, path};
 use wiremock::{Mock, MockServer, ResponseTemplate};
 
@@ -56,6 +56,7 @@ async fn find_database_reads_the_cluster_and_its_ip_trusted_sources() {
     // Of the four rules (k8s, ip_addr, droplet, tag) only the address is an allow-list entry.
     assert_eq!(db.allow_list, vec!["192.168.1.1/32".parse::<Ipv4Net>().unwrap()]);
     assert_eq!(c.find_database("frontend").await.unwrap(), None);
+    assert_conforms(&server).await;
 }
 
 #[tokio::test]
@@ -78,6 +79,7 @@ async fn replacing_the_allow_list_keeps_the_other_trusted_sources() {
         .await;
     let allow: Vec<Ipv4Net> = vec!["203.0.113.4/32".parse().unwrap(), "10.0.1.0/24".parse().unwrap()];
     cloud(&server).replace_allow_list(DB, &allow).await.unwrap();
+    assert_conforms(&server).await;
 }
 
 #[tokio::test]
@@ -102,6 +104,7 @@ async fn more_than_a_hundred_rules_is_invalid_before_anything_is_sent() {
     assert!(matches!(err, CloudError::Invalid { .. }), "{err}");
     let sent = server.received_requests().await.unwrap();
     assert!(sent.iter().all(|r| r.method.as_str() == "GET"), "no PUT");
+    assert_conforms(&server).await;
 }
 
 fn database_request(allow: &[&str]) -> DatabaseRequest {
@@ -166,6 +169,7 @@ async fn a_create_posts_the_cluster_then_its_allow_list() {
     let db = c.create_database(&database_request(&[])).await.unwrap();
     assert!(db.allow_list.is_empty());
     server.verify().await;
+    assert_conforms(&server).await;
 }
 
 #[tokio::test]
@@ -213,6 +217,7 @@ async fn a_taken_name_is_a_conflict_and_a_gone_cluster_is_not_found() {
         .filter(|r| r.method.as_str() == "DELETE")
         .count();
     assert_eq!(deletes, 2, "a malformed id is refused before any call");
+    assert_conforms(&server).await;
 }
 
 #[tokio::test]

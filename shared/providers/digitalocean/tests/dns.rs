@@ -6,7 +6,7 @@ mod support;
 
 use flotilla_cloud::{Dns, DnsBatch, DnsRecord, NewDnsRecord, Zone};
 use serde_json::json;
-use support::{Spec, cloud};
+use support::{Spec, assert_conforms, cloud};
 use wiremock::matchers::{body_json, method, path, query_param};
 use wiremock::{Mock, MockServer, ResponseTemplate};
 
@@ -38,6 +38,7 @@ async fn find_zone_by_name() {
     let c = cloud(&server);
     assert_eq!(c.find_zone("example.com").await.unwrap(), Some(zone()));
     assert_eq!(c.find_zone("example.org").await.unwrap(), None);
+    assert_conforms(&server).await;
 }
 
 #[tokio::test]
@@ -85,6 +86,7 @@ async fn records_come_back_fully_qualified_and_filtered() {
     assert_eq!(every.len(), 4);
     assert!(every.iter().all(|r| r.name == "example.com"), "@ is the apex");
     assert_eq!(every[0].content, "ns1.digitalocean.com");
+    assert_conforms(&server).await;
 }
 
 #[tokio::test]
@@ -193,6 +195,7 @@ async fn create_update_and_delete_send_relative_names() {
     .await
     .map(|report| assert!(report.refused.is_empty(), "{report:?}"))
     .unwrap();
+    assert_conforms(&server).await;
 }
 
 #[tokio::test]

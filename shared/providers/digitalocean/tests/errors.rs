@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use flotilla_cloud::{CloudError, Compute};
 use serde_json::json;
-use support::{Spec, TOKEN, cloud};
+use support::{Spec, TOKEN, assert_conforms, cloud};
 use wiremock::matchers::{method, path};
 use wiremock::{Mock, MockServer, ResponseTemplate};
 
@@ -24,6 +24,7 @@ async fn error_for(response: ResponseTemplate) -> (CloudError, u64) {
     let err = c.get_machine("1").await.unwrap_err();
     assert!(!err.to_string().contains(TOKEN), "{err}");
     assert!(!format!("{err:?}").contains(TOKEN), "{err:?}");
+    assert_conforms(&server).await;
     (err, c.api().calls())
 }
 
@@ -130,6 +131,7 @@ async fn a_rate_limited_call_succeeds_once_the_limit_lifts() {
     let c = cloud(&server);
     assert_eq!(c.get_machine("3164444").await.unwrap().id, "3164444");
     assert_eq!((c.api().calls(), c.api().rate_limited()), (2, 1));
+    assert_conforms(&server).await;
 }
 
 #[tokio::test]

@@ -7,7 +7,7 @@ mod support;
 use flotilla_cloud::{CloudError, FirewallRule, Network, Protocol, ProviderKind, VpcRequest};
 use flotilla_spec::Role;
 use serde_json::json;
-use support::{Spec, cloud, marks};
+use support::{Spec, assert_conforms, cloud, marks};
 use wiremock::matchers::{body_json, method, path};
 use wiremock::{Mock, MockServer, ResponseTemplate};
 
@@ -48,6 +48,7 @@ async fn find_vpc_matches_name_and_region() {
         None,
         "other region"
     );
+    assert_conforms(&server).await;
 }
 
 #[tokio::test]
@@ -80,6 +81,7 @@ async fn create_vpc_posts_name_region_and_range() {
     assert_eq!(vpc.id, "5a4981aa-9653-4bd1-bef5-d6bff52042e4");
     assert_eq!(vpc.name, "env.prod-vpc");
     assert_eq!(vpc.cidr, Some("10.10.10.0/24".parse().unwrap()));
+    assert_conforms(&server).await;
 }
 
 const VPC: &str = "5a4981aa-9653-4bd1-bef5-d6bff52042e4";
@@ -108,6 +110,7 @@ async fn delete_vpc_is_a_delete_of_its_id_and_a_gone_one_is_not_found() {
     let err = c.delete_vpc("../account").await.unwrap_err();
     assert!(matches!(err, CloudError::Invalid { .. }), "{err:?}");
     server.verify().await;
+    assert_conforms(&server).await;
 }
 
 #[tokio::test]
@@ -131,6 +134,7 @@ async fn a_vpc_with_members_is_a_conflict_with_digitaloceans_message() {
         }
     );
     server.verify().await;
+    assert_conforms(&server).await;
 }
 
 /// The specification's 403 for a VPC with members or a default VPC: a conflict when the VPC says so, an
@@ -180,6 +184,7 @@ async fn a_403_is_a_conflict_only_for_a_default_vpc_or_one_with_members() {
             assert!(matches!(err, CloudError::Auth { .. }), "{err:?}");
         }
         server.verify().await;
+        assert_conforms(&server).await;
     }
 
     // When the VPC cannot be read either, the refusal stays what it was.
@@ -194,6 +199,7 @@ async fn a_403_is_a_conflict_only_for_a_default_vpc_or_one_with_members() {
         .await;
     let err = cloud(&server).delete_vpc(VPC).await.unwrap_err();
     assert!(matches!(err, CloudError::Auth { .. }), "{err:?}");
+    assert_conforms(&server).await;
 }
 
 #[tokio::test]
@@ -219,6 +225,7 @@ async fn find_firewall_reads_address_rules_and_droplets() {
     );
     assert_eq!(fw.machine_ids, vec!["8043964"]);
     assert_eq!(c.find_firewall("other").await.unwrap(), None);
+    assert_conforms(&server).await;
 }
 
 #[tokio::test]
@@ -266,6 +273,7 @@ async fn create_firewall_sends_inbound_rules_and_open_outbound_without_tags() {
     assert_eq!(fw.id, FIREWALL);
     assert_eq!(fw.name, "firewall");
     assert_eq!(fw.machine_ids, vec!["8043964"]);
+    assert_conforms(&server).await;
 }
 
 #[tokio::test]
@@ -301,6 +309,7 @@ async fn replacing_rules_is_a_full_put_that_keeps_name_outbound_droplets_and_tag
         .replace_firewall_rules(FIREWALL, &[rule(Protocol::Tcp, Some((443, 443)), &["0.0.0.0/0"])])
         .await
         .unwrap();
+    assert_conforms(&server).await;
 }
 
 #[tokio::test]
@@ -335,6 +344,7 @@ async fn attach_and_detach_only_change_what_needs_changing() {
     c.attach_firewall(FIREWALL, "123").await.unwrap();
     c.detach_firewall(FIREWALL, "123456").await.unwrap(); // not on it: nothing sent
     c.detach_firewall(FIREWALL, "8043964").await.unwrap();
+    assert_conforms(&server).await;
 }
 
 #[tokio::test]
@@ -349,4 +359,5 @@ async fn detaching_from_a_gone_firewall_succeeds_but_attaching_does_not() {
     let c = cloud(&server);
     c.detach_firewall("gone", "1").await.unwrap();
     assert!(c.attach_firewall("gone", "1").await.unwrap_err().is_not_found());
+    assert_conforms(&server).await;
 }

@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::{ZONE, adapter, component, example, operation, request_properties};
+use common::{ZONE, adapter, assert_conforms, component, example, operation, request_properties};
 use flotilla_cloud::{Compute, MachineRequest, MachineState, MarkFilter, Marks};
 use flotilla_spec::Role;
 use serde_json::json;
@@ -101,6 +101,7 @@ async fn get_machine_reads_the_spec_shape() {
         machine.created_at.unwrap().to_rfc3339(),
         "2024-05-01T12:00:00+00:00"
     );
+    assert_conforms(&server).await;
 }
 
 #[tokio::test]
@@ -123,6 +124,8 @@ async fn states_map_to_flotilla_states() {
         let machine = adapter(&server).get_machine(INSTANCE).await.unwrap();
         assert_eq!(machine.state, expected, "{state}");
         assert_eq!(machine.private_ipv4, None);
+        // `reset` forgets the requests received so far: judged before it.
+        assert_conforms(&server).await;
     }
 }
 
@@ -199,6 +202,7 @@ async fn list_machines_filters_by_labels_in_a_constant_number_of_calls() {
         .unwrap();
     assert!(none.is_empty());
     assert_eq!(exo.api().calls(), 3, "no network lookups when nothing matches");
+    assert_conforms(&server).await;
 }
 
 fn request() -> MachineRequest {
@@ -366,6 +370,7 @@ async fn create_machine_resolves_names_once_posts_polls_and_attaches_the_network
     for key in sent[0].as_object().unwrap().keys() {
         assert!(allowed.contains(key), "{key} is not in the spec");
     }
+    assert_conforms(&server).await;
 }
 
 #[tokio::test]
@@ -402,6 +407,7 @@ async fn ids_are_used_as_given_and_other_zones_are_refused() {
     let err = exo.create_machine(&req).await.unwrap_err();
     assert!(err.to_string().contains("de-fra-1"), "{err}");
     assert_eq!(exo.api().calls(), 2, "refused before any call");
+    assert_conforms(&server).await;
 }
 
 #[tokio::test]
@@ -418,4 +424,5 @@ async fn unknown_sizes_and_templates_are_invalid() {
         matches!(&err, flotilla_cloud::CloudError::Invalid { field: Some(f), .. } if f == "size"),
         "{err}"
     );
+    assert_conforms(&server).await;
 }

@@ -5,7 +5,7 @@
 
 mod common;
 
-use common::{adapter, component, example, operation, request_properties, spec};
+use common::{adapter, assert_conforms, component, example, operation, request_properties, spec};
 use flotilla_cloud::{CloudError, DatabaseRequest, Dns, DnsRecord, ManagedDatabases, NewDnsRecord, Zone};
 use ipnet::Ipv4Net;
 use serde_json::json;
@@ -97,6 +97,7 @@ async fn find_database_reads_the_engine_view() {
         vec![net("10.0.0.0/24"), net("185.19.28.170/32"), net("203.0.113.9/32")]
     );
     assert!(exo.find_database("nope").await.unwrap().is_none());
+    assert_conforms(&server).await;
 }
 
 #[tokio::test]
@@ -143,6 +144,7 @@ async fn replace_allow_list_puts_the_ip_filter_at_the_engine_path_and_waits() {
     assert!(err.is_not_found(), "{err}");
     assert!(request_properties("/dbaas-mysql/{name}", "put").contains(&"ip-filter".to_owned()));
     assert!(request_properties("/dbaas-postgres/{name}", "put").contains(&"ip-filter".to_owned()));
+    assert_conforms(&server).await;
 }
 
 fn database_request(name: &str, engine: &str) -> DatabaseRequest {
@@ -237,6 +239,7 @@ async fn a_create_posts_plan_filter_and_version_at_the_engine_path_and_waits() {
         assert!(request_properties("/dbaas-postgres/{name}", "post").contains(&key.to_owned()));
     }
     server.verify().await;
+    assert_conforms(&server).await;
 }
 
 #[tokio::test]
@@ -297,6 +300,7 @@ async fn a_taken_name_is_a_conflict() {
         .await
         .unwrap_err();
     assert!(matches!(err, CloudError::Invalid { .. }), "{err:?}");
+    assert_conforms(&server).await;
 }
 
 #[tokio::test]
@@ -347,6 +351,7 @@ async fn a_delete_goes_through_dbaas_service_and_a_gone_service_is_not_found() {
         "delete and poll, delete, delete and poll; a malformed name sends nothing"
     );
     assert!(spec()["paths"]["/dbaas-service/{name}"]["delete"].is_object());
+    assert_conforms(&server).await;
 }
 
 fn zone() -> Zone {
@@ -511,4 +516,5 @@ async fn dns_zones_and_records_use_relative_names() {
     for key in ["name", "type", "content", "ttl"] {
         assert!(request_properties("/dns-domain/{domain-id}/record", "post").contains(&key.to_owned()));
     }
+    assert_conforms(&server).await;
 }

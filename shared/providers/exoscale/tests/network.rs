@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::{ZONE, adapter, component, example, operation, request_properties};
+use common::{ZONE, adapter, assert_conforms, component, example, operation, request_properties};
 use flotilla_cloud::{CloudError, FirewallRule, Marks, Network, Protocol, ProviderKind, VpcRequest};
 use ipnet::Ipv4Net;
 use serde_json::{Value, json};
@@ -92,6 +92,7 @@ async fn find_vpc_reads_the_range_back_and_create_vpc_derives_it() {
     for key in ["name", "netmask", "start-ip", "end-ip"] {
         assert!(request_properties("/private-network", "post").contains(&key.to_owned()));
     }
+    assert_conforms(&server).await;
 }
 
 fn rule(id: &str, protocol: &str, network: &str, ports: Option<(u16, u16)>, description: &str) -> Value {
@@ -221,6 +222,7 @@ async fn find_firewall_groups_rules_and_finds_its_machines() {
         ]
     );
     assert!(exo.find_firewall("missing").await.unwrap().is_none());
+    assert_conforms(&server).await;
 }
 
 #[tokio::test]
@@ -280,6 +282,7 @@ async fn create_firewall_marks_the_description_and_adds_one_rule_per_source() {
     ] {
         assert!(allowed.contains(&key.to_owned()), "{key}");
     }
+    assert_conforms(&server).await;
 }
 
 #[tokio::test]
@@ -337,6 +340,7 @@ async fn replace_rules_adds_the_missing_then_deletes_the_stale_only() {
         .map(|r| r.method.to_string())
         .collect();
     assert_eq!(order, ["POST", "DELETE", "DELETE"], "add before delete");
+    assert_conforms(&server).await;
 }
 
 #[tokio::test]
@@ -392,6 +396,7 @@ async fn attach_and_detach_are_idempotent() {
         .await
         .unwrap_err();
     assert!(err.is_not_found(), "{err}");
+    assert_conforms(&server).await;
 }
 
 #[tokio::test]
@@ -471,4 +476,5 @@ async fn delete_vpc_polls_its_operation_and_maps_in_use_and_gone() {
         "a malformed id is refused before any call"
     );
     server.verify().await;
+    assert_conforms(&server).await;
 }

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
-use common::{KEY, SECRET, ZONE, adapter, adapter_with, operation};
+use common::{KEY, SECRET, ZONE, adapter, adapter_with, assert_conforms, operation};
 use flotilla_cloud::{CloudError, Compute, Dns, Network, VpcRequest, Zone};
 use hmac::{Hmac, Mac};
 use serde_json::json;
@@ -60,6 +60,7 @@ async fn pending_pending_success() {
         "the id comes from the final operation's reference"
     );
     assert_eq!(exo.api().calls(), 3);
+    assert_conforms(&server).await;
 }
 
 #[tokio::test]
@@ -80,6 +81,8 @@ async fn failures_carry_their_message_and_reason() {
         "{err}"
     );
 
+    // `reset` forgets the requests received so far: judged before it.
+    assert_conforms(&server).await;
     server.reset().await;
     failed["reason"] = json!("conflict");
     failed["message"] = json!("name already in use");
@@ -89,6 +92,7 @@ async fn failures_carry_their_message_and_reason() {
         matches!(&err, CloudError::Conflict { message, .. } if message.contains("name already in use")),
         "{err}"
     );
+    assert_conforms(&server).await;
 }
 
 #[tokio::test]
@@ -116,10 +120,13 @@ async fn an_operation_that_never_settles_is_retryable_after_the_bound() {
         "growing delays, bounded: {polls} polls"
     );
 
+    // `reset` forgets the requests received so far: judged before it.
+    assert_conforms(&server).await;
     server.reset().await;
     post_network_answers(&server, operation(OP, "timeout", "")).await;
     let err = adapter(&server).create_vpc(&vpc()).await.unwrap_err();
     assert!(err.is_retryable(), "{err}");
+    assert_conforms(&server).await;
 }
 
 async fn get_instance_answers(status: u16, body: serde_json::Value, headers: &[(&str, &str)]) -> CloudError {
@@ -133,7 +140,9 @@ async fn get_instance_answers(status: u16, body: serde_json::Value, headers: &[(
         .respond_with(answer)
         .mount(&server)
         .await;
-    adapter(&server).get_machine(INSTANCE).await.unwrap_err()
+    let err = adapter(&server).get_machine(INSTANCE).await.unwrap_err();
+    assert_conforms(&server).await;
+    err
 }
 
 #[tokio::test]
@@ -225,6 +234,7 @@ async fn deleting_the_gone_succeeds() {
         .await
         .unwrap_err();
     assert!(matches!(err, CloudError::Auth { .. }), "{err}");
+    assert_conforms(&server).await;
 }
 
 #[tokio::test]
@@ -242,6 +252,7 @@ async fn deleting_waits_for_the_operation() {
         .mount(&server)
         .await;
     adapter(&server).delete_machine(INSTANCE).await.unwrap();
+    assert_conforms(&server).await;
 }
 
 /// Checks the Authorization header of a request the way Exoscale's server would, written apart from the
@@ -355,4 +366,5 @@ async fn every_request_on_the_wire_is_signed_over_the_full_path_query_and_body()
             .unwrap()
             .contains(",signed-query-args=visibility,")
     );
+    assert_conforms(&server).await;
 }

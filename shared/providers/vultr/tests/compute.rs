@@ -10,7 +10,7 @@ use chrono::{TimeZone, Utc};
 use flotilla_cloud::{CloudError, Compute, MachineState, MarkFilter};
 use flotilla_spec::Role;
 use serde_json::{Value, json};
-use support::{DEPLOYMENT, Spec, TOKEN, cloud, error, machine_request, marks};
+use support::{DEPLOYMENT, Spec, TOKEN, assert_conforms, cloud, error, machine_request, marks};
 use wiremock::matchers::{body_json, header, method, path, query_param, query_param_is_missing};
 use wiremock::{Mock, MockServer, ResponseTemplate};
 
@@ -59,6 +59,7 @@ async fn create_sends_the_request_and_reads_an_instance_without_addresses_yet() 
         !format!("{m:?}").contains("v5{Fkvb"),
         "the default password is not kept"
     );
+    assert_conforms(&server).await;
 }
 
 #[tokio::test]
@@ -82,6 +83,7 @@ async fn get_reads_a_running_instance() {
         m.created_at,
         Some(Utc.with_ymd_and_hms(2020, 10, 10, 1, 56, 20).unwrap())
     );
+    assert_conforms(&server).await;
 }
 
 #[tokio::test]
@@ -102,6 +104,7 @@ async fn states_and_the_older_date_format() {
         m.created_at,
         Some(Utc.with_ymd_and_hms(2013, 12, 19, 14, 45, 41).unwrap())
     );
+    assert_conforms(&server).await;
 }
 
 #[tokio::test]
@@ -122,6 +125,7 @@ async fn a_gone_instance_is_not_found_whether_vultr_says_404_or_invalid_id() {
         let err = c.get_machine(id).await.unwrap_err();
         assert!(err.is_not_found(), "{id}: {err:?}");
     }
+    assert_conforms(&server).await;
 }
 
 /// The spec's list answer with two instances carrying our marks for two regions.
@@ -169,6 +173,7 @@ async fn list_uses_no_deprecated_tag_parameter_and_filters_by_marks_here() {
     assert_eq!(lon[0].id, INSTANCE);
     assert_eq!(lon[0].marks, Some(marks("gb-lon", Role::Webserver, "a")));
     assert_eq!(lon[0].public_ipv4, Some(Ipv4Addr::new(192, 0, 2, 123)));
+    assert_conforms(&server).await;
 }
 
 #[tokio::test]
@@ -212,6 +217,7 @@ async fn list_follows_cursors_across_three_pages() {
         all.iter().map(|m| m.id.as_str()).collect::<Vec<_>>(),
         ["i-1", "i-2", "i-3"]
     );
+    assert_conforms(&server).await;
 }
 
 #[tokio::test]
@@ -230,6 +236,7 @@ async fn a_repeating_cursor_is_an_error_not_a_loop() {
         .await
         .unwrap_err();
     assert!(matches!(err, CloudError::Protocol { .. }), "{err}");
+    assert_conforms(&server).await;
 }
 
 #[tokio::test]
@@ -266,4 +273,5 @@ async fn deleting_a_gone_instance_succeeds() {
     }
     let err = c.delete_machine("locked").await.unwrap_err();
     assert!(matches!(err, CloudError::Invalid { .. }), "{err}");
+    assert_conforms(&server).await;
 }

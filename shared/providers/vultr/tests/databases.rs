@@ -11,7 +11,7 @@ mod support;
 use flotilla_cloud::{CloudError, DatabaseRequest, ManagedDatabases};
 use ipnet::Ipv4Net;
 use serde_json::{Value, json};
-use support::{cloud, error};
+use support::{assert_conforms, cloud, error};
 use wiremock::matchers::{body_json, method, path, query_param};
 use wiremock::{Mock, MockServer, ResponseTemplate};
 
@@ -82,6 +82,7 @@ async fn find_database_by_label_reads_host_port_and_trusted_ips() {
     assert_eq!(db.allow_list, expected, "IPv6 entries have no neutral form");
     assert!(!format!("{db:?}").contains("not-a-real-password"));
     assert_eq!(c.find_database("nothing").await.unwrap(), None);
+    assert_conforms(&server).await;
 }
 
 #[tokio::test]
@@ -110,6 +111,7 @@ async fn replacing_the_allow_list_puts_every_entry_as_a_cidr() {
             .unwrap_err()
             .is_not_found()
     );
+    assert_conforms(&server).await;
 }
 
 fn database_request() -> DatabaseRequest {
@@ -161,6 +163,7 @@ async fn a_create_posts_engine_version_plan_trusted_ips_and_vpc() {
     assert!(!db.is_ready(), "Rebuilding");
     assert!(!format!("{db:?}").contains("not-a-real-password"));
     server.verify().await;
+    assert_conforms(&server).await;
 }
 
 #[tokio::test]
@@ -192,6 +195,7 @@ async fn a_taken_label_is_a_conflict_before_anything_is_created() {
     );
     assert_eq!(c.api().calls(), calls);
     server.verify().await;
+    assert_conforms(&server).await;
 }
 
 #[tokio::test]
@@ -222,4 +226,5 @@ async fn deleting_a_gone_database_is_not_found() {
     let err = c.delete_database("../account").await.unwrap_err();
     assert!(matches!(err, CloudError::Invalid { .. }), "{err:?}");
     assert_eq!(c.api().calls(), 3, "a malformed id is refused before any call");
+    assert_conforms(&server).await;
 }

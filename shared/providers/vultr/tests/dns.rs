@@ -6,7 +6,7 @@ mod support;
 
 use flotilla_cloud::{CloudError, Dns, DnsRecord, NewDnsRecord, Zone};
 use serde_json::json;
-use support::{Spec, cloud, error};
+use support::{Spec, assert_conforms, cloud, error};
 use wiremock::matchers::{body_json, method, path, query_param, query_param_is_missing};
 use wiremock::{Mock, MockServer, ResponseTemplate};
 
@@ -51,6 +51,7 @@ async fn find_zone_by_domain() {
     let c = cloud(&server);
     assert_eq!(c.find_zone("example.com.").await.unwrap(), Some(zone()));
     assert_eq!(c.find_zone("example.org").await.unwrap(), None);
+    assert_conforms(&server).await;
 }
 
 #[tokio::test]
@@ -108,6 +109,7 @@ async fn records_come_back_fully_qualified_filtered_across_cursors() {
     assert_eq!(www_a.iter().map(|r| r.id.as_str()).collect::<Vec<_>>(), ["www-a"]);
     let apex = c.list_records(&zone(), Some("example.com"), None).await.unwrap();
     assert_eq!(apex.iter().map(|r| r.id.as_str()).collect::<Vec<_>>(), ["apex"]);
+    assert_conforms(&server).await;
 }
 
 #[tokio::test]
@@ -189,4 +191,5 @@ async fn create_update_and_delete_send_relative_names() {
         .await
         .unwrap_err();
     assert!(matches!(err, CloudError::Invalid { .. }), "{err}");
+    assert_conforms(&server).await;
 }

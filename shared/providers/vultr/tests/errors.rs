@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use flotilla_cloud::{CloudError, Compute};
 use serde_json::json;
-use support::{Spec, TOKEN, cloud, error};
+use support::{Spec, TOKEN, assert_conforms, cloud, error};
 use wiremock::matchers::{method, path};
 use wiremock::{Mock, MockServer, ResponseTemplate};
 
@@ -24,6 +24,7 @@ async fn error_for(response: ResponseTemplate) -> (CloudError, u64) {
     let err = c.get_machine("i-1").await.unwrap_err();
     assert!(!err.to_string().contains(TOKEN), "{err}");
     assert!(!format!("{err:?}").contains(TOKEN), "{err:?}");
+    assert_conforms(&server).await;
     (err, c.api().calls())
 }
 
@@ -100,6 +101,7 @@ async fn rate_limits_carry_retry_after_and_are_retried() {
     let c = cloud(&server);
     c.get_machine("i-1").await.unwrap();
     assert_eq!((c.api().calls(), c.api().rate_limited()), (2, 1));
+    assert_conforms(&server).await;
 }
 
 #[tokio::test]

@@ -7,7 +7,7 @@ mod support;
 use flotilla_cloud::{CloudError, FirewallRule, Network, Protocol, ProviderKind, VpcRequest};
 use flotilla_spec::Role;
 use serde_json::json;
-use support::{Spec, cloud, error, marks};
+use support::{Spec, assert_conforms, cloud, error, marks};
 use wiremock::matchers::{body_json, method, path};
 use wiremock::{Mock, MockServer, ResponseTemplate};
 
@@ -42,6 +42,7 @@ async fn find_vpc_by_description_and_region() {
     assert_eq!(vpc.name, "Example VPC Description");
     assert_eq!(vpc.cidr, Some("10.99.0.0/24".parse().unwrap()));
     assert_eq!(c.find_vpc("ams", "Example VPC Description").await.unwrap(), None);
+    assert_conforms(&server).await;
 }
 
 #[tokio::test]
@@ -69,6 +70,7 @@ async fn create_vpc_sends_subnet_and_mask() {
     assert_eq!(vpc.name, "Example VPC");
     assert_eq!(vpc.region, "ewr");
     assert_eq!(vpc.cidr, Some("10.99.0.0/24".parse().unwrap()));
+    assert_conforms(&server).await;
 }
 
 async fn serve_group(server: &MockServer, spec: &Spec, instance_count: u64) {
@@ -115,6 +117,7 @@ async fn find_firewall_reads_rules_and_skips_the_instance_scan_when_the_group_is
     );
     assert!(fw.machine_ids.is_empty());
     assert_eq!(c.find_firewall("other").await.unwrap(), None);
+    assert_conforms(&server).await;
 }
 
 #[tokio::test]
@@ -140,6 +143,7 @@ async fn find_firewall_lists_the_instances_in_the_group() {
         .unwrap()
         .unwrap();
     assert_eq!(fw.machine_ids, vec!["cb676a46-66fd-4dfb-b839-443f2e6c0b60"]);
+    assert_conforms(&server).await;
 }
 
 #[tokio::test]
@@ -197,6 +201,7 @@ async fn create_firewall_posts_the_group_then_one_rule_per_source() {
     assert_eq!(fw.id, GROUP);
     assert_eq!(fw.name, "Example Firewall Group");
     assert_eq!(fw.rules, wanted);
+    assert_conforms(&server).await;
 }
 
 #[tokio::test]
@@ -262,6 +267,7 @@ async fn replace_deletes_unwanted_rules_keeps_the_right_ones_and_adds_the_missin
         )
         .await
         .unwrap();
+    assert_conforms(&server).await;
 }
 
 #[tokio::test]
@@ -318,6 +324,7 @@ async fn attach_sets_the_instance_group_and_detach_clears_only_this_group() {
     c.detach_firewall(GROUP, INSTANCE).await.unwrap();
     c.detach_firewall(GROUP, "elsewhere").await.unwrap(); // in no group: nothing sent
     c.detach_firewall(GROUP, "gone").await.unwrap();
+    assert_conforms(&server).await;
 }
 
 const VPC: &str = "cb676a46-66fd-4dfb-b839-443f2e6c0b60";
@@ -381,4 +388,5 @@ async fn delete_vpc_deletes_under_vpcs_and_maps_gone_and_in_use() {
         .collect();
     assert_eq!(paths, vec![format!("/v2/vpcs/{VPC}"); 4]);
     server.verify().await;
+    assert_conforms(&server).await;
 }

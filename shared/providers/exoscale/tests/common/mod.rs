@@ -1,5 +1,6 @@
 //! Shared test support: the Exoscale OpenAPI spec, response examples synthesised from its schemas (the spec
-//! carries no response examples of its own), and an adapter pointed at a wiremock server.
+//! carries no response examples of its own), an adapter pointed at a wiremock server, and the check that
+//! every request the adapter sent conforms to Exoscale's OpenAPI document.
 
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
@@ -40,6 +41,55 @@ pub fn spec() -> &'static Value {
         let text = std::fs::read_to_string(&path).unwrap();
         serde_norway::from_str(&text).unwrap()
     })
+}
+
+/// Exoscale's OpenAPI document as the conformance checker reads it, loaded once per test binary.
+fn document() -> &'static flotilla_conformance::Spec {
+    static DOCUMENT: OnceLock<flotilla_conformance::Spec> = OnceLock::new();
+    DOCUMENT.get_or_init(|| {
+        let specs = flotilla_conformance::provider_specs(std::path::Path::new(env!("CARGO_MANIFEST_DIR")))
+            .expect("shared/provider-specs above the repository");
+        flotilla_conformance::Spec::exoscale(&specs).unwrap_or_else(|e| panic!("{e}"))
+    })
+}
+
+/// Every request `server` received, judged against Exoscale's OpenAPI document (method and path, path
+/// and query parameters, JSON body): panics listing each rule broken, with the request that broke it.
+pub async fn assert_conforms(server: &MockServer) {
+    let requests = server.received_requests().await.expect("request recording is on");
+    let mut problems = Vec::new();
+    for r in &requests {
+        let shown = match r.url.query() {
+            Some(q) => format!("{} {}?{q}", r.method, r.url.path()),
+            None => format!("{} {}", r.method, r.url.path()),
+        };
+        let query: Vec<(String, String)> = r.url.query_pairs().into_owned().collect();
+        let body: Option<Value> = if r.body.is_empty() {
+            None
+        } else {
+            match serde_json::from_slice(&r.body) {
+                Ok(v) => Some(v),
+                Err(e) => {
+                    problems.push(format!("{shown}\n    body: not JSON: {e}"));
+                    continue;
+                }
+            }
+        };
+        // A zone prefix (`/ch-gva-2/v2/…`) is the endpoint, not the path: the document's paths start at `/v2`.
+        let path = match r.url.path().trim_start_matches('/').split_once('/') {
+            Some((first, rest)) if first != "v2" => format!("/{rest}"),
+            _ => r.url.path().to_owned(),
+        };
+        if let Err(violations) = document().check(r.method.as_str(), &path, &query, body.as_ref()) {
+            problems.push(shown);
+            problems.extend(violations.iter().map(|v| format!("    {v}")));
+        }
+    }
+    assert!(
+        problems.is_empty(),
+        "requests breaking Exoscale's OpenAPI document:\n{}",
+        problems.join("\n")
+    );
 }
 
 /// The 200 answer of `method path`, synthesised from its schema; then `overrides` (JSON pointers) set the

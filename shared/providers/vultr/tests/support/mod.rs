@@ -1,9 +1,11 @@
 //! Shared by the integration tests: Vultr's OpenAPI examples (loaded at run time from
-//! `shared/provider-specs/vultr/openapi.json`) and an adapter pointed at a wiremock server.
+//! `shared/provider-specs/vultr/openapi.json`), an adapter pointed at a wiremock server, and the check that
+//! every request the adapter sent conforms to Vultr's OpenAPI document.
 
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
 use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
 use std::time::Duration;
 
 use flotilla_cloud::http::{RateLimit, RetryPolicy};
@@ -32,6 +34,55 @@ pub fn cloud(server: &MockServer) -> VultrCloud {
         },
     )
     .unwrap()
+}
+
+/// Vultr's OpenAPI document as the conformance checker reads it, loaded once per test binary.
+fn document() -> &'static flotilla_conformance::Spec {
+    static DOCUMENT: OnceLock<flotilla_conformance::Spec> = OnceLock::new();
+    DOCUMENT.get_or_init(|| {
+        let specs = flotilla_conformance::provider_specs(Path::new(env!("CARGO_MANIFEST_DIR")))
+            .expect("shared/provider-specs above the repository");
+        flotilla_conformance::Spec::vultr(&specs).unwrap_or_else(|e| panic!("{e}"))
+    })
+}
+
+/// Every request `server` received, judged against Vultr's OpenAPI document (method and path, path
+/// and query parameters, JSON body): panics listing each rule broken, with the request that broke it.
+pub async fn assert_conforms(server: &MockServer) {
+    let requests = server.received_requests().await.expect("request recording is on");
+    let mut problems = Vec::new();
+    for r in &requests {
+        // The stored document (`vultr/openapi.json`) has no `/databases` operations: managed-database
+        // requests cannot be judged against it.
+        if r.url.path().starts_with("/v2/databases") {
+            continue;
+        }
+        let shown = match r.url.query() {
+            Some(q) => format!("{} {}?{q}", r.method, r.url.path()),
+            None => format!("{} {}", r.method, r.url.path()),
+        };
+        let query: Vec<(String, String)> = r.url.query_pairs().into_owned().collect();
+        let body: Option<Value> = if r.body.is_empty() {
+            None
+        } else {
+            match serde_json::from_slice(&r.body) {
+                Ok(v) => Some(v),
+                Err(e) => {
+                    problems.push(format!("{shown}\n    body: not JSON: {e}"));
+                    continue;
+                }
+            }
+        };
+        if let Err(violations) = document().check(r.method.as_str(), r.url.path(), &query, body.as_ref()) {
+            problems.push(shown);
+            problems.extend(violations.iter().map(|v| format!("    {v}")));
+        }
+    }
+    assert!(
+        problems.is_empty(),
+        "requests breaking Vultr's OpenAPI document:\n{}",
+        problems.join("\n")
+    );
 }
 
 pub fn marks(region: &str, role: Role, id: &str) -> Marks {
