@@ -87,9 +87,9 @@ fn assert_conforms(
 }
 
 /// The simulator refuses what the published API refuses: each create the adapters made (a `POST` with a JSON
-/// object body), sent again without one of its fields, is refused by the simulator — with a validation
-/// error in the provider's own shape — exactly when the provider's document says the field is required.
-/// (Variants the document accepts are not sent: they would create things.)
+/// object body), sent again without one of its fields or with one of the wrong JSON type, is refused by the
+/// simulator — with a validation error in the provider's own shape — whenever the provider's document
+/// refuses it. (Variants the document accepts are not sent: they would create things.)
 async fn assert_simulator_refuses_like_the_document(
     sim: &RunningSim,
     provider: flotilla_cloudsim::Provider,
@@ -144,9 +144,27 @@ async fn assert_simulator_refuses_like_the_document(
             continue;
         };
         let spec_path = format!("/v2{path}");
-        for key in body.keys() {
-            let mut broken = body.clone();
-            broken.remove(key);
+        // Each field left out, and each field of the wrong JSON type.
+        let mut variants = Vec::new();
+        for (key, value) in body {
+            let mut missing = body.clone();
+            missing.remove(key);
+            variants.push((format!("without {key}"), missing));
+            let wrong = match value {
+                serde_json::Value::String(_) => serde_json::json!(12345),
+                serde_json::Value::Number(_) | serde_json::Value::Bool(_) => {
+                    serde_json::json!("not-a-number")
+                }
+                serde_json::Value::Array(_) | serde_json::Value::Object(_) => {
+                    serde_json::json!("not-a-structure")
+                }
+                serde_json::Value::Null => continue,
+            };
+            let mut retyped = body.clone();
+            retyped.insert(key.clone(), wrong);
+            variants.push((format!("with {key} of the wrong type"), retyped));
+        }
+        for (key, broken) in variants {
             let broken = serde_json::Value::Object(broken);
             if spec.check("POST", &spec_path, &r.query, Some(&broken)).is_ok() {
                 continue;
@@ -163,7 +181,7 @@ async fn assert_simulator_refuses_like_the_document(
                 .await;
             if !matches!(answer, Err(CloudError::Invalid { .. })) {
                 disagreements.push(format!(
-                    "POST {path} without {key}: the document refuses it, the simulator answered {answer:?}"
+                    "POST {path} {key}: the document refuses it, the simulator answered {answer:?}"
                 ));
             }
         }

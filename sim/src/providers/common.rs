@@ -144,3 +144,34 @@ pub(crate) fn password() -> String {
         })
         .collect()
 }
+
+/// The JSON type a request field must have.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Kind {
+    /// A string.
+    Str,
+    /// An integer.
+    Int,
+    /// `true` or `false`.
+    Bool,
+    /// An array.
+    List,
+    /// An object.
+    Obj,
+}
+
+/// The first of `fields` that `b` holds (not null) with another JSON type than its own, as "`name` must
+/// be …" — what a provider's validation refuses before it looks at anything else.
+pub(crate) fn mistyped(b: &Value, fields: &[(&str, Kind)]) -> Option<String> {
+    fields.iter().find_map(|(name, kind)| {
+        let v = b.get(*name).filter(|v| !v.is_null())?;
+        let (ok, wanted) = match kind {
+            Kind::Str => (v.is_string(), "a string"),
+            Kind::Int => (v.is_i64() || v.is_u64(), "an integer"),
+            Kind::Bool => (v.is_boolean(), "a boolean"),
+            Kind::List => (v.is_array(), "an array"),
+            Kind::Obj => (v.is_object(), "an object"),
+        };
+        (!ok).then(|| format!("{name} must be {wanted}"))
+    })
+}

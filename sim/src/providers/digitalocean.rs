@@ -15,7 +15,9 @@ use chrono::Utc;
 use ipnet::Ipv4Net;
 use serde_json::{Value, json};
 
-use super::common::{Params, body_json, int_id, is_private, param, parse_cidr, rfc3339, str_field, str_list};
+use super::common::{
+    Kind, Params, body_json, int_id, is_private, mistyped, param, parse_cidr, rfc3339, str_field, str_list,
+};
 use crate::catalog;
 use crate::config::Provider;
 use crate::error::{ApiError, ApiResult, no_content, reply};
@@ -274,6 +276,23 @@ async fn create_droplet(
 ) -> ApiResult {
     let sim = &ctx.sim;
     let b = body_json(P, &body)?;
+    if let Some(m) = mistyped(
+        &b,
+        &[
+            ("name", Kind::Str),
+            ("region", Kind::Str),
+            ("size", Kind::Str),
+            ("ssh_keys", Kind::List),
+            ("user_data", Kind::Str),
+            ("vpc_uuid", Kind::Str),
+            ("tags", Kind::List),
+            ("backups", Kind::Bool),
+            ("ipv6", Kind::Bool),
+            ("monitoring", Kind::Bool),
+        ],
+    ) {
+        return Err(unprocessable(m));
+    }
     let names: Vec<String> = match (str_field(&b, "name"), str_list(&b, "names")) {
         (Some(n), _) => vec![n.to_owned()],
         (None, Ok(Some(ns))) if !ns.is_empty() && ns.len() <= 10 => ns,
@@ -498,6 +517,17 @@ async fn list_vpcs(State(ctx): State<Ctx>, Query(q): Query<Q>) -> ApiResult {
 
 async fn create_vpc(State(ctx): State<Ctx>, body: Bytes) -> ApiResult {
     let b = body_json(P, &body)?;
+    if let Some(m) = mistyped(
+        &b,
+        &[
+            ("name", Kind::Str),
+            ("region", Kind::Str),
+            ("ip_range", Kind::Str),
+            ("description", Kind::Str),
+        ],
+    ) {
+        return Err(unprocessable(m));
+    }
     let name = str_field(&b, "name").ok_or_else(|| unprocessable("name is required"))?;
     if !valid_vpc_name(name) {
         return Err(unprocessable(
@@ -777,6 +807,18 @@ fn devices(ids: &[String]) -> Vec<Device> {
 
 async fn create_firewall(State(ctx): State<Ctx>, body: Bytes) -> ApiResult {
     let b = body_json(P, &body)?;
+    if let Some(m) = mistyped(
+        &b,
+        &[
+            ("name", Kind::Str),
+            ("inbound_rules", Kind::List),
+            ("outbound_rules", Kind::List),
+            ("droplet_ids", Kind::List),
+            ("tags", Kind::List),
+        ],
+    ) {
+        return Err(unprocessable(m));
+    }
     let rendered = {
         let mut world = ctx.sim.world();
         let (name, rules, ids, tags) = firewall_from(&b, &world)?;

@@ -17,7 +17,7 @@ use chrono::{DateTime, Utc};
 use ipnet::Ipv4Net;
 use serde_json::{Map, Value, json};
 
-use super::common::{Params, body_json, mac_address, param, parse_cidr, rfc3339, str_field};
+use super::common::{Kind, Params, body_json, mac_address, mistyped, param, parse_cidr, rfc3339, str_field};
 use crate::catalog;
 use crate::config::Provider;
 use crate::error::{ApiError, ApiResult, reply};
@@ -391,6 +391,23 @@ async fn create_instance(
     let sim = &ctx.sim;
     let zone = caller.zone.clone();
     let b = body_json(P, &body)?;
+    if let Some(m) = mistyped(
+        &b,
+        &[
+            ("name", Kind::Str),
+            ("public-ip-assignment", Kind::Str),
+            ("user-data", Kind::Str),
+            ("instance-type", Kind::Obj),
+            ("template", Kind::Obj),
+            ("disk-size", Kind::Int),
+            ("labels", Kind::Obj),
+            ("security-groups", Kind::List),
+            ("ssh-key", Kind::Obj),
+            ("private-networks", Kind::List),
+        ],
+    ) {
+        return Err(bad(m));
+    }
     let type_id = id_of(&b, "instance-type").ok_or_else(|| bad("Missing parameter instance-type"))?;
     let itype = catalog::exoscale_type_by_id(&type_id)
         .ok_or_else(|| bad(format!("Invalid parameter instance-type: {type_id} not found")))?;
@@ -614,6 +631,9 @@ async fn create_security_group(
     body: Bytes,
 ) -> ApiResult {
     let b = body_json(P, &body)?;
+    if let Some(m) = mistyped(&b, &[("name", Kind::Str), ("description", Kind::Str)]) {
+        return Err(bad(m));
+    }
     let name = str_field(&b, "name").ok_or_else(|| bad("Missing parameter name"))?;
     if name.len() > 255 {
         return Err(bad("Invalid parameter name: at most 255 characters"));
@@ -755,6 +775,20 @@ async fn add_rule(
 ) -> ApiResult {
     let id = param(&pp, "id");
     let b = body_json(P, &body)?;
+    if let Some(m) = mistyped(
+        &b,
+        &[
+            ("flow-direction", Kind::Str),
+            ("protocol", Kind::Str),
+            ("network", Kind::Str),
+            ("description", Kind::Str),
+            ("start-port", Kind::Int),
+            ("end-port", Kind::Int),
+            ("security-group", Kind::Obj),
+        ],
+    ) {
+        return Err(bad(m));
+    }
     let direction = str_field(&b, "flow-direction")
         .filter(|d| matches!(*d, "ingress" | "egress"))
         .ok_or_else(|| bad("Invalid parameter flow-direction"))?;

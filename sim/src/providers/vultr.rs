@@ -16,7 +16,8 @@ use ipnet::Ipv4Net;
 use serde_json::{Value, json};
 
 use super::common::{
-    Params, body_json, is_private, param, parse_cidr, password, str_field, str_list, vultr_time,
+    Kind, Params, body_json, is_private, mistyped, param, parse_cidr, password, str_field, str_list,
+    vultr_time,
 };
 use crate::catalog;
 use crate::config::Provider;
@@ -257,6 +258,25 @@ async fn create_instance(
 ) -> ApiResult {
     let sim = &ctx.sim;
     let b = body_json(P, &body)?;
+    if let Some(m) = mistyped(
+        &b,
+        &[
+            ("region", Kind::Str),
+            ("plan", Kind::Str),
+            ("label", Kind::Str),
+            ("hostname", Kind::Str),
+            ("user_data", Kind::Str),
+            ("os_id", Kind::Int),
+            ("image_id", Kind::Str),
+            ("snapshot_id", Kind::Str),
+            ("tags", Kind::List),
+            ("firewall_group_id", Kind::Str),
+            ("enable_vpc", Kind::Bool),
+            ("attach_vpc", Kind::List),
+        ],
+    ) {
+        return Err(bad(m));
+    }
     let region = str_field(&b, "region").ok_or_else(|| bad("Invalid region."))?;
     if catalog::region(P, region).is_none() {
         return Err(bad("Invalid region."));
@@ -482,6 +502,9 @@ async fn list_firewalls(State(ctx): State<Ctx>, Query(q): Query<Q>) -> ApiResult
 
 async fn create_firewall(State(ctx): State<Ctx>, body: Bytes) -> ApiResult {
     let b = body_json(P, &body)?;
+    if let Some(m) = mistyped(&b, &[("description", Kind::Str)]) {
+        return Err(bad(m));
+    }
     let rendered = {
         let mut world = ctx.sim.world();
         let now = Utc::now();
@@ -554,6 +577,20 @@ async fn list_rules(State(ctx): State<Ctx>, Path(pp): Pars, Query(q): Query<Q>) 
 
 async fn create_rule(State(ctx): State<Ctx>, Path(pp): Pars, body: Bytes) -> ApiResult {
     let b = body_json(P, &body)?;
+    if let Some(m) = mistyped(
+        &b,
+        &[
+            ("ip_type", Kind::Str),
+            ("protocol", Kind::Str),
+            ("subnet", Kind::Str),
+            ("subnet_size", Kind::Int),
+            ("port", Kind::Str),
+            ("source", Kind::Str),
+            ("notes", Kind::Str),
+        ],
+    ) {
+        return Err(bad(m));
+    }
     let ip_type = str_field(&b, "ip_type")
         .filter(|t| matches!(*t, "v4" | "v6"))
         .ok_or_else(|| bad("Invalid ip_type. Must be v4 or v6."))?;
@@ -688,6 +725,17 @@ async fn list_vpcs(State(ctx): State<Ctx>, Query(q): Query<Q>) -> ApiResult {
 
 async fn create_vpc(State(ctx): State<Ctx>, body: Bytes) -> ApiResult {
     let b = body_json(P, &body)?;
+    if let Some(m) = mistyped(
+        &b,
+        &[
+            ("region", Kind::Str),
+            ("description", Kind::Str),
+            ("v4_subnet", Kind::Str),
+            ("v4_subnet_mask", Kind::Int),
+        ],
+    ) {
+        return Err(bad(m));
+    }
     let region = str_field(&b, "region").ok_or_else(|| bad("Invalid region."))?;
     if catalog::region(P, region).is_none() {
         return Err(bad("Invalid region."));
