@@ -8,6 +8,13 @@
 //!
 //! OpenAPI 3.0 schemas are JSON Schema draft 4 with a few words of their own; before validation `nullable`
 //! becomes a `null` type and `readOnly` properties stop being required (a request never sends them).
+//!
+//! Answers the other way: [`Spec::answer`] makes an operation's answer from its response schema, with every
+//! optional field present or absent ([`Fill`]), for documents that publish no examples.
+
+pub mod examples;
+
+pub use examples::Fill;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -48,6 +55,34 @@ pub enum SpecError {
         operation: String,
         /// Why.
         message: String,
+    },
+    /// No operation of the document has this method and path.
+    #[error("no operation of the {api} API is {method} {path}")]
+    NoOperation {
+        /// The document (`exoscale`).
+        api: String,
+        /// The method asked for.
+        method: String,
+        /// The path asked for.
+        path: String,
+    },
+    /// The operation documents no JSON answer with this status.
+    #[error("{operation}: no JSON answer with status {status}")]
+    NoAnswer {
+        /// The operation.
+        operation: String,
+        /// The status asked for.
+        status: String,
+    },
+    /// The operation's answer has nothing at this JSON pointer.
+    #[error("{operation}: the {status} answer has nothing at {pointer}")]
+    NoPart {
+        /// The operation.
+        operation: String,
+        /// The status asked for.
+        status: String,
+        /// The JSON pointer asked for.
+        pointer: String,
     },
 }
 
@@ -275,6 +310,85 @@ impl Spec {
         ))
     }
 
+    /// The operation `method path` is (`path` with or without the server's prefix, without the query), and
+    /// its path parameters.
+    fn operation(&self, method: &str, path: &str) -> Option<(&Operation, BTreeMap<String, String>)> {
+        let method = method.to_ascii_uppercase();
+        let candidates = std::iter::once(path.to_owned()).chain(
+            self.prefixes
+                .iter()
+                .filter_map(|p| path.strip_prefix(p.as_str()).map(str::to_owned)),
+        );
+        candidates.into_iter().find_map(|p| {
+            self.operations
+                .iter()
+                .filter(|o| o.method == method)
+                // A literal segment wins over a template (`/instances/reboot` over `/instances/{id}`).
+                .filter_map(|o| o.matches(&p).map(|params| (o, params)))
+                .min_by_key(|(o, _)| o.path.matches('{').count())
+        })
+    }
+
+    /// An answer of `method path` (found as [`Spec::check`] finds it: `/v2/instance/{id}` or
+    /// `/v2/instance/abc`) with `status` (`"200"`), made from the operation's `application/json` response
+    /// schema: every optional field present ([`Fill::Everything`]) or absent ([`Fill::RequiredOnly`]),
+    /// `example`s and first `enum` values where the schema has them, fixed values of the type and format
+    /// elsewhere (the rules are [`Fill`]'s).
+    pub fn answer(&self, method: &str, path: &str, status: &str, fill: Fill) -> Result<Value, SpecError> {
+        self.answer_at(method, path, status, "", fill)
+    }
+
+    /// The part of [`Spec::answer`]'s answer at `pointer` (a JSON pointer into the answer, `/instances/0`:
+    /// a list's item), made from the schema there: e.g. one item of a list answer with only its required
+    /// fields, which [`Fill::RequiredOnly`] leaves out of the whole answer (its arrays are empty).
+    pub fn answer_at(
+        &self,
+        method: &str,
+        path: &str,
+        status: &str,
+        pointer: &str,
+        fill: Fill,
+    ) -> Result<Value, SpecError> {
+        let (op, _) = self
+            .operation(method, path)
+            .ok_or_else(|| SpecError::NoOperation {
+                api: self.name.clone(),
+                method: method.to_ascii_uppercase(),
+                path: path.to_owned(),
+            })?;
+        let no_answer = || SpecError::NoAnswer {
+            operation: op.label(),
+            status: status.to_owned(),
+        };
+        let mut files = self
+            .files
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let response = op.raw["responses"].get(status).ok_or_else(no_answer)?;
+        let (file, response) = files.deref(&op.file, response)?;
+        let content = &response["content"];
+        let schema = content
+            .get("application/json")
+            .or_else(|| {
+                content
+                    .as_object()?
+                    .iter()
+                    .find(|(kind, _)| kind.ends_with("json"))
+                    .map(|(_, c)| c)
+            })
+            .and_then(|c| c.get("schema"))
+            .ok_or_else(no_answer)?;
+        let mut generator = examples::Generator::new(&mut files, fill);
+        let (file, schema) = generator
+            .at(&file, schema, pointer)?
+            .ok_or_else(|| SpecError::NoPart {
+                operation: op.label(),
+                status: status.to_owned(),
+                pointer: pointer.to_owned(),
+            })?;
+        generator.generate(&file, &schema)
+    }
+
     /// How many operations the document has.
     pub fn len(&self) -> usize {
         self.operations.len()
@@ -295,20 +409,7 @@ impl Spec {
         body: Option<&Value>,
     ) -> Result<(), Vec<Violation>> {
         let method = method.to_ascii_uppercase();
-        let candidates = std::iter::once(path.to_owned()).chain(
-            self.prefixes
-                .iter()
-                .filter_map(|p| path.strip_prefix(p.as_str()).map(str::to_owned)),
-        );
-        let found = candidates.into_iter().find_map(|p| {
-            self.operations
-                .iter()
-                .filter(|o| o.method == method)
-                // A literal segment wins over a template (`/instances/reboot` over `/instances/{id}`).
-                .filter_map(|o| o.matches(&p).map(|params| (o, params)))
-                .min_by_key(|(o, _)| o.path.matches('{').count())
-        });
-        let Some((op, path_params)) = found else {
+        let Some((op, path_params)) = self.operation(&method, path) else {
             return Err(vec![Violation {
                 operation: format!("{method} {path}"),
                 field: "path".into(),
@@ -463,9 +564,15 @@ const MAX_DEPTH: usize = 24;
 
 impl Files {
     fn get(&mut self, path: &Path) -> Result<Value, SpecError> {
-        if let Some(doc) = self.docs.get(path) {
-            return Ok(doc.clone());
-        }
+        self.doc(path).cloned()
+    }
+
+    /// The document at `path`, read and parsed the first time.
+    fn doc(&mut self, path: &Path) -> Result<&Value, SpecError> {
+        let slot = match self.docs.entry(path.to_owned()) {
+            std::collections::btree_map::Entry::Occupied(doc) => return Ok(doc.into_mut()),
+            std::collections::btree_map::Entry::Vacant(slot) => slot,
+        };
         let text = std::fs::read_to_string(path).map_err(|source| SpecError::Read {
             path: path.to_owned(),
             source,
@@ -481,8 +588,7 @@ impl Files {
                 message: e.to_string(),
             })?
         };
-        self.docs.insert(path.to_owned(), doc.clone());
-        Ok(doc)
+        Ok(slot.insert(doc))
     }
 
     /// `value` (found in `file`) with a top-level `$ref` followed until there is none, and the file it is in.
@@ -537,9 +643,9 @@ impl Files {
         } else {
             file.parent().unwrap_or(Path::new(".")).join(path)
         };
-        let doc = self.get(&target_file)?;
+        let doc = self.doc(&target_file)?;
         let target = if pointer.is_empty() {
-            Some(doc)
+            Some(doc.clone())
         } else {
             doc.pointer(pointer).cloned()
         };
