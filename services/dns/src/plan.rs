@@ -282,8 +282,8 @@ pub fn choose_authenticator(
     let down: Vec<String> = machines(&current)
         .iter()
         .filter_map(|m| {
-            if m.state == "failed" {
-                Some(format!("{} failed", m.resource_id))
+            if m.state == "failed" || m.state == "destroying" {
+                Some(format!("{} {}", m.resource_id, m.state))
             } else {
                 observed
                     .health

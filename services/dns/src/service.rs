@@ -192,10 +192,22 @@ impl RecordLoop {
     }
 
     async fn follow(&self, stop: &CancellationToken) -> Result<(), BusError> {
-        let mut nudged = self.nudged.lock().await;
-        let mut desired = self.desired.follow(None).await?;
-        let mut fleet = self.fleet.follow(None).await?;
-        let mut health = self.health.follow(None).await?;
+        // Set-up waits on JetStream: a stop must not wait for it.
+        let set_up = async {
+            let nudged = self.nudged.lock().await;
+            let desired = self.desired.follow(None).await?;
+            let fleet = self.fleet.follow(None).await?;
+            let health = self.health.follow(None).await?;
+            Ok::<_, BusError>((nudged, desired, fleet, health))
+        };
+        let (mut nudged, mut desired, mut fleet, mut health) = tokio::select! {
+            _ = stop.cancelled() => return Ok(()),
+            r = set_up => r?,
+        };
+        // Nothing is reconciled before all three views are replayed: a partial fleet would delete the
+        // records of machines not loaded yet.
+        let mut caught_up = [false; 3];
+        let mut renew = tokio::time::interval(self.settings.lease_ttl / 3);
         let mut world = World::default();
         let mut dirty: BTreeSet<String> = BTreeSet::new();
         let mut resync = tokio::time::interval(self.settings.resync_interval);
@@ -223,7 +235,7 @@ impl RecordLoop {
                     Some(Ok(Change::Removed { key, .. })) => {
                         world.deployments.remove(&key);
                     }
-                    Some(Ok(Change::Current)) => {}
+                    Some(Ok(Change::Current)) => caught_up[0] = true,
                     Some(Err(e)) => tracing::warn!(error = %e, "dns: a desired state that does not decode"),
                 },
                 c = fleet.next() => match c {
@@ -238,7 +250,7 @@ impl RecordLoop {
                         }
                         world.fleet.remove(&key);
                     }
-                    Some(Ok(Change::Current)) => {}
+                    Some(Ok(Change::Current)) => caught_up[1] = true,
                     Some(Err(e)) => tracing::warn!(error = %e, "dns: a fleet record that does not decode"),
                 },
                 c = health.next() => match c {
@@ -253,7 +265,7 @@ impl RecordLoop {
                         }
                         world.health.remove(&key);
                     }
-                    Some(Ok(Change::Current)) => {}
+                    Some(Ok(Change::Current)) => caught_up[2] = true,
                     Some(Err(e)) => tracing::warn!(error = %e, "dns: a health record that does not decode"),
                 },
                 Some(name) = nudged.recv() => {
@@ -261,6 +273,9 @@ impl RecordLoop {
                 }
                 _ = resync.tick() => {
                     dirty.extend(world.deployments.keys().cloned());
+                }
+                _ = renew.tick(), if !world.held.is_empty() => {
+                    self.renew(&mut world).await;
                 }
                 _ = &mut retry, if next_retry.is_some() => {
                     let now = tokio::time::Instant::now();
@@ -272,7 +287,13 @@ impl RecordLoop {
                 }
                 _ = &mut debounce, if armed => {
                     armed = false;
+                    let now = tokio::time::Instant::now();
                     for name in std::mem::take(&mut dirty) {
+                        // A deployment backing off (or waiting for another replica's lease) waits for its
+                        // timer, whatever else changes meanwhile.
+                        if world.retry_at.get(&name).is_some_and(|at| *at > now) {
+                            continue;
+                        }
                         let result = tokio::select! {
                             _ = stop.cancelled() => {
                     self.let_go(&world).await;
@@ -301,11 +322,32 @@ impl RecordLoop {
                     continue;
                 }
             }
-            if !dirty.is_empty() && !armed {
+            if !dirty.is_empty() && !armed && caught_up.iter().all(|c| *c) {
                 debounce
                     .as_mut()
                     .reset(tokio::time::Instant::now() + self.settings.debounce);
                 armed = true;
+            }
+        }
+    }
+
+    /// Renews the leases this replica holds (every third of their time), so that it keeps a deployment
+    /// between runs and another replica never takes it over while it lives; a lease lost is forgotten.
+    async fn renew(&self, world: &mut World) {
+        for key in world.held.keys().cloned().collect::<Vec<_>>() {
+            match self
+                .leases
+                .acquire(&key, &self.instance, self.settings.lease_ttl)
+                .await
+            {
+                Ok(Acquire::Acquired { revision }) => {
+                    world.held.insert(key, revision);
+                }
+                Ok(Acquire::Held(by)) => {
+                    tracing::warn!(lease = %key, holder = %by.holder, "dns: a lease was lost to another replica");
+                    world.held.remove(&key);
+                }
+                Err(e) => tracing::warn!(lease = %key, error = %e, "dns: a lease was not renewed"),
             }
         }
     }
@@ -376,7 +418,8 @@ impl RecordLoop {
             recorded.as_ref().map(|r| r.region.as_str()),
         );
         if let Some(moved) = &a.moved {
-            self.move_authenticator(name, moved, None).await?;
+            let expected = Some(recorded.as_ref().map(|r| r.region.as_str()));
+            self.move_authenticator(name, moved, None, expected).await?;
         }
         self.announce_alarms(world, name, &a.alarms).await;
         for conflict in &a.plan.conflicts {
@@ -393,49 +436,68 @@ impl RecordLoop {
             deployment = %name, zone = %now.zone.name, creates = a.plan.creates.len(), deletes = a.plan.deletes.len(),
             "dns: applying"
         );
-        let batch = DnsBatch {
-            deletes: a.plan.deletes.iter().map(|r| r.id.clone()).collect(),
-            updates: Vec::new(),
-            creates: a.plan.creates.clone(),
-        };
-        let report = now
-            .dns
-            .apply_batch(&now.zone, &batch)
-            .await
-            .map_err(|e| e.to_string())?;
-        // What was refused, by name and address.
+        // Creates first, then deletes. Applied change by change (providers without a batch endpoint, or a
+        // Cloudflare batch refused and replayed), deletes first could leave a name with no record when a
+        // create is refused or interrupted; a name whose create was refused keeps its old records.
+        let (provider, zone_name) = (now.provider.as_str(), now.zone.name.as_str());
         let mut refused: BTreeMap<(String, String), String> = BTreeMap::new();
-        for (change, error) in &report.refused {
-            let at = match change {
-                DnsChange::Create(r) => Some((r.name.to_ascii_lowercase(), r.content.clone())),
-                DnsChange::Delete(id) => a
-                    .plan
-                    .deletes
-                    .iter()
-                    .find(|r| &r.id == id)
-                    .map(|r| (r.name.to_ascii_lowercase(), r.content.clone())),
-                DnsChange::Update(r) => Some((r.name.to_ascii_lowercase(), r.content.clone())),
+        if !a.plan.creates.is_empty() {
+            let creates = DnsBatch {
+                creates: a.plan.creates.clone(),
+                ..DnsBatch::default()
             };
-            tracing::warn!(deployment = %name, %change, %error, "dns: the provider refused a change; the others were applied");
-            if let Some(at) = at {
-                refused.insert(at, format!("{change}: {error}"));
-            }
-        }
-        for (record_name, content) in released_after_delete {
-            if !refused.contains_key(&(record_name.clone(), content.clone())) {
+            let report = now
+                .dns
+                .apply_batch(&now.zone, &creates)
+                .await
+                .map_err(|e| e.to_string())?;
+            note_refusals(name, &report, &a.plan, &mut refused);
+            // A refused create made nothing: its claim must not make a record someone adds later ours.
+            for (record_name, content) in refused.keys() {
                 self.store
-                    .release(
-                        now.provider.as_str(),
-                        &now.zone.name,
-                        &record_name,
-                        &content,
-                        name,
-                    )
+                    .release(provider, zone_name, record_name, content, name)
                     .await
                     .map_err(|e| e.to_string())?;
             }
         }
-        self.announce_changes(name, &now, &a.plan, &refused).await;
+        let held_back: BTreeSet<&str> = refused.keys().map(|(n, _)| n.as_str()).collect();
+        let deletes: Vec<DnsRecord> = a
+            .plan
+            .deletes
+            .iter()
+            .filter(|r| !held_back.contains(r.name.to_ascii_lowercase().as_str()))
+            .cloned()
+            .collect();
+        if !deletes.is_empty() {
+            let batch = DnsBatch {
+                deletes: deletes.iter().map(|r| r.id.clone()).collect(),
+                ..DnsBatch::default()
+            };
+            let report = now
+                .dns
+                .apply_batch(&now.zone, &batch)
+                .await
+                .map_err(|e| e.to_string())?;
+            note_refusals(name, &report, &a.plan, &mut refused);
+        }
+        let deleted: BTreeSet<(String, String)> = deletes
+            .iter()
+            .map(|r| (r.name.to_ascii_lowercase(), r.content.clone()))
+            .collect();
+        for key in released_after_delete {
+            if deleted.contains(&key) && !refused.contains_key(&key) {
+                self.store
+                    .release(provider, zone_name, &key.0, &key.1, name)
+                    .await
+                    .map_err(|e| e.to_string())?;
+            }
+        }
+        let applied = plan::Plan {
+            creates: a.plan.creates.clone(),
+            deletes,
+            conflicts: Vec::new(),
+        };
+        self.announce_changes(name, &now, &applied, &refused).await;
         Ok(Ran::Done)
     }
 
@@ -559,10 +621,11 @@ impl RecordLoop {
         deployment: &str,
         moved: &plan::Move,
         cause: Option<&flotilla_proto::CommandMeta>,
+        expected: Option<Option<&str>>,
     ) -> Result<(), String> {
         let (changed, _) = self
             .store
-            .set_active_authenticator(deployment, &moved.to, moved.cause, &moved.reason)
+            .set_active_authenticator(deployment, &moved.to, moved.cause, &moved.reason, expected)
             .await
             .map_err(|e| e.to_string())?;
         if !changed {
@@ -688,6 +751,30 @@ impl RecordLoop {
             if let Err(e) = self.publisher.publish_event(&event).await {
                 tracing::warn!(deployment, error = %e, "dns: a records-changed event was not published");
             }
+        }
+    }
+}
+
+/// Adds the changes `report` says were refused to `refused`, by name and address, and logs them.
+fn note_refusals(
+    deployment: &str,
+    report: &flotilla_cloud::BatchReport,
+    p: &plan::Plan,
+    refused: &mut BTreeMap<(String, String), String>,
+) {
+    for (change, error) in &report.refused {
+        let at = match change {
+            DnsChange::Create(r) => Some((r.name.to_ascii_lowercase(), r.content.clone())),
+            DnsChange::Delete(id) => p
+                .deletes
+                .iter()
+                .find(|r| &r.id == id)
+                .map(|r| (r.name.to_ascii_lowercase(), r.content.clone())),
+            DnsChange::Update(r) => Some((r.name.to_ascii_lowercase(), r.content.clone())),
+        };
+        tracing::warn!(deployment, %change, %error, "dns: the provider refused a change; the others were applied");
+        if let Some(at) = at {
+            refused.insert(at, format!("{change}: {error}"));
         }
     }
 }
@@ -908,6 +995,18 @@ impl RecordLoop {
     /// provider keeps marks.
     async fn take(&self, now: &ZoneNow, record: &DnsRecord, from: Option<&str>) -> Result<(), ApiFailure> {
         let (provider, zone) = (now.provider.as_str(), now.zone.name.as_str());
+        // The mark first: should the registry write fail after it, the record is still the new owner's by
+        // its mark, never the old owner's by its mark and the new one's by its row.
+        if let Some(mark) = now.mark()
+            && record.comment.as_deref() != Some(mark.as_str())
+        {
+            let mut marked = record.clone();
+            marked.comment = Some(mark);
+            now.dns
+                .update_record(&now.zone, &marked)
+                .await
+                .map_err(ApiFailure::internal)?;
+        }
         match from {
             Some(from) => {
                 self.store
@@ -936,16 +1035,6 @@ impl RecordLoop {
             }
         }
         .map_err(ApiFailure::internal)?;
-        if let Some(mark) = now.mark()
-            && record.comment.as_deref() != Some(mark.as_str())
-        {
-            let mut marked = record.clone();
-            marked.comment = Some(mark);
-            now.dns
-                .update_record(&now.zone, &marked)
-                .await
-                .map_err(ApiFailure::internal)?;
-        }
         Ok(())
     }
 
@@ -992,7 +1081,7 @@ impl RecordLoop {
             cause: "command",
             reason: format!("fail-over by {}", cmd.meta.issued_by),
         };
-        self.move_authenticator(&cmd.deployment, &moved, Some(&cmd.meta))
+        self.move_authenticator(&cmd.deployment, &moved, Some(&cmd.meta), None)
             .await
             .map_err(|reason| HandlerError::Retry { reason, after: None })?;
         let _ = self.nudge.send(cmd.deployment.clone());
@@ -1066,8 +1155,10 @@ impl RecordLoop {
         let current = match dns.list_records(&zone, None, Some("A")).await {
             Ok(current) => current,
             Err(e) => {
-                // The zone may be gone or the provider changed: find it again next time.
-                if let Ok(mut zones) = self.zones.lock() {
+                // The zone may be gone, or the account changed: find it again next time (not after a rate
+                // limit or an outage, which would only add calls).
+                let gone = e.is_not_found() || matches!(e, flotilla_cloud::CloudError::Auth { .. });
+                if gone && let Ok(mut zones) = self.zones.lock() {
                     zones.remove(&key);
                 }
                 return Err(e.to_string());

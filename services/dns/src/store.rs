@@ -77,7 +77,7 @@ impl DnsStore {
         let rows: Vec<(String, String, String, Option<String>)> =
             on_pool!(&self.store, |p| sqlx::query_as(q)
                 .bind(provider)
-                .bind(zone)
+                .bind(zone.to_ascii_lowercase())
                 .fetch_all(p)
                 .await)
             .map_err(query_error("list owned records"))?;
@@ -109,7 +109,7 @@ impl DnsStore {
                  DO UPDATE SET record_id = excluded.record_id, updated_ms = excluded.updated_ms";
         on_pool!(&self.store, |p| sqlx::query(q)
             .bind(provider)
-            .bind(zone)
+            .bind(zone.to_ascii_lowercase())
             .bind(name.to_ascii_lowercase())
             .bind(content)
             .bind(owner)
@@ -134,7 +134,7 @@ impl DnsStore {
                  AND owner = $5";
         on_pool!(&self.store, |p| sqlx::query(q)
             .bind(provider)
-            .bind(zone)
+            .bind(zone.to_ascii_lowercase())
             .bind(name.to_ascii_lowercase())
             .bind(content)
             .bind(owner)
@@ -163,13 +163,13 @@ impl DnsStore {
                      DO UPDATE SET record_id = excluded.record_id, updated_ms = excluded.updated_ms";
         let release = "DELETE FROM dns_owned WHERE provider = $1 AND zone = $2 AND name = $3 AND content = $4 \
                        AND owner = $5";
-        let name = name.to_ascii_lowercase();
+        let (zone, name) = (zone.to_ascii_lowercase(), name.to_ascii_lowercase());
         let now = Utc::now().timestamp_millis();
         on_pool!(&self.store, |p| async {
             let mut tx = p.begin().await?;
             sqlx::query(claim)
                 .bind(provider)
-                .bind(zone)
+                .bind(&zone)
                 .bind(&name)
                 .bind(content)
                 .bind(to)
@@ -179,7 +179,7 @@ impl DnsStore {
                 .await?;
             sqlx::query(release)
                 .bind(provider)
-                .bind(zone)
+                .bind(&zone)
                 .bind(&name)
                 .bind(content)
                 .bind(from)
@@ -210,33 +210,55 @@ impl DnsStore {
         }))
     }
 
-    /// Points a deployment's authenticator name at `region`. Returns whether anything changed, and the
-    /// region recorded before (`None`: never failed over, so the primary's).
+    /// Points a deployment's authenticator name at `region`. With `expected` (`Some(None)`: never failed
+    /// over; `Some(Some(r))`: at `r`), only if that is still so — a concurrent move (a command while the loop
+    /// decides) wins and this one changes nothing. Returns whether anything changed, and the region recorded
+    /// before (`None`: never failed over, so the primary's).
     pub async fn set_active_authenticator(
         &self,
         deployment: &str,
         region: &str,
         cause: &str,
         reason: &str,
+        expected: Option<Option<&str>>,
     ) -> Result<(bool, Option<String>), StoreError> {
         let before = self.active_authenticator(deployment).await?;
         if before.as_ref().is_some_and(|b| b.region == region) {
             return Ok((false, Some(region.to_owned())));
         }
-        let q = "INSERT INTO dns_authenticator (deployment, region, cause, reason, since_ms) \
+        let now = Utc::now().timestamp_millis();
+        let (q, prev) = match expected {
+            None => (
+                "INSERT INTO dns_authenticator (deployment, region, cause, reason, since_ms) \
                  VALUES ($1, $2, $3, $4, $5) \
                  ON CONFLICT (deployment) DO UPDATE SET region = excluded.region, cause = excluded.cause, \
-                 reason = excluded.reason, since_ms = excluded.since_ms";
-        on_pool!(&self.store, |p| sqlx::query(q)
-            .bind(deployment)
-            .bind(region)
-            .bind(cause)
-            .bind(reason)
-            .bind(Utc::now().timestamp_millis())
-            .execute(p)
-            .await
-            .map(drop))
+                 reason = excluded.reason, since_ms = excluded.since_ms",
+                None,
+            ),
+            Some(None) => (
+                "INSERT INTO dns_authenticator (deployment, region, cause, reason, since_ms) \
+                 VALUES ($1, $2, $3, $4, $5) ON CONFLICT (deployment) DO NOTHING",
+                None,
+            ),
+            Some(Some(prev)) => (
+                "UPDATE dns_authenticator SET region = $2, cause = $3, reason = $4, since_ms = $5 \
+                 WHERE deployment = $1 AND region = $6",
+                Some(prev),
+            ),
+        };
+        let changed = on_pool!(&self.store, |p| {
+            let mut query = sqlx::query(q)
+                .bind(deployment)
+                .bind(region)
+                .bind(cause)
+                .bind(reason)
+                .bind(now);
+            if let Some(prev) = prev {
+                query = query.bind(prev);
+            }
+            query.execute(p).await.map(|r| r.rows_affected() > 0)
+        })
         .map_err(query_error("set the active authenticator"))?;
-        Ok((true, before.map(|b| b.region)))
+        Ok((changed, before.map(|b| b.region)))
     }
 }
