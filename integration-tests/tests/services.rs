@@ -262,16 +262,23 @@ async fn an_undecodable_command_goes_to_the_dlq_and_the_service_keeps_running() 
     })
     .await;
     assert!(found.contains("no Flotilla-Kind header"), "{found}");
-    // Still serving.
-    let status: ServiceStatus = api::request(
-        &client,
-        &subject::api("provisioner", "status").unwrap(),
-        &ServiceStatusRequest {},
-        Duration::from_secs(5),
-    )
-    .await
-    .unwrap();
-    assert!(status.commands_dead_lettered >= 1);
+    // Still serving, and counting it (the count follows the dead letter: it is written after the copy to
+    // the queue, so the test waits for it rather than racing it).
+    eventually("the dead letter counted", Duration::from_secs(10), || {
+        let client = client.clone();
+        async move {
+            let status: ServiceStatus = api::request(
+                &client,
+                &subject::api("provisioner", "status").unwrap(),
+                &ServiceStatusRequest {},
+                Duration::from_secs(5),
+            )
+            .await
+            .ok()?;
+            (status.commands_dead_lettered >= 1).then_some(())
+        }
+    })
+    .await;
     svc.shutdown().await.unwrap();
 }
 
