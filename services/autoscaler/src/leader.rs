@@ -137,6 +137,8 @@ async fn lead_while_held(
         let mut renewed = tokio::time::Instant::now();
         let ended = loop {
             tokio::select! {
+                // A stop ends the region's work too: say "stopped", not "ended early".
+                biased;
                 _ = stop.cancelled() => break Ended::Stopped,
                 _ = &mut lead => break Ended::Finished,
                 _ = tokio::time::sleep(every) => {}
@@ -162,7 +164,11 @@ async fn lead_while_held(
             }
         };
         work.cancel();
-        let _ = lead.await;
+        // A finished task's handle must not be polled again (tokio panics: "JoinHandle polled after
+        // completion").
+        if !matches!(ended, Ended::Finished) {
+            let _ = lead.await;
+        }
         match ended {
             Ended::Lost => {
                 tracing::warn!(%deployment, %region, "the region's lease was taken over: this replica stopped leading it");
