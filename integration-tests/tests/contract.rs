@@ -86,10 +86,11 @@ fn assert_conforms(
     requests
 }
 
-/// The simulator refuses what the published API refuses: each create the adapters made (a `POST` with a JSON
-/// object body), sent again without one of its fields or with one of the wrong JSON type, is refused by the
-/// simulator — with a validation error in the provider's own shape — whenever the provider's document
-/// refuses it. (Variants the document accepts are not sent: they would create things.)
+/// The simulator refuses what the published API refuses: each create and update the adapters made (a
+/// `POST`, `PUT` or `PATCH` with a JSON object body), sent again without one of its fields or with one of the
+/// wrong JSON type, is refused by the simulator — with a validation error in the provider's own shape, before
+/// it looks the resource up, as the APIs do — whenever the provider's document refuses it. (Variants the
+/// document accepts are not sent: they would change things.)
 async fn assert_simulator_refuses_like_the_document(
     sim: &RunningSim,
     provider: flotilla_cloudsim::Provider,
@@ -136,7 +137,10 @@ async fn assert_simulator_refuses_like_the_document(
     };
     let mut judged = 0;
     let mut disagreements = Vec::new();
-    for r in requests.iter().filter(|r| r.method == "POST") {
+    for r in requests
+        .iter()
+        .filter(|r| matches!(r.method.as_str(), "POST" | "PUT" | "PATCH"))
+    {
         let Some(serde_json::Value::Object(body)) = &r.body else {
             continue;
         };
@@ -166,13 +170,13 @@ async fn assert_simulator_refuses_like_the_document(
         }
         for (key, broken) in variants {
             let broken = serde_json::Value::Object(broken);
-            if spec.check("POST", &spec_path, &r.query, Some(&broken)).is_ok() {
+            if spec.check(&r.method, &spec_path, &r.query, Some(&broken)).is_ok() {
                 continue;
             }
             judged += 1;
             let answer = client
                 .request(
-                    reqwest::Method::POST,
+                    r.method.parse().unwrap_or(reqwest::Method::POST),
                     path.trim_start_matches('/'),
                     &[],
                     Some(&broken),
@@ -181,7 +185,8 @@ async fn assert_simulator_refuses_like_the_document(
                 .await;
             if !matches!(answer, Err(CloudError::Invalid { .. })) {
                 disagreements.push(format!(
-                    "POST {path} {key}: the document refuses it, the simulator answered {answer:?}"
+                    "{} {path} {key}: the document refuses it, the simulator answered {answer:?}",
+                    r.method
                 ));
             }
         }

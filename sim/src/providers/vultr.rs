@@ -394,6 +394,21 @@ async fn create_instance(
 
 async fn update_instance(State(ctx): State<Ctx>, Path(pp): Pars, body: Bytes) -> ApiResult {
     let b = body_json(P, &body)?;
+    // The body is judged before the instance is looked up, as the API does.
+    if let Some(m) = mistyped(
+        &b,
+        &[
+            ("firewall_group_id", Kind::Str),
+            ("label", Kind::Str),
+            ("plan", Kind::Str),
+            ("user_data", Kind::Str),
+            ("enable_ipv6", Kind::Bool),
+            ("attach_vpc", Kind::List),
+            ("detach_vpc", Kind::List),
+        ],
+    ) {
+        return Err(bad(m));
+    }
     let tags = str_list(&b, "tags").map_err(|_| bad("tags must be an array of strings."))?;
     let rendered = {
         let mut world = ctx.sim.world();
