@@ -310,14 +310,24 @@ impl Spec {
         ))
     }
 
-    /// The operation `method path` is (`path` with or without the server's prefix, without the query), and
-    /// its path parameters.
+    /// The operation `method path` is (`path` with or without the server's prefix, and with or without an
+    /// endpoint segment before it; without the query), and its path parameters.
     fn operation(&self, method: &str, path: &str) -> Option<(&Operation, BTreeMap<String, String>)> {
         let method = method.to_ascii_uppercase();
+        // An endpoint may put one segment before the server's path (Exoscale's zones: `/ch-gva-2/v2/…`).
+        let endpoint_less = path
+            .trim_start_matches('/')
+            .split_once('/')
+            .map(|(_, rest)| format!("/{rest}"));
         let candidates = std::iter::once(path.to_owned()).chain(
-            self.prefixes
-                .iter()
-                .filter_map(|p| path.strip_prefix(p.as_str()).map(str::to_owned)),
+            std::iter::once(path.to_owned())
+                .chain(endpoint_less)
+                .flat_map(|p| {
+                    self.prefixes
+                        .iter()
+                        .filter_map(move |prefix| p.strip_prefix(prefix.as_str()).map(str::to_owned))
+                        .collect::<Vec<_>>()
+                }),
         );
         candidates.into_iter().find_map(|p| {
             self.operations
@@ -397,6 +407,31 @@ impl Spec {
     /// Whether the document has no operation.
     pub fn is_empty(&self) -> bool {
         self.operations.is_empty()
+    }
+
+    /// Judges one request as it went over the wire (its body as bytes): no line when it holds, else the
+    /// request (`METHOD /path?query`) then each rule it breaks, indented — what a test prints when it fails.
+    pub fn report(&self, method: &str, path: &str, query: &[(String, String)], body: &[u8]) -> Vec<String> {
+        let shown = if query.is_empty() {
+            format!("{method} {path}")
+        } else {
+            let q: Vec<String> = query.iter().map(|(k, v)| format!("{k}={v}")).collect();
+            format!("{method} {path}?{}", q.join("&"))
+        };
+        let body: Option<Value> = if body.is_empty() {
+            None
+        } else {
+            match serde_json::from_slice(body) {
+                Ok(v) => Some(v),
+                Err(e) => return vec![shown, format!("    body: not JSON: {e}")],
+            }
+        };
+        match self.check(method, path, query, body.as_ref()) {
+            Ok(()) => Vec::new(),
+            Err(violations) => std::iter::once(shown)
+                .chain(violations.iter().map(|v| format!("    {v}")))
+                .collect(),
+        }
     }
 
     /// Judges one request: `path` as sent (with or without the server's prefix, without the query),

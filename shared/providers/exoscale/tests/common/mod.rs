@@ -57,34 +57,13 @@ fn document() -> &'static flotilla_conformance::Spec {
 /// and query parameters, JSON body): panics listing each rule broken, with the request that broke it.
 pub async fn assert_conforms(server: &MockServer) {
     let requests = server.received_requests().await.expect("request recording is on");
-    let mut problems = Vec::new();
-    for r in &requests {
-        let shown = match r.url.query() {
-            Some(q) => format!("{} {}?{q}", r.method, r.url.path()),
-            None => format!("{} {}", r.method, r.url.path()),
-        };
-        let query: Vec<(String, String)> = r.url.query_pairs().into_owned().collect();
-        let body: Option<Value> = if r.body.is_empty() {
-            None
-        } else {
-            match serde_json::from_slice(&r.body) {
-                Ok(v) => Some(v),
-                Err(e) => {
-                    problems.push(format!("{shown}\n    body: not JSON: {e}"));
-                    continue;
-                }
-            }
-        };
-        // A zone prefix (`/ch-gva-2/v2/…`) is the endpoint, not the path: the document's paths start at `/v2`.
-        let path = match r.url.path().trim_start_matches('/').split_once('/') {
-            Some((first, rest)) if first != "v2" => format!("/{rest}"),
-            _ => r.url.path().to_owned(),
-        };
-        if let Err(violations) = document().check(r.method.as_str(), &path, &query, body.as_ref()) {
-            problems.push(shown);
-            problems.extend(violations.iter().map(|v| format!("    {v}")));
-        }
-    }
+    let problems: Vec<String> = requests
+        .iter()
+        .flat_map(|r| {
+            let query: Vec<(String, String)> = r.url.query_pairs().into_owned().collect();
+            document().report(r.method.as_str(), r.url.path(), &query, &r.body)
+        })
+        .collect();
     assert!(
         problems.is_empty(),
         "requests breaking Exoscale's OpenAPI document:\n{}",
