@@ -85,6 +85,9 @@ fn exoscale_operations_are_found_under_a_zone_prefix_and_checked() {
     let good = json!({"name": "fl-www-web"});
     spec.check("POST", "/v2/security-group", &[], Some(&good))
         .unwrap();
+    // A zone's endpoint segment before `/v2` is not part of the path.
+    spec.check("POST", "/ch-gva-2/v2/security-group", &[], Some(&good))
+        .unwrap();
     let err = spec
         .check(
             "POST",
