@@ -13,7 +13,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
 use flotilla_bus::lease::{Acquire, Leases};
-use flotilla_bus::state::{Change, DesiredStates, FleetView, HealthView};
+use flotilla_bus::state::{Change, DesiredStates, FleetView, HealthView, PerMachine};
 use flotilla_bus::{BusError, HandlerError, Publisher, TopologyConfig};
 use flotilla_cloud::{DnsBatch, DnsChange, DnsRecord, ProviderKind};
 use flotilla_clouds::Clouds;
@@ -238,36 +238,8 @@ impl RecordLoop {
                     Some(Ok(Change::Current)) => caught_up[0] = true,
                     Some(Err(e)) => tracing::warn!(error = %e, "dns: a desired state that does not decode"),
                 },
-                c = fleet.next() => match c {
-                    None => return Err(BusError::Options("the fleet follower ended".into())),
-                    Some(Ok(Change::Put { key, value, .. })) => {
-                        dirty.insert(value.deployment.clone());
-                        world.fleet.insert(key, value);
-                    }
-                    Some(Ok(Change::Removed { key, previous })) => {
-                        if let Some(p) = previous {
-                            dirty.insert(p.deployment);
-                        }
-                        world.fleet.remove(&key);
-                    }
-                    Some(Ok(Change::Current)) => caught_up[1] = true,
-                    Some(Err(e)) => tracing::warn!(error = %e, "dns: a fleet record that does not decode"),
-                },
-                c = health.next() => match c {
-                    None => return Err(BusError::Options("the health follower ended".into())),
-                    Some(Ok(Change::Put { key, value, .. })) => {
-                        dirty.insert(value.deployment.clone());
-                        world.health.insert(key, value);
-                    }
-                    Some(Ok(Change::Removed { key, previous })) => {
-                        if let Some(p) = previous {
-                            dirty.insert(p.deployment);
-                        }
-                        world.health.remove(&key);
-                    }
-                    Some(Ok(Change::Current)) => caught_up[2] = true,
-                    Some(Err(e)) => tracing::warn!(error = %e, "dns: a health record that does not decode"),
-                },
+                c = fleet.next() => caught_up[1] |= machine_change("fleet", c, &mut world.fleet, &mut dirty)?,
+                c = health.next() => caught_up[2] |= machine_change("health", c, &mut world.health, &mut dirty)?,
                 Some(name) = nudged.recv() => {
                     dirty.insert(name);
                 }
@@ -753,6 +725,32 @@ impl RecordLoop {
             }
         }
     }
+}
+
+/// Follows one change of a machine view (fleet or health) into `map`, marking its deployment dirty. `Ok(true)`
+/// once the view is replayed; an error when the follower ended.
+fn machine_change<T: PerMachine>(
+    view: &str,
+    change: Option<Result<Change<T>, BusError>>,
+    map: &mut BTreeMap<String, T>,
+    dirty: &mut BTreeSet<String>,
+) -> Result<bool, BusError> {
+    match change {
+        None => return Err(BusError::Options(format!("the {view} follower ended"))),
+        Some(Ok(Change::Put { key, value, .. })) => {
+            dirty.insert(value.machine().0.to_owned());
+            map.insert(key, value);
+        }
+        Some(Ok(Change::Removed { key, previous })) => {
+            if let Some(p) = previous {
+                dirty.insert(p.machine().0.to_owned());
+            }
+            map.remove(&key);
+        }
+        Some(Ok(Change::Current)) => return Ok(true),
+        Some(Err(e)) => tracing::warn!(error = %e, "dns: a {view} record that does not decode"),
+    }
+    Ok(false)
 }
 
 /// Adds the changes `report` says were refused to `refused`, by name and address, and logs them.
