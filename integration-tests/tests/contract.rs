@@ -6,11 +6,13 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod support;
+
 use std::time::Duration;
 
 use std::sync::Arc;
 
-use flotilla_cloud::http::{ApiClient, BearerToken, RateLimit, RetryPolicy, Signer, error_for_status};
+use flotilla_cloud::http::{ApiClient, BearerToken};
 use flotilla_cloud::{
     CloudError, Compute, DatabaseRequest, Dns, FirewallRule, MachineRequest, MachineState, ManagedDatabases,
     MarkFilter, Marks, Network, NewDnsRecord, Protocol, ProviderKind, VpcRequest,
@@ -18,6 +20,7 @@ use flotilla_cloud::{
 use flotilla_cloudsim::{RunningSim, SimConfig, Simulator, defaults};
 use flotilla_integration_tests::{eventually, free_port, unique};
 use flotilla_spec::Role;
+use support::fidelity::{assert_conforms, assert_simulator_refuses_like_the_document, raw};
 
 async fn sim() -> RunningSim {
     let config = SimConfig {
@@ -31,179 +34,6 @@ async fn sim() -> RunningSim {
         ..config
     })
     .await
-    .unwrap()
-}
-
-/// Every request made to `provider` since the last call holds against its published OpenAPI document;
-/// panics with each violation (operation, field, rule) otherwise. Returns the requests checked.
-fn assert_conforms(
-    sim: &RunningSim,
-    provider: flotilla_cloudsim::Provider,
-) -> Vec<flotilla_cloudsim::RecordedRequest> {
-    use flotilla_cloudsim::Provider;
-    let specs = flotilla_conformance::provider_specs(std::path::Path::new(env!("CARGO_MANIFEST_DIR")))
-        .expect("shared/provider-specs above the repository");
-    let spec = match provider {
-        Provider::DigitalOcean => flotilla_conformance::Spec::digitalocean(&specs),
-        Provider::Vultr => flotilla_conformance::Spec::vultr(&specs),
-        Provider::Exoscale => flotilla_conformance::Spec::exoscale(&specs),
-        other => panic!("no OpenAPI document for {other:?}"),
-    }
-    .unwrap();
-    let requests: Vec<_> = sim
-        .take_requests()
-        .into_iter()
-        .filter(|r| r.provider == provider)
-        .collect();
-    assert!(!requests.is_empty(), "{provider:?}: no request recorded");
-    let mut violations = Vec::new();
-    for r in &requests {
-        // Operations the stored document does not describe: Vultr's managed databases are missing from
-        // `vultr/openapi.json` (provider-apis.md and Vultr's SDK are the evidence there).
-        if provider == Provider::Vultr && r.path.starts_with("/v2/databases") {
-            continue;
-        }
-        // (Exoscale's zone segment before `/v2` is the endpoint; the document's matching allows it.)
-        if let Err(v) = spec.check(&r.method, &r.path, &r.query, r.body.as_ref()) {
-            violations.extend(v.into_iter().map(|v| v.to_string()));
-        }
-    }
-    violations.sort();
-    violations.dedup();
-    assert!(
-        violations.is_empty(),
-        "{provider:?}: requests that break the published API:\n{}",
-        violations.join("\n")
-    );
-    requests
-}
-
-/// The simulator refuses what the published API refuses: each create and update the adapters made (a
-/// `POST`, `PUT` or `PATCH` with a JSON object body), sent again without one of its fields or with one of the
-/// wrong JSON type, is refused by the simulator — with a validation error in the provider's own shape, before
-/// it looks the resource up, as the APIs do — whenever the provider's document refuses it. (Variants the
-/// document accepts are not sent: they would change things.)
-async fn assert_simulator_refuses_like_the_document(
-    sim: &RunningSim,
-    provider: flotilla_cloudsim::Provider,
-    requests: &[flotilla_cloudsim::RecordedRequest],
-) {
-    use flotilla_cloudsim::Provider;
-    let specs = flotilla_conformance::provider_specs(std::path::Path::new(env!("CARGO_MANIFEST_DIR")))
-        .expect("shared/provider-specs above the repository");
-    let (spec, client, base) = match provider {
-        Provider::DigitalOcean => (
-            flotilla_conformance::Spec::digitalocean(&specs).unwrap(),
-            raw(
-                ProviderKind::DigitalOcean,
-                sim.digitalocean_url(),
-                Arc::new(BearerToken::new(
-                    ProviderKind::DigitalOcean,
-                    defaults::DIGITALOCEAN_TOKEN,
-                )),
-            ),
-            "/v2".to_owned(),
-        ),
-        Provider::Vultr => (
-            flotilla_conformance::Spec::vultr(&specs).unwrap(),
-            raw(
-                ProviderKind::Vultr,
-                sim.vultr_url(),
-                Arc::new(BearerToken::new(ProviderKind::Vultr, defaults::VULTR_TOKEN)),
-            ),
-            "/v2".to_owned(),
-        ),
-        Provider::Exoscale => (
-            flotilla_conformance::Spec::exoscale(&specs).unwrap(),
-            raw(
-                ProviderKind::Exoscale,
-                &sim.exoscale_zone_url("ch-gva-2"),
-                Arc::new(flotilla_exoscale::ExoscaleSigner::new(
-                    defaults::EXOSCALE_KEY,
-                    defaults::EXOSCALE_SECRET,
-                )),
-            ),
-            "/ch-gva-2/v2".to_owned(),
-        ),
-        other => panic!("no OpenAPI document for {other:?}"),
-    };
-    let mut judged = 0;
-    let mut disagreements = Vec::new();
-    for r in requests
-        .iter()
-        .filter(|r| matches!(r.method.as_str(), "POST" | "PUT" | "PATCH"))
-    {
-        let Some(serde_json::Value::Object(body)) = &r.body else {
-            continue;
-        };
-        let Some(path) = r.path.strip_prefix(&base) else {
-            continue;
-        };
-        let spec_path = format!("/v2{path}");
-        // Each field left out, and each field of the wrong JSON type.
-        let mut variants = Vec::new();
-        for (key, value) in body {
-            let mut missing = body.clone();
-            missing.remove(key);
-            variants.push((format!("without {key}"), missing));
-            let wrong = match value {
-                serde_json::Value::String(_) => serde_json::json!(12345),
-                serde_json::Value::Number(_) | serde_json::Value::Bool(_) => {
-                    serde_json::json!("not-a-number")
-                }
-                serde_json::Value::Array(_) | serde_json::Value::Object(_) => {
-                    serde_json::json!("not-a-structure")
-                }
-                serde_json::Value::Null => continue,
-            };
-            let mut retyped = body.clone();
-            retyped.insert(key.clone(), wrong);
-            variants.push((format!("with {key} of the wrong type"), retyped));
-        }
-        for (key, broken) in variants {
-            let broken = serde_json::Value::Object(broken);
-            if spec.check(&r.method, &spec_path, &r.query, Some(&broken)).is_ok() {
-                continue;
-            }
-            judged += 1;
-            let answer = client
-                .request(
-                    r.method.parse().unwrap_or(reqwest::Method::POST),
-                    path.trim_start_matches('/'),
-                    &[],
-                    Some(&broken),
-                    &[],
-                )
-                .await;
-            if !matches!(answer, Err(CloudError::Invalid { .. })) {
-                disagreements.push(format!(
-                    "{} {path} {key}: the document refuses it, the simulator answered {answer:?}",
-                    r.method
-                ));
-            }
-        }
-    }
-    assert!(judged > 0, "{provider:?}: no create to break");
-    assert!(
-        disagreements.is_empty(),
-        "{provider:?}: the simulator accepts what the published API refuses:\n{}",
-        disagreements.join("\n")
-    );
-}
-
-/// A bare client of a simulated provider, to set up what the adapters only find (zones, databases).
-fn raw(provider: ProviderKind, url: &str, signer: Arc<dyn Signer>) -> ApiClient {
-    fn map(p: ProviderKind, s: reqwest::StatusCode, h: &reqwest::header::HeaderMap, b: &[u8]) -> CloudError {
-        error_for_status(p, s, h, String::from_utf8_lossy(b).into_owned(), None)
-    }
-    ApiClient::new(
-        provider,
-        url,
-        signer,
-        RateLimit::per_second(100),
-        RetryPolicy::default(),
-        map,
-    )
     .unwrap()
 }
 
@@ -880,7 +710,9 @@ async fn digitalocean_dns_and_databases() {
         ProviderKind::DigitalOcean,
     )
     .await;
-    assert_conforms(&sim, flotilla_cloudsim::Provider::DigitalOcean);
+    let requests = assert_conforms(&sim, flotilla_cloudsim::Provider::DigitalOcean);
+    assert_simulator_refuses_like_the_document(&sim, flotilla_cloudsim::Provider::DigitalOcean, &requests)
+        .await;
     sim.shutdown().await;
 }
 
@@ -910,7 +742,8 @@ async fn vultr_dns_and_databases() {
         ProviderKind::Vultr,
     )
     .await;
-    assert_conforms(&sim, flotilla_cloudsim::Provider::Vultr);
+    let requests = assert_conforms(&sim, flotilla_cloudsim::Provider::Vultr);
+    assert_simulator_refuses_like_the_document(&sim, flotilla_cloudsim::Provider::Vultr, &requests).await;
     sim.shutdown().await;
 }
 
@@ -953,7 +786,8 @@ async fn exoscale_dns_and_databases() {
         ProviderKind::Exoscale,
     )
     .await;
-    assert_conforms(&sim, flotilla_cloudsim::Provider::Exoscale);
+    let requests = assert_conforms(&sim, flotilla_cloudsim::Provider::Exoscale);
+    assert_simulator_refuses_like_the_document(&sim, flotilla_cloudsim::Provider::Exoscale, &requests).await;
     sim.shutdown().await;
 }
 

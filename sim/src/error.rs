@@ -55,6 +55,8 @@ pub(crate) struct ApiError {
     pub code: Option<u32>,
     /// `Retry-After` seconds.
     pub retry_after: Option<u64>,
+    /// The simulator has no such operation (marked `x-flotilla-sim: no-route` on the answer).
+    pub no_route: bool,
 }
 
 /// What handlers return.
@@ -69,6 +71,7 @@ impl ApiError {
             field: None,
             code: None,
             retry_after: None,
+            no_route: false,
         }
     }
 
@@ -105,6 +108,16 @@ impl ApiError {
             e.code(7003)
         } else {
             e
+        }
+    }
+
+    /// The provider's 404 for a path or action the simulator does not serve (the real API may): marked
+    /// `x-flotilla-sim: no-route`, so that a test can tell "no such operation here" from "no such
+    /// resource".
+    pub fn no_route(provider: Provider) -> Self {
+        Self {
+            no_route: true,
+            ..Self::not_found(provider)
         }
     }
 
@@ -209,6 +222,11 @@ impl IntoResponse for ApiError {
             && let Ok(v) = HeaderValue::from_str(&secs.to_string())
         {
             response.headers_mut().insert(header::RETRY_AFTER, v);
+        }
+        if self.no_route {
+            response
+                .headers_mut()
+                .insert("x-flotilla-sim", HeaderValue::from_static("no-route"));
         }
         response
     }

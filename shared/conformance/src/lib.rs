@@ -399,6 +399,43 @@ impl Spec {
         generator.generate(&file, &schema)
     }
 
+    /// Every operation of the document: its method (`GET`) and path template (`/droplets/{droplet_id}`),
+    /// in the document's order.
+    pub fn operations(&self) -> Vec<(String, String)> {
+        self.operations
+            .iter()
+            .map(|o| (o.method.clone(), o.path.clone()))
+            .collect()
+    }
+
+    /// The path template of the operation `method path` is (found as [`Spec::check`] finds it), if any.
+    pub fn template(&self, method: &str, path: &str) -> Option<String> {
+        self.operation(method, path).map(|(o, _)| o.path.clone())
+    }
+
+    /// A request body for `method path`, made from the operation's `application/json` request schema by
+    /// the rules [`Spec::answer`] follows; `None` when the operation takes no JSON body.
+    pub fn request(&self, method: &str, path: &str, fill: Fill) -> Result<Option<Value>, SpecError> {
+        let (op, _) = self
+            .operation(method, path)
+            .ok_or_else(|| SpecError::NoOperation {
+                api: self.name.clone(),
+                method: method.to_ascii_uppercase(),
+                path: path.to_owned(),
+            })?;
+        let mut files = self
+            .files
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let (file, body) = files.deref(&op.file, &op.raw["requestBody"])?;
+        let Some(schema) = body["content"]["application/json"].get("schema").cloned() else {
+            return Ok(None);
+        };
+        examples::Generator::new(&mut files, fill)
+            .generate(&file, &schema)
+            .map(Some)
+    }
+
     /// How many operations the document has.
     pub fn len(&self) -> usize {
         self.operations.len()

@@ -105,3 +105,33 @@ fn exoscale_operations_are_found_under_a_zone_prefix_and_checked() {
     )
     .unwrap();
 }
+
+#[test]
+fn request_bodies_are_made_from_the_documents_own_schemas() {
+    use flotilla_conformance::Fill;
+    let spec = Spec::digitalocean(&specs()).unwrap();
+    let operations = spec.operations();
+    assert!(operations.contains(&("POST".to_owned(), "/v2/firewalls".to_owned())));
+    assert_eq!(
+        spec.template("PUT", "/v2/firewalls/bb4b2611-3d72-467b-8602-280330ecd65c")
+            .as_deref(),
+        Some("/v2/firewalls/{firewall_id}")
+    );
+    // Only the required fields: the document accepts it, and leaving one out is refused.
+    let body = spec
+        .request("POST", "/v2/vpcs", Fill::RequiredOnly)
+        .unwrap()
+        .expect("a JSON body");
+    spec.check("POST", "/v2/vpcs", &[], Some(&body)).unwrap();
+    let mut without = body.clone();
+    without.as_object_mut().unwrap().remove("name");
+    assert!(spec.check("POST", "/v2/vpcs", &[], Some(&without)).is_err());
+    // An operation without a body has none.
+    assert_eq!(spec.request("GET", "/v2/vpcs", Fill::RequiredOnly).unwrap(), None);
+    let exoscale = Spec::exoscale(&specs()).unwrap();
+    let body = exoscale
+        .request("PUT", "/v2/security-group/abc:attach", Fill::RequiredOnly)
+        .unwrap()
+        .expect("a JSON body");
+    assert!(body["instance"].is_object(), "{body}");
+}

@@ -175,3 +175,37 @@ pub(crate) fn mistyped(b: &Value, fields: &[(&str, Kind)]) -> Option<String> {
         (!ok).then(|| format!("{name} must be {wanted}"))
     })
 }
+
+/// The first field of a DNS record body (create or update) with another JSON type than the provider's
+/// document gives it, as [`mistyped`] says it; judged before the zone or record is looked up.
+pub(crate) fn record_mistyped(p: Provider, b: &Value) -> Option<String> {
+    let fields: &[(&str, Kind)] = match p {
+        Provider::DigitalOcean => &[
+            ("type", Kind::Str),
+            ("name", Kind::Str),
+            ("data", Kind::Str),
+            ("ttl", Kind::Int),
+            ("priority", Kind::Int),
+            ("port", Kind::Int),
+            ("weight", Kind::Int),
+            ("flags", Kind::Int),
+            ("tag", Kind::Str),
+        ],
+        Provider::Vultr => &[
+            ("type", Kind::Str),
+            ("name", Kind::Str),
+            ("data", Kind::Str),
+            ("ttl", Kind::Int),
+            ("priority", Kind::Int),
+        ],
+        Provider::Exoscale => &[
+            ("type", Kind::Str),
+            ("name", Kind::Str),
+            ("content", Kind::Str),
+            ("ttl", Kind::Int),
+            ("priority", Kind::Int),
+        ],
+        Provider::Linode | Provider::Cloudflare => &[],
+    };
+    mistyped(b, fields)
+}

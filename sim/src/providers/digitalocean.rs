@@ -16,7 +16,8 @@ use ipnet::Ipv4Net;
 use serde_json::{Value, json};
 
 use super::common::{
-    Kind, Params, body_json, int_id, is_private, mistyped, param, parse_cidr, rfc3339, str_field, str_list,
+    Kind, Params, body_json, int_id, is_private, mistyped, param, parse_cidr, record_mistyped, rfc3339,
+    str_field, str_list,
 };
 use crate::catalog;
 use crate::config::Provider;
@@ -42,7 +43,7 @@ pub(crate) fn routes() -> Router<Ctx> {
         .route("/vpcs", get(list_vpcs).post(create_vpc))
         .route(
             "/vpcs/{id}",
-            get(get_vpc).put(update_vpc).patch(update_vpc).delete(delete_vpc),
+            get(get_vpc).put(replace_vpc).patch(update_vpc).delete(delete_vpc),
         )
         .route("/vpcs/{id}/members", get(list_vpc_members))
         .route("/firewalls", get(list_firewalls).post(create_firewall))
@@ -596,8 +597,29 @@ async fn get_vpc(State(ctx): State<Ctx>, Path(pp): Pars) -> ApiResult {
     with(StatusCode::OK, json!({ "vpc": vpc_json(v) }))
 }
 
+/// `PUT /vpcs/{id}`: the whole VPC, so `name` is required; then as a `PATCH`.
+async fn replace_vpc(ctx: State<Ctx>, pp: Pars, body: Bytes) -> ApiResult {
+    let b = body_json(P, &body)?;
+    if let Some(m) = mistyped(&b, &[("name", Kind::Str)]) {
+        return Err(unprocessable(m));
+    }
+    if str_field(&b, "name").is_none() {
+        return Err(unprocessable("name is required"));
+    }
+    update_vpc(ctx, pp, body).await
+}
+
+/// `PATCH /vpcs/{id}`: the fields given.
 async fn update_vpc(State(ctx): State<Ctx>, Path(pp): Pars, body: Bytes) -> ApiResult {
     let b = body_json(P, &body)?;
+    let fields = [
+        ("name", Kind::Str),
+        ("description", Kind::Str),
+        ("default", Kind::Bool),
+    ];
+    if let Some(m) = mistyped(&b, &fields) {
+        return Err(unprocessable(m));
+    }
     let rendered = {
         let mut world = ctx.sim.world();
         let v = world.vpc_mut(P, param(&pp, "id")).ok_or_else(not_found)?;
@@ -805,10 +827,11 @@ fn devices(ids: &[String]) -> Vec<Device> {
         .collect()
 }
 
-async fn create_firewall(State(ctx): State<Ctx>, body: Bytes) -> ApiResult {
-    let b = body_json(P, &body)?;
+/// A firewall body's shape — its fields' JSON types, and its `name` — judged before anything is looked
+/// up (a create and a whole-firewall `PUT` alike).
+fn firewall_shape(b: &Value) -> ApiResult<()> {
     if let Some(m) = mistyped(
-        &b,
+        b,
         &[
             ("name", Kind::Str),
             ("inbound_rules", Kind::List),
@@ -819,6 +842,14 @@ async fn create_firewall(State(ctx): State<Ctx>, body: Bytes) -> ApiResult {
     ) {
         return Err(unprocessable(m));
     }
+    str_field(b, "name")
+        .map(|_| ())
+        .ok_or_else(|| unprocessable("name is required"))
+}
+
+async fn create_firewall(State(ctx): State<Ctx>, body: Bytes) -> ApiResult {
+    let b = body_json(P, &body)?;
+    firewall_shape(&b)?;
     let rendered = {
         let mut world = ctx.sim.world();
         let (name, rules, ids, tags) = firewall_from(&b, &world)?;
@@ -854,6 +885,7 @@ async fn get_firewall(State(ctx): State<Ctx>, Path(pp): Pars) -> ApiResult {
 
 async fn put_firewall(State(ctx): State<Ctx>, Path(pp): Pars, body: Bytes) -> ApiResult {
     let b = body_json(P, &body)?;
+    firewall_shape(&b)?;
     let rendered = {
         let mut world = ctx.sim.world();
         world.firewall(P, param(&pp, "id")).ok_or_else(not_found)?;
@@ -967,8 +999,24 @@ async fn list_databases(State(ctx): State<Ctx>, Query(q): Query<Q>) -> ApiResult
 
 async fn create_database(State(ctx): State<Ctx>, body: Bytes) -> ApiResult {
     let b = body_json(P, &body)?;
+    let fields = [
+        ("name", Kind::Str),
+        ("engine", Kind::Str),
+        ("region", Kind::Str),
+        ("size", Kind::Str),
+        ("version", Kind::Str),
+        ("num_nodes", Kind::Int),
+        ("private_network_uuid", Kind::Str),
+        ("tags", Kind::List),
+    ];
+    if let Some(m) = mistyped(&b, &fields) {
+        return Err(unprocessable(m));
+    }
     let name = str_field(&b, "name").ok_or_else(|| unprocessable("name is required"))?;
     let engine = str_field(&b, "engine").ok_or_else(|| unprocessable("engine is required"))?;
+    if b.get("num_nodes").is_none_or(Value::is_null) {
+        return Err(unprocessable("num_nodes is required"));
+    }
     if !matches!(
         engine,
         "mysql" | "pg" | "valkey" | "redis" | "mongodb" | "kafka" | "opensearch"
@@ -1235,15 +1283,15 @@ async fn delete_domain(State(ctx): State<Ctx>, Path(pp): Pars) -> ApiResult {
     Ok(no_content())
 }
 
+/// The record types DigitalOcean's DNS holds.
+const RECORD_TYPES: [&str; 9] = ["A", "AAAA", "CAA", "CNAME", "MX", "NS", "SOA", "SRV", "TXT"];
+
 fn record_from(b: &Value, existing: Option<&Record>) -> ApiResult<Record> {
     let kind = str_field(b, "type")
         .map(str::to_uppercase)
         .or_else(|| existing.map(|r| r.kind.clone()))
         .ok_or_else(|| unprocessable("type is required"))?;
-    if !matches!(
-        kind.as_str(),
-        "A" | "AAAA" | "CAA" | "CNAME" | "MX" | "NS" | "SOA" | "SRV" | "TXT"
-    ) {
+    if !RECORD_TYPES.contains(&kind.as_str()) {
         return Err(unprocessable("type is invalid"));
     }
     let name = str_field(b, "name")
@@ -1283,6 +1331,12 @@ fn record_from(b: &Value, existing: Option<&Record>) -> ApiResult<Record> {
 }
 
 async fn list_records(State(ctx): State<Ctx>, Path(pp): Pars, Query(q): Query<Q>) -> ApiResult {
+    // The `type` filter is one of the record types the API knows.
+    if let Some(t) = q.get("type")
+        && !RECORD_TYPES.contains(&t.to_uppercase().as_str())
+    {
+        return Err(unprocessable(format!("type {t} is invalid")));
+    }
     let items = {
         let world = ctx.sim.world();
         let z = zone_by_name(&world, param(&pp, "name"))?;
@@ -1315,6 +1369,9 @@ async fn list_records(State(ctx): State<Ctx>, Path(pp): Pars, Query(q): Query<Q>
 
 async fn create_record(State(ctx): State<Ctx>, Path(pp): Pars, body: Bytes) -> ApiResult {
     let b = body_json(P, &body)?;
+    if let Some(m) = record_mistyped(P, &b) {
+        return Err(unprocessable(m));
+    }
     let mut record = record_from(&b, None)?;
     let rendered = {
         let mut world = ctx.sim.world();
@@ -1343,6 +1400,13 @@ async fn get_record(State(ctx): State<Ctx>, Path(pp): Pars) -> ApiResult {
 
 async fn update_record(State(ctx): State<Ctx>, Path(pp): Pars, body: Bytes) -> ApiResult {
     let b = body_json(P, &body)?;
+    if let Some(m) = record_mistyped(P, &b) {
+        return Err(unprocessable(m));
+    }
+    // The record's `type` is required on an update too (`PUT` and `PATCH`), judged before the lookup.
+    if str_field(&b, "type").is_none() {
+        return Err(unprocessable("type is required"));
+    }
     let rendered = {
         let mut world = ctx.sim.world();
         let z = zone_by_name_mut(&mut world, param(&pp, "name"))?;

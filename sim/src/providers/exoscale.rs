@@ -17,7 +17,9 @@ use chrono::{DateTime, Utc};
 use ipnet::Ipv4Net;
 use serde_json::{Map, Value, json};
 
-use super::common::{Kind, Params, body_json, mac_address, mistyped, param, parse_cidr, rfc3339, str_field};
+use super::common::{
+    Kind, Params, body_json, mac_address, mistyped, param, parse_cidr, record_mistyped, rfc3339, str_field,
+};
 use crate::catalog;
 use crate::config::Provider;
 use crate::error::{ApiError, ApiResult, reply};
@@ -113,6 +115,19 @@ fn split_action(id: &str) -> (&str, Option<&str>) {
     match id.split_once(':') {
         Some((id, action)) => (id, Some(action)),
         None => (id, None),
+    }
+}
+
+/// The `instance: {id}` of an attach or detach: missing, or not an object with a string `id`, is refused.
+fn instance_of(b: &Value) -> ApiResult<String> {
+    match b.get("instance") {
+        None | Some(Value::Null) => Err(bad("Missing parameter instance")),
+        Some(Value::Object(o)) => o
+            .get("id")
+            .and_then(Value::as_str)
+            .map(str::to_owned)
+            .ok_or_else(|| bad("Invalid parameter instance: id must be a string")),
+        Some(_) => Err(bad("Invalid parameter instance: must be an object")),
     }
 }
 
@@ -235,8 +250,14 @@ fn template_json(t: &catalog::Image) -> Value {
 }
 
 async fn templates(Query(q): Query<Q>) -> ApiResult {
-    if q.get("visibility").is_some_and(|v| v == "private") {
-        return ok(json!({ "templates": [] }));
+    match q.get("visibility").map(String::as_str) {
+        None | Some("public") => {}
+        Some("private") => return ok(json!({ "templates": [] })),
+        Some(_) => {
+            return Err(bad(
+                "Invalid parameter visibility: must be one of public, private",
+            ));
+        }
     }
     let items: Vec<Value> = catalog::images(P)
         .iter()
@@ -355,8 +376,13 @@ async fn get_instance(
     Extension(caller): Extension<Caller>,
     Path(pp): Pars,
 ) -> ApiResult {
+    let id = param(&pp, "id");
+    if split_action(id).1.is_some() {
+        // `GET /instance/{id}:password`: not simulated.
+        return Err(ApiError::no_route(P));
+    }
     let world = ctx.sim.world();
-    let m = machine_in(&world, &caller.zone, param(&pp, "id"))?;
+    let m = machine_in(&world, &caller.zone, id)?;
     ok(instance_json(&world, m, Utc::now()))
 }
 
@@ -512,7 +538,14 @@ async fn instance_action(
     body: Bytes,
 ) -> ApiResult {
     let (id, action) = split_action(param(&pp, "id"));
+    if !matches!(action, None | Some("start" | "reboot" | "stop")) {
+        // The other actions (`:scale`, `:reset`, `:add-protection` …) are not simulated.
+        return Err(ApiError::no_route(P));
+    }
     let b = body_json(P, &body)?;
+    if let Some(m) = mistyped(&b, &[("name", Kind::Str), ("labels", Kind::Obj)]) {
+        return Err(bad(m));
+    }
     let op = {
         let mut world = ctx.sim.world();
         machine_in(&world, &caller.zone, id)?;
@@ -543,7 +576,7 @@ async fn instance_action(
                 m.stopped = true;
                 "stop-instance"
             }
-            Some(other) => return Err(bad(format!("Unsupported operation {other}"))),
+            Some(_) => return Err(ApiError::no_route(P)),
         };
         operation(&mut world, &caller.zone, "instance", id, command, Utc::now())
     };
@@ -689,14 +722,19 @@ async fn security_group_action(
     body: Bytes,
 ) -> ApiResult {
     let (id, action) = split_action(param(&pp, "id"));
+    if !matches!(action, Some("attach" | "detach")) {
+        // `:add-source`, `:remove-source`: not simulated.
+        return Err(ApiError::no_route(P));
+    }
     let b = body_json(P, &body)?;
-    let instance = id_of(&b, "instance");
+    // Judged before the group is looked up, as the API does.
+    let instance = instance_of(&b)?;
     let op = {
         let mut world = ctx.sim.world();
         world.firewall(P, id).ok_or_else(not_found)?;
         let command = match action {
             Some("attach") | Some("detach") => {
-                let iid = instance.ok_or_else(|| bad("Missing parameter instance"))?;
+                let iid = instance;
                 machine_in(&world, &caller.zone, &iid)
                     .map_err(|_| bad(format!("Invalid parameter instance: {iid} not found")))?;
                 let attach = action == Some("attach");
@@ -1075,6 +1113,23 @@ async fn private_network_action(
 ) -> ApiResult {
     let (id, action) = split_action(param(&pp, "id"));
     let b = body_json(P, &body)?;
+    // Judged before the network is looked up, as the API does.
+    let instance = match action {
+        None => {
+            let fields = [
+                ("name", Kind::Str),
+                ("description", Kind::Str),
+                ("labels", Kind::Obj),
+            ];
+            if let Some(m) = mistyped(&b, &fields) {
+                return Err(bad(m));
+            }
+            None
+        }
+        Some("attach" | "detach") => Some(instance_of(&b)?),
+        // `:update-ip`: not simulated.
+        Some(_) => return Err(ApiError::no_route(P)),
+    };
     let op = {
         let mut world = ctx.sim.world();
         let vpc = network_in(&world, &caller.zone, id)?.clone();
@@ -1098,7 +1153,7 @@ async fn private_network_action(
                 "update-private-network"
             }
             Some(a @ ("attach" | "detach")) => {
-                let iid = id_of(&b, "instance").ok_or_else(|| bad("Missing parameter instance"))?;
+                let iid = instance.unwrap_or_default();
                 machine_in(&world, &caller.zone, &iid)
                     .map_err(|_| bad(format!("Invalid parameter instance: {iid} not found")))?;
                 if a == "attach" {
@@ -1569,6 +1624,9 @@ async fn create_record(
     body: Bytes,
 ) -> ApiResult {
     let b = body_json(P, &body)?;
+    if let Some(m) = record_mistyped(P, &b) {
+        return Err(bad(m));
+    }
     let record = record_from(&b, None)?;
     let op = {
         let mut world = ctx.sim.world();
@@ -1606,6 +1664,9 @@ async fn update_record(
     body: Bytes,
 ) -> ApiResult {
     let b = body_json(P, &body)?;
+    if let Some(m) = record_mistyped(P, &b) {
+        return Err(bad(m));
+    }
     let op = {
         let mut world = ctx.sim.world();
         let z = world.zone_mut(P, param(&pp, "id")).ok_or_else(not_found)?;

@@ -84,6 +84,7 @@ pub(crate) fn router(sim: Arc<Sim>, provider: Provider) -> Router {
         .with_state(ctx)
 }
 
+/// A path the simulated API has no route for: [`ApiError::no_route`].
 async fn not_found(State(ctx): State<Ctx>) -> Response {
-    ApiError::not_found(ctx.provider).into_response()
+    ApiError::no_route(ctx.provider).into_response()
 }

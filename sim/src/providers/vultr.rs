@@ -16,8 +16,8 @@ use ipnet::Ipv4Net;
 use serde_json::{Value, json};
 
 use super::common::{
-    Kind, Params, body_json, is_private, mistyped, param, parse_cidr, password, str_field, str_list,
-    vultr_time,
+    Kind, Params, body_json, is_private, mistyped, param, parse_cidr, password, record_mistyped, str_field,
+    str_list, vultr_time,
 };
 use crate::catalog;
 use crate::config::Provider;
@@ -551,10 +551,14 @@ async fn get_firewall(State(ctx): State<Ctx>, Path(pp): Pars) -> ApiResult {
 
 async fn update_firewall(State(ctx): State<Ctx>, Path(pp): Pars, body: Bytes) -> ApiResult {
     let b = body_json(P, &body)?;
+    // `description` is the one field, and required; judged before the group is looked up.
+    let description = str_field(&b, "description")
+        .ok_or_else(|| bad("Invalid description."))?
+        .to_owned();
     {
         let mut world = ctx.sim.world();
         let f = world.firewall_mut(P, param(&pp, "id")).ok_or_else(not_found)?;
-        f.label = str_field(&b, "description").unwrap_or("").to_owned();
+        f.label = description;
         f.updated = Utc::now();
     }
     ctx.sim.changed();
@@ -815,12 +819,15 @@ async fn get_vpc(State(ctx): State<Ctx>, Path(pp): Pars) -> ApiResult {
 
 async fn update_vpc(State(ctx): State<Ctx>, Path(pp): Pars, body: Bytes) -> ApiResult {
     let b = body_json(P, &body)?;
+    // Judged before the VPC is looked up, as the API does.
+    let d = str_field(&b, "description")
+        .ok_or_else(|| bad("Invalid description."))?
+        .to_owned();
     {
         let mut world = ctx.sim.world();
         let v = world.vpc_mut(P, param(&pp, "id")).ok_or_else(not_found)?;
-        let d = str_field(&b, "description").ok_or_else(|| bad("Invalid description."))?;
-        v.description = d.to_owned();
-        v.label = d.to_owned();
+        v.description = d.clone();
+        v.label = d;
     }
     ctx.sim.changed();
     Ok(no_content())
@@ -1163,6 +1170,9 @@ async fn list_records(State(ctx): State<Ctx>, Path(pp): Pars, Query(q): Query<Q>
 
 async fn create_record(State(ctx): State<Ctx>, Path(pp): Pars, body: Bytes) -> ApiResult {
     let b = body_json(P, &body)?;
+    if let Some(m) = record_mistyped(P, &b) {
+        return Err(bad(m));
+    }
     let record = record_from(&b, None)?;
     let rendered = {
         let mut world = ctx.sim.world();
@@ -1188,6 +1198,9 @@ async fn get_record(State(ctx): State<Ctx>, Path(pp): Pars) -> ApiResult {
 
 async fn update_record(State(ctx): State<Ctx>, Path(pp): Pars, body: Bytes) -> ApiResult {
     let b = body_json(P, &body)?;
+    if let Some(m) = record_mistyped(P, &b) {
+        return Err(bad(m));
+    }
     {
         let mut world = ctx.sim.world();
         let z = zone_of_mut(&mut world, param(&pp, "domain"))?;
