@@ -1,12 +1,23 @@
-//! The Flotilla `firewall` service: Provider-native firewalls per role and the DBaaS allow-list.
+//! The Flotilla `firewall` service: provider-native firewalls per role, and the DBaaS allow-list.
 //!
-//! It consumes `flotilla.cmd.firewall.<deployment>.<region>.<verb>` through its durable consumer and answers
-//! `flotilla.api.firewall.status` and the NATS service API (`$SRV.PING`, `$SRV.INFO`, `$SRV.STATS`).
-//! Its command routes so far: none — firewall and allow-list reconciliation from machine events come with the issue that builds them; until then every
-//! command sent to it is dead-lettered as an unknown kind, with the reason, rather than left to rot.
+//! It consumes `flotilla.cmd.firewall.<deployment>.<region>.<verb>` through its durable consumer
+//! (`reconcile`: now, rather than at the next change) and answers `flotilla.api.firewall.show|why|
+//! machine-rules|status` and the NATS service API (`$SRV.PING`, `$SRV.INFO`, `$SRV.STATS`).
+//!
+//! - [`plan`]: the pure core — each role's rules, the allow-list with why each entry is there and each
+//!   machine left out is, and the difference with what a provider holds.
+//! - [`service`]: the loop (views → one read of the provider → plan → apply, by the replica holding the
+//!   deployment's lease), its events, the API and the `reconcile` handler.
+//! - [`markers`]: the original toolkit's `dbaas_ips/<ip>` markers, kept in step both ways.
+//! - [`store`]: the service's database — what was last written to each target (drift detection).
+
+pub mod markers;
+pub mod plan;
+pub mod service;
+pub mod store;
 
 use flotilla_bus::Dispatcher;
-use flotilla_runtime::{Context, ServiceDef, config::NoSettings};
+use flotilla_runtime::{Context, ServiceDef};
 
 /// The service's identity.
 pub const DEF: ServiceDef = ServiceDef {
@@ -14,13 +25,16 @@ pub const DEF: ServiceDef = ServiceDef {
     version: env!("CARGO_PKG_VERSION"),
     description: "Provider-native firewalls per role and the DBaaS allow-list",
     admin_port: 9103,
-    migrations: None,
+    migrations: Some(store::migrations),
 };
 
-/// The service's own settings (`[service]` in its configuration).
-pub type Settings = NoSettings;
+pub use service::Settings;
 
-/// The command routes of the service.
+/// The command routes of the service (`reconcile`), its loop and its API.
 pub fn routes(ctx: &Context<Settings>) -> Dispatcher {
-    Dispatcher::new(ctx.def.name)
+    let service = service::start(ctx);
+    Dispatcher::new(ctx.def.name).on(move |cmd: flotilla_proto::ReconcileFirewalls, _delivery| {
+        let service = std::sync::Arc::clone(&service);
+        async move { service.reconcile_now(cmd).await }
+    })
 }

@@ -80,5 +80,14 @@ pub fn all_schemas() -> Vec<(&'static str, schemars::Schema)> {
         entry::<HandOver>(),
         entry::<Adopt>(),
         entry::<OwnershipChanged>(),
+        entry::<ReconcileFirewalls>(),
+        entry::<ShowFirewalls>(),
+        entry::<FirewallsView>(),
+        entry::<WhyAllowed>(),
+        entry::<AllowVerdict>(),
+        entry::<ShowMachineRules>(),
+        entry::<RuleSet>(),
+        entry::<AllowListChanged>(),
+        entry::<FirewallChanged>(),
     ]
 }

@@ -1116,3 +1116,256 @@ pub struct OwnershipChanged {
 impl Message for OwnershipChanged {
     const KIND: &'static str = "dns.ownership.v1";
 }
+
+// ---------------------------------------------------------------------------------------------------------
+// The firewall service.
+// ---------------------------------------------------------------------------------------------------------
+
+/// `firewall.reconcile.v1`: reconcile a deployment's firewalls and its DBaaS allow-list now, instead of at
+/// the next change or resync (published on `flotilla.cmd.firewall.<deployment>.<region>.reconcile`, the
+/// region any of the deployment's). Changes nothing that is already right; sending it again is harmless.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct ReconcileFirewalls {
+    /// Command metadata.
+    pub meta: CommandMeta,
+    /// Deployment name.
+    pub deployment: String,
+    /// A region of the deployment.
+    pub region: String,
+}
+
+impl Message for ReconcileFirewalls {
+    const KIND: &'static str = "firewall.reconcile.v1";
+}
+
+/// `firewall.show.v1`: the request of `flotilla.api.firewall.show` — a deployment's firewalls and
+/// allow-list, desired and at the provider (nothing is changed).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct ShowFirewalls {
+    /// Deployment name.
+    pub deployment: String,
+}
+
+impl Message for ShowFirewalls {
+    const KIND: &'static str = "firewall.show.v1";
+}
+
+/// `firewall.view.v1`: a deployment's firewalls and DBaaS allow-list as the firewall service sees them.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct FirewallsView {
+    /// Deployment name.
+    pub deployment: String,
+    /// The managed database's allow-list; `None` when the deployment has no DBaaS.
+    pub allow_list: Option<AllowListView>,
+    /// One entry per region and role.
+    pub firewalls: Vec<FirewallView>,
+}
+
+impl Message for FirewallsView {
+    const KIND: &'static str = "firewall.view.v1";
+}
+
+/// A DBaaS allow-list, desired and current.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct AllowListView {
+    /// The provider hosting the database.
+    pub provider: String,
+    /// The region of the deployment hosting it.
+    pub region: String,
+    /// The database's label.
+    pub database: String,
+    /// What it should hold, each entry with why.
+    pub desired: Vec<AllowedEntry>,
+    /// What the provider holds (`None`: the database was not found, or could not be read).
+    pub current: Option<Vec<String>>,
+    /// Entries a run would add.
+    pub adds: Vec<String>,
+    /// Entries a run would remove.
+    pub removes: Vec<String>,
+    /// Machines that could need the database but are not allowed, and why.
+    pub excluded: Vec<ExcludedMachine>,
+    /// Why a run would not write now (the database is not ready, a provider limit …), if it would not.
+    pub blocked: Option<String>,
+}
+
+/// One allow-list entry and why it is there.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct AllowedEntry {
+    /// The range (`203.0.113.4/32`, `10.0.1.0/24`).
+    pub cidr: String,
+    /// Why, in words.
+    pub why: String,
+    /// The machine it is for, if it is for one.
+    pub resource_id: Option<String>,
+}
+
+/// The firewall of one role in one region.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct FirewallView {
+    /// Region name.
+    pub region: String,
+    /// Role.
+    pub role: String,
+    /// Its name at the provider.
+    pub name: String,
+    /// The provider.
+    pub provider: String,
+    /// Whether the provider's own firewall is managed (`ACTIVE_FIREWALLS` 2 or 3).
+    pub native: bool,
+    /// Whether the machines apply the rules themselves (`ACTIVE_FIREWALLS` 1 or 3).
+    pub on_machine: bool,
+    /// The inbound rules it should have.
+    pub desired: Vec<RuleView>,
+    /// The rules it has at the provider (`None`: not managed, or not created yet).
+    pub current: Option<Vec<RuleView>>,
+    /// Our machines attached to it (resource ids).
+    pub attached: Vec<String>,
+    /// Our machines of the role a run would attach.
+    pub to_attach: Vec<String>,
+}
+
+/// One inbound allow rule.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, JsonSchema)]
+pub struct RuleView {
+    /// `tcp`, `udp` or `icmp`.
+    pub protocol: String,
+    /// `all`, one port (`443`) or a range (`8000-8100`).
+    pub ports: String,
+    /// Source ranges.
+    pub sources: Vec<String>,
+    /// What it is for.
+    pub description: String,
+}
+
+/// `firewall.why.v1`: the request of `flotilla.api.firewall.why` — is `ip` allowed to reach the
+/// deployment's managed database, and why (not)?
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct WhyAllowed {
+    /// Deployment name.
+    pub deployment: String,
+    /// The address asked about.
+    pub ip: String,
+}
+
+impl Message for WhyAllowed {
+    const KIND: &'static str = "firewall.why.v1";
+}
+
+/// `firewall.verdict.v1`: the answer of `flotilla.api.firewall.why`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct AllowVerdict {
+    /// Deployment name.
+    pub deployment: String,
+    /// The address asked about.
+    pub ip: String,
+    /// Whether the service wants it allowed.
+    pub desired: bool,
+    /// Whether the provider's list allows it now (`None`: not read).
+    pub at_provider: Option<bool>,
+    /// Why, in words.
+    pub why: String,
+}
+
+impl Message for AllowVerdict {
+    const KIND: &'static str = "firewall.verdict.v1";
+}
+
+/// `firewall.machine-rules.v1`: the request of `flotilla.api.firewall.machine-rules` — the rules one
+/// machine applies itself (`ACTIVE_FIREWALLS` 1 or 3: ufw/iptables on the machine).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct ShowMachineRules {
+    /// Deployment name.
+    pub deployment: String,
+    /// The machine's resource id.
+    pub resource_id: String,
+}
+
+impl Message for ShowMachineRules {
+    const KIND: &'static str = "firewall.machine-rules.v1";
+}
+
+/// `firewall.rule-set.v1`: the rules of one role in one region — the answer of
+/// `flotilla.api.firewall.machine-rules`, and the event on-machine firewalls follow (published on
+/// `flotilla.evt.rules.<deployment>.<region>.<role>` when the set changes).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct RuleSet {
+    /// Event metadata.
+    pub meta: crate::EventMeta,
+    /// Deployment name.
+    pub deployment: String,
+    /// Region name.
+    pub region: String,
+    /// Role.
+    pub role: String,
+    /// Whether the machines apply them themselves.
+    pub on_machine: bool,
+    /// Inbound allow rules; everything else inbound is dropped.
+    pub rules: Vec<RuleView>,
+}
+
+impl Message for RuleSet {
+    const KIND: &'static str = "firewall.rule-set.v1";
+}
+
+/// `firewall.allow-list-changed.v1`: the DBaaS allow-list was written (published on
+/// `flotilla.evt.allow-list.<deployment>.<region>.<changed|restored>`, the region the database's; `restored`
+/// when it had been changed behind our back). A machine waiting for the database can wait for its address
+/// in `added`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct AllowListChanged {
+    /// Event metadata.
+    pub meta: crate::EventMeta,
+    /// Deployment name.
+    pub deployment: String,
+    /// The region hosting the database.
+    pub region: String,
+    /// The provider hosting it.
+    pub provider: String,
+    /// The database's label.
+    pub database: String,
+    /// Entries added.
+    pub added: Vec<String>,
+    /// Entries removed.
+    pub removed: Vec<String>,
+    /// The machines newly allowed (resource ids).
+    pub machines: Vec<String>,
+    /// `changed`, or `restored` when the provider's list was not what we last wrote.
+    pub outcome: String,
+    /// What happened, in words.
+    pub message: String,
+}
+
+impl Message for AllowListChanged {
+    const KIND: &'static str = "firewall.allow-list-changed.v1";
+}
+
+/// `firewall.changed.v1`: a firewall was created, its rules written, or machines attached (published on
+/// `flotilla.evt.firewall.<deployment>.<region>.<created|updated|restored|attached>`; `restored` when its
+/// rules had been changed behind our back).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct FirewallChanged {
+    /// Event metadata.
+    pub meta: crate::EventMeta,
+    /// Deployment name.
+    pub deployment: String,
+    /// Region name.
+    pub region: String,
+    /// Role.
+    pub role: String,
+    /// Its name at the provider.
+    pub firewall: String,
+    /// The provider.
+    pub provider: String,
+    /// `created`, `updated`, `restored` or `attached`.
+    pub outcome: String,
+    /// The rules it has now.
+    pub rules: Vec<RuleView>,
+    /// Machines attached by this change (resource ids).
+    pub attached: Vec<String>,
+    /// What happened, in words.
+    pub message: String,
+}
+
+impl Message for FirewallChanged {
+    const KIND: &'static str = "firewall.changed.v1";
+}

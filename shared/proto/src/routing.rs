@@ -6,10 +6,11 @@
 use uuid::Uuid;
 
 use crate::{
-    ApplyRegion, AuthenticatorMoved, CommandMeta, CommandRejected, CreateMachines, DbaasReady, DecodeError,
-    DestroyMachine, DestroyRegion, DnsAlarm, EventMeta, FailoverAuthenticator, MachineChanged, MachineHealth,
-    MachineMetric, Message, PauseScaling, ProtectMachine, ReconcileRegion, RecordsChanged, RegionApplied,
-    ReplaceMachine, ResumeScaling, ScaleRegion, ScalingActivity, SetSchedule, SetTargetTracking,
+    AllowListChanged, ApplyRegion, AuthenticatorMoved, CommandMeta, CommandRejected, CreateMachines,
+    DbaasReady, DecodeError, DestroyMachine, DestroyRegion, DnsAlarm, EventMeta, FailoverAuthenticator,
+    FirewallChanged, MachineChanged, MachineHealth, MachineMetric, Message, PauseScaling, ProtectMachine,
+    ReconcileFirewalls, ReconcileRegion, RecordsChanged, RegionApplied, ReplaceMachine, ResumeScaling,
+    RuleSet, ScaleRegion, ScalingActivity, SetSchedule, SetTargetTracking,
 };
 
 /// The service and verb of a command kind: `provisioner.apply.v1` → (`provisioner`, `apply`).
@@ -74,7 +75,8 @@ command!(
     ProtectMachine,
     SetSchedule,
     SetTargetTracking,
-    FailoverAuthenticator
+    FailoverAuthenticator,
+    ReconcileFirewalls
 );
 
 impl Command for ApplyRegion {
@@ -117,6 +119,9 @@ event!(
     RecordsChanged => "records", |e| &e.outcome;
     DnsAlarm => "dns-alarm", |e| if e.raised { "raised" } else { "cleared" };
     AuthenticatorMoved => "authenticator", |e| &e.cause;
+    AllowListChanged => "allow-list", |e| &e.outcome;
+    FirewallChanged => "firewall", |e| &e.outcome;
+    RuleSet => "rules", |e| &e.role;
 );
 
 /// Any event a Flotilla service publishes, decoded by its kind header: the one typed decoder the services
@@ -141,6 +146,12 @@ pub enum AnyEvent {
     DnsAlarm(DnsAlarm),
     /// `dns.authenticator-moved.v1`.
     Authenticator(AuthenticatorMoved),
+    /// `firewall.allow-list-changed.v1`.
+    AllowList(AllowListChanged),
+    /// `firewall.changed.v1`.
+    Firewall(FirewallChanged),
+    /// `firewall.rule-set.v1`.
+    Rules(RuleSet),
 }
 
 impl AnyEvent {
@@ -164,6 +175,9 @@ impl AnyEvent {
             Some(RecordsChanged::KIND) => AnyEvent::Records(typed(content_type, payload)?),
             Some(DnsAlarm::KIND) => AnyEvent::DnsAlarm(typed(content_type, payload)?),
             Some(AuthenticatorMoved::KIND) => AnyEvent::Authenticator(typed(content_type, payload)?),
+            Some(AllowListChanged::KIND) => AnyEvent::AllowList(typed(content_type, payload)?),
+            Some(FirewallChanged::KIND) => AnyEvent::Firewall(typed(content_type, payload)?),
+            Some(RuleSet::KIND) => AnyEvent::Rules(typed(content_type, payload)?),
             _ => return Ok(None),
         }))
     }
@@ -179,6 +193,9 @@ impl AnyEvent {
             AnyEvent::Records(e) => Some(e.meta.correlation_id),
             AnyEvent::DnsAlarm(e) => Some(e.meta.correlation_id),
             AnyEvent::Authenticator(e) => Some(e.meta.correlation_id),
+            AnyEvent::AllowList(e) => Some(e.meta.correlation_id),
+            AnyEvent::Firewall(e) => Some(e.meta.correlation_id),
+            AnyEvent::Rules(e) => Some(e.meta.correlation_id),
             AnyEvent::Rejected(_) => None,
         }
     }

@@ -9,10 +9,14 @@
 //!   the NATS service API (`$SRV.PING`, `$SRV.INFO`, `$SRV.STATS`), serve, and on SIGTERM/SIGINT stop fetching,
 //!   finish or hand back in-flight messages, and close; systemd readiness through sd-notify.
 //!
+//! - [`deployments`]: the per-deployment reconcile loop of a reacting service — the desired state, fleet
+//!   and health views followed, one replica per deployment by lease, debounce, resync and back-off.
+//!
 //! A service's `main.rs` is one call: [`host::main`].
 
 pub mod admin;
 pub mod config;
+pub mod deployments;
 pub mod host;
 pub mod logging;
 

@@ -265,7 +265,7 @@ fn template_keys(field: Field) -> &'static [&'static str] {
         Field::Archive => &["BUILD_ARCHIVE_CHOICE"],
         Field::Database => &["DATABASE_INSTALLATION_TYPE"],
         Field::ReverseProxyWebserver => &["REVERSE_PROXY_WEBSERVER"],
-        Field::Regions => &[],
+        Field::Regions | Field::ExtraPorts => &[],
         Field::RegionName | Field::ProviderRegion => &["REGION"],
         Field::BuildIdentifier => &["BUILD_IDENTIFIER"],
         Field::Primary => &["PRIMARY_REGION"],
@@ -600,6 +600,7 @@ fn read_template(r: &mut Reader<'_>) -> Draft {
         machines: machines_and_scaling.machines,
         dbaas: None,
         datastores,
+        extra_ports: Vec::new(),
     };
     let secrets = RegionSecrets {
         cloud,

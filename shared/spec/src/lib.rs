@@ -98,9 +98,9 @@ pub use import::{Import, TemplateSource, check_files, import_templates};
 pub use model::{
     Application, ApplicationRepository, ApplicationSettings, ArchiveChoice, BuildOs, CloudProvider,
     DatabaseKind, DatastoreEndpoint, DatastoreProvider, DbInstallMode, Dbaas, DbaasMode, Deployment,
-    DnsProvider, DnsSettings, EmailProvider, EmailSettings, FirewallMode, Language, MachineSpec, Machines,
-    OsFamily, Region, RepositoryProvider, Role, Scaling, UnknownVariant, Vpc, WebServer, deployment_name_for,
-    is_subject_safe, zone_for,
+    DnsProvider, DnsSettings, EmailProvider, EmailSettings, ExtraPort, FirewallMode, Language, MachineSpec,
+    Machines, OsFamily, Region, RepositoryProvider, Role, Scaling, UnknownVariant, Vpc, WebServer,
+    deployment_name_for, is_subject_safe, zone_for,
 };
 pub use secrets::{
     CloudCredentials, CloudflareAuth, DatastoreCredentials, DnsCredentials, EmailCredentials, RegionSecrets,

@@ -570,6 +570,37 @@ pub struct Region {
     /// S3-compatible datastore endpoints; endpoint 1 (index 0) is the region's own, the one reads use.
     /// Writes fan out to all of them.
     pub datastores: Vec<DatastoreEndpoint>,
+    /// Inbound ports opened on a role's firewalls beyond the original toolkit's rules (no template key:
+    /// written in the TOML).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub extra_ports: Vec<ExtraPort>,
+}
+
+/// An inbound port (or range) opened on the firewalls of one role, e.g.
+/// `{ role = "webserver", port = 8080, sources = ["203.0.113.0/24"] }`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ExtraPort {
+    /// The role whose firewalls open it.
+    pub role: Role,
+    /// `tcp` (the default) or `udp`.
+    #[serde(default = "ExtraPort::tcp")]
+    pub protocol: String,
+    /// The port, or the first of the range.
+    pub port: u16,
+    /// The last port of the range (inclusive); the one port when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub to_port: Option<u16>,
+    /// Who may connect; anywhere (`0.0.0.0/0`) when empty.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(with = "Vec<String>")]
+    pub sources: Vec<Ipv4Net>,
+}
+
+impl ExtraPort {
+    fn tcp() -> String {
+        "tcp".to_owned()
+    }
 }
 
 /// A region's private network.
@@ -710,6 +741,18 @@ impl Deployment {
             tracing::warn!(deployment = %deployment.name, "{warning}");
         }
         Ok(deployment)
+    }
+
+    /// The name of one of the deployment's shared buckets, as the original toolkit names them:
+    /// `<site>-<suffix>`, the site being the website's host name with dashes for dots
+    /// (`www.example.com` → `www-example-com-multi-region`).
+    pub fn bucket(&self, suffix: &str) -> String {
+        let site = self
+            .website_url
+            .trim_end_matches('.')
+            .to_ascii_lowercase()
+            .replace('.', "-");
+        format!("{site}-{suffix}")
     }
 
     /// The TOML form.

@@ -41,6 +41,7 @@ pub(crate) enum Field {
     DirectoriesToMount,
     Dbaas,
     DbaasPublicEndpoint,
+    ExtraPorts,
 }
 
 impl Field {
@@ -89,6 +90,7 @@ impl Field {
             Self::DirectoriesToMount => "directories_to_mount",
             Self::Dbaas => "dbaas",
             Self::DbaasPublicEndpoint => "dbaas.public_endpoint",
+            Self::ExtraPorts => "extra_ports",
             _ => "",
         }
     }
@@ -271,6 +273,28 @@ fn check_deployment(d: &Deployment, out: &mut Findings) {
 
 fn check_region(d: &Deployment, i: usize, r: &Region, out: &mut Findings) {
     let at = Some(i);
+    for (n, p) in r.extra_ports.iter().enumerate() {
+        if !matches!(p.protocol.as_str(), "tcp" | "udp") {
+            out.error(
+                at,
+                Field::ExtraPorts,
+                format!(
+                    "extra port {n}: the protocol must be tcp or udp (found \"{}\")",
+                    p.protocol
+                ),
+            );
+        }
+        if p.port == 0 || p.to_port.is_some_and(|to| to < p.port) {
+            out.error(
+                at,
+                Field::ExtraPorts,
+                format!(
+                    "extra port {n}: ports must be 1-65535 with to_port not below port (found {}..{:?})",
+                    p.port, p.to_port
+                ),
+            );
+        }
+    }
     if !is_subject_safe(&r.name) {
         out.error(
             at,
