@@ -35,7 +35,7 @@ impl Markers {
     }
 
     /// The markers of `deployment` (in `home`'s shared bucket). A bucket that does not exist holds none;
-    /// a read that fails gives the last markers read, or an error when there were none yet.
+    /// a read that fails gives the last markers read, or an error when none were read yet.
     pub async fn read(&self, deployment: &Deployment, home: &Region) -> Result<Vec<Marker>, String> {
         if home.datastores.is_empty() {
             return Ok(Vec::new());

@@ -145,10 +145,13 @@ pub fn rules(deployment: &Deployment, region: &Region, role: Role, inputs: &Rule
     out
 }
 
+/// One thing a rule set allows: a protocol, its ports (`None`: all), from one source range.
+pub type Grant = (Protocol, Option<(u16, u16)>, Ipv4Net);
+
 /// What a rule set allows, rule by rule and source by source, descriptions aside: providers split, merge
 /// and reorder rules (one rule per source, or one per port), so two sets are the same when they allow the
 /// same things.
-pub fn allowed(rules: &[FirewallRule]) -> BTreeSet<(Protocol, Option<(u16, u16)>, Ipv4Net)> {
+pub fn allowed(rules: &[FirewallRule]) -> BTreeSet<Grant> {
     rules
         .iter()
         .flat_map(|r| {
@@ -389,6 +392,23 @@ pub fn allow_list<'a>(
     }
     out.entries = nets.into_values().collect();
     out
+}
+
+/// The most entries a provider's database allow-list takes (DigitalOcean: 100 trusted sources).
+pub fn list_limit(provider: flotilla_spec::CloudProvider) -> Option<usize> {
+    (provider == flotilla_spec::CloudProvider::DigitalOcean).then_some(100)
+}
+
+/// Why a list of `count` entries cannot be written to `provider`, if it cannot: a clear refusal naming the
+/// count, never a silent truncation.
+pub fn over_limit(provider: flotilla_spec::CloudProvider, count: usize) -> Option<String> {
+    let limit = list_limit(provider)?;
+    (count > limit).then(|| {
+        format!(
+            "the allow-list needs {count} entries and {provider} takes at most {limit}: nothing was written, the \
+             previous list is left in place (fewer machines in the other regions, or a larger range, would fit)"
+        )
+    })
 }
 
 /// `nets` as a provider holds them: single addresses as /32, each range once, in order.

@@ -409,28 +409,36 @@ impl FirewallService {
         }))
     }
 
-    /// The desired allow-list of `deployment` from `views` and the old toolkit's markers (returned too).
+    /// The desired allow-list of `deployment` from `views` and the old toolkit's markers, and the markers
+    /// (`None` when they could not be read: see [`Self::allow_list`]).
     async fn desired_list(
         &self,
         deployment: &Deployment,
         home: &Region,
         views: &Views,
-    ) -> Result<(plan::AllowList, Vec<plan::Marker>), String> {
+    ) -> (plan::AllowList, Option<Vec<plan::Marker>>) {
         let markers = if self.settings.markers {
-            self.markers.read(deployment, home).await?
+            match self.markers.read(deployment, home).await {
+                Ok(m) => Some(m),
+                Err(e) => {
+                    tracing::warn!(deployment = %deployment.name, error = %e,
+                        "firewall: the old toolkit's markers are unknown this run; unexplained entries are left as they are");
+                    None
+                }
+            }
         } else {
-            Vec::new()
+            Some(Vec::new())
         };
         let list = plan::allow_list(
             deployment,
             home,
             views.machines(&deployment.name),
             &views.health_of(&deployment.name),
-            &markers,
+            markers.as_deref().unwrap_or_default(),
             chrono::Utc::now(),
             self.expiry(),
         );
-        Ok((list, markers))
+        (list, markers)
     }
 
     /// Makes the database's allow-list the desired one; `Ok(Some(at))` to be run again then (an entry
@@ -443,7 +451,7 @@ impl FirewallService {
         let Some(db) = self.database(deployment).await? else {
             return Ok(None);
         };
-        let (list, markers) = self.desired_list(deployment, &db.home, views).await?;
+        let (list, markers) = self.desired_list(deployment, &db.home, views).await;
         let again = list.next_expiry.map(|at| {
             let left = (at - chrono::Utc::now()).to_std().unwrap_or_default();
             tokio::time::Instant::now() + left + Duration::from_millis(50)
@@ -458,7 +466,26 @@ impl FirewallService {
                 "firewall: the database is not ready for allow-list changes yet");
             return Ok(soon);
         }
-        let wanted = plan::normalized(&list.nets());
+        let mut wanted = list.nets();
+        if markers.is_none() {
+            // The old toolkit's markers could not be read (and never were): an entry the fleet does not
+            // explain may be one of its machines', so it is left as it is rather than taken away.
+            let gone: BTreeSet<Ipv4Net> = list
+                .excluded
+                .iter()
+                .filter_map(|x| x.ip.as_deref()?.parse::<Ipv4Addr>().ok())
+                .map(Ipv4Net::from)
+                .collect();
+            wanted.extend(
+                plan::normalized(&found.allow_list)
+                    .into_iter()
+                    .filter(|n| !gone.contains(n)),
+            );
+        }
+        let wanted = plan::normalized(&wanted);
+        if let Some(refused) = plan::over_limit(db.home.provider, wanted.len()) {
+            return Err(format!("database {}: {refused}", db.label));
+        }
         let (adds, removes) = plan::list_diff(&wanted, &found.allow_list);
         let now_held: Vec<String> = plan::normalized(&found.allow_list)
             .iter()
@@ -493,8 +520,8 @@ impl FirewallService {
             self.announce_list(deployment, &db, &list, &adds, &removes, drifted)
                 .await;
         }
-        if self.settings.markers {
-            self.markers.write(deployment, &db.home, &list, &markers).await;
+        if let (true, Some(markers)) = (self.settings.markers, &markers) {
+            self.markers.write(deployment, &db.home, &list, markers).await;
         }
         Ok(again)
     }
@@ -653,16 +680,16 @@ impl FirewallService {
         db: &Database,
         views: &Views,
     ) -> Result<AllowListView, ApiFailure> {
-        let (list, _) = self
-            .desired_list(deployment, &db.home, views)
-            .await
-            .map_err(ApiFailure::internal)?;
+        let (list, _) = self.desired_list(deployment, &db.home, views).await;
         let current = db.found.as_ref().map(|f| plan::normalized(&f.allow_list));
         let (adds, removes) = current
             .as_ref()
             .map(|c| plan::list_diff(&list.nets(), c))
             .unwrap_or_default();
         let blocked = match &db.found {
+            _ if plan::over_limit(db.home.provider, list.entries.len()).is_some() => {
+                plan::over_limit(db.home.provider, list.entries.len())
+            }
             None => Some(format!("database {} is not there yet", db.label)),
             Some(f) if !f.is_ready() => Some(format!(
                 "database {} is {}; its allow-list changes once it is ready",
@@ -718,10 +745,7 @@ impl FirewallService {
                 code: 404,
                 message: format!("deployment {} has no managed database", deployment.name),
             })?;
-        let (list, _) = self
-            .desired_list(&deployment, &db.home, &views)
-            .await
-            .map_err(ApiFailure::internal)?;
+        let (list, _) = self.desired_list(&deployment, &db.home, &views).await;
         let (desired, why) = plan::why(&list, ip);
         let at_provider = db
             .found
@@ -820,11 +844,18 @@ impl Reconciler for FirewallService {
         let Some(deployment) = views.deployments.get(name) else {
             return Ok(Ran::Done);
         };
-        let mut errors = Vec::new();
-        for region in &deployment.regions {
-            errors.extend(self.firewalls_of_region(deployment, region, views).await);
-        }
-        let again = match self.allow_list(deployment, views).await {
+        // The allow-list and each region's firewalls at once: they are independent, the allow-list is
+        // what a new machine waits for, and one provider's slow operations (Exoscale's) must not hold up
+        // another region's.
+        let regions = futures::future::join_all(
+            deployment
+                .regions
+                .iter()
+                .map(|region| self.firewalls_of_region(deployment, region, views)),
+        );
+        let (regions, list) = futures::join!(regions, self.allow_list(deployment, views));
+        let mut errors: Vec<String> = regions.into_iter().flatten().collect();
+        let again = match list {
             Ok(again) => again,
             Err(e) => {
                 errors.push(e);

@@ -267,6 +267,13 @@ fn lists_compare_as_providers_normalise_them() {
         "203.0.113.9/32".parse().unwrap(),
     ];
     assert_eq!(list_diff(&a, &b), (vec![], vec![]));
+    assert_eq!(over_limit(flotilla_spec::CloudProvider::DigitalOcean, 100), None);
+    let refused = over_limit(flotilla_spec::CloudProvider::DigitalOcean, 101).unwrap();
+    assert!(
+        refused.contains("needs 101 entries") && refused.contains("at most 100"),
+        "{refused}"
+    );
+    assert_eq!(over_limit(flotilla_spec::CloudProvider::Linode, 1000), None);
     let c: Vec<Ipv4Net> = vec!["10.0.1.0/24".parse().unwrap(), "198.51.100.1/32".parse().unwrap()];
     assert_eq!(
         list_diff(&a, &c),
