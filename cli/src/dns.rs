@@ -236,27 +236,9 @@ async fn request<Req: Message, Resp: Message>(
         .map_err(|e| dns_error(&session.url, e))
 }
 
-/// A failed request to the dns service: its refusal (4xx) with its reason and code, exit 2 for a request
-/// it finds invalid (400) and 1 otherwise; exit 3 when it does not answer.
+/// A failed request to the dns service, said as the exit codes want ([`crate::session::service_error`]).
 pub fn dns_error(url: &str, e: ApiError) -> anyhow::Error {
-    match e {
-        ApiError::Service { code, message, .. } if (400..500).contains(&code) => Exit::error(
-            if code == 400 { exit::INVALID } else { exit::FAILED },
-            format!("the dns service refused ({code}): {message}"),
-        ),
-        ApiError::NoResponders { .. } => Exit::error(
-            exit::UNREACHABLE,
-            format!(
-                "the dns service is not running: nothing answers on NATS at {url} \
-                 (start it with `flotilla dev`, `docker compose up` or its systemd unit)"
-            ),
-        ),
-        ApiError::TimedOut { timeout, .. } => Exit::error(
-            exit::UNREACHABLE,
-            format!("the dns service did not answer within {timeout:?} (NATS at {url})"),
-        ),
-        other => anyhow::anyhow!(other),
-    }
+    crate::session::service_error("dns", url, e)
 }
 
 /// Addresses as `a, b`, or `none`.

@@ -4,6 +4,7 @@ mod deploy;
 mod destroy;
 mod dev;
 mod dns;
+mod firewall;
 mod ping;
 mod scale;
 mod session;
@@ -99,6 +100,10 @@ enum Command {
     /// A deployment's DNS records: what the dns service would do, and taking records over.
     #[command(subcommand)]
     Dns(dns::DnsCommand),
+    /// A deployment's firewalls and DBaaS allow-list: what the firewall service would do, and why an
+    /// address is (not) allowed.
+    #[command(subcommand)]
+    Firewall(firewall::FirewallCommand),
     /// Check and import the original toolkit's templates.
     #[command(subcommand)]
     Template(template::Command),
@@ -115,6 +120,7 @@ fn main() -> ExitCode {
                 Command::Scaling(cmd) => scale::scaling(&cli.nats.config()?, cmd).await,
                 Command::Failover(args) => dns::failover(&cli.nats.config()?, args).await,
                 Command::Dns(cmd) => dns::run(&cli.nats.config()?, cmd).await,
+                Command::Firewall(cmd) => firewall::run(&cli.nats.config()?, cmd).await,
                 Command::Deploy(args) => deploy::run(&cli.nats.config()?, args).await,
                 Command::Status(args) => status::run(&cli.nats.config()?, args).await,
                 Command::Destroy(args) => destroy::run(&cli.nats.config()?, args).await,

@@ -347,3 +347,27 @@ pub fn load_deployment(files: &[PathBuf]) -> anyhow::Result<Deployment> {
 
 /// The events the CLI follows: the one typed event decoder the services and the CLI share.
 pub use flotilla_proto::AnyEvent as FleetEvent;
+
+/// A failed request to `service`'s API: its refusal (4xx) with its reason and code, exit 2 for a request
+/// it finds invalid (400) and 1 otherwise; exit 3 when it does not answer.
+pub fn service_error(service: &str, url: &str, e: flotilla_bus::api::ApiError) -> anyhow::Error {
+    use flotilla_bus::api::ApiError;
+    match e {
+        ApiError::Service { code, message, .. } if (400..500).contains(&code) => Exit::error(
+            if code == 400 { exit::INVALID } else { exit::FAILED },
+            format!("the {service} service refused ({code}): {message}"),
+        ),
+        ApiError::NoResponders { .. } => Exit::error(
+            exit::UNREACHABLE,
+            format!(
+                "the {service} service is not running: nothing answers on NATS at {url} \
+                 (start it with `flotilla dev`, `docker compose up` or its systemd unit)"
+            ),
+        ),
+        ApiError::TimedOut { timeout, .. } => Exit::error(
+            exit::UNREACHABLE,
+            format!("the {service} service did not answer within {timeout:?} (NATS at {url})"),
+        ),
+        other => anyhow::anyhow!(other),
+    }
+}

@@ -1,7 +1,8 @@
 //! `flotilla status [DEPLOYMENT]`: per region, its machines (role, name, state, public and private IP) and
 //! its DBaaS, as the provisioner records them, and per deployment its DNS records as the dns service sees
-//! them (unknown when it does not answer, which never fails the status); `--output json` for scripts;
-//! `--watch` refreshes (the records at most every 10 s: each answer reads the DNS provider's zone).
+//! them and its DBaaS allow-list and firewalls as the firewall service sees them (unknown when a service
+//! does not answer, which never fails the status); `--output json` for scripts; `--watch` refreshes (the
+//! services' views at most every 10 s: each answer reads the providers).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
@@ -9,7 +10,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use flotilla_bus::api::ApiError;
-use flotilla_proto::{Fleet, RecordsView};
+use flotilla_proto::{FirewallsView, Fleet, RecordsView};
 
 use crate::session::{Output, Session};
 
@@ -51,19 +52,32 @@ pub enum DnsStatus {
     Unknown(String),
 }
 
-/// `status --output json`: the provisioner's answer (its fields as they are) and the DNS records per
-/// deployment.
+/// A deployment's allow-list and firewalls as `status` shows them.
+#[derive(Debug, Clone, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FirewallStatus {
+    /// The firewall service's view.
+    Firewalls(FirewallsView),
+    /// Why they are unknown (the firewall service not answering …).
+    Unknown(String),
+}
+
+/// `status --output json`: the provisioner's answer (its fields as they are), and the DNS records and the
+/// firewalls per deployment.
 #[derive(Debug, serde::Serialize)]
 struct StatusJson<'a> {
     #[serde(flatten)]
     fleet: &'a Fleet,
     #[serde(skip_serializing_if = "BTreeMap::is_empty")]
     dns: &'a BTreeMap<String, DnsStatus>,
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    firewall: &'a BTreeMap<String, FirewallStatus>,
 }
 
 pub async fn run(nats: &flotilla_bus::BusConfig, args: Args) -> anyhow::Result<ExitCode> {
     let session = Session::connect(nats).await?;
     let mut dns: BTreeMap<String, DnsStatus> = BTreeMap::new();
+    let mut firewall: BTreeMap<String, FirewallStatus> = BTreeMap::new();
     let mut dns_asked: Option<tokio::time::Instant> = None;
     loop {
         let fleet = session
@@ -73,7 +87,10 @@ pub async fn run(nats: &flotilla_bus::BusConfig, args: Args) -> anyhow::Result<E
         let stale = dns_asked.is_none_or(|at| at.elapsed() >= DNS_REFRESH)
             || !deployments.iter().copied().eq(dns.keys().map(String::as_str));
         if stale {
-            dns = dns_status(&session, &deployments).await;
+            (dns, firewall) = tokio::join!(
+                dns_status(&session, &deployments),
+                firewall_status(&session, &deployments)
+            );
             dns_asked = Some(tokio::time::Instant::now());
         }
         let text = match args.output {
@@ -81,14 +98,15 @@ pub async fn run(nats: &flotilla_bus::BusConfig, args: Args) -> anyhow::Result<E
                 "{}\n",
                 serde_json::to_string_pretty(&StatusJson {
                     fleet: &fleet,
-                    dns: &dns
+                    dns: &dns,
+                    firewall: &firewall,
                 })?
             ),
             Output::Table if fleet.regions.is_empty() => match &args.deployment {
                 Some(d) => format!("deployment {d}: nothing recorded (never deployed, or destroyed)\n"),
                 None => "no deployments\n".to_owned(),
             },
-            Output::Table => render_with_dns(&fleet, &dns),
+            Output::Table => render_with(&fleet, &dns, &firewall),
         };
         if args.watch {
             // Clear the screen and home the cursor, then the fresh view.
@@ -119,17 +137,49 @@ async fn dns_status(session: &Session, deployments: &BTreeSet<&str>) -> BTreeMap
         .collect()
 }
 
+/// The allow-list and firewalls of each deployment, asked of the firewall service together; never an
+/// error.
+async fn firewall_status(
+    session: &Session,
+    deployments: &BTreeSet<&str>,
+) -> BTreeMap<String, FirewallStatus> {
+    let answers = futures::future::join_all(
+        deployments
+            .iter()
+            .map(|d| crate::firewall::show(session, d, DNS_TIMEOUT)),
+    )
+    .await;
+    deployments
+        .iter()
+        .zip(answers)
+        .map(|(d, answer)| {
+            let status = match answer {
+                Ok(view) => FirewallStatus::Firewalls(view),
+                Err(e) => FirewallStatus::Unknown(unknown_because("firewall", e)),
+            };
+            ((*d).to_owned(), status)
+        })
+        .collect()
+}
+
 /// The dns service's answer as `status` shows it.
 fn dns_answer(answer: Result<RecordsView, ApiError>) -> DnsStatus {
     match answer {
         Ok(view) => DnsStatus::Records(view),
-        Err(ApiError::NoResponders { .. } | ApiError::TimedOut { .. }) => {
-            DnsStatus::Unknown("dns service not answering".into())
+        Err(e) => DnsStatus::Unknown(unknown_because("dns", e)),
+    }
+}
+
+/// Why a service's view is unknown, in words.
+fn unknown_because(service: &str, e: ApiError) -> String {
+    match e {
+        ApiError::NoResponders { .. } | ApiError::TimedOut { .. } => {
+            format!("{service} service not answering")
         }
-        Err(ApiError::Service { code, message, .. }) => {
-            DnsStatus::Unknown(format!("the dns service answered {code}: {message}"))
+        ApiError::Service { code, message, .. } => {
+            format!("the {service} service answered {code}: {message}")
         }
-        Err(e) => DnsStatus::Unknown(e.to_string()),
+        e => e.to_string(),
     }
 }
 
@@ -149,17 +199,23 @@ fn role_rank(role: &str) -> usize {
 
 /// The fleet as text: a header per deployment and region, the DBaaS, then a table of machines.
 pub fn render(fleet: &Fleet) -> String {
-    render_with_dns(fleet, &BTreeMap::new())
+    render_with(fleet, &BTreeMap::new(), &BTreeMap::new())
 }
 
-/// [`render`], each deployment followed by its DNS records (those `dns` has).
-pub fn render_with_dns(fleet: &Fleet, dns: &BTreeMap<String, DnsStatus>) -> String {
+/// [`render`], each deployment followed by its DNS records (those `dns` has) and its allow-list and
+/// firewalls (those `firewall` has).
+pub fn render_with(
+    fleet: &Fleet,
+    dns: &BTreeMap<String, DnsStatus>,
+    firewall: &BTreeMap<String, FirewallStatus>,
+) -> String {
     let mut out = String::new();
     let mut last_deployment: Option<&String> = None;
     for region in &fleet.regions {
         if last_deployment != Some(&region.deployment) {
             if let Some(d) = last_deployment {
                 write_dns(&mut out, dns.get(d));
+                write_firewall(&mut out, firewall.get(d));
             }
             let _ = writeln!(out, "deployment {}", region.deployment);
             last_deployment = Some(&region.deployment);
@@ -214,8 +270,21 @@ pub fn render_with_dns(fleet: &Fleet, dns: &BTreeMap<String, DnsStatus>) -> Stri
     }
     if let Some(d) = last_deployment {
         write_dns(&mut out, dns.get(d));
+        write_firewall(&mut out, firewall.get(d));
     }
     out
+}
+
+fn write_firewall(out: &mut String, firewall: Option<&FirewallStatus>) {
+    match firewall {
+        Some(FirewallStatus::Firewalls(view)) => {
+            out.push_str(&crate::firewall::render_status_firewalls(view))
+        }
+        Some(FirewallStatus::Unknown(why)) => {
+            let _ = writeln!(out, "  allow-list and firewalls unknown ({why})");
+        }
+        None => {}
+    }
 }
 
 fn write_dns(out: &mut String, dns: Option<&DnsStatus>) {
