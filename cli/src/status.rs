@@ -57,7 +57,7 @@ pub enum DnsStatus {
 #[serde(rename_all = "snake_case")]
 pub enum FirewallStatus {
     /// The firewall service's view.
-    Firewalls(FirewallsView),
+    Firewalls(Box<FirewallsView>),
     /// Why they are unknown (the firewall service not answering …).
     Unknown(String),
 }
@@ -154,7 +154,7 @@ async fn firewall_status(
         .zip(answers)
         .map(|(d, answer)| {
             let status = match answer {
-                Ok(view) => FirewallStatus::Firewalls(view),
+                Ok(view) => FirewallStatus::Firewalls(Box::new(view)),
                 Err(e) => FirewallStatus::Unknown(unknown_because("firewall", e)),
             };
             ((*d).to_owned(), status)
