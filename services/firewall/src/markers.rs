@@ -1,9 +1,10 @@
 //! The original toolkit's allow-list markers, kept in step both ways: its secondary-region machines write
 //! their public address as an empty object `dbaas_ips/<ip>` into the shared bucket `<site>-multi-region`,
-//! and its cron job allows every marker. Here the markers read are allowed until they are `expiry` old
-//! ([`crate::plan::allow_list`]); a marker is written for each machine we allow, and removed once its
-//! address is no longer allowed — so a deployment can move from the scripts to Flotilla and back, and no
-//! address stays allowed forever.
+//! and its cron job allows every marker. Here its (empty) markers are allowed until they are `expiry` old
+//! ([`crate::plan::allow_list`]); a marker is written for each machine we allow — with a body
+//! ([`OURS`]), so that we never take our own mirror for an announcement — and removed once its address is
+//! no longer allowed: a deployment can move from the scripts to Flotilla and back, and no address stays
+//! allowed forever.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::Ipv4Addr;
@@ -15,6 +16,9 @@ use crate::plan::{AllowList, Marker};
 
 /// The key prefix of the markers.
 pub const PREFIX: &str = "dbaas_ips/";
+
+/// The body of the markers the service writes (the original toolkit's are empty).
+pub const OURS: &[u8] = b"flotilla\n";
 
 /// Reads and writes the markers of each deployment's shared bucket (on the datastores of the region
 /// hosting its database).
@@ -55,7 +59,11 @@ impl Markers {
                             .last_modified
                             .map(chrono::DateTime::<chrono::Utc>::from)
                             .unwrap_or_else(chrono::Utc::now);
-                        Some(Marker { ip, written })
+                        Some(Marker {
+                            ip,
+                            written,
+                            ours: o.size > 0,
+                        })
                     })
                     .collect()),
                 Err(e) if e.is_not_found() => Ok(Vec::new()),
@@ -128,7 +136,7 @@ impl Markers {
         }
         for ip in put {
             let report = stores
-                .put_all(&bucket, &format!("{PREFIX}{ip}"), bytes::Bytes::new())
+                .put_all(&bucket, &format!("{PREFIX}{ip}"), bytes::Bytes::from_static(OURS))
                 .await;
             for (index, e) in &report.failed {
                 tracing::warn!(deployment = %deployment.name, %ip, endpoint = index, error = %e,

@@ -249,13 +249,17 @@ pub struct Excluded {
     pub why: String,
 }
 
-/// An address the original toolkit's machines announced (`<site>-multi-region/dbaas_ips/<ip>`), and when.
+/// A marker in the shared bucket (`<site>-multi-region/dbaas_ips/<ip>`): one the original toolkit's
+/// machines wrote (empty), announcing their address, or one of ours (the service's mirror of an address
+/// it allows, for the old toolkit to read; never a reason to allow anything).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Marker {
     /// The address.
     pub ip: Ipv4Addr,
     /// When the marker was last written.
     pub written: DateTime<Utc>,
+    /// Whether the service wrote it.
+    pub ours: bool,
 }
 
 /// The desired allow-list of a deployment's managed database.
@@ -282,7 +286,7 @@ impl AllowList {
 /// of every webserver and database machine of every other region of the deployment, on any provider — as
 /// soon as the machine exists with an address (before it can serve), not once it is failed, nor once the
 /// prober has judged it unhealthy for `expiry` (a machine gone without a clean shutdown); plus the
-/// original toolkit's markers written within `expiry`.
+/// original toolkit's markers written within `expiry` (ours, mirrors of what is allowed, count for nothing).
 pub fn allow_list<'a>(
     deployment: &Deployment,
     home: &Region,
@@ -359,7 +363,7 @@ pub fn allow_list<'a>(
             resource_id: Some(m.resource_id.clone()),
         });
     }
-    for marker in markers {
+    for marker in markers.iter().filter(|m| !m.ours) {
         let net = Ipv4Net::from(marker.ip);
         if nets.contains_key(&net) {
             continue;

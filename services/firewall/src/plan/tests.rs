@@ -124,15 +124,24 @@ fn an_unhealthy_machine_stays_until_its_expiry_then_leaves_and_markers_expire_to
         Marker {
             ip: "192.0.2.50".parse().unwrap(),
             written: now - chrono::Duration::minutes(1),
+            ours: false,
         },
         Marker {
             ip: "192.0.2.51".parse().unwrap(),
             written: now - chrono::Duration::hours(3),
+            ours: false,
         },
         // A marker of a machine we know is not listed twice.
         Marker {
             ip: "203.0.113.2".parse().unwrap(),
             written: now,
+            ours: false,
+        },
+        // Ours (the mirror of a machine since destroyed) allows nothing.
+        Marker {
+            ip: "192.0.2.60".parse().unwrap(),
+            written: now,
+            ours: true,
         },
     ];
     let list = allow_list(&d, home, [&m].into_iter(), &health, &markers, now, expiry);
