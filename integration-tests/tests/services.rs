@@ -13,12 +13,9 @@ use futures::StreamExt;
 
 type Routes = fn(&Context<NoSettings>) -> flotilla_bus::Dispatcher;
 
-/// The services without settings of their own (the provisioner, the autoscaler and dns, which have some,
-/// are started beside them).
-const SERVICES: [(ServiceDef, Routes); 2] = [
-    (flotilla_firewall::DEF, flotilla_firewall::routes),
-    (flotilla_sync::DEF, flotilla_sync::routes),
-];
+/// The services without settings of their own (the provisioner, the autoscaler, dns and firewall, which
+/// have some, are started beside them).
+const SERVICES: [(ServiceDef, Routes); 1] = [(flotilla_sync::DEF, flotilla_sync::routes)];
 
 async fn start<S: flotilla_runtime::ServiceSettings>(
     nats: &TestNats,
@@ -74,10 +71,19 @@ async fn every_service_answers_the_service_api_and_its_admin_endpoints_then_stop
     )
     .await;
     let dns = start(&nats, flotilla_dns::DEF, flotilla_dns::routes, None, dir.path()).await;
+    let firewall = start(
+        &nats,
+        flotilla_firewall::DEF,
+        flotilla_firewall::routes,
+        None,
+        dir.path(),
+    )
+    .await;
     let mut running = vec![
         (flotilla_provisioner::DEF, provisioner),
         (flotilla_autoscaler::DEF, autoscaler),
         (flotilla_dns::DEF, dns),
+        (flotilla_firewall::DEF, firewall),
     ];
     for (def, routes) in SERVICES {
         running.push((def, start(&nats, def, routes, None, dir.path()).await));

@@ -552,3 +552,66 @@ async fn restarts_redeliveries_provider_errors_and_the_digitalocean_limit() {
     );
     h.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn active_firewalls_is_honoured_per_region() {
+    let h = Harness::start(Timing::default()).await;
+    let mut d = four_providers("modes");
+    d.regions.truncate(2);
+    // ACTIVE_FIREWALLS=0 in the primary, 1 (on the machines only) in the secondary.
+    d.regions[0].firewall = flotilla_spec::FirewallMode::None;
+    d.regions[1].firewall = flotilla_spec::FirewallMode::OnMachine;
+    h.database(&d).await;
+    h.deploy(&d).await;
+    let primary = h
+        .machine(&d, &d.regions[0].name.clone(), Role::Webserver, "ws-p")
+        .await;
+    let secondary = h
+        .machine(&d, &d.regions[1].name.clone(), Role::Webserver, "ws-s")
+        .await;
+    let vpc = d.regions[0].vpc.cidr.to_string();
+    h.wait_for_list(&d, &[vpc, host(&secondary.public_ipv4)], "the allow-list")
+        .await;
+    common::until("the secondary's rule sets published", || async {
+        h.seen(|e| match e {
+            AnyEvent::Rules(r) if r.deployment == d.name => Some(r.region.clone()),
+            _ => None,
+        })
+        .contains(&secondary.region)
+    })
+    .await;
+    // (The run that wrote the list reconciled the regions at the same time: let it end.)
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let published: Vec<String> = h.seen(|e| match e {
+        AnyEvent::Rules(r) if r.deployment == d.name => Some(r.region.clone()),
+        _ => None,
+    });
+    assert!(!published.contains(&primary.region), "{published:?}");
+    for (region, role) in [
+        (&primary.region, Role::Webserver),
+        (&secondary.region, Role::Webserver),
+    ] {
+        assert!(
+            h.firewall(&d, region, role).await.is_none(),
+            "{region}: a native firewall"
+        );
+    }
+    assert!(
+        firewall_events(&h, &d).is_empty(),
+        "{:?}",
+        firewall_events(&h, &d)
+    );
+    // The machine asks for its rules (the on-machine agent's view).
+    let rules: RuleSet = h
+        .api(
+            "machine-rules",
+            &ShowMachineRules {
+                deployment: d.name.clone(),
+                resource_id: "ws-s".into(),
+            },
+        )
+        .await
+        .unwrap();
+    assert!(rules.on_machine && !rules.rules.is_empty(), "{rules:?}");
+    h.shutdown().await;
+}

@@ -99,3 +99,39 @@ fn single_region_spec_needs_no_multi_region_rules() {
     d.application.archive = flotilla_spec::ArchiveChoice::Virgin;
     assert_eq!(d.check().unwrap(), []);
 }
+
+#[test]
+fn extra_ports_round_trip_and_are_checked() {
+    let mut d = seed_deployment();
+    d.regions[0].extra_ports.push(flotilla_spec::ExtraPort {
+        role: flotilla_spec::Role::Webserver,
+        protocol: "udp".into(),
+        port: 9000,
+        to_port: Some(9010),
+        sources: vec!["203.0.113.0/24".parse().unwrap()],
+    });
+    let text = d.to_toml().unwrap();
+    assert_eq!(Deployment::from_toml(&text).unwrap(), d);
+    // Written by hand: the protocol defaults to TCP, the sources to anywhere.
+    let text = text.replacen(
+        "[[regions.extra_ports]]",
+        "[[regions.extra_ports]]\nrole = \"reverse-proxy\"\nport = 8443\n\n[[regions.extra_ports]]",
+        1,
+    );
+    let back = Deployment::from_toml(&text).unwrap();
+    let added = &back.regions[0].extra_ports[0];
+    assert_eq!(
+        (added.protocol.as_str(), added.port, added.sources.len()),
+        ("tcp", 8443, 0)
+    );
+    d.regions[0].extra_ports[0].protocol = "sctp".into();
+    d.regions[0].extra_ports[0].to_port = Some(8000);
+    let rendered: Vec<String> = d.validate().iter().map(ToString::to_string).collect();
+    assert_eq!(
+        rendered,
+        [
+            "www-codetesters-uk.toml: regions[gb-lon].extra_ports: extra port 0: the protocol must be tcp or udp (found \"sctp\")",
+            "www-codetesters-uk.toml: regions[gb-lon].extra_ports: extra port 0: ports must be 1-65535 with to_port not below port (found 9000..Some(8000))",
+        ]
+    );
+}
