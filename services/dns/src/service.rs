@@ -1,8 +1,9 @@
 //! The record loop: follow the desired state, the fleet view and the health view; on a change (debounced)
 //! and on a periodic resync, reconcile each deployment's records — desired sets ([`plan::desired`]) →
 //! the zone's A records (one list) → [`plan::plan`] → apply — by the one replica holding the
-//! deployment's lease (`dns.<deployment>`). A reconcile that fails is tried again with a growing delay
-//! (a 429 storm slows convergence, never stops it).
+//! deployment's lease (`dns.<deployment>`), on the loop every reacting service shares
+//! ([`flotilla_runtime::deployments`]). A reconcile that fails is tried again with a growing delay (a 429
+//! storm slows convergence, never stops it).
 //!
 //! Ownership: a record is the deployment's when its ownership registry ([`DnsStore`]) says so, or, on
 //! Cloudflare, when it carries the deployment's comment mark. Every record change, alarm and authenticator
@@ -12,21 +13,18 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
-use flotilla_bus::lease::{Acquire, Leases};
-use flotilla_bus::state::{Change, DesiredStates, FleetView, HealthView, PerMachine};
-use flotilla_bus::{BusError, HandlerError, Publisher, TopologyConfig};
+use flotilla_bus::state::{DesiredStates, FleetView, HealthView};
+use flotilla_bus::{HandlerError, Publisher, TopologyConfig};
 use flotilla_cloud::{DnsBatch, DnsChange, DnsRecord, ProviderKind};
 use flotilla_clouds::Clouds;
 use flotilla_proto::{
     ALL_REGIONS, Adopt, AuthenticatorMoved, DnsAlarm, EventMeta, ExcludedMachine, FailoverAuthenticator,
-    HandOver, MachineHealth, MachineRecord, NameView, OwnershipChanged, RecordsChanged, RecordsView,
-    ShowRecords,
+    HandOver, NameView, OwnershipChanged, RecordsChanged, RecordsView, ShowRecords,
 };
 use flotilla_runtime::ApiFailure;
+use flotilla_runtime::deployments::{DeploymentLoop, LoopSettings, Nudge, Ran, Reconciler, Sources, Views};
 use flotilla_spec::Deployment;
 use serde::Deserialize;
-use tokio::sync::mpsc;
-use tokio_util::sync::CancellationToken;
 
 use crate::plan::{self, Alarm, Observed, Policy};
 use crate::store::{DnsStore, Owned};
@@ -91,36 +89,6 @@ impl flotilla_runtime::ServiceSettings for Settings {
     }
 }
 
-/// What the loop keeps between runs.
-#[derive(Default)]
-struct World {
-    deployments: BTreeMap<String, Deployment>,
-    fleet: BTreeMap<String, MachineRecord>,
-    health: BTreeMap<String, MachineHealth>,
-    /// The names of each deployment with an alarm raised (an event is published when one is raised and
-    /// when it clears).
-    alarmed: BTreeMap<String, BTreeSet<String>>,
-    /// Consecutive failed runs per deployment.
-    failures: BTreeMap<String, u32>,
-    /// When a deployment is to be tried again: after a failure (with back-off), or when another
-    /// replica's lease on it runs out.
-    retry_at: BTreeMap<String, tokio::time::Instant>,
-    /// The leases this replica holds (key → revision), released when it stops so that another replica
-    /// (or this one restarted) takes over at once.
-    held: BTreeMap<String, u64>,
-}
-
-/// How a run ended.
-enum Ran {
-    /// Reconciled (or nothing to do).
-    Done,
-    /// Another replica holds the deployment's lease until this instant.
-    HeldElsewhere(tokio::time::Instant),
-}
-
-/// The longest wait between two tries of a failing deployment (the resync interval when shorter).
-const MAX_BACKOFF: Duration = Duration::from_secs(30);
-
 /// The record loop of one process, and the API and command handlers that share its views.
 pub struct RecordLoop {
     settings: Settings,
@@ -128,12 +96,13 @@ pub struct RecordLoop {
     desired: DesiredStates,
     fleet: FleetView,
     health: HealthView,
-    leases: Leases,
     store: DnsStore,
     publisher: Publisher,
-    instance: String,
-    nudge: mpsc::UnboundedSender<String>,
-    nudged: tokio::sync::Mutex<mpsc::UnboundedReceiver<String>>,
+    /// Asks the loop running this service for a deployment's run (set by [`start`]).
+    nudge: std::sync::OnceLock<Nudge>,
+    /// The names of each deployment with an alarm raised (an event is published when one is raised and
+    /// when it clears).
+    alarmed: std::sync::Mutex<BTreeMap<String, BTreeSet<String>>>,
     /// Zones found, by deployment/DNS provider and zone name: a zone's id does not change, so a no-op run
     /// reads only its records (one call).
     zones: std::sync::Mutex<BTreeMap<(String, String), flotilla_cloud::Zone>>,
@@ -147,8 +116,6 @@ pub struct Parts {
     pub fleet: FleetView,
     /// The health view.
     pub health: HealthView,
-    /// The leases (one replica per deployment).
-    pub leases: Leases,
     /// The service's database.
     pub store: DnsStore,
     /// Where events go.
@@ -158,215 +125,41 @@ pub struct Parts {
 impl RecordLoop {
     /// A loop over these views, writing through `clouds`.
     pub fn new(settings: Settings, clouds: Clouds, parts: Parts) -> Self {
-        let (nudge, nudged) = mpsc::unbounded_channel();
         Self {
             settings,
             clouds,
             desired: parts.desired,
             fleet: parts.fleet,
             health: parts.health,
-            leases: parts.leases,
             store: parts.store,
             publisher: parts.publisher,
-            instance: uuid::Uuid::now_v7().to_string(),
-            nudge,
-            nudged: tokio::sync::Mutex::new(nudged),
+            nudge: std::sync::OnceLock::new(),
+            alarmed: std::sync::Mutex::new(BTreeMap::new()),
             zones: std::sync::Mutex::new(BTreeMap::new()),
         }
     }
 
-    /// Runs until `stop`.
-    pub async fn run(&self, stop: CancellationToken) {
-        loop {
-            match self.follow(&stop).await {
-                Ok(()) => return,
-                Err(e) => {
-                    tracing::warn!(error = %e, "dns: following the views failed; starting again");
-                    tokio::select! {
-                        _ = stop.cancelled() => return,
-                        _ = tokio::time::sleep(Duration::from_secs(1)) => {}
-                    }
-                }
-            }
+    /// Connects the service to the loop that runs it (for its commands and API calls).
+    pub fn attach(&self, nudge: Nudge) {
+        let _ = self.nudge.set(nudge);
+    }
+
+    /// Asks the loop for a run of `deployment` soon.
+    fn nudge(&self, deployment: &str) {
+        if let Some(n) = self.nudge.get() {
+            n.deployment(deployment);
         }
     }
 
-    async fn follow(&self, stop: &CancellationToken) -> Result<(), BusError> {
-        // Set-up waits on JetStream: a stop must not wait for it.
-        let set_up = async {
-            let nudged = self.nudged.lock().await;
-            let desired = self.desired.follow(None).await?;
-            let fleet = self.fleet.follow(None).await?;
-            let health = self.health.follow(None).await?;
-            Ok::<_, BusError>((nudged, desired, fleet, health))
-        };
-        let (mut nudged, mut desired, mut fleet, mut health) = tokio::select! {
-            _ = stop.cancelled() => return Ok(()),
-            r = set_up => r?,
-        };
-        // Nothing is reconciled before all three views are replayed: a partial fleet would delete the
-        // records of machines not loaded yet.
-        let mut caught_up = [false; 3];
-        let mut renew = tokio::time::interval(self.settings.lease_ttl / 3);
-        let mut world = World::default();
-        let mut dirty: BTreeSet<String> = BTreeSet::new();
-        let mut resync = tokio::time::interval(self.settings.resync_interval);
-        let debounce = tokio::time::sleep(Duration::ZERO);
-        tokio::pin!(debounce);
-        let mut armed = false;
-        let retry = tokio::time::sleep(Duration::ZERO);
-        tokio::pin!(retry);
-        loop {
-            let next_retry = world.retry_at.values().min().copied();
-            if let Some(at) = next_retry {
-                retry.as_mut().reset(at);
-            }
-            tokio::select! {
-                _ = stop.cancelled() => {
-                    self.let_go(&world).await;
-                    return Ok(());
-                }
-                c = desired.next() => match c {
-                    None => return Err(BusError::Options("the desired-state follower ended".into())),
-                    Some(Ok(Change::Put { value, .. })) => {
-                        dirty.insert(value.deployment.name.clone());
-                        world.deployments.insert(value.deployment.name.clone(), value.deployment);
-                    }
-                    Some(Ok(Change::Removed { key, .. })) => {
-                        world.deployments.remove(&key);
-                    }
-                    Some(Ok(Change::Current)) => caught_up[0] = true,
-                    Some(Err(e)) => tracing::warn!(error = %e, "dns: a desired state that does not decode"),
-                },
-                c = fleet.next() => caught_up[1] |= machine_change("fleet", c, &mut world.fleet, &mut dirty)?,
-                c = health.next() => caught_up[2] |= machine_change("health", c, &mut world.health, &mut dirty)?,
-                Some(name) = nudged.recv() => {
-                    dirty.insert(name);
-                }
-                _ = resync.tick() => {
-                    dirty.extend(world.deployments.keys().cloned());
-                }
-                _ = renew.tick(), if !world.held.is_empty() => {
-                    self.renew(&mut world).await;
-                }
-                _ = &mut retry, if next_retry.is_some() => {
-                    let now = tokio::time::Instant::now();
-                    let due: Vec<String> = world.retry_at.iter().filter(|(_, at)| **at <= now).map(|(n, _)| n.clone()).collect();
-                    for name in due {
-                        world.retry_at.remove(&name);
-                        dirty.insert(name);
-                    }
-                }
-                _ = &mut debounce, if armed => {
-                    armed = false;
-                    let now = tokio::time::Instant::now();
-                    for name in std::mem::take(&mut dirty) {
-                        // A deployment backing off (or waiting for another replica's lease) waits for its
-                        // timer, whatever else changes meanwhile.
-                        if world.retry_at.get(&name).is_some_and(|at| *at > now) {
-                            continue;
-                        }
-                        let result = tokio::select! {
-                            _ = stop.cancelled() => {
-                    self.let_go(&world).await;
-                    return Ok(());
-                }
-                            r = self.reconcile(&mut world, &name) => r,
-                        };
-                        match result {
-                            Ok(Ran::Done) => {
-                                world.failures.remove(&name);
-                                world.retry_at.remove(&name);
-                            }
-                            Ok(Ran::HeldElsewhere(until)) => {
-                                world.retry_at.insert(name, until);
-                            }
-                            Err(e) => {
-                                let n = world.failures.get(&name).map_or(1, |n| n + 1);
-                                let wait = backoff(n, self.settings.resync_interval);
-                                tracing::warn!(deployment = %name, error = %e, attempt = n, retry_in = ?wait,
-                                    "dns: reconcile failed; trying again");
-                                world.failures.insert(name.clone(), n);
-                                world.retry_at.insert(name, tokio::time::Instant::now() + wait);
-                            }
-                        }
-                    }
-                    continue;
-                }
-            }
-            if !dirty.is_empty() && !armed && caught_up.iter().all(|c| *c) {
-                debounce
-                    .as_mut()
-                    .reset(tokio::time::Instant::now() + self.settings.debounce);
-                armed = true;
-            }
-        }
-    }
-
-    /// Renews the leases this replica holds (every third of their time), so that it keeps a deployment
-    /// between runs and another replica never takes it over while it lives; a lease lost is forgotten.
-    async fn renew(&self, world: &mut World) {
-        for key in world.held.keys().cloned().collect::<Vec<_>>() {
-            match self
-                .leases
-                .acquire(&key, &self.instance, self.settings.lease_ttl)
-                .await
-            {
-                Ok(Acquire::Acquired { revision }) => {
-                    world.held.insert(key, revision);
-                }
-                Ok(Acquire::Held(by)) => {
-                    tracing::warn!(lease = %key, holder = %by.holder, "dns: a lease was lost to another replica");
-                    world.held.remove(&key);
-                }
-                Err(e) => tracing::warn!(lease = %key, error = %e, "dns: a lease was not renewed"),
-            }
-        }
-    }
-
-    /// Releases the leases this replica holds (bounded: a stopping service must stop within 2 s).
-    async fn let_go(&self, world: &World) {
-        let release = async {
-            for (key, revision) in &world.held {
-                if let Err(e) = self.leases.release(key, &self.instance, *revision).await {
-                    tracing::debug!(lease = %key, error = %e, "dns: a lease was not released; it runs out");
-                }
-            }
-        };
-        let _ = tokio::time::timeout(Duration::from_millis(500), release).await;
-    }
-
-    /// Makes one deployment's records what its fleet and health say.
-    async fn reconcile(&self, world: &mut World, name: &str) -> Result<Ran, String> {
-        let Some(deployment) = world.deployments.get(name).cloned() else {
+    /// Makes one deployment's records what its fleet and health say (the loop holds its lease).
+    async fn reconcile_records(&self, views: &Views, name: &str) -> Result<Ran, String> {
+        let Some(deployment) = views.deployments.get(name).cloned() else {
             return Ok(Ran::Done);
         };
         let Some(primary) = deployment.primary_region().cloned() else {
             // Every region withdrawn: nothing to publish from (the records stay until a region is back).
             return Ok(Ran::Done);
         };
-        let key = format!("dns.{name}");
-        match self
-            .leases
-            .acquire(&key, &self.instance, self.settings.lease_ttl)
-            .await
-            .map_err(|e| e.to_string())?
-        {
-            Acquire::Acquired { revision } => {
-                world.held.insert(key.clone(), revision);
-            }
-            Acquire::Held(by) => {
-                world.held.remove(&key);
-                tracing::debug!(deployment = %name, holder = %by.holder, "dns: another replica keeps these records");
-                // Look again when its lease runs out (it renews it on every run while it lives).
-                let left = (by.expires_at - chrono::Utc::now())
-                    .to_std()
-                    .unwrap_or_default()
-                    .min(self.settings.lease_ttl);
-                let until = tokio::time::Instant::now() + left + Duration::from_millis(100);
-                return Ok(Ran::HeldElsewhere(until));
-            }
-        }
         let now = self.read_zone(name, &deployment, &primary).await?;
         let recorded = self
             .store
@@ -374,8 +167,8 @@ impl RecordLoop {
             .await
             .map_err(|e| e.to_string())?;
         let mut observed = Observed {
-            fleet: world.fleet.values().filter(|m| m.deployment == name).collect(),
-            health: world
+            fleet: views.machines(name).collect(),
+            health: views
                 .health
                 .values()
                 .filter(|h| h.deployment == name)
@@ -393,7 +186,7 @@ impl RecordLoop {
             let expected = Some(recorded.as_ref().map(|r| r.region.as_str()));
             self.move_authenticator(name, moved, None, expected).await?;
         }
-        self.announce_alarms(world, name, &a.alarms).await;
+        self.announce_alarms(name, &a.alarms).await;
         for conflict in &a.plan.conflicts {
             tracing::debug!(
                 deployment = %name, record = %conflict.record.name, content = %conflict.record.content,
@@ -623,14 +416,19 @@ impl RecordLoop {
     }
 
     /// Publishes an alarm event for each alarm raised since the last run, and a cleared one for each gone.
-    async fn announce_alarms(&self, world: &mut World, deployment: &str, alarms: &[Alarm]) {
+    async fn announce_alarms(&self, deployment: &str, alarms: &[Alarm]) {
         let now: BTreeMap<&str, &BTreeSet<String>> = alarms
             .iter()
             .map(|a| match a {
                 Alarm::NoHealthyEndpoint { name, kept } => (name.as_str(), kept),
             })
             .collect();
-        let before = world.alarmed.remove(deployment).unwrap_or_default();
+        let before = self
+            .alarmed
+            .lock()
+            .ok()
+            .and_then(|mut a| a.remove(deployment))
+            .unwrap_or_default();
         let mut events = Vec::new();
         for (record_name, kept) in &now {
             if !before.contains(*record_name) {
@@ -646,10 +444,12 @@ impl RecordLoop {
                 events.push((record_name.clone(), false, Vec::new()));
             }
         }
-        world.alarmed.insert(
-            deployment.to_owned(),
-            now.keys().map(|n| (*n).to_owned()).collect(),
-        );
+        if let Ok(mut alarmed) = self.alarmed.lock() {
+            alarmed.insert(
+                deployment.to_owned(),
+                now.keys().map(|n| (*n).to_owned()).collect(),
+            );
+        }
         for (record_name, raised, kept) in events {
             let message = if raised {
                 format!(
@@ -727,32 +527,6 @@ impl RecordLoop {
     }
 }
 
-/// Follows one change of a machine view (fleet or health) into `map`, marking its deployment dirty. `Ok(true)`
-/// once the view is replayed; an error when the follower ended.
-fn machine_change<T: PerMachine>(
-    view: &str,
-    change: Option<Result<Change<T>, BusError>>,
-    map: &mut BTreeMap<String, T>,
-    dirty: &mut BTreeSet<String>,
-) -> Result<bool, BusError> {
-    match change {
-        None => return Err(BusError::Options(format!("the {view} follower ended"))),
-        Some(Ok(Change::Put { key, value, .. })) => {
-            dirty.insert(value.machine().0.to_owned());
-            map.insert(key, value);
-        }
-        Some(Ok(Change::Removed { key, previous })) => {
-            if let Some(p) = previous {
-                dirty.insert(p.machine().0.to_owned());
-            }
-            map.remove(&key);
-        }
-        Some(Ok(Change::Current)) => return Ok(true),
-        Some(Err(e)) => tracing::warn!(error = %e, "dns: a {view} record that does not decode"),
-    }
-    Ok(false)
-}
-
 /// Adds the changes `report` says were refused to `refused`, by name and address, and logs them.
 fn note_refusals(
     deployment: &str,
@@ -775,13 +549,6 @@ fn note_refusals(
             refused.insert(at, format!("{change}: {error}"));
         }
     }
-}
-
-/// The delay before the `n`th try of a failing deployment: half a second, doubling, at most 30 s (or the
-/// resync interval).
-fn backoff(n: u32, resync: Duration) -> Duration {
-    let wait = Duration::from_millis(500).saturating_mul(1u32 << n.saturating_sub(1).min(10));
-    wait.min(MAX_BACKOFF).min(resync)
 }
 
 /// What [`RecordLoop::assess`] decides.
@@ -944,7 +711,7 @@ impl RecordLoop {
             for r in &theirs {
                 self.take(&now, r, Some(&from)).await?;
             }
-            let _ = self.nudge.send(req.deployment.clone());
+            self.nudge(&req.deployment);
         }
         Ok(OwnershipChanged {
             deployment: req.deployment,
@@ -980,7 +747,7 @@ impl RecordLoop {
             for r in &orphans {
                 self.take(&now, r, None).await?;
             }
-            let _ = self.nudge.send(req.deployment.clone());
+            self.nudge(&req.deployment);
         }
         Ok(OwnershipChanged {
             deployment: req.deployment,
@@ -1082,7 +849,7 @@ impl RecordLoop {
         self.move_authenticator(&cmd.deployment, &moved, Some(&cmd.meta), None)
             .await
             .map_err(|reason| HandlerError::Retry { reason, after: None })?;
-        let _ = self.nudge.send(cmd.deployment.clone());
+        self.nudge(&cmd.deployment);
         Ok(())
     }
 
@@ -1269,19 +1036,33 @@ impl ZoneNow {
 
 /// Starts the record loop of a service and its API; returns it for the command routes.
 pub fn start(ctx: &flotilla_runtime::Context<Settings>) -> std::sync::Arc<RecordLoop> {
-    let records = RecordLoop::new(
-        ctx.config.service.clone(),
+    let settings = ctx.config.service.clone();
+    let records = std::sync::Arc::new(RecordLoop::new(
+        settings.clone(),
         Clouds::new(ctx.config.clouds.clone(), ctx.config.secrets_file.clone()),
         Parts {
             desired: ctx.desired(),
             fleet: ctx.fleet(),
             health: ctx.topology.health_view(),
-            leases: ctx.leases(),
             store: DnsStore::new(ctx.store.clone()),
             publisher: ctx.publisher.clone(),
         },
+    ));
+    let looped = DeploymentLoop::new(
+        std::sync::Arc::clone(&records),
+        LoopSettings {
+            resync: settings.resync_interval,
+            debounce: settings.debounce,
+            lease_ttl: settings.lease_ttl,
+        },
+        Sources {
+            desired: ctx.desired(),
+            fleet: ctx.fleet(),
+            health: ctx.topology.health_view(),
+            leases: ctx.leases(),
+        },
     );
-    let records = std::sync::Arc::new(records);
+    records.attach(looped.nudge());
     macro_rules! api {
         ($verb:literal, $req:ty, $method:ident) => {{
             let api = std::sync::Arc::clone(&records);
@@ -1295,7 +1076,16 @@ pub fn start(ctx: &flotilla_runtime::Context<Settings>) -> std::sync::Arc<Record
     api!("hand-over", HandOver, hand_over);
     api!("adopt", Adopt, adopt);
     let stop = ctx.shutdown.clone();
-    let looped = std::sync::Arc::clone(&records);
     ctx.spawn(async move { looped.run(stop).await });
     records
+}
+
+impl Reconciler for RecordLoop {
+    fn service(&self) -> &'static str {
+        "dns"
+    }
+
+    async fn reconcile(&self, views: &Views, name: &str) -> Result<Ran, String> {
+        self.reconcile_records(views, name).await
+    }
 }
