@@ -56,7 +56,7 @@ async fn show_and_why_tell_the_allow_list() {
     else {
         unreachable!()
     };
-    let clouds = flotilla_clouds::Clouds::new(sim.cloud_settings(), None);
+    let clouds = flotilla_clouds::Clouds::new(sim::observer_settings(&sim), None);
     let databases = clouds.region(&d.name, home).unwrap().databases;
     databases
         .create_database(&DatabaseRequest {

@@ -2,22 +2,64 @@
 
 use std::time::Duration;
 
-use flotilla_cloudsim::{RunningSim, SimConfig, Simulator, defaults};
+use flotilla_cloudsim::{RunningSim, SimConfig, Simulator, Token, defaults};
 use flotilla_provisioner::Settings;
 use flotilla_provisioner::clouds::{CloudSettings, Endpoints, SimulatorCredentials};
 use flotilla_spec::Secret;
 
+/// The name the observer's credentials are counted under at the simulator.
+pub const OBSERVER: &str = "observer";
+const OBSERVER_LINODE: &str = "observer-linode-token";
+const OBSERVER_DIGITALOCEAN: &str = "observer-digitalocean-token";
+const OBSERVER_VULTR: &str = "observer-vultr-token";
+const OBSERVER_CLOUDFLARE: &str = "observer-cloudflare-token";
+const OBSERVER_EXOSCALE_KEY: &str = "EXOobserver00000000000000000";
+const OBSERVER_EXOSCALE_SECRET: &str = "observer-exoscale-secret";
+
 /// A simulator whose machines boot after `boot` and managed databases become ready after `database`, with
-/// health checks on a free port.
+/// health checks on a free port. Besides its default credentials it accepts an observer's
+/// ([`observer_settings`]), for tests to read back what the services wrote.
 pub async fn simulator(boot: Duration, database: Duration) -> RunningSim {
+    let mut credentials = flotilla_cloudsim::Credentials::default();
+    credentials.linode.push(Token::new(OBSERVER, OBSERVER_LINODE));
+    credentials
+        .digitalocean
+        .push(Token::new(OBSERVER, OBSERVER_DIGITALOCEAN));
+    credentials.vultr.push(Token::new(OBSERVER, OBSERVER_VULTR));
+    credentials
+        .cloudflare
+        .push(Token::new(OBSERVER, OBSERVER_CLOUDFLARE));
+    credentials.exoscale.push(flotilla_cloudsim::ExoscaleKey {
+        name: OBSERVER.into(),
+        key: OBSERVER_EXOSCALE_KEY.into(),
+        secret: OBSERVER_EXOSCALE_SECRET.into(),
+    });
     Simulator::start(SimConfig {
         boot_delay: boot,
         database_delay: database,
         health_port: crate::free_port(),
+        credentials,
         ..SimConfig::default()
     })
     .await
     .expect("the simulator starts")
+}
+
+/// The `[clouds]` settings of `sim` with the observer's credentials instead of the services': a test that
+/// polls the providers through them draws on a rate budget of its own (the client-side limiter is per
+/// credential, shared by everything in the process), so its polling never slows the services it watches,
+/// and its requests are counted apart at the simulator.
+pub fn observer_settings(sim: &RunningSim) -> CloudSettings {
+    let mut settings = sim.cloud_settings();
+    if let Some(c) = settings.simulator.as_mut() {
+        c.linode_token = Some(Secret::new(OBSERVER_LINODE));
+        c.digitalocean_token = Some(Secret::new(OBSERVER_DIGITALOCEAN));
+        c.vultr_token = Some(Secret::new(OBSERVER_VULTR));
+        c.cloudflare_token = Some(Secret::new(OBSERVER_CLOUDFLARE));
+        c.exoscale_key = Some(Secret::new(OBSERVER_EXOSCALE_KEY));
+        c.exoscale_secret = Some(Secret::new(OBSERVER_EXOSCALE_SECRET));
+    }
+    settings
 }
 
 /// The simulator's provider endpoints.

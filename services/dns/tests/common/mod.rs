@@ -169,7 +169,10 @@ impl Harness {
 
     /// The adapter and zone of `d`'s DNS, as the service uses them.
     pub async fn dns(&self, d: &Deployment) -> (Arc<dyn Dns>, Zone) {
-        let clouds = flotilla_clouds::Clouds::new(self.sim.cloud_settings(), None);
+        let clouds = flotilla_clouds::Clouds::new(
+            flotilla_integration_tests::sim::observer_settings(&self.sim),
+            None,
+        );
         let primary = d.primary_region().unwrap();
         let dns = clouds.dns(&d.name, d.dns.provider, primary).unwrap();
         let zone = dns

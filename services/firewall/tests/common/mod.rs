@@ -77,7 +77,8 @@ impl Harness {
                 }
             }
         });
-        let clouds = Clouds::new(sim.cloud_settings(), None);
+        // The observer's credentials: the tests' polling draws on a rate budget of its own.
+        let clouds = Clouds::new(sim::observer_settings(&sim), None);
         Self {
             nats,
             sim,
