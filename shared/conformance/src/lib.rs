@@ -185,6 +185,10 @@ impl std::fmt::Debug for Spec {
     }
 }
 
+/// The supplement of Vultr's document (within this crate): the managed-database operations
+/// (`/databases`) the stored `vultr/openapi.json` predates, written for Flotilla from Vultr's API reference.
+pub const VULTR_DATABASES: &str = "supplements/vultr-databases.json";
+
 /// The `shared/provider-specs` directory, walking up from `start`.
 pub fn provider_specs(start: &Path) -> Option<PathBuf> {
     let mut dir = start.to_path_buf();
@@ -212,9 +216,22 @@ impl Spec {
         )
     }
 
-    /// Vultr's document (`vultr/openapi.json`).
+    /// Vultr's document (`vultr/openapi.json`), with the managed-database operations it lacks from this
+    /// crate's supplement ([`VULTR_DATABASES`]: the stored document predates them). A copy of Vultr's
+    /// document that has `/databases` is used as it is.
     pub fn vultr(specs: &Path) -> Result<Self, SpecError> {
-        Self::load("vultr", &specs.join("vultr").join("openapi.json"))
+        let mut spec = Self::load("vultr", &specs.join("vultr").join("openapi.json"))?;
+        if !spec.operations.iter().any(|o| o.path.starts_with("/databases")) {
+            spec.supplement(&Path::new(env!("CARGO_MANIFEST_DIR")).join(VULTR_DATABASES))?;
+        }
+        Ok(spec)
+    }
+
+    /// Adds the operations of another document (`paths` only; its `$ref`s resolved within it) to these.
+    pub fn supplement(&mut self, root: &Path) -> Result<(), SpecError> {
+        // Its operations name their file: this document's file cache reads it when they are judged.
+        self.operations.extend(Self::load(&self.name, root)?.operations);
+        Ok(())
     }
 
     /// Exoscale's document (`exoscale/openapi.yaml`).

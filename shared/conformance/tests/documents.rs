@@ -135,3 +135,42 @@ fn request_bodies_are_made_from_the_documents_own_schemas() {
         .expect("a JSON body");
     assert!(body["instance"].is_object(), "{body}");
 }
+
+#[test]
+fn vultr_managed_databases_are_judged_against_the_supplement() {
+    let spec = Spec::vultr(&specs()).unwrap();
+    let good = json!({
+        "database_engine": "mysql",
+        "database_engine_version": "8",
+        "region": "ams",
+        "plan": "vultr-dbaas-hobbyist-cc-1-25-1",
+        "label": "test-cluster",
+        "trusted_ips": ["10.0.1.0/24"]
+    });
+    spec.check("POST", "/v2/databases", &[], Some(&good)).unwrap();
+    let mut without = good.clone();
+    without.as_object_mut().unwrap().remove("plan");
+    let violations = spec
+        .check("POST", "/v2/databases", &[], Some(&without))
+        .unwrap_err();
+    assert!(
+        violations.iter().any(|v| v.rule.contains("plan")),
+        "{violations:#?}"
+    );
+    let update = json!({"trusted_ips": ["10.0.1.0/24", "203.0.113.4/32"]});
+    spec.check("PUT", "/v2/databases/9b1a-db", &[], Some(&update))
+        .unwrap();
+    let wrong = json!({"trusted_ips": "10.0.1.0/24"});
+    assert!(
+        spec.check("PUT", "/v2/databases/9b1a-db", &[], Some(&wrong))
+            .is_err()
+    );
+    spec.check(
+        "GET",
+        "/v2/databases",
+        &[("label".into(), "test-cluster".into())],
+        None,
+    )
+    .unwrap();
+    spec.check("DELETE", "/v2/databases/9b1a-db", &[], None).unwrap();
+}

@@ -2,7 +2,8 @@
 //!
 //! Vultr's OpenAPI document in `shared/provider-specs` has no `/databases` paths, so the answers here follow
 //! the fields of Vultr's managed database API as its Go client (govultr) reads them: `label`,
-//! `database_engine`, `host`, `public_host`, `port` (text) and `trusted_ips`.
+//! `database_engine`, `host`, `public_host`, `port` (text) and `trusted_ips`; the requests are judged
+//! against `flotilla-conformance`'s supplement of the document (written from Vultr's API reference).
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
