@@ -372,13 +372,22 @@ async fn serve(
         _ = stop.cancelled() => {}
     }
     println!("flotilla dev: stopping…");
-    for (name, running) in services.into_iter().rev() {
-        if let Err(e) = running.shutdown().await {
+    stop_all(services).await;
+    sim.shutdown().await;
+    Ok(code)
+}
+
+/// Stops every service at once (each within its own bound: the stop takes as long as the slowest one, not
+/// the sum of them), saying which did not stop cleanly.
+async fn stop_all(services: Services) {
+    let stops = services
+        .into_iter()
+        .map(|(name, running)| async move { (name, running.shutdown().await) });
+    for (name, stopped) in futures::future::join_all(stops).await {
+        if let Err(e) = stopped {
             eprintln!("  {name}: {e}");
         }
     }
-    sim.shutdown().await;
-    Ok(code)
 }
 
 async fn demo(nats: &flotilla_bus::BusConfig) -> anyhow::Result<ExitCode> {
@@ -462,9 +471,7 @@ async fn start_services(
                     services.push((def.name, running));
                 }
                 Err(e) => {
-                    for (_, s) in services.into_iter().rev() {
-                        let _ = s.shutdown().await;
-                    }
+                    stop_all(services).await;
                     return Err(e);
                 }
             }
