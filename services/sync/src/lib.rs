@@ -4,6 +4,12 @@
 //! `flotilla.api.sync.status` and the NATS service API (`$SRV.PING`, `$SRV.INFO`, `$SRV.STATS`).
 //! Its command routes so far: none — webroot sync, asset mirroring and backups come with the issue that builds them; until then every
 //! command sent to it is dead-lettered as an unknown kind, with the reason, rather than left to rot.
+//!
+//! - [`plan`]: the pure core of replication — two sides' manifests and their last agreed base in, what to
+//!   copy, delete and keep out (rclone bisync's semantics, with a max-delete guard). The replicator and
+//!   the agent that apply it come next.
+
+pub mod plan;
 
 use flotilla_bus::Dispatcher;
 use flotilla_runtime::{Context, ServiceDef, config::NoSettings};

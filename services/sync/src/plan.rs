@@ -1,0 +1,313 @@
+//! The pure core of bucket replication: given the manifests of two sides (each object's size, modification
+//! time and, when known, checksum) and the manifest both sides agreed on at the end of the last fully
+//! successful pass (the base), what to copy, what to delete and which conflicts to keep — with semantics
+//! at least as careful as rclone's bisync:
+//!
+//! - an object changed on one side since the base goes to the other; a new one is copied; with no base (a
+//!   first pass) the sides are merged and nothing is deleted;
+//! - an object changed on both sides is a conflict: the newer wins and, by default, the loser is kept
+//!   beside it renamed (`<key>.conflict-<side>-<time>`), so nothing is lost;
+//! - an object deleted on one side since the base is deleted on the other — unless it changed there since
+//!   (a change beats a delete) — and only when the deletions stay within the max-delete guard: an empty
+//!   listing from a broken endpoint must never empty the other side;
+//! - an object about to be overwritten or deleted can be kept under a backup prefix first.
+//!
+//! No I/O here: the replicator reads the manifests, this decides, the replicator applies and records the
+//! new base only after a pass that fully succeeded.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt;
+
+use chrono::{DateTime, Utc};
+
+/// One object as a manifest lists it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Entry {
+    /// Size in bytes.
+    pub size: u64,
+    /// Last modification time.
+    pub modified: DateTime<Utc>,
+    /// A content checksum, when the side knows one (the same algorithm on both sides).
+    pub checksum: Option<String>,
+}
+
+/// A bucket's objects, by key.
+pub type Manifest = BTreeMap<String, Entry>;
+
+/// One side of a pair.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Side {
+    /// The first side (`a`).
+    A,
+    /// The second side (`b`).
+    B,
+}
+
+impl Side {
+    /// The other side.
+    pub fn other(self) -> Self {
+        match self {
+            Side::A => Side::B,
+            Side::B => Side::A,
+        }
+    }
+}
+
+impl fmt::Display for Side {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Side::A => "a",
+            Side::B => "b",
+        })
+    }
+}
+
+/// How two versions of an object are told apart.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Compare {
+    /// Size and modification time (to the second: object stores keep no finer).
+    #[default]
+    SizeAndTime,
+    /// The checksum where both sides have one, else size and modification time.
+    Checksum,
+}
+
+/// What to do with an object changed on both sides since the base.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ConflictRule {
+    /// The newer wins; the loser is kept beside it, renamed (rclone bisync's default).
+    #[default]
+    KeepLoserRenamed,
+    /// The newer wins; the loser is overwritten (kept under the backup prefix if there is one).
+    NewerWins,
+}
+
+/// The rules of a pass.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Rules {
+    /// How versions are compared.
+    pub compare: Compare,
+    /// Conflicts.
+    pub conflict: ConflictRule,
+    /// At most this many deletions per side per pass…
+    pub max_delete: usize,
+    /// …and at most this share (percent) of the side's objects; past either, no deletion is made and
+    /// the pass says why.
+    pub max_delete_percent: u8,
+    /// Keep an object about to be overwritten or deleted under `<prefix><time>/<key>` first.
+    pub backup_prefix: Option<String>,
+}
+
+impl Default for Rules {
+    fn default() -> Self {
+        Self {
+            compare: Compare::SizeAndTime,
+            conflict: ConflictRule::KeepLoserRenamed,
+            max_delete: 1000,
+            max_delete_percent: 50,
+            backup_prefix: None,
+        }
+    }
+}
+
+/// One thing a pass does.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Action {
+    /// Copy `key` from `from` to the other side (new, or newer there).
+    Copy {
+        /// The key.
+        key: String,
+        /// Where it is copied from.
+        from: Side,
+        /// Keep the version it replaces under this key first (the backup prefix).
+        backup: Option<String>,
+    },
+    /// Delete `key` on `on` (it was deleted on the other side since the base).
+    Delete {
+        /// The key.
+        key: String,
+        /// Where it is deleted.
+        on: Side,
+        /// Keep it under this key first (the backup prefix).
+        backup: Option<String>,
+    },
+    /// Keep the losing version of a conflict: copy `key` on `on` to `as_key` on the same side (the next
+    /// pass carries it to the other side like any new object).
+    KeepLoser {
+        /// The key.
+        key: String,
+        /// The loser's side.
+        on: Side,
+        /// The name it is kept under.
+        as_key: String,
+    },
+}
+
+impl fmt::Display for Action {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let kept = |b: &Option<String>| b.as_ref().map(|b| format!(" (kept as {b})")).unwrap_or_default();
+        match self {
+            Action::Copy { key, from, backup } => {
+                write!(f, "copy {key} {from} → {}{}", from.other(), kept(backup))
+            }
+            Action::Delete { key, on, backup } => write!(f, "delete {key} on {on}{}", kept(backup)),
+            Action::KeepLoser { key, on, as_key } => {
+                write!(
+                    f,
+                    "conflict on {key}: the losing version on {on} kept as {as_key}"
+                )
+            }
+        }
+    }
+}
+
+/// What a pass does, and what it holds back.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Plan {
+    /// The actions, in order: conflicts' losers kept first, then copies, then deletions.
+    pub actions: Vec<Action>,
+    /// Deletions held back by the max-delete guard, per side, with why (none are made on that side).
+    pub held_back: Vec<(Side, String)>,
+    /// Keys changed on both sides since the base.
+    pub conflicts: Vec<String>,
+}
+
+impl Plan {
+    /// Whether the pass changes nothing.
+    pub fn is_empty(&self) -> bool {
+        self.actions.is_empty()
+    }
+
+    /// The dry run: one line per object, then what was held back.
+    pub fn describe(&self) -> Vec<String> {
+        let mut lines: Vec<String> = self.actions.iter().map(ToString::to_string).collect();
+        lines.extend(
+            self.held_back
+                .iter()
+                .map(|(side, why)| format!("deletions on {side} held back: {why}")),
+        );
+        lines
+    }
+}
+
+/// Whether `x` and `y` are the same version under `compare`.
+pub fn same(x: &Entry, y: &Entry, compare: Compare) -> bool {
+    if compare == Compare::Checksum
+        && let (Some(cx), Some(cy)) = (&x.checksum, &y.checksum)
+    {
+        return cx == cy;
+    }
+    x.size == y.size && x.modified.timestamp() == y.modified.timestamp()
+}
+
+/// The name the losing version of `key` is kept under.
+pub fn loser_key(key: &str, side: Side, modified: DateTime<Utc>) -> String {
+    format!("{key}.conflict-{side}-{}", modified.format("%Y%m%dT%H%M%SZ"))
+}
+
+/// Where an object about to be overwritten or deleted is kept.
+fn backup_key(rules: &Rules, key: &str, now: DateTime<Utc>) -> Option<String> {
+    rules
+        .backup_prefix
+        .as_ref()
+        .map(|p| format!("{p}{}/{key}", now.format("%Y%m%dT%H%M%SZ")))
+}
+
+/// The pass that makes `a` and `b` equal, given `base` (what both held after the last fully successful
+/// pass; `None` for a first pass: merge, delete nothing) and `rules`, at `now` (for backup names).
+pub fn plan(a: &Manifest, b: &Manifest, base: Option<&Manifest>, rules: &Rules, now: DateTime<Utc>) -> Plan {
+    let mut out = Plan::default();
+    let mut copies = Vec::new();
+    let mut deletes: BTreeMap<Side, Vec<Action>> = BTreeMap::new();
+    let keys: BTreeSet<&String> = a.keys().chain(b.keys()).collect();
+    let side = |s: Side| if s == Side::A { a } else { b };
+    // Whether `key` on `s` changed since the base (new counts as changed).
+    let changed = |key: &str, s: Side| -> bool {
+        match (side(s).get(key), base.and_then(|m| m.get(key))) {
+            (Some(now), Some(was)) => !same(now, was, rules.compare),
+            (Some(_), None) => true,
+            (None, _) => false,
+        }
+    };
+    for key in keys {
+        match (a.get(key), b.get(key)) {
+            (Some(x), Some(y)) if same(x, y, rules.compare) => {}
+            (Some(x), Some(y)) => {
+                let (ca, cb) = (changed(key, Side::A), changed(key, Side::B));
+                let winner = match (ca, cb) {
+                    (true, false) => Side::A,
+                    (false, true) => Side::B,
+                    // Both changed, or no base to tell: a conflict; the newer wins (A on a tie).
+                    _ => {
+                        let winner = if y.modified > x.modified { Side::B } else { Side::A };
+                        if base.is_some() {
+                            out.conflicts.push(key.clone());
+                            if rules.conflict == ConflictRule::KeepLoserRenamed {
+                                let loser = winner.other();
+                                let modified = side(loser).get(key).map_or(now, |e| e.modified);
+                                out.actions.push(Action::KeepLoser {
+                                    key: key.clone(),
+                                    on: loser,
+                                    as_key: loser_key(key, loser, modified),
+                                });
+                            }
+                        }
+                        winner
+                    }
+                };
+                copies.push(Action::Copy {
+                    key: key.clone(),
+                    from: winner,
+                    backup: backup_key(rules, key, now),
+                });
+            }
+            (Some(_), None) | (None, Some(_)) => {
+                let holder = if a.contains_key(key) { Side::A } else { Side::B };
+                let was_there = base.is_some_and(|m| m.contains_key(key));
+                if was_there && !changed(key, holder) {
+                    // Deleted on the other side since the last pass, unchanged here: delete it here too.
+                    deletes.entry(holder).or_default().push(Action::Delete {
+                        key: key.clone(),
+                        on: holder,
+                        backup: backup_key(rules, key, now),
+                    });
+                } else {
+                    // New here, or changed here since the other side deleted it (a change beats a delete).
+                    copies.push(Action::Copy {
+                        key: key.clone(),
+                        from: holder,
+                        backup: None,
+                    });
+                }
+            }
+            (None, None) => {}
+        }
+    }
+    out.actions.extend(copies);
+    for (on, actions) in deletes {
+        let total = side(on).len();
+        let share = if total == 0 {
+            0
+        } else {
+            actions.len().saturating_mul(100) / total
+        };
+        if actions.len() > rules.max_delete || share > usize::from(rules.max_delete_percent) {
+            out.held_back.push((
+                on,
+                format!(
+                    "{} of its {total} objects would be deleted ({share}%), over the limit of {} or {}%: \
+                     the other side may be listing nothing by mistake",
+                    actions.len(),
+                    rules.max_delete,
+                    rules.max_delete_percent
+                ),
+            ));
+        } else {
+            out.actions.extend(actions);
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests;
