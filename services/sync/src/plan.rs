@@ -286,11 +286,7 @@ pub fn plan(a: &Manifest, b: &Manifest, base: Option<&Manifest>, rules: &Rules, 
     out.actions.extend(copies);
     for (on, actions) in deletes {
         let total = side(on).len();
-        let share = if total == 0 {
-            0
-        } else {
-            actions.len().saturating_mul(100) / total
-        };
+        let share = actions.len().saturating_mul(100).checked_div(total).unwrap_or(0);
         if actions.len() > rules.max_delete || share > usize::from(rules.max_delete_percent) {
             out.held_back.push((
                 on,
