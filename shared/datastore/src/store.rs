@@ -51,6 +51,9 @@ impl Timeouts {
     }
 }
 
+/// The smallest part of a multipart upload S3 accepts (all but the last part).
+pub const MIN_PART_SIZE: u64 = 5 * 1024 * 1024;
+
 /// One object found by a listing.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ObjectInfo {
@@ -193,6 +196,191 @@ impl Datastore {
             .await
         })
         .await
+    }
+
+    /// Copies `key` of `bucket` here to `to_key` of `to_bucket` on `target` (another endpoint, of any
+    /// provider), `size` bytes long (as the listing said), holding at most one part of `part_size` bytes
+    /// in memory whatever the object's size: an object larger than one part is read by ranges and written
+    /// as a multipart upload (each part retried on its own; the upload aborted if a part cannot be
+    /// written), a smaller one is one read and one write. `part_size` is at least 5 MiB, S3's smallest
+    /// part. Returns the bytes copied.
+    #[allow(clippy::too_many_arguments)]
+    pub async fn copy_to(
+        &self,
+        bucket: &str,
+        key: &str,
+        target: &Datastore,
+        to_bucket: &str,
+        to_key: &str,
+        size: u64,
+        part_size: u64,
+    ) -> Result<u64, DatastoreError> {
+        let part_size = part_size.max(MIN_PART_SIZE);
+        if size <= part_size {
+            let body = self.get(bucket, key).await?.ok_or_else(|| {
+                self.failure(
+                    &format!("GetObject {bucket}/{key}"),
+                    FailureKind::NotFound,
+                    Some(404),
+                    None,
+                    "the object went away before it was copied",
+                )
+            })?;
+            let copied = u64::try_from(body.len()).unwrap_or(u64::MAX);
+            target.put(to_bucket, to_key, body).await?;
+            return Ok(copied);
+        }
+        let operation = format!("CreateMultipartUpload {to_bucket}/{to_key}");
+        let created = target
+            .with_retry(&operation, || async {
+                let request = target
+                    .client
+                    .create_multipart_upload()
+                    .bucket(to_bucket)
+                    .key(to_key)
+                    .send();
+                target
+                    .timed(&operation, 0, async {
+                        request.await.map_err(|e| target.sdk_failure(&operation, e))
+                    })
+                    .await
+            })
+            .await?;
+        let upload_id = created.upload_id().unwrap_or_default().to_owned();
+        // Boxed: the parts' futures are large, and this one is awaited inside others.
+        let copied = Box::pin(self.copy_parts(
+            bucket, key, target, to_bucket, to_key, &upload_id, size, part_size,
+        ))
+        .await;
+        match copied {
+            Ok(parts) => {
+                let operation = format!("CompleteMultipartUpload {to_bucket}/{to_key}");
+                let completed = aws_sdk_s3::types::CompletedMultipartUpload::builder()
+                    .set_parts(Some(parts))
+                    .build();
+                target
+                    .with_retry(&operation, || async {
+                        let request = target
+                            .client
+                            .complete_multipart_upload()
+                            .bucket(to_bucket)
+                            .key(to_key)
+                            .upload_id(&upload_id)
+                            .multipart_upload(completed.clone())
+                            .send();
+                        target
+                            .timed(&operation, 0, async {
+                                request
+                                    .await
+                                    .map(|_| ())
+                                    .map_err(|e| target.sdk_failure(&operation, e))
+                            })
+                            .await
+                    })
+                    .await?;
+                Ok(size)
+            }
+            Err(e) => {
+                // Best effort: an upload left behind only costs storage until the bucket's lifecycle rule.
+                let _ = target
+                    .client
+                    .abort_multipart_upload()
+                    .bucket(to_bucket)
+                    .key(to_key)
+                    .upload_id(&upload_id)
+                    .send()
+                    .await;
+                Err(e)
+            }
+        }
+    }
+
+    /// The parts of a multipart copy: each range read here and written there, one at a time.
+    #[allow(clippy::too_many_arguments)]
+    async fn copy_parts(
+        &self,
+        bucket: &str,
+        key: &str,
+        target: &Datastore,
+        to_bucket: &str,
+        to_key: &str,
+        upload_id: &str,
+        size: u64,
+        part_size: u64,
+    ) -> Result<Vec<aws_sdk_s3::types::CompletedPart>, DatastoreError> {
+        let mut parts = Vec::new();
+        let mut start = 0u64;
+        let mut number = 1i32;
+        while start < size {
+            let end = (start + part_size).min(size) - 1;
+            let operation = format!("GetObject {bucket}/{key} bytes {start}-{end}");
+            let body = self
+                .with_retry(&operation, || async {
+                    let request = self
+                        .client
+                        .get_object()
+                        .bucket(bucket)
+                        .key(key)
+                        .range(format!("bytes={start}-{end}"))
+                        .send();
+                    let output = self
+                        .timed(&operation, 0, async {
+                            request.await.map_err(|e| self.sdk_failure(&operation, e))
+                        })
+                        .await?;
+                    self.timed(&operation, end - start + 1, async {
+                        output.body.collect().await.map_err(|e| {
+                            self.failure(&operation, FailureKind::Protocol, None, None, &e.to_string())
+                        })
+                    })
+                    .await
+                    .map(|b| b.into_bytes())
+                })
+                .await?;
+            if u64::try_from(body.len()).ok() != Some(end - start + 1) {
+                return Err(self.failure(
+                    &operation,
+                    FailureKind::Protocol,
+                    None,
+                    None,
+                    &format!(
+                        "asked for {} bytes, got {} (the object changed while it was copied?)",
+                        end - start + 1,
+                        body.len()
+                    ),
+                ));
+            }
+            let operation = format!("UploadPart {to_bucket}/{to_key} #{number}");
+            let etag = target
+                .with_retry(&operation, || async {
+                    let request = target
+                        .client
+                        .upload_part()
+                        .bucket(to_bucket)
+                        .key(to_key)
+                        .upload_id(upload_id)
+                        .part_number(number)
+                        .body(ByteStream::from(body.clone()))
+                        .send();
+                    target
+                        .timed(&operation, end - start + 1, async {
+                            request.await.map_err(|e| target.sdk_failure(&operation, e))
+                        })
+                        .await
+                })
+                .await?
+                .e_tag()
+                .map(str::to_owned);
+            parts.push(
+                aws_sdk_s3::types::CompletedPart::builder()
+                    .part_number(number)
+                    .set_e_tag(etag)
+                    .build(),
+            );
+            start = end + 1;
+            number += 1;
+        }
+        Ok(parts)
     }
 
     /// Deletes an object. An object or bucket that is already gone is success.

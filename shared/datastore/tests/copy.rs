@@ -1,0 +1,73 @@
+//! An object copied from one endpoint to another (two S3 servers: two providers), part by part when it is
+//! larger than one part: the bytes arrive intact, a small object is one read and one write, and a missing
+//! source is a clear not-found.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use flotilla_datastore::{DatastoreOptions, DatastoreSet, FailureKind, MIN_PART_SIZE};
+use flotilla_integration_tests::{TestS3, unique};
+
+#[tokio::test]
+async fn objects_are_copied_across_endpoints_part_by_part() {
+    let (a, b) = (TestS3::start().await, TestS3::start().await);
+    let (region, secrets, urls) = common::region_for(&[Some(&a), Some(&b)]);
+    let options = DatastoreOptions::default()
+        .with_override(0, &urls[0])
+        .with_override(1, &urls[1]);
+    let stores = DatastoreSet::from_region_with(&region, &secrets, &options).unwrap();
+    let (from, to) = (&stores.endpoints()[0], &stores.endpoints()[1]);
+    let bucket = unique("www-datastore-test-uk-webroot-sync");
+    assert!(stores.ensure_bucket_all(&bucket).await.is_complete());
+
+    // 12 MiB and 3 bytes: three parts of 5 MiB, 5 MiB and 2 MiB + 3 bytes, each byte telling its offset.
+    let size = 12 * 1024 * 1024 + 3;
+    let big: Vec<u8> = (0..size).map(|i: usize| (i % 251) as u8).collect();
+    from.put(&bucket, "assets/video.mp4", big.clone().into())
+        .await
+        .unwrap();
+    let copied = from
+        .copy_to(
+            &bucket,
+            "assets/video.mp4",
+            to,
+            &bucket,
+            "assets/video.mp4",
+            size as u64,
+            MIN_PART_SIZE,
+        )
+        .await
+        .unwrap();
+    assert_eq!(copied, size as u64);
+    let back = to.get(&bucket, "assets/video.mp4").await.unwrap().unwrap();
+    assert!(back.len() == big.len() && back[..] == big[..], "the copy differs");
+
+    // Smaller than a part: one read, one write, under another name.
+    from.put(&bucket, "index.php", "<?php echo 1;".into())
+        .await
+        .unwrap();
+    from.copy_to(
+        &bucket,
+        "index.php",
+        to,
+        &bucket,
+        "index.php.copy",
+        13,
+        MIN_PART_SIZE,
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        to.get(&bucket, "index.php.copy").await.unwrap().as_deref(),
+        Some(&b"<?php echo 1;"[..])
+    );
+
+    // The source gone: not found, nothing written.
+    let e = from
+        .copy_to(&bucket, "gone", to, &bucket, "gone", 10, MIN_PART_SIZE)
+        .await
+        .unwrap_err();
+    assert_eq!(e.kind(), Some(FailureKind::NotFound), "{e}");
+    assert_eq!(to.get(&bucket, "gone").await.unwrap(), None);
+}
