@@ -1,7 +1,8 @@
 //! The pure core of bucket replication: given the manifests of two sides (each object's size, modification
-//! time and, when known, checksum) and the manifest both sides agreed on at the end of the last fully
-//! successful pass (the base), what to copy, what to delete and which conflicts to keep — with semantics
-//! at least as careful as rclone's bisync:
+//! time and, when known, checksum) and each side's manifest at the end of the last fully successful pass
+//! (the base: per side, because a copy gets the time of its writing on the side it is written to, so two
+//! sides never agree on times — what tells a change is a side against its own base), what to copy, what
+//! to delete and which conflicts to keep — with semantics at least as careful as rclone's bisync:
 //!
 //! - an object changed on one side since the base goes to the other; a new one is copied; with no base (a
 //!   first pass) the sides are merged and nothing is deleted;
@@ -33,6 +34,15 @@ pub struct Entry {
 
 /// A bucket's objects, by key.
 pub type Manifest = BTreeMap<String, Entry>;
+
+/// Each side's manifest at the end of the last fully successful pass.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Base {
+    /// Side `a`'s.
+    pub a: Manifest,
+    /// Side `b`'s.
+    pub b: Manifest,
+}
 
 /// One side of a pair.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -213,17 +223,19 @@ fn backup_key(rules: &Rules, key: &str, now: DateTime<Utc>) -> Option<String> {
         .map(|p| format!("{p}{}/{key}", now.format("%Y%m%dT%H%M%SZ")))
 }
 
-/// The pass that makes `a` and `b` equal, given `base` (what both held after the last fully successful
-/// pass; `None` for a first pass: merge, delete nothing) and `rules`, at `now` (for backup names).
-pub fn plan(a: &Manifest, b: &Manifest, base: Option<&Manifest>, rules: &Rules, now: DateTime<Utc>) -> Plan {
+/// The pass that makes `a` and `b` equal, given `base` (each side's manifest after the last fully
+/// successful pass; `None` for a first pass: merge, delete nothing) and `rules`, at `now` (for backup
+/// names).
+pub fn plan(a: &Manifest, b: &Manifest, base: Option<&Base>, rules: &Rules, now: DateTime<Utc>) -> Plan {
     let mut out = Plan::default();
     let mut copies = Vec::new();
     let mut deletes: BTreeMap<Side, Vec<Action>> = BTreeMap::new();
     let keys: BTreeSet<&String> = a.keys().chain(b.keys()).collect();
     let side = |s: Side| if s == Side::A { a } else { b };
-    // Whether `key` on `s` changed since the base (new counts as changed).
+    let base_of = |s: Side| base.map(|b| if s == Side::A { &b.a } else { &b.b });
+    // Whether `key` on `s` changed since that side's base (new counts as changed).
     let changed = |key: &str, s: Side| -> bool {
-        match (side(s).get(key), base.and_then(|m| m.get(key))) {
+        match (side(s).get(key), base_of(s).and_then(|m| m.get(key))) {
             (Some(now), Some(was)) => !same(now, was, rules.compare),
             (Some(_), None) => true,
             (None, _) => false,
@@ -231,12 +243,23 @@ pub fn plan(a: &Manifest, b: &Manifest, base: Option<&Manifest>, rules: &Rules, 
     };
     for key in keys {
         match (a.get(key), b.get(key)) {
-            (Some(x), Some(y)) if same(x, y, rules.compare) => {}
+            // No base: equal by size and time (or checksum) is in step.
+            (Some(x), Some(y)) if base.is_none() && same(x, y, rules.compare) => {}
             (Some(x), Some(y)) => {
                 let (ca, cb) = (changed(key, Side::A), changed(key, Side::B));
                 let winner = match (ca, cb) {
+                    // Neither side changed since the last pass: in step.
+                    (false, false) if base.is_some() => continue,
                     (true, false) => Side::A,
                     (false, true) => Side::B,
+                    // Both changed to the same content (the checksum says so): in step.
+                    (true, true)
+                        if rules.compare == Compare::Checksum
+                            && x.checksum.is_some()
+                            && x.checksum == y.checksum =>
+                    {
+                        continue;
+                    }
                     // Both changed, or no base to tell: a conflict; the newer wins (A on a tie).
                     _ => {
                         let winner = if y.modified > x.modified { Side::B } else { Side::A };
@@ -263,7 +286,7 @@ pub fn plan(a: &Manifest, b: &Manifest, base: Option<&Manifest>, rules: &Rules, 
             }
             (Some(_), None) | (None, Some(_)) => {
                 let holder = if a.contains_key(key) { Side::A } else { Side::B };
-                let was_there = base.is_some_and(|m| m.contains_key(key));
+                let was_there = base_of(holder.other()).is_some_and(|m| m.contains_key(key));
                 if was_there && !changed(key, holder) {
                     // Deleted on the other side since the last pass, unchanged here: delete it here too.
                     deletes.entry(holder).or_default().push(Action::Delete {

@@ -21,6 +21,14 @@ fn manifest(entries: &[(&str, u64, i64)]) -> Manifest {
         .collect()
 }
 
+/// The base of two sides that held the same objects with the same times.
+fn both(m: &Manifest) -> Base {
+    Base {
+        a: m.clone(),
+        b: m.clone(),
+    }
+}
+
 fn lines(p: &Plan) -> Vec<String> {
     p.describe()
 }
@@ -49,7 +57,7 @@ fn changes_go_one_way_and_deletions_follow_the_base() {
     // a changed x and deleted y; b deleted z; w untouched on both.
     let a = manifest(&[("x", 2, 50), ("z", 1, 0), ("w", 1, 0)]);
     let b = manifest(&[("x", 1, 0), ("y", 1, 0), ("w", 1, 0)]);
-    let p = plan(&a, &b, Some(&base), &Rules::default(), at(100));
+    let p = plan(&a, &b, Some(&both(&base)), &Rules::default(), at(100));
     assert_eq!(lines(&p), ["copy x a → b", "delete z on a", "delete y on b"]);
 }
 
@@ -58,7 +66,7 @@ fn a_change_beats_a_delete() {
     let base = manifest(&[("page.html", 1, 0)]);
     let a = manifest(&[("page.html", 9, 60)]);
     let b = Manifest::new();
-    let p = plan(&a, &b, Some(&base), &Rules::default(), at(100));
+    let p = plan(&a, &b, Some(&both(&base)), &Rules::default(), at(100));
     assert_eq!(lines(&p), ["copy page.html a → b"]);
 }
 
@@ -67,7 +75,7 @@ fn a_conflict_keeps_the_loser_renamed_or_overwrites_it() {
     let base = manifest(&[("c.txt", 1, 0)]);
     let a = manifest(&[("c.txt", 2, 30)]);
     let b = manifest(&[("c.txt", 3, 40)]);
-    let p = plan(&a, &b, Some(&base), &Rules::default(), at(100));
+    let p = plan(&a, &b, Some(&both(&base)), &Rules::default(), at(100));
     assert_eq!(p.conflicts, ["c.txt"]);
     assert_eq!(
         p.actions,
@@ -90,7 +98,7 @@ fn a_conflict_keeps_the_loser_renamed_or_overwrites_it() {
         backup_prefix: Some(".flotilla-backup/".into()),
         ..Rules::default()
     };
-    let p = plan(&a, &b, Some(&base), &rules, at(100));
+    let p = plan(&a, &b, Some(&both(&base)), &rules, at(100));
     assert_eq!(p.actions.len(), 1);
     assert!(
         matches!(&p.actions[0], Action::Copy { from: Side::B, backup: Some(k), .. }
@@ -105,7 +113,13 @@ fn an_empty_listing_never_empties_the_other_side() {
     let base: Manifest = (0..20).map(|i| (format!("f{i}"), entry(1, 0))).collect();
     let a = base.clone();
     // b answers an empty listing (a broken endpoint): every object "deleted" there.
-    let p = plan(&a, &Manifest::new(), Some(&base), &Rules::default(), at(100));
+    let p = plan(
+        &a,
+        &Manifest::new(),
+        Some(&both(&base)),
+        &Rules::default(),
+        at(100),
+    );
     assert!(p.actions.is_empty(), "{:?}", p.actions);
     assert_eq!(p.held_back.len(), 1);
     let (side, why) = &p.held_back[0];
@@ -116,14 +130,17 @@ fn an_empty_listing_never_empties_the_other_side() {
     );
     // A few deletions within the limits go through.
     let b: Manifest = base.iter().skip(2).map(|(k, v)| (k.clone(), v.clone())).collect();
-    let p = plan(&a, &b, Some(&base), &Rules::default(), at(100));
+    let p = plan(&a, &b, Some(&both(&base)), &Rules::default(), at(100));
     assert_eq!(lines(&p), ["delete f0 on a", "delete f1 on a"]);
     // And an absolute limit holds too.
     let rules = Rules {
         max_delete: 1,
         ..Rules::default()
     };
-    assert_eq!(plan(&a, &b, Some(&base), &rules, at(100)).held_back.len(), 1);
+    assert_eq!(
+        plan(&a, &b, Some(&both(&base)), &rules, at(100)).held_back.len(),
+        1
+    );
 }
 
 #[test]
@@ -153,5 +170,35 @@ fn versions_compare_by_size_and_second_or_by_checksum() {
     assert!(!same(&x, &edited, Compare::Checksum));
     // Equal sides plan nothing.
     let m: Manifest = [("k".to_owned(), x)].into();
-    assert!(plan(&m, &m.clone(), Some(&m), &Rules::default(), at(0)).is_empty());
+    assert!(plan(&m, &m.clone(), Some(&both(&m)), &Rules::default(), at(0)).is_empty());
+}
+
+#[test]
+fn copies_carry_the_time_of_their_writing_and_are_still_in_step() {
+    // The last pass copied x a → b: b's copy has the time of its writing, not a's.
+    let a = manifest(&[("x", 5, 10)]);
+    let b = manifest(&[("x", 5, 70)]);
+    let base = Base {
+        a: a.clone(),
+        b: b.clone(),
+    };
+    assert!(plan(&a, &b, Some(&base), &Rules::default(), at(100)).is_empty());
+    // Then a changes it again: a → b, not a conflict.
+    let a2 = manifest(&[("x", 6, 90)]);
+    assert_eq!(
+        lines(&plan(&a2, &b, Some(&base), &Rules::default(), at(100))),
+        ["copy x a → b"]
+    );
+    // A deletion on b is told by b's own base, whatever a's times.
+    let p = plan(
+        &a,
+        &Manifest::new(),
+        Some(&base),
+        &Rules {
+            max_delete_percent: 100,
+            ..Rules::default()
+        },
+        at(100),
+    );
+    assert_eq!(lines(&p), ["delete x on a"]);
 }
