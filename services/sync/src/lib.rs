@@ -6,10 +6,12 @@
 //! command sent to it is dead-lettered as an unknown kind, with the reason, rather than left to rot.
 //!
 //! - [`plan`]: the pure core of replication — two sides' manifests and their last agreed base in, what to
-//!   copy, delete and keep out (rclone bisync's semantics, with a max-delete guard). The replicator and
-//!   the agent that apply it come next.
+//!   copy, delete and keep out (rclone bisync's semantics, with a max-delete guard).
+//! - [`replicate`]: one pass of a bucket between two endpoints (list, plan, apply part by part, the new
+//!   base only after a pass that fully succeeded). The service loop, the agent and backups come next.
 
 pub mod plan;
+pub mod replicate;
 
 use flotilla_bus::Dispatcher;
 use flotilla_runtime::{Context, ServiceDef, config::NoSettings};

@@ -1,0 +1,184 @@
+//! One replication pass of a bucket between two endpoints (two regions' datastores, on any providers):
+//! both listed (one listing each, no HEAD per object), [`crate::plan::plan`] against the base of the last
+//! fully successful pass, then applied — losers of conflicts kept first, copies (part by part, so memory
+//! stays at one part whatever the size), then deletions, each object about to be overwritten or deleted
+//! kept under the backup prefix first when there is one. The new base is given back only when every
+//! action succeeded: a pass that failed anywhere propagates no deletion next time, it is simply run again.
+
+use chrono::{DateTime, Utc};
+use flotilla_datastore::{Datastore, DatastoreError, ObjectInfo};
+
+use crate::plan::{self, Action, Base, Entry, Manifest, Plan, Rules, Side};
+
+/// What went wrong with a pass as a whole.
+#[derive(Debug, thiserror::Error)]
+pub enum PassError {
+    /// A side could not be listed: nothing was planned or changed.
+    #[error("side {side} of bucket {bucket} could not be listed: {source}")]
+    List {
+        /// The side.
+        side: Side,
+        /// The bucket.
+        bucket: String,
+        /// Why.
+        source: DatastoreError,
+    },
+}
+
+/// One bucket between two endpoints.
+#[derive(Debug, Clone, Copy)]
+pub struct Pair<'a> {
+    /// Side `a`.
+    pub a: &'a Datastore,
+    /// Side `b`.
+    pub b: &'a Datastore,
+    /// The bucket (the same name on both).
+    pub bucket: &'a str,
+}
+
+/// What a pass did.
+#[derive(Debug, Default)]
+pub struct PassReport {
+    /// What it planned (all of it, in a dry run).
+    pub plan: Plan,
+    /// The actions applied.
+    pub applied: usize,
+    /// The actions that failed, with why (they are planned again next pass).
+    pub failed: Vec<(String, String)>,
+    /// The new base, when every action succeeded (and it was not a dry run).
+    pub base: Option<Base>,
+}
+
+impl Pair<'_> {
+    fn side(&self, s: Side) -> &Datastore {
+        match s {
+            Side::A => self.a,
+            Side::B => self.b,
+        }
+    }
+
+    /// Both sides' manifests (objects under the backup prefix left out: backups are not replicated).
+    async fn manifests(&self, rules: &Rules) -> Result<(Manifest, Manifest), PassError> {
+        let list = |side: Side| async move {
+            self.side(side)
+                .list(self.bucket, "")
+                .await
+                .map_err(|source| PassError::List {
+                    side,
+                    bucket: self.bucket.to_owned(),
+                    source,
+                })
+                .map(|objects| manifest(&objects, rules.backup_prefix.as_deref()))
+        };
+        // Boxed: a listing's future is large (the SDK's, with retries).
+        let (a, b) = futures::join!(Box::pin(list(Side::A)), Box::pin(list(Side::B)));
+        Ok((a?, b?))
+    }
+
+    /// Runs one pass against `base` (none: a first pass) with `rules` — planned only, with `dry_run`.
+    pub async fn pass(
+        &self,
+        base: Option<&Base>,
+        rules: &Rules,
+        part_size: u64,
+        dry_run: bool,
+    ) -> Result<PassReport, PassError> {
+        let (a, b) = Box::pin(self.manifests(rules)).await?;
+        let now = Utc::now();
+        let planned = plan::plan(&a, &b, base, rules, now);
+        let mut report = PassReport {
+            plan: planned,
+            ..PassReport::default()
+        };
+        if dry_run {
+            return Ok(report);
+        }
+        let sides = |s: Side| if s == Side::A { &a } else { &b };
+        for action in report.plan.actions.clone() {
+            let done = match &action {
+                Action::KeepLoser { key, on, as_key } => {
+                    let size = sides(*on).get(key).map_or(0, |e| e.size);
+                    self.copy(*on, key, *on, as_key, size, part_size).await
+                }
+                Action::Copy { key, from, backup } => {
+                    let to = from.other();
+                    let mut done = Ok(());
+                    if let (Some(backup), Some(old)) = (backup, sides(to).get(key)) {
+                        done = self.copy(to, key, to, backup, old.size, part_size).await;
+                    }
+                    let size = sides(*from).get(key).map_or(0, |e| e.size);
+                    match done {
+                        Ok(()) => self.copy(*from, key, to, key, size, part_size).await,
+                        Err(e) => Err(e),
+                    }
+                }
+                Action::Delete { key, on, backup } => {
+                    let mut done = Ok(());
+                    if let (Some(backup), Some(old)) = (backup, sides(*on).get(key)) {
+                        done = self.copy(*on, key, *on, backup, old.size, part_size).await;
+                    }
+                    match done {
+                        Ok(()) => Box::pin(self.side(*on).delete(self.bucket, key)).await,
+                        Err(e) => Err(e),
+                    }
+                }
+            };
+            match done {
+                Ok(()) => report.applied += 1,
+                Err(e) => report.failed.push((action.to_string(), e.to_string())),
+            }
+        }
+        if report.failed.is_empty() && report.plan.held_back.is_empty() {
+            // What each side holds now, times of the copies included: the next pass's base.
+            let (a, b) = Box::pin(self.manifests(rules)).await?;
+            report.base = Some(Base { a, b });
+        }
+        Ok(report)
+    }
+
+    async fn copy(
+        &self,
+        from: Side,
+        key: &str,
+        to: Side,
+        to_key: &str,
+        size: u64,
+        part_size: u64,
+    ) -> Result<(), DatastoreError> {
+        // Boxed: a copy's future is large (retries, parts), and a pass awaits many.
+        Box::pin(self.side(from).copy_to(
+            self.bucket,
+            key,
+            self.side(to),
+            self.bucket,
+            to_key,
+            size,
+            part_size,
+        ))
+        .await
+        .map(drop)
+    }
+}
+
+/// A listing as a manifest, without the objects under `skip` (the backup prefix).
+pub fn manifest(objects: &[ObjectInfo], skip: Option<&str>) -> Manifest {
+    objects
+        .iter()
+        .filter(|o| skip.is_none_or(|p| !o.key.starts_with(p)))
+        .map(|o| {
+            let modified: DateTime<Utc> = o
+                .last_modified
+                .map(DateTime::<Utc>::from)
+                .unwrap_or(DateTime::<Utc>::UNIX_EPOCH);
+            (
+                o.key.clone(),
+                Entry {
+                    size: o.size,
+                    modified,
+                    // An ETag is not a checksum across providers (multipart uploads differ).
+                    checksum: None,
+                },
+            )
+        })
+        .collect()
+}
