@@ -16,9 +16,11 @@
 
 #[cfg(feature = "docker")]
 pub mod docker;
+pub mod figures;
 pub mod inventory;
 mod nats;
 mod postgres;
+pub mod process;
 mod s3;
 pub mod sim;
 pub mod templates;

@@ -29,6 +29,7 @@ use flotilla_cloud::{Dns, Zone};
 use flotilla_cloudsim::{
     Credentials, Fault, FaultKind, Provider, RunningSim, SimConfig, Simulator, Token, defaults,
 };
+use flotilla_integration_tests::figures::{latencies, ms};
 use flotilla_integration_tests::{TestNats, free_port, next_generation, service_config, sim, templates};
 use flotilla_proto::{AnyEvent, ApplyRegion, CommandMeta, DesiredDeployment, MachineHealth, MachineRecord};
 use flotilla_spec::{CloudflareAuth, Deployment, DnsProvider, Secret};
@@ -279,29 +280,6 @@ fn set(ips: &[&str]) -> BTreeSet<String> {
     ips.iter().map(|s| (*s).to_owned()).collect()
 }
 
-/// Nearest-rank percentile of sorted durations.
-fn percentile(sorted: &[Duration], p: usize) -> Duration {
-    let rank = (p * sorted.len()).div_ceil(100).max(1);
-    sorted[rank - 1]
-}
-
-fn ms(d: Duration) -> String {
-    format!("{:.0} ms", d.as_secs_f64() * 1000.0)
-}
-
-fn latencies(what: &str, samples: &[Duration]) {
-    let mut sorted = samples.to_vec();
-    sorted.sort();
-    println!(
-        "  {what}: p50 {}, p99 {}, min {}, max {} over {} changes",
-        ms(percentile(&sorted, 50)),
-        ms(percentile(&sorted, 99)),
-        ms(sorted[0]),
-        ms(sorted[sorted.len() - 1]),
-        sorted.len()
-    );
-}
-
 /// Figure 1: one proxy of two judged unhealthy, then healthy again, `cycles` times, a change started every
 /// [`PACE`]; each change timed from the health-view write to the record set at the provider showing it.
 async fn health_to_record(debounce: Duration, cycles: usize) {
@@ -346,8 +324,8 @@ async fn health_to_record(debounce: Duration, cycles: usize) {
         ms(debounce),
         ms(PACE)
     );
-    latencies("judged healthy → its A record there", &back);
-    latencies("judged unhealthy → its A record gone", &out);
+    println!("{}", latencies("judged healthy → its A record there", &back));
+    println!("{}", latencies("judged unhealthy → its A record gone", &out));
     println!(
         "  the service's Cloudflare calls: {calls} for {} changes in {:.0} s, {limited} answered 429",
         2 * cycles,

@@ -12,15 +12,14 @@ mod common;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::process::Stdio;
 use std::time::Duration;
 
 use common::{Harness, deployment};
 use flotilla_cloudsim::{Fault, FaultKind, Provider, defaults};
+use flotilla_integration_tests::process::{Rng, start_binary};
 use flotilla_proto::{RecordsView, ShowRecords};
 use flotilla_spec::DnsProvider;
 use tokio::net::UnixDatagram;
-use tokio::process::{Child, Command};
 
 const BIN: &str = env!("CARGO_BIN_EXE_flotilla-dns");
 /// Proxies, so records to write.
@@ -86,7 +85,8 @@ async fn run(seed: u64) {
                 next += 1;
             }
         }
-        let (mut child, _log) = start(&config, &notify_path, &notify, h.dir.path(), n).await;
+        let (mut child, _log) =
+            start_binary(BIN, &config, &notify_path, &notify, h.dir.path(), "dns", n).await;
         let lease = if n == 0 { 0 } else { 3_100 };
         let after = lease + rng.between(0, window);
         tokio::time::sleep(Duration::from_millis(after)).await;
@@ -95,7 +95,7 @@ async fn run(seed: u64) {
         kills.push(format!("{after}ms: {written} records"));
     }
     eprintln!("seed {seed}: latency {latency} ms, kills {kills:?}");
-    let (_child, log) = start(&config, &notify_path, &notify, h.dir.path(), 99).await;
+    let (_child, log) = start_binary(BIN, &config, &notify_path, &notify, h.dir.path(), "dns", 99).await;
     let mut want: Vec<String> = live.values().cloned().collect();
     let refs: Vec<&str> = want.iter().map(String::as_str).collect();
     // A killed process's lease must run out (3 s) before the last one takes over.
@@ -141,43 +141,6 @@ async fn run(seed: u64) {
     h.shutdown().await;
 }
 
-/// Starts the binary (killed when dropped) and waits for its READY=1.
-async fn start(
-    config: &Path,
-    notify_path: &Path,
-    notify: &UnixDatagram,
-    dir: &Path,
-    n: u64,
-) -> (Child, PathBuf) {
-    let log = dir.join(format!("dns-{n}.log"));
-    let child = Command::new(BIN)
-        .arg("--config")
-        .arg(config)
-        .env("NOTIFY_SOCKET", notify_path)
-        .env("RUST_LOG", "info")
-        .stdout(Stdio::null())
-        .stderr(std::fs::File::create(&log).unwrap())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
-    let mut buf = [0u8; 256];
-    loop {
-        let got = tokio::time::timeout(Duration::from_secs(30), notify.recv(&mut buf))
-            .await
-            .unwrap_or_else(|_| {
-                panic!(
-                    "no READY=1:\n{}",
-                    std::fs::read_to_string(&log).unwrap_or_default()
-                )
-            })
-            .unwrap();
-        if String::from_utf8_lossy(&buf[..got]).contains("READY=1") {
-            break;
-        }
-    }
-    (child, log)
-}
-
 fn write_config(dir: &Path, h: &Harness) -> PathBuf {
     let text = format!(
         r#"data_dir = {data:?}
@@ -207,21 +170,4 @@ linode_token = {token:?}
     let path = dir.join("dns.toml");
     std::fs::write(&path, text).unwrap();
     path
-}
-
-/// SplitMix64: a seeded, replayable sequence.
-struct Rng(u64);
-
-impl Rng {
-    fn next_u64(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-
-    fn between(&mut self, lo: u64, hi: u64) -> u64 {
-        lo + self.next_u64() % (hi - lo + 1)
-    }
 }

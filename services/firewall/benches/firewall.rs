@@ -23,6 +23,7 @@ use flotilla_bus::{Topology, TopologyConfig};
 use flotilla_cloud::ManagedDatabases;
 use flotilla_cloud::http::RateLimit;
 use flotilla_cloudsim::{Credentials, Provider, RunningSim, SimConfig, Simulator, Token, defaults};
+use flotilla_integration_tests::figures::{latencies, ms};
 use flotilla_integration_tests::{TestNats, free_port, next_generation, service_config, templates};
 use flotilla_proto::{DesiredDeployment, MachineRecord};
 use flotilla_spec::{Dbaas, Deployment};
@@ -218,28 +219,6 @@ fn deployment(name: &str) -> Deployment {
     d
 }
 
-fn percentile(sorted: &[Duration], p: usize) -> Duration {
-    let rank = (p * sorted.len()).div_ceil(100).max(1);
-    sorted[rank - 1]
-}
-
-fn ms(d: Duration) -> String {
-    format!("{:.0} ms", d.as_secs_f64() * 1000.0)
-}
-
-fn latencies(what: &str, samples: &[Duration]) {
-    let mut sorted = samples.to_vec();
-    sorted.sort();
-    println!(
-        "  {what}: p50 {}, p99 {}, min {}, max {} over {} changes",
-        ms(percentile(&sorted, 50)),
-        ms(percentile(&sorted, 99)),
-        ms(sorted[0]),
-        ms(sorted[sorted.len() - 1]),
-        sorted.len()
-    );
-}
-
 /// Figure 1: a webserver appearing in the secondary region, then destroyed, `cycles` times.
 async fn machine_to_allow_list(debounce: Duration, cycles: usize) {
     let s = Stack::start(flotilla_firewall::Settings {
@@ -270,8 +249,11 @@ async fn machine_to_allow_list(debounce: Duration, cycles: usize) {
         "fleet-view write → DBaaS allow-list at Linode, debounce {}:",
         ms(debounce)
     );
-    latencies("new webserver → its address allowed", &added);
-    latencies("webserver destroyed → its address gone", &removed);
+    println!("{}", latencies("new webserver → its address allowed", &added));
+    println!(
+        "{}",
+        latencies("webserver destroyed → its address gone", &removed)
+    );
     s.shutdown().await;
 }
 
