@@ -8,10 +8,13 @@
 //! - [`plan`]: the pure core of replication — two sides' manifests and their last agreed base in, what to
 //!   copy, delete and keep out (rclone bisync's semantics, with a max-delete guard).
 //! - [`replicate`]: one pass of a bucket between two endpoints (list, plan, apply part by part, the new
-//!   base only after a pass that fully succeeded). The service loop, the agent and backups come next.
+//!   base only after a pass that fully succeeded).
+//! - [`store`]: the service's database — each replicated bucket's base. The service loop, the agent and
+//!   backups come next.
 
 pub mod plan;
 pub mod replicate;
+pub mod store;
 
 use flotilla_bus::Dispatcher;
 use flotilla_runtime::{Context, ServiceDef, config::NoSettings};
@@ -22,7 +25,7 @@ pub const DEF: ServiceDef = ServiceDef {
     version: env!("CARGO_PKG_VERSION"),
     description: "Webroots, assets and backups kept in step across regions through S3 datastores",
     admin_port: 9104,
-    migrations: None,
+    migrations: Some(store::migrations),
 };
 
 /// The service's own settings (`[service]` in its configuration).

@@ -22,7 +22,7 @@ use std::fmt;
 use chrono::{DateTime, Utc};
 
 /// One object as a manifest lists it.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Entry {
     /// Size in bytes.
     pub size: u64,
