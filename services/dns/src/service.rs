@@ -74,18 +74,20 @@ impl Default for Settings {
     }
 }
 
+impl Settings {
+    /// The loop's timing.
+    pub fn loop_settings(&self) -> LoopSettings {
+        LoopSettings {
+            resync: self.resync_interval,
+            debounce: self.debounce,
+            lease_ttl: self.lease_ttl,
+        }
+    }
+}
+
 impl flotilla_runtime::ServiceSettings for Settings {
     fn validate(&self, bus: &TopologyConfig) -> Result<(), String> {
-        if self.resync_interval.is_zero() {
-            return Err("resync_interval must be positive".into());
-        }
-        if self.lease_ttl < Duration::from_secs(3) || self.lease_ttl > bus.lease_max_age {
-            return Err(format!(
-                "lease_ttl {:?} must be at least 3s and at most bus.lease_max_age {:?}",
-                self.lease_ttl, bus.lease_max_age
-            ));
-        }
-        Ok(())
+        self.loop_settings().validate(bus)
     }
 }
 
@@ -1050,11 +1052,7 @@ pub fn start(ctx: &flotilla_runtime::Context<Settings>) -> std::sync::Arc<Record
     ));
     let looped = DeploymentLoop::new(
         std::sync::Arc::clone(&records),
-        LoopSettings {
-            resync: settings.resync_interval,
-            debounce: settings.debounce,
-            lease_ttl: settings.lease_ttl,
-        },
+        settings.loop_settings(),
         Sources {
             desired: ctx.desired(),
             fleet: ctx.fleet(),

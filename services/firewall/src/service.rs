@@ -29,7 +29,7 @@ use flotilla_proto::{
     WhyAllowed,
 };
 use flotilla_runtime::ApiFailure;
-use flotilla_runtime::deployments::{Nudge, Ran, Reconciler, Views};
+use flotilla_runtime::deployments::{LoopSettings, Nudge, Ran, Reconciler, Views};
 use flotilla_spec::{Deployment, Region, Role};
 use ipnet::Ipv4Net;
 use serde::Deserialize;
@@ -81,21 +81,23 @@ impl Default for Settings {
     }
 }
 
+impl Settings {
+    /// The loop's timing.
+    pub fn loop_settings(&self) -> LoopSettings {
+        LoopSettings {
+            resync: self.resync_interval,
+            debounce: self.debounce,
+            lease_ttl: self.lease_ttl,
+        }
+    }
+}
+
 impl flotilla_runtime::ServiceSettings for Settings {
     fn validate(&self, bus: &TopologyConfig) -> Result<(), String> {
-        if self.resync_interval.is_zero() {
-            return Err("resync_interval must be positive".into());
-        }
         if self.expiry.is_zero() {
             return Err("expiry must be positive".into());
         }
-        if self.lease_ttl < Duration::from_secs(3) || self.lease_ttl > bus.lease_max_age {
-            return Err(format!(
-                "lease_ttl {:?} must be at least 3s and at most bus.lease_max_age {:?}",
-                self.lease_ttl, bus.lease_max_age
-            ));
-        }
-        Ok(())
+        self.loop_settings().validate(bus)
     }
 }
 
@@ -885,11 +887,7 @@ pub fn start(ctx: &flotilla_runtime::Context<Settings>) -> Arc<FirewallService> 
     ));
     let looped = flotilla_runtime::deployments::DeploymentLoop::new(
         Arc::clone(&service),
-        flotilla_runtime::deployments::LoopSettings {
-            resync: settings.resync_interval,
-            debounce: settings.debounce,
-            lease_ttl: settings.lease_ttl,
-        },
+        settings.loop_settings(),
         flotilla_runtime::deployments::Sources {
             desired: ctx.desired(),
             fleet: ctx.fleet(),

@@ -78,6 +78,23 @@ pub struct LoopSettings {
     pub lease_ttl: Duration,
 }
 
+impl LoopSettings {
+    /// Checks the timing against the bus (for a service's `ServiceSettings::validate`): a positive resync,
+    /// and a lease of at least 3 s that the lease bucket keeps (at most `bus.lease_max_age`).
+    pub fn validate(&self, bus: &flotilla_bus::TopologyConfig) -> Result<(), String> {
+        if self.resync.is_zero() {
+            return Err("resync_interval must be positive".into());
+        }
+        if self.lease_ttl < Duration::from_secs(3) || self.lease_ttl > bus.lease_max_age {
+            return Err(format!(
+                "lease_ttl {:?} must be at least 3s and at most bus.lease_max_age {:?}",
+                self.lease_ttl, bus.lease_max_age
+            ));
+        }
+        Ok(())
+    }
+}
+
 /// The views and leases the loop reads.
 pub struct Sources {
     /// The desired-state bucket.
@@ -395,6 +412,29 @@ pub fn backoff(n: u32, resync: Duration) -> Duration {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn loop_timing_is_checked_against_the_bus() {
+        let bus = flotilla_bus::TopologyConfig::default();
+        let ok = LoopSettings {
+            resync: Duration::from_secs(60),
+            debounce: Duration::from_millis(250),
+            lease_ttl: Duration::from_secs(30),
+        };
+        assert_eq!(ok.validate(&bus), Ok(()));
+        let no_resync = LoopSettings {
+            resync: Duration::ZERO,
+            ..ok
+        };
+        assert_eq!(
+            no_resync.validate(&bus),
+            Err("resync_interval must be positive".into())
+        );
+        for lease_ttl in [Duration::from_secs(2), bus.lease_max_age + Duration::from_secs(1)] {
+            let e = LoopSettings { lease_ttl, ..ok }.validate(&bus).unwrap_err();
+            assert!(e.starts_with("lease_ttl"), "{e}");
+        }
+    }
 
     #[test]
     fn back_off_doubles_from_half_a_second_to_a_ceiling() {
