@@ -11,11 +11,11 @@ use std::fmt::Write as _;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use flotilla_bus::api::{self, ApiError};
+use flotilla_bus::api::ApiError;
 use flotilla_bus::subject;
 use flotilla_proto::{
-    Adopt, AuthenticatorMoved, CommandMeta, FailoverAuthenticator, HandOver, Message, OwnershipChanged,
-    RecordsView, ServiceStatus, ServiceStatusRequest, ShowRecords,
+    Adopt, AuthenticatorMoved, CommandMeta, FailoverAuthenticator, HandOver, OwnershipChanged, RecordsView,
+    ServiceStatus, ServiceStatusRequest, ShowRecords,
 };
 
 use crate::session::{Exit, FleetEvent, Outcome, Output, Session, exit, issuer};
@@ -90,7 +90,7 @@ pub enum DnsCommand {
 pub async fn failover(nats: &flotilla_bus::BusConfig, args: FailoverArgs) -> anyhow::Result<ExitCode> {
     let session = Session::connect(nats).await?;
     // Said at once when the dns service is not there, rather than after waiting for it.
-    let _: ServiceStatus = request(&session, "status", &ServiceStatusRequest {}).await?;
+    let _: ServiceStatus = session.call("dns", "status", &ServiceStatusRequest {}).await?;
     let cmd = FailoverAuthenticator {
         meta: CommandMeta::new(issuer()),
         deployment: args.deployment.clone(),
@@ -186,15 +186,16 @@ pub async fn run(nats: &flotilla_bus::BusConfig, cmd: DnsCommand) -> anyhow::Res
                 names,
                 dry_run,
             };
-            let changed: OwnershipChanged = request(&session, "hand-over", &req).await?;
+            let changed: OwnershipChanged = session.call("dns", "hand-over", &req).await?;
             print!(
                 "{}",
                 render_ownership(&changed, &format!("handed over from {from}"))
             );
         }
         DnsCommand::Adopt { deployment, dry_run } => {
-            let changed: OwnershipChanged =
-                request(&session, "adopt", &Adopt { deployment, dry_run }).await?;
+            let changed: OwnershipChanged = session
+                .call("dns", "adopt", &Adopt { deployment, dry_run })
+                .await?;
             print!("{}", render_ownership(&changed, "adopted"));
             if !changed.dry_run && !changed.records.is_empty() {
                 println!(
@@ -214,26 +215,10 @@ pub async fn records(
     deployment: &str,
     timeout: Duration,
 ) -> Result<RecordsView, ApiError> {
-    let subject = subject::api("dns", "records").map_err(|e| ApiError::Transport {
-        subject: "flotilla.api.dns.records".into(),
-        reason: e.to_string(),
-    })?;
     let req = ShowRecords {
         deployment: deployment.to_owned(),
     };
-    api::request(&session.client, &subject, &req, timeout).await
-}
-
-/// Asks `flotilla.api.dns.<verb>`, its failures said as the exit codes want.
-async fn request<Req: Message, Resp: Message>(
-    session: &Session,
-    verb: &str,
-    req: &Req,
-) -> anyhow::Result<Resp> {
-    let subject = subject::api("dns", verb)?;
-    api::request(&session.client, &subject, req, session.timeout)
-        .await
-        .map_err(|e| dns_error(&session.url, e))
+    session.ask("dns", "records", &req, timeout).await
 }
 
 /// A failed request to the dns service, said as the exit codes want ([`crate::session::service_error`]).

@@ -8,9 +8,8 @@ use std::fmt::Write as _;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use flotilla_bus::api::{self, ApiError};
-use flotilla_bus::subject;
-use flotilla_proto::{AllowVerdict, FirewallsView, Message, RuleView, ShowFirewalls, WhyAllowed};
+use flotilla_bus::api::ApiError;
+use flotilla_proto::{AllowVerdict, FirewallsView, RuleView, ShowFirewalls, WhyAllowed};
 
 use crate::session::{Output, Session};
 
@@ -59,7 +58,9 @@ pub async fn run(nats: &flotilla_bus::BusConfig, cmd: FirewallCommand) -> anyhow
             ip,
             output,
         } => {
-            let verdict: AllowVerdict = request(&session, "why", &WhyAllowed { deployment, ip }).await?;
+            let verdict: AllowVerdict = session
+                .call("firewall", "why", &WhyAllowed { deployment, ip })
+                .await?;
             match output {
                 Output::Json => println!("{}", serde_json::to_string_pretty(&verdict)?),
                 Output::Table => println!("{}: {}", verdict.ip, verdict.why),
@@ -71,25 +72,10 @@ pub async fn run(nats: &flotilla_bus::BusConfig, cmd: FirewallCommand) -> anyhow
 
 /// The firewall service's view of a deployment (`flotilla.api.firewall.show`), waiting up to `timeout`.
 pub async fn show(session: &Session, deployment: &str, timeout: Duration) -> Result<FirewallsView, ApiError> {
-    let subject = subject::api("firewall", "show").map_err(|e| ApiError::Transport {
-        subject: "flotilla.api.firewall.show".into(),
-        reason: e.to_string(),
-    })?;
     let req = ShowFirewalls {
         deployment: deployment.to_owned(),
     };
-    api::request(&session.client, &subject, &req, timeout).await
-}
-
-async fn request<Req: Message, Resp: Message>(
-    session: &Session,
-    verb: &str,
-    req: &Req,
-) -> anyhow::Result<Resp> {
-    let subject = subject::api("firewall", verb)?;
-    api::request(&session.client, &subject, req, session.timeout)
-        .await
-        .map_err(|e| crate::session::service_error("firewall", &session.url, e))
+    session.ask("firewall", "show", &req, timeout).await
 }
 
 fn rule_line(r: &RuleView) -> String {

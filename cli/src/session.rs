@@ -86,6 +86,36 @@ pub struct Session {
 }
 
 impl Session {
+    /// Asks `flotilla.api.<service>.<verb>`, waiting up to `timeout`.
+    pub async fn ask<Req: flotilla_proto::Message, Resp: flotilla_proto::Message>(
+        &self,
+        service: &str,
+        verb: &str,
+        req: &Req,
+        timeout: Duration,
+    ) -> Result<Resp, flotilla_bus::api::ApiError> {
+        let subject = flotilla_bus::subject::api(service, verb).map_err(|e| {
+            flotilla_bus::api::ApiError::Transport {
+                subject: format!("flotilla.api.{service}.{verb}"),
+                reason: e.to_string(),
+            }
+        })?;
+        flotilla_bus::api::request(&self.client, &subject, req, timeout).await
+    }
+
+    /// [`Session::ask`] within the session's timeout, a failure said as the exit codes want
+    /// ([`service_error`]).
+    pub async fn call<Req: flotilla_proto::Message, Resp: flotilla_proto::Message>(
+        &self,
+        service: &str,
+        verb: &str,
+        req: &Req,
+    ) -> anyhow::Result<Resp> {
+        self.ask(service, verb, req, self.timeout)
+            .await
+            .map_err(|e| service_error(service, &self.url, e))
+    }
+
     /// Connects, saying clearly when NATS is not there.
     pub async fn connect(cfg: &flotilla_bus::BusConfig) -> anyhow::Result<Self> {
         let url = cfg.urls.join(",");
