@@ -1,23 +1,36 @@
-//! The Flotilla `sync` service: Webroots, assets and backups kept in step across regions through S3 datastores.
+//! The Flotilla `sync` service: webroots, assets and backups kept in step across regions through S3
+//! datastores. One binary, two roles chosen by configuration ([`settings::Role`]):
 //!
-//! It consumes `flotilla.cmd.sync.<deployment>.<region>.<verb>` through its durable consumer and answers
-//! `flotilla.api.sync.status` and the NATS service API (`$SRV.PING`, `$SRV.INFO`, `$SRV.STATS`).
-//! Its command routes so far: none — webroot sync, asset mirroring and backups come with the issue that builds them; until then every
-//! command sent to it is dead-lettered as an unknown kind, with the reason, rather than left to rot.
+//! - the **replicator** (control plane): consumes `flotilla.cmd.sync.<deployment>.<region>.<verb>`
+//!   (`reconcile`) through its durable consumer, keeps each deployment's buckets equal across its regions
+//!   ([`replicator`]), and answers `flotilla.api.sync.show|status` and the NATS service API;
+//! - the **agent** (one per webserver, [`agent`]): keeps its webroot and its region's datastore in step,
+//!   pushing each local change and pulling each announced one.
 //!
+//! The parts:
 //! - [`plan`]: the pure core of replication — two sides' manifests and their last agreed base in, what to
 //!   copy, delete and keep out (rclone bisync's semantics, with a max-delete guard).
 //! - [`replicate`]: one pass of a bucket between two endpoints (list, plan, apply part by part, the new
 //!   base only after a pass that fully succeeded).
-//! - [`store`]: the service's database — each replicated bucket's base. The service loop, the agent and
-//!   backups come next.
+//! - [`local`]: a webroot as a side (its manifest, atomic writes, excludes).
+//! - [`store`]: the service's database — each replicated pair's base.
+//! - [`settings`]: the role and the rules.
 
+pub mod agent;
+pub mod local;
 pub mod plan;
 pub mod replicate;
+pub mod replicator;
+pub mod settings;
 pub mod store;
 
+use std::sync::Arc;
+
 use flotilla_bus::Dispatcher;
-use flotilla_runtime::{Context, ServiceDef, config::NoSettings};
+use flotilla_clouds::Clouds;
+use flotilla_runtime::{Context, ServiceDef};
+
+pub use settings::Settings;
 
 /// The service's identity.
 pub const DEF: ServiceDef = ServiceDef {
@@ -28,10 +41,47 @@ pub const DEF: ServiceDef = ServiceDef {
     migrations: Some(store::migrations),
 };
 
-/// The service's own settings (`[service]` in its configuration).
-pub type Settings = NoSettings;
-
-/// The command routes of the service.
+/// The command routes of the service and its work: the replicator's loop, API and `reconcile`; or the
+/// agent.
 pub fn routes(ctx: &Context<Settings>) -> Dispatcher {
-    Dispatcher::new(ctx.def.name)
+    let settings = ctx.config.service.clone();
+    let clouds = Clouds::new(ctx.config.clouds.clone(), ctx.config.secrets_file.clone());
+    let store = store::SyncStore::new(ctx.store.clone());
+    if settings.role == settings::Role::Agent {
+        agent::start(ctx, clouds, store);
+        return Dispatcher::new(ctx.def.name);
+    }
+    let replicator = Arc::new(replicator::Replicator::new(
+        settings.clone(),
+        clouds,
+        store,
+        ctx.publisher.clone(),
+    ));
+    let looped = flotilla_runtime::deployments::DeploymentLoop::new(
+        Arc::clone(&replicator),
+        settings.loop_settings(),
+        flotilla_runtime::deployments::Sources {
+            desired: ctx.desired(),
+            fleet: ctx.fleet(),
+            health: ctx.topology.health_view(),
+            leases: ctx.leases(),
+        },
+    );
+    replicator.attach(looped.nudge());
+    let api = Arc::clone(&replicator);
+    ctx.api("show", move |req: flotilla_proto::ShowSync| {
+        let api = Arc::clone(&api);
+        async move { api.show(req).await }
+    });
+    let stop = ctx.shutdown.clone();
+    ctx.spawn(replicator::follow_agents(
+        ctx.client.clone(),
+        Arc::clone(&replicator),
+        stop.clone(),
+    ));
+    ctx.spawn(async move { looped.run(stop).await });
+    Dispatcher::new(ctx.def.name).on(move |cmd: flotilla_proto::ReconcileSync, _delivery| {
+        let replicator = Arc::clone(&replicator);
+        async move { replicator.reconcile_now(cmd).await }
+    })
 }

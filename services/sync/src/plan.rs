@@ -72,8 +72,9 @@ impl fmt::Display for Side {
     }
 }
 
-/// How two versions of an object are told apart.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+/// How two versions of an object are told apart (`size-and-time` or `checksum` in settings).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
 pub enum Compare {
     /// Size and modification time (to the second: object stores keep no finer).
     #[default]
@@ -82,8 +83,10 @@ pub enum Compare {
     Checksum,
 }
 
-/// What to do with an object changed on both sides since the base.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+/// What to do with an object changed on both sides since the base (`keep-loser-renamed` or `newer-wins`
+/// in settings).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
 pub enum ConflictRule {
     /// The newer wins; the loser is kept beside it, renamed (rclone bisync's default).
     #[default]
@@ -101,8 +104,9 @@ pub struct Rules {
     pub conflict: ConflictRule,
     /// At most this many deletions per side per pass…
     pub max_delete: usize,
-    /// …and at most this share (percent) of the side's objects; past either, no deletion is made and
-    /// the pass says why.
+    /// …and at most this share (percent) of the side's objects (when more than [`PERCENT_GUARD_FLOOR`]
+    /// would go); past either — or when the other side lists nothing where it held objects — no deletion
+    /// is made on that side and the pass says why.
     pub max_delete_percent: u8,
     /// Keep an object about to be overwritten or deleted under `<prefix><time>/<key>` first.
     pub backup_prefix: Option<String>,
@@ -223,6 +227,10 @@ fn backup_key(rules: &Rules, key: &str, now: DateTime<Utc>) -> Option<String> {
         .map(|p| format!("{p}{}/{key}", now.format("%Y%m%dT%H%M%SZ")))
 }
 
+/// Deleting at most this many objects is never held back by the share rule (a small site deleting one of
+/// its three pages is no broken listing); the count rule and the empty-listing rule still apply.
+pub const PERCENT_GUARD_FLOOR: usize = 10;
+
 /// The pass that makes `a` and `b` equal, given `base` (each side's manifest after the last fully
 /// successful pass; `None` for a first pass: merge, delete nothing) and `rules`, at `now` (for backup
 /// names).
@@ -310,7 +318,21 @@ pub fn plan(a: &Manifest, b: &Manifest, base: Option<&Base>, rules: &Rules, now:
     for (on, actions) in deletes {
         let total = side(on).len();
         let share = actions.len().saturating_mul(100).checked_div(total).unwrap_or(0);
-        if actions.len() > rules.max_delete || share > usize::from(rules.max_delete_percent) {
+        // The other side lists nothing where it held objects at the last pass: the classic broken
+        // endpoint (or wrong bucket). Never believed.
+        let other_emptied = side(on.other()).is_empty() && base_of(on.other()).is_some_and(|m| !m.is_empty());
+        let over_share = actions.len() > PERCENT_GUARD_FLOOR && share > usize::from(rules.max_delete_percent);
+        if other_emptied {
+            out.held_back.push((
+                on,
+                format!(
+                    "the other side lists no object where it held {} at the last pass: it may be listing \
+                     nothing by mistake, so none of its {} deletions is made",
+                    base_of(on.other()).map_or(0, BTreeMap::len),
+                    actions.len()
+                ),
+            ));
+        } else if actions.len() > rules.max_delete || over_share {
             out.held_back.push((
                 on,
                 format!(
@@ -326,6 +348,58 @@ pub fn plan(a: &Manifest, b: &Manifest, base: Option<&Base>, rules: &Rules, now:
         }
     }
     out
+}
+
+/// The base after a pass that fully succeeded: each side as it was read at the start of the pass (never
+/// read again: a change made while the pass ran must still look like a change next time), with the effect
+/// of each applied action — a copied key as its destination now holds it (`written`, each side's entries
+/// for the keys copied to it, read after the copies), a deleted key gone from both. Losers kept under a
+/// new name are left out: the next pass carries them across like any new object.
+pub fn next_base(a: &Manifest, b: &Manifest, applied: &[Action], written: &Base) -> Base {
+    let mut base = Base {
+        a: a.clone(),
+        b: b.clone(),
+    };
+    for action in applied {
+        match action {
+            Action::Copy { key, from, .. } => {
+                let (to, fresh) = match from {
+                    Side::A => (&mut base.b, &written.b),
+                    Side::B => (&mut base.a, &written.a),
+                };
+                match fresh.get(key) {
+                    Some(entry) => {
+                        to.insert(key.clone(), entry.clone());
+                    }
+                    // Not seen after the copy: left out, so that the next pass looks at it again.
+                    None => {
+                        to.remove(key);
+                    }
+                }
+            }
+            Action::Delete { key, .. } => {
+                base.a.remove(key);
+                base.b.remove(key);
+            }
+            Action::KeepLoser { .. } => {}
+        }
+    }
+    base
+}
+
+/// The earliest modification time among the sources of the copies in `applied` (the oldest change a pass
+/// carried: the lag is measured from it).
+pub fn oldest_change(a: &Manifest, b: &Manifest, applied: &[Action]) -> Option<DateTime<Utc>> {
+    applied
+        .iter()
+        .filter_map(|action| match action {
+            Action::Copy { key, from, .. } => {
+                let side = if *from == Side::A { a } else { b };
+                side.get(key).map(|e| e.modified)
+            }
+            _ => None,
+        })
+        .min()
 }
 
 #[cfg(test)]

@@ -47,6 +47,8 @@ pub struct PassReport {
     pub failed: Vec<(String, String)>,
     /// The new base, when every action succeeded (and it was not a dry run).
     pub base: Option<Base>,
+    /// The modification time of the oldest change it carried (for the lag).
+    pub changed_at: Option<DateTime<Utc>>,
 }
 
 impl Pair<'_> {
@@ -128,12 +130,44 @@ impl Pair<'_> {
                 Err(e) => report.failed.push((action.to_string(), e.to_string())),
             }
         }
+        report.changed_at = plan::oldest_change(&a, &b, &report.plan.actions);
         if report.failed.is_empty() && report.plan.held_back.is_empty() {
-            // What each side holds now, times of the copies included: the next pass's base.
-            let (a, b) = Box::pin(self.manifests(rules)).await?;
-            report.base = Some(Base { a, b });
+            // The sides as read at the start, with each copy as its destination holds it now.
+            let written = self.written(&report.plan.actions, rules).await?;
+            report.base = Some(plan::next_base(&a, &b, &report.plan.actions, &written));
         }
         Ok(report)
+    }
+
+    /// Each side's entries for the keys copied to it (one listing of a side that was copied to).
+    async fn written(&self, actions: &[Action], rules: &Rules) -> Result<Base, PassError> {
+        let mut written = Base::default();
+        for side in [Side::A, Side::B] {
+            let copied: std::collections::BTreeSet<&str> = actions
+                .iter()
+                .filter_map(|a| match a {
+                    Action::Copy { key, from, .. } if from.other() == side => Some(key.as_str()),
+                    _ => None,
+                })
+                .collect();
+            if copied.is_empty() {
+                continue;
+            }
+            let objects = Box::pin(self.side(side).list(self.bucket, ""))
+                .await
+                .map_err(|source| PassError::List {
+                    side,
+                    bucket: self.bucket.to_owned(),
+                    source,
+                })?;
+            let mut listed = manifest(&objects, rules.backup_prefix.as_deref());
+            listed.retain(|k, _| copied.contains(k.as_str()));
+            match side {
+                Side::A => written.a = listed,
+                Side::B => written.b = listed,
+            }
+        }
+        Ok(written)
     }
 
     async fn copy(

@@ -47,6 +47,14 @@ pub enum DatastoreError {
         /// How many endpoints the region has.
         endpoints: usize,
     },
+    /// A local file could not be read or written (an agent's webroot, a backup's archive).
+    #[error("local file {path}: {message}")]
+    Local {
+        /// The file.
+        path: String,
+        /// What went wrong.
+        message: String,
+    },
     /// An S3 request failed (after its retries, when the failure was retryable).
     #[error(transparent)]
     Request(Box<RequestFailure>),

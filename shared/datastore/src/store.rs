@@ -230,157 +230,271 @@ impl Datastore {
             target.put(to_bucket, to_key, body).await?;
             return Ok(copied);
         }
-        let operation = format!("CreateMultipartUpload {to_bucket}/{to_key}");
-        let created = target
-            .with_retry(&operation, || async {
-                let request = target
-                    .client
-                    .create_multipart_upload()
-                    .bucket(to_bucket)
-                    .key(to_key)
-                    .send();
-                target
-                    .timed(&operation, 0, async {
-                        request.await.map_err(|e| target.sdk_failure(&operation, e))
-                    })
-                    .await
-            })
-            .await?;
-        let upload_id = created.upload_id().unwrap_or_default().to_owned();
         // Boxed: the parts' futures are large, and this one is awaited inside others.
-        let copied = Box::pin(self.copy_parts(
-            bucket, key, target, to_bucket, to_key, &upload_id, size, part_size,
-        ))
-        .await;
-        match copied {
-            Ok(parts) => {
-                let operation = format!("CompleteMultipartUpload {to_bucket}/{to_key}");
-                let completed = aws_sdk_s3::types::CompletedMultipartUpload::builder()
-                    .set_parts(Some(parts))
-                    .build();
-                target
-                    .with_retry(&operation, || async {
-                        let request = target
-                            .client
-                            .complete_multipart_upload()
-                            .bucket(to_bucket)
-                            .key(to_key)
-                            .upload_id(&upload_id)
-                            .multipart_upload(completed.clone())
-                            .send();
-                        target
-                            .timed(&operation, 0, async {
-                                request
-                                    .await
-                                    .map(|_| ())
-                                    .map_err(|e| target.sdk_failure(&operation, e))
-                            })
-                            .await
-                    })
-                    .await?;
-                Ok(size)
-            }
-            Err(e) => {
-                // Best effort: an upload left behind only costs storage until the bucket's lifecycle rule.
-                let _ = target
-                    .client
-                    .abort_multipart_upload()
-                    .bucket(to_bucket)
-                    .key(to_key)
-                    .upload_id(&upload_id)
-                    .send()
-                    .await;
-                Err(e)
-            }
-        }
+        Box::pin(
+            target.multipart(to_bucket, to_key, size, part_size, |start, len| {
+                self.get_range(bucket, key, start, len)
+            }),
+        )
+        .await
+        .map(|()| size)
     }
 
-    /// The parts of a multipart copy: each range read here and written there, one at a time.
-    #[allow(clippy::too_many_arguments)]
-    async fn copy_parts(
+    /// Writes the file at `path`, `size` bytes long, as `key` of `bucket`, holding at most one part of
+    /// `part_size` bytes in memory: a file larger than one part is written as a multipart upload. A file
+    /// that changes length while it is read fails the write (a local error), and nothing is left behind.
+    pub async fn put_file(
         &self,
         bucket: &str,
         key: &str,
-        target: &Datastore,
-        to_bucket: &str,
-        to_key: &str,
-        upload_id: &str,
+        path: &std::path::Path,
         size: u64,
         part_size: u64,
-    ) -> Result<Vec<aws_sdk_s3::types::CompletedPart>, DatastoreError> {
+    ) -> Result<u64, DatastoreError> {
+        let part_size = part_size.max(MIN_PART_SIZE);
+        if size <= part_size {
+            let body = tokio::fs::read(path).await.map_err(|e| local(path, &e))?;
+            if u64::try_from(body.len()).ok() != Some(size) {
+                return Err(DatastoreError::Local {
+                    path: path.display().to_string(),
+                    message: format!(
+                        "expected {size} bytes, read {} (it changed while read)",
+                        body.len()
+                    ),
+                });
+            }
+            self.put(bucket, key, Bytes::from(body)).await?;
+            return Ok(size);
+        }
+        Box::pin(self.multipart(bucket, key, size, part_size, |start, len| {
+            read_range(path, start, len)
+        }))
+        .await
+        .map(|()| size)
+    }
+
+    /// Reads `key` of `bucket` into a new file at `path` (created or truncated), streamed: at most one
+    /// chunk of the answer is held in memory. `None` (and no file written) when the key does not exist.
+    /// The file is flushed to disk before this returns; write it under a temporary name and rename it, so
+    /// that no reader ever sees half of it.
+    pub async fn get_to_file(
+        &self,
+        bucket: &str,
+        key: &str,
+        path: &std::path::Path,
+    ) -> Result<Option<u64>, DatastoreError> {
+        use tokio::io::AsyncWriteExt;
+        let operation = format!("GetObject {bucket}/{key}");
+        let result = self
+            .with_retry(&operation, || async {
+                let request = self.client.get_object().bucket(bucket).key(key).send();
+                let mut output = self
+                    .timed(&operation, 0, async {
+                        request.await.map_err(|e| self.sdk_failure(&operation, e))
+                    })
+                    .await?;
+                let size = output
+                    .content_length()
+                    .and_then(|n| u64::try_from(n).ok())
+                    .unwrap_or(0);
+                let mut file = tokio::fs::File::create(path).await.map_err(|e| local(path, &e))?;
+                let mut written = 0u64;
+                self.timed(&operation, size, async {
+                    while let Some(chunk) = output.body.try_next().await.map_err(|e| {
+                        self.failure(&operation, FailureKind::Protocol, None, None, &e.to_string())
+                    })? {
+                        file.write_all(&chunk).await.map_err(|e| local(path, &e))?;
+                        written += u64::try_from(chunk.len()).unwrap_or(u64::MAX);
+                    }
+                    Ok(())
+                })
+                .await?;
+                file.sync_all().await.map_err(|e| local(path, &e))?;
+                if written != size {
+                    return Err(self.failure(
+                        &operation,
+                        FailureKind::Protocol,
+                        None,
+                        None,
+                        &format!("the answer said {size} bytes and carried {written}"),
+                    ));
+                }
+                Ok(written)
+            })
+            .await;
+        match result {
+            Ok(n) => Ok(Some(n)),
+            Err(e) if e.is_not_found() && !is_missing_bucket(&e) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Bytes `start..start + len` of `key` of `bucket`.
+    async fn get_range(
+        &self,
+        bucket: &str,
+        key: &str,
+        start: u64,
+        len: u64,
+    ) -> Result<Bytes, DatastoreError> {
+        let end = start + len - 1;
+        let operation = format!("GetObject {bucket}/{key} bytes {start}-{end}");
+        let body = self
+            .with_retry(&operation, || async {
+                let request = self
+                    .client
+                    .get_object()
+                    .bucket(bucket)
+                    .key(key)
+                    .range(format!("bytes={start}-{end}"))
+                    .send();
+                let output = self
+                    .timed(&operation, 0, async {
+                        request.await.map_err(|e| self.sdk_failure(&operation, e))
+                    })
+                    .await?;
+                self.timed(&operation, len, async {
+                    output.body.collect().await.map_err(|e| {
+                        self.failure(&operation, FailureKind::Protocol, None, None, &e.to_string())
+                    })
+                })
+                .await
+                .map(|b| b.into_bytes())
+            })
+            .await?;
+        if u64::try_from(body.len()).ok() != Some(len) {
+            return Err(self.failure(
+                &operation,
+                FailureKind::Protocol,
+                None,
+                None,
+                &format!(
+                    "asked for {len} bytes, got {} (the object changed while it was copied?)",
+                    body.len()
+                ),
+            ));
+        }
+        Ok(body)
+    }
+
+    /// Writes `key` of `bucket` here as a multipart upload of `size` bytes, part by part, each part's
+    /// bytes from `read(start, len)` (each part retried on its own; the upload aborted if a part cannot
+    /// be read or written).
+    async fn multipart<R, F>(
+        &self,
+        bucket: &str,
+        key: &str,
+        size: u64,
+        part_size: u64,
+        mut read: R,
+    ) -> Result<(), DatastoreError>
+    where
+        R: FnMut(u64, u64) -> F,
+        F: Future<Output = Result<Bytes, DatastoreError>>,
+    {
+        let operation = format!("CreateMultipartUpload {bucket}/{key}");
+        let created = self
+            .with_retry(&operation, || async {
+                let request = self
+                    .client
+                    .create_multipart_upload()
+                    .bucket(bucket)
+                    .key(key)
+                    .send();
+                self.timed(&operation, 0, async {
+                    request.await.map_err(|e| self.sdk_failure(&operation, e))
+                })
+                .await
+            })
+            .await?;
+        let upload_id = created.upload_id().unwrap_or_default().to_owned();
         let mut parts = Vec::new();
         let mut start = 0u64;
         let mut number = 1i32;
+        let mut failed = None;
         while start < size {
-            let end = (start + part_size).min(size) - 1;
-            let operation = format!("GetObject {bucket}/{key} bytes {start}-{end}");
-            let body = self
+            let len = part_size.min(size - start);
+            let body = match read(start, len).await {
+                Ok(body) => body,
+                Err(e) => {
+                    failed = Some(e);
+                    break;
+                }
+            };
+            let operation = format!("UploadPart {bucket}/{key} #{number}");
+            let uploaded = self
                 .with_retry(&operation, || async {
                     let request = self
                         .client
-                        .get_object()
+                        .upload_part()
                         .bucket(bucket)
                         .key(key)
-                        .range(format!("bytes={start}-{end}"))
-                        .send();
-                    let output = self
-                        .timed(&operation, 0, async {
-                            request.await.map_err(|e| self.sdk_failure(&operation, e))
-                        })
-                        .await?;
-                    self.timed(&operation, end - start + 1, async {
-                        output.body.collect().await.map_err(|e| {
-                            self.failure(&operation, FailureKind::Protocol, None, None, &e.to_string())
-                        })
-                    })
-                    .await
-                    .map(|b| b.into_bytes())
-                })
-                .await?;
-            if u64::try_from(body.len()).ok() != Some(end - start + 1) {
-                return Err(self.failure(
-                    &operation,
-                    FailureKind::Protocol,
-                    None,
-                    None,
-                    &format!(
-                        "asked for {} bytes, got {} (the object changed while it was copied?)",
-                        end - start + 1,
-                        body.len()
-                    ),
-                ));
-            }
-            let operation = format!("UploadPart {to_bucket}/{to_key} #{number}");
-            let etag = target
-                .with_retry(&operation, || async {
-                    let request = target
-                        .client
-                        .upload_part()
-                        .bucket(to_bucket)
-                        .key(to_key)
-                        .upload_id(upload_id)
+                        .upload_id(&upload_id)
                         .part_number(number)
                         .body(ByteStream::from(body.clone()))
                         .send();
-                    target
-                        .timed(&operation, end - start + 1, async {
-                            request.await.map_err(|e| target.sdk_failure(&operation, e))
-                        })
-                        .await
+                    self.timed(&operation, len, async {
+                        request.await.map_err(|e| self.sdk_failure(&operation, e))
+                    })
+                    .await
                 })
-                .await?
-                .e_tag()
-                .map(str::to_owned);
-            parts.push(
-                aws_sdk_s3::types::CompletedPart::builder()
-                    .part_number(number)
-                    .set_e_tag(etag)
-                    .build(),
-            );
-            start = end + 1;
+                .await;
+            match uploaded {
+                Ok(part) => parts.push(
+                    aws_sdk_s3::types::CompletedPart::builder()
+                        .part_number(number)
+                        .set_e_tag(part.e_tag().map(str::to_owned))
+                        .build(),
+                ),
+                Err(e) => {
+                    failed = Some(e);
+                    break;
+                }
+            }
+            start += len;
             number += 1;
         }
-        Ok(parts)
+        if failed.is_none() {
+            let operation = format!("CompleteMultipartUpload {bucket}/{key}");
+            let completed = aws_sdk_s3::types::CompletedMultipartUpload::builder()
+                .set_parts(Some(parts))
+                .build();
+            let done = self
+                .with_retry(&operation, || async {
+                    let request = self
+                        .client
+                        .complete_multipart_upload()
+                        .bucket(bucket)
+                        .key(key)
+                        .upload_id(&upload_id)
+                        .multipart_upload(completed.clone())
+                        .send();
+                    self.timed(&operation, 0, async {
+                        request
+                            .await
+                            .map(|_| ())
+                            .map_err(|e| self.sdk_failure(&operation, e))
+                    })
+                    .await
+                })
+                .await;
+            match done {
+                Ok(()) => return Ok(()),
+                Err(e) => failed = Some(e),
+            }
+        }
+        // Best effort: an upload left behind only costs storage until the bucket's lifecycle rule.
+        let _ = self
+            .client
+            .abort_multipart_upload()
+            .bucket(bucket)
+            .key(key)
+            .upload_id(&upload_id)
+            .send()
+            .await;
+        Err(failed.unwrap_or_else(|| {
+            self.failure(&operation, FailureKind::Protocol, None, None, "the upload failed")
+        }))
     }
 
     /// Deletes an object. An object or bucket that is already gone is success.
@@ -669,6 +783,26 @@ impl Redactor {
             text.replace(key.expose(), "<redacted>")
         })
     }
+}
+
+/// A local file's error as a datastore error.
+fn local(path: &std::path::Path, e: &std::io::Error) -> DatastoreError {
+    DatastoreError::Local {
+        path: path.display().to_string(),
+        message: e.to_string(),
+    }
+}
+
+/// Bytes `start..start + len` of the file at `path`.
+async fn read_range(path: &std::path::Path, start: u64, len: u64) -> Result<Bytes, DatastoreError> {
+    use tokio::io::{AsyncReadExt, AsyncSeekExt};
+    let mut file = tokio::fs::File::open(path).await.map_err(|e| local(path, &e))?;
+    file.seek(std::io::SeekFrom::Start(start))
+        .await
+        .map_err(|e| local(path, &e))?;
+    let mut body = vec![0u8; usize::try_from(len).unwrap_or(usize::MAX)];
+    file.read_exact(&mut body).await.map_err(|e| local(path, &e))?;
+    Ok(Bytes::from(body))
 }
 
 #[cfg(test)]

@@ -89,5 +89,12 @@ pub fn all_schemas() -> Vec<(&'static str, schemars::Schema)> {
         entry::<RuleSet>(),
         entry::<AllowListChanged>(),
         entry::<FirewallChanged>(),
+        entry::<ReconcileSync>(),
+        entry::<TakeBackup>(),
+        entry::<RestoreBackup>(),
+        entry::<SyncApplied>(),
+        entry::<BackupWritten>(),
+        entry::<ShowSync>(),
+        entry::<SyncView>(),
     ]
 }

@@ -1369,3 +1369,248 @@ pub struct FirewallChanged {
 impl Message for FirewallChanged {
     const KIND: &'static str = "firewall.changed.v1";
 }
+
+// ---------------------------------------------------------------------------------------------------------
+// Sync: webroots, assets and backups kept in step across regions
+// ---------------------------------------------------------------------------------------------------------
+
+/// `sync.reconcile.v1`: replicate a deployment's buckets between its regions now, instead of at the next
+/// change or resync (published on `flotilla.cmd.sync.<deployment>.<region>.reconcile`, the region any of
+/// the deployment's). Copies nothing that is already in step; sending it again is harmless.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct ReconcileSync {
+    /// Command metadata.
+    pub meta: CommandMeta,
+    /// Deployment name.
+    pub deployment: String,
+    /// A region of the deployment.
+    pub region: String,
+}
+
+impl Message for ReconcileSync {
+    const KIND: &'static str = "sync.reconcile.v1";
+}
+
+/// `sync.backup.v1`: take a backup of the deployment's webroot now (published on
+/// `flotilla.cmd.sync.<deployment>.<region>.backup`, the region whose webroot — any, they are in step).
+/// The archive goes to every datastore of the deployment; an endpoint that fails is filled in later. The
+/// command's id names the archive, so a redelivered command writes no second one.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct TakeBackup {
+    /// Command metadata.
+    pub meta: CommandMeta,
+    /// Deployment name.
+    pub deployment: String,
+    /// The region whose webroot is archived.
+    pub region: String,
+    /// The period it is kept under (`manual` when taken by hand; `hourly`, `daily`, `weekly`, `monthly`,
+    /// `bimonthly` as the schedule takes them).
+    #[serde(default = "manual")]
+    pub period: String,
+}
+
+fn manual() -> String {
+    "manual".into()
+}
+
+impl Message for TakeBackup {
+    const KIND: &'static str = "sync.backup.v1";
+}
+
+/// `sync.restore.v1`: put a backup back into the deployment's webroot (published on
+/// `flotilla.cmd.sync.<deployment>.<region>.restore`): the newest archive (or the newest at or before `at`)
+/// whose checksum verifies, from any provider (or only `from`); the agents then apply it like any change.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct RestoreBackup {
+    /// Command metadata.
+    pub meta: CommandMeta,
+    /// Deployment name.
+    pub deployment: String,
+    /// The region whose webroot is restored (the others follow by replication).
+    pub region: String,
+    /// Only from this provider's datastores (`linode`, `digitalocean`, `vultr`, `exoscale`).
+    #[serde(default)]
+    pub from: Option<String>,
+    /// The newest archive taken at or before this time (default: the newest).
+    #[serde(default)]
+    pub at: Option<DateTime<Utc>>,
+}
+
+impl Message for RestoreBackup {
+    const KIND: &'static str = "sync.restore.v1";
+}
+
+/// `sync.applied.v1`: objects were copied or deleted to keep a bucket in step (published on
+/// `flotilla.evt.sync.<deployment>.<region>.<outcome>`): `pushed` by an agent from its webroot to its
+/// region's datastore, `pulled` by an agent from there into its webroot, `replicated` by the replicator
+/// between two regions' datastores, `held-back` when the max-delete guard stopped deletions, `failed`
+/// when some actions failed (they are tried again).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct SyncApplied {
+    /// Event metadata.
+    pub meta: crate::EventMeta,
+    /// Deployment name.
+    pub deployment: String,
+    /// The region whose webroot or datastore changed (for `replicated`, the region replicated with
+    /// `peer`).
+    pub region: String,
+    /// The bucket.
+    pub bucket: String,
+    /// Who applied it: an agent's machine (resource id), or `replicator`.
+    pub origin: String,
+    /// For `replicated`: the other region of the pair.
+    #[serde(default)]
+    pub peer: Option<String>,
+    /// `pushed`, `pulled`, `replicated`, `held-back` or `failed`.
+    pub outcome: String,
+    /// Keys copied (at most [`SYNC_EVENT_KEYS`]; `copied_count` has them all).
+    pub copied: Vec<String>,
+    /// How many were copied.
+    pub copied_count: u64,
+    /// Keys deleted (at most [`SYNC_EVENT_KEYS`]).
+    pub deleted: Vec<String>,
+    /// How many were deleted.
+    pub deleted_count: u64,
+    /// Keys changed on both sides since the last pass (the loser kept renamed, by default).
+    pub conflicts: Vec<String>,
+    /// What the max-delete guard held back, and why.
+    pub held_back: Vec<String>,
+    /// Actions that failed, with why.
+    pub failed: Vec<String>,
+    /// When the oldest change it carried was made (the lag is measured from it).
+    #[serde(default)]
+    pub changed_at: Option<DateTime<Utc>>,
+    /// What happened, in words.
+    pub message: String,
+}
+
+/// The most keys a [`SyncApplied`] event lists of each kind.
+pub const SYNC_EVENT_KEYS: usize = 100;
+
+impl Message for SyncApplied {
+    const KIND: &'static str = "sync.applied.v1";
+}
+
+/// `sync.backup-written.v1`: a webroot backup was written, filled in or restored (published on
+/// `flotilla.evt.backup.<deployment>.<region>.<outcome>`): `written` on every datastore, `incomplete` when
+/// some endpoints failed (they are retried until they succeed), `filled` when a retry succeeded,
+/// `restored` when an archive was put back into the webroot, `failed` when a backup or restore could not
+/// be made at all.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct BackupWritten {
+    /// Event metadata.
+    pub meta: crate::EventMeta,
+    /// Deployment name.
+    pub deployment: String,
+    /// The region whose webroot was archived or restored.
+    pub region: String,
+    /// `written`, `incomplete`, `filled`, `restored` or `failed`.
+    pub outcome: String,
+    /// The archive's bucket and key.
+    pub bucket: String,
+    /// The archive's key.
+    pub key: String,
+    /// Its SHA-256, hex.
+    pub checksum: String,
+    /// Its size in bytes.
+    pub size: u64,
+    /// The endpoints holding it (`<provider>:<host>`).
+    pub written: Vec<String>,
+    /// The endpoints still missing it, with why.
+    pub missing: Vec<String>,
+    /// What happened, in words.
+    pub message: String,
+}
+
+impl Message for BackupWritten {
+    const KIND: &'static str = "sync.backup-written.v1";
+}
+
+/// `sync.show.v1`: the request of `flotilla.api.sync.show` — a deployment's replication and backups.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct ShowSync {
+    /// Deployment name.
+    pub deployment: String,
+}
+
+impl Message for ShowSync {
+    const KIND: &'static str = "sync.show.v1";
+}
+
+/// `sync.view.v1`: a deployment's replication, agents and backups as the sync service sees them.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct SyncView {
+    /// Deployment name.
+    pub deployment: String,
+    /// Each bucket between each region and the hub region.
+    pub buckets: Vec<BucketSync>,
+    /// Each agent heard from (its last push and pull).
+    pub agents: Vec<AgentSync>,
+    /// The backups, newest first.
+    pub backups: Vec<BackupView>,
+}
+
+impl Message for SyncView {
+    const KIND: &'static str = "sync.view.v1";
+}
+
+/// One bucket between one region's datastore and the hub region's.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct BucketSync {
+    /// The bucket.
+    pub bucket: String,
+    /// The region.
+    pub region: String,
+    /// The region it is replicated with (the hub).
+    pub peer: String,
+    /// The last pass that fully succeeded.
+    pub last_full_pass: Option<DateTime<Utc>>,
+    /// The last pass, successful or not.
+    pub last_pass: Option<DateTime<Utc>>,
+    /// Objects the last pass copied or deleted.
+    pub last_applied: u64,
+    /// The lag of the last change carried: from its making to its replication, milliseconds.
+    pub lag_ms: Option<u64>,
+    /// Actions planned and not yet applied (failed or held back).
+    pub pending: u64,
+    /// What failed in the last pass.
+    pub failed: Vec<String>,
+    /// What the max-delete guard held back.
+    pub held_back: Vec<String>,
+}
+
+/// One agent (one webserver's webroot) as its events tell.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct AgentSync {
+    /// The region.
+    pub region: String,
+    /// The machine (resource id).
+    pub machine: String,
+    /// Its last push.
+    pub last_push: Option<DateTime<Utc>>,
+    /// Its last pull.
+    pub last_pull: Option<DateTime<Utc>>,
+    /// The lag of its last pull: from the change's making to its arrival in this webroot, milliseconds.
+    pub lag_ms: Option<u64>,
+    /// Actions that failed in its last pass.
+    pub failed: u64,
+}
+
+/// One webroot backup.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct BackupView {
+    /// The period it is kept under.
+    pub period: String,
+    /// The archive's key.
+    pub key: String,
+    /// When it was taken.
+    pub taken_at: DateTime<Utc>,
+    /// Its SHA-256, hex.
+    pub checksum: String,
+    /// Its size in bytes.
+    pub size: u64,
+    /// Endpoints holding it.
+    pub written: Vec<String>,
+    /// Endpoints still missing it (being retried).
+    pub missing: Vec<String>,
+}

@@ -6,11 +6,12 @@
 use uuid::Uuid;
 
 use crate::{
-    AllowListChanged, ApplyRegion, AuthenticatorMoved, CommandMeta, CommandRejected, CreateMachines,
-    DbaasReady, DecodeError, DestroyMachine, DestroyRegion, DnsAlarm, EventMeta, FailoverAuthenticator,
-    FirewallChanged, MachineChanged, MachineHealth, MachineMetric, Message, PauseScaling, ProtectMachine,
-    ReconcileFirewalls, ReconcileRegion, RecordsChanged, RegionApplied, ReplaceMachine, ResumeScaling,
-    RuleSet, ScaleRegion, ScalingActivity, SetSchedule, SetTargetTracking,
+    AllowListChanged, ApplyRegion, AuthenticatorMoved, BackupWritten, CommandMeta, CommandRejected,
+    CreateMachines, DbaasReady, DecodeError, DestroyMachine, DestroyRegion, DnsAlarm, EventMeta,
+    FailoverAuthenticator, FirewallChanged, MachineChanged, MachineHealth, MachineMetric, Message,
+    PauseScaling, ProtectMachine, ReconcileFirewalls, ReconcileRegion, ReconcileSync, RecordsChanged,
+    RegionApplied, ReplaceMachine, RestoreBackup, ResumeScaling, RuleSet, ScaleRegion, ScalingActivity,
+    SetSchedule, SetTargetTracking, SyncApplied, TakeBackup,
 };
 
 /// The service and verb of a command kind: `provisioner.apply.v1` → (`provisioner`, `apply`).
@@ -76,7 +77,10 @@ command!(
     SetSchedule,
     SetTargetTracking,
     FailoverAuthenticator,
-    ReconcileFirewalls
+    ReconcileFirewalls,
+    ReconcileSync,
+    TakeBackup,
+    RestoreBackup
 );
 
 impl Command for ApplyRegion {
@@ -122,6 +126,8 @@ event!(
     AllowListChanged => "allow-list", |e| &e.outcome;
     FirewallChanged => "firewall", |e| &e.outcome;
     RuleSet => "rules", |e| &e.role;
+    SyncApplied => "sync", |e| &e.outcome;
+    BackupWritten => "backup", |e| &e.outcome;
 );
 
 /// Any event a Flotilla service publishes, decoded by its kind header: the one typed decoder the services
@@ -152,6 +158,10 @@ pub enum AnyEvent {
     Firewall(FirewallChanged),
     /// `firewall.rule-set.v1`.
     Rules(RuleSet),
+    /// `sync.applied.v1`.
+    Sync(SyncApplied),
+    /// `sync.backup-written.v1`.
+    Backup(BackupWritten),
 }
 
 impl AnyEvent {
@@ -178,6 +188,8 @@ impl AnyEvent {
             Some(AllowListChanged::KIND) => AnyEvent::AllowList(typed(content_type, payload)?),
             Some(FirewallChanged::KIND) => AnyEvent::Firewall(typed(content_type, payload)?),
             Some(RuleSet::KIND) => AnyEvent::Rules(typed(content_type, payload)?),
+            Some(SyncApplied::KIND) => AnyEvent::Sync(typed(content_type, payload)?),
+            Some(BackupWritten::KIND) => AnyEvent::Backup(typed(content_type, payload)?),
             _ => return Ok(None),
         }))
     }
@@ -196,6 +208,8 @@ impl AnyEvent {
             AnyEvent::AllowList(e) => Some(e.meta.correlation_id),
             AnyEvent::Firewall(e) => Some(e.meta.correlation_id),
             AnyEvent::Rules(e) => Some(e.meta.correlation_id),
+            AnyEvent::Sync(e) => Some(e.meta.correlation_id),
+            AnyEvent::Backup(e) => Some(e.meta.correlation_id),
             AnyEvent::Rejected(_) => None,
         }
     }

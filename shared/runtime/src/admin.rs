@@ -32,6 +32,42 @@ pub struct AdminState {
     pub counters: Vec<(String, Arc<OutcomeCounters>)>,
     /// Metrics registry, rendered by `/metrics`.
     pub registry: Arc<Registry>,
+    /// The service's own readiness conditions ([`crate::Context::gate`]).
+    pub gates: Vec<ReadyGate>,
+}
+
+/// One condition of a service's readiness, held by its code: `/ready` is red while it is closed, with its
+/// reason (an agent that has not caught up yet, say). Cloning gives another handle on the same gate.
+#[derive(Debug, Clone)]
+pub struct ReadyGate(Arc<std::sync::Mutex<Option<String>>>);
+
+impl ReadyGate {
+    /// A gate closed for `reason`.
+    pub fn closed(reason: impl Into<String>) -> Self {
+        Self(Arc::new(std::sync::Mutex::new(Some(reason.into()))))
+    }
+
+    /// Opens it: the condition holds.
+    pub fn open(&self) {
+        if let Ok(mut g) = self.0.lock() {
+            *g = None;
+        }
+    }
+
+    /// Closes it for `reason`.
+    pub fn close(&self, reason: impl Into<String>) {
+        if let Ok(mut g) = self.0.lock() {
+            *g = Some(reason.into());
+        }
+    }
+
+    /// Why it is closed; `None` when open.
+    pub fn reason(&self) -> Option<String> {
+        self.0
+            .lock()
+            .map(|g| g.clone())
+            .unwrap_or_else(|p| p.into_inner().clone())
+    }
 }
 
 /// Reports one consumer's counters as Prometheus metrics at scrape time: `flotilla_commands_*` for the
@@ -110,6 +146,7 @@ async fn ready(State(state): State<AdminState>) -> impl IntoResponse {
             problems.push(format!("the {name} consumer cannot pull (see the log)"));
         }
     }
+    problems.extend(state.gates.iter().filter_map(ReadyGate::reason));
     if let Err(e) = state.store.ping().await {
         problems.push(format!("database: {e}"));
     }

@@ -93,6 +93,7 @@ pub struct Context<S> {
     pub shutdown: CancellationToken,
     endpoints: std::sync::Mutex<Vec<ApiEndpoint>>,
     subscriptions: std::sync::Mutex<Vec<EventSubscription>>,
+    gates: std::sync::Mutex<Vec<crate::admin::ReadyGate>>,
     registry: std::sync::Mutex<Registry>,
     tasks: tokio_util::task::TaskTracker,
 }
@@ -206,6 +207,16 @@ impl<S> Context<S> {
         }
     }
 
+    /// A readiness condition of the service, closed for `reason` until its code opens it: `/ready` stays
+    /// red (and says why) while any gate is closed.
+    pub fn gate(&self, reason: &str) -> crate::admin::ReadyGate {
+        let gate = crate::admin::ReadyGate::closed(reason);
+        if let Ok(mut gates) = self.gates.lock() {
+            gates.push(gate.clone());
+        }
+        gate
+    }
+
     /// Registers a service's own metrics, rendered by `/metrics` with the consumers' counters.
     pub fn register_metrics(&self, register: impl FnOnce(&mut Registry)) {
         match self.registry.lock() {
@@ -311,6 +322,7 @@ where
         shutdown: shutdown.clone(),
         endpoints: std::sync::Mutex::new(Vec::new()),
         subscriptions: std::sync::Mutex::new(Vec::new()),
+        gates: std::sync::Mutex::new(Vec::new()),
         registry: std::sync::Mutex::new(Registry::default()),
         tasks: tokio_util::task::TaskTracker::new(),
     };
@@ -340,6 +352,7 @@ where
         tracing::info!(service = def.name, purpose = %sub.purpose, kinds = ?sub.dispatcher.kinds().collect::<Vec<_>>(), "event routes");
         event_consumers.push((sub.purpose, consumer, Arc::new(sub.dispatcher)));
     }
+    let gates = ctx.gates.lock().map(|g| g.clone()).unwrap_or_default();
     let mut registry = match ctx.registry.into_inner() {
         Ok(r) => r,
         Err(poisoned) => poisoned.into_inner(),
@@ -397,6 +410,7 @@ where
             store: store.clone(),
             counters: consumer_counters,
             registry: Arc::new(registry),
+            gates,
         };
         let (bound, serve) = admin::bind(addr, state, shutdown.clone())
             .await

@@ -125,9 +125,25 @@ fn an_empty_listing_never_empties_the_other_side() {
     let (side, why) = &p.held_back[0];
     assert_eq!(*side, Side::A);
     assert!(
-        why.starts_with("20 of its 20 objects would be deleted (100%)"),
+        why.starts_with("the other side lists no object where it held 20"),
         "{why}"
     );
+    // A listing that kept only a few objects: the share rule holds.
+    let few: Manifest = base.iter().take(3).map(|(k, v)| (k.clone(), v.clone())).collect();
+    let p = plan(&a, &few, Some(&both(&base)), &Rules::default(), at(100));
+    assert!(p.actions.is_empty(), "{:?}", p.actions);
+    assert!(
+        p.held_back[0]
+            .1
+            .starts_with("17 of its 20 objects would be deleted (85%)"),
+        "{:?}",
+        p.held_back
+    );
+    // Small sites: deleting a few of a handful is no broken listing.
+    let small = manifest(&[("a", 1, 0), ("b", 1, 0), ("c", 1, 0)]);
+    let kept = manifest(&[("a", 1, 0)]);
+    let p = plan(&small, &kept, Some(&both(&small)), &Rules::default(), at(100));
+    assert_eq!(lines(&p), ["delete b on a", "delete c on a"]);
     // A few deletions within the limits go through.
     let b: Manifest = base.iter().skip(2).map(|(k, v)| (k.clone(), v.clone())).collect();
     let p = plan(&a, &b, Some(&both(&base)), &Rules::default(), at(100));
@@ -190,9 +206,15 @@ fn copies_carry_the_time_of_their_writing_and_are_still_in_step() {
         ["copy x a → b"]
     );
     // A deletion on b is told by b's own base, whatever a's times.
+    let a = manifest(&[("x", 5, 10), ("y", 1, 10)]);
+    let b = manifest(&[("x", 5, 70), ("y", 1, 70)]);
+    let base = Base {
+        a: a.clone(),
+        b: b.clone(),
+    };
     let p = plan(
         &a,
-        &Manifest::new(),
+        &manifest(&[("y", 1, 70)]),
         Some(&base),
         &Rules {
             max_delete_percent: 100,
@@ -201,4 +223,44 @@ fn copies_carry_the_time_of_their_writing_and_are_still_in_step() {
         at(100),
     );
     assert_eq!(lines(&p), ["delete x on a"]);
+}
+
+#[test]
+fn the_next_base_keeps_what_was_read_so_that_a_change_during_the_pass_is_not_lost() {
+    // Since the last pass: a made x and had "gone" deleted; b made z.
+    let a_now = manifest(&[("x", 5, 10), ("y", 1, 10)]);
+    let b = manifest(&[("y", 1, 20), ("gone", 1, 20), ("z", 3, 30)]);
+    let base = Base {
+        a: manifest(&[("y", 1, 10), ("gone", 1, 10)]),
+        b: manifest(&[("y", 1, 20), ("gone", 1, 20)]),
+    };
+    let rules = Rules {
+        max_delete_percent: 100,
+        ..Rules::default()
+    };
+    let p = plan(&a_now, &b, Some(&base), &rules, at(100));
+    assert_eq!(lines(&p), ["copy x a → b", "copy z b → a", "delete gone on b"]);
+    // After the copies, each destination holds its copy with the time of its writing.
+    let written = Base {
+        a: manifest(&[("z", 3, 101)]),
+        b: manifest(&[("x", 5, 102)]),
+    };
+    let next = next_base(&a_now, &b, &p.actions, &written);
+    assert_eq!(next.a, manifest(&[("x", 5, 10), ("y", 1, 10), ("z", 3, 101)]));
+    assert_eq!(next.b, manifest(&[("x", 5, 102), ("y", 1, 20), ("z", 3, 30)]));
+    // The sides as read then copied to are in step with it…
+    let a_after = next.a.clone();
+    let b_after = next.b.clone();
+    assert!(plan(&a_after, &b_after, Some(&next), &rules, at(110)).is_empty());
+    // …and y, changed on a while the pass ran (after its listing), is still a change next time.
+    let mut a_changed = a_after.clone();
+    a_changed.insert("y".into(), entry(2, 105));
+    assert_eq!(
+        lines(&plan(&a_changed, &b_after, Some(&next), &rules, at(110))),
+        ["copy y a → b"]
+    );
+    // A copy not seen after it was made is left out of the base: looked at again, never deleted.
+    let partial = next_base(&a_now, &b, &p.actions, &Base::default());
+    assert!(!partial.b.contains_key("x") && !partial.a.contains_key("z"));
+    assert_eq!(oldest_change(&a_now, &b, &p.actions), Some(at(10)));
 }

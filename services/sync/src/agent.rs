@@ -1,0 +1,604 @@
+//! The agent (one per webserver): its webroot and its region's datastore (endpoint 1, bucket
+//! `<site>-webroot-sync`) kept in step, both ways, by the same plan as the replicator's
+//! ([`crate::plan::plan`], the webroot as side `a`):
+//!
+//! - a change in the webroot (seen by `notify`, within the debounce) is pushed to the datastore and
+//!   announced (`pushed`), so the replicator carries it to the other regions and the region's other agents
+//!   pull it;
+//! - a change announced by another machine of the region, or by the replicator for the region, is pulled
+//!   — each file written to a temporary name beside it, flushed, then renamed over the old one, so that a
+//!   web server never serves half a file; a local file changed while the pass ran is never overwritten;
+//! - a full comparison every `resync_interval` is the safety net (a missed notification, a missed event);
+//! - at start the agent catches up with the datastore before `/ready` turns green, and removes the
+//!   temporary files a killed predecessor left.
+//!
+//! Excluded paths (configuration, mounted asset directories, temporary files) are neither pushed, pulled
+//! nor deleted.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::Utc;
+use flotilla_bus::Publisher;
+use flotilla_bus::state::DesiredStates;
+use flotilla_clouds::Clouds;
+use flotilla_datastore::Datastore;
+use flotilla_proto::{AnyEvent, EventMeta, SYNC_EVENT_KEYS, SyncApplied};
+use flotilla_runtime::admin::ReadyGate;
+use futures::StreamExt;
+use tokio::sync::mpsc;
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+use crate::local::{self, Excludes};
+use crate::plan::{self, Action, Base, Manifest, Side};
+use crate::settings::{AgentSettings, Settings};
+use crate::store::{PairKey, SyncStore};
+
+/// How many transfers an agent runs at once.
+const PARALLEL: usize = 16;
+
+/// What an agent works with.
+pub struct Agent {
+    settings: Settings,
+    agent: AgentSettings,
+    clouds: Clouds,
+    store: SyncStore,
+    publisher: Publisher,
+    excludes: Excludes,
+    gate: ReadyGate,
+}
+
+/// Where the agent's region keeps the webroot.
+#[derive(Clone)]
+struct Remote {
+    store: Datastore,
+    bucket: String,
+    endpoint: String,
+}
+
+/// What one pass did.
+#[derive(Debug, Default)]
+pub struct AgentPass {
+    /// The plan.
+    pub plan: plan::Plan,
+    /// Actions applied.
+    pub applied: Vec<Action>,
+    /// Actions that failed, with why.
+    pub failed: Vec<(String, String)>,
+}
+
+/// Starts the agent of `ctx`'s `[service.agent]` (the service's settings were validated: it is there).
+pub fn start(ctx: &flotilla_runtime::Context<Settings>, clouds: Clouds, store: SyncStore) {
+    let settings = ctx.config.service.clone();
+    let Some(agent) = settings.agent.clone() else {
+        return;
+    };
+    let excludes = match Excludes::new(&agent.excludes) {
+        Ok(e) => e,
+        Err(e) => {
+            // Validated at start-up; kept closed rather than syncing what should be left alone.
+            ctx.gate(&format!("agent.excludes: {e}"));
+            return;
+        }
+    };
+    let gate = ctx.gate("the agent has not caught up with its region's datastore yet");
+    let agent = Arc::new(Agent {
+        settings,
+        agent,
+        clouds,
+        store,
+        publisher: ctx.publisher.clone(),
+        excludes,
+        gate,
+    });
+    let (desired, client, stop) = (ctx.desired(), ctx.client.clone(), ctx.shutdown.clone());
+    ctx.spawn(async move { agent.run(desired, client, stop).await });
+}
+
+impl Agent {
+    fn root(&self) -> &Path {
+        &self.agent.webroot
+    }
+
+    /// The region's datastore and bucket, from the deployment's desired state.
+    async fn remote(&self, desired: &DesiredStates) -> Result<Remote, String> {
+        let d = desired
+            .get(&self.agent.deployment)
+            .await
+            .map_err(|e| e.to_string())?
+            .ok_or_else(|| format!("deployment {} is not deployed (yet)", self.agent.deployment))?
+            .value
+            .deployment;
+        let region = d
+            .region(&self.agent.region)
+            .ok_or_else(|| format!("deployment {} has no region {}", d.name, self.agent.region))?;
+        let endpoint = region
+            .datastores
+            .first()
+            .ok_or_else(|| format!("region {} has no datastore", region.name))?;
+        let set = self
+            .clouds
+            .datastores(&d.name, region)
+            .map_err(|e| e.to_string())?;
+        let remote = Remote {
+            store: set.primary().clone(),
+            bucket: d.bucket("webroot-sync"),
+            endpoint: format!("{}:{}", endpoint.provider, endpoint.host_base),
+        };
+        Box::pin(remote.store.ensure_bucket(&remote.bucket))
+            .await
+            .map_err(|e| e.to_string())?;
+        Ok(remote)
+    }
+
+    async fn run(
+        self: Arc<Self>,
+        desired: DesiredStates,
+        client: async_nats::Client,
+        stop: CancellationToken,
+    ) {
+        let remote = loop {
+            match self.remote(&desired).await {
+                Ok(r) => break r,
+                Err(e) => {
+                    self.gate.close(format!("agent: {e}"));
+                    tracing::info!(error = %e, "sync agent: waiting for its region's datastore");
+                    tokio::select! {
+                        () = stop.cancelled() => return,
+                        () = tokio::time::sleep(Duration::from_secs(1)) => {}
+                    }
+                }
+            }
+        };
+        // Watch before the catch-up, so that nothing written during it is missed.
+        let (tx, mut changes) = mpsc::unbounded_channel::<()>();
+        let watcher = watch(self.root(), tx.clone());
+        if let Err(e) = &watcher {
+            tracing::warn!(error = %e, "sync agent: the webroot cannot be watched; relying on the resync");
+        }
+        let mut announced = self.follow(&client).await;
+        // Catch up before ready.
+        let mut attempt = 0u32;
+        loop {
+            match self.pass(&remote).await {
+                Ok(p) if p.failed.is_empty() => break,
+                Ok(p) => tracing::warn!(
+                    failed = p.failed.len(),
+                    "sync agent: catching up; some transfers failed"
+                ),
+                Err(e) => tracing::warn!(error = %e, "sync agent: catching up failed"),
+            }
+            attempt += 1;
+            tokio::select! {
+                () = stop.cancelled() => return,
+                () = tokio::time::sleep(flotilla_runtime::deployments::backoff(attempt, self.settings.resync_interval)) => {}
+            }
+        }
+        self.gate.open();
+        tracing::info!(webroot = %self.root().display(), bucket = %remote.bucket, "sync agent: caught up");
+        let mut due: Option<Instant> = None;
+        let mut resync = Instant::now() + self.settings.resync_interval;
+        let mut failures = 0u32;
+        loop {
+            let next = due.map_or(resync, |d| d.min(resync));
+            tokio::select! {
+                () = stop.cancelled() => return,
+                Some(()) = changes.recv() => {
+                    due.get_or_insert_with(|| Instant::now() + self.settings.debounce);
+                }
+                Some(()) = announced.recv() => {
+                    due.get_or_insert_with(|| Instant::now() + self.settings.debounce);
+                }
+                () = tokio::time::sleep_until(next) => {
+                    due = None;
+                    resync = Instant::now() + self.settings.resync_interval;
+                    match self.pass(&remote).await {
+                        Ok(p) if p.failed.is_empty() => {
+                            failures = 0;
+                            // A conflict's loser kept in the bucket is pulled (and one kept here pushed) at once.
+                            if p.applied.iter().any(|a| matches!(a, Action::KeepLoser { .. })) {
+                                due = Some(Instant::now());
+                            }
+                        }
+                        outcome => {
+                            failures += 1;
+                            let wait = flotilla_runtime::deployments::backoff(failures, self.settings.resync_interval);
+                            match outcome {
+                                Ok(p) => tracing::warn!(failed = ?p.failed, retry_in = ?wait, "sync agent: some transfers failed"),
+                                Err(e) => tracing::warn!(error = %e, retry_in = ?wait, "sync agent: a pass failed"),
+                            }
+                            due = Some(Instant::now() + wait);
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// The announcements that concern this webroot: another machine of the region pushed, or the
+    /// replicator brought the region's datastore something. A plain subscription: one missed while
+    /// disconnected is made up for by the resync.
+    async fn follow(&self, client: &async_nats::Client) -> mpsc::UnboundedReceiver<()> {
+        let (tx, rx) = mpsc::unbounded_channel();
+        let filter = match flotilla_bus::subject::events_filter(
+            Some(<SyncApplied as flotilla_proto::Event>::TOPIC),
+            Some(&self.agent.deployment),
+        ) {
+            Ok(f) => f,
+            Err(e) => {
+                tracing::warn!(error = %e, "sync agent: cannot follow announcements; relying on the resync");
+                return rx;
+            }
+        };
+        let mut sub = match client.subscribe(filter).await {
+            Ok(s) => s,
+            Err(e) => {
+                tracing::warn!(error = %e, "sync agent: cannot follow announcements; relying on the resync");
+                return rx;
+            }
+        };
+        let (region, machine) = (self.agent.region.clone(), self.agent.machine.clone());
+        tokio::spawn(async move {
+            while let Some(msg) = sub.next().await {
+                let Some(AnyEvent::Sync(e)) = flotilla_bus::decode_event(&msg) else {
+                    continue;
+                };
+                let concerns = match e.outcome.as_str() {
+                    "pushed" => e.region == region && e.origin != machine,
+                    "replicated" => e.region == region || e.peer.as_deref() == Some(region.as_str()),
+                    _ => false,
+                };
+                if concerns && tx.send(()).is_err() {
+                    return;
+                }
+            }
+        });
+        rx
+    }
+
+    /// One full pass: the webroot (side `a`) against the bucket (side `b`), against their base.
+    async fn pass(&self, remote: &Remote) -> Result<AgentPass, String> {
+        let root = self.root().to_path_buf();
+        let excludes = self.excludes.clone();
+        let local = tokio::task::spawn_blocking(move || local::manifest(&root, &excludes))
+            .await
+            .map_err(|e| e.to_string())?
+            .map_err(|e| e.to_string())?;
+        let rules = self.settings.rules();
+        let objects = Box::pin(remote.store.list(&remote.bucket, ""))
+            .await
+            .map_err(|e| format!("listing {}: {e}", remote.bucket))?;
+        let mut listed = crate::replicate::manifest(&objects, rules.backup_prefix.as_deref());
+        listed.retain(|key, _| {
+            let usable = local::path_of(self.root(), key).is_ok();
+            if !usable {
+                tracing::warn!(%key, "sync agent: a key that is no path below the webroot is left alone");
+            }
+            usable && !self.excludes.excluded(key)
+        });
+        let key = PairKey {
+            deployment: self.agent.deployment.clone(),
+            bucket: remote.bucket.clone(),
+            side_a: format!("webroot:{}", self.agent.machine),
+            side_b: remote.endpoint.clone(),
+        };
+        let base = self.store.base(&key).await.map_err(|e| e.to_string())?;
+        let planned = plan::plan(&local, &listed, base.as_ref(), &rules, Utc::now());
+        let mut out = AgentPass {
+            plan: planned,
+            ..AgentPass::default()
+        };
+        if out.plan.is_empty() {
+            if base.is_none() {
+                // Both sides empty or equal: this is the base from now on.
+                let base = Base { a: local, b: listed };
+                self.store.record(&key, &base).await.map_err(|e| e.to_string())?;
+            }
+            return Ok(out);
+        }
+        let mut written = Base::default();
+        // Losers first (before their key is overwritten), then copies and deletions, many at once.
+        let (losers, rest): (Vec<Action>, Vec<Action>) = out
+            .plan
+            .actions
+            .clone()
+            .into_iter()
+            .partition(|a| matches!(a, Action::KeepLoser { .. }));
+        for action in losers {
+            let done = self.apply(remote, &local, &listed, &action).await;
+            self.settle(&mut out, &mut written, action, done);
+        }
+        let results: Vec<(Action, Result<Option<plan::Entry>, String>)> = futures::stream::iter(rest)
+            .map(|action| async {
+                let done = self.apply(remote, &local, &listed, &action).await;
+                (action, done)
+            })
+            .buffer_unordered(PARALLEL)
+            .collect()
+            .await;
+        for (action, done) in results {
+            self.settle(&mut out, &mut written, action, done);
+        }
+        if out.failed.is_empty() && out.plan.held_back.is_empty() {
+            // The bucket's entries for what was pushed, as it holds them now.
+            if out
+                .applied
+                .iter()
+                .any(|a| matches!(a, Action::Copy { from: Side::A, .. }))
+            {
+                let objects = Box::pin(remote.store.list(&remote.bucket, ""))
+                    .await
+                    .map_err(|e| format!("listing {}: {e}", remote.bucket))?;
+                written.b = crate::replicate::manifest(&objects, rules.backup_prefix.as_deref());
+            }
+            let base = plan::next_base(&local, &listed, &out.applied, &written);
+            self.store.record(&key, &base).await.map_err(|e| e.to_string())?;
+        }
+        self.announce(remote, &local, &listed, &out).await;
+        Ok(out)
+    }
+
+    fn settle(
+        &self,
+        out: &mut AgentPass,
+        written: &mut Base,
+        action: Action,
+        done: Result<Option<plan::Entry>, String>,
+    ) {
+        match done {
+            Ok(entry) => {
+                if let (
+                    Action::Copy {
+                        key, from: Side::B, ..
+                    },
+                    Some(entry),
+                ) = (&action, entry)
+                {
+                    written.a.insert(key.clone(), entry);
+                }
+                out.applied.push(action);
+            }
+            Err(e) => out.failed.push((action.to_string(), e)),
+        }
+    }
+
+    /// Applies one action; a pulled file's entry as it now is in the webroot.
+    async fn apply(
+        &self,
+        remote: &Remote,
+        local: &Manifest,
+        listed: &Manifest,
+        action: &Action,
+    ) -> Result<Option<plan::Entry>, String> {
+        let root = self.root();
+        let part = self.settings.part_size;
+        let (store, bucket) = (&remote.store, remote.bucket.as_str());
+        let keep = |key: &str, backup: &Option<String>| {
+            let size = listed.get(key).map(|e| e.size);
+            let backup = backup.clone();
+            let key = key.to_owned();
+            async move {
+                match (backup, size) {
+                    (Some(to), Some(size)) => {
+                        Box::pin(store.copy_to(bucket, &key, store, bucket, &to, size, part))
+                            .await
+                            .map(drop)
+                            .map_err(|e| e.to_string())
+                    }
+                    _ => Ok(()),
+                }
+            }
+        };
+        match action {
+            Action::Copy {
+                key,
+                from: Side::A,
+                backup,
+            } => {
+                keep(key, backup).await?;
+                let path = local::path_of(root, key).map_err(|e| e.to_string())?;
+                let size = local.get(key).map_or(0, |e| e.size);
+                Box::pin(store.put_file(bucket, key, &path, size, part))
+                    .await
+                    .map_err(|e| e.to_string())?;
+                Ok(None)
+            }
+            Action::Copy {
+                key, from: Side::B, ..
+            } => {
+                let path = local::path_of(root, key).map_err(|e| e.to_string())?;
+                let temp = local::temp_beside(&path).map_err(|e| e.to_string())?;
+                let got = Box::pin(store.get_to_file(bucket, key, &temp)).await;
+                match got {
+                    Ok(Some(_)) => {}
+                    Ok(None) => {
+                        let _ = std::fs::remove_file(&temp);
+                        return Err("the object went away before it was pulled".into());
+                    }
+                    Err(e) => {
+                        let _ = std::fs::remove_file(&temp);
+                        return Err(e.to_string());
+                    }
+                }
+                // Never overwrite a local change made while the pass ran: the next pass sees it.
+                if !unchanged(&path, local.get(key)) {
+                    let _ = std::fs::remove_file(&temp);
+                    return Err(
+                        "changed in the webroot while it was pulled; compared again next pass".into(),
+                    );
+                }
+                local::commit(&temp, &path).map(Some).map_err(|e| e.to_string())
+            }
+            Action::Delete { key, on: Side::A, .. } => {
+                let path = local::path_of(root, key).map_err(|e| e.to_string())?;
+                if !unchanged(&path, local.get(key)) {
+                    return Err("changed in the webroot while the pass ran; compared again next pass".into());
+                }
+                local::remove(root, &path)
+                    .map(|()| None)
+                    .map_err(|e| e.to_string())
+            }
+            Action::Delete {
+                key,
+                on: Side::B,
+                backup,
+            } => {
+                keep(key, backup).await?;
+                Box::pin(store.delete(bucket, key))
+                    .await
+                    .map(|()| None)
+                    .map_err(|e| e.to_string())
+            }
+            Action::KeepLoser {
+                key,
+                on: Side::A,
+                as_key,
+            } => {
+                let from = local::path_of(root, key).map_err(|e| e.to_string())?;
+                let to = local::path_of(root, as_key).map_err(|e| e.to_string())?;
+                local::copy_atomic(&from, &to)
+                    .map(|()| None)
+                    .map_err(|e| e.to_string())
+            }
+            Action::KeepLoser {
+                key,
+                on: Side::B,
+                as_key,
+            } => {
+                let size = listed.get(key).map_or(0, |e| e.size);
+                Box::pin(store.copy_to(bucket, key, store, bucket, as_key, size, part))
+                    .await
+                    .map(|_| None)
+                    .map_err(|e| e.to_string())
+            }
+        }
+    }
+
+    /// Announces what a pass pushed and what it pulled.
+    async fn announce(&self, remote: &Remote, local: &Manifest, listed: &Manifest, pass: &AgentPass) {
+        let mut pushed = (Vec::new(), Vec::new());
+        let mut pulled = (Vec::new(), Vec::new());
+        for action in &pass.applied {
+            match action {
+                Action::Copy {
+                    key, from: Side::A, ..
+                } => pushed.0.push(key.clone()),
+                Action::Delete { key, on: Side::B, .. } => pushed.1.push(key.clone()),
+                Action::Copy {
+                    key, from: Side::B, ..
+                } => pulled.0.push(key.clone()),
+                Action::Delete { key, on: Side::A, .. } => pulled.1.push(key.clone()),
+                Action::KeepLoser { .. } => {}
+            }
+        }
+        let failed: Vec<String> = pass.failed.iter().map(|(a, e)| format!("{a}: {e}")).collect();
+        let held: Vec<String> = pass
+            .plan
+            .held_back
+            .iter()
+            .map(|(s, why)| format!("on {s}: {why}"))
+            .collect();
+        let pulls: Vec<Action> = pass
+            .applied
+            .iter()
+            .filter(|a| matches!(a, Action::Copy { from: Side::B, .. }))
+            .cloned()
+            .collect();
+        let pushes: Vec<Action> = pass
+            .applied
+            .iter()
+            .filter(|a| matches!(a, Action::Copy { from: Side::A, .. }))
+            .cloned()
+            .collect();
+        let mut events = Vec::new();
+        for (outcome, (copied, deleted), changed_at) in [
+            ("pushed", pushed, plan::oldest_change(local, listed, &pushes)),
+            ("pulled", pulled, plan::oldest_change(local, listed, &pulls)),
+        ] {
+            if copied.is_empty() && deleted.is_empty() {
+                continue;
+            }
+            events.push((outcome, copied, deleted, changed_at));
+        }
+        if events.is_empty() && (!failed.is_empty() || !held.is_empty()) {
+            events.push((
+                if failed.is_empty() { "held-back" } else { "failed" },
+                Vec::new(),
+                Vec::new(),
+                None,
+            ));
+        }
+        for (outcome, copied, deleted, changed_at) in events {
+            let event = SyncApplied {
+                meta: EventMeta::new(uuid::Uuid::now_v7(), "sync"),
+                deployment: self.agent.deployment.clone(),
+                region: self.agent.region.clone(),
+                bucket: remote.bucket.clone(),
+                origin: self.agent.machine.clone(),
+                peer: None,
+                outcome: outcome.into(),
+                copied_count: copied.len() as u64,
+                deleted_count: deleted.len() as u64,
+                message: format!(
+                    "{} {}: {} copied, {} deleted, {} failed",
+                    self.agent.machine,
+                    outcome,
+                    copied.len(),
+                    deleted.len(),
+                    failed.len()
+                ),
+                copied: copied.into_iter().take(SYNC_EVENT_KEYS).collect(),
+                deleted: deleted.into_iter().take(SYNC_EVENT_KEYS).collect(),
+                conflicts: pass
+                    .plan
+                    .conflicts
+                    .iter()
+                    .take(SYNC_EVENT_KEYS)
+                    .cloned()
+                    .collect(),
+                held_back: held.clone(),
+                failed: failed.iter().take(SYNC_EVENT_KEYS).cloned().collect(),
+                changed_at,
+            };
+            if let Err(e) = self.publisher.publish_event(&event).await {
+                tracing::warn!(error = %e, "sync agent: an announcement was not published; the resync carries it");
+            }
+        }
+    }
+}
+
+/// Whether the file at `path` is still as `listed` (absent when `None`).
+fn unchanged(path: &Path, listed: Option<&plan::Entry>) -> bool {
+    match (std::fs::metadata(path), listed) {
+        (Ok(meta), Some(was)) => plan::same(&local::entry_of(&meta), was, plan::Compare::SizeAndTime),
+        (Err(e), None) => e.kind() == std::io::ErrorKind::NotFound,
+        _ => false,
+    }
+}
+
+/// Watches `root` recursively; every change sends a tick (the pass finds what changed).
+fn watch(root: &Path, tx: mpsc::UnboundedSender<()>) -> Result<notify::RecommendedWatcher, notify::Error> {
+    use notify::Watcher;
+    std::fs::create_dir_all(root).map_err(notify::Error::io)?;
+    let temp = local::TEMP_PREFIX;
+    let mut watcher = notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
+        let relevant = match &event {
+            Ok(e) => {
+                !e.kind.is_access()
+                    && !e.paths.iter().all(|p: &PathBuf| {
+                        p.file_name()
+                            .and_then(|n| n.to_str())
+                            .is_some_and(|n| n.starts_with(temp))
+                    })
+            }
+            Err(_) => true,
+        };
+        if relevant {
+            let _ = tx.send(());
+        }
+    })?;
+    watcher.watch(root, notify::RecursiveMode::Recursive)?;
+    Ok(watcher)
+}

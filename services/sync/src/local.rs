@@ -1,0 +1,273 @@
+//! A webroot on the local disk as one side of a pass: its manifest (one walk, no file read), and the
+//! writes an agent makes — each atomic (a temporary file in the same directory, flushed, then renamed
+//! over the old one), so that a web server never serves half a file and an agent killed mid-transfer
+//! leaves only a temporary file, removed at its next start.
+
+use std::path::{Component, Path, PathBuf};
+
+use chrono::{DateTime, Utc};
+use globset::{Glob, GlobSet, GlobSetBuilder};
+
+use crate::plan::{Entry, Manifest};
+
+/// The name prefix of the agent's temporary files (never pushed, removed when found at start).
+pub const TEMP_PREFIX: &str = ".flotilla-part-";
+
+/// What goes wrong with the local side.
+#[derive(Debug, thiserror::Error)]
+pub enum LocalError {
+    /// An exclude pattern does not parse.
+    #[error("exclude pattern {pattern:?}: {message}")]
+    Pattern {
+        /// The pattern.
+        pattern: String,
+        /// Why.
+        message: String,
+    },
+    /// A key that cannot be a path below the webroot (absolute, `..`, empty parts): refused, so that a
+    /// bucket can never make an agent write outside its webroot.
+    #[error("key {0:?} is not a relative path below the webroot")]
+    UnsafeKey(String),
+    /// A file or directory could not be read or written.
+    #[error("{path}: {source}")]
+    Io {
+        /// The path.
+        path: String,
+        /// The error.
+        source: std::io::Error,
+    },
+}
+
+fn io(path: &Path) -> impl Fn(std::io::Error) -> LocalError + '_ {
+    move |source| LocalError::Io {
+        path: path.display().to_string(),
+        source,
+    }
+}
+
+/// The paths an agent leaves alone.
+#[derive(Debug, Clone)]
+pub struct Excludes(GlobSet);
+
+impl Excludes {
+    /// From glob patterns relative to the webroot (`wp-config.php`, `wp-content/uploads/**`, `**/*.tmp`).
+    pub fn new(patterns: &[String]) -> Result<Self, LocalError> {
+        let mut set = GlobSetBuilder::new();
+        for pattern in patterns {
+            let glob = Glob::new(pattern).map_err(|e| LocalError::Pattern {
+                pattern: pattern.clone(),
+                message: e.kind().to_string(),
+            })?;
+            set.add(glob);
+            // `dir/**` leaves the directory itself alone too.
+            if let Some(dir) = pattern.strip_suffix("/**")
+                && let Ok(glob) = Glob::new(dir)
+            {
+                set.add(glob);
+            }
+        }
+        let set = set.build().map_err(|e| LocalError::Pattern {
+            pattern: patterns.join(", "),
+            message: e.to_string(),
+        })?;
+        Ok(Self(set))
+    }
+
+    /// Whether `key` (a relative path with `/`) is left alone; the agent's own temporary files always are.
+    pub fn excluded(&self, key: &str) -> bool {
+        let name = key.rsplit('/').next().unwrap_or(key);
+        name.starts_with(TEMP_PREFIX) || self.0.is_match(key)
+    }
+}
+
+/// The local path of `key` below `root`, refusing any key that would leave it.
+pub fn path_of(root: &Path, key: &str) -> Result<PathBuf, LocalError> {
+    let relative = Path::new(key);
+    let safe = !key.is_empty()
+        && !key.contains('\\')
+        && relative.components().all(|c| matches!(c, Component::Normal(_)))
+        && !key
+            .split('/')
+            .any(|part| part.is_empty() || part == "." || part == "..");
+    if !safe {
+        return Err(LocalError::UnsafeKey(key.to_owned()));
+    }
+    Ok(root.join(relative))
+}
+
+/// The key of `path` below `root` (`/`-separated), if it is a UTF-8 path below it.
+pub fn key_of(root: &Path, path: &Path) -> Option<String> {
+    let relative = path.strip_prefix(root).ok()?;
+    let parts: Option<Vec<&str>> = relative.components().map(|c| c.as_os_str().to_str()).collect();
+    let key = parts?.join("/");
+    (!key.is_empty()).then_some(key)
+}
+
+/// The entry of a file's metadata: its size and modification time (to the second, as object stores
+/// keep it).
+pub fn entry_of(meta: &std::fs::Metadata) -> Entry {
+    let modified = meta
+        .modified()
+        .ok()
+        .map(DateTime::<Utc>::from)
+        .unwrap_or(DateTime::<Utc>::UNIX_EPOCH);
+    Entry {
+        size: meta.len(),
+        modified,
+        checksum: None,
+    }
+}
+
+/// The manifest of the files below `root` that are not excluded (symbolic links and special files are
+/// left out; a file that vanishes while walked is simply not listed). Removes the agent's temporary files
+/// left by a process killed mid-transfer. A missing `root` is created.
+pub fn manifest(root: &Path, excludes: &Excludes) -> Result<Manifest, LocalError> {
+    std::fs::create_dir_all(root).map_err(io(root))?;
+    let mut out = Manifest::new();
+    for item in walkdir::WalkDir::new(root).min_depth(1) {
+        let item = match item {
+            Ok(item) => item,
+            // Gone while walked, or unreadable: not listed this time (the next walk sees it again).
+            Err(e)
+                if e.io_error()
+                    .is_some_and(|e| e.kind() == std::io::ErrorKind::NotFound) =>
+            {
+                continue;
+            }
+            Err(e) => {
+                let path = e
+                    .path()
+                    .map(Path::to_path_buf)
+                    .unwrap_or_else(|| root.to_path_buf());
+                return Err(LocalError::Io {
+                    source: e
+                        .into_io_error()
+                        .unwrap_or_else(|| std::io::Error::other("a loop of symbolic links")),
+                    path: path.display().to_string(),
+                });
+            }
+        };
+        if !item.file_type().is_file() {
+            continue;
+        }
+        let Some(key) = key_of(root, item.path()) else {
+            continue;
+        };
+        let name = item.file_name().to_string_lossy();
+        if name.starts_with(TEMP_PREFIX) {
+            // Left by a transfer that never finished: never served, never pushed.
+            let _ = std::fs::remove_file(item.path());
+            continue;
+        }
+        if excludes.excluded(&key) {
+            continue;
+        }
+        match item.metadata() {
+            Ok(meta) => {
+                out.insert(key, entry_of(&meta));
+            }
+            Err(_) => continue,
+        }
+    }
+    Ok(out)
+}
+
+/// A temporary path beside `path` (same directory, so the rename is atomic), its parents created.
+pub fn temp_beside(path: &Path) -> Result<PathBuf, LocalError> {
+    let dir = path.parent().unwrap_or(Path::new("."));
+    std::fs::create_dir_all(dir).map_err(io(dir))?;
+    Ok(dir.join(format!("{TEMP_PREFIX}{}", uuid::Uuid::new_v4().simple())))
+}
+
+/// Puts `temp` in place of `path` (atomic on one filesystem), and gives its entry.
+pub fn commit(temp: &Path, path: &Path) -> Result<Entry, LocalError> {
+    std::fs::rename(temp, path).map_err(io(path))?;
+    let meta = std::fs::metadata(path).map_err(io(path))?;
+    Ok(entry_of(&meta))
+}
+
+/// Copies `from` to `to` atomically (a conflict's loser kept beside the winner).
+pub fn copy_atomic(from: &Path, to: &Path) -> Result<(), LocalError> {
+    let temp = temp_beside(to)?;
+    std::fs::copy(from, &temp).map_err(io(from))?;
+    commit(&temp, to).map(drop)
+}
+
+/// Removes the file at `path` (already gone is success), then its parent directories below `root` that
+/// are left empty.
+pub fn remove(root: &Path, path: &Path) -> Result<(), LocalError> {
+    match std::fs::remove_file(path) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(io(path)(e)),
+    }
+    let mut dir = path.parent();
+    while let Some(d) = dir {
+        if d == root || !d.starts_with(root) || std::fs::remove_dir(d).is_err() {
+            break;
+        }
+        dir = d.parent();
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_never_leave_the_webroot() {
+        let root = Path::new("/srv/www");
+        assert_eq!(
+            path_of(root, "a/b.php").ok(),
+            Some(PathBuf::from("/srv/www/a/b.php"))
+        );
+        for bad in [
+            "",
+            "../etc/passwd",
+            "/etc/passwd",
+            "a/../../x",
+            "a//b",
+            "a/./b",
+            "a\\b",
+            "a/",
+        ] {
+            assert!(path_of(root, bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn excludes_match_relative_paths_and_the_agents_temporary_files() {
+        let ex = Excludes::new(&[
+            "wp-config.php".into(),
+            "wp-content/uploads/**".into(),
+            "**/*.tmp".into(),
+        ])
+        .unwrap_or_else(|e| panic!("{e}"));
+        assert!(ex.excluded("wp-config.php"));
+        assert!(ex.excluded("wp-content/uploads/2026/a.png"));
+        assert!(ex.excluded("a/b/c.tmp"));
+        assert!(ex.excluded(&format!("x/{TEMP_PREFIX}123")));
+        assert!(!ex.excluded("index.php"));
+        assert!(!ex.excluded("sub/wp-config.php.bak"));
+        assert!(Excludes::new(&["a/[".into()]).is_err());
+    }
+
+    #[test]
+    fn the_manifest_lists_files_leaves_out_excluded_and_removes_temporaries() {
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let root = dir.path();
+        std::fs::create_dir_all(root.join("a/b")).unwrap_or_else(|e| panic!("{e}"));
+        std::fs::write(root.join("index.php"), "hi").unwrap_or_else(|e| panic!("{e}"));
+        std::fs::write(root.join("a/b/c.css"), "x").unwrap_or_else(|e| panic!("{e}"));
+        std::fs::write(root.join("a/skip.tmp"), "x").unwrap_or_else(|e| panic!("{e}"));
+        std::fs::write(root.join(format!("a/{TEMP_PREFIX}1")), "half").unwrap_or_else(|e| panic!("{e}"));
+        let ex = Excludes::new(&["**/*.tmp".into()]).unwrap_or_else(|e| panic!("{e}"));
+        let m = manifest(root, &ex).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(m.keys().collect::<Vec<_>>(), ["a/b/c.css", "index.php"]);
+        assert_eq!(m["index.php"].size, 2);
+        assert!(!root.join(format!("a/{TEMP_PREFIX}1")).exists());
+        remove(root, &root.join("a/b/c.css")).unwrap_or_else(|e| panic!("{e}"));
+        assert!(!root.join("a/b").exists() && root.join("a").exists());
+    }
+}

@@ -1,0 +1,514 @@
+//! The replicator (the control plane's role): for each deployment, by the one replica holding its lease
+//! ([`flotilla_runtime::deployments`]), each shared bucket kept equal across the regions' datastores —
+//! the webroot-sync bucket (so that every region sees every change), the asset buckets (when assets are
+//! persisted to the datastore) and the multi-region bucket.
+//!
+//! The regions' endpoints 1 form a star around the hub (the primary region's): a run passes each region
+//! with the hub ([`crate::replicate::Pair::pass`]) and, when a region brought the hub something new, passes
+//! the others again, so that a change made in any region reaches every other within one run. A run starts
+//! on an agent's `pushed` event (within the debounce), on a `sync.reconcile` command, on a change of the
+//! desired state or fleet, and on the periodic resync (the safety net). A region whose datastore fails is
+//! tried again with a growing delay; its base is untouched, so nothing is deleted after a failed pass.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::{Arc, Mutex};
+
+use chrono::{DateTime, Utc};
+use flotilla_bus::{HandlerError, Publisher};
+use flotilla_clouds::Clouds;
+use flotilla_datastore::Datastore;
+use flotilla_proto::{
+    AgentSync, AnyEvent, BucketSync, EventMeta, ReconcileSync, SYNC_EVENT_KEYS, ShowSync, SyncApplied,
+    SyncView,
+};
+use flotilla_runtime::ApiFailure;
+use flotilla_runtime::deployments::{Nudge, Ran, Reconciler, Views};
+use flotilla_spec::Deployment;
+
+use crate::plan::{Action, Side};
+use crate::replicate::{Pair, PassReport};
+use crate::settings::Settings;
+use crate::store::{PairKey, SyncStore};
+
+/// The most rounds of passes one run makes (a change reaches every region in two; a conflict's loser in
+/// three); whatever is left is carried by the next run.
+const MAX_ROUNDS: usize = 3;
+
+/// One region's endpoint 1, as a side of the star.
+#[derive(Debug, Clone)]
+pub struct Endpoint {
+    /// The region.
+    pub region: String,
+    /// `<provider>:<host>` (stable across restarts: the key of the bases).
+    pub name: String,
+    /// The client.
+    pub store: Datastore,
+}
+
+/// The buckets the replicator keeps equal across `d`'s regions: `<site>-webroot-sync` when any region
+/// syncs webroots, `<site>-assets-<dir>` for each asset directory of a region persisting assets, and
+/// `<site>-multi-region`.
+pub fn buckets(d: &Deployment) -> Vec<String> {
+    let mut out = BTreeSet::new();
+    if d.regions.iter().any(|r| r.sync_webroots) {
+        out.insert(d.bucket("webroot-sync"));
+    }
+    for r in d.regions.iter().filter(|r| r.persist_assets) {
+        for dir in &r.directories_to_mount {
+            let name: String = dir
+                .trim_matches('/')
+                .chars()
+                .map(|c| {
+                    if c.is_ascii_alphanumeric() {
+                        c.to_ascii_lowercase()
+                    } else {
+                        '-'
+                    }
+                })
+                .collect();
+            if !name.is_empty() {
+                out.insert(d.bucket(&format!("assets-{name}")));
+            }
+        }
+    }
+    out.insert(d.bucket("multi-region"));
+    out.into_iter().collect()
+}
+
+/// A deployment's entries by (bucket, region) or (region, machine).
+type PerKey<T> = BTreeMap<(String, String), T>;
+
+/// The replicator.
+pub struct Replicator {
+    settings: Settings,
+    clouds: Clouds,
+    store: SyncStore,
+    publisher: Publisher,
+    nudge: std::sync::OnceLock<Nudge>,
+    /// What the last pass of each bucket and region did, per deployment.
+    status: Mutex<BTreeMap<String, PerKey<BucketSync>>>,
+    /// What each deployment's agents last said.
+    agents: Mutex<BTreeMap<String, PerKey<AgentSync>>>,
+    /// Buckets known to exist, per endpoint.
+    ensured: Mutex<BTreeSet<(String, String)>>,
+}
+
+impl Replicator {
+    /// A replicator writing through `clouds`, keeping bases in `store`.
+    pub fn new(settings: Settings, clouds: Clouds, store: SyncStore, publisher: Publisher) -> Self {
+        Self {
+            settings,
+            clouds,
+            store,
+            publisher,
+            nudge: std::sync::OnceLock::new(),
+            status: Mutex::default(),
+            agents: Mutex::default(),
+            ensured: Mutex::default(),
+        }
+    }
+
+    /// Connects the replicator to the loop that runs it.
+    pub fn attach(&self, nudge: Nudge) {
+        let _ = self.nudge.set(nudge);
+    }
+
+    /// The regions' endpoints 1, the hub (the primary region's) first, one per distinct endpoint.
+    pub fn endpoints(&self, d: &Deployment) -> Result<Vec<Endpoint>, String> {
+        let mut regions: Vec<&flotilla_spec::Region> =
+            d.regions.iter().filter(|r| !r.datastores.is_empty()).collect();
+        regions.sort_by_key(|r| !r.primary);
+        let mut out: Vec<Endpoint> = Vec::new();
+        for r in regions {
+            let Some(endpoint) = r.datastores.first() else {
+                continue;
+            };
+            let name = format!("{}:{}", endpoint.provider, endpoint.host_base);
+            if out.iter().any(|e| e.name == name) {
+                continue;
+            }
+            let set = self
+                .clouds
+                .datastores(&d.name, r)
+                .map_err(|e| format!("region {}: {e}", r.name))?;
+            out.push(Endpoint {
+                region: r.name.clone(),
+                name,
+                store: set.primary().clone(),
+            });
+        }
+        Ok(out)
+    }
+
+    async fn ensure(&self, e: &Endpoint, bucket: &str) -> Result<(), String> {
+        let key = (e.name.clone(), bucket.to_owned());
+        if self.ensured.lock().is_ok_and(|s| s.contains(&key)) {
+            return Ok(());
+        }
+        Box::pin(e.store.ensure_bucket(bucket))
+            .await
+            .map_err(|err| format!("bucket {bucket} on {}: {err}", e.name))?;
+        if let Ok(mut s) = self.ensured.lock() {
+            s.insert(key);
+        }
+        Ok(())
+    }
+
+    /// One pass of `bucket` between the hub and `spoke`; the base recorded when it fully succeeded.
+    async fn pass(
+        &self,
+        d: &Deployment,
+        bucket: &str,
+        hub: &Endpoint,
+        spoke: &Endpoint,
+    ) -> Result<PassReport, String> {
+        let key = PairKey {
+            deployment: d.name.clone(),
+            bucket: bucket.to_owned(),
+            side_a: hub.name.clone(),
+            side_b: spoke.name.clone(),
+        };
+        let base = self.store.base(&key).await.map_err(|e| e.to_string())?;
+        let pair = Pair {
+            a: &hub.store,
+            b: &spoke.store,
+            bucket,
+        };
+        let report = Box::pin(pair.pass(
+            base.as_ref(),
+            &self.settings.rules(),
+            self.settings.part_size,
+            false,
+        ))
+        .await
+        .map_err(|e| e.to_string())?;
+        if let Some(base) = &report.base {
+            self.store.record(&key, base).await.map_err(|e| e.to_string())?;
+        }
+        self.note(d, bucket, hub, spoke, &report);
+        self.announce(d, bucket, hub, spoke, &report).await;
+        Ok(report)
+    }
+
+    fn note(&self, d: &Deployment, bucket: &str, hub: &Endpoint, spoke: &Endpoint, report: &PassReport) {
+        let now = Utc::now();
+        let Ok(mut status) = self.status.lock() else {
+            return;
+        };
+        let entry = status
+            .entry(d.name.clone())
+            .or_default()
+            .entry((bucket.to_owned(), spoke.region.clone()))
+            .or_insert_with(|| BucketSync {
+                bucket: bucket.to_owned(),
+                region: spoke.region.clone(),
+                peer: hub.region.clone(),
+                ..BucketSync::default()
+            });
+        entry.last_pass = Some(now);
+        entry.last_applied = report.applied as u64;
+        if report.base.is_some() {
+            entry.last_full_pass = Some(now);
+        }
+        if let Some(changed) = report.changed_at {
+            entry.lag_ms = u64::try_from((now - changed).num_milliseconds()).ok();
+        }
+        let held = if report.plan.held_back.is_empty() {
+            0
+        } else {
+            report
+                .plan
+                .actions
+                .len()
+                .saturating_sub(report.applied + report.failed.len())
+        };
+        entry.pending = (report.failed.len() + held) as u64;
+        entry.failed = report.failed.iter().map(|(a, e)| format!("{a}: {e}")).collect();
+        entry.held_back = report
+            .plan
+            .held_back
+            .iter()
+            .map(|(side, why)| {
+                format!(
+                    "on {}: {why}",
+                    if *side == Side::A {
+                        &hub.region
+                    } else {
+                        &spoke.region
+                    }
+                )
+            })
+            .collect();
+    }
+
+    /// Publishes what a pass did (nothing when it did nothing).
+    async fn announce(
+        &self,
+        d: &Deployment,
+        bucket: &str,
+        hub: &Endpoint,
+        spoke: &Endpoint,
+        report: &PassReport,
+    ) {
+        if report.plan.is_empty() && report.plan.held_back.is_empty() {
+            return;
+        }
+        let region_of = |s: Side| if s == Side::A { &hub.region } else { &spoke.region };
+        let mut copied = Vec::new();
+        let mut deleted = Vec::new();
+        for action in &report.plan.actions {
+            match action {
+                Action::Copy { key, from, .. } => copied.push(format!(
+                    "{key} ({} → {})",
+                    region_of(*from),
+                    region_of(from.other())
+                )),
+                Action::Delete { key, on, .. } => deleted.push(format!("{key} (on {})", region_of(*on))),
+                Action::KeepLoser { .. } => {}
+            }
+        }
+        let outcome = if !report.failed.is_empty() {
+            "failed"
+        } else if !report.plan.held_back.is_empty() {
+            "held-back"
+        } else {
+            "replicated"
+        };
+        let event = SyncApplied {
+            meta: EventMeta::new(uuid::Uuid::now_v7(), "sync"),
+            deployment: d.name.clone(),
+            region: spoke.region.clone(),
+            bucket: bucket.to_owned(),
+            origin: "replicator".into(),
+            peer: Some(hub.region.clone()),
+            outcome: outcome.into(),
+            copied_count: copied.len() as u64,
+            deleted_count: deleted.len() as u64,
+            copied: copied.into_iter().take(SYNC_EVENT_KEYS).collect(),
+            deleted: deleted.into_iter().take(SYNC_EVENT_KEYS).collect(),
+            conflicts: report
+                .plan
+                .conflicts
+                .iter()
+                .take(SYNC_EVENT_KEYS)
+                .cloned()
+                .collect(),
+            held_back: report
+                .plan
+                .held_back
+                .iter()
+                .map(|(s, why)| format!("on {}: {why}", region_of(*s)))
+                .collect(),
+            failed: report
+                .failed
+                .iter()
+                .take(SYNC_EVENT_KEYS)
+                .map(|(a, e)| format!("{a}: {e}"))
+                .collect(),
+            changed_at: report.changed_at,
+            message: format!(
+                "{bucket} between {} and {}: {} applied, {} failed{}",
+                hub.region,
+                spoke.region,
+                report.applied,
+                report.failed.len(),
+                if report.plan.held_back.is_empty() {
+                    ""
+                } else {
+                    ", deletions held back"
+                }
+            ),
+        };
+        if let Err(e) = self.publisher.publish_event(&event).await {
+            tracing::warn!(deployment = %d.name, error = %e, "sync: the event of a pass was not published");
+        }
+    }
+
+    /// Takes note of an agent's event (its push or pull), and runs the deployment soon after a push.
+    pub fn heard(&self, event: &SyncApplied) {
+        if event.origin == "replicator" {
+            return;
+        }
+        if event.outcome == "pushed"
+            && let Some(nudge) = self.nudge.get()
+        {
+            nudge.deployment(&event.deployment);
+        }
+        let Ok(mut agents) = self.agents.lock() else {
+            return;
+        };
+        let agent = agents
+            .entry(event.deployment.clone())
+            .or_default()
+            .entry((event.region.clone(), event.origin.clone()))
+            .or_insert_with(|| AgentSync {
+                region: event.region.clone(),
+                machine: event.origin.clone(),
+                ..AgentSync::default()
+            });
+        let at = event.meta.occurred_at;
+        match event.outcome.as_str() {
+            "pushed" => agent.last_push = Some(at),
+            "pulled" => {
+                agent.last_pull = Some(at);
+                agent.lag_ms = event
+                    .changed_at
+                    .and_then(|c| u64::try_from((at - c).num_milliseconds()).ok());
+            }
+            _ => {}
+        }
+        agent.failed = event.failed.len() as u64;
+    }
+
+    /// `flotilla.api.sync.show`.
+    pub async fn show(&self, req: ShowSync) -> Result<SyncView, ApiFailure> {
+        let buckets = self
+            .status
+            .lock()
+            .map(|s| {
+                s.get(&req.deployment)
+                    .map(|m| m.values().cloned().collect())
+                    .unwrap_or_default()
+            })
+            .unwrap_or_default();
+        let agents = self
+            .agents
+            .lock()
+            .map(|s| {
+                s.get(&req.deployment)
+                    .map(|m| m.values().cloned().collect())
+                    .unwrap_or_default()
+            })
+            .unwrap_or_default();
+        Ok(SyncView {
+            deployment: req.deployment,
+            buckets,
+            agents,
+            backups: Vec::new(),
+        })
+    }
+
+    /// The `sync.reconcile` command: the deployment's buckets passed now.
+    pub async fn reconcile_now(&self, cmd: ReconcileSync) -> Result<(), HandlerError> {
+        if let Some(nudge) = self.nudge.get() {
+            nudge.deployment(&cmd.deployment);
+        }
+        Ok(())
+    }
+
+    /// The last time `deployment`'s `bucket` fully passed with `region` (tests, status).
+    pub fn last_full_pass(&self, deployment: &str, bucket: &str, region: &str) -> Option<DateTime<Utc>> {
+        self.status.lock().ok().and_then(|s| {
+            s.get(deployment)
+                .and_then(|m| m.get(&(bucket.to_owned(), region.to_owned())))
+                .and_then(|b| b.last_full_pass)
+        })
+    }
+}
+
+impl Reconciler for Replicator {
+    fn service(&self) -> &'static str {
+        "sync"
+    }
+
+    async fn reconcile(&self, views: &Views, deployment: &str) -> Result<Ran, String> {
+        let Some(d) = views.deployments.get(deployment) else {
+            if let Ok(mut s) = self.status.lock() {
+                s.remove(deployment);
+            }
+            return Ok(Ran::Done);
+        };
+        let endpoints = self.endpoints(d)?;
+        let Some((hub, spokes)) = endpoints.split_first() else {
+            return Ok(Ran::Done);
+        };
+        if spokes.is_empty() {
+            return Ok(Ran::Done);
+        }
+        let mut errors = Vec::new();
+        for bucket in buckets(d) {
+            let mut ready = Vec::new();
+            if let Err(e) = self.ensure(hub, &bucket).await {
+                errors.push(e);
+                continue;
+            }
+            for spoke in spokes {
+                match self.ensure(spoke, &bucket).await {
+                    Ok(()) => ready.push(spoke),
+                    Err(e) => errors.push(e),
+                }
+            }
+            // Round one gathers every region's changes on the hub and gives each the hub's; another round
+            // carries what a round brought the hub (or a conflict's kept loser) to the regions passed
+            // before it.
+            for _ in 0..MAX_ROUNDS {
+                let mut again = false;
+                for spoke in &ready {
+                    match self.pass(d, &bucket, hub, spoke).await {
+                        Ok(report) => {
+                            again |= report.plan.actions.iter().any(|a| {
+                                matches!(
+                                    a,
+                                    Action::Copy { from: Side::B, .. }
+                                        | Action::Delete { on: Side::A, .. }
+                                        | Action::KeepLoser { .. }
+                                )
+                            });
+                            errors.extend(
+                                report
+                                    .failed
+                                    .iter()
+                                    .map(|(a, e)| format!("{bucket} with {}: {a}: {e}", spoke.region)),
+                            );
+                        }
+                        Err(e) => errors.push(format!("{bucket} with {}: {e}", spoke.region)),
+                    }
+                }
+                if !again {
+                    break;
+                }
+            }
+        }
+        if errors.is_empty() {
+            Ok(Ran::Done)
+        } else {
+            Err(errors.join("; "))
+        }
+    }
+}
+
+/// Follows the agents' events (plain subscription: a missed one is made up for by the resync).
+pub async fn follow_agents(
+    client: async_nats::Client,
+    replicator: Arc<Replicator>,
+    stop: tokio_util::sync::CancellationToken,
+) {
+    {
+        use futures::StreamExt;
+        let Ok(filter) =
+            flotilla_bus::subject::events_filter(Some(<SyncApplied as flotilla_proto::Event>::TOPIC), None)
+        else {
+            return;
+        };
+        let mut sub = match client.subscribe(filter).await {
+            Ok(s) => s,
+            Err(e) => {
+                tracing::warn!(error = %e, "sync: cannot follow the agents' events; the resync carries their changes");
+                return;
+            }
+        };
+        loop {
+            tokio::select! {
+                () = stop.cancelled() => return,
+                msg = sub.next() => match msg {
+                    Some(msg) => {
+                        if let Some(AnyEvent::Sync(e)) = flotilla_bus::decode_event(&msg) {
+                            replicator.heard(&e);
+                        }
+                    }
+                    None => return,
+                }
+            }
+        }
+    }
+}

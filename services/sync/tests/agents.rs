@@ -1,0 +1,187 @@
+//! Webroots in step across three regions on three providers (the simulator's S3), two agents per region
+//! and the replicator, all through a private NATS: a file written in one webroot appears in the five
+//! others; a modification and a deletion likewise; excluded paths stay where they are; a conflicting edit
+//! in two regions keeps both versions; a restarted agent catches up before it is ready; and every change
+//! is announced.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use common::{Harness, tree, write};
+use flotilla_proto::AnyEvent;
+
+const MACHINES: [(usize, &str); 6] = [
+    (0, "lon-ws-1"),
+    (0, "lon-ws-2"),
+    (1, "ams-ws-1"),
+    (1, "ams-ws-2"),
+    (2, "gva-ws-1"),
+    (2, "gva-ws-2"),
+];
+
+async fn world() -> Harness {
+    let mut h = Harness::start().await;
+    h.start_replicator().await;
+    for (region, machine) in MACHINES {
+        h.start_agent(region, machine).await;
+    }
+    h
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_change_in_one_webroot_reaches_every_other_region() {
+    let mut h = world().await;
+    let lon = h.webroot("lon-ws-1");
+    let gva = h.webroot("gva-ws-2");
+
+    // A new file, in a new directory (beside the site's front page).
+    write(&lon, "index.php", b"<?php require 'blog/index.php';");
+    write(&lon, "blog/index.php", b"<?php echo 'v1';");
+    h.until_all("a new file", |t| {
+        t.get("blog/index.php").map(Vec::as_slice) == Some(b"<?php echo 'v1';".as_slice())
+    })
+    .await;
+
+    // A modification elsewhere.
+    write(&gva, "blog/index.php", b"<?php echo 'version two';");
+    h.until_all("a modification", |t| {
+        t.get("blog/index.php").map(Vec::as_slice) == Some(b"<?php echo 'version two';".as_slice())
+    })
+    .await;
+
+    // A deletion: gone from every webroot, its empty directory too.
+    std::fs::remove_file(h.webroot("ams-ws-2").join("blog/index.php")).unwrap();
+    h.until_all("a deletion", |t| !t.contains_key("blog/index.php"))
+        .await;
+    assert!(!lon.join("blog").exists(), "an emptied directory stays behind");
+
+    // Excluded paths stay put: neither pushed nor deleted.
+    write(&lon, "wp-config.php", b"secret config");
+    write(&lon, "upload.tmp", b"half");
+    write(&lon, "style.css", b"body{}");
+    h.until_all("a file written after excluded ones", |t| {
+        t.contains_key("style.css")
+    })
+    .await;
+    for (m, t) in h.trees() {
+        let mine = m == "lon-ws-1";
+        assert_eq!(
+            t.contains_key("wp-config.php"),
+            mine,
+            "{m}: the excluded configuration file"
+        );
+        assert_eq!(
+            t.contains_key("upload.tmp"),
+            mine,
+            "{m}: an excluded temporary file"
+        );
+    }
+
+    // Every change was announced: pushes by agents, replication by the replicator, pulls by agents.
+    let events = h.events();
+    let outcome = |o: &str| {
+        events
+            .iter()
+            .filter(|e| matches!(e, AnyEvent::Sync(s) if s.outcome == o))
+            .count()
+    };
+    assert!(outcome("pushed") >= 3, "pushes announced: {}", outcome("pushed"));
+    assert!(
+        outcome("replicated") >= 2,
+        "replication announced: {}",
+        outcome("replicated")
+    );
+    assert!(outcome("pulled") >= 5, "pulls announced: {}", outcome("pulled"));
+    assert!(
+        events.iter().any(|e| matches!(e, AnyEvent::Sync(s)
+            if s.outcome == "pulled" && s.deleted.contains(&"blog/index.php".to_owned()))),
+        "the deletion was announced by the agents applying it"
+    );
+
+    // The replicator's status knows every region and every agent.
+    let view: flotilla_proto::SyncView = flotilla_bus::api::request(
+        &h.client,
+        &flotilla_bus::subject::api("sync", "show").unwrap(),
+        &flotilla_proto::ShowSync {
+            deployment: h.deployment.name.clone(),
+        },
+        std::time::Duration::from_secs(5),
+    )
+    .await
+    .unwrap();
+    let regions: std::collections::BTreeSet<&str> = view.buckets.iter().map(|b| b.region.as_str()).collect();
+    assert_eq!(regions.len(), 2, "the two regions passed with the hub: {view:#?}");
+    assert!(
+        view.buckets
+            .iter()
+            .all(|b| b.last_full_pass.is_some() && b.failed.is_empty())
+    );
+    assert_eq!(view.agents.len(), 6, "{view:#?}");
+
+    h.stop_replicator().await;
+    for (_, m) in MACHINES {
+        h.stop_agent(m).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_conflicting_edit_keeps_both_versions_and_a_new_agent_catches_up_before_ready() {
+    let mut h = Harness::start().await;
+    h.start_replicator().await;
+    for (region, machine) in [(0, "lon-ws-1"), (1, "ams-ws-1"), (2, "gva-ws-1")] {
+        h.start_agent(region, machine).await;
+    }
+    write(&h.webroot("lon-ws-1"), "page.html", b"original");
+    h.until_all("the original", |t| {
+        t.get("page.html").map(Vec::as_slice) == Some(b"original".as_slice())
+    })
+    .await;
+
+    // The replicator away, two regions edit the same page.
+    h.stop_replicator().await;
+    write(&h.webroot("ams-ws-1"), "page.html", b"amsterdam's edit");
+    write(&h.webroot("gva-ws-1"), "page.html", b"geneva's edit, longer");
+    // Each agent pushes its edit to its own region's datastore.
+    tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
+    h.start_replicator().await;
+
+    // Converged: every webroot holds the same files, one version as the page and the other kept beside it.
+    h.until_all("both versions", |t| {
+        let versions: std::collections::BTreeSet<&[u8]> = t
+            .iter()
+            .filter(|(k, _)| k.starts_with("page.html"))
+            .map(|(_, v)| v.as_slice())
+            .collect();
+        versions.contains(b"amsterdam's edit".as_slice())
+            && versions.contains(b"geneva's edit, longer".as_slice())
+    })
+    .await;
+    let trees = h.trees();
+    let first = trees.values().next().unwrap();
+    assert!(
+        trees.values().all(|t| t == first),
+        "{:#?}",
+        common::summary(&trees)
+    );
+    assert!(
+        first.keys().any(|k| k.starts_with("page.html.conflict-")),
+        "{:?}",
+        first.keys()
+    );
+    assert!(
+        h.events()
+            .iter()
+            .any(|e| matches!(e, AnyEvent::Sync(s) if s.conflicts.contains(&"page.html".to_owned()))),
+        "the conflict was announced"
+    );
+
+    // A new agent in a region catches up before it says ready.
+    h.start_agent(2, "gva-ws-9").await;
+    assert_eq!(&tree(&h.webroot("gva-ws-9")), first, "caught up when ready");
+
+    h.stop_replicator().await;
+    for m in ["lon-ws-1", "ams-ws-1", "gva-ws-1", "gva-ws-9"] {
+        h.stop_agent(m).await;
+    }
+}
