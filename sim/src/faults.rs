@@ -58,6 +58,12 @@ pub enum FaultKind {
         /// Provider region (zone) id.
         region: String,
     },
+    /// The provider's S3 endpoint in `region` (its S3 region id: `gb-lon-1`, `ams3` …) is down: it closes
+    /// every connection, open or new, until the fault is cleared.
+    DatastoreDown {
+        /// The S3 endpoint's region id.
+        region: String,
+    },
     /// One machine stops answering health checks (its listener closes).
     Unhealthy {
         /// The provider's machine id.
@@ -82,6 +88,7 @@ struct ProviderFaults {
     server_errors: u32,
     server_error_status: u16,
     regions_down: BTreeSet<String>,
+    datastores_down: BTreeSet<String>,
     unhealthy: BTreeSet<String>,
 }
 
@@ -106,6 +113,8 @@ pub struct FaultsView {
     pub server_errors: u32,
     /// Regions down.
     pub regions_down: Vec<String>,
+    /// S3 endpoints down (their region ids).
+    pub datastores_down: Vec<String>,
     /// Machines that do not answer health checks.
     pub unhealthy: Vec<String>,
 }
@@ -139,6 +148,9 @@ impl Faults {
             FaultKind::RegionDown { region } => {
                 f.regions_down.insert(region.clone());
             }
+            FaultKind::DatastoreDown { region } => {
+                f.datastores_down.insert(region.clone());
+            }
             FaultKind::Unhealthy { machine_id } => {
                 f.unhealthy.insert(machine_id.clone());
             }
@@ -168,6 +180,13 @@ impl Faults {
         self.by_provider
             .get(&provider)
             .is_some_and(|f| f.regions_down.contains(region))
+    }
+
+    /// Whether the S3 endpoint of `provider` in `region` is down.
+    pub fn datastore_down(&self, provider: Provider, region: &str) -> bool {
+        self.by_provider
+            .get(&provider)
+            .is_some_and(|f| f.datastores_down.contains(region))
     }
 
     /// Whether machine `id` of `provider` was made unhealthy.
@@ -227,6 +246,7 @@ impl Faults {
                         latency_millis: u64::try_from(f.latency.as_millis()).unwrap_or(u64::MAX),
                         server_errors: f.server_errors,
                         regions_down: f.regions_down.iter().cloned().collect(),
+                        datastores_down: f.datastores_down.iter().cloned().collect(),
                         unhealthy: f.unhealthy.iter().cloned().collect(),
                     },
                 )

@@ -42,6 +42,10 @@ impl std::fmt::Debug for S3Endpoint {
     }
 }
 
+/// Whether the endpoint is down (the `datastore_down` fault): asked for each new connection and, every
+/// 50 ms, by each open one.
+pub(crate) type Down = std::sync::Arc<dyn Fn() -> bool + Send + Sync>;
+
 /// Starts one endpoint with its data under `root/<provider>-<region>`.
 pub(crate) async fn start(
     cfg: &S3EndpointConfig,
@@ -49,6 +53,7 @@ pub(crate) async fn start(
     url_host: IpAddr,
     root: &Path,
     stop: CancellationToken,
+    down: Down,
 ) -> Result<(S3Endpoint, JoinHandle<()>), SimError> {
     let fail = |message: String| SimError::S3 {
         provider: cfg.provider,
@@ -85,14 +90,25 @@ pub(crate) async fn start(
                     Err(_) => continue,
                 },
             };
+            if down() {
+                drop(socket);
+                continue;
+            }
             let conn = http
                 .serve_connection(TokioIo::new(socket), service.clone())
                 .into_owned();
             let stop = stop.clone();
+            let down = std::sync::Arc::clone(&down);
             tokio::spawn(async move {
+                let went_down = async {
+                    while !down() {
+                        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                    }
+                };
                 tokio::select! {
                     _ = stop.cancelled() => {}
                     _ = conn => {}
+                    () = went_down => {}
                 }
             });
         }

@@ -165,7 +165,14 @@ impl Simulator {
         };
         let mut s3_endpoints = Vec::new();
         for cfg in &config.s3 {
-            let (endpoint, task) = s3::start(cfg, config.bind, url_host, &s3_root, root.clone()).await?;
+            let weak = Arc::downgrade(&sim);
+            let (provider, region) = (cfg.provider, cfg.region.clone());
+            let down: s3::Down = Arc::new(move || {
+                weak.upgrade()
+                    .is_some_and(|sim| sim.faults().datastore_down(provider, &region))
+            });
+            let (endpoint, task) =
+                s3::start(cfg, config.bind, url_host, &s3_root, root.clone(), down).await?;
             s3_endpoints.push(endpoint);
             tasks.push(task);
         }

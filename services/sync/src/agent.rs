@@ -36,9 +36,6 @@ use crate::plan::{self, Action, Base, Manifest, Side};
 use crate::settings::{AgentSettings, Settings};
 use crate::store::{PairKey, SyncStore};
 
-/// How many transfers an agent runs at once.
-const PARALLEL: usize = 16;
-
 /// What an agent works with.
 pub struct Agent {
     settings: Settings,
@@ -247,7 +244,12 @@ impl Agent {
                 };
                 let concerns = match e.outcome.as_str() {
                     "pushed" => e.region == region && e.origin != machine,
-                    "replicated" => e.region == region || e.peer.as_deref() == Some(region.as_str()),
+                    // The replicator changed the region's datastore (whatever else it held back or
+                    // failed to do).
+                    _ if e.origin == "replicator" => {
+                        (e.region == region || e.peer.as_deref() == Some(region.as_str()))
+                            && e.copied_count + e.deleted_count > 0
+                    }
                     _ => false,
                 };
                 if concerns && tx.send(()).is_err() {
@@ -299,69 +301,71 @@ impl Agent {
             return Ok(out);
         }
         let mut written = Base::default();
+        let mut not_applied = out.plan.withheld.clone();
         // Losers first (before their key is overwritten), then copies and deletions, many at once.
-        let (losers, rest): (Vec<Action>, Vec<Action>) = out
-            .plan
-            .actions
-            .clone()
-            .into_iter()
-            .partition(|a| matches!(a, Action::KeepLoser { .. }));
+        let (losers, rest) = plan::losers_first(&out.plan.actions);
+        let mut results = Vec::new();
         for action in losers {
             let done = self.apply(remote, &local, &listed, &action).await;
-            self.settle(&mut out, &mut written, action, done);
+            results.push((action, done));
         }
-        let results: Vec<(Action, Result<Option<plan::Entry>, String>)> = futures::stream::iter(rest)
-            .map(|action| async {
-                let done = self.apply(remote, &local, &listed, &action).await;
-                (action, done)
-            })
-            .buffer_unordered(PARALLEL)
-            .collect()
-            .await;
+        let lost = plan::failed_losers(&results);
+        let (rest, skipped) = plan::skip_unkept(rest, &lost);
+        results.extend(
+            futures::stream::iter(rest)
+                .map(|action| async {
+                    let done = self.apply(remote, &local, &listed, &action).await;
+                    (action, done)
+                })
+                .buffer_unordered(crate::replicate::PARALLEL)
+                .collect::<Vec<_>>()
+                .await,
+        );
+        for action in skipped {
+            results.push((action, Err("its losing version could not be kept first".into())));
+        }
         for (action, done) in results {
-            self.settle(&mut out, &mut written, action, done);
-        }
-        if out.failed.is_empty() && out.plan.held_back.is_empty() {
-            // The bucket's entries for what was pushed, as it holds them now.
-            if out
-                .applied
-                .iter()
-                .any(|a| matches!(a, Action::Copy { from: Side::A, .. }))
-            {
-                let objects = Box::pin(remote.store.list(&remote.bucket, ""))
-                    .await
-                    .map_err(|e| format!("listing {}: {e}", remote.bucket))?;
-                written.b = crate::replicate::manifest(&objects, rules.backup_prefix.as_deref());
+            match done {
+                Ok(entry) => {
+                    if let (
+                        Action::Copy {
+                            key, from: Side::B, ..
+                        },
+                        Some(entry),
+                    ) = (&action, entry)
+                    {
+                        written.a.insert(key.clone(), entry);
+                    }
+                    out.applied.push(action);
+                }
+                Err(e) => {
+                    out.failed.push((action.to_string(), e));
+                    not_applied.push(action);
+                }
             }
-            let base = plan::next_base(&local, &listed, &out.applied, &written);
-            self.store.record(&key, &base).await.map_err(|e| e.to_string())?;
         }
+        // The bucket's entries for what was pushed, as it holds them now.
+        if out
+            .applied
+            .iter()
+            .any(|a| matches!(a, Action::Copy { from: Side::A, .. }))
+        {
+            let objects = Box::pin(remote.store.list(&remote.bucket, ""))
+                .await
+                .map_err(|e| format!("listing {}: {e}", remote.bucket))?;
+            written.b = crate::replicate::manifest(&objects, rules.backup_prefix.as_deref());
+        }
+        let next = plan::next_base(
+            &local,
+            &listed,
+            base.as_ref(),
+            &out.applied,
+            &not_applied,
+            &written,
+        );
+        self.store.record(&key, &next).await.map_err(|e| e.to_string())?;
         self.announce(remote, &local, &listed, &out).await;
         Ok(out)
-    }
-
-    fn settle(
-        &self,
-        out: &mut AgentPass,
-        written: &mut Base,
-        action: Action,
-        done: Result<Option<plan::Entry>, String>,
-    ) {
-        match done {
-            Ok(entry) => {
-                if let (
-                    Action::Copy {
-                        key, from: Side::B, ..
-                    },
-                    Some(entry),
-                ) = (&action, entry)
-                {
-                    written.a.insert(key.clone(), entry);
-                }
-                out.applied.push(action);
-            }
-            Err(e) => out.failed.push((action.to_string(), e)),
-        }
     }
 
     /// Applies one action; a pulled file's entry as it now is in the webroot.

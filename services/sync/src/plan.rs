@@ -182,6 +182,8 @@ pub struct Plan {
     pub actions: Vec<Action>,
     /// Deletions held back by the max-delete guard, per side, with why (none are made on that side).
     pub held_back: Vec<(Side, String)>,
+    /// The deletions held back (planned again, and held back again, next pass).
+    pub withheld: Vec<Action>,
     /// Keys changed on both sides since the base.
     pub conflicts: Vec<String>,
 }
@@ -323,6 +325,7 @@ pub fn plan(a: &Manifest, b: &Manifest, base: Option<&Base>, rules: &Rules, now:
         let other_emptied = side(on.other()).is_empty() && base_of(on.other()).is_some_and(|m| !m.is_empty());
         let over_share = actions.len() > PERCENT_GUARD_FLOOR && share > usize::from(rules.max_delete_percent);
         if other_emptied {
+            out.withheld.extend(actions.iter().cloned());
             out.held_back.push((
                 on,
                 format!(
@@ -333,6 +336,7 @@ pub fn plan(a: &Manifest, b: &Manifest, base: Option<&Base>, rules: &Rules, now:
                 ),
             ));
         } else if actions.len() > rules.max_delete || over_share {
+            out.withheld.extend(actions.iter().cloned());
             out.held_back.push((
                 on,
                 format!(
@@ -350,12 +354,30 @@ pub fn plan(a: &Manifest, b: &Manifest, base: Option<&Base>, rules: &Rules, now:
     out
 }
 
-/// The base after a pass that fully succeeded: each side as it was read at the start of the pass (never
-/// read again: a change made while the pass ran must still look like a change next time), with the effect
-/// of each applied action — a copied key as its destination now holds it (`written`, each side's entries
-/// for the keys copied to it, read after the copies), a deleted key gone from both. Losers kept under a
-/// new name are left out: the next pass carries them across like any new object.
-pub fn next_base(a: &Manifest, b: &Manifest, applied: &[Action], written: &Base) -> Base {
+impl Action {
+    /// The key it is about.
+    pub fn key(&self) -> &str {
+        match self {
+            Action::Copy { key, .. } | Action::Delete { key, .. } | Action::KeepLoser { key, .. } => key,
+        }
+    }
+}
+
+/// The base after a pass whose listings succeeded: each side as it was read at the start of the pass
+/// (never read again: a change made while the pass ran must still look like a change next time), with the
+/// effect of each applied action — a copied key as its destination now holds it (`written`: each side's
+/// entries for the keys copied to it, read after the copies), a deleted key gone from both. The keys of
+/// the actions not applied (failed, or deletions held back) keep their old base on both sides, so that the
+/// next pass plans them again exactly as this one did — never as a conflict, never as a new deletion.
+/// Losers kept under a new name are left out: the next pass carries them across like any new object.
+pub fn next_base(
+    a: &Manifest,
+    b: &Manifest,
+    old: Option<&Base>,
+    applied: &[Action],
+    not_applied: &[Action],
+    written: &Base,
+) -> Base {
     let mut base = Base {
         a: a.clone(),
         b: b.clone(),
@@ -384,7 +406,47 @@ pub fn next_base(a: &Manifest, b: &Manifest, applied: &[Action], written: &Base)
             Action::KeepLoser { .. } => {}
         }
     }
+    for action in not_applied {
+        let key = action.key();
+        for (now, was) in [
+            (&mut base.a, old.and_then(|o| o.a.get(key))),
+            (&mut base.b, old.and_then(|o| o.b.get(key))),
+        ] {
+            match was {
+                Some(entry) => {
+                    now.insert(key.to_owned(), entry.clone());
+                }
+                None => {
+                    now.remove(key);
+                }
+            }
+        }
+    }
     base
+}
+
+/// A plan's actions split in the order they are applied: the conflicts' losers first (each kept before
+/// its key is overwritten), then the rest (copies and deletions, which may run at once).
+pub fn losers_first(actions: &[Action]) -> (Vec<Action>, Vec<Action>) {
+    actions
+        .iter()
+        .cloned()
+        .partition(|a| matches!(a, Action::KeepLoser { .. }))
+}
+
+/// The keys whose losing version could not be kept, from the losers' results.
+pub fn failed_losers<T, E>(results: &[(Action, Result<T, E>)]) -> BTreeSet<String> {
+    results
+        .iter()
+        .filter(|(a, r)| matches!(a, Action::KeepLoser { .. }) && r.is_err())
+        .map(|(a, _)| a.key().to_owned())
+        .collect()
+}
+
+/// `rest` without the actions on a key whose losing version could not be kept (overwriting it would lose
+/// it): those are given back second, not applied this pass.
+pub fn skip_unkept(rest: Vec<Action>, lost: &BTreeSet<String>) -> (Vec<Action>, Vec<Action>) {
+    rest.into_iter().partition(|a| !lost.contains(a.key()))
 }
 
 /// The earliest modification time among the sources of the copies in `applied` (the oldest change a pass

@@ -7,8 +7,12 @@
 
 use chrono::{DateTime, Utc};
 use flotilla_datastore::{Datastore, DatastoreError, ObjectInfo};
+use futures::StreamExt;
 
 use crate::plan::{self, Action, Base, Entry, Manifest, Plan, Rules, Side};
+
+/// How many objects a pass copies or deletes at once.
+pub const PARALLEL: usize = 16;
 
 /// What went wrong with a pass as a whole.
 #[derive(Debug, thiserror::Error)]
@@ -45,7 +49,8 @@ pub struct PassReport {
     pub applied: usize,
     /// The actions that failed, with why (they are planned again next pass).
     pub failed: Vec<(String, String)>,
-    /// The new base, when every action succeeded (and it was not a dry run).
+    /// The new base (not in a dry run): what was applied moves it on, what failed or was held back keeps
+    /// its old base, so the next pass plans it again the same way.
     pub base: Option<Base>,
     /// The modification time of the oldest change it carried (for the lag).
     pub changed_at: Option<DateTime<Utc>>,
@@ -96,7 +101,7 @@ impl Pair<'_> {
             return Ok(report);
         }
         let sides = |s: Side| if s == Side::A { &a } else { &b };
-        for action in report.plan.actions.clone() {
+        let apply = |action: Action| async move {
             let done = match &action {
                 Action::KeepLoser { key, on, as_key } => {
                     let size = sides(*on).get(key).map_or(0, |e| e.size);
@@ -125,17 +130,46 @@ impl Pair<'_> {
                     }
                 }
             };
+            (action, done)
+        };
+        // Losers first, one by one (before their key is overwritten); then the rest, many at once.
+        let (losers, rest) = plan::losers_first(&report.plan.actions);
+        let mut results = Vec::new();
+        for action in losers {
+            results.push(apply(action).await);
+        }
+        let lost = plan::failed_losers(&results);
+        let (rest, skipped) = plan::skip_unkept(rest, &lost);
+        results.extend(
+            futures::stream::iter(rest)
+                .map(apply)
+                .buffer_unordered(PARALLEL)
+                .collect::<Vec<_>>()
+                .await,
+        );
+        let mut applied = Vec::new();
+        let mut not_applied = report.plan.withheld.clone();
+        for action in skipped {
+            report.failed.push((
+                action.to_string(),
+                "its losing version could not be kept first".into(),
+            ));
+            not_applied.push(action);
+        }
+        for (action, done) in results {
             match done {
-                Ok(()) => report.applied += 1,
-                Err(e) => report.failed.push((action.to_string(), e.to_string())),
+                Ok(()) => applied.push(action),
+                Err(e) => {
+                    report.failed.push((action.to_string(), e.to_string()));
+                    not_applied.push(action);
+                }
             }
         }
-        report.changed_at = plan::oldest_change(&a, &b, &report.plan.actions);
-        if report.failed.is_empty() && report.plan.held_back.is_empty() {
-            // The sides as read at the start, with each copy as its destination holds it now.
-            let written = self.written(&report.plan.actions, rules).await?;
-            report.base = Some(plan::next_base(&a, &b, &report.plan.actions, &written));
-        }
+        report.applied = applied.len();
+        report.changed_at = plan::oldest_change(&a, &b, &applied);
+        // The sides as read at the start, with each copy as its destination holds it now.
+        let written = self.written(&applied, rules).await?;
+        report.base = Some(plan::next_base(&a, &b, base, &applied, &not_applied, &written));
         Ok(report)
     }
 

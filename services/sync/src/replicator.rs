@@ -207,21 +207,13 @@ impl Replicator {
             });
         entry.last_pass = Some(now);
         entry.last_applied = report.applied as u64;
-        if report.base.is_some() {
+        if report.failed.is_empty() && report.plan.held_back.is_empty() {
             entry.last_full_pass = Some(now);
         }
         if let Some(changed) = report.changed_at {
             entry.lag_ms = u64::try_from((now - changed).num_milliseconds()).ok();
         }
-        let held = if report.plan.held_back.is_empty() {
-            0
-        } else {
-            report
-                .plan
-                .actions
-                .len()
-                .saturating_sub(report.applied + report.failed.len())
-        };
+        let held = report.plan.withheld.len();
         entry.pending = (report.failed.len() + held) as u64;
         entry.failed = report.failed.iter().map(|(a, e)| format!("{a}: {e}")).collect();
         entry.held_back = report

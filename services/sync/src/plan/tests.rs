@@ -245,7 +245,7 @@ fn the_next_base_keeps_what_was_read_so_that_a_change_during_the_pass_is_not_los
         a: manifest(&[("z", 3, 101)]),
         b: manifest(&[("x", 5, 102)]),
     };
-    let next = next_base(&a_now, &b, &p.actions, &written);
+    let next = next_base(&a_now, &b, Some(&base), &p.actions, &[], &written);
     assert_eq!(next.a, manifest(&[("x", 5, 10), ("y", 1, 10), ("z", 3, 101)]));
     assert_eq!(next.b, manifest(&[("x", 5, 102), ("y", 1, 20), ("z", 3, 30)]));
     // The sides as read then copied to are in step with it…
@@ -260,7 +260,60 @@ fn the_next_base_keeps_what_was_read_so_that_a_change_during_the_pass_is_not_los
         ["copy y a → b"]
     );
     // A copy not seen after it was made is left out of the base: looked at again, never deleted.
-    let partial = next_base(&a_now, &b, &p.actions, &Base::default());
+    let partial = next_base(&a_now, &b, Some(&base), &p.actions, &[], &Base::default());
     assert!(!partial.b.contains_key("x") && !partial.a.contains_key("z"));
     assert_eq!(oldest_change(&a_now, &b, &p.actions), Some(at(10)));
+}
+
+#[test]
+fn what_was_not_applied_is_planned_again_the_same_way_never_as_a_conflict() {
+    let base = both(&manifest(&[("keep", 1, 0), ("page", 1, 0)]));
+    // a changed page and made new; b deleted keep.
+    let a = manifest(&[("keep", 1, 0), ("page", 2, 50), ("new", 3, 50)]);
+    let b = manifest(&[("page", 1, 0)]);
+    let rules = Rules {
+        max_delete_percent: 100,
+        ..Rules::default()
+    };
+    let p = plan(&a, &b, Some(&base), &rules, at(100));
+    assert_eq!(
+        lines(&p),
+        ["copy new a → b", "copy page a → b", "delete keep on a"]
+    );
+    // The copy of page failed; the rest was applied.
+    let (failed, applied): (Vec<Action>, Vec<Action>) =
+        p.actions.iter().cloned().partition(|a| a.key() == "page");
+    let written = Base {
+        a: Manifest::new(),
+        b: manifest(&[("new", 3, 101)]),
+    };
+    let next = next_base(&a, &b, Some(&base), &applied, &failed, &written);
+    let a2 = manifest(&[("page", 2, 50), ("new", 3, 50)]);
+    let b2 = manifest(&[("page", 1, 0), ("new", 3, 101)]);
+    let again = plan(&a2, &b2, Some(&next), &rules, at(110));
+    assert_eq!(lines(&again), ["copy page a → b"]);
+    assert!(again.conflicts.is_empty());
+    // A deletion held back stays held back (and is never forgotten into a copy back); page, changed on a
+    // since, still goes across (a change beats a delete).
+    let emptied = plan(&a2, &Manifest::new(), Some(&next), &rules, at(120));
+    assert_eq!(
+        lines(&emptied),
+        [
+            "copy page a → b",
+            "deletions on a held back: the other side lists no object where it held 2 at the last pass: it may be listing nothing by mistake, so none of its 1 deletions is made"
+        ]
+    );
+    assert_eq!(emptied.withheld.len(), 1);
+    let mut not_applied = emptied.withheld.clone();
+    not_applied.extend(emptied.actions.iter().cloned());
+    let kept = next_base(
+        &a2,
+        &Manifest::new(),
+        Some(&next),
+        &[],
+        &not_applied,
+        &Base::default(),
+    );
+    let still = plan(&a2, &Manifest::new(), Some(&kept), &rules, at(130));
+    assert_eq!(lines(&still), lines(&emptied));
 }

@@ -1,0 +1,144 @@
+//! Sync under faults (three regions on three providers, one agent each, the replicator): a datastore down
+//! while files are written, changed and deleted elsewhere loses nothing and catches up when it returns —
+//! its region's files are never deleted while it cannot be listed; and a bucket emptied behind our back
+//! (a broken endpoint listing nothing) never empties the other regions or a webroot.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use std::time::Duration;
+
+use common::{Harness, write};
+use flotilla_cloudsim::{Fault, FaultKind, Provider};
+use flotilla_proto::AnyEvent;
+
+async fn world() -> Harness {
+    let mut h = Harness::start().await;
+    h.start_replicator().await;
+    for (region, machine) in [(0, "lon-ws-1"), (1, "ams-ws-1"), (2, "gva-ws-1")] {
+        h.start_agent(region, machine).await;
+    }
+    let lon = h.webroot("lon-ws-1");
+    write(&lon, "index.php", b"front page");
+    write(&lon, "about.html", b"about v1");
+    write(&lon, "old.html", b"to be deleted");
+    for i in 0..20 {
+        write(&lon, &format!("posts/{i}.html"), format!("post {i}").as_bytes());
+    }
+    h.until_all("the site", |t| t.len() == 23).await;
+    h
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_datastore_down_loses_nothing_and_catches_up_when_it_returns() {
+    let mut h = world().await;
+    let down = Fault {
+        provider: Provider::DigitalOcean,
+        kind: FaultKind::DatastoreDown {
+            region: "ams3".into(),
+        },
+    };
+    h.sim.add_fault(&down);
+    let (lon, ams, gva) = (
+        h.webroot("lon-ws-1"),
+        h.webroot("ams-ws-1"),
+        h.webroot("gva-ws-1"),
+    );
+    write(&lon, "news.html", b"news from london");
+    write(&gva, "about.html", b"about v2, from geneva");
+    std::fs::remove_file(lon.join("old.html")).unwrap();
+    // Amsterdam's own change, made while its datastore is away.
+    write(&ams, "ams.html", b"written in amsterdam during the outage");
+
+    // London and Geneva converge without Amsterdam…
+    let reached = |t: &std::collections::BTreeMap<String, Vec<u8>>| {
+        t.get("news.html").is_some_and(|b| b == b"news from london")
+            && t.get("about.html").is_some_and(|b| b == b"about v2, from geneva")
+            && !t.contains_key("old.html")
+    };
+    let waited = tokio::time::timeout(common::PATIENCE, async {
+        loop {
+            if reached(&common::tree(&lon)) && reached(&common::tree(&gva)) {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    })
+    .await;
+    assert!(waited.is_ok(), "{:#?}", common::summary(&h.trees()));
+    // …and Amsterdam's webroot lost nothing and deleted nothing while it could not list its datastore.
+    let t = common::tree(&ams);
+    assert_eq!(
+        t.get("old.html").map(Vec::as_slice),
+        Some(b"to be deleted".as_slice())
+    );
+    assert!(t.contains_key("ams.html"));
+
+    // Back: everything arrives everywhere, the deletion included, Amsterdam's own file too.
+    h.sim.clear_faults(Some(Provider::DigitalOcean));
+    h.until_all("the catch-up after the outage", |t| {
+        reached(t)
+            && t.get("ams.html")
+                .is_some_and(|b| b == b"written in amsterdam during the outage")
+    })
+    .await;
+    let trees = h.trees();
+    let first = trees.values().next().unwrap();
+    assert!(
+        trees.values().all(|t| t == first),
+        "{:#?}",
+        common::summary(&trees)
+    );
+
+    h.stop_replicator().await;
+    for m in ["lon-ws-1", "ams-ws-1", "gva-ws-1"] {
+        h.stop_agent(m).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_bucket_listing_nothing_never_empties_the_others() {
+    let mut h = world().await;
+    // Geneva's bucket is emptied behind our back (a broken endpoint, the wrong bucket…).
+    let clouds = flotilla_clouds::Clouds::new(h.sim.cloud_settings(), None);
+    let gva_store = clouds
+        .datastores(&h.deployment.name, &h.deployment.regions[2])
+        .unwrap()
+        .primary()
+        .clone();
+    let bucket = h.deployment.bucket("webroot-sync");
+    for o in Box::pin(gva_store.list(&bucket, "")).await.unwrap() {
+        Box::pin(gva_store.delete(&bucket, &o.key)).await.unwrap();
+    }
+    // A run of the replicator and of Geneva's agent (a change elsewhere starts both).
+    write(&h.webroot("lon-ws-1"), "later.html", b"later");
+    h.until_all("a later change", |t| t.contains_key("later.html"))
+        .await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+
+    // Nothing was deleted anywhere: every webroot still has the whole site.
+    for (m, t) in h.trees() {
+        for key in ["index.php", "about.html", "old.html", "posts/19.html"] {
+            assert!(t.contains_key(key), "{m} lost {key}: {:?}", t.keys());
+        }
+        assert_eq!(t.len(), 24, "{m}: {:?}", t.keys());
+    }
+    let held: Vec<String> = h
+        .events()
+        .iter()
+        .filter_map(|e| match e {
+            AnyEvent::Sync(s) if !s.held_back.is_empty() => Some(s.held_back.join("; ")),
+            _ => None,
+        })
+        .collect();
+    assert!(
+        held.iter().any(|h| h.contains("lists no object where it held")),
+        "the guard said why: {held:?}"
+    );
+
+    h.stop_replicator().await;
+    for m in ["lon-ws-1", "ams-ws-1", "gva-ws-1"] {
+        h.stop_agent(m).await;
+    }
+}
