@@ -262,6 +262,7 @@ impl Agent {
 
     /// One full pass: the webroot (side `a`) against the bucket (side `b`), against their base.
     async fn pass(&self, remote: &Remote) -> Result<AgentPass, String> {
+        let started = std::time::Instant::now();
         let root = self.root().to_path_buf();
         let excludes = self.excludes.clone();
         let local = tokio::task::spawn_blocking(move || local::manifest(&root, &excludes))
@@ -365,6 +366,13 @@ impl Agent {
         );
         self.store.record(&key, &next).await.map_err(|e| e.to_string())?;
         self.announce(remote, &local, &listed, &out).await;
+        tracing::info!(
+            applied = out.applied.len(),
+            failed = out.failed.len(),
+            held_back = out.plan.withheld.len(),
+            elapsed = ?started.elapsed(),
+            "sync agent: pass"
+        );
         Ok(out)
     }
 

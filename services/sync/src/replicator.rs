@@ -168,6 +168,7 @@ impl Replicator {
             side_a: hub.name.clone(),
             side_b: spoke.name.clone(),
         };
+        let started = std::time::Instant::now();
         let base = self.store.base(&key).await.map_err(|e| e.to_string())?;
         let pair = Pair {
             a: &hub.store,
@@ -185,6 +186,15 @@ impl Replicator {
         if let Some(base) = &report.base {
             self.store.record(&key, base).await.map_err(|e| e.to_string())?;
         }
+        tracing::info!(
+            deployment = %d.name,
+            bucket,
+            region = %spoke.region,
+            applied = report.applied,
+            failed = report.failed.len(),
+            elapsed = ?started.elapsed(),
+            "sync: pass"
+        );
         self.note(d, bucket, hub, spoke, &report);
         self.announce(d, bucket, hub, spoke, &report).await;
         Ok(report)
