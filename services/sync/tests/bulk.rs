@@ -137,7 +137,7 @@ async fn a_burst_of_small_files_and_a_large_one_arrive_complete_and_identical() 
     );
     for m in ["ams-ws-1", "gva-ws-1"] {
         let got = digests(&h.webroot(m));
-        let differ: Vec<(&String, Option<&(u64, String)>, Option<&(u64, String)>)> = want
+        let differ: Vec<_> = want
             .keys()
             .chain(got.keys())
             .collect::<std::collections::BTreeSet<_>>()
