@@ -5,6 +5,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
 
 use async_nats::service::ServiceExt;
 use chrono::{DateTime, Utc};
@@ -254,9 +255,18 @@ pub struct Running {
     pub instance_id: String,
     shutdown: CancellationToken,
     task: JoinHandle<Result<(), HostError>>,
+    gates: Vec<crate::admin::ReadyGate>,
 }
 
 impl Running {
+    /// Why the service is not ready yet (its own gates, [`Context::gate`]); empty once it is.
+    pub fn waiting_for(&self) -> Vec<String> {
+        self.gates
+            .iter()
+            .filter_map(crate::admin::ReadyGate::reason)
+            .collect()
+    }
+
     /// Asks the service to stop and waits until it has.
     pub async fn shutdown(self) -> Result<(), HostError> {
         self.shutdown.cancel();
@@ -353,6 +363,7 @@ where
         event_consumers.push((sub.purpose, consumer, Arc::new(sub.dispatcher)));
     }
     let gates = ctx.gates.lock().map(|g| g.clone()).unwrap_or_default();
+    let gates_for_running = gates.clone();
     let mut registry = match ctx.registry.into_inner() {
         Ok(r) => r,
         Err(poisoned) => poisoned.into_inner(),
@@ -504,6 +515,7 @@ where
         instance_id,
         shutdown,
         task,
+        gates: gates_for_running,
     })
 }
 
@@ -629,6 +641,9 @@ where
     }
 }
 
+/// How often a service still starting tells systemd why (and extends its start timeout).
+const READY_STATUS_EVERY: Duration = Duration::from_secs(10);
+
 async fn run_until_signalled<S, F>(
     def: ServiceDef,
     config: ServiceConfig<S>,
@@ -639,8 +654,8 @@ where
     F: FnOnce(&Context<S>) -> Dispatcher,
 {
     let running = start(def, config, build).await?;
-    let _ = sd_notify::notify(&[sd_notify::NotifyState::Ready]);
     let token = running.shutdown_token();
+    let stop = token.clone();
     tokio::spawn(async move {
         let signal = wait_for_signal().await;
         tracing::info!(
@@ -649,8 +664,32 @@ where
             "stopping: no new work; finishing in-flight messages"
         );
         let _ = sd_notify::notify(&[sd_notify::NotifyState::Stopping]);
-        token.cancel();
+        stop.cancel();
     });
+    // READY=1 once the service's own gates are open (an agent caught up); until then systemd is told
+    // why, and given more time, every few seconds.
+    let mut said: Option<Instant> = None;
+    loop {
+        let waiting = running.waiting_for();
+        if waiting.is_empty() {
+            break;
+        }
+        if said.is_none_or(|t| t.elapsed() >= READY_STATUS_EVERY) {
+            let status = format!("starting: {}", waiting.join("; "));
+            let _ = sd_notify::notify(&[
+                sd_notify::NotifyState::Status(&status),
+                sd_notify::NotifyState::ExtendTimeoutUsec(
+                    u32::try_from(READY_STATUS_EVERY.as_micros() * 3).unwrap_or(u32::MAX),
+                ),
+            ]);
+            said = Some(Instant::now());
+        }
+        tokio::select! {
+            () = token.cancelled() => break,
+            () = tokio::time::sleep(Duration::from_millis(50)) => {}
+        }
+    }
+    let _ = sd_notify::notify(&[sd_notify::NotifyState::Ready]);
     running.wait().await
 }
 
