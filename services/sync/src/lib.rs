@@ -2,7 +2,7 @@
 //! datastores. One binary, two roles chosen by configuration ([`settings::Role`]):
 //!
 //! - the **replicator** (control plane): consumes `flotilla.cmd.sync.<deployment>.<region>.<verb>`
-//!   (`reconcile`) through its durable consumer, keeps each deployment's buckets equal across its regions
+//!   (`reconcile`, `backup`, `restore`) through its durable consumer, keeps each deployment's buckets equal across its regions
 //!   ([`replicator`]), and answers `flotilla.api.sync.show|status` and the NATS service API;
 //! - the **agent** (one per webserver, [`agent`]): keeps its webroot and its region's datastore in step,
 //!   pushing each local change and pulling each announced one.
@@ -13,10 +13,13 @@
 //! - [`replicate`]: one pass of a bucket between two endpoints (list, plan, apply part by part, the new
 //!   base only after a pass that fully succeeded).
 //! - [`local`]: a webroot as a side (its manifest, atomic writes, excludes).
-//! - [`store`]: the service's database — each replicated pair's base.
+//! - [`backup`]: webroot backups — put to every endpoint, filled in from a durable queue, pruned per
+//!   period, restored from whichever provider still has a good copy.
+//! - [`store`]: the service's database — each replicated pair's base, the backups and their copies.
 //! - [`settings`]: the role and the rules.
 
 pub mod agent;
+pub mod backup;
 pub mod local;
 pub mod plan;
 pub mod replicate;
@@ -56,6 +59,8 @@ pub fn routes(ctx: &Context<Settings>) -> Dispatcher {
         clouds,
         store,
         ctx.publisher.clone(),
+        ctx.desired(),
+        ctx.config.data_dir.join("backups"),
     ));
     let looped = flotilla_runtime::deployments::DeploymentLoop::new(
         Arc::clone(&replicator),
@@ -80,8 +85,18 @@ pub fn routes(ctx: &Context<Settings>) -> Dispatcher {
         stop.clone(),
     ));
     ctx.spawn(async move { looped.run(stop).await });
-    Dispatcher::new(ctx.def.name).on(move |cmd: flotilla_proto::ReconcileSync, _delivery| {
-        let replicator = Arc::clone(&replicator);
-        async move { replicator.reconcile_now(cmd).await }
-    })
+    let (backup, restore) = (Arc::clone(&replicator), Arc::clone(&replicator));
+    Dispatcher::new(ctx.def.name)
+        .on(move |cmd: flotilla_proto::ReconcileSync, _delivery| {
+            let replicator = Arc::clone(&replicator);
+            async move { replicator.reconcile_now(cmd).await }
+        })
+        .on(move |cmd: flotilla_proto::TakeBackup, _delivery| {
+            let backup = Arc::clone(&backup);
+            async move { backup.backup(cmd).await }
+        })
+        .on(move |cmd: flotilla_proto::RestoreBackup, _delivery| {
+            let restore = Arc::clone(&restore);
+            async move { restore.restore(cmd).await }
+        })
 }

@@ -18,8 +18,8 @@ use flotilla_bus::{HandlerError, Publisher};
 use flotilla_clouds::Clouds;
 use flotilla_datastore::Datastore;
 use flotilla_proto::{
-    AgentSync, AnyEvent, BucketSync, EventMeta, ReconcileSync, SYNC_EVENT_KEYS, ShowSync, SyncApplied,
-    SyncView,
+    AgentSync, AnyEvent, BucketSync, EventMeta, ReconcileSync, RestoreBackup, SYNC_EVENT_KEYS, ShowSync,
+    SyncApplied, SyncView, TakeBackup,
 };
 use flotilla_runtime::ApiFailure;
 use flotilla_runtime::deployments::{Nudge, Ran, Reconciler, Views};
@@ -81,6 +81,8 @@ type PerKey<T> = BTreeMap<(String, String), T>;
 /// The replicator.
 pub struct Replicator {
     settings: Settings,
+    backups: crate::backup::Backups,
+    desired: flotilla_bus::state::DesiredStates,
     clouds: Clouds,
     store: SyncStore,
     publisher: Publisher,
@@ -94,9 +96,25 @@ pub struct Replicator {
 }
 
 impl Replicator {
-    /// A replicator writing through `clouds`, keeping bases in `store`.
-    pub fn new(settings: Settings, clouds: Clouds, store: SyncStore, publisher: Publisher) -> Self {
+    /// A replicator writing through `clouds`, keeping bases and backups in `store`, archives under
+    /// `backup_dir`, reading deployments (for commands) from `desired`.
+    pub fn new(
+        settings: Settings,
+        clouds: Clouds,
+        store: SyncStore,
+        publisher: Publisher,
+        desired: flotilla_bus::state::DesiredStates,
+        backup_dir: std::path::PathBuf,
+    ) -> Self {
         Self {
+            backups: crate::backup::Backups::new(
+                settings.clone(),
+                clouds.clone(),
+                store.clone(),
+                publisher.clone(),
+                backup_dir,
+            ),
+            desired,
             settings,
             clouds,
             store,
@@ -382,11 +400,12 @@ impl Replicator {
                     .unwrap_or_default()
             })
             .unwrap_or_default();
+        let backups = self.backups.view(&req.deployment).await;
         Ok(SyncView {
             deployment: req.deployment,
             buckets,
             agents,
-            backups: Vec::new(),
+            backups,
         })
     }
 
@@ -396,6 +415,95 @@ impl Replicator {
             nudge.deployment(&cmd.deployment);
         }
         Ok(())
+    }
+
+    async fn deployment(&self, name: &str) -> Result<Deployment, HandlerError> {
+        match self.desired.get(name).await {
+            Ok(Some(d)) => Ok(d.value.deployment),
+            Ok(None) => Err(HandlerError::Reject(format!("deployment {name} is not deployed"))),
+            Err(e) => Err(HandlerError::retry(e)),
+        }
+    }
+
+    /// The `sync.backup` command: the archive (named by the command's id, so a redelivery writes no
+    /// second one) on every endpoint; endpoints that fail are filled in later, so it is acknowledged.
+    pub async fn backup(&self, cmd: TakeBackup) -> Result<(), HandlerError> {
+        let d = self.deployment(&cmd.deployment).await?;
+        if d.region(&cmd.region).is_none() {
+            return Err(HandlerError::Reject(format!(
+                "deployment {} has no region {}",
+                d.name, cmd.region
+            )));
+        }
+        if !crate::backup::PERIODS.contains(&cmd.period.as_str()) {
+            return Err(HandlerError::Reject(format!(
+                "unknown backup period {:?} (one of {})",
+                cmd.period,
+                crate::backup::PERIODS.join(", ")
+            )));
+        }
+        let id = format!("cmd-{}", cmd.meta.id.0.simple());
+        let taken = self
+            .backups
+            .take(&d, &cmd.region, &cmd.period, &id, cmd.meta.correlation_id)
+            .await
+            .map_err(HandlerError::retry)?;
+        // Copies still missing are written again by the deployment's runs, every retry interval.
+        if !taken.missing.is_empty()
+            && let Some(nudge) = self.nudge.get()
+        {
+            nudge.deployment(&d.name);
+        }
+        Ok(())
+    }
+
+    /// The `sync.restore` command.
+    pub async fn restore(&self, cmd: RestoreBackup) -> Result<(), HandlerError> {
+        let d = self.deployment(&cmd.deployment).await?;
+        if d.region(&cmd.region).is_none() {
+            return Err(HandlerError::Reject(format!(
+                "deployment {} has no region {}",
+                d.name, cmd.region
+            )));
+        }
+        match self
+            .backups
+            .restore(
+                &d,
+                &cmd.region,
+                cmd.from.as_deref(),
+                cmd.at,
+                cmd.meta.correlation_id,
+            )
+            .await
+        {
+            Ok(_) => {
+                // The other regions get the restored files from the next run.
+                if let Some(nudge) = self.nudge.get() {
+                    nudge.deployment(&d.name);
+                }
+                Ok(())
+            }
+            // Nothing to restore from is an answer, not a failure to retry forever.
+            Err(e) if e.starts_with("no good backup") || e.starts_with("no datastore") => {
+                let event = flotilla_proto::BackupWritten {
+                    meta: EventMeta::new(cmd.meta.correlation_id, "sync"),
+                    deployment: d.name.clone(),
+                    region: cmd.region.clone(),
+                    outcome: "failed".into(),
+                    bucket: String::new(),
+                    key: String::new(),
+                    checksum: String::new(),
+                    size: 0,
+                    written: Vec::new(),
+                    missing: Vec::new(),
+                    message: e.clone(),
+                };
+                let _ = self.publisher.publish_event(&event).await;
+                Err(HandlerError::Reject(e))
+            }
+            Err(e) => Err(HandlerError::retry(e)),
+        }
     }
 
     /// The last time `deployment`'s `bucket` fully passed with `region` (tests, status).
@@ -471,11 +579,30 @@ impl Reconciler for Replicator {
                 }
             }
         }
-        if errors.is_empty() {
-            Ok(Ran::Done)
-        } else {
-            Err(errors.join("; "))
+        // Backups: copies still missing are written again, scheduled ones taken when due.
+        let now = Utc::now();
+        let mut again = match self.backups.fill_pending(d).await {
+            Ok(true) => Some(
+                now + chrono::Duration::from_std(self.settings.backups.retry_interval).unwrap_or_default(),
+            ),
+            Ok(false) => None,
+            Err(e) => {
+                errors.push(format!("backups: {e}"));
+                None
+            }
+        };
+        if let Some(next) = self.backups.scheduled(d, now).await {
+            again = Some(again.map_or(next, |a| a.min(next)));
         }
+        if !errors.is_empty() {
+            return Err(errors.join("; "));
+        }
+        Ok(match again {
+            Some(at) => {
+                Ran::Again(tokio::time::Instant::now() + (at - Utc::now()).to_std().unwrap_or_default())
+            }
+            None => Ran::Done,
+        })
     }
 }
 

@@ -95,3 +95,164 @@ impl SyncStore {
         .map_err(query_error("record a base"))
     }
 }
+
+/// One webroot backup as recorded.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BackupRow {
+    /// Deployment.
+    pub deployment: String,
+    /// Its id (the command's that asked for it, or the schedule slot's).
+    pub id: String,
+    /// Its period.
+    pub period: String,
+    /// The region whose webroot it holds.
+    pub region: String,
+    /// Its bucket on every endpoint.
+    pub bucket: String,
+    /// Its key.
+    pub key: String,
+    /// When it was taken.
+    pub taken_at: chrono::DateTime<chrono::Utc>,
+    /// SHA-256, hex.
+    pub checksum: String,
+    /// Size in bytes.
+    pub size: u64,
+}
+
+/// One copy of a backup on one endpoint.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CopyRow {
+    /// The backup's id.
+    pub id: String,
+    /// The endpoint (`<provider>:<host>`).
+    pub endpoint: String,
+    /// Whether it is there.
+    pub written: bool,
+    /// Why the last try failed.
+    pub error: Option<String>,
+}
+
+type BackupTuple = (String, String, String, String, String, String, i64, String, i64);
+
+fn backup_row(t: BackupTuple) -> BackupRow {
+    let (deployment, id, period, region, bucket, key, taken_ms, checksum, size) = t;
+    BackupRow {
+        deployment,
+        id,
+        period,
+        region,
+        bucket,
+        key,
+        taken_at: chrono::DateTime::from_timestamp_millis(taken_ms).unwrap_or_default(),
+        checksum,
+        size: u64::try_from(size).unwrap_or(0),
+    }
+}
+
+impl SyncStore {
+    /// Records a backup and its copies to be written (none written yet); a backup already recorded is
+    /// left as it is (a redelivered command).
+    pub async fn record_backup(&self, b: &BackupRow, endpoints: &[String]) -> Result<(), StoreError> {
+        let q = "INSERT INTO sync_backup (deployment, id, period, region, bucket, key, taken_ms, checksum, size) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT (deployment, id) DO NOTHING";
+        on_pool!(&self.store, |p| sqlx::query(q)
+            .bind(&b.deployment)
+            .bind(&b.id)
+            .bind(&b.period)
+            .bind(&b.region)
+            .bind(&b.bucket)
+            .bind(&b.key)
+            .bind(b.taken_at.timestamp_millis())
+            .bind(&b.checksum)
+            .bind(i64::try_from(b.size).unwrap_or(i64::MAX))
+            .execute(p)
+            .await
+            .map(drop))
+        .map_err(query_error("record a backup"))?;
+        for e in endpoints {
+            let q = "INSERT INTO sync_backup_copy (deployment, id, endpoint, written, error) \
+                     VALUES ($1, $2, $3, $4, NULL) ON CONFLICT (deployment, id, endpoint) DO NOTHING";
+            on_pool!(&self.store, |p| sqlx::query(q)
+                .bind(&b.deployment)
+                .bind(&b.id)
+                .bind(e)
+                .bind(false)
+                .execute(p)
+                .await
+                .map(drop))
+            .map_err(query_error("record a backup copy"))?;
+        }
+        Ok(())
+    }
+
+    /// Records the outcome of writing a copy.
+    pub async fn copy_done(
+        &self,
+        deployment: &str,
+        id: &str,
+        endpoint: &str,
+        error: Option<&str>,
+    ) -> Result<(), StoreError> {
+        let q = "UPDATE sync_backup_copy SET written = $4, error = $5 \
+                 WHERE deployment = $1 AND id = $2 AND endpoint = $3";
+        on_pool!(&self.store, |p| sqlx::query(q)
+            .bind(deployment)
+            .bind(id)
+            .bind(endpoint)
+            .bind(error.is_none())
+            .bind(error)
+            .execute(p)
+            .await
+            .map(drop))
+        .map_err(query_error("record a backup copy's outcome"))
+    }
+
+    /// The backups of `deployment`, newest first.
+    pub async fn backups(&self, deployment: &str) -> Result<Vec<BackupRow>, StoreError> {
+        let q = "SELECT deployment, id, period, region, bucket, key, taken_ms, checksum, size FROM sync_backup \
+                 WHERE deployment = $1 ORDER BY taken_ms DESC, id DESC";
+        let rows: Vec<BackupTuple> = on_pool!(&self.store, |p| sqlx::query_as(q)
+            .bind(deployment)
+            .fetch_all(p)
+            .await)
+        .map_err(query_error("read backups"))?;
+        Ok(rows.into_iter().map(backup_row).collect())
+    }
+
+    /// The copies of `deployment`'s backups.
+    pub async fn copies(&self, deployment: &str) -> Result<Vec<CopyRow>, StoreError> {
+        let q = "SELECT id, endpoint, written, error FROM sync_backup_copy WHERE deployment = $1 \
+                 ORDER BY id, endpoint";
+        let rows: Vec<(String, String, bool, Option<String>)> = on_pool!(&self.store, |p| sqlx::query_as(q)
+            .bind(deployment)
+            .fetch_all(p)
+            .await)
+        .map_err(query_error("read backup copies"))?;
+        Ok(rows
+            .into_iter()
+            .map(|(id, endpoint, written, error)| CopyRow {
+                id,
+                endpoint,
+                written,
+                error,
+            })
+            .collect())
+    }
+
+    /// Forgets a backup and its copies (retention).
+    pub async fn forget_backup(&self, deployment: &str, id: &str) -> Result<(), StoreError> {
+        for q in [
+            "DELETE FROM sync_backup_copy WHERE deployment = $1 AND id = $2",
+            "DELETE FROM sync_backup WHERE deployment = $1 AND id = $2",
+        ] {
+            on_pool!(&self.store, |p| sqlx::query(q)
+                .bind(deployment)
+                .bind(id)
+                .execute(p)
+                .await
+                .map(drop))
+            .map_err(query_error("forget a backup"))?;
+        }
+        Ok(())
+    }
+}

@@ -145,12 +145,18 @@ async fn an_agent_killed_mid_transfer_serves_no_partial_file_and_loses_nothing()
 
     // Nothing lost: what was written while it was dead reaches London.
     let waited = tokio::time::timeout(common::PATIENCE, async {
-        while std::fs::read(lon.join("written-while-down.html")).ok().as_deref() != Some(b"not lost".as_slice()) {
+        while std::fs::read(lon.join("written-while-down.html")).ok().as_deref()
+            != Some(b"not lost".as_slice())
+        {
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
     })
     .await;
-    assert!(waited.is_ok(), "{}", std::fs::read_to_string(&log).unwrap_or_default());
+    assert!(
+        waited.is_ok(),
+        "{}",
+        std::fs::read_to_string(&log).unwrap_or_default()
+    );
 
     h.stop_replicator().await;
     h.stop_agent("lon-ws-1").await;

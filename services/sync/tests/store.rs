@@ -46,3 +46,58 @@ async fn bases_are_kept_per_bucket_and_pair_on_every_backend() {
         assert_eq!(store.base(&other).await.unwrap(), None);
     }
 }
+
+#[tokio::test]
+async fn backups_and_their_copies_are_a_durable_queue_on_every_backend() {
+    use flotilla_sync::store::BackupRow;
+    for db in databases().await {
+        let (sqlite, postgres) = migrations();
+        db.store.migrate_with(sqlite, postgres).await.unwrap();
+        let store = SyncStore::new(db.store.clone());
+        let row = |id: &str, secs: i64| BackupRow {
+            deployment: "shop".into(),
+            id: id.into(),
+            period: "daily".into(),
+            region: "gb-lon".into(),
+            bucket: "www-example-com-daily".into(),
+            key: format!("webroot-{id}.tar.gz"),
+            taken_at: chrono::DateTime::from_timestamp_millis(1_765_000_000_000 + secs * 1000).unwrap(),
+            checksum: "ab".repeat(32),
+            size: 4096,
+        };
+        let endpoints = ["linode:a".to_owned(), "digitalocean:b".to_owned()];
+        store.record_backup(&row("one", 0), &endpoints).await.unwrap();
+        // Recorded again (a redelivered command): unchanged, no second row.
+        store.record_backup(&row("one", 99), &endpoints).await.unwrap();
+        store
+            .record_backup(&row("two", 10), &endpoints[..1])
+            .await
+            .unwrap();
+        let backups = store.backups("shop").await.unwrap();
+        assert_eq!(
+            backups.iter().map(|b| b.id.as_str()).collect::<Vec<_>>(),
+            ["two", "one"]
+        );
+        assert_eq!(backups[1], row("one", 0));
+        // Copies: pending until written; a failure keeps it pending with why.
+        store.copy_done("shop", "one", "linode:a", None).await.unwrap();
+        store
+            .copy_done("shop", "one", "digitalocean:b", Some("unreachable"))
+            .await
+            .unwrap();
+        let copies = store.copies("shop").await.unwrap();
+        let one: Vec<_> = copies.iter().filter(|c| c.id == "one").collect();
+        assert_eq!(one.len(), 2);
+        assert!(
+            one.iter()
+                .any(|c| c.endpoint == "linode:a" && c.written && c.error.is_none())
+        );
+        assert!(one.iter().any(|c| c.endpoint == "digitalocean:b"
+            && !c.written
+            && c.error.as_deref() == Some("unreachable")));
+        store.forget_backup("shop", "one").await.unwrap();
+        assert_eq!(store.backups("shop").await.unwrap().len(), 1);
+        assert!(store.copies("shop").await.unwrap().iter().all(|c| c.id == "two"));
+        assert!(store.backups("other").await.unwrap().is_empty());
+    }
+}

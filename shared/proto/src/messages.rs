@@ -1443,8 +1443,9 @@ impl Message for RestoreBackup {
 /// `sync.applied.v1`: objects were copied or deleted to keep a bucket in step (published on
 /// `flotilla.evt.sync.<deployment>.<region>.<outcome>`): `pushed` by an agent from its webroot to its
 /// region's datastore, `pulled` by an agent from there into its webroot, `replicated` by the replicator
-/// between two regions' datastores, `held-back` when the max-delete guard stopped deletions, `failed`
-/// when some actions failed (they are tried again).
+/// between two regions' datastores, `restored` by the replicator when a backup was put back into a
+/// region's datastore, `held-back` when the max-delete guard stopped deletions, `failed` when some actions
+/// failed (they are tried again).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct SyncApplied {
     /// Event metadata.
@@ -1461,7 +1462,7 @@ pub struct SyncApplied {
     /// For `replicated`: the other region of the pair.
     #[serde(default)]
     pub peer: Option<String>,
-    /// `pushed`, `pulled`, `replicated`, `held-back` or `failed`.
+    /// `pushed`, `pulled`, `replicated`, `restored`, `held-back` or `failed`.
     pub outcome: String,
     /// Keys copied (at most [`SYNC_EVENT_KEYS`]; `copied_count` has them all).
     pub copied: Vec<String>,

@@ -317,9 +317,6 @@ where
 
     let topology = Topology::ensure(&client, &config.bus).await?;
     let publisher = Publisher::new(client.clone(), config.publish.clone());
-    let consumer =
-        CommandConsumer::create(&topology, publisher.clone(), def.name, config.consumer.clone()).await?;
-    let counters = consumer.counters();
     let shutdown = CancellationToken::new();
 
     let ctx = Context {
@@ -337,6 +334,29 @@ where
         tasks: tokio_util::task::TaskTracker::new(),
     };
     let dispatcher = Arc::new(build(&ctx));
+    // A process with no command routes (the sync service's agents) takes no commands from the service's
+    // durable consumer: they are left to its replicas that handle them.
+    let consumer = if dispatcher.kinds().next().is_some() {
+        Some(
+            CommandConsumer::create(
+                &ctx.topology,
+                ctx.publisher.clone(),
+                def.name,
+                config.consumer.clone(),
+            )
+            .await?,
+        )
+    } else {
+        tracing::info!(
+            service = def.name,
+            "no command routes: this process takes no commands"
+        );
+        None
+    };
+    let counters = consumer
+        .as_ref()
+        .map(CommandConsumer::counters)
+        .unwrap_or_default();
     let extra_endpoints = ctx
         .endpoints
         .lock()
@@ -433,7 +453,16 @@ where
         (Some(bound), Some(serve))
     };
 
-    let consume = tokio::spawn(consumer.run(dispatcher, shutdown.clone()));
+    let consume = match consumer {
+        Some(consumer) => tokio::spawn(consumer.run(dispatcher, shutdown.clone())),
+        None => {
+            let stop = shutdown.clone();
+            tokio::spawn(async move {
+                stop.cancelled().await;
+                Ok(())
+            })
+        }
+    };
     let event_tasks: Vec<_> = event_consumers
         .into_iter()
         .map(|(_, consumer, dispatcher)| tokio::spawn(consumer.run(dispatcher, shutdown.clone())))

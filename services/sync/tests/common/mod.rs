@@ -112,6 +112,9 @@ impl Harness {
         n.service.debounce = Duration::from_millis(50);
         n.service.lease_ttl = Duration::from_secs(3);
         n.service.resync_interval = Duration::from_secs(60);
+        // Scheduled backups would depend on the time of day the test runs; their slots are unit-tested.
+        n.service.backups.scheduled = false;
+        n.service.backups.retry_interval = Duration::from_millis(300);
         n
     }
 
@@ -243,4 +246,36 @@ pub fn tree_len(root: &Path) -> usize {
         .filter_map(Result::ok)
         .filter(|e| e.file_type().is_file())
         .count()
+}
+
+impl Harness {
+    /// Publishes a command, as the CLI does.
+    pub async fn command<C: flotilla_proto::Command>(&self, cmd: &C) {
+        let publisher =
+            flotilla_bus::Publisher::new(self.client.clone(), flotilla_bus::PublishConfig::default());
+        publisher.publish_command(cmd).await.unwrap();
+    }
+
+    /// Waits for an event `pick` recognises.
+    pub async fn event<T>(&self, what: &str, pick: impl Fn(&AnyEvent) -> Option<T>) -> T {
+        let found = tokio::time::timeout(PATIENCE, async {
+            loop {
+                if let Some(t) = self.events().iter().find_map(&pick) {
+                    return t;
+                }
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        })
+        .await;
+        found.unwrap_or_else(|_| panic!("{what}: never seen"))
+    }
+
+    /// A client of `region`'s endpoint 1 (an index of the deployment's regions), as the tests' observer.
+    pub fn datastore(&self, region: usize) -> flotilla_datastore::Datastore {
+        flotilla_clouds::Clouds::new(self.sim.cloud_settings(), None)
+            .datastores(&self.deployment.name, &self.deployment.regions[region])
+            .unwrap()
+            .primary()
+            .clone()
+    }
 }

@@ -1,0 +1,176 @@
+//! Webroot backups across three providers: a backup lands on every datastore; an endpoint down during it
+//! is filled in from the durable queue when it returns; a redelivered command writes no second archive;
+//! a restore reads the datastores themselves, skips a corrupted copy by its checksum, and takes the
+//! backup from the second provider when the first is gone — the restored files reach every webroot.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use bytes::Bytes;
+use common::{Harness, write};
+use flotilla_cloudsim::{Fault, FaultKind, Provider};
+use flotilla_proto::{AnyEvent, BackupWritten, CommandMeta, RestoreBackup, ShowSync, SyncView, TakeBackup};
+
+fn backup_event(h: &Harness, outcome: &'static str) -> impl Fn(&AnyEvent) -> Option<BackupWritten> + use<> {
+    let name = h.deployment.name.clone();
+    move |e| match e {
+        AnyEvent::Backup(b) if b.deployment == name && b.outcome == outcome => Some(b.clone()),
+        _ => None,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn backups_reach_every_provider_and_restore_from_the_one_that_still_has_a_good_copy() {
+    let mut h = Harness::start().await;
+    h.start_replicator().await;
+    h.start_agent(0, "lon-ws-1").await;
+    h.start_agent(1, "ams-ws-1").await;
+    let lon = h.webroot("lon-ws-1");
+    write(&lon, "index.php", b"<?php // the front page");
+    write(&lon, "images/logo.svg", b"<svg/>");
+    h.until_all("the site", |t| t.len() == 2).await;
+    let (lon_region, ams_region) = (
+        h.deployment.regions[0].name.clone(),
+        h.deployment.regions[1].name.clone(),
+    );
+
+    // DigitalOcean's datastore is down while the backup is taken.
+    h.sim.add_fault(&Fault {
+        provider: Provider::DigitalOcean,
+        kind: FaultKind::DatastoreDown {
+            region: "ams3".into(),
+        },
+    });
+    let cmd = TakeBackup {
+        meta: CommandMeta::new("test"),
+        deployment: h.deployment.name.clone(),
+        region: lon_region.clone(),
+        period: "manual".into(),
+    };
+    h.command(&cmd).await;
+    let first = h
+        .event("an incomplete backup", backup_event(&h, "incomplete"))
+        .await;
+    assert_eq!(first.written.len(), 2, "{first:?}");
+    assert!(
+        first.missing.iter().any(|m| m.starts_with("digitalocean:")),
+        "{first:?}"
+    );
+    for region in [0, 2] {
+        let d = h.datastore(region);
+        let body = Box::pin(d.get(&first.bucket, &first.key)).await.unwrap().unwrap();
+        assert_eq!(body.len() as u64, first.size);
+        let sum = Box::pin(d.get(&first.bucket, &format!("{}.sha256", first.key)))
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(String::from_utf8_lossy(&sum).trim(), first.checksum);
+    }
+
+    // Back: filled in from the queue, without a new command.
+    h.sim.clear_faults(Some(Provider::DigitalOcean));
+    let filled = h.event("the backup filled in", backup_event(&h, "filled")).await;
+    assert_eq!(filled.key, first.key);
+    assert_eq!(filled.written.len(), 3, "{filled:?}");
+    let ams = h.datastore(1);
+    assert_eq!(
+        Box::pin(ams.get(&first.bucket, &first.key))
+            .await
+            .unwrap()
+            .map(|b| b.len() as u64),
+        Some(first.size)
+    );
+
+    // The same command again (redelivered after the stream's de-duplication window): no second archive.
+    let view = |h: &Harness| {
+        let client = h.client.clone();
+        let name = h.deployment.name.clone();
+        async move {
+            flotilla_bus::api::request::<_, SyncView>(
+                &client,
+                &flotilla_bus::subject::api("sync", "show").unwrap(),
+                &ShowSync { deployment: name },
+                std::time::Duration::from_secs(5),
+            )
+            .await
+            .unwrap()
+        }
+    };
+    let replicator = h.replicator.take().unwrap();
+    replicator.shutdown().await.unwrap();
+    h.start_replicator().await;
+    h.command(&TakeBackup {
+        meta: CommandMeta {
+            id: cmd.meta.id,
+            ..CommandMeta::new("test")
+        },
+        ..cmd.clone()
+    })
+    .await;
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    let v = view(&h).await;
+    assert_eq!(v.backups.len(), 1, "{:?}", v.backups);
+    assert!(
+        v.backups[0].missing.is_empty() && v.backups[0].written.len() == 3,
+        "{:?}",
+        v.backups
+    );
+
+    // Loss: a page deleted (everywhere), the copy on Exoscale corrupted, Linode's datastore gone.
+    std::fs::remove_file(h.webroot("ams-ws-1").join("images/logo.svg")).unwrap();
+    h.until_all("the deletion", |t| !t.contains_key("images/logo.svg"))
+        .await;
+    let exo = h.datastore(2);
+    Box::pin(exo.put(&first.bucket, &first.key, Bytes::from_static(b"not a tarball")))
+        .await
+        .unwrap();
+    h.sim.add_fault(&Fault {
+        provider: Provider::Linode,
+        kind: FaultKind::DatastoreDown {
+            region: "gb-lon-1".into(),
+        },
+    });
+
+    // Only from Exoscale: its copy is corrupted, so there is nothing good to restore.
+    h.command(&RestoreBackup {
+        meta: CommandMeta::new("test"),
+        deployment: h.deployment.name.clone(),
+        region: ams_region.clone(),
+        from: Some("exoscale".into()),
+        at: None,
+    })
+    .await;
+    let refused = h.event("a refused restore", backup_event(&h, "failed")).await;
+    assert!(refused.message.contains("checksum"), "{}", refused.message);
+
+    // From anywhere: DigitalOcean's good copy.
+    h.command(&RestoreBackup {
+        meta: CommandMeta::new("test"),
+        deployment: h.deployment.name.clone(),
+        region: ams_region.clone(),
+        from: None,
+        at: None,
+    })
+    .await;
+    let restored = h.event("a restore", backup_event(&h, "restored")).await;
+    assert_eq!(
+        restored.written,
+        ["digitalocean:ams3.digitaloceanspaces.com"],
+        "{restored:?}"
+    );
+    assert_eq!(restored.checksum, first.checksum);
+    let ams_root = h.webroot("ams-ws-1");
+    let waited = tokio::time::timeout(common::PATIENCE, async {
+        while std::fs::read(ams_root.join("images/logo.svg")).ok().as_deref() != Some(b"<svg/>".as_slice()) {
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+    })
+    .await;
+    assert!(waited.is_ok(), "the restored file never reached the webroot");
+
+    h.sim.clear_faults(None);
+    h.stop_replicator().await;
+    h.stop_agent("lon-ws-1").await;
+    h.stop_agent("ams-ws-1").await;
+}
