@@ -335,13 +335,23 @@ async fn serve(
         sim.exoscale_url(),
         sim.cloudflare_url()
     );
-    let services = match start_services(dir, nats, &sim, health_port, stop).await {
+    let mut services = match start_services(dir, nats, &sim, health_port, stop).await {
         Ok(s) => s,
         Err(e) => {
             sim.shutdown().await;
             return Err(e);
         }
     };
+    if args.demo {
+        match start_agents(dir, nats, &sim).await {
+            Ok(agents) => services.extend(agents),
+            Err(e) => {
+                stop_all(services).await;
+                sim.shutdown().await;
+                return Err(e);
+            }
+        }
+    }
     println!("ready. In another terminal, from this directory:");
     println!("  flotilla deploy examples/*.tmpl    flotilla status    flotilla destroy <deployment>");
     println!("Ctrl-C stops everything.");
@@ -415,6 +425,57 @@ async fn demo(nats: &flotilla_bus::BusConfig) -> anyhow::Result<ExitCode> {
 }
 
 type Services = Vec<(&'static str, Running)>;
+
+/// One sync agent per region of the demo deployment, each with its webroot in `<dir>/webroots/<region>/`:
+/// a file written into one appears in the others. Each waits for the deployment to be deployed.
+async fn start_agents(
+    dir: &Path,
+    nats: &flotilla_bus::BusConfig,
+    sim: &RunningSim,
+) -> anyhow::Result<Services> {
+    let sources: Vec<TemplateSource> = EXAMPLES
+        .iter()
+        .map(|(name, text)| TemplateSource::new(*name, *text))
+        .collect();
+    let deployment = flotilla_spec::import_templates(&sources)
+        .map_err(|d| anyhow!("the shipped examples do not import:\n{d}"))?
+        .deployment;
+    let mut agents: Services = Vec::new();
+    for region in &deployment.regions {
+        let machine = format!("dev-{}", region.name);
+        let webroot = dir.join("webroots").join(&region.name);
+        let mut cfg = ServiceConfig::<flotilla_sync::Settings> {
+            data_dir: dir.join("sync-agents").join(&region.name),
+            nats: nats.clone(),
+            clouds: sim.cloud_settings(),
+            ..Default::default()
+        };
+        cfg.admin.disabled = true;
+        cfg.service.role = flotilla_sync::settings::Role::Agent;
+        cfg.service.agent = Some(flotilla_sync::settings::AgentSettings {
+            deployment: deployment.name.clone(),
+            region: region.name.clone(),
+            machine,
+            webroot: webroot.clone(),
+            excludes: flotilla_sync::settings::default_excludes(),
+        });
+        match host::start(flotilla_sync::DEF, cfg, flotilla_sync::routes).await {
+            Ok(running) => {
+                println!(
+                    "  sync agent  region {}: webroot {}",
+                    region.name,
+                    webroot.display()
+                );
+                agents.push(("sync agent", running));
+            }
+            Err(e) => {
+                stop_all(agents).await;
+                return Err(anyhow!("starting the sync agent of region {}: {e}", region.name));
+            }
+        }
+    }
+    Ok(agents)
+}
 
 async fn start_services(
     dir: &Path,

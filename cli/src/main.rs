@@ -9,6 +9,7 @@ mod ping;
 mod scale;
 mod session;
 mod status;
+mod sync;
 mod template;
 
 use std::process::ExitCode;
@@ -104,6 +105,20 @@ enum Command {
     /// address is (not) allowed.
     #[command(subcommand)]
     Firewall(firewall::FirewallCommand),
+    /// A deployment's webroots and buckets across regions: replication, agents, backups.
+    #[command(subcommand)]
+    Sync(sync::SyncCommand),
+    /// Take a backup of a deployment's webroot now, on every datastore of every region.
+    ///
+    /// Exit codes: 0 once the archive is written (on every datastore, or with the ones still missing it
+    /// listed: they are filled in as soon as they answer), 1 when refused or not done in time, 3 when NATS or
+    /// the sync service cannot be reached.
+    Backup(sync::BackupArgs),
+    /// Put the newest good backup (checksum verified, from any provider) back into a deployment's webroot.
+    ///
+    /// Exit codes: 0 once restored, 1 when there is no good backup or it was refused, 3 when NATS or the
+    /// sync service cannot be reached.
+    Restore(sync::RestoreArgs),
     /// Check and import the original toolkit's templates.
     #[command(subcommand)]
     Template(template::Command),
@@ -121,6 +136,9 @@ fn main() -> ExitCode {
                 Command::Failover(args) => dns::failover(&cli.nats.config()?, args).await,
                 Command::Dns(cmd) => dns::run(&cli.nats.config()?, cmd).await,
                 Command::Firewall(cmd) => firewall::run(&cli.nats.config()?, cmd).await,
+                Command::Sync(cmd) => sync::run(&cli.nats.config()?, cmd).await,
+                Command::Backup(args) => sync::backup(&cli.nats.config()?, args).await,
+                Command::Restore(args) => sync::restore(&cli.nats.config()?, args).await,
                 Command::Deploy(args) => deploy::run(&cli.nats.config()?, args).await,
                 Command::Status(args) => status::run(&cli.nats.config()?, args).await,
                 Command::Destroy(args) => destroy::run(&cli.nats.config()?, args).await,

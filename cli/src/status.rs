@@ -62,22 +62,43 @@ pub enum FirewallStatus {
     Unknown(String),
 }
 
-/// `status --output json`: the provisioner's answer (its fields as they are), and the DNS records and the
-/// firewalls per deployment.
+/// A deployment's replication and backups as `status` shows them.
+#[derive(Debug, Clone, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SyncStatus {
+    /// The sync service's view.
+    Sync(Box<flotilla_proto::SyncView>),
+    /// Why it is unknown (the sync service not answering …).
+    Unknown(String),
+}
+
+/// What `status` shows beside the fleet, per deployment.
+#[derive(Debug, Default, serde::Serialize)]
+pub struct Beside {
+    /// DNS records.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub dns: BTreeMap<String, DnsStatus>,
+    /// Allow-lists and firewalls.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub firewall: BTreeMap<String, FirewallStatus>,
+    /// Replication and backups.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub sync: BTreeMap<String, SyncStatus>,
+}
+
+/// `status --output json`: the provisioner's answer (its fields as they are), and the DNS records, the
+/// firewalls and the replication per deployment.
 #[derive(Debug, serde::Serialize)]
 struct StatusJson<'a> {
     #[serde(flatten)]
     fleet: &'a Fleet,
-    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
-    dns: &'a BTreeMap<String, DnsStatus>,
-    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
-    firewall: &'a BTreeMap<String, FirewallStatus>,
+    #[serde(flatten)]
+    beside: &'a Beside,
 }
 
 pub async fn run(nats: &flotilla_bus::BusConfig, args: Args) -> anyhow::Result<ExitCode> {
     let session = Session::connect(nats).await?;
-    let mut dns: BTreeMap<String, DnsStatus> = BTreeMap::new();
-    let mut firewall: BTreeMap<String, FirewallStatus> = BTreeMap::new();
+    let mut beside = Beside::default();
     let mut dns_asked: Option<tokio::time::Instant> = None;
     loop {
         let fleet = session
@@ -85,11 +106,15 @@ pub async fn run(nats: &flotilla_bus::BusConfig, args: Args) -> anyhow::Result<E
             .await?;
         let deployments: BTreeSet<&str> = fleet.regions.iter().map(|r| r.deployment.as_str()).collect();
         let stale = dns_asked.is_none_or(|at| at.elapsed() >= DNS_REFRESH)
-            || !deployments.iter().copied().eq(dns.keys().map(String::as_str));
+            || !deployments
+                .iter()
+                .copied()
+                .eq(beside.dns.keys().map(String::as_str));
         if stale {
-            (dns, firewall) = tokio::join!(
+            (beside.dns, beside.firewall, beside.sync) = tokio::join!(
                 dns_status(&session, &deployments),
-                firewall_status(&session, &deployments)
+                firewall_status(&session, &deployments),
+                sync_status(&session, &deployments)
             );
             dns_asked = Some(tokio::time::Instant::now());
         }
@@ -98,15 +123,14 @@ pub async fn run(nats: &flotilla_bus::BusConfig, args: Args) -> anyhow::Result<E
                 "{}\n",
                 serde_json::to_string_pretty(&StatusJson {
                     fleet: &fleet,
-                    dns: &dns,
-                    firewall: &firewall,
+                    beside: &beside,
                 })?
             ),
             Output::Table if fleet.regions.is_empty() => match &args.deployment {
                 Some(d) => format!("deployment {d}: nothing recorded (never deployed, or destroyed)\n"),
                 None => "no deployments\n".to_owned(),
             },
-            Output::Table => render_with(&fleet, &dns, &firewall),
+            Output::Table => render_with(&fleet, &beside),
         };
         if args.watch {
             // Clear the screen and home the cursor, then the fresh view.
@@ -162,6 +186,27 @@ async fn firewall_status(
         .collect()
 }
 
+/// The replication of each deployment, asked of the sync service together; never an error.
+async fn sync_status(session: &Session, deployments: &BTreeSet<&str>) -> BTreeMap<String, SyncStatus> {
+    let answers = futures::future::join_all(
+        deployments
+            .iter()
+            .map(|d| crate::sync::show(session, d, DNS_TIMEOUT)),
+    )
+    .await;
+    deployments
+        .iter()
+        .zip(answers)
+        .map(|(d, answer)| {
+            let status = match answer {
+                Ok(view) => SyncStatus::Sync(Box::new(view)),
+                Err(e) => SyncStatus::Unknown(unknown_because("sync", e)),
+            };
+            ((*d).to_owned(), status)
+        })
+        .collect()
+}
+
 /// The dns service's answer as `status` shows it.
 fn dns_answer(answer: Result<RecordsView, ApiError>) -> DnsStatus {
     match answer {
@@ -199,23 +244,18 @@ fn role_rank(role: &str) -> usize {
 
 /// The fleet as text: a header per deployment and region, the DBaaS, then a table of machines.
 pub fn render(fleet: &Fleet) -> String {
-    render_with(fleet, &BTreeMap::new(), &BTreeMap::new())
+    render_with(fleet, &Beside::default())
 }
 
-/// [`render`], each deployment followed by its DNS records (those `dns` has) and its allow-list and
-/// firewalls (those `firewall` has).
-pub fn render_with(
-    fleet: &Fleet,
-    dns: &BTreeMap<String, DnsStatus>,
-    firewall: &BTreeMap<String, FirewallStatus>,
-) -> String {
+/// [`render`], each deployment followed by its DNS records, its allow-list and firewalls and its
+/// replication (those `beside` has).
+pub fn render_with(fleet: &Fleet, beside: &Beside) -> String {
     let mut out = String::new();
     let mut last_deployment: Option<&String> = None;
     for region in &fleet.regions {
         if last_deployment != Some(&region.deployment) {
             if let Some(d) = last_deployment {
-                write_dns(&mut out, dns.get(d));
-                write_firewall(&mut out, firewall.get(d));
+                write_beside(&mut out, beside, d);
             }
             let _ = writeln!(out, "deployment {}", region.deployment);
             last_deployment = Some(&region.deployment);
@@ -269,10 +309,27 @@ pub fn render_with(
         }
     }
     if let Some(d) = last_deployment {
-        write_dns(&mut out, dns.get(d));
-        write_firewall(&mut out, firewall.get(d));
+        write_beside(&mut out, beside, d);
     }
     out
+}
+
+fn write_beside(out: &mut String, beside: &Beside, deployment: &str) {
+    write_dns(out, beside.dns.get(deployment));
+    write_firewall(out, beside.firewall.get(deployment));
+    match beside.sync.get(deployment) {
+        Some(SyncStatus::Sync(view)) => {
+            // Under the deployment's heading already: its own heading line left out.
+            let text = crate::sync::render(view);
+            for line in text.lines().skip(1) {
+                let _ = writeln!(out, "{line}");
+            }
+        }
+        Some(SyncStatus::Unknown(why)) => {
+            let _ = writeln!(out, "  sync unknown ({why})");
+        }
+        None => {}
+    }
 }
 
 fn write_firewall(out: &mut String, firewall: Option<&FirewallStatus>) {

@@ -181,6 +181,65 @@ async fn the_local_demo_deploys_three_regions_and_resumes_after_ctrl_c() {
     assert_eq!(primary.dbaas.as_ref().unwrap().status, "ready");
     let before = healthy(&fleet);
 
+    // A file written into one region's webroot appears in the others'.
+    let webroots = dir.path().join(".flotilla/webroots");
+    assert!(printed.contains("sync agent  region nl-ams"), "{printed}");
+    std::fs::create_dir_all(webroots.join("gb-lon/news")).unwrap();
+    std::fs::write(
+        webroots.join("gb-lon/news/today.html"),
+        "<p>hello from London</p>",
+    )
+    .unwrap();
+    let arrived = tokio::time::timeout(Duration::from_secs(60), async {
+        loop {
+            let there = ["nl-ams", "ch-gva-2"].iter().all(|r| {
+                std::fs::read(webroots.join(r).join("news/today.html"))
+                    .ok()
+                    .as_deref()
+                    == Some(b"<p>hello from London</p>".as_slice())
+            });
+            if there {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    })
+    .await;
+    assert!(
+        arrived.is_ok(),
+        "the file never reached the other regions' webroots"
+    );
+
+    // A backup, and the sync service's view of it.
+    let out = flotilla(dir.path())
+        .args(["backup", &primary.deployment])
+        .output()
+        .await
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let said = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(said.contains("on linode:nl-ams-1.linodeobjects.com"), "{said}");
+    let out = flotilla(dir.path())
+        .args(["sync", "show", &primary.deployment])
+        .output()
+        .await
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let shown = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(shown.contains("agent dev-gb-lon (gb-lon): last push"), "{shown}");
+    assert!(shown.contains("backup manual webroot-"), "{shown}");
+    // A restore from a provider the deployment has no datastore on: refused, with why.
+    let out = flotilla(dir.path())
+        .args(["restore", &primary.deployment, "--from", "vultr"])
+        .output()
+        .await
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("no datastore of provider vultr"),
+        "{out:?}"
+    );
+
     // The examples again, as a plan: nothing to change.
     let examples = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples");
     let out = flotilla(dir.path())
