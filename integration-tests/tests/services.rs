@@ -8,14 +8,8 @@ use flotilla_bus::{api, subject};
 use flotilla_integration_tests::{TestDb, TestNats, eventually, init_logging, service_config};
 use flotilla_proto::{ServiceStatus, ServiceStatusRequest};
 use flotilla_runtime::host::{self, Running};
-use flotilla_runtime::{Context, ServiceDef, config::NoSettings};
+use flotilla_runtime::{Context, ServiceDef};
 use futures::StreamExt;
-
-type Routes = fn(&Context<NoSettings>) -> flotilla_bus::Dispatcher;
-
-/// The services without settings of their own (the provisioner, the autoscaler, dns and firewall, which
-/// have some, are started beside them).
-const SERVICES: [(ServiceDef, Routes); 1] = [(flotilla_sync::DEF, flotilla_sync::routes)];
 
 async fn start<S: flotilla_runtime::ServiceSettings>(
     nats: &TestNats,
@@ -79,15 +73,14 @@ async fn every_service_answers_the_service_api_and_its_admin_endpoints_then_stop
         dir.path(),
     )
     .await;
-    let mut running = vec![
+    let sync = start(&nats, flotilla_sync::DEF, flotilla_sync::routes, None, dir.path()).await;
+    let running = vec![
         (flotilla_provisioner::DEF, provisioner),
         (flotilla_autoscaler::DEF, autoscaler),
         (flotilla_dns::DEF, dns),
         (flotilla_firewall::DEF, firewall),
+        (flotilla_sync::DEF, sync),
     ];
-    for (def, routes) in SERVICES {
-        running.push((def, start(&nats, def, routes, None, dir.path()).await));
-    }
     let http = reqwest::Client::new();
     for (def, svc) in &running {
         let name = def.registered_name();

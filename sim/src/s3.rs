@@ -27,6 +27,36 @@ pub struct S3Endpoint {
     pub secret_key: String,
     /// Where its buckets live on disk.
     pub data_dir: PathBuf,
+    /// Requests served so far (for benchmarks comparing clients).
+    served: std::sync::Arc<std::sync::atomic::AtomicU64>,
+}
+
+impl S3Endpoint {
+    /// How many HTTP requests it has served.
+    pub fn requests(&self) -> u64 {
+        self.served.load(std::sync::atomic::Ordering::Relaxed)
+    }
+}
+
+/// The S3 service, counting the requests it serves.
+#[derive(Clone)]
+struct Counted {
+    inner: s3s::service::S3Service,
+    served: std::sync::Arc<std::sync::atomic::AtomicU64>,
+}
+
+impl hyper::service::Service<hyper::Request<hyper::body::Incoming>> for Counted {
+    type Response =
+        <s3s::service::S3Service as hyper::service::Service<hyper::Request<hyper::body::Incoming>>>::Response;
+    type Error =
+        <s3s::service::S3Service as hyper::service::Service<hyper::Request<hyper::body::Incoming>>>::Error;
+    type Future =
+        <s3s::service::S3Service as hyper::service::Service<hyper::Request<hyper::body::Incoming>>>::Future;
+
+    fn call(&self, req: hyper::Request<hyper::body::Incoming>) -> Self::Future {
+        self.served.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        hyper::service::Service::call(&self.inner, req)
+    }
 }
 
 impl std::fmt::Debug for S3Endpoint {
@@ -69,8 +99,12 @@ pub(crate) async fn start(
             cfg.access_key.clone(),
             cfg.secret_key.clone(),
         ));
-        b.build()
+        Counted {
+            inner: b.build(),
+            served: std::sync::Arc::default(),
+        }
     };
+    let served = std::sync::Arc::clone(&service.served);
     let addr = SocketAddr::new(bind, cfg.port);
     let listener = tokio::net::TcpListener::bind(addr)
         .await
@@ -121,6 +155,7 @@ pub(crate) async fn start(
             access_key: cfg.access_key.clone(),
             secret_key: cfg.secret_key.clone(),
             data_dir: dir,
+            served,
         },
         task,
     ))

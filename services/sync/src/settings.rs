@@ -207,3 +207,60 @@ impl flotilla_runtime::ServiceSettings for Settings {
         self.loop_settings().validate(bus)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The sync service's block of `compose/flotilla.example.toml`, uncommented.
+    fn example() -> String {
+        let text = include_str!("../../../compose/flotilla.example.toml");
+        let start = text
+            .find("# The sync service's")
+            .unwrap_or_else(|| panic!("the example has no sync block"));
+        text[start..]
+            .lines()
+            .skip(2)
+            .take_while(|l| l.starts_with('#') && !l.trim_start_matches('#').trim().is_empty())
+            .map(|l| {
+                let l = l.trim_start_matches('#').trim_start();
+                // A trailing comment after a value (two spaces, then `#`).
+                match l.find("  #") {
+                    Some(at) => l[..at].trim_end().to_owned(),
+                    None => l.to_owned(),
+                }
+            })
+            .collect::<Vec<_>>()
+            .join("\n")
+    }
+
+    #[test]
+    fn the_example_configuration_is_what_the_service_reads() {
+        #[derive(Deserialize)]
+        struct File {
+            service: Settings,
+        }
+        let text = example();
+        let file: File = toml::from_str(&text).unwrap_or_else(|e| panic!("{e}\n{text}"));
+        let s = file.service;
+        assert_eq!(s.role, Role::Replicator);
+        assert_eq!(s.backup_prefix.as_deref(), Some(".flotilla-backup/"));
+        assert_eq!(s.backups.keep("daily"), 7);
+        let agent = s.agent.clone().unwrap_or_else(|| panic!("no agent block"));
+        assert_eq!(agent.webroot, PathBuf::from("/var/www/html"));
+        assert!(crate::local::Excludes::new(&agent.excludes).is_ok());
+        use flotilla_runtime::ServiceSettings;
+        assert_eq!(s.validate(&TopologyConfig::default()), Ok(()));
+        let agent_role = Settings {
+            role: Role::Agent,
+            ..s.clone()
+        };
+        assert_eq!(agent_role.validate(&TopologyConfig::default()), Ok(()));
+        let missing = Settings {
+            role: Role::Agent,
+            agent: None,
+            ..s
+        };
+        assert!(missing.validate(&TopologyConfig::default()).is_err());
+    }
+}

@@ -1,0 +1,402 @@
+//! Sync figures against the simulator's S3 endpoints (Linode gb-lon-1, DigitalOcean ams3, Exoscale
+//! ch-gva-2: real S3 protocol) over a real NATS, the services in-process:
+//! - propagation lag, a file written into one region's webroot until it is in another's: from the hub
+//!   region (one replication hop) and between two other regions (two hops), p50 and p99;
+//! - a full sync of 10,000 files (10 KiB each, about 100 MB) between two S3 endpoints, the replicator's
+//!   pass against `rclone sync` (Debian's package) on the same endpoints: wall time and S3 requests, for the
+//!   first copy and for a no-change re-run;
+//! - the memory of an agent (the release binary, as a process) watching 100,000 files: peak while it
+//!   catches up, and steady afterwards.
+//!
+//! `PATH=.ci/venv/bin:$PATH cargo bench -p flotilla-sync --bench sync` (rclone from `apt-get install
+//! rclone`; without it its lines say so). Prints figures; asserts nothing about speed. `BENCH_LAG_FILES`,
+//! `BENCH_SYNC_FILES` and `BENCH_AGENT_FILES` change the sizes.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::print_stdout)]
+
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use flotilla_bus::Topology;
+use flotilla_cloudsim::{Provider, RunningSim, S3Endpoint};
+use flotilla_integration_tests::figures::{latencies, ms};
+use flotilla_integration_tests::{TestNats, next_generation, service_config, sim, templates};
+use flotilla_proto::DesiredDeployment;
+use flotilla_spec::{DatastoreEndpoint, DatastoreProvider, Deployment};
+use flotilla_sync::settings::{AgentSettings, Role, Settings};
+
+const POLL: Duration = Duration::from_millis(2);
+const PATIENCE: Duration = Duration::from_secs(120);
+
+fn env_usize(name: &str, default: usize) -> usize {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+fn deployment() -> Deployment {
+    let mut d = templates::seed_import().deployment;
+    let endpoints = [
+        (DatastoreProvider::Linode, "gb-lon-1.linodeobjects.com"),
+        (DatastoreProvider::DigitalOcean, "ams3.digitaloceanspaces.com"),
+        (DatastoreProvider::Exoscale, "sos-ch-gva-2.exo.io"),
+    ];
+    for (i, r) in d.regions.iter_mut().enumerate() {
+        let (provider, host) = endpoints[i % 3];
+        r.sync_webroots = true;
+        r.primary = i == 0;
+        r.datastores = vec![DatastoreEndpoint {
+            provider,
+            host_base: host.into(),
+            location: host.split('.').next().unwrap_or_default().into(),
+        }];
+    }
+    d
+}
+
+struct Stack {
+    nats: TestNats,
+    sim: RunningSim,
+    dir: tempfile::TempDir,
+    deployment: Deployment,
+    running: Vec<flotilla_runtime::host::Running>,
+}
+
+impl Stack {
+    async fn start() -> Self {
+        let nats = TestNats::private().await;
+        let sim = sim::simulator(Duration::ZERO, Duration::ZERO).await;
+        let dir = tempfile::tempdir().unwrap();
+        let client = nats.client().await;
+        let topology = Topology::ensure(&client, &flotilla_bus::TopologyConfig::default())
+            .await
+            .unwrap();
+        let deployment = deployment();
+        topology
+            .desired_states()
+            .put(
+                &DesiredDeployment {
+                    generation: next_generation(),
+                    deployment: deployment.clone(),
+                    updated_at: chrono::Utc::now(),
+                    updated_by: "bench".into(),
+                },
+                None,
+            )
+            .await
+            .unwrap()
+            .unwrap();
+        Self {
+            nats,
+            sim,
+            dir,
+            deployment,
+            running: Vec::new(),
+        }
+    }
+
+    fn config(&self, name: &str) -> flotilla_runtime::ServiceConfig<Settings> {
+        let mut n = service_config::<Settings>(&self.nats, None, &self.dir.path().join("data").join(name));
+        n.clouds = self.sim.cloud_settings();
+        n.service.backups.scheduled = false;
+        n
+    }
+
+    async fn replicator(&mut self) {
+        let n = self.config("replicator");
+        self.running.push(
+            flotilla_runtime::host::start(flotilla_sync::DEF, n, flotilla_sync::routes)
+                .await
+                .unwrap(),
+        );
+    }
+
+    fn webroot(&self, machine: &str) -> PathBuf {
+        self.dir.path().join("webroots").join(machine)
+    }
+
+    async fn agent(&mut self, region: usize, machine: &str) {
+        let mut n = self.config(machine);
+        n.service.role = Role::Agent;
+        n.service.agent = Some(AgentSettings {
+            deployment: self.deployment.name.clone(),
+            region: self.deployment.regions[region].name.clone(),
+            machine: machine.into(),
+            webroot: self.webroot(machine),
+            excludes: flotilla_sync::settings::default_excludes(),
+        });
+        let running = flotilla_runtime::host::start(flotilla_sync::DEF, n, flotilla_sync::routes)
+            .await
+            .unwrap();
+        let deadline = Instant::now() + PATIENCE;
+        while !running.waiting_for().is_empty() {
+            assert!(Instant::now() < deadline, "agent {machine} never caught up");
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        self.running.push(running);
+    }
+
+    async fn stop(self) {
+        for r in self.running {
+            r.shutdown().await.unwrap();
+        }
+        self.sim.shutdown().await;
+    }
+
+    fn endpoint(&self, provider: Provider, region: &str) -> &S3Endpoint {
+        self.sim.s3_endpoint(provider, region).unwrap()
+    }
+}
+
+async fn lag(files: usize) {
+    let mut s = Stack::start().await;
+    s.replicator().await;
+    s.agent(0, "lon").await;
+    s.agent(1, "ams").await;
+    s.agent(2, "gva").await;
+    let mut one_hop = Vec::new();
+    let mut two_hops = Vec::new();
+    for i in 0..files {
+        for (from, to, samples) in [("lon", "gva", &mut one_hop), ("ams", "gva", &mut two_hops)] {
+            let key = format!("lag/{from}-{i}.html");
+            let target = s.webroot(to).join(&key);
+            let path = s.webroot(from).join(&key);
+            std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+            let started = Instant::now();
+            std::fs::write(&path, format!("<p>{i}</p>")).unwrap();
+            while !target.exists() {
+                assert!(started.elapsed() < PATIENCE, "{key} never reached {to}");
+                tokio::time::sleep(POLL).await;
+            }
+            samples.push(started.elapsed());
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+    println!(
+        "{}",
+        latencies("webroot → webroot, from the hub region (one hop)", &one_hop)
+    );
+    println!(
+        "{}",
+        latencies(
+            "webroot → webroot, between two other regions (two hops)",
+            &two_hops
+        )
+    );
+    s.stop().await;
+}
+
+/// Requests served by both endpoints so far.
+fn requests(a: &S3Endpoint, b: &S3Endpoint) -> u64 {
+    a.requests() + b.requests()
+}
+
+async fn fill(store: &flotilla_datastore::Datastore, bucket: &str, files: usize) {
+    use futures::StreamExt;
+    Box::pin(store.ensure_bucket(bucket)).await.unwrap();
+    futures::stream::iter(0..files)
+        .map(|i| async move {
+            let body: Vec<u8> = (0..10 * 1024).map(|j| ((i + j) % 251) as u8).collect();
+            Box::pin(store.put(bucket, &format!("site/{:03}/{i}.html", i % 100), body.into()))
+                .await
+                .unwrap();
+        })
+        .buffer_unordered(32)
+        .collect::<Vec<_>>()
+        .await;
+}
+
+fn rclone(args: &[&str], src: &S3Endpoint, dst: &S3Endpoint) -> Option<Duration> {
+    let mut cmd = std::process::Command::new("rclone");
+    for (name, e) in [("SRC", src), ("DST", dst)] {
+        cmd.env(format!("RCLONE_CONFIG_{name}_TYPE"), "s3")
+            .env(format!("RCLONE_CONFIG_{name}_PROVIDER"), "Other")
+            .env(format!("RCLONE_CONFIG_{name}_ENDPOINT"), &e.url)
+            .env(format!("RCLONE_CONFIG_{name}_ACCESS_KEY_ID"), &e.access_key)
+            .env(format!("RCLONE_CONFIG_{name}_SECRET_ACCESS_KEY"), &e.secret_key)
+            .env(format!("RCLONE_CONFIG_{name}_FORCE_PATH_STYLE"), "true");
+    }
+    let started = Instant::now();
+    let out = cmd
+        .args(args)
+        .args(["--transfers", "16", "--checkers", "16", "--config", "/dev/null"])
+        .output()
+        .ok()?;
+    if !out.status.success() {
+        println!("  rclone failed: {}", String::from_utf8_lossy(&out.stderr));
+        return None;
+    }
+    Some(started.elapsed())
+}
+
+async fn full_sync(files: usize) {
+    let s = Stack::start().await;
+    let d = &s.deployment;
+    let clouds = flotilla_clouds::Clouds::new(s.sim.cloud_settings(), None);
+    let a = clouds
+        .datastores(&d.name, &d.regions[0])
+        .unwrap()
+        .primary()
+        .clone();
+    let b = clouds
+        .datastores(&d.name, &d.regions[1])
+        .unwrap()
+        .primary()
+        .clone();
+    let (ea, eb) = (
+        s.endpoint(Provider::Linode, "gb-lon-1"),
+        s.endpoint(Provider::DigitalOcean, "ams3"),
+    );
+    fill(&a, "bench-source", files).await;
+    Box::pin(b.ensure_bucket("bench-rclone")).await.unwrap();
+    println!("full sync of {files} files of 10 KiB between two S3 endpoints (Linode → DigitalOcean)");
+
+    // Ours: the replicator keeps one bucket name on both endpoints (bench-source there is empty); rclone
+    // copies into another bucket of the same destination endpoint.
+    Box::pin(b.ensure_bucket("bench-source")).await.unwrap();
+    let pair = flotilla_sync::replicate::Pair {
+        a: &a,
+        b: &b,
+        bucket: "bench-source",
+    };
+    let rules = flotilla_sync::plan::Rules::default();
+    let before = requests(ea, eb);
+    let started = Instant::now();
+    let first = pair.pass(None, &rules, 8 << 20, false).await.unwrap();
+    let took = started.elapsed();
+    assert!(first.failed.is_empty());
+    println!(
+        "  flotilla, first copy:      {:>9}  {:>6} requests ({} copied)",
+        ms(took),
+        requests(ea, eb) - before,
+        first.applied
+    );
+    let before = requests(ea, eb);
+    let started = Instant::now();
+    let again = pair
+        .pass(first.base.as_ref(), &rules, 8 << 20, false)
+        .await
+        .unwrap();
+    println!(
+        "  flotilla, no-change re-run:{:>9}  {:>6} requests ({} copied)",
+        ms(started.elapsed()),
+        requests(ea, eb) - before,
+        again.applied
+    );
+
+    let src = "src:bench-source";
+    let dst = "dst:bench-rclone";
+    for what in ["first copy:     ", "no-change re-run:"] {
+        let before = requests(ea, eb);
+        match rclone(&["sync", src, dst], ea, eb) {
+            Some(took) => println!(
+                "  rclone sync, {what}{:>9}  {:>6} requests",
+                ms(took),
+                requests(ea, eb) - before
+            ),
+            None => {
+                println!("  rclone sync, {what} not run (rclone is not installed: apt-get install rclone)")
+            }
+        }
+    }
+    s.stop().await;
+}
+
+/// VmHWM and VmRSS of `pid`, in MiB.
+fn memory(pid: u32) -> (f64, f64) {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    let field = |name: &str| {
+        status
+            .lines()
+            .find(|l| l.starts_with(name))
+            .and_then(|l| l.split_whitespace().nth(1))
+            .and_then(|v| v.parse::<f64>().ok())
+            .unwrap_or(0.0)
+            / 1024.0
+    };
+    (field("VmHWM:"), field("VmRSS:"))
+}
+
+async fn agent_memory(files: usize) {
+    let s = Stack::start().await;
+    let root = s.webroot("big");
+    for i in 0..files {
+        let dir = root.join(format!("d{:03}", i % 1000));
+        if i < 1000 {
+            std::fs::create_dir_all(&dir).unwrap();
+        }
+        std::fs::write(dir.join(format!("{i}.html")), b"<p>x</p>").unwrap();
+    }
+    let mut s3 = String::new();
+    for e in s.sim.s3_endpoints() {
+        let host = match e.provider {
+            Provider::Linode => format!("{}.linodeobjects.com", e.region),
+            Provider::DigitalOcean => format!("{}.digitaloceanspaces.com", e.region),
+            Provider::Vultr => format!("{}.vultrobjects.com", e.region),
+            Provider::Exoscale => format!("sos-{}.exo.io", e.region),
+            Provider::Cloudflare => continue,
+        };
+        s3.push_str(&format!(
+            "\n[clouds.simulator.s3.{host:?}]\nurl = {:?}\naccess_key = {:?}\nsecret_key = {:?}\n",
+            e.url, e.access_key, e.secret_key
+        ));
+    }
+    let config = s.dir.path().join("agent.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "data_dir = {:?}\n[nats]\nurls = [{:?}]\n[admin]\ndisabled = true\n[service]\nrole = \"agent\"\n\
+             [service.agent]\ndeployment = {:?}\nregion = {:?}\nmachine = \"big\"\nwebroot = {:?}\n\
+             [clouds.endpoints]\nlinode = {:?}\n{s3}",
+            s.dir.path().join("data/big").display().to_string(),
+            s.nats.url(),
+            s.deployment.name,
+            s.deployment.regions[0].name,
+            root.display().to_string(),
+            s.sim.linode_url(),
+        ),
+    )
+    .unwrap();
+    let notify_path = s.dir.path().join("notify.sock");
+    let notify = tokio::net::UnixDatagram::bind(&notify_path).unwrap();
+    let started = Instant::now();
+    let (child, _log) = flotilla_integration_tests::process::start_binary(
+        env!("CARGO_BIN_EXE_flotilla-sync"),
+        &config,
+        &notify_path,
+        &notify,
+        s.dir.path(),
+        "agent",
+        1,
+    )
+    .await;
+    let pid = child.id().unwrap();
+    let caught_up = started.elapsed();
+    let (peak, _) = memory(pid);
+    // Steady: a few resync-free seconds with one change a second.
+    for i in 0..5 {
+        std::fs::write(root.join(format!("d000/steady-{i}.html")), b"y").unwrap();
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+    let (peak_after, steady) = memory(pid);
+    println!(
+        "agent watching {files} files: caught up (pushed them all) in {}; peak RSS {peak:.1} MiB during the \
+         catch-up, {peak_after:.1} MiB peak overall, {steady:.1} MiB steady",
+        ms(caught_up)
+    );
+    drop(child);
+    s.stop().await;
+}
+
+fn main() {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(async {
+        lag(env_usize("BENCH_LAG_FILES", 30)).await;
+        full_sync(env_usize("BENCH_SYNC_FILES", 10_000)).await;
+        agent_memory(env_usize("BENCH_AGENT_FILES", 100_000)).await;
+    });
+}
