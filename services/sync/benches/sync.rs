@@ -209,6 +209,8 @@ async fn fill(store: &flotilla_datastore::Datastore, bucket: &str, files: usize)
 
 fn rclone(args: &[&str], src: &S3Endpoint, dst: &S3Endpoint) -> Option<Duration> {
     let mut cmd = std::process::Command::new("rclone");
+    // The endpoints are plain HTTP on loopback; a CA bundle meant for other clients only gets in the way.
+    cmd.env_remove("AWS_CA_BUNDLE");
     for (name, e) in [("SRC", src), ("DST", dst)] {
         cmd.env(format!("RCLONE_CONFIG_{name}_TYPE"), "s3")
             .env(format!("RCLONE_CONFIG_{name}_PROVIDER"), "Other")
