@@ -1,5 +1,6 @@
 //! `flotilla sync …`, `flotilla backup`, `flotilla restore`: the sync service's answers and commands — a
-//! deployment's replication and agents (`sync show`), a replication run now (`sync reconcile`), a webroot
+//! deployment's replication and agents (`sync show`), a dry run file by file (`sync plan`), a replication
+//! run now (`sync reconcile`), a webroot
 //! backup on every datastore (`backup`), and a restore of the newest good backup from any provider
 //! (`restore`).
 //!
@@ -27,6 +28,15 @@ pub enum SyncCommand {
     #[command(after_help = "Examples:\n  flotilla sync show www-codetesters-uk\n  \
                             flotilla sync show www-codetesters-uk --output json")]
     Show {
+        /// The deployment.
+        deployment: String,
+        /// Output format.
+        #[arg(long, short, value_enum, default_value = "table")]
+        output: Output,
+    },
+    /// What a replication run would copy, delete, keep and hold back, file by file (nothing is changed).
+    #[command(after_help = "Example:\n  flotilla sync plan www-codetesters-uk")]
+    Plan {
         /// The deployment.
         deployment: String,
         /// Output format.
@@ -105,6 +115,15 @@ pub async fn run(nats: &flotilla_bus::BusConfig, cmd: SyncCommand) -> anyhow::Re
             match output {
                 Output::Json => println!("{}", serde_json::to_string_pretty(&view)?),
                 Output::Table => print!("{}", render(&view)),
+            }
+        }
+        SyncCommand::Plan { deployment, output } => {
+            let view: flotilla_proto::SyncDryRunView = session
+                .call("sync", "dry-run", &flotilla_proto::SyncDryRun { deployment })
+                .await?;
+            match output {
+                Output::Json => println!("{}", serde_json::to_string_pretty(&view)?),
+                Output::Table => print!("{}", render_dry_run(&view)),
             }
         }
         SyncCommand::Reconcile { deployment } => {
@@ -333,6 +352,37 @@ pub fn render(view: &SyncView) -> String {
                 format!(", missing on {}", b.missing.join(", "))
             }
         );
+    }
+    out
+}
+
+/// What a replication run would do, as `flotilla sync plan` prints it.
+pub fn render_dry_run(view: &flotilla_proto::SyncDryRunView) -> String {
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "deployment {}: what a replication run would do; nothing has been changed",
+        view.deployment
+    );
+    for p in &view.passes {
+        match (&p.error, p.lines.is_empty()) {
+            (Some(e), _) => {
+                let _ = writeln!(
+                    out,
+                    "  {} {} ↔ {}: cannot be planned: {e}",
+                    p.bucket, p.peer, p.region
+                );
+            }
+            (None, true) => {
+                let _ = writeln!(out, "  {} {} ↔ {}: in step", p.bucket, p.peer, p.region);
+            }
+            (None, false) => {
+                let _ = writeln!(out, "  {} {} ↔ {}:", p.bucket, p.peer, p.region);
+                for l in &p.lines {
+                    let _ = writeln!(out, "    {l}");
+                }
+            }
+        }
     }
     out
 }

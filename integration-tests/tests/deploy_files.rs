@@ -66,3 +66,31 @@ fn the_example_configuration_loads() {
         std::time::Duration::from_secs(7 * 24 * 3600)
     );
 }
+
+#[test]
+fn the_sync_agent_has_its_own_unit_writing_only_its_webroot() {
+    let path = repo().join("compose/systemd/flotilla-sync-agent.service");
+    let unit = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    assert!(unit.contains("Type=notify"));
+    assert!(unit.contains("ExecStartPre=/usr/local/bin/flotilla-sync --check-config"));
+    assert!(unit.contains("ExecStart=/usr/local/bin/flotilla-sync\n"));
+    assert!(unit.contains("ProtectSystem=strict") && unit.contains("ReadWritePaths=/var/www/html"));
+    // Its example configuration (the comment at the top) is one the service accepts.
+    let example: String = unit
+        .lines()
+        .skip_while(|l| !l.starts_with("#   [service]"))
+        .take_while(|l| l.starts_with("#   "))
+        .map(|l| format!("{}\n", &l[4..]))
+        .collect();
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("sync-agent.toml");
+    std::fs::write(&file, &example).unwrap();
+    let cfg: flotilla_runtime::ServiceConfig<flotilla_sync::Settings> =
+        flotilla_runtime::ServiceConfig::load_from(Some(&file), Vec::new())
+            .unwrap_or_else(|e| panic!("{e}\n{example}"));
+    assert_eq!(cfg.service.role, flotilla_sync::settings::Role::Agent);
+    assert_eq!(
+        cfg.service.agent.unwrap().webroot,
+        std::path::PathBuf::from("/var/www/html")
+    );
+}

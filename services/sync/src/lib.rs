@@ -3,7 +3,7 @@
 //!
 //! - the **replicator** (control plane): consumes `flotilla.cmd.sync.<deployment>.<region>.<verb>`
 //!   (`reconcile`, `backup`, `restore`) through its durable consumer, keeps each deployment's buckets equal across its regions
-//!   ([`replicator`]), and answers `flotilla.api.sync.show|status` and the NATS service API;
+//!   ([`replicator`]), and answers `flotilla.api.sync.show|dry-run|status` and the NATS service API;
 //! - the **agent** (one per webserver, [`agent`]): keeps its webroot and its region's datastore in step,
 //!   pushing each local change and pulling each announced one.
 //!
@@ -77,6 +77,11 @@ pub fn routes(ctx: &Context<Settings>) -> Dispatcher {
     ctx.api("show", move |req: flotilla_proto::ShowSync| {
         let api = Arc::clone(&api);
         async move { api.show(req).await }
+    });
+    let api = Arc::clone(&replicator);
+    ctx.api("dry-run", move |req: flotilla_proto::SyncDryRun| {
+        let api = Arc::clone(&api);
+        async move { api.dry_run(req).await }
     });
     let stop = ctx.shutdown.clone();
     ctx.spawn(replicator::follow_agents(

@@ -18,8 +18,8 @@ use flotilla_bus::{HandlerError, Publisher};
 use flotilla_clouds::Clouds;
 use flotilla_datastore::Datastore;
 use flotilla_proto::{
-    AgentSync, AnyEvent, BucketSync, EventMeta, ReconcileSync, RestoreBackup, SYNC_EVENT_KEYS, ShowSync,
-    SyncApplied, SyncView, TakeBackup,
+    AgentSync, AnyEvent, BucketSync, DryRunPass, EventMeta, ReconcileSync, RestoreBackup, SYNC_EVENT_KEYS,
+    ShowSync, SyncApplied, SyncDryRun, SyncDryRunView, SyncView, TakeBackup,
 };
 use flotilla_runtime::ApiFailure;
 use flotilla_runtime::deployments::{Nudge, Ran, Reconciler, Views};
@@ -259,6 +259,66 @@ impl Replicator {
                 )
             })
             .collect();
+    }
+
+    /// `flotilla.api.sync.dry-run`: what a run would do, pass by pass and object by object.
+    pub async fn dry_run(&self, req: SyncDryRun) -> Result<SyncDryRunView, ApiFailure> {
+        let d = match self.desired.get(&req.deployment).await {
+            Ok(Some(d)) => d.value.deployment,
+            Ok(None) => {
+                return Err(ApiFailure {
+                    code: 404,
+                    message: format!("deployment {} is not deployed", req.deployment),
+                });
+            }
+            Err(e) => return Err(ApiFailure::internal(e)),
+        };
+        let endpoints = self.endpoints(&d).map_err(ApiFailure::internal)?;
+        let mut passes = Vec::new();
+        let Some((hub, spokes)) = endpoints.split_first() else {
+            return Ok(SyncDryRunView {
+                deployment: d.name,
+                passes,
+            });
+        };
+        for bucket in buckets(&d) {
+            for spoke in spokes {
+                let key = PairKey {
+                    deployment: d.name.clone(),
+                    bucket: bucket.clone(),
+                    side_a: hub.name.clone(),
+                    side_b: spoke.name.clone(),
+                };
+                let mut pass = DryRunPass {
+                    bucket: bucket.clone(),
+                    region: spoke.region.clone(),
+                    peer: hub.region.clone(),
+                    ..DryRunPass::default()
+                };
+                let base = self.store.base(&key).await.map_err(ApiFailure::internal)?;
+                let pair = Pair {
+                    a: &hub.store,
+                    b: &spoke.store,
+                    bucket: &bucket,
+                };
+                match Box::pin(pair.pass(
+                    base.as_ref(),
+                    &self.settings.rules(),
+                    self.settings.part_size,
+                    true,
+                ))
+                .await
+                {
+                    Ok(report) => pass.lines = describe(&report.plan, &hub.region, &spoke.region),
+                    Err(e) => pass.error = Some(e.to_string()),
+                }
+                passes.push(pass);
+            }
+        }
+        Ok(SyncDryRunView {
+            deployment: d.name,
+            passes,
+        })
     }
 
     /// Publishes what a pass did (nothing when it did nothing).
@@ -604,6 +664,43 @@ impl Reconciler for Replicator {
             None => Ran::Done,
         })
     }
+}
+
+/// A plan in words, sides named by their regions (`a` the hub's).
+pub fn describe(plan: &crate::plan::Plan, hub: &str, spoke: &str) -> Vec<String> {
+    let name = |s: Side| if s == Side::A { hub } else { spoke };
+    let mut lines: Vec<String> = plan
+        .actions
+        .iter()
+        .map(|a| match a {
+            Action::Copy { key, from, backup } => format!(
+                "copy {key} {} → {}{}",
+                name(*from),
+                name(from.other()),
+                backup
+                    .as_ref()
+                    .map(|b| format!(" (the old one kept as {b})"))
+                    .unwrap_or_default()
+            ),
+            Action::Delete { key, on, backup } => format!(
+                "delete {key} on {}{}",
+                name(*on),
+                backup
+                    .as_ref()
+                    .map(|b| format!(" (kept as {b})"))
+                    .unwrap_or_default()
+            ),
+            Action::KeepLoser { key, on, as_key } => {
+                format!("conflict on {key}: the version on {} kept as {as_key}", name(*on))
+            }
+        })
+        .collect();
+    lines.extend(
+        plan.held_back
+            .iter()
+            .map(|(s, why)| format!("deletions on {} held back: {why}", name(*s))),
+    );
+    lines
 }
 
 /// Follows the agents' events (plain subscription: a missed one is made up for by the resync).

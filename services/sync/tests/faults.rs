@@ -136,6 +136,36 @@ async fn a_bucket_listing_nothing_never_empties_the_others() {
         held.iter().any(|h| h.contains("lists no object where it held")),
         "the guard said why: {held:?}"
     );
+    // The dry run says the same, file by file, and changes nothing.
+    let view: flotilla_proto::SyncDryRunView = flotilla_bus::api::request(
+        &h.client,
+        &flotilla_bus::subject::api("sync", "dry-run").unwrap(),
+        &flotilla_proto::SyncDryRun {
+            deployment: h.deployment.name.clone(),
+        },
+        Duration::from_secs(10),
+    )
+    .await
+    .unwrap();
+    let gva = &h.deployment.regions[2].name;
+    let pass = view
+        .passes
+        .iter()
+        .find(|p| p.bucket == bucket && &p.region == gva)
+        .unwrap_or_else(|| panic!("{view:?}"));
+    assert!(
+        pass.lines.iter().any(|l| l.starts_with(&format!(
+            "deletions on {} held back",
+            h.deployment.regions[0].name
+        ))),
+        "{pass:?}"
+    );
+    let other = view
+        .passes
+        .iter()
+        .find(|p| p.bucket == bucket && p.region == h.deployment.regions[1].name)
+        .unwrap();
+    assert!(other.lines.is_empty() && other.error.is_none(), "{other:?}");
 
     h.stop_replicator().await;
     for m in ["lon-ws-1", "ams-ws-1", "gva-ws-1"] {

@@ -96,5 +96,7 @@ pub fn all_schemas() -> Vec<(&'static str, schemars::Schema)> {
         entry::<BackupWritten>(),
         entry::<ShowSync>(),
         entry::<SyncView>(),
+        entry::<SyncDryRun>(),
+        entry::<SyncDryRunView>(),
     ]
 }

@@ -1615,3 +1615,44 @@ pub struct BackupView {
     /// Endpoints still missing it (being retried).
     pub missing: Vec<String>,
 }
+
+/// `sync.dry-run.v1`: the request of `flotilla.api.sync.dry-run` — what a replication run of a deployment
+/// would copy, delete, keep and hold back, file by file (nothing is changed).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct SyncDryRun {
+    /// Deployment name.
+    pub deployment: String,
+}
+
+impl Message for SyncDryRun {
+    const KIND: &'static str = "sync.dry-run.v1";
+}
+
+/// `sync.dry-run-view.v1`: the answer of `flotilla.api.sync.dry-run`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct SyncDryRunView {
+    /// Deployment name.
+    pub deployment: String,
+    /// One per bucket and region passed with the hub.
+    pub passes: Vec<DryRunPass>,
+}
+
+impl Message for SyncDryRunView {
+    const KIND: &'static str = "sync.dry-run-view.v1";
+}
+
+/// What one pass would do.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct DryRunPass {
+    /// The bucket.
+    pub bucket: String,
+    /// The region.
+    pub region: String,
+    /// The region it is passed with (the hub).
+    pub peer: String,
+    /// One line per object (`copy KEY hub → region`, `delete KEY on region` …), then what would be held
+    /// back and why.
+    pub lines: Vec<String>,
+    /// Why the pass could not be planned (a datastore that cannot be listed).
+    pub error: Option<String>,
+}
