@@ -99,3 +99,20 @@ pub fn provisioner_settings(sim: &RunningSim) -> Settings {
         ..Settings::default()
     }
 }
+
+/// The `[clouds]` section of a service's configuration file pointing at the simulator's S3 endpoints
+/// `endpoints` (for a service binary run as a process that only needs datastores, such as the sync agent):
+/// the Linode endpoint at `linode_url` (the configuration wants one endpoint overridden before it accepts
+/// simulator credentials), and each S3 endpoint keyed by the host base it stands in for.
+pub fn datastores_toml(linode_url: &str, endpoints: &[flotilla_cloudsim::S3Endpoint]) -> String {
+    let mut out = format!("[clouds.endpoints]\nlinode = {linode_url:?}\n");
+    for e in endpoints {
+        if let Some(host) = e.host_base() {
+            out.push_str(&format!(
+                "\n[clouds.simulator.s3.{host:?}]\nurl = {:?}\naccess_key = {:?}\nsecret_key = {:?}\n",
+                e.url, e.access_key, e.secret_key
+            ));
+        }
+    }
+    out
+}

@@ -32,6 +32,18 @@ pub struct S3Endpoint {
 }
 
 impl S3Endpoint {
+    /// The host base it stands in for (`nl-ams-1.linodeobjects.com`, `ams3.digitaloceanspaces.com`,
+    /// `ams1.vultrobjects.com`, `sos-ch-gva-2.exo.io`): what a region's `S3_HOST_BASE` names.
+    pub fn host_base(&self) -> Option<String> {
+        Some(match self.provider {
+            Provider::Linode => format!("{}.linodeobjects.com", self.region),
+            Provider::DigitalOcean => format!("{}.digitaloceanspaces.com", self.region),
+            Provider::Vultr => format!("{}.vultrobjects.com", self.region),
+            Provider::Exoscale => format!("sos-{}.exo.io", self.region),
+            Provider::Cloudflare => return None,
+        })
+    }
+
     /// How many HTTP requests it has served.
     pub fn requests(&self) -> u64 {
         self.served.load(std::sync::atomic::Ordering::Relaxed)

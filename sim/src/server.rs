@@ -277,13 +277,7 @@ impl RunningSim {
             .s3
             .iter()
             .filter_map(|e| {
-                let host = match e.provider {
-                    Provider::Linode => format!("{}.linodeobjects.com", e.region),
-                    Provider::DigitalOcean => format!("{}.digitaloceanspaces.com", e.region),
-                    Provider::Vultr => format!("{}.vultrobjects.com", e.region),
-                    Provider::Exoscale => format!("sos-{}.exo.io", e.region),
-                    Provider::Cloudflare => return None,
-                };
+                let host = e.host_base()?;
                 Some((
                     host,
                     SimulatedS3 {

@@ -14,15 +14,19 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::print_stdout)]
 
+#[path = "../tests/common/mod.rs"]
+mod common;
+
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use flotilla_bus::Topology;
-use flotilla_cloudsim::{Provider, RunningSim, S3Endpoint};
+use flotilla_cloud::settings::CloudSettings;
+use flotilla_cloudsim::{Provider, S3Endpoint};
 use flotilla_integration_tests::figures::{latencies, ms};
-use flotilla_integration_tests::{TestNats, next_generation, service_config, sim, templates};
+use flotilla_integration_tests::{TestNats, next_generation, service_config, sim};
 use flotilla_proto::DesiredDeployment;
-use flotilla_spec::{DatastoreEndpoint, DatastoreProvider, Deployment};
+use flotilla_spec::Deployment;
 use flotilla_sync::settings::{AgentSettings, Role, Settings};
 
 const POLL: Duration = Duration::from_millis(2);
@@ -35,29 +39,79 @@ fn env_usize(name: &str, default: usize) -> usize {
         .unwrap_or(default)
 }
 
-fn deployment() -> Deployment {
-    let mut d = templates::seed_import().deployment;
-    let endpoints = [
-        (DatastoreProvider::Linode, "gb-lon-1.linodeobjects.com"),
-        (DatastoreProvider::DigitalOcean, "ams3.digitaloceanspaces.com"),
-        (DatastoreProvider::Exoscale, "sos-ch-gva-2.exo.io"),
-    ];
-    for (i, r) in d.regions.iter_mut().enumerate() {
-        let (provider, host) = endpoints[i % 3];
-        r.sync_webroots = true;
-        r.primary = i == 0;
-        r.datastores = vec![DatastoreEndpoint {
-            provider,
-            host_base: host.into(),
-            location: host.split('.').next().unwrap_or_default().into(),
-        }];
+/// The simulator on a runtime (and threads) of its own, as if it were another process: the services' and
+/// rclone's requests are served alike, neither taking the other's worker threads.
+struct Sim {
+    settings: CloudSettings,
+    endpoints: Vec<S3Endpoint>,
+    linode_url: String,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Sim {
+    fn start() -> Self {
+        let (tx, rx) = std::sync::mpsc::channel();
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let thread = std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(2)
+                .enable_all()
+                .build()
+                .unwrap();
+            runtime.block_on(async move {
+                let sim = sim::simulator(Duration::ZERO, Duration::ZERO).await;
+                tx.send((
+                    sim.cloud_settings(),
+                    sim.s3_endpoints().to_vec(),
+                    sim.linode_url().to_owned(),
+                ))
+                .unwrap();
+                let _ = stopped.await;
+                sim.shutdown().await;
+            });
+        });
+        let (settings, endpoints, linode_url) = rx.recv().unwrap();
+        Self {
+            settings,
+            endpoints,
+            linode_url,
+            stop: Some(stop),
+            thread: Some(thread),
+        }
     }
-    d
+
+    fn cloud_settings(&self) -> CloudSettings {
+        self.settings.clone()
+    }
+
+    fn s3_endpoints(&self) -> &[S3Endpoint] {
+        &self.endpoints
+    }
+
+    fn s3_endpoint(&self, provider: Provider, region: &str) -> Option<&S3Endpoint> {
+        self.endpoints
+            .iter()
+            .find(|e| e.provider == provider && e.region == region)
+    }
+
+    fn linode_url(&self) -> &str {
+        &self.linode_url
+    }
+
+    fn shutdown(mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
 }
 
 struct Stack {
     nats: TestNats,
-    sim: RunningSim,
+    sim: Sim,
     dir: tempfile::TempDir,
     deployment: Deployment,
     running: Vec<flotilla_runtime::host::Running>,
@@ -66,13 +120,13 @@ struct Stack {
 impl Stack {
     async fn start() -> Self {
         let nats = TestNats::private().await;
-        let sim = sim::simulator(Duration::ZERO, Duration::ZERO).await;
+        let sim = Sim::start();
         let dir = tempfile::tempdir().unwrap();
         let client = nats.client().await;
         let topology = Topology::ensure(&client, &flotilla_bus::TopologyConfig::default())
             .await
             .unwrap();
-        let deployment = deployment();
+        let deployment = common::deployment();
         topology
             .desired_states()
             .put(
@@ -141,7 +195,7 @@ impl Stack {
         for r in self.running {
             r.shutdown().await.unwrap();
         }
-        self.sim.shutdown().await;
+        tokio::task::block_in_place(|| self.sim.shutdown());
     }
 
     fn endpoint(&self, provider: Provider, region: &str) -> &S3Endpoint {
@@ -330,33 +384,18 @@ async fn agent_memory(files: usize) {
         }
         std::fs::write(dir.join(format!("{i}.html")), b"<p>x</p>").unwrap();
     }
-    let mut s3 = String::new();
-    for e in s.sim.s3_endpoints() {
-        let host = match e.provider {
-            Provider::Linode => format!("{}.linodeobjects.com", e.region),
-            Provider::DigitalOcean => format!("{}.digitaloceanspaces.com", e.region),
-            Provider::Vultr => format!("{}.vultrobjects.com", e.region),
-            Provider::Exoscale => format!("sos-{}.exo.io", e.region),
-            Provider::Cloudflare => continue,
-        };
-        s3.push_str(&format!(
-            "\n[clouds.simulator.s3.{host:?}]\nurl = {:?}\naccess_key = {:?}\nsecret_key = {:?}\n",
-            e.url, e.access_key, e.secret_key
-        ));
-    }
     let config = s.dir.path().join("agent.toml");
     std::fs::write(
         &config,
         format!(
             "data_dir = {:?}\n[nats]\nurls = [{:?}]\n[admin]\ndisabled = true\n[service]\nrole = \"agent\"\n\
-             [service.agent]\ndeployment = {:?}\nregion = {:?}\nmachine = \"big\"\nwebroot = {:?}\n\
-             [clouds.endpoints]\nlinode = {:?}\n{s3}",
+             [service.agent]\ndeployment = {:?}\nregion = {:?}\nmachine = \"big\"\nwebroot = {:?}\n{}",
             s.dir.path().join("data/big").display().to_string(),
             s.nats.url(),
             s.deployment.name,
             s.deployment.regions[0].name,
             root.display().to_string(),
-            s.sim.linode_url(),
+            sim::datastores_toml(s.sim.linode_url(), s.sim.s3_endpoints()),
         ),
     )
     .unwrap();

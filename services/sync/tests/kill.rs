@@ -20,20 +20,6 @@ const BIN: &str = env!("CARGO_BIN_EXE_flotilla-sync");
 const BIG: usize = 64 * 1024 * 1024;
 
 fn config(h: &Harness, machine: &str, region: &str) -> PathBuf {
-    let mut s3 = String::new();
-    for e in h.sim.s3_endpoints() {
-        let host = match e.provider {
-            flotilla_cloudsim::Provider::Linode => format!("{}.linodeobjects.com", e.region),
-            flotilla_cloudsim::Provider::DigitalOcean => format!("{}.digitaloceanspaces.com", e.region),
-            flotilla_cloudsim::Provider::Vultr => format!("{}.vultrobjects.com", e.region),
-            flotilla_cloudsim::Provider::Exoscale => format!("sos-{}.exo.io", e.region),
-            flotilla_cloudsim::Provider::Cloudflare => continue,
-        };
-        s3.push_str(&format!(
-            "\n[clouds.simulator.s3.{host:?}]\nurl = {:?}\naccess_key = {:?}\nsecret_key = {:?}\n",
-            e.url, e.access_key, e.secret_key
-        ));
-    }
     let text = format!(
         r#"data_dir = {data:?}
 
@@ -53,10 +39,8 @@ region = {region:?}
 machine = {machine:?}
 webroot = {webroot:?}
 
-[clouds.endpoints]
-linode = {linode:?}
-{s3}"#,
-        linode = h.sim.linode_url(),
+{clouds}"#,
+        clouds = flotilla_integration_tests::sim::datastores_toml(h.sim.linode_url(), h.sim.s3_endpoints()),
         data = h.dir.path().join("data").join(machine).display().to_string(),
         nats = h.nats.url(),
         deployment = h.deployment.name,
