@@ -3,7 +3,8 @@
 //! - propagation lag, a file written into one region's webroot until it is in another's: from the hub
 //!   region (one replication hop) and between two other regions (two hops), p50 and p99;
 //! - a full sync of 10,000 files (10 KiB each, about 100 MB) between two S3 endpoints, the replicator's
-//!   pass against `rclone sync` (Debian's package) on the same endpoints: wall time and S3 requests, for the
+//!   pass against `rclone sync` (Debian's package, as many transfers and checkers as the replicator's
+//!   concurrency) on the same endpoints: wall time and S3 requests, for the
 //!   first copy and for a no-change re-run;
 //! - the memory of an agent (the release binary, as a process) watching 100,000 files: peak while it
 //!   catches up, and steady afterwards.
@@ -273,10 +274,19 @@ fn rclone(args: &[&str], src: &S3Endpoint, dst: &S3Endpoint) -> Option<Duration>
             .env(format!("RCLONE_CONFIG_{name}_SECRET_ACCESS_KEY"), &e.secret_key)
             .env(format!("RCLONE_CONFIG_{name}_FORCE_PATH_STYLE"), "true");
     }
+    let parallel = flotilla_sync::replicate::PARALLEL.to_string();
     let started = Instant::now();
     let out = cmd
         .args(args)
-        .args(["--transfers", "16", "--checkers", "16", "--config", "/dev/null"])
+        // As many transfers and checkers as the replicator runs at once.
+        .args([
+            "--transfers",
+            &parallel,
+            "--checkers",
+            &parallel,
+            "--config",
+            "/dev/null",
+        ])
         .output()
         .ok()?;
     if !out.status.success() {
