@@ -146,65 +146,61 @@ pub async fn run(nats: &flotilla_bus::BusConfig, args: Args) -> anyhow::Result<E
     }
 }
 
-/// The records of each deployment, asked of the dns service together; never an error.
-async fn dns_status(session: &Session, deployments: &BTreeSet<&str>) -> BTreeMap<String, DnsStatus> {
-    let answers = futures::future::join_all(
-        deployments
-            .iter()
-            .map(|d| crate::dns::records(session, d, DNS_TIMEOUT)),
-    )
-    .await;
+/// Each deployment's answer of one service, asked together (`ask`), as `status` shows it (`answer`);
+/// never an error.
+async fn ask_each<'a, V, S, F>(
+    deployments: &BTreeSet<&'a str>,
+    ask: impl Fn(&'a str) -> F,
+    answer: impl Fn(Result<V, ApiError>) -> S,
+) -> BTreeMap<String, S>
+where
+    F: std::future::Future<Output = Result<V, ApiError>>,
+{
+    let answers = futures::future::join_all(deployments.iter().map(|d| ask(d))).await;
     deployments
         .iter()
         .zip(answers)
-        .map(|(d, answer)| ((*d).to_owned(), dns_answer(answer)))
+        .map(|(d, a)| ((*d).to_owned(), answer(a)))
         .collect()
 }
 
-/// The allow-list and firewalls of each deployment, asked of the firewall service together; never an
-/// error.
+/// The records of each deployment, asked of the dns service together.
+async fn dns_status(session: &Session, deployments: &BTreeSet<&str>) -> BTreeMap<String, DnsStatus> {
+    ask_each(
+        deployments,
+        |d| crate::dns::records(session, d, DNS_TIMEOUT),
+        dns_answer,
+    )
+    .await
+}
+
+/// The allow-list and firewalls of each deployment, asked of the firewall service together.
 async fn firewall_status(
     session: &Session,
     deployments: &BTreeSet<&str>,
 ) -> BTreeMap<String, FirewallStatus> {
-    let answers = futures::future::join_all(
-        deployments
-            .iter()
-            .map(|d| crate::firewall::show(session, d, DNS_TIMEOUT)),
+    ask_each(
+        deployments,
+        |d| crate::firewall::show(session, d, DNS_TIMEOUT),
+        |answer| match answer {
+            Ok(view) => FirewallStatus::Firewalls(Box::new(view)),
+            Err(e) => FirewallStatus::Unknown(unknown_because("firewall", e)),
+        },
     )
-    .await;
-    deployments
-        .iter()
-        .zip(answers)
-        .map(|(d, answer)| {
-            let status = match answer {
-                Ok(view) => FirewallStatus::Firewalls(Box::new(view)),
-                Err(e) => FirewallStatus::Unknown(unknown_because("firewall", e)),
-            };
-            ((*d).to_owned(), status)
-        })
-        .collect()
+    .await
 }
 
-/// The replication of each deployment, asked of the sync service together; never an error.
+/// The replication of each deployment, asked of the sync service together.
 async fn sync_status(session: &Session, deployments: &BTreeSet<&str>) -> BTreeMap<String, SyncStatus> {
-    let answers = futures::future::join_all(
-        deployments
-            .iter()
-            .map(|d| crate::sync::show(session, d, DNS_TIMEOUT)),
+    ask_each(
+        deployments,
+        |d| crate::sync::show(session, d, DNS_TIMEOUT),
+        |answer| match answer {
+            Ok(view) => SyncStatus::Sync(Box::new(view)),
+            Err(e) => SyncStatus::Unknown(unknown_because("sync", e)),
+        },
     )
-    .await;
-    deployments
-        .iter()
-        .zip(answers)
-        .map(|(d, answer)| {
-            let status = match answer {
-                Ok(view) => SyncStatus::Sync(Box::new(view)),
-                Err(e) => SyncStatus::Unknown(unknown_because("sync", e)),
-            };
-            ((*d).to_owned(), status)
-        })
-        .collect()
+    .await
 }
 
 /// The dns service's answer as `status` shows it.
