@@ -477,8 +477,12 @@ impl Replicator {
         Ok(())
     }
 
-    async fn deployment(&self, name: &str) -> Result<Deployment, HandlerError> {
+    /// A command's deployment, which must have its region.
+    async fn deployment(&self, name: &str, region: &str) -> Result<Deployment, HandlerError> {
         match self.desired.get(name).await {
+            Ok(Some(d)) if d.value.deployment.region(region).is_none() => Err(HandlerError::Reject(format!(
+                "deployment {name} has no region {region}"
+            ))),
             Ok(Some(d)) => Ok(d.value.deployment),
             Ok(None) => Err(HandlerError::Reject(format!("deployment {name} is not deployed"))),
             Err(e) => Err(HandlerError::retry(e)),
@@ -488,13 +492,7 @@ impl Replicator {
     /// The `sync.backup` command: the archive (named by the command's id, so a redelivery writes no
     /// second one) on every endpoint; endpoints that fail are filled in later, so it is acknowledged.
     pub async fn backup(&self, cmd: TakeBackup) -> Result<(), HandlerError> {
-        let d = self.deployment(&cmd.deployment).await?;
-        if d.region(&cmd.region).is_none() {
-            return Err(HandlerError::Reject(format!(
-                "deployment {} has no region {}",
-                d.name, cmd.region
-            )));
-        }
+        let d = self.deployment(&cmd.deployment, &cmd.region).await?;
         if !crate::backup::PERIODS.contains(&cmd.period.as_str()) {
             return Err(HandlerError::Reject(format!(
                 "unknown backup period {:?} (one of {})",
@@ -519,13 +517,7 @@ impl Replicator {
 
     /// The `sync.restore` command.
     pub async fn restore(&self, cmd: RestoreBackup) -> Result<(), HandlerError> {
-        let d = self.deployment(&cmd.deployment).await?;
-        if d.region(&cmd.region).is_none() {
-            return Err(HandlerError::Reject(format!(
-                "deployment {} has no region {}",
-                d.name, cmd.region
-            )));
-        }
+        let d = self.deployment(&cmd.deployment, &cmd.region).await?;
         match self
             .backups
             .restore(
