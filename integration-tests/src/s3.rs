@@ -42,6 +42,8 @@ impl TestS3 {
         let secret_key = crate::unique("secret");
         let fs = s3s_fs::FileSystem::new(dir.path()).expect("s3s-fs root");
         let service = {
+            // As the simulator's endpoints: listings carry entity tags, as real providers' do.
+            let fs = flotilla_cloudsim::Tagged::new(fs, dir.path().to_path_buf());
             let mut b = s3s::service::S3ServiceBuilder::new(fs);
             b.set_auth(s3s::auth::SimpleAuth::from_single(
                 access_key.clone(),

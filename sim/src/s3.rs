@@ -106,7 +106,7 @@ pub(crate) async fn start(
     std::fs::create_dir_all(&dir).map_err(|e| fail(format!("data directory {}: {e}", dir.display())))?;
     let fs = s3s_fs::FileSystem::new(&dir).map_err(|e| fail(format!("{e:?}")))?;
     let service = {
-        let mut b = s3s::service::S3ServiceBuilder::new(fs);
+        let mut b = s3s::service::S3ServiceBuilder::new(crate::s3_etags::Tagged::new(fs, dir.clone()));
         b.set_auth(s3s::auth::SimpleAuth::from_single(
             cfg.access_key.clone(),
             cfg.secret_key.clone(),

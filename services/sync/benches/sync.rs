@@ -29,6 +29,7 @@ use flotilla_integration_tests::{TestNats, next_generation, service_config, sim}
 use flotilla_proto::DesiredDeployment;
 use flotilla_spec::Deployment;
 use flotilla_sync::settings::{AgentSettings, Role, Settings};
+use flotilla_sync::stamps::Stamped;
 
 const POLL: Duration = Duration::from_millis(2);
 const PATIENCE: Duration = Duration::from_secs(120);
@@ -274,7 +275,7 @@ fn rclone(args: &[&str], src: &S3Endpoint, dst: &S3Endpoint) -> Option<Duration>
             .env(format!("RCLONE_CONFIG_{name}_SECRET_ACCESS_KEY"), &e.secret_key)
             .env(format!("RCLONE_CONFIG_{name}_FORCE_PATH_STYLE"), "true");
     }
-    let parallel = flotilla_sync::replicate::PARALLEL.to_string();
+    let parallel = flotilla_sync::replicate::TRANSFERS.to_string();
     let started = Instant::now();
     let out = cmd
         .args(args)
@@ -327,9 +328,39 @@ async fn full_sync(files: usize) {
         bucket: "bench-source",
     };
     let rules = flotilla_sync::plan::Rules::default();
+    // As the replicator runs it: stamps read first, the base in a database.
+    let client = s.nats.client().await;
+    let config = flotilla_bus::TopologyConfig::default();
+    let topology = Topology::ensure(&client, &config).await.unwrap();
+    let stamps = flotilla_sync::stamps::StampSource::new(topology, config, "replicator");
+    let db = flotilla_integration_tests::TestDb::sqlite().await;
+    let (sqlite, postgres) = flotilla_sync::store::migrations();
+    db.store.migrate_with(sqlite, postgres).await.unwrap();
+    let store = flotilla_sync::store::SyncStore::new(db.store.clone());
+    let key = flotilla_sync::store::PairKey {
+        deployment: d.name.clone(),
+        bucket: "bench-source".into(),
+        side_a: "linode:gb-lon-1.linodeobjects.com".into(),
+        side_b: "digitalocean:ams3.digitaloceanspaces.com".into(),
+    };
+    let stamped = |full: bool| flotilla_sync::stamps::Stamped {
+        stamps: None,
+        store: &store,
+        key: &key,
+        full,
+    };
+    let opened = stamps.get().await;
     let before = requests(ea, eb);
     let started = Instant::now();
-    let first = pair.pass(None, &rules, 8 << 20, false).await.unwrap();
+    let first = Box::pin(
+        Stamped {
+            stamps: opened,
+            ..stamped(false)
+        }
+        .pass(&pair, &rules, 8 << 20),
+    )
+    .await
+    .unwrap();
     let took = started.elapsed();
     assert!(first.failed.is_empty());
     println!(
@@ -338,18 +369,26 @@ async fn full_sync(files: usize) {
         requests(ea, eb) - before,
         first.applied
     );
-    let before = requests(ea, eb);
-    let started = Instant::now();
-    let again = pair
-        .pass(first.base.as_ref(), &rules, 8 << 20, false)
+    for (what, stamps) in [("no-change re-run:", opened), ("re-run, no stamps:", None)] {
+        let before = requests(ea, eb);
+        let started = Instant::now();
+        let again = Box::pin(
+            Stamped {
+                stamps,
+                ..stamped(false)
+            }
+            .pass(&pair, &rules, 8 << 20),
+        )
         .await
         .unwrap();
-    println!(
-        "  flotilla, no-change re-run:{:>9}  {:>6} requests ({} copied)",
-        ms(started.elapsed()),
-        requests(ea, eb) - before,
-        again.applied
-    );
+        println!(
+            "  flotilla, {what}{:>8}  {:>6} requests ({} copied, sides listed: {:?})",
+            ms(started.elapsed()),
+            requests(ea, eb) - before,
+            again.applied,
+            again.listed
+        );
+    }
 
     let src = "src:bench-source";
     let dst = "dst:bench-rclone";

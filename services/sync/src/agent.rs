@@ -34,7 +34,8 @@ use tokio_util::sync::CancellationToken;
 use crate::local::{self, Excludes};
 use crate::plan::{self, Action, Base, Manifest, Side};
 use crate::settings::{AgentSettings, Settings};
-use crate::store::{PairKey, SyncStore};
+use crate::stamps::{Seen, Spot, StampSource};
+use crate::store::{Exact, PairKey, SyncStore};
 
 /// What an agent works with.
 pub struct Agent {
@@ -45,6 +46,9 @@ pub struct Agent {
     publisher: Publisher,
     excludes: Excludes,
     gate: ReadyGate,
+    stamps: StampSource,
+    /// When the bucket was last listed (it is listed at least every `full_compare_interval`).
+    compared: std::sync::Mutex<Option<std::time::Instant>>,
 }
 
 /// Where the agent's region keeps the webroot.
@@ -67,7 +71,12 @@ pub struct AgentPass {
 }
 
 /// Starts the agent of `ctx`'s `[service.agent]` (the service's settings were validated: it is there).
-pub fn start(ctx: &flotilla_runtime::Context<Settings>, clouds: Clouds, store: SyncStore) {
+pub fn start(
+    ctx: &flotilla_runtime::Context<Settings>,
+    clouds: Clouds,
+    store: SyncStore,
+    stamps: StampSource,
+) {
     let settings = ctx.config.service.clone();
     let Some(agent) = settings.agent.clone() else {
         return;
@@ -89,6 +98,8 @@ pub fn start(ctx: &flotilla_runtime::Context<Settings>, clouds: Clouds, store: S
         publisher: ctx.publisher.clone(),
         excludes,
         gate,
+        stamps,
+        compared: std::sync::Mutex::new(None),
     });
     let (desired, client, stop) = (ctx.desired(), ctx.client.clone(), ctx.shutdown.clone());
     ctx.spawn(async move { agent.run(desired, client, stop).await });
@@ -122,7 +133,7 @@ impl Agent {
         let remote = Remote {
             store: set.primary().clone(),
             bucket: d.bucket("webroot-sync"),
-            endpoint: format!("{}:{}", endpoint.provider, endpoint.host_base),
+            endpoint: crate::stamps::endpoint_name(endpoint),
         };
         Box::pin(remote.store.ensure_bucket(&remote.bucket))
             .await
@@ -270,34 +281,71 @@ impl Agent {
             .map_err(|e| e.to_string())?
             .map_err(|e| e.to_string())?;
         let rules = self.settings.rules();
-        let objects = Box::pin(remote.store.list(&remote.bucket, ""))
-            .await
-            .map_err(|e| format!("listing {}: {e}", remote.bucket))?;
-        let mut listed = crate::replicate::manifest(&objects, rules.backup_prefix.as_deref());
-        listed.retain(|key, _| {
-            let usable = local::path_of(self.root(), key).is_ok();
-            if !usable {
-                tracing::warn!(%key, "sync agent: a key that is no path below the webroot is left alone");
-            }
-            usable && !self.excludes.excluded(key)
-        });
         let key = PairKey {
             deployment: self.agent.deployment.clone(),
             bucket: remote.bucket.clone(),
             side_a: format!("webroot:{}", self.agent.machine),
             side_b: remote.endpoint.clone(),
         };
-        let base = self.store.base(&key).await.map_err(|e| e.to_string())?;
+        // The bucket's stamp before its listing: unchanged since the base was exact, the base is its
+        // manifest (see `crate::stamps`); the bucket is listed anyway every `full_compare_interval`.
+        let seen = self.seen(remote).await;
+        let (base, exact) = match self.store.stamped_base(&key).await.map_err(|e| e.to_string())? {
+            Some((base, exact)) => (Some(base), exact),
+            None => (None, Exact::default()),
+        };
+        let local = if rules.compare == plan::Compare::Checksum {
+            // Only new and changed files are read (the others keep the base's checksum).
+            let (root, part) = (self.root().to_path_buf(), self.settings.part_size);
+            let known = base.as_ref().map(|b| b.a.clone());
+            tokio::task::spawn_blocking(move || {
+                let mut local = local;
+                local::checksums(&root, &mut local, known.as_ref(), part);
+                local
+            })
+            .await
+            .map_err(|e| e.to_string())?
+        } else {
+            local
+        };
+        let full = self.compared.lock().map_or(true, |c| {
+            c.is_none_or(|at| at.elapsed() >= self.settings.full_compare_interval)
+        });
+        let known = base.as_ref().filter(|_| {
+            !full
+                && seen
+                    .as_ref()
+                    .is_some_and(|s| exact.b.as_deref() == Some(s.id.as_str()))
+        });
+        let listed = match known {
+            Some(base) => base.b.clone(),
+            None => {
+                let listed = self.list(remote, &rules).await?;
+                if let Ok(mut c) = self.compared.lock() {
+                    *c = Some(std::time::Instant::now());
+                }
+                listed
+            }
+        };
         let planned = plan::plan(&local, &listed, base.as_ref(), &rules, Utc::now());
         let mut out = AgentPass {
             plan: planned,
             ..AgentPass::default()
         };
         if out.plan.is_empty() {
-            if base.is_none() {
-                // Both sides empty or equal: this is the base from now on.
+            // Both sides as the base (or, with no base, equal): this is the base from now on, exact on the
+            // bucket's side at the stamp read before the listing. Not with deletions held back: the base
+            // must keep planning them.
+            if known.is_none() && (base.is_none() || out.plan.withheld.is_empty()) {
+                let exact = Exact {
+                    a: None,
+                    b: seen.filter(|_| out.plan.withheld.is_empty()).map(|s| s.id),
+                };
                 let base = Base { a: local, b: listed };
-                self.store.record(&key, &base).await.map_err(|e| e.to_string())?;
+                self.store
+                    .record_stamped(&key, &base, &exact)
+                    .await
+                    .map_err(|e| e.to_string())?;
             }
             return Ok(out);
         }
@@ -318,7 +366,7 @@ impl Agent {
                     let done = self.apply(remote, &local, &listed, &action).await;
                     (action, done)
                 })
-                .buffer_unordered(crate::replicate::PARALLEL)
+                .buffer_unordered(rules.transfers.max(1))
                 .collect::<Vec<_>>()
                 .await,
         );
@@ -345,6 +393,18 @@ impl Agent {
                 }
             }
         }
+        // The bucket's stamp, now that it was written to (by compare-and-set on the one read before the
+        // listing when the new base is exact: nothing failed, held back or kept under a new name).
+        let exact =
+            not_applied.is_empty() && !out.applied.iter().any(|a| matches!(a, Action::KeepLoser { .. }));
+        let exact = Exact {
+            a: None,
+            b: if plan::written_sides(&out.applied).1 {
+                self.leave(remote, seen.as_ref().filter(|_| exact)).await
+            } else {
+                seen.filter(|_| exact).map(|s| s.id)
+            },
+        };
         // The bucket's entries for what was pushed, as it holds them now.
         if out
             .applied
@@ -354,7 +414,7 @@ impl Agent {
             let objects = Box::pin(remote.store.list(&remote.bucket, ""))
                 .await
                 .map_err(|e| format!("listing {}: {e}", remote.bucket))?;
-            written.b = crate::replicate::manifest(&objects, rules.backup_prefix.as_deref());
+            written.b = crate::replicate::manifest(&objects, &rules);
         }
         let next = plan::next_base(
             &local,
@@ -364,7 +424,10 @@ impl Agent {
             &not_applied,
             &written,
         );
-        self.store.record(&key, &next).await.map_err(|e| e.to_string())?;
+        self.store
+            .record_stamped(&key, &next, &exact)
+            .await
+            .map_err(|e| e.to_string())?;
         self.announce(remote, &local, &listed, &out).await;
         tracing::info!(
             applied = out.applied.len(),
@@ -374,6 +437,54 @@ impl Agent {
             "sync agent: pass"
         );
         Ok(out)
+    }
+
+    /// The bucket's manifest (only keys that are paths below the webroot and not excluded).
+    async fn list(&self, remote: &Remote, rules: &plan::Rules) -> Result<Manifest, String> {
+        let objects = Box::pin(remote.store.list(&remote.bucket, ""))
+            .await
+            .map_err(|e| format!("listing {}: {e}", remote.bucket))?;
+        let mut listed = crate::replicate::manifest(&objects, rules);
+        drop(objects);
+        listed.retain(|key, _| {
+            let usable = local::path_of(self.root(), key).is_ok();
+            if !usable {
+                tracing::warn!(%key, "sync agent: a key that is no path below the webroot is left alone");
+            }
+            usable && !self.excludes.excluded(key)
+        });
+        Ok(listed)
+    }
+
+    fn spot<'a>(&'a self, remote: &'a Remote) -> Spot<'a> {
+        Spot {
+            deployment: &self.agent.deployment,
+            bucket: &remote.bucket,
+            endpoint: &remote.endpoint,
+        }
+    }
+
+    /// The bucket's stamp (`None` when stamps cannot be read now: the bucket is then listed).
+    async fn seen(&self, remote: &Remote) -> Option<Seen> {
+        match self.stamps.get().await?.read(self.spot(remote)).await {
+            Ok(seen) => Some(seen),
+            Err(e) => {
+                tracing::warn!(error = %e, "sync agent: the bucket's stamp could not be read; listing");
+                None
+            }
+        }
+    }
+
+    /// Leaves a stamp on the bucket after writing to it; the new stamp's id when the compare-and-set on
+    /// `seen` held.
+    async fn leave(&self, remote: &Remote, seen: Option<&Seen>) -> Option<String> {
+        match self.stamps.get().await?.left(self.spot(remote), seen).await {
+            Ok(id) => id,
+            Err(e) => {
+                tracing::warn!(error = %e, "sync agent: the bucket's stamp could not be left");
+                None
+            }
+        }
     }
 
     /// Applies one action; a pulled file's entry as it now is in the webroot.
@@ -441,7 +552,15 @@ impl Agent {
                         "changed in the webroot while it was pulled; compared again next pass".into(),
                     );
                 }
-                local::commit(&temp, &path).map(Some).map_err(|e| e.to_string())
+                // The file is the object's bytes: its checksum is the object's.
+                local::commit(&temp, &path)
+                    .map(|entry| {
+                        Some(plan::Entry {
+                            checksum: listed.get(key).and_then(|e| e.checksum.clone()),
+                            ..entry
+                        })
+                    })
+                    .map_err(|e| e.to_string())
             }
             Action::Delete { key, on: Side::A, .. } => {
                 let path = local::path_of(root, key).map_err(|e| e.to_string())?;

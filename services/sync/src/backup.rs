@@ -121,6 +121,7 @@ pub struct Backups {
     store: SyncStore,
     publisher: Publisher,
     dir: PathBuf,
+    stamps: std::sync::Arc<crate::stamps::StampSource>,
 }
 
 /// The taken time written in an archive's key.
@@ -149,13 +150,14 @@ fn sha256_file(path: &Path) -> std::io::Result<(String, u64)> {
 }
 
 impl Backups {
-    /// Backups kept in `store`, archives built under `dir`.
+    /// Backups kept in `store`, archives built under `dir`; a restore leaves its stamp in `stamps`.
     pub fn new(
         settings: Settings,
         clouds: Clouds,
         store: SyncStore,
         publisher: Publisher,
         dir: PathBuf,
+        stamps: std::sync::Arc<crate::stamps::StampSource>,
     ) -> Self {
         Self {
             settings,
@@ -163,6 +165,7 @@ impl Backups {
             store,
             publisher,
             dir,
+            stamps,
         }
     }
 
@@ -178,7 +181,7 @@ impl Backups {
                 .datastores(&d.name, r)
                 .map_err(|e| format!("region {}: {e}", r.name))?;
             for (endpoint, store) in r.datastores.iter().zip(set.endpoints()) {
-                let name = format!("{}:{}", endpoint.provider, endpoint.host_base);
+                let name = crate::stamps::endpoint_name(endpoint);
                 if out.iter().any(|t| t.name == name) {
                     continue;
                 }
@@ -276,7 +279,7 @@ impl Backups {
                         .map_err(|e| e.to_string())
                 }
             })
-            .buffer_unordered(crate::replicate::PARALLEL)
+            .buffer_unordered(self.settings.transfers.max(1))
             .collect()
             .await;
         if let Some(Err(e)) = results.into_iter().find(Result::is_err) {
@@ -526,6 +529,11 @@ impl Backups {
         correlation: uuid::Uuid,
     ) -> Result<BackupWritten, String> {
         let (dest, dest_bucket) = self.source(d, region)?;
+        let dest_endpoint = d
+            .region(region)
+            .and_then(|r| r.datastores.first())
+            .map(crate::stamps::endpoint_name)
+            .unwrap_or_default();
         let targets: Vec<Target> = self
             .targets(d)?
             .into_iter()
@@ -638,10 +646,21 @@ impl Backups {
                         .map_err(|e| format!("{k}: {e}"))
                 }
             })
-            .buffer_unordered(crate::replicate::PARALLEL)
+            .buffer_unordered(self.settings.transfers.max(1))
             .collect()
             .await;
         let _ = std::fs::remove_dir_all(&work);
+        // Written (even in part): whoever reads the bucket next lists it.
+        if let Some(stamps) = self.stamps.get().await {
+            let spot = crate::stamps::Spot {
+                deployment: &d.name,
+                bucket: &dest_bucket,
+                endpoint: &dest_endpoint,
+            };
+            if let Err(e) = stamps.left(spot, None).await {
+                tracing::warn!(error = %e, "sync: the restored bucket's stamp could not be left; the agents' full comparison finds the files");
+            }
+        }
         let failed: Vec<String> = results.into_iter().filter_map(Result::err).collect();
         if !failed.is_empty() {
             return Err(format!(

@@ -15,6 +15,8 @@
 //! - [`local`]: a webroot as a side (its manifest, atomic writes, excludes).
 //! - [`backup`]: webroot backups — put to every endpoint, filled in from a durable queue, pruned per
 //!   period, restored from whichever provider still has a good copy.
+//! - [`stamps`]: who last wrote each bucket on each endpoint (in NATS KV), so that a pass lists only the
+//!   sides written since their last listing.
 //! - [`store`]: the service's database — each replicated pair's base, the backups and their copies.
 //! - [`settings`]: the role and the rules.
 
@@ -25,6 +27,7 @@ pub mod plan;
 pub mod replicate;
 pub mod replicator;
 pub mod settings;
+pub mod stamps;
 pub mod store;
 
 use std::sync::Arc;
@@ -50,8 +53,14 @@ pub fn routes(ctx: &Context<Settings>) -> Dispatcher {
     let settings = ctx.config.service.clone();
     let clouds = Clouds::new(ctx.config.clouds.clone(), ctx.config.secrets_file.clone());
     let store = store::SyncStore::new(ctx.store.clone());
+    let stamps =
+        |writer: String| stamps::StampSource::new(ctx.topology.clone(), ctx.config.bus.clone(), writer);
     if settings.role == settings::Role::Agent {
-        agent::start(ctx, clouds, store);
+        let writer = settings
+            .agent
+            .as_ref()
+            .map_or_else(|| "agent".to_owned(), |a| format!("agent:{}", a.machine));
+        agent::start(ctx, clouds, store, stamps(writer));
         return Dispatcher::new(ctx.def.name);
     }
     let replicator = Arc::new(replicator::Replicator::new(
@@ -61,6 +70,7 @@ pub fn routes(ctx: &Context<Settings>) -> Dispatcher {
         ctx.publisher.clone(),
         ctx.desired(),
         ctx.config.data_dir.join("backups"),
+        Arc::new(stamps("replicator".to_owned())),
     ));
     let looped = flotilla_runtime::deployments::DeploymentLoop::new(
         Arc::clone(&replicator),

@@ -172,6 +172,28 @@ pub fn manifest(root: &Path, excludes: &Excludes) -> Result<Manifest, LocalError
     Ok(out)
 }
 
+/// Fills in the checksum of every entry of `manifest` (files below `root`): the entity tag its object has
+/// once written with `part_size` ([`flotilla_datastore::etag_of_file`]), so that it compares with the
+/// bucket's listing. A file whose size and modification time are those of its entry in `known` (the
+/// last base) keeps that entry's checksum: only new and changed files are read. A file that cannot be read
+/// keeps none (it compares by size and time).
+pub fn checksums(root: &Path, manifest: &mut Manifest, known: Option<&Manifest>, part_size: u64) {
+    for (key, entry) in manifest.iter_mut() {
+        if let Some(was) = known.and_then(|k| k.get(key))
+            && was.size == entry.size
+            && was.modified == entry.modified
+            && was.checksum.is_some()
+        {
+            entry.checksum.clone_from(&was.checksum);
+            continue;
+        }
+        let Ok(path) = path_of(root, key) else {
+            continue;
+        };
+        entry.checksum = flotilla_datastore::etag_of_file(&path, entry.size, part_size).ok();
+    }
+}
+
 /// A temporary path beside `path` (same directory, so the rename is atomic), its parents created.
 pub fn temp_beside(path: &Path) -> Result<PathBuf, LocalError> {
     let dir = path.parent().unwrap_or(Path::new("."));
@@ -214,6 +236,37 @@ pub fn remove(root: &Path, path: &Path) -> Result<(), LocalError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn checksums_are_read_only_for_new_and_changed_files() {
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let root = dir.path();
+        std::fs::write(root.join("a.html"), b"aaaa").unwrap_or_else(|e| panic!("{e}"));
+        std::fs::write(root.join("b.html"), b"bbbb").unwrap_or_else(|e| panic!("{e}"));
+        let excludes = Excludes::new(&[]).unwrap_or_else(|e| panic!("{e}"));
+        let mut m = manifest(root, &excludes).unwrap_or_else(|e| panic!("{e}"));
+        // `a.html` as the base knew it (same size and time): its checksum is taken, not read.
+        let mut known = m.clone();
+        if let Some(e) = known.get_mut("a.html") {
+            e.checksum = Some("from-the-base".into());
+        }
+        known.remove("b.html");
+        checksums(root, &mut m, Some(&known), 5 << 20);
+        assert_eq!(m["a.html"].checksum.as_deref(), Some("from-the-base"));
+        // `b.html` is new: read (the MD5 of its bytes, as S3 tags a one-part object).
+        assert_eq!(
+            m["b.html"].checksum.as_deref(),
+            Some("65ba841e01d6db7733e90a5b7f9e6f80")
+        );
+        // Changed since the base (another size): read again.
+        std::fs::write(root.join("a.html"), b"aaaaa").unwrap_or_else(|e| panic!("{e}"));
+        let mut m = manifest(root, &excludes).unwrap_or_else(|e| panic!("{e}"));
+        checksums(root, &mut m, Some(&known), 5 << 20);
+        assert_eq!(
+            m["a.html"].checksum.as_deref(),
+            Some("594f803b380a41396ed63dca39503542")
+        );
+    }
 
     #[test]
     fn keys_never_leave_the_webroot() {

@@ -110,6 +110,8 @@ pub struct Rules {
     pub max_delete_percent: u8,
     /// Keep an object about to be overwritten or deleted under `<prefix><time>/<key>` first.
     pub backup_prefix: Option<String>,
+    /// How many objects are copied or deleted at once.
+    pub transfers: usize,
 }
 
 impl Default for Rules {
@@ -120,6 +122,7 @@ impl Default for Rules {
             max_delete: 1000,
             max_delete_percent: 50,
             backup_prefix: None,
+            transfers: crate::replicate::TRANSFERS,
         }
     }
 }
@@ -447,6 +450,23 @@ pub fn failed_losers<T, E>(results: &[(Action, Result<T, E>)]) -> BTreeSet<Strin
 /// it): those are given back second, not applied this pass.
 pub fn skip_unkept(rest: Vec<Action>, lost: &BTreeSet<String>) -> (Vec<Action>, Vec<Action>) {
     rest.into_iter().partition(|a| !lost.contains(a.key()))
+}
+
+/// Per side (`a`, `b`), whether any of `applied` wrote to it (a copy to it, a loser kept on it, a
+/// deletion on it).
+pub fn written_sides(applied: &[Action]) -> (bool, bool) {
+    let mut out = (false, false);
+    for action in applied {
+        let on = match action {
+            Action::Copy { from, .. } => from.other(),
+            Action::Delete { on, .. } | Action::KeepLoser { on, .. } => *on,
+        };
+        match on {
+            Side::A => out.0 = true,
+            Side::B => out.1 = true,
+        }
+    }
+    out
 }
 
 /// The earliest modification time among the sources of the copies in `applied` (the oldest change a pass

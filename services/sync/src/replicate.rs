@@ -11,9 +11,9 @@ use futures::StreamExt;
 
 use crate::plan::{self, Action, Base, Entry, Manifest, Plan, Rules, Side};
 
-/// How many objects a pass copies or deletes at once (32 copied 10,000 small objects in 19.6 s where 16
-/// took 33.9 s against the simulator; see BENCHMARKS.md).
-pub const PARALLEL: usize = 32;
+/// How many objects a pass copies or deletes at once unless `transfers` says otherwise (32 copied 10,000
+/// small objects in 19.6 s where 16 took 33.9 s against the simulator; see BENCHMARKS.md).
+pub const TRANSFERS: usize = 32;
 
 /// What went wrong with a pass as a whole.
 #[derive(Debug, thiserror::Error)]
@@ -55,6 +55,22 @@ pub struct PassReport {
     pub base: Option<Base>,
     /// The modification time of the oldest change it carried (for the lag).
     pub changed_at: Option<DateTime<Utc>>,
+    /// Per side (`a`, `b`), whether it was listed (not known unchanged by its stamp).
+    pub listed: (bool, bool),
+    /// Per side, whether the pass wrote to it.
+    pub wrote: (bool, bool),
+    /// Whether the new base is exactly what both sides hold: nothing failed, nothing was held back and no
+    /// conflict's loser was kept under a new name (the next pass carries it across).
+    pub exact: bool,
+}
+
+/// The sides' manifests when they are known without a listing (by their stamps, [`crate::stamps`]).
+#[derive(Debug, Clone, Default)]
+pub struct Known {
+    /// Side `a`'s.
+    pub a: Option<Manifest>,
+    /// Side `b`'s.
+    pub b: Option<Manifest>,
 }
 
 impl Pair<'_> {
@@ -65,9 +81,13 @@ impl Pair<'_> {
         }
     }
 
-    /// Both sides' manifests (objects under the backup prefix left out: backups are not replicated).
-    async fn manifests(&self, rules: &Rules) -> Result<(Manifest, Manifest), PassError> {
-        let list = |side: Side| async move {
+    /// Both sides' manifests (objects under the backup prefix left out: backups are not replicated); a
+    /// side `known` is not listed.
+    async fn manifests(&self, rules: &Rules, known: Known) -> Result<(Manifest, Manifest), PassError> {
+        let list = |side: Side, known: Option<Manifest>| async move {
+            if let Some(m) = known {
+                return Ok(m);
+            }
             self.side(side)
                 .list(self.bucket, "")
                 .await
@@ -76,26 +96,30 @@ impl Pair<'_> {
                     bucket: self.bucket.to_owned(),
                     source,
                 })
-                .map(|objects| manifest(&objects, rules.backup_prefix.as_deref()))
+                .map(|objects| manifest(&objects, rules))
         };
         // Boxed: a listing's future is large (the SDK's, with retries).
-        let (a, b) = futures::join!(Box::pin(list(Side::A)), Box::pin(list(Side::B)));
+        let (a, b) = futures::join!(Box::pin(list(Side::A, known.a)), Box::pin(list(Side::B, known.b)));
         Ok((a?, b?))
     }
 
-    /// Runs one pass against `base` (none: a first pass) with `rules` — planned only, with `dry_run`.
+    /// Runs one pass against `base` (none: a first pass) with `rules`, listing the sides not `known` —
+    /// planned only, with `dry_run`.
     pub async fn pass(
         &self,
         base: Option<&Base>,
+        known: Known,
         rules: &Rules,
         part_size: u64,
         dry_run: bool,
     ) -> Result<PassReport, PassError> {
-        let (a, b) = Box::pin(self.manifests(rules)).await?;
+        let listed = (known.a.is_none(), known.b.is_none());
+        let (a, b) = Box::pin(self.manifests(rules, known)).await?;
         let now = Utc::now();
         let planned = plan::plan(&a, &b, base, rules, now);
         let mut report = PassReport {
             plan: planned,
+            listed,
             ..PassReport::default()
         };
         if dry_run {
@@ -144,7 +168,7 @@ impl Pair<'_> {
         results.extend(
             futures::stream::iter(rest)
                 .map(apply)
-                .buffer_unordered(PARALLEL)
+                .buffer_unordered(rules.transfers.max(1))
                 .collect::<Vec<_>>()
                 .await,
         );
@@ -168,6 +192,9 @@ impl Pair<'_> {
         }
         report.applied = applied.len();
         report.changed_at = plan::oldest_change(&a, &b, &applied);
+        report.wrote = plan::written_sides(&applied);
+        report.exact =
+            not_applied.is_empty() && !applied.iter().any(|a| matches!(a, Action::KeepLoser { .. }));
         // The sides as read at the start, with each copy as its destination holds it now.
         let written = self.written(&applied, rules).await?;
         report.base = Some(plan::next_base(&a, &b, base, &applied, &not_applied, &written));
@@ -195,7 +222,7 @@ impl Pair<'_> {
                     bucket: self.bucket.to_owned(),
                     source,
                 })?;
-            let mut listed = manifest(&objects, rules.backup_prefix.as_deref());
+            let mut listed = manifest(&objects, rules);
             listed.retain(|k, _| copied.contains(k.as_str()));
             match side {
                 Side::A => written.a = listed,
@@ -229,8 +256,13 @@ impl Pair<'_> {
     }
 }
 
-/// A listing as a manifest, without the objects under `skip` (the backup prefix).
-pub fn manifest(objects: &[ObjectInfo], skip: Option<&str>) -> Manifest {
+/// A listing as a manifest, without the objects under the backup prefix, with each object's entity tag as
+/// its checksum when `rules` compare by checksum (the MD5 of a single-part object, the MD5 of the parts'
+/// MD5s for a multipart one: equal for equal content written with the same part size, which every
+/// Flotilla writer uses).
+pub fn manifest(objects: &[ObjectInfo], rules: &Rules) -> Manifest {
+    let skip = rules.backup_prefix.as_deref();
+    let checksums = rules.compare == plan::Compare::Checksum;
     objects
         .iter()
         .filter(|o| skip.is_none_or(|p| !o.key.starts_with(p)))
@@ -244,8 +276,11 @@ pub fn manifest(objects: &[ObjectInfo], skip: Option<&str>) -> Manifest {
                 Entry {
                     size: o.size,
                     modified,
-                    // An ETag is not a checksum across providers (multipart uploads differ).
-                    checksum: None,
+                    checksum: o
+                        .etag
+                        .as_deref()
+                        .filter(|_| checksums)
+                        .map(flotilla_datastore::normal_etag),
                 },
             )
         })

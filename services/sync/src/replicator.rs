@@ -93,11 +93,16 @@ pub struct Replicator {
     agents: Mutex<BTreeMap<String, PerKey<AgentSync>>>,
     /// Buckets known to exist, per endpoint.
     ensured: Mutex<BTreeSet<(String, String)>>,
+    /// The bucket stamps (a side nobody wrote since its last listing is not listed again).
+    stamps: Arc<crate::stamps::StampSource>,
+    /// When each pair (deployment, bucket, spoke's endpoint) was last listed in full on both sides.
+    compared: Mutex<BTreeMap<(String, String, String), std::time::Instant>>,
 }
 
 impl Replicator {
     /// A replicator writing through `clouds`, keeping bases and backups in `store`, archives under
-    /// `backup_dir`, reading deployments (for commands) from `desired`.
+    /// `backup_dir`, reading deployments (for commands) from `desired`, reading and leaving bucket stamps
+    /// in `stamps`.
     pub fn new(
         settings: Settings,
         clouds: Clouds,
@@ -105,6 +110,7 @@ impl Replicator {
         publisher: Publisher,
         desired: flotilla_bus::state::DesiredStates,
         backup_dir: std::path::PathBuf,
+        stamps: Arc<crate::stamps::StampSource>,
     ) -> Self {
         Self {
             backups: crate::backup::Backups::new(
@@ -113,6 +119,7 @@ impl Replicator {
                 store.clone(),
                 publisher.clone(),
                 backup_dir,
+                Arc::clone(&stamps),
             ),
             desired,
             settings,
@@ -123,6 +130,8 @@ impl Replicator {
             status: Mutex::default(),
             agents: Mutex::default(),
             ensured: Mutex::default(),
+            stamps,
+            compared: Mutex::default(),
         }
     }
 
@@ -141,7 +150,7 @@ impl Replicator {
             let Some(endpoint) = r.datastores.first() else {
                 continue;
             };
-            let name = format!("{}:{}", endpoint.provider, endpoint.host_base);
+            let name = crate::stamps::endpoint_name(endpoint);
             if out.iter().any(|e| e.name == name) {
                 continue;
             }
@@ -187,32 +196,52 @@ impl Replicator {
             side_b: spoke.name.clone(),
         };
         let started = std::time::Instant::now();
-        let base = self.store.base(&key).await.map_err(|e| e.to_string())?;
+        let compared = (d.name.clone(), bucket.to_owned(), spoke.name.clone());
+        let full = self.compared.lock().map_or(true, |c| {
+            c.get(&compared)
+                .is_none_or(|at| at.elapsed() >= self.settings.full_compare_interval)
+        });
         let pair = Pair {
             a: &hub.store,
             b: &spoke.store,
             bucket,
         };
-        let report = Box::pin(pair.pass(
-            base.as_ref(),
-            &self.settings.rules(),
-            self.settings.part_size,
-            false,
-        ))
-        .await
-        .map_err(|e| e.to_string())?;
-        if let Some(base) = &report.base {
-            self.store.record(&key, base).await.map_err(|e| e.to_string())?;
+        // Only the webroot-sync bucket is written by Flotilla alone (agents, this replicator, restores),
+        // so only its stamps tell the truth; asset buckets (written through the webservers' mounts) and
+        // the multi-region bucket (the original toolkit's scripts, the firewall's markers) are listed on
+        // every pass.
+        let stamps = if bucket == d.bucket("webroot-sync") {
+            self.stamps.get().await
+        } else {
+            None
+        };
+        let stamped = crate::stamps::Stamped {
+            stamps,
+            store: &self.store,
+            key: &key,
+            full,
+        };
+        let report = Box::pin(stamped.pass(&pair, &self.settings.rules(), self.settings.part_size)).await?;
+        if report.listed == (true, true)
+            && report.base.is_some()
+            && let Ok(mut c) = self.compared.lock()
+        {
+            c.insert(compared, std::time::Instant::now());
         }
-        tracing::info!(
-            deployment = %d.name,
-            bucket,
-            region = %spoke.region,
-            applied = report.applied,
-            failed = report.failed.len(),
-            elapsed = ?started.elapsed(),
-            "sync: pass"
-        );
+        if report.listed == (false, false) {
+            tracing::debug!(deployment = %d.name, bucket, region = %spoke.region, "sync: pass: both sides unchanged by their stamps");
+        } else {
+            tracing::info!(
+                deployment = %d.name,
+                bucket,
+                region = %spoke.region,
+                listed = ?report.listed,
+                applied = report.applied,
+                failed = report.failed.len(),
+                elapsed = ?started.elapsed(),
+                "sync: pass"
+            );
+        }
         self.note(d, bucket, hub, spoke, &report);
         self.announce(d, bucket, hub, spoke, &report).await;
         Ok(report)
@@ -237,6 +266,9 @@ impl Replicator {
         entry.last_applied = report.applied as u64;
         if report.failed.is_empty() && report.plan.held_back.is_empty() {
             entry.last_full_pass = Some(now);
+            if report.listed == (true, true) {
+                entry.last_full_comparison = Some(now);
+            }
         }
         if let Some(changed) = report.changed_at {
             entry.lag_ms = u64::try_from((now - changed).num_milliseconds()).ok();
@@ -303,6 +335,7 @@ impl Replicator {
                 };
                 match Box::pin(pair.pass(
                     base.as_ref(),
+                    crate::replicate::Known::default(),
                     &self.settings.rules(),
                     self.settings.part_size,
                     true,

@@ -28,10 +28,17 @@ pub enum Role {
 pub struct Settings {
     /// The role of this process.
     pub role: Role,
-    /// How often every deployment's buckets are compared in full even when nothing was announced (the
-    /// safety net, not the mechanism).
+    /// How often every deployment's buckets are compared even when nothing was announced (the safety
+    /// net, not the mechanism): by their stamps, so a side nobody stamped since it was last listed is not
+    /// listed again.
     #[serde(with = "humantime_serde")]
     pub resync_interval: Duration,
+    /// How often every side is listed whatever its stamp says (a change by a writer that left no stamp —
+    /// one killed between its write and its stamp, a tool outside Flotilla — is found within this).
+    #[serde(with = "humantime_serde")]
+    pub full_compare_interval: Duration,
+    /// How many objects a pass copies or deletes at once.
+    pub transfers: usize,
     /// Changes within this window are carried together.
     #[serde(with = "humantime_serde")]
     pub debounce: Duration,
@@ -62,6 +69,8 @@ impl Default for Settings {
         Self {
             role: Role::Replicator,
             resync_interval: Duration::from_secs(60),
+            full_compare_interval: Duration::from_secs(600),
+            transfers: crate::replicate::TRANSFERS,
             debounce: Duration::from_millis(100),
             lease_ttl: Duration::from_secs(30),
             compare: Compare::SizeAndTime,
@@ -162,6 +171,7 @@ impl Settings {
             max_delete: self.max_delete,
             max_delete_percent: self.max_delete_percent,
             backup_prefix: self.backup_prefix.clone(),
+            transfers: self.transfers,
         }
     }
 }
@@ -176,6 +186,12 @@ impl flotilla_runtime::ServiceSettings for Settings {
                 "part_size must be at least {} bytes (S3's smallest part)",
                 flotilla_datastore::MIN_PART_SIZE
             ));
+        }
+        if !(1..=256).contains(&self.transfers) {
+            return Err("transfers must be between 1 and 256".into());
+        }
+        if self.full_compare_interval < self.resync_interval {
+            return Err("full_compare_interval must be at least resync_interval".into());
         }
         if self.backups.retry_interval.is_zero() {
             return Err("backups.retry_interval must be positive".into());

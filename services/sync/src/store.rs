@@ -56,9 +56,16 @@ impl SyncStore {
     /// The base of `pair`, if a pass ever fully succeeded. A row that does not decode is as good as none
     /// (the next pass is a first pass: it merges and deletes nothing).
     pub async fn base(&self, pair: &PairKey) -> Result<Option<Base>, StoreError> {
-        let q = "SELECT manifest_a, manifest_b FROM sync_base \
+        Ok(self.stamped_base(pair).await?.map(|(base, _)| base))
+    }
+
+    /// The base of `pair` with, per side, the id of the stamp at which it is exactly what that side holds
+    /// (see [`crate::stamps`]).
+    pub async fn stamped_base(&self, pair: &PairKey) -> Result<Option<(Base, Exact)>, StoreError> {
+        let q = "SELECT manifest_a, manifest_b, stamp_a, stamp_b FROM sync_base \
                  WHERE deployment = $1 AND bucket = $2 AND side_a = $3 AND side_b = $4";
-        let row: Option<(String, String)> = on_pool!(&self.store, |p| sqlx::query_as(q)
+        type Row = (String, String, Option<String>, Option<String>);
+        let row: Option<Row> = on_pool!(&self.store, |p| sqlx::query_as(q)
             .bind(&pair.deployment)
             .bind(&pair.bucket)
             .bind(&pair.side_a)
@@ -66,21 +73,34 @@ impl SyncStore {
             .fetch_optional(p)
             .await)
         .map_err(query_error("read a base"))?;
-        Ok(row.and_then(|(a, b)| {
-            Some(Base {
+        Ok(row.and_then(|(a, b, stamp_a, stamp_b)| {
+            let base = Base {
                 a: serde_json::from_str::<Manifest>(&a).ok()?,
                 b: serde_json::from_str::<Manifest>(&b).ok()?,
-            })
+            };
+            Some((
+                base,
+                Exact {
+                    a: stamp_a,
+                    b: stamp_b,
+                },
+            ))
         }))
     }
 
-    /// Records `base` as `pair`'s, after a pass that fully succeeded.
+    /// Records `base` as `pair`'s, after a pass whose listings succeeded (exact on neither side).
     pub async fn record(&self, pair: &PairKey, base: &Base) -> Result<(), StoreError> {
+        self.record_stamped(pair, base, &Exact::default()).await
+    }
+
+    /// Records `base` as `pair`'s, exact on each side at the stamp `exact` names.
+    pub async fn record_stamped(&self, pair: &PairKey, base: &Base, exact: &Exact) -> Result<(), StoreError> {
         let encode = |m: &Manifest| serde_json::to_string(m).unwrap_or_else(|_| "{}".to_owned());
-        let q = "INSERT INTO sync_base (deployment, bucket, side_a, side_b, manifest_a, manifest_b, passed_ms) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7) \
+        let q = "INSERT INTO sync_base (deployment, bucket, side_a, side_b, manifest_a, manifest_b, passed_ms, \
+                 stamp_a, stamp_b) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) \
                  ON CONFLICT (deployment, bucket, side_a, side_b) DO UPDATE SET \
-                 manifest_a = excluded.manifest_a, manifest_b = excluded.manifest_b, passed_ms = excluded.passed_ms";
+                 manifest_a = excluded.manifest_a, manifest_b = excluded.manifest_b, passed_ms = excluded.passed_ms, \
+                 stamp_a = excluded.stamp_a, stamp_b = excluded.stamp_b";
         on_pool!(&self.store, |p| sqlx::query(q)
             .bind(&pair.deployment)
             .bind(&pair.bucket)
@@ -89,11 +109,23 @@ impl SyncStore {
             .bind(encode(&base.a))
             .bind(encode(&base.b))
             .bind(chrono::Utc::now().timestamp_millis())
+            .bind(&exact.a)
+            .bind(&exact.b)
             .execute(p)
             .await
             .map(drop))
         .map_err(query_error("record a base"))
     }
+}
+
+/// Per side of a pair, the id of the bucket's stamp at which the recorded base is exactly what the side
+/// holds (`None`: it is not, or no stamp was known).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Exact {
+    /// Side `a`'s.
+    pub a: Option<String>,
+    /// Side `b`'s.
+    pub b: Option<String>,
 }
 
 /// One webroot backup as recorded.

@@ -11,7 +11,7 @@ use bytes::Bytes;
 use flotilla_datastore::{Datastore, MIN_PART_SIZE};
 use flotilla_integration_tests::{sim, unique};
 use flotilla_sync::plan::Rules;
-use flotilla_sync::replicate::Pair;
+use flotilla_sync::replicate::{Known, Pair};
 
 // The SDK's futures are large: each call is boxed so that the test's own future stays small.
 
@@ -66,13 +66,16 @@ async fn passes_keep_two_providers_datastores_in_step() {
     put(&a, &bucket, "index.php", "a1").await;
     put(&a, &bucket, "gone-soon.css", "x").await;
     put(&b, &bucket, "images/logo.png", "png").await;
-    let first = pair.pass(None, &rules, MIN_PART_SIZE, false).await.unwrap();
+    let first = pair
+        .pass(None, Known::default(), &rules, MIN_PART_SIZE, false)
+        .await
+        .unwrap();
     assert!(first.failed.is_empty(), "{:?}", first.failed);
     let base = first.base.expect("a full pass gives the new base");
     assert_eq!(keys(&a, &bucket).await, keys(&b, &bucket).await);
     // Again: nothing to do (the copies' own times are in the base).
     let again = pair
-        .pass(Some(&base), &rules, MIN_PART_SIZE, false)
+        .pass(Some(&base), Known::default(), &rules, MIN_PART_SIZE, false)
         .await
         .unwrap();
     assert!(again.plan.is_empty(), "{:?}", again.plan.describe());
@@ -82,14 +85,17 @@ async fn passes_keep_two_providers_datastores_in_step() {
     tokio::time::sleep(Duration::from_millis(1100)).await;
     put(&b, &bucket, "index.php", "b2").await;
     delete(&a, &bucket, "gone-soon.css").await;
-    let dry = pair.pass(Some(&base), &rules, MIN_PART_SIZE, true).await.unwrap();
+    let dry = pair
+        .pass(Some(&base), Known::default(), &rules, MIN_PART_SIZE, true)
+        .await
+        .unwrap();
     assert_eq!(
         dry.plan.describe(),
         ["copy index.php b → a", "delete gone-soon.css on b"]
     );
     assert_eq!(body(&a, &bucket, "index.php").await.as_deref(), Some(&b"a1"[..]));
     let pass = pair
-        .pass(Some(&base), &rules, MIN_PART_SIZE, false)
+        .pass(Some(&base), Known::default(), &rules, MIN_PART_SIZE, false)
         .await
         .unwrap();
     let base = pass.base.unwrap();
@@ -104,7 +110,7 @@ async fn passes_keep_two_providers_datastores_in_step() {
     tokio::time::sleep(Duration::from_millis(1100)).await;
     put(&b, &bucket, "index.php", "b3").await;
     let pass = pair
-        .pass(Some(&base), &rules, MIN_PART_SIZE, false)
+        .pass(Some(&base), Known::default(), &rules, MIN_PART_SIZE, false)
         .await
         .unwrap();
     assert_eq!(pass.plan.conflicts, ["index.php"]);
@@ -118,7 +124,7 @@ async fn passes_keep_two_providers_datastores_in_step() {
     assert_eq!(body(&a, &bucket, &kept[0]).await.as_deref(), Some(&b"a3"[..]));
     let base = pass.base.unwrap();
     let pass = pair
-        .pass(Some(&base), &rules, MIN_PART_SIZE, false)
+        .pass(Some(&base), Known::default(), &rules, MIN_PART_SIZE, false)
         .await
         .unwrap();
     assert_eq!(body(&b, &bucket, &kept[0]).await.as_deref(), Some(&b"a3"[..]));
@@ -128,7 +134,7 @@ async fn passes_keep_two_providers_datastores_in_step() {
     let big: Vec<u8> = (0..(11 * 1024 * 1024)).map(|i: usize| (i % 253) as u8).collect();
     put(&a, &bucket, "assets/big.bin", big.clone()).await;
     let pass = pair
-        .pass(Some(&base), &rules, MIN_PART_SIZE, false)
+        .pass(Some(&base), Known::default(), &rules, MIN_PART_SIZE, false)
         .await
         .unwrap();
     assert!(pass.failed.is_empty(), "{:?}", pass.failed);
@@ -142,17 +148,81 @@ async fn passes_keep_two_providers_datastores_in_step() {
     }
     let before = keys(&a, &bucket).await;
     let pass = pair
-        .pass(Some(&base), &rules, MIN_PART_SIZE, false)
+        .pass(Some(&base), Known::default(), &rules, MIN_PART_SIZE, false)
         .await
         .unwrap();
     assert_eq!(pass.plan.held_back.len(), 1, "{:?}", pass.plan);
     assert_eq!(keys(&a, &bucket).await, before);
     let again = pair
-        .pass(pass.base.as_ref(), &rules, MIN_PART_SIZE, false)
+        .pass(pass.base.as_ref(), Known::default(), &rules, MIN_PART_SIZE, false)
         .await
         .unwrap();
     assert_eq!(again.plan.held_back.len(), 1, "{:?}", again.plan);
     assert!(again.plan.actions.is_empty(), "{:?}", again.plan);
     assert_eq!(keys(&a, &bucket).await, before);
+    sim.shutdown().await;
+}
+
+/// Compared by checksum (the listings' entity tags): the same content written again with a new time is no
+/// change; different content of the same size written within the same second is one; two sides holding
+/// the same content at different times need no copy on a first pass.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_checksum_pass_copies_content_not_times() {
+    let sim = sim::simulator(Duration::from_millis(10), Duration::from_millis(10)).await;
+    let clouds = flotilla_clouds::Clouds::new(sim.cloud_settings(), None);
+    let mut d = flotilla_integration_tests::templates::seed_import().deployment;
+    d.regions[1].datastores[0].host_base = "ams3.digitaloceanspaces.com".into();
+    let store_of = |i: usize| {
+        clouds
+            .datastores(&d.name, &d.regions[i])
+            .unwrap()
+            .primary()
+            .clone()
+    };
+    let (a, b) = (store_of(0), store_of(1));
+    let bucket = unique("www-example-com-webroot-sync");
+    Box::pin(a.ensure_bucket(&bucket)).await.unwrap();
+    Box::pin(b.ensure_bucket(&bucket)).await.unwrap();
+    let pair = Pair {
+        a: &a,
+        b: &b,
+        bucket: &bucket,
+    };
+    let rules = Rules {
+        compare: flotilla_sync::plan::Compare::Checksum,
+        ..Rules::default()
+    };
+    let pass = |base: Option<flotilla_sync::plan::Base>| {
+        let (pair, rules) = (&pair, &rules);
+        async move {
+            let report = pair
+                .pass(base.as_ref(), Known::default(), rules, MIN_PART_SIZE, false)
+                .await
+                .unwrap();
+            assert!(report.failed.is_empty(), "{:?}", report.failed);
+            report
+        }
+    };
+
+    // Same content on both sides, written at different times: nothing to copy.
+    put(&a, &bucket, "same.html", "same").await;
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    put(&b, &bucket, "same.html", "same").await;
+    put(&a, &bucket, "index.php", "v1").await;
+    let first = pass(None).await;
+    assert_eq!(first.applied, 1, "{:?}", first.plan);
+    let base = first.base.unwrap();
+    assert!(base.a.values().all(|e| e.checksum.is_some()), "{base:?}");
+
+    // Written again with the same bytes (a new time): no change.
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    put(&a, &bucket, "index.php", "v1").await;
+    let again = pass(Some(base)).await;
+    assert!(again.plan.is_empty(), "{:?}", again.plan);
+    // Other bytes of the same size: a change, carried.
+    put(&a, &bucket, "index.php", "v2").await;
+    let changed = pass(again.base).await;
+    assert_eq!(changed.applied, 1, "{:?}", changed.plan);
+    assert_eq!(body(&b, &bucket, "index.php").await.unwrap(), "v2");
     sim.shutdown().await;
 }

@@ -1,11 +1,12 @@
 //! The sync service's database on SQLite and PostgreSQL: a bucket's base recorded after a pass and read
-//! back as it was; another pair of endpoints has its own; none before the first pass.
+//! back as it was, with the stamps it is exact at; another pair of endpoints has its own; none before the
+//! first pass.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use flotilla_integration_tests::databases;
 use flotilla_sync::plan::{Base, Entry, Manifest};
-use flotilla_sync::store::{PairKey, SyncStore, migrations};
+use flotilla_sync::store::{Exact, PairKey, SyncStore, migrations};
 
 #[tokio::test]
 async fn bases_are_kept_per_bucket_and_pair_on_every_backend() {
@@ -37,7 +38,22 @@ async fn bases_are_kept_per_bucket_and_pair_on_every_backend() {
             b: Manifest::new(),
         };
         store.record(&pair, &next).await.unwrap();
-        assert_eq!(store.base(&pair).await.unwrap(), Some(next));
+        assert_eq!(store.base(&pair).await.unwrap(), Some(next.clone()));
+        // With the stamps it is exact at, per side; a plain record is exact nowhere.
+        let exact = Exact {
+            a: None,
+            b: Some("6f1c".into()),
+        };
+        store.record_stamped(&pair, &base, &exact).await.unwrap();
+        assert_eq!(
+            store.stamped_base(&pair).await.unwrap(),
+            Some((base.clone(), exact))
+        );
+        store.record(&pair, &next).await.unwrap();
+        assert_eq!(
+            store.stamped_base(&pair).await.unwrap(),
+            Some((next, Exact::default()))
+        );
         // Another pair of endpoints for the same bucket: its own.
         let other = PairKey {
             side_b: "sos-ch-gva-2.exo.io".into(),

@@ -192,6 +192,27 @@ pub fn fleet_filter(deployment: Option<&str>) -> Result<String, BusError> {
     }
 }
 
+/// The key of a bucket's stamp on an endpoint in the sync service's stamp bucket:
+/// `<deployment>.<bucket>.<endpoint>`, the endpoint (`<provider>:<host>`) lowercased with every character
+/// a key token cannot hold turned into `_`.
+pub fn stamp_key(deployment: &str, bucket: &str, endpoint: &str) -> Result<String, BusError> {
+    check_token("deployment", deployment)?;
+    check_token("bucket", bucket)?;
+    let endpoint: String = endpoint
+        .chars()
+        .map(|c| {
+            let c = c.to_ascii_lowercase();
+            if c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '_' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    check_token("endpoint", &endpoint)?;
+    Ok(format!("{deployment}.{bucket}.{endpoint}"))
+}
+
 /// The parts of a command subject.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CommandSubject<'a> {
@@ -271,6 +292,16 @@ mod tests {
         assert!(check_token("region", "ch-gva-2").is_ok());
         assert!(check_token("region", "ams3").is_ok());
         assert!(check_token("deployment", "www_codetesters-uk").is_ok());
+    }
+
+    #[test]
+    fn stamp_keys_hold_any_endpoint_in_one_token() {
+        assert_eq!(
+            stamp_key("www-x", "www-x-webroot-sync", "linode:nl-ams-1.LinodeObjects.com").unwrap(),
+            "www-x.www-x-webroot-sync.linode_nl-ams-1_linodeobjects_com"
+        );
+        assert!(stamp_key("www-x", "a.b", "linode:h").is_err());
+        assert!(stamp_key("www-x", "b", "").is_err());
     }
 
     #[test]

@@ -54,6 +54,58 @@ impl Timeouts {
 /// The smallest part of a multipart upload S3 accepts (all but the last part).
 pub const MIN_PART_SIZE: u64 = 5 * 1024 * 1024;
 
+/// The entity tag S3 gives the file at `path` (`size` bytes) once this crate wrote it with `part_size`
+/// ([`Datastore::put_file`], [`Datastore::copy_to`]): the MD5 of its bytes, hex, when it is one part;
+/// otherwise the MD5 of its parts' MD5s followed by `-<parts>`. Read in blocks, never held whole.
+pub fn etag_of_file(path: &std::path::Path, size: u64, part_size: u64) -> std::io::Result<String> {
+    use md5::Digest;
+    use std::io::Read;
+    let part_size = part_size.max(MIN_PART_SIZE);
+    let mut file = std::fs::File::open(path)?;
+    let mut buf = vec![0u8; 1 << 16];
+    let mut whole = md5::Md5::new();
+    let mut parts: Vec<u8> = Vec::new();
+    let (mut in_part, mut count, mut total) = (0u64, 0u64, 0u64);
+    loop {
+        let room = usize::try_from((part_size - in_part).min(buf.len() as u64)).unwrap_or(buf.len());
+        let n = file.read(&mut buf[..room])?;
+        if n == 0 {
+            break;
+        }
+        whole.update(&buf[..n]);
+        in_part += n as u64;
+        total += n as u64;
+        if in_part == part_size {
+            parts.extend_from_slice(&std::mem::take(&mut whole).finalize());
+            in_part = 0;
+            count += 1;
+        }
+    }
+    if total != size {
+        return Err(std::io::Error::other(format!(
+            "expected {size} bytes, read {total} (it changed while read)"
+        )));
+    }
+    match (count, in_part) {
+        // Smaller than a part (or empty): one write, the MD5 of the bytes.
+        (0, _) => Ok(hex::encode(whole.finalize())),
+        // Exactly one part: one write too, whose MD5 is that part's.
+        (1, 0) => Ok(hex::encode(&parts)),
+        _ => {
+            if in_part > 0 {
+                parts.extend_from_slice(&whole.finalize());
+                count += 1;
+            }
+            Ok(format!("{}-{count}", hex::encode(md5::Md5::digest(&parts))))
+        }
+    }
+}
+
+/// An entity tag as a comparable checksum: quotes stripped, lowercase.
+pub fn normal_etag(etag: &str) -> String {
+    etag.trim_matches('"').to_ascii_lowercase()
+}
+
 /// One object found by a listing.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ObjectInfo {

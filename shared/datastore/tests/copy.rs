@@ -71,3 +71,34 @@ async fn objects_are_copied_across_endpoints_part_by_part() {
     assert_eq!(e.kind(), Some(FailureKind::NotFound), "{e}");
     assert_eq!(to.get(&bucket, "gone").await.unwrap(), None);
 }
+
+/// The entity tag computed from a local file is the one the S3 server gives the object this crate wrote
+/// from it — one part, exactly one part, several parts — so a checksum comparison needs no download.
+#[tokio::test]
+async fn a_files_etag_is_known_before_it_is_written() {
+    let s3 = TestS3::start().await;
+    let (region, secrets, urls) = common::region_for(&[Some(&s3)]);
+    let options = DatastoreOptions::default().with_override(0, &urls[0]);
+    let stores = DatastoreSet::from_region_with(&region, &secrets, &options).unwrap();
+    let store = stores.primary();
+    let bucket = unique("www-datastore-test-uk-etags");
+    assert!(stores.ensure_bucket_all(&bucket).await.is_complete());
+    let dir = tempfile::tempdir().unwrap();
+    let part = MIN_PART_SIZE;
+    let sizes = [0, 13, part - 1, part, part + 1, 2 * part, 2 * part + 7];
+    for (i, size) in sizes.into_iter().enumerate() {
+        let path = dir.path().join(format!("f{i}"));
+        let body: Vec<u8> = (0..size).map(|j| ((j * 7 + i as u64) % 251) as u8).collect();
+        std::fs::write(&path, &body).unwrap();
+        let key = format!("f{i}");
+        store.put_file(&bucket, &key, &path, size, part).await.unwrap();
+        let listed = store.list(&bucket, &key).await.unwrap();
+        let etag = listed[0].etag.as_deref().map(flotilla_datastore::normal_etag);
+        let computed = flotilla_datastore::etag_of_file(&path, size, part).unwrap();
+        assert_eq!(etag.as_deref(), Some(computed.as_str()), "size {size}");
+        assert_eq!(computed.contains('-'), size > part, "size {size}: {computed}");
+    }
+    // A file that is not the size it was said to be is an error, not a wrong checksum.
+    let path = dir.path().join("f1");
+    assert!(flotilla_datastore::etag_of_file(&path, 14, part).is_err());
+}

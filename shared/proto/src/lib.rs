@@ -94,6 +94,7 @@ pub fn all_schemas() -> Vec<(&'static str, schemars::Schema)> {
         entry::<RestoreBackup>(),
         entry::<SyncApplied>(),
         entry::<BackupWritten>(),
+        entry::<BucketStamp>(),
         entry::<ShowSync>(),
         entry::<SyncView>(),
         entry::<SyncDryRun>(),

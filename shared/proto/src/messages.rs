@@ -1527,6 +1527,25 @@ impl Message for BackupWritten {
     const KIND: &'static str = "sync.backup-written.v1";
 }
 
+/// `sync.bucket-stamp.v1`: the mark a writer leaves in the sync service's KV bucket
+/// (`flotilla_sync_stamps`, key `<deployment>.<bucket>.<endpoint>`) after it changed a bucket on an
+/// endpoint. A pass that finds a side's stamp as it left it knows that side unchanged and does not list
+/// it; a writer that leaves no stamp (a crash between its write and its stamp, a tool outside Flotilla) is
+/// found by the periodic full comparison.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct BucketStamp {
+    /// A new random id per stamp: two stamps never compare equal.
+    pub id: String,
+    /// Who wrote (`replicator`, a machine's agent, `restore`).
+    pub writer: String,
+    /// When.
+    pub at: DateTime<Utc>,
+}
+
+impl Message for BucketStamp {
+    const KIND: &'static str = "sync.bucket-stamp.v1";
+}
+
 /// `sync.show.v1`: the request of `flotilla.api.sync.show` — a deployment's replication and backups.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct ShowSync {
@@ -1566,6 +1585,10 @@ pub struct BucketSync {
     pub peer: String,
     /// The last pass that fully succeeded.
     pub last_full_pass: Option<DateTime<Utc>>,
+    /// The last pass that succeeded listing both sides (a full comparison; between them a side is listed
+    /// only when its stamp says somebody wrote to it).
+    #[serde(default)]
+    pub last_full_comparison: Option<DateTime<Utc>>,
     /// The last pass, successful or not.
     pub last_pass: Option<DateTime<Utc>>,
     /// Objects the last pass copied or deleted.
