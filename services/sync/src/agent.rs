@@ -19,7 +19,6 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use chrono::Utc;
 use flotilla_bus::Publisher;
 use flotilla_bus::state::DesiredStates;
 use flotilla_clouds::Clouds;
@@ -31,8 +30,9 @@ use tokio::sync::mpsc;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
+use crate::chunks::{self, Options, PassReport};
 use crate::local::{self, Excludes};
-use crate::plan::{self, Action, Base, Manifest, Side};
+use crate::plan::{self, Action, Manifest, Side};
 use crate::settings::{AgentSettings, Settings};
 use crate::stamps::{Seen, Spot, StampSource};
 use crate::store::{Exact, PairKey, SyncStore};
@@ -57,17 +57,6 @@ struct Remote {
     store: Datastore,
     bucket: String,
     endpoint: String,
-}
-
-/// What one pass did.
-#[derive(Debug, Default)]
-pub struct AgentPass {
-    /// The plan.
-    pub plan: plan::Plan,
-    /// Actions applied.
-    pub applied: Vec<Action>,
-    /// Actions that failed, with why.
-    pub failed: Vec<(String, String)>,
 }
 
 /// Starts the agent of `ctx`'s `[service.agent]` (the service's settings were validated: it is there).
@@ -171,9 +160,9 @@ impl Agent {
         let mut attempt = 0u32;
         loop {
             match self.pass(&remote).await {
-                Ok(p) if p.failed.is_empty() => break,
+                Ok(p) if p.failures == 0 => break,
                 Ok(p) => tracing::warn!(
-                    failed = p.failed.len(),
+                    failed = p.failures,
                     "sync agent: catching up; some transfers failed"
                 ),
                 Err(e) => tracing::warn!(error = %e, "sync agent: catching up failed"),
@@ -203,10 +192,10 @@ impl Agent {
                     due = None;
                     resync = Instant::now() + self.settings.resync_interval;
                     match self.pass(&remote).await {
-                        Ok(p) if p.failed.is_empty() => {
+                        Ok(p) if p.failures == 0 => {
                             failures = 0;
                             // A conflict's loser kept in the bucket is pulled (and one kept here pushed) at once.
-                            if p.applied.iter().any(|a| matches!(a, Action::KeepLoser { .. })) {
+                            if p.losers_kept > 0 {
                                 due = Some(Instant::now());
                             }
                         }
@@ -271,15 +260,11 @@ impl Agent {
         rx
     }
 
-    /// One full pass: the webroot (side `a`) against the bucket (side `b`), against their base.
-    async fn pass(&self, remote: &Remote) -> Result<AgentPass, String> {
+    /// One pass: the webroot (side `a`, walked in key order) against the bucket (side `b`, listed page by
+    /// page — or, when its stamp says nobody wrote to it since the base was exact, the base itself),
+    /// a chunk of keys at a time ([`crate::chunks`]): memory stays flat whatever the size of the tree.
+    async fn pass(&self, remote: &Remote) -> Result<PassReport, String> {
         let started = std::time::Instant::now();
-        let root = self.root().to_path_buf();
-        let excludes = self.excludes.clone();
-        let local = tokio::task::spawn_blocking(move || local::manifest(&root, &excludes))
-            .await
-            .map_err(|e| e.to_string())?
-            .map_err(|e| e.to_string())?;
         let rules = self.settings.rules();
         let key = PairKey {
             deployment: self.agent.deployment.clone(),
@@ -290,170 +275,82 @@ impl Agent {
         // The bucket's stamp before its listing: unchanged since the base was exact, the base is its
         // manifest (see `crate::stamps`); the bucket is listed anyway every `full_compare_interval`.
         let seen = self.seen(remote).await;
-        let (base, exact) = match self.store.stamped_base(&key).await.map_err(|e| e.to_string())? {
-            Some((base, exact)) => (Some(base), exact),
-            None => (None, Exact::default()),
-        };
-        let local = if rules.compare == plan::Compare::Checksum {
-            // Only new and changed files are read (the others keep the base's checksum).
-            let (root, part) = (self.root().to_path_buf(), self.settings.part_size);
-            let known = base.as_ref().map(|b| b.a.clone());
-            tokio::task::spawn_blocking(move || {
-                let mut local = local;
-                local::checksums(&root, &mut local, known.as_ref(), part);
-                local
-            })
+        let exact = self
+            .store
+            .pair(&key)
             .await
             .map_err(|e| e.to_string())?
-        } else {
-            local
-        };
+            .filter(|p| p.complete)
+            .map(|p| p.exact)
+            .unwrap_or_default();
         let full = self.compared.lock().map_or(true, |c| {
             c.is_none_or(|at| at.elapsed() >= self.settings.full_compare_interval)
         });
-        let known = base.as_ref().filter(|_| {
-            !full
-                && seen
-                    .as_ref()
-                    .is_some_and(|s| exact.b.as_deref() == Some(s.id.as_str()))
+        let known_b = !full
+            && seen
+                .as_ref()
+                .is_some_and(|s| exact.b.as_deref() == Some(s.id.as_str()));
+        // The webroot, walked in key order on a blocking thread, a batch at a time.
+        let (tx, rx) = mpsc::channel::<Result<Vec<(String, plan::Entry)>, String>>(2);
+        let (root, excludes) = (self.root().to_path_buf(), self.excludes.clone());
+        let walker = tokio::task::spawn_blocking(move || {
+            let walked = local::walk_sorted(&root, &excludes, WALK_BATCH, |batch| {
+                tx.blocking_send(Ok(batch)).is_ok()
+            });
+            if let Err(e) = walked {
+                let _ = tx.blocking_send(Err(e.to_string()));
+            }
         });
-        let listed = match known {
-            Some(base) => base.b.clone(),
-            None => {
-                let listed = self.list(remote, &rules).await?;
-                if let Ok(mut c) = self.compared.lock() {
-                    *c = Some(std::time::Instant::now());
-                }
-                listed
+        let mut sides = AgentSides {
+            agent: self,
+            remote,
+            rules: &rules,
+            local: rx,
+            listing: (!known_b).then(|| remote.store.listing(&remote.bucket, "", None)),
+        };
+        let options = Options {
+            rules: &rules,
+            known_a: false,
+            known_b,
+            dry_run: false,
+            base_page: remote.store.list_page_size(),
+        };
+        let done = Box::pin(chunks::pass(&mut sides, &self.store, &key, &options)).await;
+        drop(sides);
+        let _ = walker.await;
+        let report = match done {
+            Ok(r) => r,
+            Err(e) => {
+                // It may have pushed before it failed: whoever reads the bucket next lists it.
+                self.leave(remote, None).await;
+                return Err(e);
             }
         };
-        let planned = plan::plan(&local, &listed, base.as_ref(), &rules, Utc::now());
-        let mut out = AgentPass {
-            plan: planned,
-            ..AgentPass::default()
-        };
-        if out.plan.is_empty() {
-            // Both sides as the base (or, with no base, equal): this is the base from now on, exact on the
-            // bucket's side at the stamp read before the listing. Not with deletions held back: the base
-            // must keep planning them.
-            if known.is_none() && (base.is_none() || out.plan.withheld.is_empty()) {
-                let exact = Exact {
-                    a: None,
-                    b: seen.filter(|_| out.plan.withheld.is_empty()).map(|s| s.id),
-                };
-                let base = Base { a: local, b: listed };
-                self.store
-                    .record_stamped(&key, &base, &exact)
-                    .await
-                    .map_err(|e| e.to_string())?;
-            }
-            return Ok(out);
-        }
-        let mut written = Base::default();
-        let mut not_applied = out.plan.withheld.clone();
-        // Losers first (before their key is overwritten), then copies and deletions, many at once.
-        let (losers, rest) = plan::losers_first(&out.plan.actions);
-        let mut results = Vec::new();
-        for action in losers {
-            let done = self.apply(remote, &local, &listed, &action).await;
-            results.push((action, done));
-        }
-        let lost = plan::failed_losers(&results);
-        let (rest, skipped) = plan::skip_unkept(rest, &lost);
-        results.extend(
-            futures::stream::iter(rest)
-                .map(|action| async {
-                    let done = self.apply(remote, &local, &listed, &action).await;
-                    (action, done)
-                })
-                .buffer_unordered(rules.transfers.max(1))
-                .collect::<Vec<_>>()
-                .await,
-        );
-        for action in skipped {
-            results.push((action, Err("its losing version could not be kept first".into())));
-        }
-        for (action, done) in results {
-            match done {
-                Ok(entry) => {
-                    if let (
-                        Action::Copy {
-                            key, from: Side::B, ..
-                        },
-                        Some(entry),
-                    ) = (&action, entry)
-                    {
-                        written.a.insert(key.clone(), entry);
-                    }
-                    out.applied.push(action);
-                }
-                Err(e) => {
-                    out.failed.push((action.to_string(), e));
-                    not_applied.push(action);
-                }
-            }
+        if !known_b && let Ok(mut c) = self.compared.lock() {
+            *c = Some(std::time::Instant::now());
         }
         // The bucket's stamp, now that it was written to (by compare-and-set on the one read before the
         // listing when the new base is exact: nothing failed, held back or kept under a new name).
-        let exact =
-            not_applied.is_empty() && !out.applied.iter().any(|a| matches!(a, Action::KeepLoser { .. }));
-        let exact = Exact {
-            a: None,
-            b: if plan::written_sides(&out.applied).1 {
-                self.leave(remote, seen.as_ref().filter(|_| exact)).await
-            } else {
-                seen.filter(|_| exact).map(|s| s.id)
-            },
+        let exact_b = if report.wrote.1 {
+            self.leave(remote, seen.as_ref().filter(|_| report.exact)).await
+        } else {
+            seen.filter(|_| report.exact).map(|s| s.id)
         };
-        // The bucket's entries for what was pushed, as it holds them now.
-        if out
-            .applied
-            .iter()
-            .any(|a| matches!(a, Action::Copy { from: Side::A, .. }))
-        {
-            let objects = Box::pin(remote.store.list(&remote.bucket, ""))
-                .await
-                .map_err(|e| format!("listing {}: {e}", remote.bucket))?;
-            written.b = crate::replicate::manifest(&objects, &rules);
+        if report.based {
+            chunks::finish(&self.store, &key, &Exact { a: None, b: exact_b }).await?;
         }
-        let next = plan::next_base(
-            &local,
-            &listed,
-            base.as_ref(),
-            &out.applied,
-            &not_applied,
-            &written,
-        );
-        self.store
-            .record_stamped(&key, &next, &exact)
-            .await
-            .map_err(|e| e.to_string())?;
-        self.announce(remote, &local, &listed, &out).await;
+        if report.is_quiet() {
+            return Ok(report);
+        }
+        self.announce(remote, &report).await;
         tracing::info!(
-            applied = out.applied.len(),
-            failed = out.failed.len(),
-            held_back = out.plan.withheld.len(),
+            applied = report.applied,
+            failed = report.failures,
+            held_back = report.withheld,
             elapsed = ?started.elapsed(),
             "sync agent: pass"
         );
-        Ok(out)
-    }
-
-    /// The bucket's manifest (only keys that are paths below the webroot and not excluded).
-    async fn list(&self, remote: &Remote, rules: &plan::Rules) -> Result<Manifest, String> {
-        let objects = Box::pin(remote.store.list(&remote.bucket, ""))
-            .await
-            .map_err(|e| format!("listing {}: {e}", remote.bucket))?;
-        let mut listed = crate::replicate::manifest(&objects, rules);
-        drop(objects);
-        listed.retain(|key, _| {
-            let usable = local::path_of(self.root(), key).is_ok();
-            if !usable {
-                tracing::warn!(%key, "sync agent: a key that is no path below the webroot is left alone");
-            }
-            usable && !self.excludes.excluded(key)
-        });
-        Ok(listed)
+        Ok(report)
     }
 
     fn spot<'a>(&'a self, remote: &'a Remote) -> Spot<'a> {
@@ -608,22 +505,7 @@ impl Agent {
     }
 
     /// Announces what a pass pushed and what it pulled.
-    async fn announce(&self, remote: &Remote, local: &Manifest, listed: &Manifest, pass: &AgentPass) {
-        let mut pushed = (Vec::new(), Vec::new());
-        let mut pulled = (Vec::new(), Vec::new());
-        for action in &pass.applied {
-            match action {
-                Action::Copy {
-                    key, from: Side::A, ..
-                } => pushed.0.push(key.clone()),
-                Action::Delete { key, on: Side::B, .. } => pushed.1.push(key.clone()),
-                Action::Copy {
-                    key, from: Side::B, ..
-                } => pulled.0.push(key.clone()),
-                Action::Delete { key, on: Side::A, .. } => pulled.1.push(key.clone()),
-                Action::KeepLoser { .. } => {}
-            }
-        }
+    async fn announce(&self, remote: &Remote, pass: &PassReport) {
         let failed: Vec<String> = pass.failed.iter().map(|(a, e)| format!("{a}: {e}")).collect();
         let held: Vec<String> = pass
             .plan
@@ -631,37 +513,22 @@ impl Agent {
             .iter()
             .map(|(s, why)| format!("on {s}: {why}"))
             .collect();
-        let pulls: Vec<Action> = pass
-            .applied
-            .iter()
-            .filter(|a| matches!(a, Action::Copy { from: Side::B, .. }))
-            .cloned()
-            .collect();
-        let pushes: Vec<Action> = pass
-            .applied
-            .iter()
-            .filter(|a| matches!(a, Action::Copy { from: Side::A, .. }))
-            .cloned()
-            .collect();
         let mut events = Vec::new();
-        for (outcome, (copied, deleted), changed_at) in [
-            ("pushed", pushed, plan::oldest_change(local, listed, &pushes)),
-            ("pulled", pulled, plan::oldest_change(local, listed, &pulls)),
+        // Pushed: copied to and deleted on the bucket (`b`); pulled: the webroot (`a`).
+        for (outcome, copied, deleted) in [
+            ("pushed", &pass.copied_to.1, &pass.deleted_on.1),
+            ("pulled", &pass.copied_to.0, &pass.deleted_on.0),
         ] {
-            if copied.is_empty() && deleted.is_empty() {
-                continue;
+            if copied.count + deleted.count > 0 {
+                events.push((outcome, Some((copied, deleted))));
             }
-            events.push((outcome, copied, deleted, changed_at));
         }
         if events.is_empty() && (!failed.is_empty() || !held.is_empty()) {
-            events.push((
-                if failed.is_empty() { "held-back" } else { "failed" },
-                Vec::new(),
-                Vec::new(),
-                None,
-            ));
+            events.push((if failed.is_empty() { "held-back" } else { "failed" }, None));
         }
-        for (outcome, copied, deleted, changed_at) in events {
+        let none = crate::chunks::Tally::default();
+        for (outcome, tallies) in events {
+            let (copied, deleted) = tallies.unwrap_or((&none, &none));
             let event = SyncApplied {
                 meta: EventMeta::new(uuid::Uuid::now_v7(), "sync"),
                 deployment: self.agent.deployment.clone(),
@@ -670,18 +537,14 @@ impl Agent {
                 origin: self.agent.machine.clone(),
                 peer: None,
                 outcome: outcome.into(),
-                copied_count: copied.len() as u64,
-                deleted_count: deleted.len() as u64,
+                copied_count: copied.count as u64,
+                deleted_count: deleted.count as u64,
                 message: format!(
                     "{} {}: {} copied, {} deleted, {} failed",
-                    self.agent.machine,
-                    outcome,
-                    copied.len(),
-                    deleted.len(),
-                    failed.len()
+                    self.agent.machine, outcome, copied.count, deleted.count, pass.failures
                 ),
-                copied: copied.into_iter().take(SYNC_EVENT_KEYS).collect(),
-                deleted: deleted.into_iter().take(SYNC_EVENT_KEYS).collect(),
+                copied: copied.keys.iter().take(SYNC_EVENT_KEYS).cloned().collect(),
+                deleted: deleted.keys.iter().take(SYNC_EVENT_KEYS).cloned().collect(),
                 conflicts: pass
                     .plan
                     .conflicts
@@ -691,12 +554,93 @@ impl Agent {
                     .collect(),
                 held_back: held.clone(),
                 failed: failed.iter().take(SYNC_EVENT_KEYS).cloned().collect(),
-                changed_at,
+                changed_at: copied.oldest,
             };
             if let Err(e) = self.publisher.publish_event(&event).await {
                 tracing::warn!(error = %e, "sync agent: an announcement was not published; the resync carries it");
             }
         }
+    }
+}
+
+/// How many webroot entries the walker hands over at a time.
+const WALK_BATCH: usize = 1000;
+
+/// The webroot and its region's bucket as the sides of a chunked pass.
+struct AgentSides<'a> {
+    agent: &'a Agent,
+    remote: &'a Remote,
+    rules: &'a plan::Rules,
+    local: mpsc::Receiver<Result<Vec<(String, plan::Entry)>, String>>,
+    listing: Option<flotilla_datastore::Listing<'a>>,
+}
+
+impl AgentSides<'_> {
+    /// Whether the agent handles `key` of the bucket (a path below the webroot, not excluded).
+    fn usable(&self, key: &str) -> bool {
+        let usable = local::path_of(self.agent.root(), key).is_ok();
+        if !usable {
+            tracing::warn!(%key, "sync agent: a key that is no path below the webroot is left alone");
+        }
+        usable && !self.agent.excludes.excluded(key)
+    }
+}
+
+impl crate::chunks::Sides for AgentSides<'_> {
+    async fn page(&mut self, side: Side) -> Result<Option<Vec<(String, plan::Entry)>>, String> {
+        if side == Side::A {
+            return self.local.recv().await.transpose();
+        }
+        let Some(listing) = self.listing.as_mut() else {
+            return Ok(None);
+        };
+        let Some(objects) = Box::pin(listing.next_page())
+            .await
+            .map_err(|e| format!("listing {}: {e}", self.remote.bucket))?
+        else {
+            self.listing = None;
+            return Ok(None);
+        };
+        let page = crate::replicate::manifest(&objects, self.rules);
+        Ok(Some(page.into_iter().filter(|(k, _)| self.usable(k)).collect()))
+    }
+
+    async fn prepare(&self, a: Manifest, base: Option<&Manifest>) -> Manifest {
+        if self.rules.compare != plan::Compare::Checksum {
+            return a;
+        }
+        // Only new and changed files are read (the others keep the base's checksum).
+        let (root, part) = (self.agent.root().to_path_buf(), self.agent.settings.part_size);
+        let known = base.cloned();
+        let fallback = a.clone();
+        tokio::task::spawn_blocking(move || {
+            let mut a = a;
+            local::checksums(&root, &mut a, known.as_ref(), part);
+            a
+        })
+        .await
+        .unwrap_or(fallback)
+    }
+
+    async fn apply(
+        &self,
+        action: &Action,
+        a: &Manifest,
+        b: &Manifest,
+    ) -> Result<Option<plan::Entry>, String> {
+        self.agent.apply(self.remote, a, b, action).await
+    }
+
+    async fn relist(&self, side: Side, after: Option<&str>, upto: &str) -> Result<Manifest, String> {
+        if side == Side::A {
+            // What is pulled is known as written (its entry comes back from the pull).
+            return Ok(Manifest::new());
+        }
+        let mut listed =
+            crate::replicate::relist(&self.remote.store, &self.remote.bucket, after, upto, self.rules)
+                .await?;
+        listed.retain(|k, _| self.usable(k));
+        Ok(listed)
     }
 }
 

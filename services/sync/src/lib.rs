@@ -10,8 +10,9 @@
 //! The parts:
 //! - [`plan`]: the pure core of replication — two sides' manifests and their last agreed base in, what to
 //!   copy, delete and keep out (rclone bisync's semantics, with a max-delete guard).
-//! - [`replicate`]: one pass of a bucket between two endpoints (list, plan, apply part by part, the new
-//!   base only after a pass that fully succeeded).
+//! - [`chunks`]: a pass a chunk of keys at a time (both sides and the base read in key order a page at a
+//!   time), so that memory stays flat whatever the number of objects; deletions last, behind the guard.
+//! - [`replicate`]: one pass of a bucket between two endpoints (listed page by page, applied part by part).
 //! - [`local`]: a webroot as a side (its manifest, atomic writes, excludes).
 //! - [`backup`]: webroot backups — put to every endpoint, filled in from a durable queue, pruned per
 //!   period, restored from whichever provider still has a good copy.
@@ -22,6 +23,7 @@
 
 pub mod agent;
 pub mod backup;
+pub mod chunks;
 pub mod local;
 pub mod plan;
 pub mod replicate;

@@ -118,58 +118,90 @@ pub fn entry_of(meta: &std::fs::Metadata) -> Entry {
     }
 }
 
-/// The manifest of the files below `root` that are not excluded (symbolic links and special files are
-/// left out; a file that vanishes while walked is simply not listed). Removes the agent's temporary files
-/// left by a process killed mid-transfer. A missing `root` is created.
+/// The manifest of the files below `root` that are not excluded (see [`walk_sorted`]), whole.
 pub fn manifest(root: &Path, excludes: &Excludes) -> Result<Manifest, LocalError> {
-    std::fs::create_dir_all(root).map_err(io(root))?;
     let mut out = Manifest::new();
-    for item in walkdir::WalkDir::new(root).min_depth(1) {
-        let item = match item {
-            Ok(item) => item,
-            // Gone while walked, or unreadable: not listed this time (the next walk sees it again).
-            Err(e)
-                if e.io_error()
-                    .is_some_and(|e| e.kind() == std::io::ErrorKind::NotFound) =>
-            {
-                continue;
-            }
-            Err(e) => {
-                let path = e
-                    .path()
-                    .map(Path::to_path_buf)
-                    .unwrap_or_else(|| root.to_path_buf());
-                return Err(LocalError::Io {
-                    source: e
-                        .into_io_error()
-                        .unwrap_or_else(|| std::io::Error::other("a loop of symbolic links")),
-                    path: path.display().to_string(),
-                });
-            }
+    walk_sorted(root, excludes, 1024, |batch| {
+        out.extend(batch);
+        true
+    })?;
+    Ok(out)
+}
+
+/// Walks the files below `root` that are not excluded in the order of their keys, byte by byte (the order
+/// of S3 listings), handing them to `emit` `batch` at a time until it returns `false`: only one batch and
+/// one directory's names are held at a time. Symbolic links and special files are left out; a file or
+/// directory that vanishes while walked is simply not listed; the agent's temporary files left by a
+/// process killed mid-transfer are removed. A missing `root` is created.
+pub fn walk_sorted(
+    root: &Path,
+    excludes: &Excludes,
+    batch: usize,
+    mut emit: impl FnMut(Vec<(String, Entry)>) -> bool,
+) -> Result<(), LocalError> {
+    std::fs::create_dir_all(root).map_err(io(root))?;
+    // Each directory's entries sorted by name, a directory's name followed by `/`: then a depth-first
+    // walk visits keys in byte order (`a-b` before `a/x`, since `-` sorts before `/`).
+    let read = |dir: &Path| -> Result<Vec<(String, PathBuf, bool)>, LocalError> {
+        let entries = match std::fs::read_dir(dir) {
+            Ok(e) => e,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound && dir != root => return Ok(Vec::new()),
+            Err(e) => return Err(io(dir)(e)),
         };
-        if !item.file_type().is_file() {
+        let mut out = Vec::new();
+        for entry in entries {
+            let Ok(entry) = entry else {
+                continue;
+            };
+            let Ok(kind) = entry.file_type() else {
+                continue;
+            };
+            let Some(name) = entry.file_name().to_str().map(str::to_owned) else {
+                continue;
+            };
+            if kind.is_dir() {
+                out.push((format!("{name}/"), entry.path(), true));
+            } else if kind.is_file() {
+                out.push((name, entry.path(), false));
+            }
+        }
+        out.sort_unstable_by(|x, y| x.0.cmp(&y.0));
+        Ok(out)
+    };
+    let mut stack = vec![read(root)?.into_iter()];
+    let mut out = Vec::with_capacity(batch);
+    while let Some(top) = stack.last_mut() {
+        let Some((name, path, is_dir)) = top.next() else {
+            stack.pop();
+            continue;
+        };
+        if is_dir {
+            stack.push(read(&path)?.into_iter());
             continue;
         }
-        let Some(key) = key_of(root, item.path()) else {
-            continue;
-        };
-        let name = item.file_name().to_string_lossy();
         if name.starts_with(TEMP_PREFIX) {
             // Left by a transfer that never finished: never served, never pushed.
-            let _ = std::fs::remove_file(item.path());
+            let _ = std::fs::remove_file(&path);
             continue;
         }
+        let Some(key) = key_of(root, &path) else {
+            continue;
+        };
         if excludes.excluded(&key) {
             continue;
         }
-        match item.metadata() {
-            Ok(meta) => {
-                out.insert(key, entry_of(&meta));
-            }
-            Err(_) => continue,
+        let Ok(meta) = std::fs::symlink_metadata(&path) else {
+            continue;
+        };
+        out.push((key, entry_of(&meta)));
+        if out.len() >= batch && !emit(std::mem::replace(&mut out, Vec::with_capacity(batch))) {
+            return Ok(());
         }
     }
-    Ok(out)
+    if !out.is_empty() {
+        emit(out);
+    }
+    Ok(())
 }
 
 /// Fills in the checksum of every entry of `manifest` (files below `root`): the entity tag its object has
@@ -236,6 +268,47 @@ pub fn remove(root: &Path, path: &Path) -> Result<(), LocalError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_walk_gives_keys_in_byte_order_a_batch_at_a_time() {
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let root = dir.path();
+        let keys = ["a-b", "a/x", "a/y/z", "a.txt", "b", "a/y-1", "A", "a/y.d/q", "é"];
+        for k in keys {
+            let path = root.join(k);
+            std::fs::create_dir_all(path.parent().unwrap_or(root)).unwrap_or_else(|e| panic!("{e}"));
+            std::fs::write(&path, k).unwrap_or_else(|e| panic!("{e}"));
+        }
+        std::fs::write(root.join(format!("a/{TEMP_PREFIX}1")), b"half").unwrap_or_else(|e| panic!("{e}"));
+        let excludes = Excludes::new(&["b".to_owned()]).unwrap_or_else(|e| panic!("{e}"));
+        let mut batches = Vec::new();
+        walk_sorted(root, &excludes, 3, |batch| {
+            batches.push(batch.into_iter().map(|(k, _)| k).collect::<Vec<_>>());
+            true
+        })
+        .unwrap_or_else(|e| panic!("{e}"));
+        assert!(batches.iter().all(|b| b.len() <= 3), "{batches:?}");
+        let walked: Vec<String> = batches.concat();
+        let mut expected: Vec<String> = keys
+            .iter()
+            .filter(|k| **k != "b")
+            .map(|k| (*k).to_owned())
+            .collect();
+        expected.sort();
+        assert_eq!(walked, expected);
+        assert!(
+            !root.join(format!("a/{TEMP_PREFIX}1")).exists(),
+            "the temporary file was left"
+        );
+        // Stopped when asked.
+        let mut seen = 0;
+        walk_sorted(root, &excludes, 2, |_| {
+            seen += 1;
+            false
+        })
+        .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(seen, 1);
+    }
 
     #[test]
     fn checksums_are_read_only_for_new_and_changed_files() {

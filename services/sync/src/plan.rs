@@ -236,6 +236,34 @@ fn backup_key(rules: &Rules, key: &str, now: DateTime<Utc>) -> Option<String> {
 /// its three pages is no broken listing); the count rule and the empty-listing rule still apply.
 pub const PERCENT_GUARD_FLOOR: usize = 10;
 
+/// The max-delete guard: why `deletions` on a side holding `total` objects are held back, if they are —
+/// the other side lists nothing (`other_total`) where its base held `other_base` objects (the classic
+/// broken endpoint, or the wrong bucket: never believed), or they are more than `rules.max_delete`, or
+/// more than `rules.max_delete_percent` of the side (when more than [`PERCENT_GUARD_FLOOR`]).
+pub fn guard(
+    deletions: usize,
+    total: usize,
+    other_total: usize,
+    other_base: usize,
+    rules: &Rules,
+) -> Option<String> {
+    let share = deletions.saturating_mul(100).checked_div(total).unwrap_or(0);
+    if other_total == 0 && other_base > 0 {
+        return Some(format!(
+            "the other side lists no object where it held {other_base} at the last pass: it may be listing \
+             nothing by mistake, so none of its {deletions} deletions is made"
+        ));
+    }
+    let over_share = deletions > PERCENT_GUARD_FLOOR && share > usize::from(rules.max_delete_percent);
+    (deletions > rules.max_delete || over_share).then(|| {
+        format!(
+            "{deletions} of its {total} objects would be deleted ({share}%), over the limit of {} or {}%: \
+             the other side may be listing nothing by mistake",
+            rules.max_delete, rules.max_delete_percent
+        )
+    })
+}
+
 /// The pass that makes `a` and `b` equal, given `base` (each side's manifest after the last fully
 /// successful pass; `None` for a first pass: merge, delete nothing) and `rules`, at `now` (for backup
 /// names).
@@ -321,37 +349,19 @@ pub fn plan(a: &Manifest, b: &Manifest, base: Option<&Base>, rules: &Rules, now:
     }
     out.actions.extend(copies);
     for (on, actions) in deletes {
-        let total = side(on).len();
-        let share = actions.len().saturating_mul(100).checked_div(total).unwrap_or(0);
-        // The other side lists nothing where it held objects at the last pass: the classic broken
-        // endpoint (or wrong bucket). Never believed.
-        let other_emptied = side(on.other()).is_empty() && base_of(on.other()).is_some_and(|m| !m.is_empty());
-        let over_share = actions.len() > PERCENT_GUARD_FLOOR && share > usize::from(rules.max_delete_percent);
-        if other_emptied {
-            out.withheld.extend(actions.iter().cloned());
-            out.held_back.push((
-                on,
-                format!(
-                    "the other side lists no object where it held {} at the last pass: it may be listing \
-                     nothing by mistake, so none of its {} deletions is made",
-                    base_of(on.other()).map_or(0, BTreeMap::len),
-                    actions.len()
-                ),
-            ));
-        } else if actions.len() > rules.max_delete || over_share {
-            out.withheld.extend(actions.iter().cloned());
-            out.held_back.push((
-                on,
-                format!(
-                    "{} of its {total} objects would be deleted ({share}%), over the limit of {} or {}%: \
-                     the other side may be listing nothing by mistake",
-                    actions.len(),
-                    rules.max_delete,
-                    rules.max_delete_percent
-                ),
-            ));
-        } else {
-            out.actions.extend(actions);
+        let other_base = base_of(on.other()).map_or(0, BTreeMap::len);
+        match guard(
+            actions.len(),
+            side(on).len(),
+            side(on.other()).len(),
+            other_base,
+            rules,
+        ) {
+            Some(why) => {
+                out.withheld.extend(actions.iter().cloned());
+                out.held_back.push((on, why));
+            }
+            None => out.actions.extend(actions),
         }
     }
     out
@@ -450,23 +460,6 @@ pub fn failed_losers<T, E>(results: &[(Action, Result<T, E>)]) -> BTreeSet<Strin
 /// it): those are given back second, not applied this pass.
 pub fn skip_unkept(rest: Vec<Action>, lost: &BTreeSet<String>) -> (Vec<Action>, Vec<Action>) {
     rest.into_iter().partition(|a| !lost.contains(a.key()))
-}
-
-/// Per side (`a`, `b`), whether any of `applied` wrote to it (a copy to it, a loser kept on it, a
-/// deletion on it).
-pub fn written_sides(applied: &[Action]) -> (bool, bool) {
-    let mut out = (false, false);
-    for action in applied {
-        let on = match action {
-            Action::Copy { from, .. } => from.other(),
-            Action::Delete { on, .. } | Action::KeepLoser { on, .. } => *on,
-        };
-        match on {
-            Side::A => out.0 = true,
-            Side::B => out.1 = true,
-        }
-    }
-    out
 }
 
 /// The earliest modification time among the sources of the copies in `applied` (the oldest change a pass

@@ -1,15 +1,19 @@
-//! One replication pass of a bucket between two endpoints (two regions' datastores, on any providers):
-//! both listed (one listing each, no HEAD per object), [`crate::plan::plan`] against the base of the last
-//! fully successful pass, then applied — losers of conflicts kept first, copies (part by part, so memory
-//! stays at one part whatever the size), then deletions, each object about to be overwritten or deleted
-//! kept under the backup prefix first when there is one. The new base is given back only when every
-//! action succeeded: a pass that failed anywhere propagates no deletion next time, it is simply run again.
+//! One replication pass of a bucket between two endpoints (two regions' datastores, on any providers),
+//! a chunk of keys at a time ([`crate::chunks`]): both sides listed page by page (no HEAD per object),
+//! each chunk planned ([`crate::plan::plan`]) against its rows of the base and applied — losers of
+//! conflicts kept first, then copies (part by part, so memory stays at one part whatever the size), each
+//! object about to be overwritten or deleted kept under the backup prefix first when there is one — and
+//! the deletions last, once every chunk was listed and the max-delete guard agrees. What failed keeps its
+//! old base and is planned again the same way next pass.
 
 use chrono::{DateTime, Utc};
-use flotilla_datastore::{Datastore, DatastoreError, ObjectInfo};
-use futures::StreamExt;
+use flotilla_datastore::{Datastore, DatastoreError, Listing, ObjectInfo};
 
-use crate::plan::{self, Action, Base, Entry, Manifest, Plan, Rules, Side};
+use crate::chunks::{self, Options, Sides};
+use crate::plan::{self, Action, Entry, Manifest, Rules, Side};
+use crate::store::{PairKey, SyncStore};
+
+pub use crate::chunks::PassReport;
 
 /// How many objects a pass copies or deletes at once unless `transfers` says otherwise (32 copied 10,000
 /// small objects in 19.6 s where 16 took 33.9 s against the simulator; see BENCHMARKS.md).
@@ -18,15 +22,14 @@ pub const TRANSFERS: usize = 32;
 /// What went wrong with a pass as a whole.
 #[derive(Debug, thiserror::Error)]
 pub enum PassError {
-    /// A side could not be listed: nothing was planned or changed.
-    #[error("side {side} of bucket {bucket} could not be listed: {source}")]
-    List {
-        /// The side.
-        side: Side,
+    /// A side could not be listed, or the base read or written: what was applied before stays applied
+    /// (and recorded), no deletion was made.
+    #[error("bucket {bucket}: {message}")]
+    Failed {
         /// The bucket.
         bucket: String,
         /// Why.
-        source: DatastoreError,
+        message: String,
     },
 }
 
@@ -41,197 +44,68 @@ pub struct Pair<'a> {
     pub bucket: &'a str,
 }
 
-/// What a pass did.
-#[derive(Debug, Default)]
-pub struct PassReport {
-    /// What it planned (all of it, in a dry run).
-    pub plan: Plan,
-    /// The actions applied.
-    pub applied: usize,
-    /// The actions that failed, with why (they are planned again next pass).
-    pub failed: Vec<(String, String)>,
-    /// The new base (not in a dry run): what was applied moves it on, what failed or was held back keeps
-    /// its old base, so the next pass plans it again the same way.
-    pub base: Option<Base>,
-    /// The modification time of the oldest change it carried (for the lag).
-    pub changed_at: Option<DateTime<Utc>>,
-    /// Per side (`a`, `b`), whether it was listed (not known unchanged by its stamp).
-    pub listed: (bool, bool),
-    /// Per side, whether the pass wrote to it.
-    pub wrote: (bool, bool),
-    /// Whether the new base is exactly what both sides hold: nothing failed, nothing was held back and no
-    /// conflict's loser was kept under a new name (the next pass carries it across).
-    pub exact: bool,
-}
-
-/// The sides' manifests when they are known without a listing (by their stamps, [`crate::stamps`]).
-#[derive(Debug, Clone, Default)]
+/// Which sides are known unchanged (by their stamps, [`crate::stamps`]): their base is their manifest.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Known {
-    /// Side `a`'s.
-    pub a: Option<Manifest>,
-    /// Side `b`'s.
-    pub b: Option<Manifest>,
+    /// Side `a`.
+    pub a: bool,
+    /// Side `b`.
+    pub b: bool,
 }
 
-impl Pair<'_> {
-    fn side(&self, s: Side) -> &Datastore {
+impl<'a> Pair<'a> {
+    fn side(&self, s: Side) -> &'a Datastore {
         match s {
             Side::A => self.a,
             Side::B => self.b,
         }
     }
 
-    /// Both sides' manifests (objects under the backup prefix left out: backups are not replicated); a
-    /// side `known` is not listed.
-    async fn manifests(&self, rules: &Rules, known: Known) -> Result<(Manifest, Manifest), PassError> {
-        let list = |side: Side, known: Option<Manifest>| async move {
-            if let Some(m) = known {
-                return Ok(m);
-            }
-            self.side(side)
-                .list(self.bucket, "")
-                .await
-                .map_err(|source| PassError::List {
-                    side,
-                    bucket: self.bucket.to_owned(),
-                    source,
-                })
-                .map(|objects| manifest(&objects, rules))
-        };
-        // Boxed: a listing's future is large (the SDK's, with retries).
-        let (a, b) = futures::join!(Box::pin(list(Side::A, known.a)), Box::pin(list(Side::B, known.b)));
-        Ok((a?, b?))
-    }
-
-    /// Runs one pass against `base` (none: a first pass) with `rules`, listing the sides not `known` —
-    /// planned only, with `dry_run`.
+    /// Runs one pass recorded in `store` under `key`, listing the sides not `known`, with `rules` —
+    /// planned only, with `dry_run` (then nothing is written, the base included).
     pub async fn pass(
         &self,
-        base: Option<&Base>,
+        store: &SyncStore,
+        key: &PairKey,
         known: Known,
         rules: &Rules,
         part_size: u64,
         dry_run: bool,
     ) -> Result<PassReport, PassError> {
-        let listed = (known.a.is_none(), known.b.is_none());
-        let (a, b) = Box::pin(self.manifests(rules, known)).await?;
-        let now = Utc::now();
-        let planned = plan::plan(&a, &b, base, rules, now);
-        let mut report = PassReport {
-            plan: planned,
-            listed,
-            ..PassReport::default()
+        let mut sides = PairSides {
+            pair: *self,
+            rules,
+            part_size,
+            listings: [
+                Some(self.a.listing(self.bucket, "", None)),
+                Some(self.b.listing(self.bucket, "", None)),
+            ],
         };
-        if dry_run {
-            return Ok(report);
-        }
-        let sides = |s: Side| if s == Side::A { &a } else { &b };
-        let apply = |action: Action| async move {
-            let done = match &action {
-                Action::KeepLoser { key, on, as_key } => {
-                    let size = sides(*on).get(key).map_or(0, |e| e.size);
-                    self.copy(*on, key, *on, as_key, size, part_size).await
-                }
-                Action::Copy { key, from, backup } => {
-                    let to = from.other();
-                    let mut done = Ok(());
-                    if let (Some(backup), Some(old)) = (backup, sides(to).get(key)) {
-                        done = self.copy(to, key, to, backup, old.size, part_size).await;
-                    }
-                    let size = sides(*from).get(key).map_or(0, |e| e.size);
-                    match done {
-                        Ok(()) => self.copy(*from, key, to, key, size, part_size).await,
-                        Err(e) => Err(e),
-                    }
-                }
-                Action::Delete { key, on, backup } => {
-                    let mut done = Ok(());
-                    if let (Some(backup), Some(old)) = (backup, sides(*on).get(key)) {
-                        done = self.copy(*on, key, *on, backup, old.size, part_size).await;
-                    }
-                    match done {
-                        Ok(()) => Box::pin(self.side(*on).delete(self.bucket, key)).await,
-                        Err(e) => Err(e),
-                    }
-                }
-            };
-            (action, done)
+        let options = Options {
+            rules,
+            known_a: known.a,
+            known_b: known.b,
+            dry_run,
+            base_page: self.a.list_page_size().min(self.b.list_page_size()),
         };
-        // Losers first, one by one (before their key is overwritten); then the rest, many at once.
-        let (losers, rest) = plan::losers_first(&report.plan.actions);
-        let mut results = Vec::new();
-        for action in losers {
-            results.push(apply(action).await);
-        }
-        let lost = plan::failed_losers(&results);
-        let (rest, skipped) = plan::skip_unkept(rest, &lost);
-        results.extend(
-            futures::stream::iter(rest)
-                .map(apply)
-                .buffer_unordered(rules.transfers.max(1))
-                .collect::<Vec<_>>()
-                .await,
-        );
-        let mut applied = Vec::new();
-        let mut not_applied = report.plan.withheld.clone();
-        for action in skipped {
-            report.failed.push((
-                action.to_string(),
-                "its losing version could not be kept first".into(),
-            ));
-            not_applied.push(action);
-        }
-        for (action, done) in results {
-            match done {
-                Ok(()) => applied.push(action),
-                Err(e) => {
-                    report.failed.push((action.to_string(), e.to_string()));
-                    not_applied.push(action);
-                }
-            }
-        }
-        report.applied = applied.len();
-        report.changed_at = plan::oldest_change(&a, &b, &applied);
-        report.wrote = plan::written_sides(&applied);
-        report.exact =
-            not_applied.is_empty() && !applied.iter().any(|a| matches!(a, Action::KeepLoser { .. }));
-        // The sides as read at the start, with each copy as its destination holds it now.
-        let written = self.written(&applied, rules).await?;
-        report.base = Some(plan::next_base(&a, &b, base, &applied, &not_applied, &written));
-        Ok(report)
+        Box::pin(chunks::pass(&mut sides, store, key, &options))
+            .await
+            .map_err(|message| PassError::Failed {
+                bucket: self.bucket.to_owned(),
+                message,
+            })
     }
+}
 
-    /// Each side's entries for the keys copied to it (one listing of a side that was copied to).
-    async fn written(&self, actions: &[Action], rules: &Rules) -> Result<Base, PassError> {
-        let mut written = Base::default();
-        for side in [Side::A, Side::B] {
-            let copied: std::collections::BTreeSet<&str> = actions
-                .iter()
-                .filter_map(|a| match a {
-                    Action::Copy { key, from, .. } if from.other() == side => Some(key.as_str()),
-                    _ => None,
-                })
-                .collect();
-            if copied.is_empty() {
-                continue;
-            }
-            let objects = Box::pin(self.side(side).list(self.bucket, ""))
-                .await
-                .map_err(|source| PassError::List {
-                    side,
-                    bucket: self.bucket.to_owned(),
-                    source,
-                })?;
-            let mut listed = manifest(&objects, rules);
-            listed.retain(|k, _| copied.contains(k.as_str()));
-            match side {
-                Side::A => written.a = listed,
-                Side::B => written.b = listed,
-            }
-        }
-        Ok(written)
-    }
+/// A pair as the sides of a chunked pass: each side's listing read page by page.
+struct PairSides<'a, 'r> {
+    pair: Pair<'a>,
+    rules: &'r Rules,
+    part_size: u64,
+    listings: [Option<Listing<'a>>; 2],
+}
 
+impl PairSides<'_, '_> {
     async fn copy(
         &self,
         from: Side,
@@ -239,21 +113,105 @@ impl Pair<'_> {
         to: Side,
         to_key: &str,
         size: u64,
-        part_size: u64,
     ) -> Result<(), DatastoreError> {
         // Boxed: a copy's future is large (retries, parts), and a pass awaits many.
-        Box::pin(self.side(from).copy_to(
-            self.bucket,
+        Box::pin(self.pair.side(from).copy_to(
+            self.pair.bucket,
             key,
-            self.side(to),
-            self.bucket,
+            self.pair.side(to),
+            self.pair.bucket,
             to_key,
             size,
-            part_size,
+            self.part_size,
         ))
         .await
         .map(drop)
     }
+}
+
+impl Sides for PairSides<'_, '_> {
+    async fn page(&mut self, side: Side) -> Result<Option<Vec<(String, Entry)>>, String> {
+        let i = usize::from(side == Side::B);
+        let Some(listing) = self.listings[i].as_mut() else {
+            return Ok(None);
+        };
+        match Box::pin(listing.next_page()).await {
+            Ok(Some(objects)) => Ok(Some(manifest(&objects, self.rules).into_iter().collect())),
+            Ok(None) => {
+                self.listings[i] = None;
+                Ok(None)
+            }
+            Err(e) => Err(format!("side {side} could not be listed: {e}")),
+        }
+    }
+
+    async fn prepare(&self, a: Manifest, _base: Option<&Manifest>) -> Manifest {
+        a
+    }
+
+    async fn apply(&self, action: &Action, a: &Manifest, b: &Manifest) -> Result<Option<Entry>, String> {
+        let sides = |s: Side| if s == Side::A { a } else { b };
+        let done = match action {
+            Action::KeepLoser { key, on, as_key } => {
+                let size = sides(*on).get(key).map_or(0, |e| e.size);
+                self.copy(*on, key, *on, as_key, size).await
+            }
+            Action::Copy { key, from, backup } => {
+                let to = from.other();
+                let mut done = Ok(());
+                if let (Some(backup), Some(old)) = (backup, sides(to).get(key)) {
+                    done = self.copy(to, key, to, backup, old.size).await;
+                }
+                let size = sides(*from).get(key).map_or(0, |e| e.size);
+                match done {
+                    Ok(()) => self.copy(*from, key, to, key, size).await,
+                    Err(e) => Err(e),
+                }
+            }
+            Action::Delete { key, on, backup } => {
+                let mut done = Ok(());
+                if let (Some(backup), Some(old)) = (backup, sides(*on).get(key)) {
+                    done = self.copy(*on, key, *on, backup, old.size).await;
+                }
+                match done {
+                    Ok(()) => Box::pin(self.pair.side(*on).delete(self.pair.bucket, key)).await,
+                    Err(e) => Err(e),
+                }
+            }
+        };
+        done.map(|()| None).map_err(|e| e.to_string())
+    }
+
+    async fn relist(&self, side: Side, after: Option<&str>, upto: &str) -> Result<Manifest, String> {
+        relist(self.pair.side(side), self.pair.bucket, after, upto, self.rules).await
+    }
+}
+
+/// The entries of `bucket` on `store` for the keys in `(after, upto]`, as it holds them now.
+pub async fn relist(
+    store: &Datastore,
+    bucket: &str,
+    after: Option<&str>,
+    upto: &str,
+    rules: &Rules,
+) -> Result<Manifest, String> {
+    let mut out = Manifest::new();
+    let mut listing = store.listing(bucket, "", after);
+    while let Some(objects) = Box::pin(listing.next_page())
+        .await
+        .map_err(|e| format!("listing {bucket}: {e}"))?
+    {
+        let past = objects.last().is_none_or(|o| o.key.as_str() > upto);
+        out.extend(
+            manifest(&objects, rules)
+                .into_iter()
+                .filter(|(k, _)| k.as_str() <= upto),
+        );
+        if past {
+            break;
+        }
+    }
+    Ok(out)
 }
 
 /// A listing as a manifest, without the objects under the backup prefix, with each object's entity tag as

@@ -223,7 +223,7 @@ impl Replicator {
         };
         let report = Box::pin(stamped.pass(&pair, &self.settings.rules(), self.settings.part_size)).await?;
         if report.listed == (true, true)
-            && report.base.is_some()
+            && report.based
             && let Ok(mut c) = self.compared.lock()
         {
             c.insert(compared, std::time::Instant::now());
@@ -237,7 +237,7 @@ impl Replicator {
                 region = %spoke.region,
                 listed = ?report.listed,
                 applied = report.applied,
-                failed = report.failed.len(),
+                failed = report.failures,
                 elapsed = ?started.elapsed(),
                 "sync: pass"
             );
@@ -264,17 +264,16 @@ impl Replicator {
             });
         entry.last_pass = Some(now);
         entry.last_applied = report.applied as u64;
-        if report.failed.is_empty() && report.plan.held_back.is_empty() {
+        if report.failures == 0 && report.plan.held_back.is_empty() {
             entry.last_full_pass = Some(now);
             if report.listed == (true, true) {
                 entry.last_full_comparison = Some(now);
             }
         }
-        if let Some(changed) = report.changed_at {
+        if let Some(changed) = report.changed_at() {
             entry.lag_ms = u64::try_from((now - changed).num_milliseconds()).ok();
         }
-        let held = report.plan.withheld.len();
-        entry.pending = (report.failed.len() + held) as u64;
+        entry.pending = (report.failures + report.withheld) as u64;
         entry.failed = report.failed.iter().map(|(a, e)| format!("{a}: {e}")).collect();
         entry.held_back = report
             .plan
@@ -327,14 +326,14 @@ impl Replicator {
                     peer: hub.region.clone(),
                     ..DryRunPass::default()
                 };
-                let base = self.store.base(&key).await.map_err(ApiFailure::internal)?;
                 let pair = Pair {
                     a: &hub.store,
                     b: &spoke.store,
                     bucket: &bucket,
                 };
                 match Box::pin(pair.pass(
-                    base.as_ref(),
+                    &self.store,
+                    &key,
                     crate::replicate::Known::default(),
                     &self.settings.rules(),
                     self.settings.part_size,
@@ -363,24 +362,30 @@ impl Replicator {
         spoke: &Endpoint,
         report: &PassReport,
     ) {
-        if report.plan.is_empty() && report.plan.held_back.is_empty() {
+        if report.is_quiet() {
             return;
         }
         let region_of = |s: Side| if s == Side::A { &hub.region } else { &spoke.region };
-        let mut copied = Vec::new();
-        let mut deleted = Vec::new();
-        for action in &report.plan.actions {
-            match action {
-                Action::Copy { key, from, .. } => copied.push(format!(
-                    "{key} ({} → {})",
-                    region_of(*from),
-                    region_of(from.other())
-                )),
-                Action::Delete { key, on, .. } => deleted.push(format!("{key} (on {})", region_of(*on))),
-                Action::KeepLoser { .. } => {}
-            }
-        }
-        let outcome = if !report.failed.is_empty() {
+        let (to_hub, to_spoke) = &report.copied_to;
+        let copied: Vec<String> = to_spoke
+            .keys
+            .iter()
+            .map(|k| format!("{k} ({} → {})", hub.region, spoke.region))
+            .chain(
+                to_hub
+                    .keys
+                    .iter()
+                    .map(|k| format!("{k} ({} → {})", spoke.region, hub.region)),
+            )
+            .collect();
+        let (on_hub, on_spoke) = &report.deleted_on;
+        let deleted: Vec<String> = on_hub
+            .keys
+            .iter()
+            .map(|k| format!("{k} (on {})", hub.region))
+            .chain(on_spoke.keys.iter().map(|k| format!("{k} (on {})", spoke.region)))
+            .collect();
+        let outcome = if report.failures > 0 {
             "failed"
         } else if !report.plan.held_back.is_empty() {
             "held-back"
@@ -395,8 +400,8 @@ impl Replicator {
             origin: "replicator".into(),
             peer: Some(hub.region.clone()),
             outcome: outcome.into(),
-            copied_count: copied.len() as u64,
-            deleted_count: deleted.len() as u64,
+            copied_count: (to_hub.count + to_spoke.count) as u64,
+            deleted_count: (on_hub.count + on_spoke.count) as u64,
             copied: copied.into_iter().take(SYNC_EVENT_KEYS).collect(),
             deleted: deleted.into_iter().take(SYNC_EVENT_KEYS).collect(),
             conflicts: report
@@ -418,13 +423,13 @@ impl Replicator {
                 .take(SYNC_EVENT_KEYS)
                 .map(|(a, e)| format!("{a}: {e}"))
                 .collect(),
-            changed_at: report.changed_at,
+            changed_at: report.changed_at(),
             message: format!(
                 "{bucket} between {} and {}: {} applied, {} failed{}",
                 hub.region,
                 spoke.region,
                 report.applied,
-                report.failed.len(),
+                report.failures,
                 if report.plan.held_back.is_empty() {
                     ""
                 } else {
@@ -641,14 +646,10 @@ impl Reconciler for Replicator {
                 for spoke in &ready {
                     match self.pass(d, &bucket, hub, spoke).await {
                         Ok(report) => {
-                            again |= report.plan.actions.iter().any(|a| {
-                                matches!(
-                                    a,
-                                    Action::Copy { from: Side::B, .. }
-                                        | Action::Delete { on: Side::A, .. }
-                                        | Action::KeepLoser { .. }
-                                )
-                            });
+                            // The hub changed (or a loser was kept): the others need another round.
+                            again |= report.copied_to.0.count > 0
+                                || report.deleted_on.0.count > 0
+                                || report.losers_kept > 0;
                             errors.extend(
                                 report
                                     .failed

@@ -231,36 +231,29 @@ impl Stamped<'_> {
     /// else (its report lists nothing and applies nothing).
     pub async fn pass(&self, pair: &Pair<'_>, rules: &Rules, part_size: u64) -> Result<PassReport, String> {
         let (seen_a, seen_b) = futures::join!(self.read(Side::A), self.read(Side::B));
-        let stored = self
+        let exact = self
             .store
-            .stamped_base(self.key)
+            .pair(self.key)
             .await
-            .map_err(|e| e.to_string())?;
-        let (base, exact) = match stored {
-            Some((base, exact)) => (Some(base), exact),
-            None => (None, Exact::default()),
-        };
+            .map_err(|e| e.to_string())?
+            .filter(|p| p.complete)
+            .map(|p| p.exact)
+            .unwrap_or_default();
         let unchanged = |seen: &Option<Seen>, at: &Option<String>| {
             !self.full && seen.as_ref().is_some_and(|s| Some(&s.id) == at.as_ref())
         };
         let known = Known {
-            a: base
-                .as_ref()
-                .filter(|_| unchanged(&seen_a, &exact.a))
-                .map(|b| b.a.clone()),
-            b: base
-                .as_ref()
-                .filter(|_| unchanged(&seen_b, &exact.b))
-                .map(|b| b.b.clone()),
+            a: unchanged(&seen_a, &exact.a),
+            b: unchanged(&seen_b, &exact.b),
         };
-        if known.a.is_some() && known.b.is_some() {
+        if known.a && known.b {
             // Both sides exactly as the base: in step, nothing to list or do.
             return Ok(PassReport {
                 exact: true,
                 ..PassReport::default()
             });
         }
-        let report = match Box::pin(pair.pass(base.as_ref(), known, rules, part_size, false)).await {
+        let report = match Box::pin(pair.pass(self.store, self.key, known, rules, part_size, false)).await {
             Ok(r) => r,
             Err(e) => {
                 // It may have written before it failed: whoever reads these sides next lists them.
@@ -269,15 +262,12 @@ impl Stamped<'_> {
                 return Err(e.to_string());
             }
         };
-        if let Some(next) = &report.base {
-            let exact = Exact {
-                a: self.after(Side::A, seen_a, report.wrote.0, report.exact).await,
-                b: self.after(Side::B, seen_b, report.wrote.1, report.exact).await,
-            };
-            self.store
-                .record_stamped(self.key, next, &exact)
-                .await
-                .map_err(|e| e.to_string())?;
+        let exact = Exact {
+            a: self.after(Side::A, seen_a, report.wrote.0, report.exact).await,
+            b: self.after(Side::B, seen_b, report.wrote.1, report.exact).await,
+        };
+        if report.based {
+            crate::chunks::finish(self.store, self.key, &exact).await?;
         }
         Ok(report)
     }

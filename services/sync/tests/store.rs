@@ -117,3 +117,64 @@ async fn backups_and_their_copies_are_a_durable_queue_on_every_backend() {
         assert!(store.backups("other").await.unwrap().is_empty());
     }
 }
+
+#[tokio::test]
+async fn a_base_recorded_by_an_earlier_version_is_converted_once() {
+    for db in databases().await {
+        let (sqlite, postgres) = migrations();
+        db.store.migrate_with(sqlite, postgres).await.unwrap();
+        let store = SyncStore::new(db.store.clone());
+        let pair = PairKey {
+            deployment: "shop".into(),
+            bucket: "www-example-com-webroot-sync".into(),
+            side_a: "linode:gb-lon-1.linodeobjects.com".into(),
+            side_b: "digitalocean:ams3.digitaloceanspaces.com".into(),
+        };
+        let a = r#"{"index.php":{"size":10,"modified":"2026-12-01T10:00:00Z","checksum":null}}"#;
+        let b = r#"{"index.php":{"size":10,"modified":"2026-12-01T10:00:05Z","checksum":null},"x.css":{"size":3,"modified":"2026-12-01T10:00:06Z","checksum":null}}"#;
+        let q = "INSERT INTO sync_base (deployment, bucket, side_a, side_b, manifest_a, manifest_b, passed_ms, stamp_a) \
+                 VALUES ($1, $2, $3, $4, $5, $6, 0, 'st-a')";
+        match &db.store {
+            flotilla_store::Store::Sqlite(p) => sqlx::query(q)
+                .bind(&pair.deployment)
+                .bind(&pair.bucket)
+                .bind(&pair.side_a)
+                .bind(&pair.side_b)
+                .bind(a)
+                .bind(b)
+                .execute(p)
+                .await
+                .map(drop),
+            flotilla_store::Store::Postgres(p) => sqlx::query(q)
+                .bind(&pair.deployment)
+                .bind(&pair.bucket)
+                .bind(&pair.side_a)
+                .bind(&pair.side_b)
+                .bind(a)
+                .bind(b)
+                .execute(p)
+                .await
+                .map(drop),
+        }
+        .unwrap();
+        let (base, exact) = store.stamped_base(&pair).await.unwrap().unwrap();
+        assert_eq!(base.a.len(), 1);
+        assert_eq!(base.b.len(), 2);
+        assert_eq!(base.b["x.css"].size, 3);
+        assert_eq!(exact.a.as_deref(), Some("st-a"));
+        assert!(store.pair(&pair).await.unwrap().unwrap().complete);
+        // Converted once: the old row is gone, the new rows stay.
+        let left: i64 = match &db.store {
+            flotilla_store::Store::Sqlite(p) => sqlx::query_scalar("SELECT COUNT(*) FROM sync_base")
+                .fetch_one(p)
+                .await
+                .unwrap(),
+            flotilla_store::Store::Postgres(p) => sqlx::query_scalar("SELECT COUNT(*) FROM sync_base")
+                .fetch_one(p)
+                .await
+                .unwrap(),
+        };
+        assert_eq!(left, 0);
+        assert_eq!(store.base(&pair).await.unwrap(), Some(base));
+    }
+}

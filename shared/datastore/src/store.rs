@@ -183,6 +183,11 @@ impl Datastore {
         &self.config.url
     }
 
+    /// How many objects a page of a listing holds at most.
+    pub fn list_page_size(&self) -> usize {
+        usize::try_from(self.list_page_size).unwrap_or(1000)
+    }
+
     /// How the endpoint is reached.
     pub fn config(&self) -> &EndpointConfig {
         &self.config
@@ -573,64 +578,25 @@ impl Datastore {
     /// Every object whose key starts with `prefix` (all of them for `""`), following all pages, in
     /// the endpoint's (lexicographic) order.
     pub async fn list(&self, bucket: &str, prefix: &str) -> Result<Vec<ObjectInfo>, DatastoreError> {
-        let operation = format!("ListObjectsV2 {bucket}/{prefix}");
         let mut objects = Vec::new();
-        let mut token: Option<String> = None;
-        let mut seen_tokens = std::collections::HashSet::new();
-        loop {
-            let page = self
-                .with_retry(&operation, || async {
-                    let mut request = self
-                        .client
-                        .list_objects_v2()
-                        .bucket(bucket)
-                        .max_keys(self.list_page_size);
-                    if !prefix.is_empty() {
-                        request = request.prefix(prefix);
-                    }
-                    if let Some(token) = &token {
-                        request = request.continuation_token(token);
-                    }
-                    let request = request.send();
-                    self.timed(&operation, 0, async {
-                        request.await.map_err(|e| self.sdk_failure(&operation, e))
-                    })
-                    .await
-                })
-                .await?;
-            objects.extend(page.contents().iter().filter_map(|object| {
-                Some(ObjectInfo {
-                    key: object.key()?.to_owned(),
-                    size: object.size().and_then(|s| u64::try_from(s).ok()).unwrap_or(0),
-                    last_modified: object.last_modified().and_then(|t| SystemTime::try_from(*t).ok()),
-                    etag: object.e_tag().map(str::to_owned),
-                })
-            }));
-            let truncated = page.is_truncated() == Some(true);
-            let next = page.next_continuation_token().filter(|t| !t.is_empty());
-            match (truncated, next) {
-                (false, _) => return Ok(objects),
-                // "More to come" without a way to get it: a silently short list would look complete.
-                (true, None) => {
-                    return Err(self.failure(
-                        &operation,
-                        FailureKind::Protocol,
-                        None,
-                        None,
-                        "the listing is truncated but has no continuation token",
-                    ));
-                }
-                (true, Some(next)) if !seen_tokens.insert(next.to_owned()) => {
-                    return Err(self.failure(
-                        &operation,
-                        FailureKind::Protocol,
-                        None,
-                        None,
-                        "the endpoint returned a continuation token it had returned before",
-                    ));
-                }
-                (true, Some(next)) => token = Some(next.to_owned()),
-            }
+        let mut listing = self.listing(bucket, prefix, None);
+        while let Some(page) = listing.next_page().await? {
+            objects.extend(page);
+        }
+        Ok(objects)
+    }
+
+    /// The objects of `bucket` under `prefix` whose keys come after `start_after`, in key order, read a
+    /// page at a time ([`Listing::next_page`]): only one page is ever held.
+    pub fn listing<'a>(&'a self, bucket: &'a str, prefix: &'a str, start_after: Option<&str>) -> Listing<'a> {
+        Listing {
+            store: self,
+            bucket,
+            prefix,
+            start_after: start_after.map(str::to_owned),
+            token: None,
+            seen_tokens: std::collections::HashSet::new(),
+            done: false,
         }
     }
 
@@ -855,6 +821,81 @@ async fn read_range(path: &std::path::Path, start: u64, len: u64) -> Result<Byte
     let mut body = vec![0u8; usize::try_from(len).unwrap_or(usize::MAX)];
     file.read_exact(&mut body).await.map_err(|e| local(path, &e))?;
     Ok(Bytes::from(body))
+}
+
+/// A listing read page by page (see [`Datastore::listing`]).
+pub struct Listing<'a> {
+    store: &'a Datastore,
+    bucket: &'a str,
+    prefix: &'a str,
+    start_after: Option<String>,
+    token: Option<String>,
+    seen_tokens: std::collections::HashSet<String>,
+    done: bool,
+}
+
+impl Listing<'_> {
+    /// The next page, in key order; `None` once the listing is complete. A truncated listing without a
+    /// continuation token, or one that repeats a token, is an error: a silently short list would look
+    /// complete.
+    pub async fn next_page(&mut self) -> Result<Option<Vec<ObjectInfo>>, DatastoreError> {
+        if self.done {
+            return Ok(None);
+        }
+        let store = self.store;
+        let operation = format!("ListObjectsV2 {}/{}", self.bucket, self.prefix);
+        let page = store
+            .with_retry(&operation, || async {
+                let mut request = store
+                    .client
+                    .list_objects_v2()
+                    .bucket(self.bucket)
+                    .max_keys(store.list_page_size);
+                if !self.prefix.is_empty() {
+                    request = request.prefix(self.prefix);
+                }
+                match (&self.token, &self.start_after) {
+                    (Some(token), _) => request = request.continuation_token(token),
+                    (None, Some(after)) => request = request.start_after(after),
+                    (None, None) => {}
+                }
+                let request = request.send();
+                store
+                    .timed(&operation, 0, async {
+                        request.await.map_err(|e| store.sdk_failure(&operation, e))
+                    })
+                    .await
+            })
+            .await?;
+        let objects: Vec<ObjectInfo> = page
+            .contents()
+            .iter()
+            .filter_map(|object| {
+                Some(ObjectInfo {
+                    key: object.key()?.to_owned(),
+                    size: object.size().and_then(|s| u64::try_from(s).ok()).unwrap_or(0),
+                    last_modified: object.last_modified().and_then(|t| SystemTime::try_from(*t).ok()),
+                    etag: object.e_tag().map(str::to_owned),
+                })
+            })
+            .collect();
+        let truncated = page.is_truncated() == Some(true);
+        let next = page.next_continuation_token().filter(|t| !t.is_empty());
+        let protocol = |message: &str| store.failure(&operation, FailureKind::Protocol, None, None, message);
+        match (truncated, next) {
+            (false, _) => self.done = true,
+            (true, None) => {
+                return Err(protocol("the listing is truncated but has no continuation token"));
+            }
+            (true, Some(next)) if !self.seen_tokens.insert(next.to_owned()) => {
+                return Err(protocol(
+                    "the endpoint returned a continuation token it had returned before",
+                ));
+            }
+            (true, Some(next)) => self.token = Some(next.to_owned()),
+        }
+        Ok(Some(objects))
+    }
 }
 
 #[cfg(test)]

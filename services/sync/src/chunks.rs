@@ -1,0 +1,557 @@
+//! A pass a chunk of keys at a time, so that its memory stays flat whatever the number of objects: both
+//! sides and the base are read in key order a page at a time (a listing's page, a page of base rows, a
+//! batch of the webroot's sorted walk), merged, and each chunk of keys is planned ([`crate::plan::plan`]),
+//! applied and its new base written before the next is read. Only the deletions wait for the end of the
+//! pass: the max-delete guard needs the whole pass's counts, so they are gathered (at most `max_delete` of
+//! them per side — past that they are held back anyway) and made only once every chunk was listed.
+//!
+//! The two kinds of pass share this: the replicator's (two S3 endpoints, [`crate::replicate`]) and the
+//! agent's (a webroot and its region's bucket, [`crate::agent`]); each says how to read and write its
+//! sides through [`Sides`].
+
+use std::collections::{BTreeSet, VecDeque};
+use std::future::Future;
+
+use chrono::{DateTime, Utc};
+use futures::StreamExt;
+
+use crate::plan::{self, Action, Base, Entry, Manifest, Plan, Rules, Side};
+use crate::store::{BaseRow, Exact, PairKey, SyncStore};
+
+/// How many actions a report keeps to show (every one in a dry run), and keys an event lists.
+pub const SAMPLE: usize = flotilla_proto::SYNC_EVENT_KEYS;
+
+/// How a pass reads and writes its two sides.
+pub trait Sides: Sync {
+    /// The next entries of `side` in key order (bytewise, as S3 lists), after those already given;
+    /// `None` once there are no more.
+    fn page(
+        &mut self,
+        side: Side,
+    ) -> impl Future<Output = Result<Option<Vec<(String, Entry)>>, String>> + Send;
+
+    /// Completes a chunk of side `a`'s entries before it is planned (the agent fills in checksums from
+    /// `base`, reading only new and changed files).
+    fn prepare(&self, a: Manifest, base: Option<&Manifest>) -> impl Future<Output = Manifest> + Send;
+
+    /// Applies one action of a chunk whose sides are `a` and `b`; the destination's new entry when it is
+    /// known without a listing.
+    fn apply(
+        &self,
+        action: &Action,
+        a: &Manifest,
+        b: &Manifest,
+    ) -> impl Future<Output = Result<Option<Entry>, String>> + Send;
+
+    /// Side `side`'s entries for the keys in `(after, upto]` as it holds them now (after copies to it).
+    fn relist(
+        &self,
+        side: Side,
+        after: Option<&str>,
+        upto: &str,
+    ) -> impl Future<Output = Result<Manifest, String>> + Send;
+}
+
+/// What a pass did with the keys of one kind (copied to a side, deleted on a side).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Tally {
+    /// How many.
+    pub count: usize,
+    /// The first [`SAMPLE`] keys.
+    pub keys: Vec<String>,
+    /// The earliest modification time of the sources copied (the oldest change carried: the lag).
+    pub oldest: Option<DateTime<Utc>>,
+}
+
+impl Tally {
+    fn add(&mut self, key: &str, changed: Option<DateTime<Utc>>) {
+        self.count += 1;
+        if self.keys.len() < SAMPLE {
+            self.keys.push(key.to_owned());
+        }
+        if let Some(t) = changed {
+            self.oldest = Some(self.oldest.map_or(t, |o| o.min(t)));
+        }
+    }
+}
+
+/// What a pass did.
+#[derive(Debug, Default)]
+pub struct PassReport {
+    /// What it planned: the first [`SAMPLE`] actions (every one in a dry run), the deletions held back by
+    /// the guard with why (`held_back`; `withheld` counts them in [`PassReport::withheld`]), the first
+    /// conflicts.
+    pub plan: Plan,
+    /// How many actions were planned.
+    pub planned: usize,
+    /// How many deletions the guard held back.
+    pub withheld: usize,
+    /// How many conflicts.
+    pub conflicts: usize,
+    /// The actions applied.
+    pub applied: usize,
+    /// Copies applied, per destination side (`a`, `b`).
+    pub copied_to: (Tally, Tally),
+    /// Deletions applied, per side.
+    pub deleted_on: (Tally, Tally),
+    /// Conflicts' losers kept under a new name.
+    pub losers_kept: usize,
+    /// The first actions that failed, with why (they are planned again next pass).
+    pub failed: Vec<(String, String)>,
+    /// How many failed.
+    pub failures: usize,
+    /// Whether the pass listed every chunk (and so recorded its base): not in a dry run, nor when a
+    /// side could not be read.
+    pub based: bool,
+    /// Per side (`a`, `b`), whether it was listed (not known unchanged by its stamp).
+    pub listed: (bool, bool),
+    /// Per side, whether the pass wrote to it.
+    pub wrote: (bool, bool),
+    /// Whether the new base is exactly what both sides hold: nothing failed, nothing was held back and no
+    /// conflict's loser was kept under a new name (the next pass carries it across).
+    pub exact: bool,
+}
+
+impl PassReport {
+    /// The modification time of the oldest change it carried (for the lag).
+    pub fn changed_at(&self) -> Option<DateTime<Utc>> {
+        match (self.copied_to.0.oldest, self.copied_to.1.oldest) {
+            (Some(x), Some(y)) => Some(x.min(y)),
+            (x, y) => x.or(y),
+        }
+    }
+
+    /// Whether it planned nothing and held nothing back.
+    pub fn is_quiet(&self) -> bool {
+        self.planned == 0 && self.plan.held_back.is_empty()
+    }
+
+    /// Keeps `actions` among those shown (all of them in a dry run).
+    fn sample(&mut self, actions: &[Action], all: bool) {
+        let keep = if all { usize::MAX } else { SAMPLE };
+        let room = keep.saturating_sub(self.plan.actions.len());
+        self.plan.actions.extend(actions.iter().take(room).cloned());
+    }
+
+    fn failed(&mut self, what: String, why: String) {
+        self.failures += 1;
+        if self.failed.len() < 1000 {
+            self.failed.push((what, why));
+        }
+    }
+
+    fn tally(&mut self, action: &Action, a: &Manifest, b: &Manifest) {
+        let side = |s: Side| if s == Side::A { a } else { b };
+        match action {
+            Action::Copy { key, from, .. } => {
+                let changed = side(*from).get(key).map(|e| e.modified);
+                match from.other() {
+                    Side::A => self.copied_to.0.add(key, changed),
+                    Side::B => self.copied_to.1.add(key, changed),
+                }
+                self.wrote_to(from.other());
+            }
+            Action::Delete { key, on, .. } => {
+                match on {
+                    Side::A => self.deleted_on.0.add(key, None),
+                    Side::B => self.deleted_on.1.add(key, None),
+                }
+                self.wrote_to(*on);
+            }
+            Action::KeepLoser { on, .. } => {
+                self.losers_kept += 1;
+                self.wrote_to(*on);
+            }
+        }
+    }
+
+    fn wrote_to(&mut self, side: Side) {
+        match side {
+            Side::A => self.wrote.0 = true,
+            Side::B => self.wrote.1 = true,
+        }
+    }
+}
+
+/// One side's entries as read so far, not yet given to a chunk.
+struct Buffer<T> {
+    items: VecDeque<(String, T)>,
+    done: bool,
+}
+
+impl<T> Buffer<T> {
+    /// Empty; `done` when the side is not read at all.
+    fn new(done: bool) -> Self {
+        Self {
+            items: VecDeque::new(),
+            done,
+        }
+    }
+
+    /// The last key read (every key of this side up to it has been read).
+    fn last(&self) -> Option<&str> {
+        self.items.back().map(|(k, _)| k.as_str())
+    }
+
+    /// Takes the entries up to `bound` (all of them when `None`).
+    fn take(&mut self, bound: Option<&str>) -> Vec<(String, T)> {
+        let n = match bound {
+            Some(b) => self.items.iter().take_while(|(k, _)| k.as_str() <= b).count(),
+            None => self.items.len(),
+        };
+        self.items.drain(..n).collect()
+    }
+}
+
+/// A pass's options.
+pub struct Options<'a> {
+    /// The rules.
+    pub rules: &'a Rules,
+    /// Side `a`'s entries are the base's (known unchanged by its stamp): not read.
+    pub known_a: bool,
+    /// Side `b`'s likewise.
+    pub known_b: bool,
+    /// Plan only.
+    pub dry_run: bool,
+    /// How many rows of the base are read at a time (a listing's page: a chunk holds about as many keys).
+    pub base_page: usize,
+}
+
+/// Runs one pass of the pair `key` (its base in `store`) over `sides`.
+pub async fn pass<S: Sides>(
+    sides: &mut S,
+    store: &SyncStore,
+    key: &PairKey,
+    options: &Options<'_>,
+) -> Result<PassReport, String> {
+    let rules = options.rules;
+    let state = store.pair(key).await.map_err(|e| e.to_string())?;
+    // A base from a first pass that never finished listing is no base: that pass is merged again.
+    let complete = state.as_ref().is_some_and(|s| s.complete);
+    let pair = match (&state, options.dry_run) {
+        (Some(s), _) => Some(s.id),
+        (None, true) => None,
+        (None, false) => Some(store.open_pair(key).await.map_err(|e| e.to_string())?),
+    };
+    if let (Some(id), false) = (pair, options.dry_run) {
+        // Exact nowhere until this pass ends well (a pass that stops half-way leaves no false promise).
+        store
+            .finish_pass(id, &Exact::default(), complete)
+            .await
+            .map_err(|e| e.to_string())?;
+    }
+    let mut report = PassReport {
+        listed: (!options.known_a, !options.known_b),
+        ..PassReport::default()
+    };
+    // Each chunk is planned with the guard off; the guard is applied to the whole pass's deletions.
+    let unguarded = Rules {
+        max_delete: usize::MAX,
+        max_delete_percent: 100,
+        ..rules.clone()
+    };
+    let mut a_buf: Buffer<Entry> = Buffer::new(options.known_a);
+    let mut b_buf: Buffer<Entry> = Buffer::new(options.known_b);
+    let mut base_buf: Buffer<(Option<Entry>, Option<Entry>)> = Buffer::new(pair.is_none());
+    let mut base_after: Option<String> = None;
+    let mut prev: Option<String> = None;
+    let mut totals = [0usize; 2];
+    let mut base_totals = [0usize; 2];
+    // Each with the entry it deletes (a backup copy needs its size).
+    let mut deletions: [Vec<(Action, Option<Entry>)>; 2] = [Vec::new(), Vec::new()];
+    let mut deletion_counts = [0usize; 2];
+    let mut not_exact = false;
+    let now = Utc::now();
+    loop {
+        // Refill every source that ran dry (a page may come back empty and still not be the last).
+        while a_buf.items.is_empty() && !a_buf.done {
+            match sides.page(Side::A).await? {
+                Some(page) => a_buf.items.extend(page),
+                None => a_buf.done = true,
+            }
+        }
+        while b_buf.items.is_empty() && !b_buf.done {
+            match sides.page(Side::B).await? {
+                Some(page) => b_buf.items.extend(page),
+                None => b_buf.done = true,
+            }
+        }
+        if base_buf.items.is_empty()
+            && !base_buf.done
+            && let Some(id) = pair
+        {
+            let size = options.base_page.max(1);
+            let page = store
+                .base_page(id, base_after.as_deref(), size)
+                .await
+                .map_err(|e| e.to_string())?;
+            if page.len() < size {
+                base_buf.done = true;
+            }
+            if let Some((k, _, _)) = page.last() {
+                base_after = Some(k.clone());
+            }
+            base_buf
+                .items
+                .extend(page.into_iter().map(|(k, a, b)| (k, (a, b))));
+        }
+        if a_buf.items.is_empty() && b_buf.items.is_empty() && base_buf.items.is_empty() {
+            break;
+        }
+        // Every key up to the smallest "last key read" of the sources still reading is known on all.
+        let bound: Option<String> = [&a_buf, &b_buf]
+            .iter()
+            .filter(|b| !b.done)
+            .filter_map(|b| b.last())
+            .chain((!base_buf.done).then(|| base_buf.last()).flatten())
+            .min()
+            .map(str::to_owned);
+        let taken_base = base_buf.take(bound.as_deref());
+        let mut chunk_base = Base::default();
+        for (k, (a, b)) in &taken_base {
+            if let Some(a) = a {
+                chunk_base.a.insert(k.clone(), a.clone());
+            }
+            if let Some(b) = b {
+                chunk_base.b.insert(k.clone(), b.clone());
+            }
+        }
+        let a: Manifest = if options.known_a {
+            chunk_base.a.clone()
+        } else {
+            a_buf.take(bound.as_deref()).into_iter().collect()
+        };
+        let b: Manifest = if options.known_b {
+            chunk_base.b.clone()
+        } else {
+            b_buf.take(bound.as_deref()).into_iter().collect()
+        };
+        let base = complete.then_some(&chunk_base);
+        let a = sides.prepare(a, base.map(|b| &b.a)).await;
+        totals[0] += a.len();
+        totals[1] += b.len();
+        base_totals[0] += chunk_base.a.len();
+        base_totals[1] += chunk_base.b.len();
+        let upto = bound.clone().or_else(|| {
+            a.keys()
+                .chain(b.keys())
+                .chain(chunk_base.a.keys())
+                .chain(chunk_base.b.keys())
+                .max()
+                .cloned()
+        });
+        let planned = plan::plan(&a, &b, base, &unguarded, now);
+        report.conflicts += planned.conflicts.len();
+        for c in planned
+            .conflicts
+            .iter()
+            .take(SAMPLE.saturating_sub(report.plan.conflicts.len()))
+        {
+            report.plan.conflicts.push(c.clone());
+        }
+        // Deletions wait for the end of the pass (and the guard: those the chunk's own plan held back,
+        // where the other side lists nothing, too); the rest is applied now.
+        let (now_actions, mut later): (Vec<Action>, Vec<Action>) = planned
+            .actions
+            .into_iter()
+            .partition(|x| !matches!(x, Action::Delete { .. }));
+        later.extend(planned.withheld);
+        report.planned += now_actions.len();
+        report.sample(&now_actions, options.dry_run);
+        for d in &later {
+            if let Action::Delete { key, on, .. } = d {
+                let i = usize::from(*on == Side::B);
+                deletion_counts[i] += 1;
+                if deletions[i].len() <= rules.max_delete {
+                    let entry = if *on == Side::A { a.get(key) } else { b.get(key) };
+                    deletions[i].push((d.clone(), entry.cloned()));
+                }
+            }
+        }
+        if options.dry_run {
+            prev = upto;
+            continue;
+        }
+        let (losers, rest) = plan::losers_first(&now_actions);
+        let mut results = Vec::new();
+        for action in losers {
+            let done = sides.apply(&action, &a, &b).await;
+            results.push((action, done));
+        }
+        let lost = plan::failed_losers(&results);
+        let (rest, skipped) = plan::skip_unkept(rest, &lost);
+        let (a_ref, b_ref, sides_ref) = (&a, &b, &*sides);
+        results.extend(
+            futures::stream::iter(rest)
+                .map(|action| async move {
+                    let done = sides_ref.apply(&action, a_ref, b_ref).await;
+                    (action, done)
+                })
+                .buffer_unordered(rules.transfers.max(1))
+                .collect::<Vec<_>>()
+                .await,
+        );
+        let mut applied = Vec::new();
+        let mut not_applied = later;
+        let mut written = Base::default();
+        for action in skipped {
+            report.failed(
+                action.to_string(),
+                "its losing version could not be kept first".into(),
+            );
+            not_applied.push(action);
+        }
+        for (action, done) in results {
+            match done {
+                Ok(entry) => {
+                    report.applied += 1;
+                    report.tally(&action, &a, &b);
+                    if let (Action::Copy { key, from, .. }, Some(entry)) = (&action, entry) {
+                        match from.other() {
+                            Side::A => written.a.insert(key.clone(), entry),
+                            Side::B => written.b.insert(key.clone(), entry),
+                        };
+                    }
+                    applied.push(action);
+                }
+                Err(e) => {
+                    report.failed(action.to_string(), e);
+                    not_exact = true;
+                    not_applied.push(action);
+                }
+            }
+        }
+        not_exact |= applied.iter().any(|x| matches!(x, Action::KeepLoser { .. }));
+        // Each side copied to, as it holds those keys now (one listing of the chunk's range).
+        for side in [Side::A, Side::B] {
+            let copied: BTreeSet<&str> = applied
+                .iter()
+                .filter_map(|x| match x {
+                    Action::Copy { key, from, .. } if from.other() == side => Some(key.as_str()),
+                    _ => None,
+                })
+                .filter(|k| {
+                    let known = if side == Side::A { &written.a } else { &written.b };
+                    !known.contains_key(*k)
+                })
+                .collect();
+            let Some(upto) = upto.as_deref().filter(|_| !copied.is_empty()) else {
+                continue;
+            };
+            let mut listed = sides.relist(side, prev.as_deref(), upto).await?;
+            listed.retain(|k, _| copied.contains(k.as_str()));
+            match side {
+                Side::A => written.a.extend(listed),
+                Side::B => written.b.extend(listed),
+            }
+        }
+        let next = plan::next_base(&a, &b, base, &applied, &not_applied, &written);
+        // Only the keys whose base changed are written.
+        let keys: BTreeSet<&String> = a
+            .keys()
+            .chain(b.keys())
+            .chain(chunk_base.a.keys())
+            .chain(chunk_base.b.keys())
+            .collect();
+        let rows: Vec<BaseRow> = keys
+            .into_iter()
+            .filter_map(|k| {
+                let (na, nb) = (next.a.get(k), next.b.get(k));
+                (na != chunk_base.a.get(k) || nb != chunk_base.b.get(k))
+                    .then(|| (k.clone(), na.cloned(), nb.cloned()))
+            })
+            .collect();
+        if let Some(id) = pair
+            && !rows.is_empty()
+        {
+            store.write_base(id, &rows).await.map_err(|e| e.to_string())?;
+        }
+        prev = upto;
+    }
+    // The deletions, now that the whole pass is known: held back on a side past the guard.
+    let mut deleted_rows: Vec<BaseRow> = Vec::new();
+    for (i, side) in [Side::A, Side::B].into_iter().enumerate() {
+        let n = deletion_counts[i];
+        if n == 0 {
+            continue;
+        }
+        let other = 1 - i;
+        if let Some(why) = plan::guard(n, totals[i], totals[other], base_totals[other], rules) {
+            report.plan.held_back.push((side, why));
+            report.withheld += n;
+            not_exact = true;
+            continue;
+        }
+        report.planned += n;
+        let listed: Vec<Action> = deletions[i].iter().map(|(x, _)| x.clone()).collect();
+        report.sample(&listed, options.dry_run);
+        if options.dry_run {
+            continue;
+        }
+        let empty = Manifest::new();
+        let results: Vec<(Action, Result<Option<Entry>, String>)> =
+            futures::stream::iter(std::mem::take(&mut deletions[i]))
+                .map(|(action, entry)| {
+                    let sides = &*sides;
+                    async move {
+                        // The deleted object as its side listed it (for a backup copy's size).
+                        let mut one = Manifest::new();
+                        if let Some(entry) = entry {
+                            one.insert(action.key().to_owned(), entry);
+                        }
+                        let empty = Manifest::new();
+                        let (a, b) = if side == Side::A {
+                            (&one, &empty)
+                        } else {
+                            (&empty, &one)
+                        };
+                        let done = sides.apply(&action, a, b).await;
+                        (action, done)
+                    }
+                })
+                .buffer_unordered(rules.transfers.max(1))
+                .collect()
+                .await;
+        for (action, done) in results {
+            match done {
+                Ok(_) => {
+                    report.applied += 1;
+                    report.tally(&action, &empty, &empty);
+                    deleted_rows.push((action.key().to_owned(), None, None));
+                }
+                Err(e) => {
+                    report.failed(action.to_string(), e);
+                    not_exact = true;
+                }
+            }
+        }
+    }
+    if options.dry_run {
+        return Ok(report);
+    }
+    if let Some(id) = pair {
+        if !deleted_rows.is_empty() {
+            store
+                .write_base(id, &deleted_rows)
+                .await
+                .map_err(|e| e.to_string())?;
+        }
+        // Every chunk was listed: a base from now on (exact nowhere until the caller says).
+        store
+            .finish_pass(id, &Exact::default(), true)
+            .await
+            .map_err(|e| e.to_string())?;
+        report.based = true;
+    }
+    report.exact = !not_exact && report.failures == 0;
+    Ok(report)
+}
+
+/// Records the end of a pass that listed everything: exact at `exact`, complete from now on.
+pub async fn finish(store: &SyncStore, key: &PairKey, exact: &Exact) -> Result<(), String> {
+    let id = store.open_pair(key).await.map_err(|e| e.to_string())?;
+    store
+        .finish_pass(id, exact, true)
+        .await
+        .map_err(|e| e.to_string())
+}
