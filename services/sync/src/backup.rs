@@ -258,33 +258,41 @@ impl Backups {
         id: &str,
     ) -> Result<BackupRow, String> {
         let (source, bucket) = self.source(d, region)?;
-        let objects = Box::pin(source.list(&bucket, ""))
-            .await
-            .map_err(|e| format!("listing {bucket}: {e}"))?;
         let work = self.dir.join(&d.name).join(format!("{id}.files"));
         let _ = std::fs::remove_dir_all(&work);
         std::fs::create_dir_all(&work).map_err(|e| format!("{}: {e}", work.display()))?;
-        // Each object to a file (streamed), a few at once.
-        let results: Vec<Result<(), String>> = futures::stream::iter(objects)
-            .map(|o| {
-                let (source, bucket, work) = (&source, &bucket, &work);
-                async move {
-                    let path = local::path_of(work, &o.key).map_err(|e| e.to_string())?;
-                    if let Some(dir) = path.parent() {
-                        std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
-                    }
-                    Box::pin(source.get_to_file(bucket, &o.key, &path))
-                        .await
-                        .map(drop)
-                        .map_err(|e| e.to_string())
+        // Each object to a file (streamed), a few at once, a page of the listing at a time.
+        let mut listing = source.listing(&bucket, "", None);
+        loop {
+            let page = match Box::pin(listing.next_page()).await {
+                Ok(Some(page)) => page,
+                Ok(None) => break,
+                Err(e) => {
+                    let _ = std::fs::remove_dir_all(&work);
+                    return Err(format!("listing {bucket}: {e}"));
                 }
-            })
-            .buffer_unordered(self.settings.transfers.max(1))
-            .collect()
-            .await;
-        if let Some(Err(e)) = results.into_iter().find(Result::is_err) {
-            let _ = std::fs::remove_dir_all(&work);
-            return Err(format!("reading the webroot of {region}: {e}"));
+            };
+            let results: Vec<Result<(), String>> = futures::stream::iter(page)
+                .map(|o| {
+                    let (source, bucket, work) = (&source, &bucket, &work);
+                    async move {
+                        let path = local::path_of(work, &o.key).map_err(|e| e.to_string())?;
+                        if let Some(dir) = path.parent() {
+                            std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+                        }
+                        Box::pin(source.get_to_file(bucket, &o.key, &path))
+                            .await
+                            .map(drop)
+                            .map_err(|e| e.to_string())
+                    }
+                })
+                .buffer_unordered(self.settings.transfers.max(1))
+                .collect()
+                .await;
+            if let Some(Err(e)) = results.into_iter().find(Result::is_err) {
+                let _ = std::fs::remove_dir_all(&work);
+                return Err(format!("reading the webroot of {region}: {e}"));
+            }
         }
         let archive = self.archive_path(d, id);
         let (work2, archive2) = (work.clone(), archive.clone());
@@ -626,29 +634,46 @@ impl Backups {
         .await
         .map_err(|e| e.to_string())?
         .map_err(|e| format!("unpacking {key}: {e}"))?;
-        let entries: Vec<(String, PathBuf, u64)> = walkdir::WalkDir::new(&files)
-            .into_iter()
-            .filter_map(Result::ok)
-            .filter(|e| e.file_type().is_file())
-            .filter_map(|e| {
-                let k = local::key_of(&files, e.path())?;
-                let size = e.metadata().ok()?.len();
-                Some((k, e.path().to_path_buf(), size))
-            })
-            .collect();
-        let results: Vec<Result<(), String>> = futures::stream::iter(entries.clone())
-            .map(|(k, path, size): (String, PathBuf, u64)| {
-                let (dest, dest_bucket) = (&dest, &dest_bucket);
-                async move {
-                    Box::pin(dest.put_file(dest_bucket, &k, &path, size, self.settings.part_size))
-                        .await
-                        .map(drop)
-                        .map_err(|e| format!("{k}: {e}"))
+        // Written a batch of the unpacked files at a time, in key order.
+        let (tx, mut rx) = tokio::sync::mpsc::channel::<Vec<(String, crate::plan::Entry)>>(2);
+        let walked = files.clone();
+        let walker = tokio::task::spawn_blocking(move || {
+            let none = local::Excludes::new(&[]).map_err(|e| e.to_string())?;
+            local::walk_sorted(&walked, &none, 1000, |batch| tx.blocking_send(batch).is_ok())
+                .map_err(|e| e.to_string())
+        });
+        let (mut written, mut sample, mut failed) = (0usize, Vec::new(), Vec::new());
+        while let Some(batch) = rx.recv().await {
+            let results: Vec<Result<String, String>> = futures::stream::iter(batch)
+                .map(|(k, entry)| {
+                    let (dest, dest_bucket, files) = (&dest, &dest_bucket, &files);
+                    async move {
+                        let path = local::path_of(files, &k).map_err(|e| format!("{k}: {e}"))?;
+                        Box::pin(dest.put_file(dest_bucket, &k, &path, entry.size, self.settings.part_size))
+                            .await
+                            .map(|_| k.clone())
+                            .map_err(|e| format!("{k}: {e}"))
+                    }
+                })
+                .buffer_unordered(self.settings.transfers.max(1))
+                .collect()
+                .await;
+            for r in results {
+                match r {
+                    Ok(k) => {
+                        written += 1;
+                        if sample.len() < flotilla_proto::SYNC_EVENT_KEYS {
+                            sample.push(k);
+                        }
+                    }
+                    Err(e) if failed.len() < 100 => failed.push(e),
+                    Err(_) => {}
                 }
-            })
-            .buffer_unordered(self.settings.transfers.max(1))
-            .collect()
-            .await;
+            }
+        }
+        if let Ok(Err(e)) = walker.await {
+            failed.push(format!("reading the unpacked archive: {e}"));
+        }
         let _ = std::fs::remove_dir_all(&work);
         // Written (even in part): whoever reads the bucket next lists it.
         if let Some(stamps) = self.stamps.get().await {
@@ -661,7 +686,6 @@ impl Backups {
                 tracing::warn!(error = %e, "sync: the restored bucket's stamp could not be left; the agents' full comparison finds the files");
             }
         }
-        let failed: Vec<String> = results.into_iter().filter_map(Result::err).collect();
         if !failed.is_empty() {
             return Err(format!(
                 "restoring {key}: {} files not written: {}",
@@ -670,7 +694,6 @@ impl Backups {
             ));
         }
         // The region's agents pull what the restore wrote, as after any change of their datastore.
-        let keys: Vec<String> = entries.iter().map(|(k, _, _)| k.clone()).collect();
         let applied = flotilla_proto::SyncApplied {
             meta: EventMeta::new(correlation, "sync"),
             deployment: d.name.clone(),
@@ -679,8 +702,8 @@ impl Backups {
             origin: "replicator".into(),
             peer: None,
             outcome: "restored".into(),
-            copied_count: keys.len() as u64,
-            copied: keys.into_iter().take(flotilla_proto::SYNC_EVENT_KEYS).collect(),
+            copied_count: written as u64,
+            copied: sample,
             deleted: Vec::new(),
             deleted_count: 0,
             conflicts: Vec::new(),
@@ -705,7 +728,7 @@ impl Backups {
             missing: notes,
             message: format!(
                 "{} files of {key} (from {endpoint}) restored into {region}'s webroot",
-                entries.len()
+                written
             ),
         };
         self.publish(&event).await;
