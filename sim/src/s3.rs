@@ -140,6 +140,8 @@ pub(crate) async fn start(
                 drop(socket);
                 continue;
             }
+            // As real endpoints (nginx, haproxy) do: a response is never held back for an ACK.
+            let _ = socket.set_nodelay(true);
             let conn = http
                 .serve_connection(TokioIo::new(socket), service.clone())
                 .into_owned();

@@ -174,8 +174,163 @@ impl S3 for Tagged {
         req: S3Request<ListObjectsV2Input>,
     ) -> S3Result<S3Response<ListObjectsV2Output>> {
         let bucket = req.input.bucket.clone();
+        let dir = self.root.join(&bucket);
+        // A flat listing reads only its page, as S3's does (s3s-fs reads the whole bucket for each
+        // page); with a delimiter, or for a bucket that is not there, s3s-fs answers.
+        let plain = !bucket.is_empty() && !bucket.contains(['/', '\\']) && bucket != "." && bucket != "..";
+        if req.input.delimiter.is_none() && plain && dir.is_dir() {
+            let input = req.input;
+            let after = match (input.continuation_token.clone(), input.start_after.clone()) {
+                (Some(c), Some(s)) => Some(c.max(s)),
+                (c, s) => c.or(s),
+            };
+            let prefix = input.prefix.clone().unwrap_or_default();
+            let max = usize::try_from(input.max_keys.unwrap_or(1000).clamp(0, 1000)).unwrap_or(1000);
+            let walked = {
+                let (after, prefix) = (after.clone(), prefix.clone());
+                tokio::task::spawn_blocking(move || page(&dir, after.as_deref(), &prefix, max + 1)).await
+            };
+            let Ok(Ok(mut found)) = walked else {
+                return Err(s3s::s3_error!(InternalError, "the bucket could not be read"));
+            };
+            let truncated = found.len() > max;
+            found.truncate(max);
+            let next = truncated
+                .then(|| found.last().map(|(k, _, _)| k.clone()))
+                .flatten();
+            let mut contents = Vec::with_capacity(found.len());
+            for (key, size, modified) in found {
+                let e_tag = self.etag(&bucket, &key).await;
+                contents.push(Object {
+                    key: Some(key),
+                    size: Some(i64::try_from(size).unwrap_or(i64::MAX)),
+                    last_modified: Some(s3s::dto::Timestamp::from(modified)),
+                    e_tag,
+                    ..Default::default()
+                });
+            }
+            let output = ListObjectsV2Output {
+                key_count: Some(i32::try_from(contents.len()).unwrap_or(i32::MAX)),
+                max_keys: input.max_keys,
+                is_truncated: Some(truncated),
+                contents: (!contents.is_empty()).then_some(contents),
+                continuation_token: input.continuation_token,
+                next_continuation_token: next,
+                encoding_type: input.encoding_type,
+                name: Some(input.bucket),
+                prefix: input.prefix,
+                start_after: input.start_after,
+                ..Default::default()
+            };
+            return Ok(S3Response::new(output));
+        }
         let mut resp = self.fs.list_objects_v2(req).await?;
         self.tag(&bucket, &mut resp.output.contents).await;
         Ok(resp)
+    }
+}
+
+/// Up to `limit` objects of the bucket at `dir` whose keys come after `after` and start with `prefix`, in
+/// key order (each directory's names sorted, a directory's with `/` after it, so a depth-first walk is in
+/// byte order), skipping every directory whose keys all come before `after` or miss `prefix`.
+fn page(
+    dir: &std::path::Path,
+    after: Option<&str>,
+    prefix: &str,
+    limit: usize,
+) -> std::io::Result<Vec<(String, u64, std::time::SystemTime)>> {
+    let read = |path: &std::path::Path, key_prefix: &str| -> std::io::Result<Vec<(String, bool)>> {
+        let mut names = Vec::new();
+        let entries = match std::fs::read_dir(path) {
+            Ok(e) => e,
+            // Removed while listed (its last object deleted): nothing in it.
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound && !key_prefix.is_empty() => return Ok(names),
+            Err(e) => return Err(e),
+        };
+        for entry in entries {
+            let entry = entry?;
+            let kind = entry.file_type()?;
+            let Some(name) = entry.file_name().to_str().map(str::to_owned) else {
+                continue;
+            };
+            if kind.is_dir() {
+                names.push((format!("{key_prefix}{name}/"), true));
+            } else if kind.is_file() {
+                names.push((format!("{key_prefix}{name}"), false));
+            }
+        }
+        names.sort_unstable();
+        Ok(names)
+    };
+    // A subtree (all keys starting with `p`) that can hold a key of the page.
+    let wanted = |p: &str| {
+        let past = after.is_none_or(|a| p > a || a.starts_with(p));
+        past && (p.starts_with(prefix) || prefix.starts_with(p))
+    };
+    let mut out = Vec::new();
+    let mut stack = vec![read(dir, "")?.into_iter()];
+    while let Some(top) = stack.last_mut() {
+        let Some((key, is_dir)) = top.next() else {
+            stack.pop();
+            continue;
+        };
+        if is_dir {
+            if wanted(&key) {
+                stack.push(read(&dir.join(&key), &key)?.into_iter());
+            }
+            continue;
+        }
+        if after.is_some_and(|a| key.as_str() <= a) || !key.starts_with(prefix) {
+            continue;
+        }
+        let meta = match std::fs::metadata(dir.join(&key)) {
+            Ok(m) => m,
+            // Deleted while listed: not listed.
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+            Err(e) => return Err(e),
+        };
+        out.push((key, meta.len(), meta.modified()?));
+        if out.len() >= limit {
+            break;
+        }
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::page;
+
+    #[test]
+    fn a_page_is_in_key_order_after_its_start_and_under_its_prefix() {
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let keys = ["a-b", "a/x", "a/y/z", "a.txt", "b", "a/y-1", "a/y.d/q", "c/d/e"];
+        for k in keys {
+            let path = dir.path().join(k);
+            std::fs::create_dir_all(path.parent().unwrap_or(dir.path())).unwrap_or_else(|e| panic!("{e}"));
+            std::fs::write(&path, k).unwrap_or_else(|e| panic!("{e}"));
+        }
+        let names = |after: Option<&str>, prefix: &str, limit: usize| -> Vec<String> {
+            page(dir.path(), after, prefix, limit)
+                .unwrap_or_else(|e| panic!("{e}"))
+                .into_iter()
+                .map(|(k, _, _)| k)
+                .collect()
+        };
+        let mut sorted: Vec<String> = keys.iter().map(|k| (*k).to_owned()).collect();
+        sorted.sort();
+        assert_eq!(names(None, "", 100), sorted);
+        // Page by page, each after the last key of the one before: the same keys.
+        let mut paged = Vec::new();
+        let mut after: Option<String> = None;
+        loop {
+            let p = names(after.as_deref(), "", 3);
+            let Some(last) = p.last().cloned() else { break };
+            paged.extend(p);
+            after = Some(last);
+        }
+        assert_eq!(paged, sorted);
+        assert_eq!(names(None, "a/y", 100), ["a/y-1", "a/y.d/q", "a/y/z"]);
+        assert_eq!(names(Some("a/y-1"), "a/", 2), ["a/y.d/q", "a/y/z"]);
     }
 }

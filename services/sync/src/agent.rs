@@ -301,12 +301,14 @@ impl Agent {
                 let _ = tx.blocking_send(Err(e.to_string()));
             }
         });
-        let mut sides = AgentSides {
+        let sides = AgentSides {
             agent: self,
             remote,
             rules: &rules,
-            local: rx,
-            listing: (!known_b).then(|| remote.store.listing(&remote.bucket, "", None)),
+            local: std::sync::Mutex::new(Some(rx)),
+            listing: std::sync::Mutex::new(
+                (!known_b).then(|| remote.store.listing(&remote.bucket, "", None)),
+            ),
         };
         let options = Options {
             rules: &rules,
@@ -315,7 +317,7 @@ impl Agent {
             dry_run: false,
             base_page: remote.store.list_page_size(),
         };
-        let done = Box::pin(chunks::pass(&mut sides, &self.store, &key, &options)).await;
+        let done = Box::pin(chunks::pass(&sides, &self.store, &key, &options)).await;
         drop(sides);
         let _ = walker.await;
         let report = match done {
@@ -566,13 +568,17 @@ impl Agent {
 /// How many webroot entries the walker hands over at a time.
 const WALK_BATCH: usize = 1000;
 
-/// The webroot and its region's bucket as the sides of a chunked pass.
+/// The batches of the webroot's walk.
+type Walk = mpsc::Receiver<Result<Vec<(String, plan::Entry)>, String>>;
+
+/// The webroot and its region's bucket as the sides of a chunked pass (each source taken out while a
+/// page is read, put back after; gone once read to its end).
 struct AgentSides<'a> {
     agent: &'a Agent,
     remote: &'a Remote,
     rules: &'a plan::Rules,
-    local: mpsc::Receiver<Result<Vec<(String, plan::Entry)>, String>>,
-    listing: Option<flotilla_datastore::Listing<'a>>,
+    local: std::sync::Mutex<Option<Walk>>,
+    listing: std::sync::Mutex<Option<flotilla_datastore::Listing<'a>>>,
 }
 
 impl AgentSides<'_> {
@@ -587,20 +593,31 @@ impl AgentSides<'_> {
 }
 
 impl crate::chunks::Sides for AgentSides<'_> {
-    async fn page(&mut self, side: Side) -> Result<Option<Vec<(String, plan::Entry)>>, String> {
+    async fn page(&self, side: Side) -> Result<Option<Vec<(String, plan::Entry)>>, String> {
         if side == Side::A {
-            return self.local.recv().await.transpose();
+            let Some(mut walk) = self.local.lock().ok().and_then(|mut l| l.take()) else {
+                return Ok(None);
+            };
+            let batch = walk.recv().await;
+            if batch.is_some()
+                && let Ok(mut l) = self.local.lock()
+            {
+                *l = Some(walk);
+            }
+            return batch.transpose();
         }
-        let Some(listing) = self.listing.as_mut() else {
+        let Some(mut listing) = self.listing.lock().ok().and_then(|mut l| l.take()) else {
             return Ok(None);
         };
         let Some(objects) = Box::pin(listing.next_page())
             .await
             .map_err(|e| format!("listing {}: {e}", self.remote.bucket))?
         else {
-            self.listing = None;
             return Ok(None);
         };
+        if let Ok(mut l) = self.listing.lock() {
+            *l = Some(listing);
+        }
         let page = crate::replicate::manifest(&objects, self.rules);
         Ok(Some(page.into_iter().filter(|(k, _)| self.usable(k)).collect()))
     }

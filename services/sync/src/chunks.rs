@@ -24,11 +24,8 @@ pub const SAMPLE: usize = flotilla_proto::SYNC_EVENT_KEYS;
 /// How a pass reads and writes its two sides.
 pub trait Sides: Sync {
     /// The next entries of `side` in key order (bytewise, as S3 lists), after those already given;
-    /// `None` once there are no more.
-    fn page(
-        &mut self,
-        side: Side,
-    ) -> impl Future<Output = Result<Option<Vec<(String, Entry)>>, String>> + Send;
+    /// `None` once there are no more. Never asked for the same side twice at once.
+    fn page(&self, side: Side) -> impl Future<Output = Result<Option<Vec<(String, Entry)>>, String>> + Send;
 
     /// Completes a chunk of side `a`'s entries before it is planned (the agent fills in checksums from
     /// `base`, reading only new and changed files).
@@ -217,9 +214,195 @@ pub struct Options<'a> {
     pub base_page: usize,
 }
 
-/// Runs one pass of the pair `key` (its base in `store`) over `sides`.
+/// The sources of a pass as read so far.
+struct Sources {
+    a: Buffer<Entry>,
+    b: Buffer<Entry>,
+    base: Buffer<(Option<Entry>, Option<Entry>)>,
+    base_after: Option<String>,
+}
+
+impl Sources {
+    /// Reads a page of every source that ran dry, all at once (a page may come back empty and still not
+    /// be the last).
+    async fn refill<S: Sides>(
+        &mut self,
+        sides: &S,
+        store: &SyncStore,
+        pair: Option<i64>,
+        base_page: usize,
+    ) -> Result<(), String> {
+        let (base, base_after) = (&mut self.base, &mut self.base_after);
+        let base = async move {
+            let Some(id) = pair.filter(|_| base.items.is_empty() && !base.done) else {
+                return Ok(());
+            };
+            let size = base_page.max(1);
+            let page = store
+                .base_page(id, base_after.as_deref(), size)
+                .await
+                .map_err(|e| e.to_string())?;
+            if page.len() < size {
+                base.done = true;
+            }
+            if let Some((k, _, _)) = page.last() {
+                *base_after = Some(k.clone());
+            }
+            base.items.extend(page.into_iter().map(|(k, a, b)| (k, (a, b))));
+            Ok::<(), String>(())
+        };
+        let (a, b, base) = futures::join!(
+            fill(sides, &mut self.a, Side::A),
+            fill(sides, &mut self.b, Side::B),
+            base
+        );
+        a.and(b).and(base)
+    }
+
+    fn is_empty(&self) -> bool {
+        self.a.items.is_empty() && self.b.items.is_empty() && self.base.items.is_empty()
+    }
+
+    /// Every key up to the smallest "last key read" of the sources still reading is known on all of
+    /// them (`None`: every source is read to its end).
+    fn bound(&self) -> Option<String> {
+        [&self.a, &self.b]
+            .iter()
+            .filter(|b| !b.done)
+            .filter_map(|b| b.last())
+            .chain((!self.base.done).then(|| self.base.last()).flatten())
+            .min()
+            .map(str::to_owned)
+    }
+}
+
+/// Reads pages of `side` into `buf` until it holds an entry or the side is read to its end.
+async fn fill<S: Sides>(sides: &S, buf: &mut Buffer<Entry>, side: Side) -> Result<(), String> {
+    while buf.items.is_empty() && !buf.done {
+        match sides.page(side).await? {
+            Some(page) => buf.items.extend(page),
+            None => buf.done = true,
+        }
+    }
+    Ok(())
+}
+
+/// A chunk of keys: both sides, their base, the range it covers.
+struct Chunk {
+    a: Manifest,
+    b: Manifest,
+    base: Base,
+    /// The keys it covers: `(prev, upto]`.
+    prev: Option<String>,
+    upto: Option<String>,
+}
+
+/// A chunk once applied, waiting for its base to be written.
+struct Applied {
+    chunk: Chunk,
+    applied: Vec<Action>,
+    not_applied: Vec<Action>,
+    written: Base,
+}
+
+/// Applies a chunk's actions (not its deletions): conflicts' losers first, one by one, then the rest,
+/// `transfers` at once. Gives back each action with its outcome, and those skipped (their losing version
+/// could not be kept first).
+async fn apply<S: Sides>(
+    sides: &S,
+    chunk: &Chunk,
+    actions: Vec<Action>,
+    transfers: usize,
+) -> (Vec<(Action, Result<Option<Entry>, String>)>, Vec<Action>) {
+    let (losers, rest) = plan::losers_first(&actions);
+    let mut results = Vec::new();
+    for action in losers {
+        let done = sides.apply(&action, &chunk.a, &chunk.b).await;
+        results.push((action, done));
+    }
+    let lost = plan::failed_losers(&results);
+    let (rest, skipped) = plan::skip_unkept(rest, &lost);
+    results.extend(
+        futures::stream::iter(rest)
+            .map(|action| async move {
+                let done = sides.apply(&action, &chunk.a, &chunk.b).await;
+                (action, done)
+            })
+            .buffer_unordered(transfers.max(1))
+            .collect::<Vec<_>>()
+            .await,
+    );
+    (results, skipped)
+}
+
+/// Writes an applied chunk's new base: each side copied to listed again over the chunk's range (the
+/// copies' own times), then only the rows that changed.
+async fn settle<S: Sides>(
+    sides: &S,
+    store: &SyncStore,
+    pair: Option<i64>,
+    done: Option<Applied>,
+    complete: bool,
+) -> Result<(), String> {
+    let Some(Applied {
+        chunk,
+        applied,
+        not_applied,
+        mut written,
+    }) = done
+    else {
+        return Ok(());
+    };
+    for side in [Side::A, Side::B] {
+        let copied: BTreeSet<&str> = applied
+            .iter()
+            .filter_map(|x| match x {
+                Action::Copy { key, from, .. } if from.other() == side => Some(key.as_str()),
+                _ => None,
+            })
+            .filter(|k| {
+                let known = if side == Side::A { &written.a } else { &written.b };
+                !known.contains_key(*k)
+            })
+            .collect();
+        let Some(upto) = chunk.upto.as_deref().filter(|_| !copied.is_empty()) else {
+            continue;
+        };
+        let mut listed = sides.relist(side, chunk.prev.as_deref(), upto).await?;
+        listed.retain(|k, _| copied.contains(k.as_str()));
+        match side {
+            Side::A => written.a.extend(listed),
+            Side::B => written.b.extend(listed),
+        }
+    }
+    let base = complete.then_some(&chunk.base);
+    let next = plan::next_base(&chunk.a, &chunk.b, base, &applied, &not_applied, &written);
+    let keys: BTreeSet<&String> = chunk
+        .a
+        .keys()
+        .chain(chunk.b.keys())
+        .chain(chunk.base.a.keys())
+        .chain(chunk.base.b.keys())
+        .collect();
+    let rows: Vec<BaseRow> = keys
+        .into_iter()
+        .filter_map(|k| {
+            let (na, nb) = (next.a.get(k), next.b.get(k));
+            (na != chunk.base.a.get(k) || nb != chunk.base.b.get(k))
+                .then(|| (k.clone(), na.cloned(), nb.cloned()))
+        })
+        .collect();
+    match pair {
+        Some(id) if !rows.is_empty() => store.write_base(id, &rows).await.map_err(|e| e.to_string()),
+        _ => Ok(()),
+    }
+}
+
+/// Runs one pass of the pair `key` (its base in `store`) over `sides`. Chunks go through a pipeline:
+/// while one chunk's copies run, the next chunk's pages are read and the previous chunk's base is
+/// written.
 pub async fn pass<S: Sides>(
-    sides: &mut S,
+    sides: &S,
     store: &SyncStore,
     key: &PairKey,
     options: &Options<'_>,
@@ -250,10 +433,12 @@ pub async fn pass<S: Sides>(
         max_delete_percent: 100,
         ..rules.clone()
     };
-    let mut a_buf: Buffer<Entry> = Buffer::new(options.known_a);
-    let mut b_buf: Buffer<Entry> = Buffer::new(options.known_b);
-    let mut base_buf: Buffer<(Option<Entry>, Option<Entry>)> = Buffer::new(pair.is_none());
-    let mut base_after: Option<String> = None;
+    let mut sources = Sources {
+        a: Buffer::new(options.known_a),
+        b: Buffer::new(options.known_b),
+        base: Buffer::new(pair.is_none()),
+        base_after: None,
+    };
     let mut prev: Option<String> = None;
     let mut totals = [0usize; 2];
     let mut base_totals = [0usize; 2];
@@ -261,70 +446,29 @@ pub async fn pass<S: Sides>(
     let mut deletions: [Vec<(Action, Option<Entry>)>; 2] = [Vec::new(), Vec::new()];
     let mut deletion_counts = [0usize; 2];
     let mut not_exact = false;
+    let mut settling: Option<Applied> = None;
     let now = Utc::now();
-    loop {
-        // Refill every source that ran dry (a page may come back empty and still not be the last).
-        while a_buf.items.is_empty() && !a_buf.done {
-            match sides.page(Side::A).await? {
-                Some(page) => a_buf.items.extend(page),
-                None => a_buf.done = true,
-            }
-        }
-        while b_buf.items.is_empty() && !b_buf.done {
-            match sides.page(Side::B).await? {
-                Some(page) => b_buf.items.extend(page),
-                None => b_buf.done = true,
-            }
-        }
-        if base_buf.items.is_empty()
-            && !base_buf.done
-            && let Some(id) = pair
-        {
-            let size = options.base_page.max(1);
-            let page = store
-                .base_page(id, base_after.as_deref(), size)
-                .await
-                .map_err(|e| e.to_string())?;
-            if page.len() < size {
-                base_buf.done = true;
-            }
-            if let Some((k, _, _)) = page.last() {
-                base_after = Some(k.clone());
-            }
-            base_buf
-                .items
-                .extend(page.into_iter().map(|(k, a, b)| (k, (a, b))));
-        }
-        if a_buf.items.is_empty() && b_buf.items.is_empty() && base_buf.items.is_empty() {
-            break;
-        }
-        // Every key up to the smallest "last key read" of the sources still reading is known on all.
-        let bound: Option<String> = [&a_buf, &b_buf]
-            .iter()
-            .filter(|b| !b.done)
-            .filter_map(|b| b.last())
-            .chain((!base_buf.done).then(|| base_buf.last()).flatten())
-            .min()
-            .map(str::to_owned);
-        let taken_base = base_buf.take(bound.as_deref());
+    sources.refill(sides, store, pair, options.base_page).await?;
+    while !sources.is_empty() {
+        let bound = sources.bound();
         let mut chunk_base = Base::default();
-        for (k, (a, b)) in &taken_base {
+        for (k, (a, b)) in sources.base.take(bound.as_deref()) {
             if let Some(a) = a {
-                chunk_base.a.insert(k.clone(), a.clone());
+                chunk_base.a.insert(k.clone(), a);
             }
             if let Some(b) = b {
-                chunk_base.b.insert(k.clone(), b.clone());
+                chunk_base.b.insert(k, b);
             }
         }
         let a: Manifest = if options.known_a {
             chunk_base.a.clone()
         } else {
-            a_buf.take(bound.as_deref()).into_iter().collect()
+            sources.a.take(bound.as_deref()).into_iter().collect()
         };
         let b: Manifest = if options.known_b {
             chunk_base.b.clone()
         } else {
-            b_buf.take(bound.as_deref()).into_iter().collect()
+            sources.b.take(bound.as_deref()).into_iter().collect()
         };
         let base = complete.then_some(&chunk_base);
         let a = sides.prepare(a, base.map(|b| &b.a)).await;
@@ -368,29 +512,26 @@ pub async fn pass<S: Sides>(
                 }
             }
         }
+        let chunk = Chunk {
+            a,
+            b,
+            base: chunk_base,
+            prev: prev.clone(),
+            upto: upto.clone(),
+        };
+        prev = upto;
         if options.dry_run {
-            prev = upto;
+            sources.refill(sides, store, pair, options.base_page).await?;
             continue;
         }
-        let (losers, rest) = plan::losers_first(&now_actions);
-        let mut results = Vec::new();
-        for action in losers {
-            let done = sides.apply(&action, &a, &b).await;
-            results.push((action, done));
-        }
-        let lost = plan::failed_losers(&results);
-        let (rest, skipped) = plan::skip_unkept(rest, &lost);
-        let (a_ref, b_ref, sides_ref) = (&a, &b, &*sides);
-        results.extend(
-            futures::stream::iter(rest)
-                .map(|action| async move {
-                    let done = sides_ref.apply(&action, a_ref, b_ref).await;
-                    (action, done)
-                })
-                .buffer_unordered(rules.transfers.max(1))
-                .collect::<Vec<_>>()
-                .await,
+        // This chunk's copies, the previous chunk's base and the next chunk's pages, all at once.
+        let ((results, skipped), settled, refilled) = futures::join!(
+            apply(sides, &chunk, now_actions, rules.transfers),
+            settle(sides, store, pair, settling.take(), complete),
+            sources.refill(sides, store, pair, options.base_page)
         );
+        settled?;
+        refilled?;
         let mut applied = Vec::new();
         let mut not_applied = later;
         let mut written = Base::default();
@@ -399,13 +540,14 @@ pub async fn pass<S: Sides>(
                 action.to_string(),
                 "its losing version could not be kept first".into(),
             );
+            not_exact = true;
             not_applied.push(action);
         }
         for (action, done) in results {
             match done {
                 Ok(entry) => {
                     report.applied += 1;
-                    report.tally(&action, &a, &b);
+                    report.tally(&action, &chunk.a, &chunk.b);
                     if let (Action::Copy { key, from, .. }, Some(entry)) = (&action, entry) {
                         match from.other() {
                             Side::A => written.a.insert(key.clone(), entry),
@@ -422,52 +564,14 @@ pub async fn pass<S: Sides>(
             }
         }
         not_exact |= applied.iter().any(|x| matches!(x, Action::KeepLoser { .. }));
-        // Each side copied to, as it holds those keys now (one listing of the chunk's range).
-        for side in [Side::A, Side::B] {
-            let copied: BTreeSet<&str> = applied
-                .iter()
-                .filter_map(|x| match x {
-                    Action::Copy { key, from, .. } if from.other() == side => Some(key.as_str()),
-                    _ => None,
-                })
-                .filter(|k| {
-                    let known = if side == Side::A { &written.a } else { &written.b };
-                    !known.contains_key(*k)
-                })
-                .collect();
-            let Some(upto) = upto.as_deref().filter(|_| !copied.is_empty()) else {
-                continue;
-            };
-            let mut listed = sides.relist(side, prev.as_deref(), upto).await?;
-            listed.retain(|k, _| copied.contains(k.as_str()));
-            match side {
-                Side::A => written.a.extend(listed),
-                Side::B => written.b.extend(listed),
-            }
-        }
-        let next = plan::next_base(&a, &b, base, &applied, &not_applied, &written);
-        // Only the keys whose base changed are written.
-        let keys: BTreeSet<&String> = a
-            .keys()
-            .chain(b.keys())
-            .chain(chunk_base.a.keys())
-            .chain(chunk_base.b.keys())
-            .collect();
-        let rows: Vec<BaseRow> = keys
-            .into_iter()
-            .filter_map(|k| {
-                let (na, nb) = (next.a.get(k), next.b.get(k));
-                (na != chunk_base.a.get(k) || nb != chunk_base.b.get(k))
-                    .then(|| (k.clone(), na.cloned(), nb.cloned()))
-            })
-            .collect();
-        if let Some(id) = pair
-            && !rows.is_empty()
-        {
-            store.write_base(id, &rows).await.map_err(|e| e.to_string())?;
-        }
-        prev = upto;
+        settling = Some(Applied {
+            chunk,
+            applied,
+            not_applied,
+            written,
+        });
     }
+    settle(sides, store, pair, settling.take(), complete).await?;
     // The deletions, now that the whole pass is known: held back on a side past the guard.
     let mut deleted_rows: Vec<BaseRow> = Vec::new();
     for (i, side) in [Side::A, Side::B].into_iter().enumerate() {
@@ -488,30 +592,27 @@ pub async fn pass<S: Sides>(
         if options.dry_run {
             continue;
         }
-        let empty = Manifest::new();
         let results: Vec<(Action, Result<Option<Entry>, String>)> =
             futures::stream::iter(std::mem::take(&mut deletions[i]))
-                .map(|(action, entry)| {
-                    let sides = &*sides;
-                    async move {
-                        // The deleted object as its side listed it (for a backup copy's size).
-                        let mut one = Manifest::new();
-                        if let Some(entry) = entry {
-                            one.insert(action.key().to_owned(), entry);
-                        }
-                        let empty = Manifest::new();
-                        let (a, b) = if side == Side::A {
-                            (&one, &empty)
-                        } else {
-                            (&empty, &one)
-                        };
-                        let done = sides.apply(&action, a, b).await;
-                        (action, done)
+                .map(|(action, entry)| async move {
+                    // The deleted object as its side listed it (for a backup copy's size).
+                    let mut one = Manifest::new();
+                    if let Some(entry) = entry {
+                        one.insert(action.key().to_owned(), entry);
                     }
+                    let empty = Manifest::new();
+                    let (a, b) = if side == Side::A {
+                        (&one, &empty)
+                    } else {
+                        (&empty, &one)
+                    };
+                    let done = sides.apply(&action, a, b).await;
+                    (action, done)
                 })
                 .buffer_unordered(rules.transfers.max(1))
                 .collect()
                 .await;
+        let empty = Manifest::new();
         for (action, done) in results {
             match done {
                 Ok(_) => {

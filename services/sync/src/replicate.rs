@@ -72,13 +72,13 @@ impl<'a> Pair<'a> {
         part_size: u64,
         dry_run: bool,
     ) -> Result<PassReport, PassError> {
-        let mut sides = PairSides {
+        let sides = PairSides {
             pair: *self,
             rules,
             part_size,
             listings: [
-                Some(self.a.listing(self.bucket, "", None)),
-                Some(self.b.listing(self.bucket, "", None)),
+                std::sync::Mutex::new(Some(self.a.listing(self.bucket, "", None))),
+                std::sync::Mutex::new(Some(self.b.listing(self.bucket, "", None))),
             ],
         };
         let options = Options {
@@ -88,7 +88,7 @@ impl<'a> Pair<'a> {
             dry_run,
             base_page: self.a.list_page_size().min(self.b.list_page_size()),
         };
-        Box::pin(chunks::pass(&mut sides, store, key, &options))
+        Box::pin(chunks::pass(&sides, store, key, &options))
             .await
             .map_err(|message| PassError::Failed {
                 bucket: self.bucket.to_owned(),
@@ -97,12 +97,13 @@ impl<'a> Pair<'a> {
     }
 }
 
-/// A pair as the sides of a chunked pass: each side's listing read page by page.
+/// A pair as the sides of a chunked pass: each side's listing read page by page (taken out while a page
+/// is read, put back after; gone once read to its end).
 struct PairSides<'a, 'r> {
     pair: Pair<'a>,
     rules: &'r Rules,
     part_size: u64,
-    listings: [Option<Listing<'a>>; 2],
+    listings: [std::sync::Mutex<Option<Listing<'a>>>; 2],
 }
 
 impl PairSides<'_, '_> {
@@ -130,17 +131,20 @@ impl PairSides<'_, '_> {
 }
 
 impl Sides for PairSides<'_, '_> {
-    async fn page(&mut self, side: Side) -> Result<Option<Vec<(String, Entry)>>, String> {
-        let i = usize::from(side == Side::B);
-        let Some(listing) = self.listings[i].as_mut() else {
+    async fn page(&self, side: Side) -> Result<Option<Vec<(String, Entry)>>, String> {
+        let slot = &self.listings[usize::from(side == Side::B)];
+        let Some(mut listing) = slot.lock().ok().and_then(|mut l| l.take()) else {
             return Ok(None);
         };
-        match Box::pin(listing.next_page()).await {
+        let page = Box::pin(listing.next_page()).await;
+        if let Ok(Some(_)) = &page
+            && let Ok(mut l) = slot.lock()
+        {
+            *l = Some(listing);
+        }
+        match page {
             Ok(Some(objects)) => Ok(Some(manifest(&objects, self.rules).into_iter().collect())),
-            Ok(None) => {
-                self.listings[i] = None;
-                Ok(None)
-            }
+            Ok(None) => Ok(None),
             Err(e) => Err(format!("side {side} could not be listed: {e}")),
         }
     }
