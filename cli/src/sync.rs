@@ -304,12 +304,13 @@ pub fn render(view: &SyncView) -> String {
     for b in &view.buckets {
         let _ = writeln!(
             out,
-            "  {} {} ↔ {}: last pass {}, last full pass {}, {} applied, lag {}, {} pending",
+            "  {} {} ↔ {}: last pass {}, last full pass {}, last full comparison {}, {} applied, lag {}, {} pending",
             b.bucket,
             b.region,
             b.peer,
             ago(b.last_pass),
             ago(b.last_full_pass),
+            ago(b.last_full_comparison),
             b.last_applied,
             b.lag_ms.map_or_else(|| "-".to_owned(), |l| format!("{l} ms")),
             b.pending
