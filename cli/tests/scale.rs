@@ -78,6 +78,16 @@ async fn scale_waits_for_the_count_and_refuses_what_is_out_of_bounds() {
         })
         .await
         .unwrap();
+    // The provisioner records the deployment as it handles the apply: scaling names a deployed one.
+    let desired =
+        flotilla_bus::Topology::ensure(&nats.client().await, &flotilla_bus::TopologyConfig::default())
+            .await
+            .unwrap()
+            .desired_states();
+    flotilla_integration_tests::eventually("the deployment recorded", Duration::from_secs(30), || async {
+        desired.get(&d.name).await.ok().flatten().map(|_| ())
+    })
+    .await;
 
     let out = flotilla(
         &url,

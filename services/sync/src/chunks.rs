@@ -174,6 +174,8 @@ impl PassReport {
 struct Buffer<T> {
     items: VecDeque<(String, T)>,
     done: bool,
+    /// The last key read.
+    read: Option<String>,
 }
 
 impl<T> Buffer<T> {
@@ -182,6 +184,7 @@ impl<T> Buffer<T> {
         Self {
             items: VecDeque::new(),
             done,
+            read: None,
         }
     }
 
@@ -276,11 +279,28 @@ impl Sources {
     }
 }
 
-/// Reads pages of `side` into `buf` until it holds an entry or the side is read to its end.
+/// Reads pages of `side` into `buf` until it holds an entry or the side is read to its end. Keys out of
+/// order fail the pass: merged as they come, they would look absent where they are (and be deleted on
+/// the other side).
 async fn fill<S: Sides>(sides: &S, buf: &mut Buffer<Entry>, side: Side) -> Result<(), String> {
     while buf.items.is_empty() && !buf.done {
         match sides.page(side).await? {
-            Some(page) => buf.items.extend(page),
+            Some(page) => {
+                for (key, entry) in page {
+                    if buf
+                        .read
+                        .as_ref()
+                        .is_some_and(|last| key.as_str() <= last.as_str())
+                    {
+                        return Err(format!(
+                            "side {side} listed {key:?} after {:?}: not in key order, so nothing is planned",
+                            buf.read.as_deref().unwrap_or_default()
+                        ));
+                    }
+                    buf.read = Some(key.clone());
+                    buf.items.push_back((key, entry));
+                }
+            }
             None => buf.done = true,
         }
     }
@@ -655,4 +675,99 @@ pub async fn finish(store: &SyncStore, key: &PairKey, exact: &Exact) -> Result<(
         .finish_pass(id, exact, true)
         .await
         .map_err(|e| e.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Mutex;
+
+    use super::*;
+
+    /// Two sides held in memory, handed out a page at a time; every action applied is recorded.
+    struct Pages {
+        pages: [Mutex<VecDeque<Vec<(String, Entry)>>>; 2],
+        applied: Mutex<Vec<String>>,
+    }
+
+    impl Sides for Pages {
+        async fn page(&self, side: Side) -> Result<Option<Vec<(String, Entry)>>, String> {
+            let i = usize::from(side == Side::B);
+            Ok(self.pages[i].lock().map_err(|e| e.to_string())?.pop_front())
+        }
+
+        async fn prepare(&self, a: Manifest, _base: Option<&Manifest>) -> Manifest {
+            a
+        }
+
+        async fn apply(
+            &self,
+            action: &Action,
+            _a: &Manifest,
+            _b: &Manifest,
+        ) -> Result<Option<Entry>, String> {
+            self.applied
+                .lock()
+                .map_err(|e| e.to_string())?
+                .push(action.to_string());
+            Ok(None)
+        }
+
+        async fn relist(&self, _side: Side, _after: Option<&str>, _upto: &str) -> Result<Manifest, String> {
+            Ok(Manifest::new())
+        }
+    }
+
+    fn entry() -> Entry {
+        Entry {
+            size: 1,
+            modified: DateTime::<Utc>::UNIX_EPOCH,
+            checksum: None,
+        }
+    }
+
+    #[tokio::test]
+    async fn keys_out_of_order_fail_the_pass_and_delete_nothing() {
+        let db = flotilla_integration_tests::TestDb::sqlite().await;
+        let (sqlite, postgres) = crate::store::migrations();
+        db.store
+            .migrate_with(sqlite, postgres)
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        let store = SyncStore::new(db.store.clone());
+        let key = PairKey {
+            deployment: "d".into(),
+            bucket: "b".into(),
+            side_a: "a".into(),
+            side_b: "b".into(),
+        };
+        let page = |keys: &[&str]| {
+            keys.iter()
+                .map(|k| ((*k).to_owned(), entry()))
+                .collect::<Vec<_>>()
+        };
+        // Side a's second page goes back to a key before its first page's last.
+        let sides = Pages {
+            pages: [
+                Mutex::new(VecDeque::from([page(&["b", "d"]), page(&["c"])])),
+                Mutex::new(VecDeque::from([page(&["a"])])),
+            ],
+            applied: Mutex::new(Vec::new()),
+        };
+        let rules = Rules::default();
+        let options = Options {
+            rules: &rules,
+            known_a: false,
+            known_b: false,
+            dry_run: false,
+            base_page: 2,
+        };
+        let failed = pass(&sides, &store, &key, &options).await;
+        let e = failed.err().unwrap_or_default();
+        assert!(e.contains("not in key order"), "{e}");
+        // What came before the disorder may have been copied; nothing was deleted, and the pass left no
+        // base (the next one merges again).
+        let applied = sides.applied.lock().map(|a| a.clone()).unwrap_or_default();
+        assert!(!applied.iter().any(|a| a.starts_with("delete")), "{applied:?}");
+        assert!(store.base(&key).await.unwrap_or_else(|e| panic!("{e}")).is_none());
+    }
 }
