@@ -683,9 +683,12 @@ mod tests {
 
     use super::*;
 
+    /// A side's pages, in the order they are handed out.
+    type Queue = Mutex<VecDeque<Vec<(String, Entry)>>>;
+
     /// Two sides held in memory, handed out a page at a time; every action applied is recorded.
     struct Pages {
-        pages: [Mutex<VecDeque<Vec<(String, Entry)>>>; 2],
+        pages: [Queue; 2],
         applied: Mutex<Vec<String>>,
     }
 
