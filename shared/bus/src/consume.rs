@@ -646,7 +646,25 @@ impl CommandConsumer {
             .map_err(|e| e.to_string())?;
         self.counters.pull_failing.store(false, Ordering::Relaxed);
         let mut first = Some(first);
-        while let Some(next) = batch.next().await {
+        loop {
+            // A stop does not wait for the pull to expire: what the server sends after it is not taken
+            // (unacknowledged, it is redelivered after its ack wait, to this or another replica).
+            let next = tokio::select! {
+                biased;
+                _ = shutdown.cancelled() => {
+                    // What already arrived is handed straight back (redelivered at once, not after the
+                    // ack wait).
+                    while let Some(Some(Ok(msg))) = futures::FutureExt::now_or_never(batch.next()) {
+                        let _ = msg.ack_with(AckKind::Nak(None)).await;
+                        self.counters.record(Outcome::Abandoned);
+                    }
+                    break;
+                }
+                next = batch.next() => next,
+            };
+            let Some(next) = next else {
+                break;
+            };
             let msg = next.map_err(|e| e.to_string())?;
             if shutdown.is_cancelled() {
                 // Pulled after the stop signal: hand it straight back.
