@@ -20,10 +20,26 @@ pub async fn start_binary(
     name: &str,
     n: u64,
 ) -> (Child, PathBuf) {
+    start_binary_with(bin, config, notify_path, notify, dir, name, n, &[]).await
+}
+
+/// As [`start_binary`], with `envs` set (`WATCHDOG_USEC`, say).
+#[allow(clippy::too_many_arguments)]
+pub async fn start_binary_with(
+    bin: &str,
+    config: &Path,
+    notify_path: &Path,
+    notify: &UnixDatagram,
+    dir: &Path,
+    name: &str,
+    n: u64,
+    envs: &[(&str, &str)],
+) -> (Child, PathBuf) {
     let log = dir.join(format!("{name}-{n}.log"));
     let child = Command::new(bin)
         .arg("--config")
         .arg(config)
+        .envs(envs.iter().copied())
         .env("NOTIFY_SOCKET", notify_path)
         .env("RUST_LOG", "info")
         .stdout(Stdio::null())

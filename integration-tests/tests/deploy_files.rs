@@ -50,6 +50,74 @@ fn every_service_has_a_systemd_unit_that_checks_its_config_first() {
         )));
         assert!(unit.contains(&format!("ExecStart=/usr/local/bin/flotilla-{}\n", def.name)));
         assert!(unit.contains(&format!("FLOTILLA__ADMIN__LISTEN=127.0.0.1:{}", def.admin_port)));
+        assert!(unit.contains("WatchdogSec="), "{}", path.display());
+        assert!(
+            unit.contains("LoadCredential=secrets.toml:/etc/flotilla/secrets.toml")
+                && unit.contains("Environment=FLOTILLA__SECRETS_FILE=%d/secrets.toml"),
+            "{}",
+            path.display()
+        );
+        assert!(unit.contains("User=flotilla"), "{}", path.display());
+    }
+    // The user they run as is declared for systemd-sysusers.
+    let sysusers = std::fs::read_to_string(repo().join("compose/systemd/flotilla.sysusers.conf")).unwrap();
+    assert!(
+        sysusers.lines().any(|l| l.starts_with("u flotilla ")),
+        "{sysusers}"
+    );
+}
+
+/// Every unit (the services', the sync agent's, the example nats-server's) passes `systemd-analyze verify`
+/// (but for the binaries, which are not installed here) and `systemd-analyze security` rates it at
+/// exposure 2.0 or lower.
+#[test]
+fn every_unit_verifies_and_is_hardened() {
+    let analyze = std::process::Command::new("systemd-analyze")
+        .arg("--version")
+        .output();
+    if analyze.is_err() {
+        assert!(
+            !flotilla_integration_tests::in_ci(),
+            "CI=true but systemd-analyze is not installed (apt-get install systemd)"
+        );
+        eprintln!("SKIPPED: systemd-analyze is not installed");
+        return;
+    }
+    let mut units: Vec<PathBuf> = std::fs::read_dir(repo().join("compose/systemd"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "service"))
+        .collect();
+    units.sort();
+    assert!(units.len() >= 7, "{units:?}");
+    for unit in units {
+        let out = std::process::Command::new("systemd-analyze")
+            .args(["security", "--offline=true", "--threshold=20"])
+            .arg(&unit)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}: exposure above 2.0:\n{}",
+            unit.display(),
+            String::from_utf8_lossy(&out.stdout)
+        );
+        let out = std::process::Command::new("systemd-analyze")
+            .arg("verify")
+            .arg(&unit)
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&out.stderr);
+        let complaints: Vec<&str> = text
+            .lines()
+            .filter(|l| !l.trim().is_empty() && !l.contains("is not executable: No such file or directory"))
+            .collect();
+        assert!(
+            complaints.is_empty(),
+            "{}:\n{}",
+            unit.display(),
+            complaints.join("\n")
+        );
     }
 }
 

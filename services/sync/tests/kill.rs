@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use common::{Harness, write};
-use flotilla_integration_tests::process::start_binary;
+use flotilla_integration_tests::process::{start_binary, start_binary_with};
 use sha2::Digest;
 use tokio::net::UnixDatagram;
 
@@ -118,7 +118,29 @@ async fn an_agent_killed_mid_transfer_serves_no_partial_file_and_loses_nothing()
     write(&ams, "written-while-down.html", b"not lost");
 
     // Started again: READY only once caught up.
-    let (_child, log) = start_binary(BIN, &cfg, &notify_path, &notify, h.dir.path(), "ams-ws-1", 2).await;
+    let (_child, log) = start_binary_with(
+        BIN,
+        &cfg,
+        &notify_path,
+        &notify,
+        h.dir.path(),
+        "ams-ws-1",
+        2,
+        &[("WATCHDOG_USEC", "400000")],
+    )
+    .await;
+    // systemd's watchdog is pinged (every 200 ms here) once it is ready.
+    let mut buf = [0u8; 256];
+    let pinged = tokio::time::timeout(Duration::from_secs(5), async {
+        loop {
+            let got = notify.recv(&mut buf).await.unwrap();
+            if String::from_utf8_lossy(&buf[..got]).contains("WATCHDOG=1") {
+                return;
+            }
+        }
+    })
+    .await;
+    assert!(pinged.is_ok(), "no WATCHDOG=1 within 5 s");
     assert_eq!(
         sha(&ams.join("video.bin")),
         Some(want),

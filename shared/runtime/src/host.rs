@@ -719,6 +719,22 @@ where
         }
     }
     let _ = sd_notify::notify(&[sd_notify::NotifyState::Ready]);
+    // systemd's watchdog (`WatchdogSec=`): pinged at half its interval for as long as the event loop runs,
+    // so a hung process is restarted; the pings stop with the service.
+    if let Some(every) = sd_notify::watchdog_enabled() {
+        let stop = token.clone();
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(every / 2);
+            loop {
+                tokio::select! {
+                    () = stop.cancelled() => return,
+                    _ = tick.tick() => {
+                        let _ = sd_notify::notify(&[sd_notify::NotifyState::Watchdog]);
+                    }
+                }
+            }
+        });
+    }
     running.wait().await
 }
 
