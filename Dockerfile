@@ -8,7 +8,8 @@ RUN cargo build --release --locked --bins \
        target/release/flotilla-firewall target/release/flotilla-sync target/release/flotilla-autoscaler /out/
 
 FROM debian:bookworm-slim
-RUN apt-get update && apt-get install -y --no-install-recommends ca-certificates && rm -rf /var/lib/apt/lists/* \
+# curl: the compose health check asks each service's /ready.
+RUN apt-get update && apt-get install -y --no-install-recommends ca-certificates curl && rm -rf /var/lib/apt/lists/* \
  && useradd --system --home /var/lib/flotilla --create-home flotilla
 COPY --from=build /out/ /usr/local/bin/
 USER flotilla

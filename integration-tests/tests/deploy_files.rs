@@ -36,6 +36,16 @@ fn compose_runs_every_service_against_jetstream() {
             def.name
         );
     }
+    // Health checks that prove something and run in the images' own tools: NATS's JetStream health
+    // endpoint (busybox wget in the alpine image), the services' `/ready` with curl (installed in ours) —
+    // never bash's `/dev/tcp` (the image's `/bin/sh` is dash).
+    assert!(
+        compose.contains("nats:2.12-alpine") && compose.contains("/healthz?js-enabled-only=true"),
+        "NATS needs a real health check"
+    );
+    assert!(!compose.contains("/dev/tcp") && !compose.contains("--help"));
+    assert!(compose.contains("http://127.0.0.1:9100/ready"));
+    assert!(dockerfile.contains(" curl"), "the image's health check needs curl");
 }
 
 #[test]
