@@ -45,7 +45,10 @@ fn compose_runs_every_service_against_jetstream() {
     );
     assert!(!compose.contains("/dev/tcp") && !compose.contains("--help"));
     assert!(compose.contains("http://127.0.0.1:9100/ready"));
-    assert!(dockerfile.contains(" curl"), "the image's health check needs curl");
+    assert!(
+        dockerfile.contains(" curl"),
+        "the image's health check needs curl"
+    );
 }
 
 #[test]
