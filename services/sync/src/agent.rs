@@ -33,9 +33,10 @@ use tokio_util::sync::CancellationToken;
 use crate::chunks::{self, Options, PassReport};
 use crate::local::{self, Excludes};
 use crate::plan::{self, Action, Manifest, Side};
+use crate::replicate::Known;
 use crate::settings::{AgentSettings, Settings};
-use crate::stamps::{Seen, Spot, StampSource};
-use crate::store::{Exact, PairKey, SyncStore};
+use crate::stamps::{StampSource, Stamped};
+use crate::store::{PairKey, SyncStore};
 
 /// What an agent works with.
 pub struct Agent {
@@ -273,23 +274,19 @@ impl Agent {
             side_b: remote.endpoint.clone(),
         };
         // The bucket's stamp before its listing: unchanged since the base was exact, the base is its
-        // manifest (see `crate::stamps`); the bucket is listed anyway every `full_compare_interval`.
-        let seen = self.seen(remote).await;
-        let exact = self
-            .store
-            .pair(&key)
-            .await
-            .map_err(|e| e.to_string())?
-            .filter(|p| p.complete)
-            .map(|p| p.exact)
-            .unwrap_or_default();
+        // manifest (see `crate::stamps`); the bucket is listed anyway every `full_compare_interval`. The
+        // webroot is not a bucket: it is walked every pass.
         let full = self.compared.lock().map_or(true, |c| {
             c.is_none_or(|at| at.elapsed() >= self.settings.full_compare_interval)
         });
-        let known_b = !full
-            && seen
-                .as_ref()
-                .is_some_and(|s| exact.b.as_deref() == Some(s.id.as_str()));
+        let stamped = Stamped {
+            stamps: self.stamps.get().await,
+            store: &self.store,
+            key: &key,
+            full,
+        };
+        let begun = stamped.begin(Known { a: false, b: true }).await?;
+        let known_b = begun.known.b;
         // The webroot, walked in key order on a blocking thread, a batch at a time.
         let (tx, rx) = mpsc::channel::<Result<Vec<(String, plan::Entry)>, String>>(2);
         let (root, excludes) = (self.root().to_path_buf(), self.excludes.clone());
@@ -320,26 +317,10 @@ impl Agent {
         let done = Box::pin(chunks::pass(&sides, &self.store, &key, &options)).await;
         drop(sides);
         let _ = walker.await;
-        let report = match done {
-            Ok(r) => r,
-            Err(e) => {
-                // It may have pushed before it failed: whoever reads the bucket next lists it.
-                self.leave(remote, None).await;
-                return Err(e);
-            }
-        };
+        // The bucket's stamp left if it was written to; the base recorded exact at it when it is.
+        let report = stamped.end(begun, done).await?;
         if !known_b && let Ok(mut c) = self.compared.lock() {
             *c = Some(std::time::Instant::now());
-        }
-        // The bucket's stamp, now that it was written to (by compare-and-set on the one read before the
-        // listing when the new base is exact: nothing failed, held back or kept under a new name).
-        let exact_b = if report.wrote.1 {
-            self.leave(remote, seen.as_ref().filter(|_| report.exact)).await
-        } else {
-            seen.filter(|_| report.exact).map(|s| s.id)
-        };
-        if report.based {
-            chunks::finish(&self.store, &key, &Exact { a: None, b: exact_b }).await?;
         }
         if report.is_quiet() {
             return Ok(report);
@@ -353,37 +334,6 @@ impl Agent {
             "sync agent: pass"
         );
         Ok(report)
-    }
-
-    fn spot<'a>(&'a self, remote: &'a Remote) -> Spot<'a> {
-        Spot {
-            deployment: &self.agent.deployment,
-            bucket: &remote.bucket,
-            endpoint: &remote.endpoint,
-        }
-    }
-
-    /// The bucket's stamp (`None` when stamps cannot be read now: the bucket is then listed).
-    async fn seen(&self, remote: &Remote) -> Option<Seen> {
-        match self.stamps.get().await?.read(self.spot(remote)).await {
-            Ok(seen) => Some(seen),
-            Err(e) => {
-                tracing::warn!(error = %e, "sync agent: the bucket's stamp could not be read; listing");
-                None
-            }
-        }
-    }
-
-    /// Leaves a stamp on the bucket after writing to it; the new stamp's id when the compare-and-set on
-    /// `seen` held.
-    async fn leave(&self, remote: &Remote, seen: Option<&Seen>) -> Option<String> {
-        match self.stamps.get().await?.left(self.spot(remote), seen).await {
-            Ok(id) => id,
-            Err(e) => {
-                tracing::warn!(error = %e, "sync agent: the bucket's stamp could not be left");
-                None
-            }
-        }
     }
 
     /// Applies one action; a pulled file's entry as it now is in the webroot.

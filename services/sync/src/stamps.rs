@@ -198,8 +198,8 @@ impl Stamped<'_> {
         }
     }
 
-    async fn read(&self, side: Side) -> Option<Seen> {
-        let stamps = self.stamps?;
+    async fn read(&self, side: Side, stamped: bool) -> Option<Seen> {
+        let stamps = self.stamps.filter(|_| stamped)?;
         match stamps.read(self.spot(side)).await {
             Ok(seen) => Some(seen),
             Err(e) => {
@@ -210,8 +210,15 @@ impl Stamped<'_> {
     }
 
     /// After a pass that wrote to `side`: its stamp, and the id the base is exact at (if it is).
-    async fn after(&self, side: Side, seen: Option<Seen>, wrote: bool, exact: bool) -> Option<String> {
-        let stamps = self.stamps?;
+    async fn after(
+        &self,
+        side: Side,
+        stamped: bool,
+        seen: Option<Seen>,
+        wrote: bool,
+        exact: bool,
+    ) -> Option<String> {
+        let stamps = self.stamps.filter(|_| stamped)?;
         if !wrote {
             return seen.filter(|_| exact).map(|s| s.id);
         }
@@ -225,12 +232,11 @@ impl Stamped<'_> {
         }
     }
 
-    /// One pass of `pair`: each side's stamp read first; a side whose stamp is the one the recorded base is
-    /// exact at is not listed (unless `full`); the new base recorded with, per side, the stamp it is exact
-    /// at; a stamp left on every side written to. A pass with both sides known unchanged does nothing
-    /// else (its report lists nothing and applies nothing).
-    pub async fn pass(&self, pair: &Pair<'_>, rules: &Rules, part_size: u64) -> Result<PassReport, String> {
-        let (seen_a, seen_b) = futures::join!(self.read(Side::A), self.read(Side::B));
+    /// Before a pass: the stamps of the sides that are `stamped` buckets (an agent's webroot is not), read
+    /// before anything is listed, and which sides they show unchanged since the base was recorded exact
+    /// (none when `full`).
+    pub async fn begin(&self, stamped: Known) -> Result<Begun, String> {
+        let (seen_a, seen_b) = futures::join!(self.read(Side::A, stamped.a), self.read(Side::B, stamped.b));
         let exact = self
             .store
             .pair(self.key)
@@ -246,6 +252,51 @@ impl Stamped<'_> {
             a: unchanged(&seen_a, &exact.a),
             b: unchanged(&seen_b, &exact.b),
         };
+        Ok(Begun {
+            stamped,
+            seen: (seen_a, seen_b),
+            known,
+        })
+    }
+
+    /// After a pass begun with `begun`: a stamp left on every stamped side written to (a plain one on
+    /// each when the pass failed: it may have written before it did), and, when the pass recorded its
+    /// base, the stamps that base is exact at.
+    pub async fn end(&self, begun: Begun, done: Result<PassReport, String>) -> Result<PassReport, String> {
+        let Begun {
+            stamped,
+            seen: (seen_a, seen_b),
+            ..
+        } = begun;
+        let report = match done {
+            Ok(r) => r,
+            Err(e) => {
+                self.after(Side::A, stamped.a, None, true, false).await;
+                self.after(Side::B, stamped.b, None, true, false).await;
+                return Err(e);
+            }
+        };
+        let exact = Exact {
+            a: self
+                .after(Side::A, stamped.a, seen_a, report.wrote.0, report.exact)
+                .await,
+            b: self
+                .after(Side::B, stamped.b, seen_b, report.wrote.1, report.exact)
+                .await,
+        };
+        if report.based {
+            crate::chunks::finish(self.store, self.key, &exact).await?;
+        }
+        Ok(report)
+    }
+
+    /// One pass of `pair` (both sides stamped buckets): each side's stamp read first; a side whose stamp is
+    /// the one the recorded base is exact at is not listed (unless `full`); the new base recorded with,
+    /// per side, the stamp it is exact at; a stamp left on every side written to. A pass with both sides
+    /// known unchanged does nothing else (its report lists nothing and applies nothing).
+    pub async fn pass(&self, pair: &Pair<'_>, rules: &Rules, part_size: u64) -> Result<PassReport, String> {
+        let begun = self.begin(Known { a: true, b: true }).await?;
+        let known = begun.known;
         if known.a && known.b {
             // Both sides exactly as the base: in step, nothing to list or do.
             return Ok(PassReport {
@@ -253,22 +304,20 @@ impl Stamped<'_> {
                 ..PassReport::default()
             });
         }
-        let report = match Box::pin(pair.pass(self.store, self.key, known, rules, part_size, false)).await {
-            Ok(r) => r,
-            Err(e) => {
-                // It may have written before it failed: whoever reads these sides next lists them.
-                self.after(Side::A, None, true, false).await;
-                self.after(Side::B, None, true, false).await;
-                return Err(e.to_string());
-            }
-        };
-        let exact = Exact {
-            a: self.after(Side::A, seen_a, report.wrote.0, report.exact).await,
-            b: self.after(Side::B, seen_b, report.wrote.1, report.exact).await,
-        };
-        if report.based {
-            crate::chunks::finish(self.store, self.key, &exact).await?;
-        }
-        Ok(report)
+        let done = Box::pin(pair.pass(self.store, self.key, known, rules, part_size, false))
+            .await
+            .map_err(|e| e.to_string());
+        self.end(begun, done).await
     }
+}
+
+/// A stamped pass under way (see [`Stamped::begin`]).
+#[derive(Debug)]
+pub struct Begun {
+    /// The sides that are stamped buckets.
+    stamped: Known,
+    /// Their stamps as read before the pass.
+    seen: (Option<Seen>, Option<Seen>),
+    /// The sides known unchanged: their base is their manifest.
+    pub known: Known,
 }
