@@ -62,6 +62,8 @@ pub fn init_logging() {
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
         )
         .with_test_writer()
+        // Plain text: a failing test's output is read in CI logs and files, not a terminal.
+        .with_ansi(false)
         .try_init();
 }
 

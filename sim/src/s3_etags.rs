@@ -58,7 +58,24 @@ impl Tagged {
     }
 }
 
-// Every other operation: s3s-fs unchanged.
+/// `result`, its cause logged when it is an internal error: s3s-fs answers an I/O failure of its own
+/// (a full disk, too many open files) with a bare `InternalError` and logs nothing, which leaves a
+/// failing test with no clue.
+fn explained<T>(operation: &str, result: S3Result<T>) -> S3Result<T> {
+    if let Err(e) = &result
+        && *e.code() == s3s::S3ErrorCode::InternalError
+    {
+        let cause = e.source().map(ToString::to_string);
+        tracing::warn!(
+            operation,
+            cause = cause.as_deref().unwrap_or("none given"),
+            "S3 endpoint: internal error"
+        );
+    }
+    result
+}
+
+// Every other operation: s3s-fs unchanged (internal errors explained).
 #[async_trait::async_trait]
 impl S3 for Tagged {
     async fn create_bucket(
@@ -69,7 +86,7 @@ impl S3 for Tagged {
     }
 
     async fn copy_object(&self, req: S3Request<CopyObjectInput>) -> S3Result<S3Response<CopyObjectOutput>> {
-        self.fs.copy_object(req).await
+        explained("copy_object", self.fs.copy_object(req).await)
     }
 
     async fn delete_bucket(
@@ -83,14 +100,14 @@ impl S3 for Tagged {
         &self,
         req: S3Request<DeleteObjectInput>,
     ) -> S3Result<S3Response<DeleteObjectOutput>> {
-        self.fs.delete_object(req).await
+        explained("delete_object", self.fs.delete_object(req).await)
     }
 
     async fn delete_objects(
         &self,
         req: S3Request<DeleteObjectsInput>,
     ) -> S3Result<S3Response<DeleteObjectsOutput>> {
-        self.fs.delete_objects(req).await
+        explained("delete_objects", self.fs.delete_objects(req).await)
     }
 
     async fn get_bucket_location(
@@ -101,7 +118,7 @@ impl S3 for Tagged {
     }
 
     async fn get_object(&self, req: S3Request<GetObjectInput>) -> S3Result<S3Response<GetObjectOutput>> {
-        self.fs.get_object(req).await
+        explained("get_object", self.fs.get_object(req).await)
     }
 
     async fn head_bucket(&self, req: S3Request<HeadBucketInput>) -> S3Result<S3Response<HeadBucketOutput>> {
@@ -109,7 +126,7 @@ impl S3 for Tagged {
     }
 
     async fn head_object(&self, req: S3Request<HeadObjectInput>) -> S3Result<S3Response<HeadObjectOutput>> {
-        self.fs.head_object(req).await
+        explained("head_object", self.fs.head_object(req).await)
     }
 
     async fn list_buckets(
@@ -120,25 +137,28 @@ impl S3 for Tagged {
     }
 
     async fn put_object(&self, req: S3Request<PutObjectInput>) -> S3Result<S3Response<PutObjectOutput>> {
-        self.fs.put_object(req).await
+        explained("put_object", self.fs.put_object(req).await)
     }
 
     async fn create_multipart_upload(
         &self,
         req: S3Request<CreateMultipartUploadInput>,
     ) -> S3Result<S3Response<CreateMultipartUploadOutput>> {
-        self.fs.create_multipart_upload(req).await
+        explained(
+            "create_multipart_upload",
+            self.fs.create_multipart_upload(req).await,
+        )
     }
 
     async fn upload_part(&self, req: S3Request<UploadPartInput>) -> S3Result<S3Response<UploadPartOutput>> {
-        self.fs.upload_part(req).await
+        explained("upload_part", self.fs.upload_part(req).await)
     }
 
     async fn upload_part_copy(
         &self,
         req: S3Request<UploadPartCopyInput>,
     ) -> S3Result<S3Response<UploadPartCopyOutput>> {
-        self.fs.upload_part_copy(req).await
+        explained("upload_part_copy", self.fs.upload_part_copy(req).await)
     }
 
     async fn list_parts(&self, req: S3Request<ListPartsInput>) -> S3Result<S3Response<ListPartsOutput>> {
@@ -149,7 +169,10 @@ impl S3 for Tagged {
         &self,
         req: S3Request<CompleteMultipartUploadInput>,
     ) -> S3Result<S3Response<CompleteMultipartUploadOutput>> {
-        self.fs.complete_multipart_upload(req).await
+        explained(
+            "complete_multipart_upload",
+            self.fs.complete_multipart_upload(req).await,
+        )
     }
 
     async fn abort_multipart_upload(
