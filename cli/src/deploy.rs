@@ -16,9 +16,13 @@ use futures::StreamExt;
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 use uuid::Uuid;
 
+use crate::out::{self, say};
 use crate::session::{Exit, FleetEvent, Session, exit, load_deployment};
 
 #[derive(Debug, clap::Args)]
+#[command(
+    after_help = "Examples:\n  flotilla deploy examples/*.tmpl\n  flotilla deploy www-codetesters-uk.toml --plan\n  flotilla deploy www-codetesters-uk.toml --timeout 1h -o json"
+)]
 pub struct Args {
     /// TOML specs or the original toolkit's templates (several files = one deployment).
     #[arg(required = true)]
@@ -49,14 +53,15 @@ pub async fn run(nats: &flotilla_bus::BusConfig, args: Args) -> anyhow::Result<E
 }
 
 async fn show_plan(session: &Session, deployment: &Deployment) -> anyhow::Result<()> {
-    println!("deployment {}", deployment.name);
+    say!("deployment {}", deployment.name);
+    let mut plans = BTreeMap::new();
     for region in ordered(deployment) {
         let req = ShowPlan {
             deployment: deployment.clone(),
             region: region.name.clone(),
         };
         let plan = session.plan(&req).await?;
-        println!(
+        say!(
             "  region {} ({}{}): VPC {}, DBaaS {}",
             region.name,
             region.provider,
@@ -65,17 +70,22 @@ async fn show_plan(session: &Session, deployment: &Deployment) -> anyhow::Result
             plan.dbaas
         );
         if plan.steps.is_empty() {
-            println!("    machines: no change");
+            say!("    machines: no change");
         }
         for step in &plan.steps {
             let sign = if step.action == "create" { '+' } else { '-' };
-            println!(
+            say!(
                 "    {sign} {:<7} {:<14} {:<16} {} ({})",
-                step.action, step.role, step.size, step.resource_id, step.reason
+                step.action,
+                step.role,
+                step.size,
+                step.resource_id,
+                step.reason
             );
         }
+        plans.insert(region.name.clone(), plan);
     }
-    Ok(())
+    out::result(&serde_json::json!({ "deployment": deployment.name, "plans": plans }))
 }
 
 /// Primary first, so that its apply is queued before the secondaries that wait for it.
@@ -291,9 +301,10 @@ pub async fn deploy(
         })
         .collect();
     let fleet = session.fleet(Some(&deployment.name), None).await?;
-    print!("{}", crate::status::render(&fleet));
+    out::text(&crate::status::render(&fleet));
+    out::result(&fleet)?;
     if failed.is_empty() {
-        println!(
+        say!(
             "deployment {}: every region applied, {} machine(s) healthy",
             deployment.name,
             healthy_count(&fleet)

@@ -13,9 +13,13 @@ use flotilla_proto::{CommandMeta, DestroyRegion};
 use futures::StreamExt;
 use uuid::Uuid;
 
+use crate::out::{self, say};
 use crate::session::{Exit, FleetEvent, Session, exit};
 
 #[derive(Debug, clap::Args)]
+#[command(
+    after_help = "Examples:\n  flotilla destroy www-codetesters-uk\n  flotilla destroy www-codetesters-uk --region nl-ams --yes"
+)]
 pub struct Args {
     /// The deployment.
     deployment: String,
@@ -36,7 +40,7 @@ pub async fn run(nats: &flotilla_bus::BusConfig, args: Args) -> anyhow::Result<E
         .fleet(Some(&args.deployment), args.region.as_deref())
         .await?;
     if fleet.regions.is_empty() {
-        println!(
+        say!(
             "deployment {}{}: nothing recorded, nothing to destroy",
             args.deployment,
             args.region
@@ -44,6 +48,7 @@ pub async fn run(nats: &flotilla_bus::BusConfig, args: Args) -> anyhow::Result<E
                 .map(|r| format!(" region {r}"))
                 .unwrap_or_default()
         );
+        out::result(&serde_json::json!({ "deployment": args.deployment, "destroyed": {} }))?;
         return Ok(ExitCode::SUCCESS);
     }
     let machines: usize = fleet.regions.iter().map(|r| r.machines.len()).sum();
@@ -65,7 +70,7 @@ pub async fn run(nats: &flotilla_bus::BusConfig, args: Args) -> anyhow::Result<E
         let mut answer = String::new();
         std::io::stdin().lock().read_line(&mut answer)?;
         if answer.trim() != args.deployment {
-            println!("not confirmed; nothing destroyed");
+            say!("not confirmed; nothing destroyed");
             return Ok(ExitCode::from(exit::FAILED));
         }
     }
@@ -109,6 +114,7 @@ pub async fn run(nats: &flotilla_bus::BusConfig, args: Args) -> anyhow::Result<E
     }
     // Regions whose destroy left something in place, and what.
     let mut incomplete: BTreeMap<String, String> = BTreeMap::new();
+    let mut destroyed: BTreeMap<String, Vec<String>> = BTreeMap::new();
     let deadline = tokio::time::sleep(args.timeout);
     tokio::pin!(deadline);
     while !pending.is_empty() {
@@ -140,14 +146,15 @@ pub async fn run(nats: &flotilla_bus::BusConfig, args: Args) -> anyhow::Result<E
         }
         match e.outcome.as_str() {
             "destroyed" => {
-                println!("{}: destroyed ({} machine(s))", e.region, e.destroyed.len());
+                say!("{}: destroyed ({} machine(s))", e.region, e.destroyed.len());
+                destroyed.insert(e.region.clone(), e.destroyed.clone());
                 if let Some(left) = &e.error {
                     eprintln!("{}: warning — {left}", e.region);
                 }
             }
             "failed" => {
                 let why = e.error.unwrap_or_else(|| "no reason given".into());
-                println!("{}: destroy incomplete — {why}", e.region);
+                say!("{}: destroy incomplete — {why}", e.region);
                 incomplete.insert(e.region.clone(), why);
             }
             _ => continue,
@@ -155,6 +162,7 @@ pub async fn run(nats: &flotilla_bus::BusConfig, args: Args) -> anyhow::Result<E
         pending.remove(&e.region);
     }
     if incomplete.is_empty() {
+        out::result(&serde_json::json!({ "deployment": args.deployment, "destroyed": destroyed }))?;
         return Ok(ExitCode::SUCCESS);
     }
     Err(Exit::error(

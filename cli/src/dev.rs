@@ -38,6 +38,9 @@ pub const EXAMPLES: [(&str, &str); 3] = [
 ];
 
 #[derive(Debug, clap::Args)]
+#[command(
+    after_help = "Examples:\n  flotilla dev --demo\n  flotilla dev\n  flotilla dev --nats-url nats://127.0.0.1:4222"
+)]
 pub struct Args {
     /// Also deploy the three-region example and show the fleet.
     #[arg(long)]

@@ -18,7 +18,8 @@ use flotilla_proto::{
     ServiceStatus, ServiceStatusRequest, ShowRecords,
 };
 
-use crate::session::{Exit, FleetEvent, Outcome, Output, Session, exit, issuer};
+use crate::out::{self, say};
+use crate::session::{Exit, FleetEvent, Outcome, Session, exit, issuer};
 
 #[derive(Debug, clap::Args)]
 #[command(after_help = "Example:\n  flotilla failover www-codetesters-uk --to nl-ams")]
@@ -45,9 +46,6 @@ pub enum DnsCommand {
     Show {
         /// The deployment.
         deployment: String,
-        /// Output format.
-        #[arg(long, short, value_enum, default_value = "table")]
-        output: Output,
     },
     /// Make the records another owner holds at a deployment's names the deployment's (nothing is deleted).
     ///
@@ -111,7 +109,7 @@ pub async fn failover(nats: &flotilla_bus::BusConfig, args: FailoverArgs) -> any
         .await?;
     match outcome {
         Outcome::Done(moved) => {
-            println!("{}", moved_line(&moved));
+            out::answer(&moved, || format!("{}\n", moved_line(&moved)))?;
             Ok(ExitCode::SUCCESS)
         }
         Outcome::Rejected(why) => Err(Exit::error(
@@ -126,7 +124,8 @@ pub async fn failover(nats: &flotilla_bus::BusConfig, args: FailoverArgs) -> any
                 .map_err(|e| dns_error(&session.url, e).context(format!("no fail-over within {waited}")))?;
             match view.active_authenticator.as_deref() {
                 Some(active) if active == args.to => {
-                    println!(
+                    out::result(&view)?;
+                    say!(
                         "deployment {}: region {active} is already the active authenticator; nothing changed",
                         args.deployment
                     );
@@ -165,14 +164,11 @@ fn moved_line(m: &AuthenticatorMoved) -> String {
 pub async fn run(nats: &flotilla_bus::BusConfig, cmd: DnsCommand) -> anyhow::Result<ExitCode> {
     let session = Session::connect(nats).await?;
     match cmd {
-        DnsCommand::Show { deployment, output } => {
+        DnsCommand::Show { deployment } => {
             let view = records(&session, &deployment, session.timeout)
                 .await
                 .map_err(|e| dns_error(&session.url, e))?;
-            match output {
-                Output::Json => println!("{}", serde_json::to_string_pretty(&view)?),
-                Output::Table => print!("{}", render_records(&view)),
-            }
+            out::answer(&view, || render_records(&view))?;
         }
         DnsCommand::HandOver {
             deployment,
@@ -187,18 +183,17 @@ pub async fn run(nats: &flotilla_bus::BusConfig, cmd: DnsCommand) -> anyhow::Res
                 dry_run,
             };
             let changed: OwnershipChanged = session.call("dns", "hand-over", &req).await?;
-            print!(
-                "{}",
+            out::answer(&changed, || {
                 render_ownership(&changed, &format!("handed over from {from}"))
-            );
+            })?;
         }
         DnsCommand::Adopt { deployment, dry_run } => {
             let changed: OwnershipChanged = session
                 .call("dns", "adopt", &Adopt { deployment, dry_run })
                 .await?;
-            print!("{}", render_ownership(&changed, "adopted"));
+            out::answer(&changed, || render_ownership(&changed, "adopted"))?;
             if !changed.dry_run && !changed.records.is_empty() {
-                println!(
+                say!(
                     "the dns service's next run keeps the wanted ones and removes the stale ones \
                      (`flotilla dns show {}` says which)",
                     changed.deployment

@@ -11,7 +11,8 @@ use std::time::Duration;
 use flotilla_bus::api::ApiError;
 use flotilla_proto::{AllowVerdict, FirewallsView, RuleView, ShowFirewalls, WhyAllowed};
 
-use crate::session::{Output, Session};
+use crate::out;
+use crate::session::Session;
 
 /// `flotilla firewall`: a deployment's firewalls and allow-list as the firewall service sees them.
 #[derive(Debug, clap::Subcommand)]
@@ -23,9 +24,6 @@ pub enum FirewallCommand {
     Show {
         /// The deployment.
         deployment: String,
-        /// Output format.
-        #[arg(long, short, value_enum, default_value = "table")]
-        output: Output,
     },
     /// Whether an address may reach the deployment's managed database, and why (not).
     #[command(after_help = "Example:\n  flotilla firewall why www-codetesters-uk 203.0.113.7")]
@@ -34,9 +32,6 @@ pub enum FirewallCommand {
         deployment: String,
         /// The IPv4 address.
         ip: String,
-        /// Output format.
-        #[arg(long, short, value_enum, default_value = "table")]
-        output: Output,
     },
 }
 
@@ -44,27 +39,17 @@ pub enum FirewallCommand {
 pub async fn run(nats: &flotilla_bus::BusConfig, cmd: FirewallCommand) -> anyhow::Result<ExitCode> {
     let session = Session::connect(nats).await?;
     match cmd {
-        FirewallCommand::Show { deployment, output } => {
+        FirewallCommand::Show { deployment } => {
             let view = show(&session, &deployment, session.timeout)
                 .await
                 .map_err(|e| crate::session::service_error("firewall", &session.url, e))?;
-            match output {
-                Output::Json => println!("{}", serde_json::to_string_pretty(&view)?),
-                Output::Table => print!("{}", render_firewalls(&view)),
-            }
+            out::answer(&view, || render_firewalls(&view))?;
         }
-        FirewallCommand::Why {
-            deployment,
-            ip,
-            output,
-        } => {
+        FirewallCommand::Why { deployment, ip } => {
             let verdict: AllowVerdict = session
                 .call("firewall", "why", &WhyAllowed { deployment, ip })
                 .await?;
-            match output {
-                Output::Json => println!("{}", serde_json::to_string_pretty(&verdict)?),
-                Output::Table => println!("{}: {}", verdict.ip, verdict.why),
-            }
+            out::answer(&verdict, || format!("{}: {}\n", verdict.ip, verdict.why))?;
         }
     }
     Ok(ExitCode::SUCCESS)

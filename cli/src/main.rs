@@ -3,25 +3,40 @@
 mod deploy;
 mod destroy;
 mod dev;
+mod dlq;
 mod dns;
+mod events;
 mod firewall;
+mod machine;
+mod out;
 mod ping;
 mod scale;
 mod session;
 mod status;
 mod sync;
 mod template;
+mod why;
 
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, Parser, Subcommand};
 
 /// Flotilla: one web application across several regions and cloud providers.
 #[derive(Debug, Parser)]
-#[command(name = "flotilla", version, about)]
+#[command(
+    name = "flotilla",
+    version,
+    about,
+    after_help = "Examples:\n  flotilla dev --demo\n  flotilla status\n  flotilla --nats-url nats://nats.example:4222 \
+                  --nats-creds ops.creds status -o json\n  flotilla completions bash > /etc/bash_completion.d/flotilla"
+)]
 struct Cli {
     #[command(flatten)]
     nats: NatsArgs,
+    /// Output format: `table` for people, `json` for scripts (one JSON document on stdout; the lines for
+    /// people then go to stderr).
+    #[arg(long, short, value_enum, global = true, default_value = "table")]
+    output: out::Output,
     #[command(subcommand)]
     command: Command,
 }
@@ -33,12 +48,37 @@ struct NatsArgs {
     /// nats://127.0.0.1:4222].
     #[arg(long = "nats-url", env = "NATS_URL", value_delimiter = ',', global = true)]
     urls: Vec<String>,
-    /// A NATS `.creds` file.
+    /// A NATS `.creds` file (JWT and NKey seed).
     #[arg(long = "nats-creds", env = "NATS_CREDS", global = true)]
     creds: Option<std::path::PathBuf>,
     /// A file holding the NATS token.
     #[arg(long = "nats-token-file", env = "NATS_TOKEN_FILE", global = true)]
     token_file: Option<std::path::PathBuf>,
+    /// NATS user name (with `--nats-password-file` or `NATS_PASSWORD`).
+    #[arg(long = "nats-user", env = "NATS_USER", global = true)]
+    user: Option<String>,
+    /// A file holding the NATS password (never give a password on the command line: `ps` shows it).
+    #[arg(long = "nats-password-file", env = "NATS_PASSWORD_FILE", global = true)]
+    password_file: Option<std::path::PathBuf>,
+    /// A file holding an NKey seed (`SU…`).
+    #[arg(long = "nats-nkey", env = "NATS_NKEY", global = true)]
+    nkey: Option<std::path::PathBuf>,
+    /// CA certificate(s) to trust for TLS, PEM (TLS is then required).
+    #[arg(long = "nats-tls-ca", env = "NATS_CA", global = true)]
+    tls_ca: Option<std::path::PathBuf>,
+    /// Client certificate for TLS, PEM (with `--nats-tls-key`).
+    #[arg(long = "nats-tls-cert", env = "NATS_CERT", global = true)]
+    tls_cert: Option<std::path::PathBuf>,
+    /// Client key for TLS, PEM.
+    #[arg(long = "nats-tls-key", env = "NATS_KEY", global = true)]
+    tls_key: Option<std::path::PathBuf>,
+}
+
+/// The first line of `path`'s content, trimmed: a token or a password kept in a file.
+fn secret_file(what: &str, path: &std::path::Path) -> anyhow::Result<secrecy::SecretString> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| anyhow::anyhow!("reading the NATS {what} file {}: {e}", path.display()))?;
+    Ok(text.trim().to_owned().into())
 }
 
 impl NatsArgs {
@@ -57,11 +97,23 @@ impl NatsArgs {
         let mut cfg = flotilla_bus::BusConfig::for_urls(urls);
         cfg.creds_file = self.creds.clone();
         if let Some(path) = &self.token_file {
-            let token = std::fs::read_to_string(path)
-                .map_err(|e| anyhow::anyhow!("reading the NATS token file {}: {e}", path.display()))?;
-            cfg.token = Some(token.trim().into());
+            cfg.token = Some(secret_file("token", path)?);
         }
+        cfg.user = self.user.clone();
+        cfg.password = match (&self.password_file, std::env::var("NATS_PASSWORD")) {
+            (Some(path), _) => Some(secret_file("password", path)?),
+            (None, Ok(p)) if !p.is_empty() => Some(p.into()),
+            _ => None,
+        };
+        cfg.nkey_seed_file = self.nkey.clone();
+        cfg.tls.ca_file = self.tls_ca.clone();
+        cfg.tls.cert_file = self.tls_cert.clone();
+        cfg.tls.key_file = self.tls_key.clone();
+        cfg.tls.required = self.tls_ca.is_some() || self.tls_cert.is_some();
         cfg.name = Some("flotilla-cli".into());
+        cfg.validate().map_err(|e| {
+            session::Exit::error(session::exit::INVALID, format!("NATS connection options: {e}"))
+        })?;
         Ok(cfg)
     }
 }
@@ -119,6 +171,33 @@ enum Command {
     /// Exit codes: 0 once restored, 1 when there is no good backup or it was refused, 3 when NATS or the
     /// sync service cannot be reached.
     Restore(sync::RestoreArgs),
+    /// Each service's account of a region: what it would do next and why, or why it does nothing.
+    Why(why::Args),
+    /// What the services did, from the event stream (`--follow` for what they do next).
+    Events(events::Args),
+    /// Dead letters: commands and events a service gave up on (list, show, replay).
+    #[command(subcommand)]
+    Dlq(dlq::Command),
+    /// Stop the autoscaler scaling a region (health is still watched, unhealthy machines still replaced).
+    Pause(machine::PauseArgs),
+    /// Let the autoscaler scale a paused region again.
+    Resume(machine::ResumeArgs),
+    /// Never pick a machine for scale-in (`--off` lifts it).
+    Protect(machine::ProtectArgs),
+    /// Replace a machine: a new one of its role is made, then the old one destroyed once it is healthy.
+    Replace(machine::ReplaceArgs),
+    /// Have every service compare a deployment with the providers now instead of at its next resync.
+    Reconcile(machine::ReconcileArgs),
+    /// Print the shell completion script for bash, zsh, fish, elvish or PowerShell.
+    #[command(
+        after_help = "Examples:\n  flotilla completions bash > ~/.local/share/bash-completion/completions/flotilla\n  \
+                            flotilla completions zsh > ~/.zfunc/_flotilla\n  \
+                            flotilla completions fish > ~/.config/fish/completions/flotilla.fish"
+    )]
+    Completions {
+        /// The shell.
+        shell: clap_complete::Shell,
+    },
     /// Check and import the original toolkit's templates.
     #[command(subcommand)]
     Template(template::Command),
@@ -126,10 +205,24 @@ enum Command {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    out::set(cli.output);
+    if let Command::Completions { shell } = cli.command {
+        clap_complete::generate(shell, &mut Cli::command(), "flotilla", &mut std::io::stdout());
+        return ExitCode::SUCCESS;
+    }
     let result = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(rt) => rt.block_on(async {
             match cli.command {
                 Command::Template(cmd) => template::run(cmd),
+                Command::Completions { .. } => Ok(ExitCode::SUCCESS),
+                Command::Why(args) => why::run(&cli.nats.config()?, args).await,
+                Command::Events(args) => events::run(&cli.nats.config()?, args).await,
+                Command::Dlq(cmd) => dlq::run(&cli.nats.config()?, cmd).await,
+                Command::Pause(args) => machine::pause(&cli.nats.config()?, args).await,
+                Command::Resume(args) => machine::resume(&cli.nats.config()?, args).await,
+                Command::Protect(args) => machine::protect(&cli.nats.config()?, args).await,
+                Command::Replace(args) => machine::replace(&cli.nats.config()?, args).await,
+                Command::Reconcile(args) => machine::reconcile(&cli.nats.config()?, args).await,
                 Command::Ping(args) => ping::run(&cli.nats.config()?, args).await,
                 Command::Scale(args) => scale::scale(&cli.nats.config()?, args).await,
                 Command::Scaling(cmd) => scale::scaling(&cli.nats.config()?, cmd).await,
@@ -172,7 +265,7 @@ mod tests {
 
     use super::{Cli, Command};
     use crate::dns::DnsCommand;
-    use crate::session::Output;
+    use crate::out::Output;
 
     fn parse(args: &[&str]) -> Result<Cli, clap::Error> {
         Cli::try_parse_from(std::iter::once("flotilla").chain(args.iter().copied()))
@@ -198,22 +291,82 @@ mod tests {
     }
 
     #[test]
-    fn dns_show_takes_the_output_format() {
-        match parse(&["dns", "show", "shop", "--output", "json"])
-            .unwrap()
-            .command
-        {
-            Command::Dns(DnsCommand::Show { deployment, output }) => {
-                assert_eq!(deployment, "shop");
-                assert_eq!(output, Output::Json);
-            }
+    fn the_output_format_is_one_global_flag() {
+        let cli = parse(&["dns", "show", "shop", "--output", "json"]).unwrap();
+        assert_eq!(cli.output, Output::Json);
+        match cli.command {
+            Command::Dns(DnsCommand::Show { deployment }) => assert_eq!(deployment, "shop"),
             other => panic!("{other:?}"),
         }
-        match parse(&["dns", "show", "shop"]).unwrap().command {
-            Command::Dns(DnsCommand::Show { output, .. }) => assert_eq!(output, Output::Table),
-            other => panic!("{other:?}"),
-        }
+        assert_eq!(parse(&["dns", "show", "shop"]).unwrap().output, Output::Table);
+        // Anywhere on the line, with one spelling.
+        assert_eq!(parse(&["-o", "json", "ping"]).unwrap().output, Output::Json);
+        assert_eq!(parse(&["ping", "-o", "json"]).unwrap().output, Output::Json);
+        assert_eq!(
+            parse(&["scaling", "show", "shop", "--output", "json"])
+                .unwrap()
+                .output,
+            Output::Json
+        );
         assert!(parse(&["dns", "show", "shop", "-o", "yaml"]).is_err());
+        assert!(parse(&["ping", "--json"]).is_err());
+    }
+
+    #[test]
+    fn connection_options_reach_the_bus_config() {
+        let dir = tempfile::tempdir().unwrap();
+        let password = dir.path().join("password");
+        std::fs::write(&password, "s3cret\n").unwrap();
+        let ca = dir.path().join("ca.pem");
+        std::fs::write(&ca, "-----BEGIN CERTIFICATE-----\n").unwrap();
+        let cli = parse(&[
+            "--nats-url",
+            "tls://a:4222,tls://b:4222",
+            "--nats-user",
+            "ops",
+            "--nats-password-file",
+            password.to_str().unwrap(),
+            "--nats-tls-ca",
+            ca.to_str().unwrap(),
+            "ping",
+        ])
+        .unwrap();
+        let cfg = cli.nats.config().unwrap();
+        assert_eq!(cfg.urls, ["tls://a:4222", "tls://b:4222"]);
+        assert_eq!(cfg.user.as_deref(), Some("ops"));
+        assert_eq!(
+            secrecy::ExposeSecret::expose_secret(cfg.password.as_ref().unwrap()),
+            "s3cret"
+        );
+        assert_eq!(cfg.tls.ca_file.as_deref(), Some(ca.as_path()));
+        assert!(cfg.tls.required);
+        // Never in what a debug print shows.
+        assert!(!format!("{cfg:?}").contains("s3cret"));
+        // Two ways of authenticating at once are refused before anything is tried.
+        let token = dir.path().join("token");
+        std::fs::write(&token, "t").unwrap();
+        let both = parse(&[
+            "--nats-url",
+            "nats://a:4222",
+            "--nats-user",
+            "ops",
+            "--nats-password-file",
+            password.to_str().unwrap(),
+            "--nats-token-file",
+            token.to_str().unwrap(),
+            "ping",
+        ])
+        .unwrap();
+        let e = both.nats.config().unwrap_err().to_string();
+        assert!(e.contains("not several"), "{e}");
+        // A user without a password is refused with the reason.
+        let e = parse(&["--nats-url", "nats://a:4222", "--nats-user", "ops", "ping"])
+            .unwrap()
+            .nats
+            .config()
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("together"), "{e}");
     }
 
     #[test]
@@ -271,23 +424,64 @@ mod tests {
         }
     }
 
+    /// Every command a user can run (those without subcommands of their own), by path.
+    fn leaves(cmd: &clap::Command, path: Vec<String>, found: &mut Vec<Vec<String>>) {
+        let subs: Vec<_> = cmd.get_subcommands().filter(|c| c.get_name() != "help").collect();
+        if subs.is_empty() {
+            found.push(path.clone());
+        }
+        for sub in subs {
+            let mut p = path.clone();
+            p.push(sub.get_name().to_owned());
+            leaves(sub, p, found);
+        }
+    }
+
     #[test]
-    fn each_new_command_has_an_example_in_its_help() {
-        let mut cli = Cli::command();
-        for path in [
-            &["failover"][..],
-            &["dns", "show"],
-            &["dns", "hand-over"],
-            &["dns", "adopt"],
-            &["status"],
-        ] {
-            let mut cmd = &mut cli;
+    fn every_command_has_an_example_in_its_help() {
+        let cli = Cli::command();
+        let mut found = Vec::new();
+        leaves(&cli, Vec::new(), &mut found);
+        assert!(found.len() > 30, "{found:?}");
+        let mut missing = Vec::new();
+        for path in &found {
+            let mut cmd = Cli::command();
+            let mut at = &mut cmd;
             for name in path {
-                cmd = cmd.find_subcommand_mut(name).unwrap();
+                at = at.find_subcommand_mut(name).unwrap();
             }
-            let help = cmd.render_help().to_string();
-            assert!(help.contains("flotilla "), "{path:?}: {help}");
-            assert!(help.contains("Example"), "{path:?}: {help}");
+            let help = at.render_long_help().to_string();
+            let example = format!("flotilla {}", path.join(" "));
+            if !(help.contains("Example") && help.contains(&example)) {
+                missing.push(path.join(" "));
+            }
+        }
+        assert!(
+            missing.is_empty(),
+            "commands without an example of themselves in --help: {missing:?}"
+        );
+    }
+
+    #[test]
+    fn completions_cover_the_commands() {
+        let mut script = Vec::new();
+        clap_complete::generate(
+            clap_complete::Shell::Bash,
+            &mut Cli::command(),
+            "flotilla",
+            &mut script,
+        );
+        let script = String::from_utf8(script).unwrap();
+        for word in [
+            "status",
+            "why",
+            "events",
+            "dlq",
+            "replay",
+            "--output",
+            "--nats-creds",
+        ] {
+            assert!(script.contains(word), "{word} not completed");
         }
     }
 }

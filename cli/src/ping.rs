@@ -11,13 +11,11 @@ use serde::Deserialize;
 const SERVICES: [&str; 5] = ["provisioner", "dns", "firewall", "sync", "autoscaler"];
 
 #[derive(Debug, clap::Args)]
+#[command(after_help = "Examples:\n  flotilla ping\n  flotilla ping --timeout 3s -o json")]
 pub struct Args {
     /// How long to collect answers.
     #[arg(long, default_value = "1s", value_parser = humantime::parse_duration)]
     timeout: Duration,
-    /// Print JSON instead of a table.
-    #[arg(long)]
-    json: bool,
 }
 
 #[derive(Debug, Deserialize, serde::Serialize)]
@@ -58,7 +56,7 @@ pub async fn run(nats: &flotilla_bus::BusConfig, args: Args) -> anyhow::Result<E
         .copied()
         .filter(|s| !pongs.iter().any(|p| p.name == format!("flotilla-{s}")))
         .collect();
-    if args.json {
+    if crate::out::json() {
         println!(
             "{}",
             serde_json::to_string_pretty(&serde_json::json!({ "services": pongs, "missing": missing }))?

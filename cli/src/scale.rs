@@ -5,6 +5,7 @@
 //! every webserver healthy), 1 when it was refused (out of the region's bounds, unknown region) with the
 //! reason, 3 when NATS or the autoscaler cannot be reached.
 
+use std::fmt::Write as _;
 use std::process::ExitCode;
 use std::time::Duration;
 
@@ -15,9 +16,13 @@ use flotilla_proto::{
     ScalingStatus, ScheduleEntry, SetSchedule, SetTargetTracking, TargetTracking,
 };
 
+use crate::out::{self, say};
 use crate::session::{Exit, Outcome, Session, exit, issuer};
 
 #[derive(Debug, clap::Args)]
+#[command(
+    after_help = "Examples:\n  flotilla scale www-codetesters-uk gb-lon 4\n  flotilla scale www-codetesters-uk gb-lon 2 --wait --timeout 15m"
+)]
 pub struct ScaleArgs {
     /// The deployment.
     deployment: String,
@@ -37,16 +42,19 @@ pub struct ScaleArgs {
 #[derive(Debug, clap::Subcommand)]
 pub enum ScalingCommand {
     /// Per region: bounds, desired and current counts, the leader, what blocks it, the latest activities.
+    #[command(
+        after_help = "Examples:\n  flotilla scaling show www-codetesters-uk\n  flotilla scaling show www-codetesters-uk gb-lon -o json"
+    )]
     Show {
         /// The deployment.
         deployment: String,
         /// Only this region.
         region: Option<String>,
-        /// Print JSON.
-        #[arg(long)]
-        json: bool,
     },
     /// Stop scaling a region (health is still watched).
+    #[command(
+        after_help = "Example:\n  flotilla scaling pause www-codetesters-uk gb-lon --reason \"load test\""
+    )]
     Pause {
         /// The deployment.
         deployment: String,
@@ -57,6 +65,7 @@ pub enum ScalingCommand {
         reason: String,
     },
     /// Scale a paused region again.
+    #[command(after_help = "Example:\n  flotilla scaling resume www-codetesters-uk gb-lon")]
     Resume {
         /// The deployment.
         deployment: String,
@@ -64,6 +73,9 @@ pub enum ScalingCommand {
         region: String,
     },
     /// Never pick this machine for scale-in.
+    #[command(
+        after_help = "Example:\n  flotilla scaling protect www-codetesters-uk gb-lon gb-lon-webserver-2"
+    )]
     Protect {
         /// The deployment.
         deployment: String,
@@ -74,6 +86,9 @@ pub enum ScalingCommand {
     },
     /// Replace a region's schedule: `HH:MM[:SS][@mon,tue,…]=N` entries (UTC; every day without `@`);
     /// no entry clears it.
+    #[command(
+        after_help = "Examples:\n  flotilla scaling schedule www-codetesters-uk gb-lon 08:00@mon,tue,wed,thu,fri=4 20:00=1\n  flotilla scaling schedule www-codetesters-uk gb-lon"
+    )]
     Schedule {
         /// The deployment.
         deployment: String,
@@ -83,6 +98,9 @@ pub enum ScalingCommand {
         entries: Vec<String>,
     },
     /// Set a region's target tracking on a metric the webservers publish (`--off` removes it).
+    #[command(
+        after_help = "Examples:\n  flotilla scaling track www-codetesters-uk gb-lon --metric cpu --target 60\n  flotilla scaling track www-codetesters-uk gb-lon --off"
+    )]
     Track {
         /// The deployment.
         deployment: String,
@@ -108,6 +126,9 @@ pub enum ScalingCommand {
         off: bool,
     },
     /// Lift a machine's protection.
+    #[command(
+        after_help = "Example:\n  flotilla scaling unprotect www-codetesters-uk gb-lon gb-lon-webserver-2"
+    )]
     Unprotect {
         /// The deployment.
         deployment: String,
@@ -127,12 +148,18 @@ pub async fn scale(nats: &flotilla_bus::BusConfig, args: ScaleArgs) -> anyhow::R
         region: args.region.clone(),
         desired: args.desired,
     };
-    send(&session, &cmd, |r| r.desired == args.desired).await?;
-    println!(
+    let taken = send(&session, &cmd, |r| r.desired == args.desired).await?;
+    say!(
         "region {} of {}: desired webservers {} → {} (bounds {}..={})",
-        args.region, args.deployment, before.desired, args.desired, before.min, before.max
+        args.region,
+        args.deployment,
+        before.desired,
+        args.desired,
+        before.min,
+        before.max
     );
     if !args.wait {
+        out::result(&taken)?;
         return Ok(ExitCode::SUCCESS);
     }
     let deadline = tokio::time::Instant::now() + args.timeout;
@@ -140,7 +167,8 @@ pub async fn scale(nats: &flotilla_bus::BusConfig, args: ScaleArgs) -> anyhow::R
         let r = explain(&session, &args.deployment, Some(&args.region)).await?;
         let busy = r.activities.first().is_some_and(|a| a.ended_at.is_none());
         if r.current == args.desired && r.healthy == args.desired && !busy {
-            println!("region {}: {} webservers, all healthy", args.region, r.current);
+            say!("region {}: {} webservers, all healthy", args.region, r.current);
+            out::result(&r)?;
             return Ok(ExitCode::SUCCESS);
         }
         if tokio::time::Instant::now() > deadline {
@@ -164,19 +192,9 @@ pub async fn scale(nats: &flotilla_bus::BusConfig, args: ScaleArgs) -> anyhow::R
 pub async fn scaling(nats: &flotilla_bus::BusConfig, cmd: ScalingCommand) -> anyhow::Result<ExitCode> {
     let session = Session::connect(nats).await?;
     match cmd {
-        ScalingCommand::Show {
-            deployment,
-            region,
-            json,
-        } => {
+        ScalingCommand::Show { deployment, region } => {
             let status = explain_all(&session, &deployment, region.as_deref()).await?;
-            if json {
-                println!("{}", serde_json::to_string_pretty(&status)?);
-            } else {
-                for r in &status.regions {
-                    print_region(r);
-                }
-            }
+            out::answer(&status, || status.regions.iter().map(render_region).collect())?;
             Ok(ExitCode::SUCCESS)
         }
         ScalingCommand::Pause {
@@ -190,8 +208,9 @@ pub async fn scaling(nats: &flotilla_bus::BusConfig, cmd: ScalingCommand) -> any
                 region,
                 reason,
             };
-            send(&session, &cmd, |r| r.paused.is_some()).await?;
-            println!("scaling of region {} paused", cmd.region);
+            let taken = send(&session, &cmd, |r| r.paused.is_some()).await?;
+            say!("scaling of region {} paused", cmd.region);
+            out::result(&taken)?;
             Ok(ExitCode::SUCCESS)
         }
         ScalingCommand::Resume { deployment, region } => {
@@ -200,8 +219,9 @@ pub async fn scaling(nats: &flotilla_bus::BusConfig, cmd: ScalingCommand) -> any
                 deployment,
                 region,
             };
-            send(&session, &cmd, |r| r.paused.is_none()).await?;
-            println!("scaling of region {} resumed", cmd.region);
+            let taken = send(&session, &cmd, |r| r.paused.is_none()).await?;
+            say!("scaling of region {} resumed", cmd.region);
+            out::result(&taken)?;
             Ok(ExitCode::SUCCESS)
         }
         ScalingCommand::Protect {
@@ -226,12 +246,13 @@ pub async fn scaling(nats: &flotilla_bus::BusConfig, cmd: ScalingCommand) -> any
                 region,
                 entries,
             };
-            send(&session, &cmd, |r| r.schedule == cmd.entries).await?;
-            println!(
+            let taken = send(&session, &cmd, |r| r.schedule == cmd.entries).await?;
+            say!(
                 "region {}: {n} schedule entr{} set",
                 cmd.region,
                 if n == 1 { "y" } else { "ies" }
             );
+            out::result(&taken)?;
             Ok(ExitCode::SUCCESS)
         }
         ScalingCommand::Track {
@@ -256,8 +277,8 @@ pub async fn scaling(nats: &flotilla_bus::BusConfig, cmd: ScalingCommand) -> any
                     warmup_secs: warmup.as_secs(),
                 }),
             };
-            send(&session, &cmd, |r| r.tracking == cmd.policy).await?;
-            println!(
+            let taken = send(&session, &cmd, |r| r.tracking == cmd.policy).await?;
+            say!(
                 "region {}: target tracking {}",
                 cmd.region,
                 match &cmd.policy {
@@ -265,6 +286,7 @@ pub async fn scaling(nats: &flotilla_bus::BusConfig, cmd: ScalingCommand) -> any
                     None => "off".into(),
                 }
             );
+            out::result(&taken)?;
             Ok(ExitCode::SUCCESS)
         }
         ScalingCommand::Unprotect {
@@ -289,8 +311,8 @@ async fn protect(
         resource_id: machine.clone(),
         protected,
     };
-    send(session, &cmd, |r| r.protected.contains(&machine) == protected).await?;
-    println!(
+    let taken = send(session, &cmd, |r| r.protected.contains(&machine) == protected).await?;
+    say!(
         "machine {machine} {}",
         if protected {
             "protected from scale-in"
@@ -298,6 +320,7 @@ async fn protect(
             "no longer protected"
         }
     );
+    out::result(&taken)?;
     Ok(ExitCode::SUCCESS)
 }
 
@@ -322,16 +345,16 @@ async fn send<C: flotilla_proto::Command>(
     session: &Session,
     cmd: &C,
     taken: impl Fn(&RegionScaling) -> bool,
-) -> anyhow::Result<()> {
+) -> anyhow::Result<RegionScaling> {
     let poll = Some(Duration::from_millis(200));
     let outcome = session
         .send(cmd, None, poll, session.timeout * 2, async |_| {
             let r = explain(session, cmd.deployment(), Some(cmd.region())).await?;
-            Ok(taken(&r).then_some(()))
+            Ok(taken(&r).then_some(r))
         })
         .await?;
     match outcome {
-        Outcome::Done(()) => Ok(()),
+        Outcome::Done(r) => Ok(r),
         Outcome::Rejected(why) => Err(Exit::error(
             exit::FAILED,
             format!("the autoscaler refused: {why}"),
@@ -381,8 +404,11 @@ async fn explain_all(
         })
 }
 
-fn print_region(r: &RegionScaling) {
-    println!(
+/// One region's scaling, as `scaling show` prints it.
+pub fn render_region(r: &RegionScaling) -> String {
+    let mut s = String::new();
+    let _ = writeln!(
+        s,
         "{} {}: {} webservers ({} healthy), desired {} within {}..={}{}",
         r.deployment,
         r.region,
@@ -396,17 +422,19 @@ fn print_region(r: &RegionScaling) {
             .map(|p| format!(", PAUSED ({p})"))
             .unwrap_or_default()
     );
-    println!(
+    let _ = writeln!(
+        s,
         "  leader: {}",
         r.leader
             .as_deref()
             .unwrap_or("none (no replica holds the region)")
     );
     if let Some(b) = &r.blocked {
-        println!("  why not at desired / idle: {b}");
+        let _ = writeln!(s, "  why not at desired / idle: {b}");
     }
     for e in &r.schedule {
-        println!(
+        let _ = writeln!(
+            s,
             "  schedule: {}{} → {}",
             e.at,
             if e.days.is_empty() {
@@ -418,16 +446,18 @@ fn print_region(r: &RegionScaling) {
         );
     }
     if let Some(t) = &r.tracking {
-        println!(
+        let _ = writeln!(
+            s,
             "  target tracking: {} at {} per webserver (cool-downs out {}s, in {}s; warm-up {}s)",
             t.metric, t.target, t.scale_out_cooldown_secs, t.scale_in_cooldown_secs, t.warmup_secs
         );
     }
     if !r.protected.is_empty() {
-        println!("  protected: {}", r.protected.join(", "));
+        let _ = writeln!(s, "  protected: {}", r.protected.join(", "));
     }
     for a in r.activities.iter().take(5) {
-        println!(
+        let _ = writeln!(
+            s,
             "  {} {:<20} {:<11} {} — {}",
             a.started_at.format("%Y-%m-%d %H:%M:%S"),
             a.status,
@@ -436,4 +466,5 @@ fn print_region(r: &RegionScaling) {
             a.message
         );
     }
+    s
 }

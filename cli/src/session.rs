@@ -55,15 +55,6 @@ impl Exit {
     }
 }
 
-/// Output formats (`--output`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum Output {
-    /// Text for people.
-    Table,
-    /// The services' answers as JSON, for scripts.
-    Json,
-}
-
 /// What became of a command, as [`Session::send`] saw it.
 #[derive(Debug)]
 pub enum Outcome<T> {
@@ -158,6 +149,28 @@ impl Session {
         api::request::<ListMachines, Fleet>(&self.client, &subject, &req, self.timeout)
             .await
             .map_err(|e| unreachable_provisioner(&self.url, e))
+    }
+
+    /// A deployment's desired state, read from the desired-state bucket (the provisioner need not be
+    /// running); exit 1 when it is not deployed.
+    pub async fn desired(&self, deployment: &str) -> anyhow::Result<Deployment> {
+        let unreadable = |e: &dyn std::fmt::Display| {
+            Exit::error(
+                exit::UNREACHABLE,
+                format!("the desired-state bucket cannot be read: {e}"),
+            )
+        };
+        let js = async_nats::jetstream::new(self.client.clone());
+        let store = js
+            .get_key_value(flotilla_bus::topology::DESIRED_BUCKET)
+            .await
+            .map_err(|e| unreadable(&e))?;
+        let desired = flotilla_bus::state::DesiredStates::new(store, self.client.clone())
+            .get(deployment)
+            .await
+            .map_err(|e| unreadable(&e))?
+            .ok_or_else(|| Exit::error(exit::FAILED, format!("deployment {deployment} is not deployed")))?;
+        Ok(desired.value.deployment)
     }
 
     /// What applying `req`'s region would change, as the provisioner plans it (nothing is changed).

@@ -12,7 +12,8 @@ use std::time::Duration;
 use flotilla_bus::api::ApiError;
 use flotilla_proto::{FirewallsView, Fleet, RecordsView};
 
-use crate::session::{Output, Session};
+use crate::out::{self, Output};
+use crate::session::Session;
 
 /// How long `status` waits for the dns service's records of a deployment.
 const DNS_TIMEOUT: Duration = Duration::from_secs(3);
@@ -31,9 +32,6 @@ pub struct Args {
     /// Only this region.
     #[arg(long)]
     region: Option<String>,
-    /// Output format.
-    #[arg(long, short, value_enum, default_value = "table")]
-    output: Output,
     /// Refresh until interrupted.
     #[arg(long, short)]
     watch: bool,
@@ -118,7 +116,7 @@ pub async fn run(nats: &flotilla_bus::BusConfig, args: Args) -> anyhow::Result<E
             );
             dns_asked = Some(tokio::time::Instant::now());
         }
-        let text = match args.output {
+        let text = match out::format() {
             Output::Json => format!(
                 "{}\n",
                 serde_json::to_string_pretty(&StatusJson {

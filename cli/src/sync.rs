@@ -18,7 +18,8 @@ use flotilla_proto::{
     SyncView, TakeBackup,
 };
 
-use crate::session::{Exit, FleetEvent, Outcome, Output, Session, exit, issuer};
+use crate::out::{self, say};
+use crate::session::{Exit, FleetEvent, Outcome, Session, exit, issuer};
 
 /// `flotilla sync`: a deployment's webroots and buckets across regions.
 #[derive(Debug, clap::Subcommand)]
@@ -30,18 +31,12 @@ pub enum SyncCommand {
     Show {
         /// The deployment.
         deployment: String,
-        /// Output format.
-        #[arg(long, short, value_enum, default_value = "table")]
-        output: Output,
     },
     /// What a replication run would copy, delete, keep and hold back, file by file (nothing is changed).
     #[command(after_help = "Example:\n  flotilla sync plan www-codetesters-uk")]
     Plan {
         /// The deployment.
         deployment: String,
-        /// Output format.
-        #[arg(long, short, value_enum, default_value = "table")]
-        output: Output,
     },
     /// Replicate the deployment's buckets between its regions now (rather than at the next change).
     #[command(after_help = "Example:\n  flotilla sync reconcile www-codetesters-uk")]
@@ -67,9 +62,6 @@ pub struct BackupArgs {
     /// How long to wait for the archive to be written.
     #[arg(long, default_value = "10m", value_parser = humantime::parse_duration)]
     pub timeout: Duration,
-    /// Output format.
-    #[arg(long, short, value_enum, default_value = "table")]
-    pub output: Output,
 }
 
 /// `flotilla restore`.
@@ -91,9 +83,6 @@ pub struct RestoreArgs {
     /// How long to wait for the restore.
     #[arg(long, default_value = "10m", value_parser = humantime::parse_duration)]
     pub timeout: Duration,
-    /// Output format.
-    #[arg(long, short, value_enum, default_value = "table")]
-    pub output: Output,
 }
 
 /// The sync service's view of a deployment (`flotilla.api.sync.show`), waiting up to `timeout`.
@@ -108,23 +97,17 @@ pub async fn show(session: &Session, deployment: &str, timeout: Duration) -> Res
 pub async fn run(nats: &flotilla_bus::BusConfig, cmd: SyncCommand) -> anyhow::Result<ExitCode> {
     let session = Session::connect(nats).await?;
     match cmd {
-        SyncCommand::Show { deployment, output } => {
+        SyncCommand::Show { deployment } => {
             let view = show(&session, &deployment, session.timeout)
                 .await
                 .map_err(|e| crate::session::service_error("sync", &session.url, e))?;
-            match output {
-                Output::Json => println!("{}", serde_json::to_string_pretty(&view)?),
-                Output::Table => print!("{}", render(&view)),
-            }
+            out::answer(&view, || render(&view))?;
         }
-        SyncCommand::Plan { deployment, output } => {
+        SyncCommand::Plan { deployment } => {
             let view: flotilla_proto::SyncDryRunView = session
                 .call("sync", "dry-run", &flotilla_proto::SyncDryRun { deployment })
                 .await?;
-            match output {
-                Output::Json => println!("{}", serde_json::to_string_pretty(&view)?),
-                Output::Table => print!("{}", render_dry_run(&view)),
-            }
+            out::answer(&view, || render_dry_run(&view))?;
         }
         SyncCommand::Reconcile { deployment } => {
             let _: ServiceStatus = session.call("sync", "status", &ServiceStatusRequest {}).await?;
@@ -137,38 +120,16 @@ pub async fn run(nats: &flotilla_bus::BusConfig, cmd: SyncCommand) -> anyhow::Re
             flotilla_bus::Publisher::new(session.client.clone(), flotilla_bus::PublishConfig::default())
                 .publish_command(&cmd)
                 .await?;
-            println!(
-                "deployment {deployment}: replication asked for (see `flotilla sync show {deployment}`)"
-            );
+            say!("deployment {deployment}: replication asked for (see `flotilla sync show {deployment}`)");
+            out::result(&cmd)?;
         }
     }
     Ok(ExitCode::SUCCESS)
 }
 
-/// The deployment's primary region, from its desired state (read from the desired-state bucket: the
-/// provisioner need not be running).
+/// The deployment's primary region, from its desired state (the provisioner need not be running).
 async fn primary_region(session: &Session, deployment: &str) -> anyhow::Result<String> {
-    let js = async_nats::jetstream::new(session.client.clone());
-    let store = js
-        .get_key_value(flotilla_bus::topology::DESIRED_BUCKET)
-        .await
-        .map_err(|e| {
-            Exit::error(
-                exit::UNREACHABLE,
-                format!("the desired-state bucket cannot be read: {e}"),
-            )
-        })?;
-    let desired = flotilla_bus::state::DesiredStates::new(store, session.client.clone())
-        .get(deployment)
-        .await
-        .map_err(|e| {
-            Exit::error(
-                exit::UNREACHABLE,
-                format!("the desired-state bucket cannot be read: {e}"),
-            )
-        })?
-        .ok_or_else(|| Exit::error(exit::FAILED, format!("deployment {deployment} is not deployed")))?;
-    let d = desired.value.deployment;
+    let d = session.desired(deployment).await?;
     d.regions
         .iter()
         .find(|r| r.primary)
@@ -235,22 +196,19 @@ pub async fn backup(nats: &flotilla_bus::BusConfig, args: BackupArgs) -> anyhow:
         period: args.period,
     };
     let b = backup_outcome(&session, &cmd, &["written", "incomplete"], args.timeout).await?;
-    match args.output {
-        Output::Json => println!("{}", serde_json::to_string_pretty(&b)?),
-        Output::Table => {
-            println!("{}", b.message);
-            println!(
-                "  {}/{}  sha256 {}  {} bytes",
-                b.bucket, b.key, b.checksum, b.size
-            );
-            for w in &b.written {
-                println!("  on {w}");
-            }
-            for m in &b.missing {
-                println!("  missing on {m} (written as soon as it answers)");
-            }
+    out::answer(&b, || {
+        let mut text = format!(
+            "{}\n  {}/{}  sha256 {}  {} bytes\n",
+            b.message, b.bucket, b.key, b.checksum, b.size
+        );
+        for w in &b.written {
+            text.push_str(&format!("  on {w}\n"));
         }
-    }
+        for m in &b.missing {
+            text.push_str(&format!("  missing on {m} (written as soon as it answers)\n"));
+        }
+        text
+    })?;
     Ok(ExitCode::SUCCESS)
 }
 
@@ -269,15 +227,13 @@ pub async fn restore(nats: &flotilla_bus::BusConfig, args: RestoreArgs) -> anyho
         at: args.at,
     };
     let b = backup_outcome(&session, &cmd, &["restored"], args.timeout).await?;
-    match args.output {
-        Output::Json => println!("{}", serde_json::to_string_pretty(&b)?),
-        Output::Table => {
-            println!("{}", b.message);
-            for note in &b.missing {
-                println!("  passed over: {note}");
-            }
+    out::answer(&b, || {
+        let mut text = format!("{}\n", b.message);
+        for note in &b.missing {
+            text.push_str(&format!("  passed over: {note}\n"));
         }
-    }
+        text
+    })?;
     Ok(ExitCode::SUCCESS)
 }
 

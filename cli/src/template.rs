@@ -5,9 +5,12 @@ use std::process::ExitCode;
 
 use clap::Subcommand;
 
+use crate::out::{self, say};
+
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Check templates (several = one deployment); print every problem; exit 1 on errors.
+    #[command(after_help = "Example:\n  flotilla template check examples/*.tmpl")]
     Check {
         /// Template files, one per region.
         #[arg(required = true)]
@@ -15,13 +18,14 @@ pub enum Command {
     },
     /// Import templates into a TOML spec and a separate secrets file (mode 0600), keyed by deployment:
     /// the secrets files of several deployments can be concatenated into one for the services.
+    #[command(after_help = "Example:\n  flotilla template import examples/*.tmpl --dir deployments/")]
     Import {
         /// Template files, one per region.
         #[arg(required = true)]
         files: Vec<PathBuf>,
         /// Directory to write `<deployment>.toml` and `<deployment>.secrets.toml` (its credentials under
         /// `[deployments.<deployment>]`) into.
-        #[arg(long, short)]
+        #[arg(long = "dir", short = 'd', visible_alias = "out")]
         out: PathBuf,
     },
 }
@@ -39,6 +43,10 @@ pub fn run(cmd: Command) -> anyhow::Result<ExitCode> {
             }
             let errors = diagnostics.errors().count();
             eprintln!("{errors} error(s), {} warning(s)", diagnostics.len() - errors);
+            out::result(&serde_json::json!({
+                "ok": false,
+                "problems": diagnostics.iter().map(ToString::to_string).collect::<Vec<_>>(),
+            }))?;
             return Ok(ExitCode::FAILURE);
         }
     };
@@ -58,8 +66,14 @@ pub fn run(cmd: Command) -> anyhow::Result<ExitCode> {
             )
         })
         .collect();
+    let mut result = serde_json::json!({
+        "ok": true,
+        "deployment": d.name,
+        "regions": regions,
+        "warnings": import.warnings.iter().map(ToString::to_string).collect::<Vec<_>>(),
+    });
     match out {
-        None => println!(
+        None => say!(
             "OK: {} template(s) form deployment {} with {} region(s): {}",
             files.len(),
             d.name,
@@ -68,14 +82,17 @@ pub fn run(cmd: Command) -> anyhow::Result<ExitCode> {
         ),
         Some(dir) => {
             let (spec, secrets) = import.write_to_dir(&dir)?;
-            println!("deployment {}: {}", d.name, regions.join(", "));
-            println!("wrote {}", spec.display());
-            println!(
+            say!("deployment {}: {}", d.name, regions.join(", "));
+            say!("wrote {}", spec.display());
+            say!(
                 "wrote {} (mode 0600, under [deployments.{}]; keep it off the bus and out of version control)",
                 secrets.display(),
                 d.name
             );
+            result["spec"] = spec.display().to_string().into();
+            result["secrets"] = secrets.display().to_string().into();
         }
     }
+    out::result(&result)?;
     Ok(ExitCode::SUCCESS)
 }

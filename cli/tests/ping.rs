@@ -66,7 +66,7 @@ async fn ping_lists_running_services_and_names_the_missing_ones() {
         "{stdout}"
     );
 
-    let json = flotilla_async(nats.url(), &["ping", "--timeout", "500ms", "--json"]).await;
+    let json = flotilla_async(nats.url(), &["ping", "--timeout", "500ms", "--output", "json"]).await;
     let v: serde_json::Value = serde_json::from_slice(&json.stdout).unwrap();
     assert_eq!(v["services"].as_array().unwrap().len(), 2);
     assert_eq!(

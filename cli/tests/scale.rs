@@ -1,6 +1,7 @@
 //! `flotilla scale` and `flotilla scaling` against the real autoscaler and provisioner and the simulator
 //! over a real NATS: a region scaled 1 → 3 with `--wait`, a count out of bounds refused with exit 1 and the
-//! bounds named, pause and resume, and the exit code when the autoscaler is absent.
+//! bounds named, pause and resume, protect (by machine name) and replace, `why` and `reconcile`, and the
+//! exit code when the autoscaler is absent.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -124,9 +125,88 @@ async fn scale_waits_for_the_count_and_refuses_what_is_out_of_bounds() {
     assert!(!text(&flotilla(&url, &["scaling", "show", &d.name]).await).contains("protected:"));
     let out = flotilla(&url, &["scaling", "resume", &d.name, "gb-lon"]).await;
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
-    let out = flotilla(&url, &["scaling", "show", &d.name, "gb-lon", "--json"]).await;
+    let out = flotilla(&url, &["scaling", "show", &d.name, "gb-lon", "-o", "json"]).await;
     let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert!(json["regions"][0]["paused"].is_null(), "{json}");
+
+    // The operator's top-level commands: pause and resume, protect a machine by its name, replace one,
+    // ask every service why, reconcile now.
+    let out = flotilla(&url, &["pause", &d.name, "gb-lon", "--reason", "load test"]).await;
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert!(text(&flotilla(&url, &["scaling", "show", &d.name]).await).contains("PAUSED (load test)"));
+    let out = flotilla(&url, &["resume", &d.name, "gb-lon", "-o", "json"]).await;
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(json["paused"].is_null() && json["region"] == "gb-lon", "{json}");
+    let status: serde_json::Value =
+        serde_json::from_slice(&flotilla(&url, &["status", &d.name, "-o", "json"]).await.stdout).unwrap();
+    let webservers: Vec<(String, String)> = status["regions"][0]["machines"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|m| m["role"] == "webserver")
+        .map(|m| {
+            (
+                m["resource_id"].as_str().unwrap().to_owned(),
+                m["name"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect();
+    assert_eq!(webservers.len(), 3, "{status}");
+    let (id, name) = webservers[0].clone();
+    let out = flotilla(&url, &["protect", &name]).await;
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert!(
+        text(&flotilla(&url, &["scaling", "show", &d.name]).await).contains(&format!("protected: {id}")),
+        "protected by its name"
+    );
+    let out = flotilla(&url, &["protect", &id, "--off"]).await;
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert!(!text(&flotilla(&url, &["scaling", "show", &d.name]).await).contains("protected:"));
+    let out = flotilla(&url, &["protect", "no-such-machine"]).await;
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(
+        text(&out).contains("no machine no-such-machine"),
+        "{}",
+        text(&out)
+    );
+
+    let out = flotilla(&url, &["replace", &id, "--timeout", "60s", "-o", "json"]).await;
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let fleet: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let now: Vec<&str> = fleet["regions"][0]["machines"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|m| m["role"] == "webserver")
+        .map(|m| m["resource_id"].as_str().unwrap())
+        .collect();
+    assert!(!now.contains(&id.as_str()), "{id} still there: {now:?}");
+    assert!(
+        text(&out).contains(&format!("machine {id} replaced")),
+        "{}",
+        text(&out)
+    );
+
+    let out = flotilla(&url, &["why", &d.name, "gb-lon"]).await;
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let why = text(&out);
+    assert!(why.contains("provisioner:\n  VPC"), "{why}");
+    assert!(why.contains("autoscaler:\n  3 webservers"), "{why}");
+    assert!(
+        why.contains("dns: no answer"),
+        "the dns service is not running: {why}"
+    );
+    let out = flotilla(&url, &["why", &d.name, "gb-lon", "-o", "json"]).await;
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(json["autoscaler"]["answer"]["desired"], 3, "{json}");
+    assert!(json["firewall"]["unknown"].is_string(), "{json}");
+    let out = flotilla(&url, &["why", &d.name, "xx-nowhere"]).await;
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(text(&out).contains("its regions: gb-lon"), "{}", text(&out));
+    let out = flotilla(&url, &["reconcile", &d.name, "gb-lon"]).await;
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert!(text(&out).contains("region(s) gb-lon"), "{}", text(&out));
 
     // A schedule and target tracking, shown back; a bad entry refused before anything is sent.
     let out = flotilla(

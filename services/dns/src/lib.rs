@@ -29,11 +29,17 @@ pub const DEF: ServiceDef = ServiceDef {
 
 pub use service::Settings;
 
-/// The command routes of the service (`failover`), its record loop and its API.
+/// The command routes of the service (`failover`, `reconcile`), its record loop and its API.
 pub fn routes(ctx: &Context<Settings>) -> Dispatcher {
     let records = service::start(ctx);
-    Dispatcher::new(ctx.def.name).on(move |cmd: flotilla_proto::FailoverAuthenticator, _delivery| {
-        let records = std::sync::Arc::clone(&records);
-        async move { records.failover(cmd).await }
-    })
+    let again = std::sync::Arc::clone(&records);
+    Dispatcher::new(ctx.def.name)
+        .on(move |cmd: flotilla_proto::FailoverAuthenticator, _delivery| {
+            let records = std::sync::Arc::clone(&records);
+            async move { records.failover(cmd).await }
+        })
+        .on(move |cmd: flotilla_proto::ReconcileRecords, _delivery| {
+            let records = std::sync::Arc::clone(&again);
+            async move { records.reconcile_now(cmd).await }
+        })
 }

@@ -19,7 +19,7 @@ use flotilla_cloud::{DnsBatch, DnsChange, DnsRecord, ProviderKind};
 use flotilla_clouds::Clouds;
 use flotilla_proto::{
     ALL_REGIONS, Adopt, AuthenticatorMoved, DnsAlarm, EventMeta, ExcludedMachine, FailoverAuthenticator,
-    HandOver, NameView, OwnershipChanged, RecordsChanged, RecordsView, ShowRecords,
+    HandOver, NameView, OwnershipChanged, ReconcileRecords, RecordsChanged, RecordsView, ShowRecords,
 };
 use flotilla_runtime::ApiFailure;
 use flotilla_runtime::deployments::{DeploymentLoop, LoopSettings, Nudge, Ran, Reconciler, Sources, Views};
@@ -802,6 +802,28 @@ impl RecordLoop {
             }
         }
         .map_err(ApiFailure::internal)?;
+        Ok(())
+    }
+
+    /// `dns.reconcile`: reconciles the deployment's records now (the record loop is nudged). Refused when
+    /// the region is not deployed; again, nothing changes that is already right.
+    pub async fn reconcile_now(&self, cmd: ReconcileRecords) -> Result<(), HandlerError> {
+        let deployed = self
+            .desired
+            .get(&cmd.deployment)
+            .await
+            .map_err(|e| HandlerError::Retry {
+                reason: e.to_string(),
+                after: None,
+            })?
+            .is_some_and(|d| d.value.deployment.region(&cmd.region).is_some());
+        if !deployed {
+            return Err(HandlerError::Reject(format!(
+                "region {} of deployment {} is not deployed",
+                cmd.region, cmd.deployment
+            )));
+        }
+        self.nudge(&cmd.deployment);
         Ok(())
     }
 

@@ -191,9 +191,38 @@ pub fn decode_any_kind<M: Message>(encoding: Encoding, payload: &[u8]) -> Result
     }
 }
 
+/// Any payload of the bus as a JSON value, whatever its kind, for showing it to people (`flotilla events`,
+/// `flotilla dlq show`): the encoding from `content_type`, else detected.
+pub fn decode_value(content_type: Option<&str>, payload: &[u8]) -> Result<serde_json::Value, DecodeError> {
+    let invalid = |encoding, message: String| DecodeError::Invalid {
+        kind: "any",
+        encoding,
+        path: ".".to_owned(),
+        message,
+    };
+    match Encoding::detect(content_type, payload) {
+        Encoding::Json => serde_json::from_slice(payload).map_err(|e| invalid("json", e.to_string())),
+        Encoding::MessagePack => {
+            rmp_serde::from_slice(payload).map_err(|e| invalid("msgpack", e.to_string()))
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn any_payload_reads_as_a_value_in_either_encoding() {
+        let value = serde_json::json!({ "deployment": "shop", "n": 3, "tags": ["a"] });
+        let packed = rmp_serde::to_vec_named(&value).unwrap();
+        assert_eq!(decode_value(Some("application/msgpack"), &packed).unwrap(), value);
+        assert_eq!(decode_value(None, &packed).unwrap(), value);
+        let text = serde_json::to_vec(&value).unwrap();
+        assert_eq!(decode_value(None, &text).unwrap(), value);
+        let e = decode_value(Some("application/json"), b"{not json").unwrap_err();
+        assert!(e.to_string().contains("json"), "{e}");
+    }
 
     #[test]
     fn detection_without_a_header() {

@@ -17,7 +17,8 @@ mod meta;
 pub mod routing;
 
 pub use codec::{
-    CONTENT_TYPE_HEADER, DecodeError, EncodeError, Encoding, KIND_HEADER, decode, decode_any_kind, encode,
+    CONTENT_TYPE_HEADER, DecodeError, EncodeError, Encoding, KIND_HEADER, decode, decode_any_kind,
+    decode_value, encode,
 };
 pub use messages::*;
 pub use meta::{CommandId, CommandMeta, EventMeta};
@@ -74,6 +75,7 @@ pub fn all_schemas() -> Vec<(&'static str, schemars::Schema)> {
         entry::<ShowRecords>(),
         entry::<RecordsView>(),
         entry::<FailoverAuthenticator>(),
+        entry::<ReconcileRecords>(),
         entry::<RecordsChanged>(),
         entry::<DnsAlarm>(),
         entry::<AuthenticatorMoved>(),

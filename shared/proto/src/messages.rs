@@ -987,6 +987,23 @@ impl Message for FailoverAuthenticator {
     const KIND: &'static str = "dns.failover.v1";
 }
 
+/// `dns.reconcile.v1`: reconcile a deployment's records now, instead of at the next change or resync
+/// (published on `flotilla.cmd.dns.<deployment>.<region>.reconcile`, the region any of the deployment's).
+/// Changes nothing that is already right; sending it again is harmless.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct ReconcileRecords {
+    /// Command metadata.
+    pub meta: CommandMeta,
+    /// Deployment name.
+    pub deployment: String,
+    /// A region of the deployment.
+    pub region: String,
+}
+
+impl Message for ReconcileRecords {
+    const KIND: &'static str = "dns.reconcile.v1";
+}
+
 /// `dns.records-changed.v1`: the dns service changed the records of one name (published on
 /// `flotilla.evt.records.<deployment>._all.<changed|partial>`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]

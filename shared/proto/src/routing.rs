@@ -9,9 +9,9 @@ use crate::{
     AllowListChanged, ApplyRegion, AuthenticatorMoved, BackupWritten, CommandMeta, CommandRejected,
     CreateMachines, DbaasReady, DecodeError, DestroyMachine, DestroyRegion, DnsAlarm, EventMeta,
     FailoverAuthenticator, FirewallChanged, MachineChanged, MachineHealth, MachineMetric, Message,
-    PauseScaling, ProtectMachine, ReconcileFirewalls, ReconcileRegion, ReconcileSync, RecordsChanged,
-    RegionApplied, ReplaceMachine, RestoreBackup, ResumeScaling, RuleSet, ScaleRegion, ScalingActivity,
-    SetSchedule, SetTargetTracking, SyncApplied, TakeBackup,
+    PauseScaling, ProtectMachine, ReconcileFirewalls, ReconcileRecords, ReconcileRegion, ReconcileSync,
+    RecordsChanged, RegionApplied, ReplaceMachine, RestoreBackup, ResumeScaling, RuleSet, ScaleRegion,
+    ScalingActivity, SetSchedule, SetTargetTracking, SyncApplied, TakeBackup,
 };
 
 /// The service and verb of a command kind: `provisioner.apply.v1` → (`provisioner`, `apply`).
@@ -77,6 +77,7 @@ command!(
     SetSchedule,
     SetTargetTracking,
     FailoverAuthenticator,
+    ReconcileRecords,
     ReconcileFirewalls,
     ReconcileSync,
     TakeBackup,
