@@ -194,7 +194,15 @@ pub async fn run(nats: &flotilla_bus::BusConfig, cmd: Command) -> anyhow::Result
                 let mut headers = async_nats::HeaderMap::new();
                 for (name, values) in raw.headers.iter() {
                     let n: &str = name.as_ref();
-                    if n.starts_with("Flotilla-") || n.to_ascii_lowercase().starts_with("nats-") {
+                    let added = [
+                        DLQ_ERROR_HEADER,
+                        DLQ_SUBJECT_HEADER,
+                        DLQ_DELIVERIES_HEADER,
+                        DLQ_MSG_ID_HEADER,
+                    ];
+                    if added.iter().any(|a| a.eq_ignore_ascii_case(n))
+                        || n.to_ascii_lowercase().starts_with("nats-")
+                    {
                         continue;
                     }
                     for v in values {

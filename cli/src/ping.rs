@@ -26,7 +26,7 @@ struct Pong {
 }
 
 pub async fn run(nats: &flotilla_bus::BusConfig, args: Args) -> anyhow::Result<ExitCode> {
-    let client = flotilla_bus::connect(nats).await?;
+    let client = crate::session::Session::connect(nats).await?.client;
     let inbox = client.new_inbox();
     let mut replies = client.subscribe(inbox.clone()).await?;
     client.publish_with_reply("$SRV.PING", inbox, "".into()).await?;

@@ -24,6 +24,7 @@ pub mod process;
 mod s3;
 pub mod sim;
 pub mod templates;
+pub mod tls;
 
 pub use nats::{TestNats, find_old_nats_server, free_port, nats_server_bin, start_server, start_server_with};
 pub use postgres::{TestDb, databases};

@@ -1018,27 +1018,10 @@ async fn a_deleted_consumer_is_recreated_and_work_resumes() {
 
 #[tokio::test]
 async fn tls_with_a_private_ca() {
-    use rcgen::{BasicConstraints, CertificateParams, IsCa, Issuer, KeyPair};
     let dir = tempfile::tempdir().unwrap();
     // A private CA and a server certificate for 127.0.0.1 signed by it.
-    let ca_key = KeyPair::generate().unwrap();
-    let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
-    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    let ca_cert = ca_params.self_signed(&ca_key).unwrap();
-    let issuer = Issuer::new(ca_params, ca_key);
-    let server_key = KeyPair::generate().unwrap();
-    let server_cert = CertificateParams::new(vec!["127.0.0.1".to_owned(), "localhost".to_owned()])
-        .unwrap()
-        .signed_by(&server_key, &issuer)
-        .unwrap();
-    let (ca, cert, key) = (
-        dir.path().join("ca.pem"),
-        dir.path().join("server.pem"),
-        dir.path().join("server.key"),
-    );
-    std::fs::write(&ca, ca_cert.pem()).unwrap();
-    std::fs::write(&cert, server_cert.pem()).unwrap();
-    std::fs::write(&key, server_key.serialize_pem()).unwrap();
+    let flotilla_integration_tests::tls::TlsFiles { ca, cert, key } =
+        flotilla_integration_tests::tls::private_ca(dir.path());
 
     let bin = flotilla_integration_tests::nats_server_bin();
     let (mut child, url) = flotilla_integration_tests::start_server_with(
