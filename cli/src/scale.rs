@@ -380,6 +380,20 @@ async fn explain(session: &Session, deployment: &str, region: Option<&str>) -> a
         })
 }
 
+/// The autoscaler's explanation of every region of a deployment (`flotilla.api.autoscaler.explain`),
+/// waiting up to `timeout`.
+pub async fn regions(
+    session: &Session,
+    deployment: &str,
+    timeout: Duration,
+) -> Result<ScalingStatus, ApiError> {
+    let req = ExplainScaling {
+        deployment: deployment.to_owned(),
+        region: None,
+    };
+    session.ask("autoscaler", "explain", &req, timeout).await
+}
+
 async fn explain_all(
     session: &Session,
     deployment: &str,

@@ -1,5 +1,6 @@
 //! `flotilla status [DEPLOYMENT]`: per region, its machines (role, name, state, public and private IP) and
-//! its DBaaS, as the provisioner records them, and per deployment its DNS records as the dns service sees
+//! its DBaaS, as the provisioner records them, and its scaling (counts, pause, what blocks it, the latest
+//! activities) as the autoscaler explains it; per deployment its DNS records as the dns service sees
 //! them and its DBaaS allow-list and firewalls as the firewall service sees them (unknown when a service
 //! does not answer, which never fails the status); `--output json` for scripts; `--watch` refreshes (the
 //! services' views at most every 10 s: each answer reads the providers).
@@ -70,6 +71,16 @@ pub enum SyncStatus {
     Unknown(String),
 }
 
+/// A deployment's scaling as `status` shows it.
+#[derive(Debug, Clone, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ScalingStatus {
+    /// The autoscaler's explanation, per region.
+    Explained(flotilla_proto::ScalingStatus),
+    /// Why it is unknown (the autoscaler not answering …).
+    Unknown(String),
+}
+
 /// What `status` shows beside the fleet, per deployment.
 #[derive(Debug, Default, serde::Serialize)]
 pub struct Beside {
@@ -82,6 +93,9 @@ pub struct Beside {
     /// Replication and backups.
     #[serde(skip_serializing_if = "BTreeMap::is_empty")]
     pub sync: BTreeMap<String, SyncStatus>,
+    /// Scaling per region: desired count, pause, what blocks it, recent activities.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub scaling: BTreeMap<String, ScalingStatus>,
 }
 
 /// `status --output json`: the provisioner's answer (its fields as they are), and the DNS records, the
@@ -109,10 +123,11 @@ pub async fn run(nats: &flotilla_bus::BusConfig, args: Args) -> anyhow::Result<E
                 .copied()
                 .eq(beside.dns.keys().map(String::as_str));
         if stale {
-            (beside.dns, beside.firewall, beside.sync) = tokio::join!(
+            (beside.dns, beside.firewall, beside.sync, beside.scaling) = tokio::join!(
                 dns_status(&session, &deployments),
                 firewall_status(&session, &deployments),
-                sync_status(&session, &deployments)
+                sync_status(&session, &deployments),
+                scaling_status(&session, &deployments)
             );
             dns_asked = Some(tokio::time::Instant::now());
         }
@@ -201,6 +216,19 @@ async fn sync_status(session: &Session, deployments: &BTreeSet<&str>) -> BTreeMa
     .await
 }
 
+/// The scaling of each deployment's regions, asked of the autoscaler together.
+async fn scaling_status(session: &Session, deployments: &BTreeSet<&str>) -> BTreeMap<String, ScalingStatus> {
+    ask_each(
+        deployments,
+        |d| crate::scale::regions(session, d, DNS_TIMEOUT),
+        |answer| match answer {
+            Ok(view) => ScalingStatus::Explained(view),
+            Err(e) => ScalingStatus::Unknown(unknown_because("autoscaler", e)),
+        },
+    )
+    .await
+}
+
 /// The dns service's answer as `status` shows it.
 fn dns_answer(answer: Result<RecordsView, ApiError>) -> DnsStatus {
     match answer {
@@ -279,6 +307,7 @@ pub fn render_with(fleet: &Fleet, beside: &Beside) -> String {
                 if db.created { "" } else { " (adopted)" }
             );
         }
+        write_scaling(&mut out, beside, &region.deployment, &region.region);
         if region.machines.is_empty() {
             let _ = writeln!(out, "    no machines");
             continue;
@@ -321,6 +350,45 @@ fn write_beside(out: &mut String, beside: &Beside, deployment: &str) {
         }
         Some(SyncStatus::Unknown(why)) => {
             let _ = writeln!(out, "  sync unknown ({why})");
+        }
+        None => {}
+    }
+}
+
+/// A region's scaling: its counts, pause and what blocks it, and its three latest activities.
+fn write_scaling(out: &mut String, beside: &Beside, deployment: &str, region: &str) {
+    match beside.scaling.get(deployment) {
+        Some(ScalingStatus::Explained(s)) => {
+            let Some(r) = s.regions.iter().find(|r| r.region == region) else {
+                return;
+            };
+            let _ = writeln!(
+                out,
+                "    autoscaler: desired {} within {}..={}, {} webservers ({} healthy){}{}",
+                r.desired,
+                r.min,
+                r.max,
+                r.current,
+                r.healthy,
+                r.paused
+                    .as_ref()
+                    .map(|p| format!(", PAUSED ({p})"))
+                    .unwrap_or_default(),
+                r.blocked.as_ref().map(|b| format!("; {b}")).unwrap_or_default()
+            );
+            for a in r.activities.iter().take(3) {
+                let _ = writeln!(
+                    out,
+                    "      {} {:<11} {} — {}",
+                    a.started_at.format("%H:%M:%S"),
+                    a.status,
+                    a.cause,
+                    a.message
+                );
+            }
+        }
+        Some(ScalingStatus::Unknown(why)) => {
+            let _ = writeln!(out, "    autoscaler unknown ({why})");
         }
         None => {}
     }

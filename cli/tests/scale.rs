@@ -204,6 +204,20 @@ async fn scale_waits_for_the_count_and_refuses_what_is_out_of_bounds() {
     let out = flotilla(&url, &["why", &d.name, "xx-nowhere"]).await;
     assert_eq!(out.status.code(), Some(1), "{}", text(&out));
     assert!(text(&out).contains("its regions: gb-lon"), "{}", text(&out));
+    // Status shows the region's scaling and its latest activities beside its machines.
+    let out = flotilla(&url, &["status", &d.name]).await;
+    let shown = text(&out);
+    assert!(
+        shown.contains("autoscaler: desired 3 within 1..=3, 3 webservers"),
+        "{shown}"
+    );
+    assert!(shown.contains("successful"), "{shown}");
+    let status: serde_json::Value =
+        serde_json::from_slice(&flotilla(&url, &["status", &d.name, "-o", "json"]).await.stdout).unwrap();
+    assert_eq!(
+        status["scaling"][&d.name]["explained"]["regions"][0]["desired"], 3,
+        "{status}"
+    );
     let out = flotilla(&url, &["reconcile", &d.name, "gb-lon"]).await;
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
     assert!(text(&out).contains("region(s) gb-lon"), "{}", text(&out));
