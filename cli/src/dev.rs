@@ -361,7 +361,7 @@ async fn serve(
 
     let outcome = async {
         if args.demo {
-            demo(nats).await
+            demo(nats, dir).await
         } else {
             Ok(ExitCode::SUCCESS)
         }
@@ -403,7 +403,7 @@ async fn stop_all(services: Services) {
     }
 }
 
-async fn demo(nats: &flotilla_bus::BusConfig) -> anyhow::Result<ExitCode> {
+async fn demo(nats: &flotilla_bus::BusConfig, dir: &Path) -> anyhow::Result<ExitCode> {
     let sources: Vec<TemplateSource> = EXAMPLES
         .iter()
         .map(|(name, text)| TemplateSource::new(*name, *text))
@@ -418,13 +418,151 @@ async fn demo(nats: &flotilla_bus::BusConfig) -> anyhow::Result<ExitCode> {
     );
     let session = Session::connect(nats).await?;
     use std::io::IsTerminal;
-    crate::deploy::deploy(
+    let code = crate::deploy::deploy(
         &session,
         &deployment,
         Duration::from_secs(600),
         std::io::stderr().is_terminal(),
     )
-    .await
+    .await?;
+    tour(&session, &deployment, dir).await?;
+    Ok(code)
+}
+
+/// How long each step of the demo's tour may take.
+const TOUR_STEP: Duration = Duration::from_secs(120);
+
+/// Polls `check` every 250 ms until it gives a value, or fails saying `what` after [`TOUR_STEP`].
+async fn until<T>(what: &str, mut check: impl AsyncFnMut() -> Option<T>) -> anyhow::Result<T> {
+    let deadline = tokio::time::Instant::now() + TOUR_STEP;
+    loop {
+        if let Some(v) = check().await {
+            return Ok(v);
+        }
+        if tokio::time::Instant::now() > deadline {
+            return Err(anyhow!(
+                "{what}: not within {}",
+                humantime::format_duration(TOUR_STEP)
+            ));
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}
+
+/// The rest of the system at work on the deployed demo, each step waited for and said: the DNS records
+/// (every region's reverse proxies in round-robin), the DBaaS allow-list, a file written into the primary
+/// region's webroot arriving in the others, a scale-out; then the whole `flotilla status`.
+async fn tour(session: &Session, deployment: &flotilla_spec::Deployment, dir: &Path) -> anyhow::Result<()> {
+    let name = deployment.name.as_str();
+    let records = until("the DNS records", async || {
+        let view = crate::dns::records(session, name, Duration::from_secs(5))
+            .await
+            .ok()?;
+        let settled = !view.names.is_empty()
+            && view
+                .names
+                .iter()
+                .all(|n| n.creates.is_empty() && n.deletes.is_empty() && !n.current.is_empty());
+        settled.then_some(view)
+    })
+    .await?;
+    for n in &records.names {
+        println!(
+            "demo: DNS {} → {} ({})",
+            n.name,
+            n.current.join(", "),
+            records.provider
+        );
+    }
+    let allowed = until("the DBaaS allow-list", async || {
+        let view = crate::firewall::show(session, name, Duration::from_secs(5))
+            .await
+            .ok()?;
+        let list = view.allow_list?;
+        let settled = list.adds.is_empty() && list.removes.is_empty() && list.current.is_some();
+        settled.then_some(list)
+    })
+    .await?;
+    println!(
+        "demo: the allow-list of database {} ({} {}) holds {}",
+        allowed.database,
+        allowed.provider,
+        allowed.region,
+        allowed.current.unwrap_or_default().join(", ")
+    );
+    let Some(primary) = deployment
+        .regions
+        .iter()
+        .find(|r| r.primary)
+        .or(deployment.regions.first())
+    else {
+        return Ok(());
+    };
+    let webroots = dir.join("webroots");
+    let page = format!(
+        "<p>written in {} at {}</p>\n",
+        primary.name,
+        chrono::Utc::now().to_rfc3339()
+    );
+    let written = webroots.join(&primary.name).join("demo");
+    std::fs::create_dir_all(&written).context("the demo's webroot")?;
+    std::fs::write(written.join("hello.html"), &page).context("the demo's page")?;
+    let begun = std::time::Instant::now();
+    let others: Vec<&str> = deployment
+        .regions
+        .iter()
+        .filter(|r| r.name != primary.name)
+        .map(|r| r.name.as_str())
+        .collect();
+    until("the page in every region's webroot", async || {
+        others
+            .iter()
+            .all(|r| {
+                std::fs::read_to_string(webroots.join(r).join("demo/hello.html"))
+                    .ok()
+                    .as_deref()
+                    == Some(page.as_str())
+            })
+            .then_some(())
+    })
+    .await?;
+    println!(
+        "demo: demo/hello.html written into {}'s webroot reached {} in {} ms",
+        primary.name,
+        others.join(", "),
+        begun.elapsed().as_millis()
+    );
+    let wanted = (primary.scaling.min.max(1) + 1).min(primary.scaling.max.max(1));
+    let now = crate::scale::regions(session, name, Duration::from_secs(5))
+        .await
+        .ok()
+        .and_then(|s| s.regions.into_iter().find(|r| r.region == primary.name));
+    if now.as_ref().is_none_or(|r| r.desired < wanted) {
+        let cmd = flotilla_proto::ScaleRegion {
+            meta: flotilla_proto::CommandMeta::new(crate::session::issuer()),
+            deployment: name.to_owned(),
+            region: primary.name.clone(),
+            desired: wanted,
+        };
+        flotilla_bus::Publisher::new(session.client.clone(), flotilla_bus::PublishConfig::default())
+            .publish_command(&cmd)
+            .await?;
+        println!("demo: scaling {} out to {wanted} webservers…", primary.name);
+    }
+    let r = until("the scale-out", async || {
+        let s = crate::scale::regions(session, name, Duration::from_secs(5))
+            .await
+            .ok()?;
+        let r = s.regions.into_iter().find(|r| r.region == primary.name)?;
+        let busy = r.activities.first().is_some_and(|a| a.ended_at.is_none());
+        (r.current >= wanted && r.healthy >= wanted && !busy).then_some(r)
+    })
+    .await?;
+    println!("demo: {} has {} webservers, all healthy", primary.name, r.current);
+    // DNS and the allow-list follow the new machine: the whole picture once they have.
+    let (fleet, beside) = crate::status::snapshot(session, Some(name)).await?;
+    print!("{}", crate::status::render_with(&fleet, &beside));
+    Ok(())
 }
 
 type Services = Vec<(&'static str, Running)>;

@@ -159,6 +159,25 @@ pub async fn run(nats: &flotilla_bus::BusConfig, args: Args) -> anyhow::Result<E
     }
 }
 
+/// The fleet of `deployment` (all when `None`) and everything `status` shows beside it, asked now.
+pub async fn snapshot(session: &Session, deployment: Option<&str>) -> anyhow::Result<(Fleet, Beside)> {
+    let fleet = session.fleet(deployment, None).await?;
+    let deployments: BTreeSet<&str> = fleet.regions.iter().map(|r| r.deployment.as_str()).collect();
+    let (dns, firewall, sync, scaling) = tokio::join!(
+        dns_status(session, &deployments),
+        firewall_status(session, &deployments),
+        sync_status(session, &deployments),
+        scaling_status(session, &deployments)
+    );
+    let beside = Beside {
+        dns,
+        firewall,
+        sync,
+        scaling,
+    };
+    Ok((fleet, beside))
+}
+
 /// Each deployment's answer of one service, asked together (`ask`), as `status` shows it (`answer`);
 /// never an error.
 async fn ask_each<'a, V, S, F>(

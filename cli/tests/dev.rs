@@ -161,6 +161,32 @@ async fn the_local_demo_deploys_three_regions_and_resumes_after_ctrl_c() {
         printed.contains("every region applied"),
         "the demo reports success:\n{printed}"
     );
+    // The tour: the records, the allow-list, a page propagated, a scale-out, then the whole status.
+    for said in [
+        "demo: DNS www.codetesters.uk → ",
+        "demo: the allow-list of database ",
+        "demo: demo/hello.html written into gb-lon's webroot reached nl-ams, ch-gva-2 in ",
+        "demo: gb-lon has 2 webservers, all healthy",
+        "autoscaler: desired 2 within 1..=10, 2 webservers (2 healthy)",
+    ] {
+        assert!(
+            printed.contains(said),
+            "the demo does not say {said:?}:\n{printed}"
+        );
+    }
+    let line = printed
+        .lines()
+        .find(|l| l.starts_with("demo: DNS www.codetesters.uk → "))
+        .unwrap();
+    let addresses = line
+        .split_once("→ ")
+        .and_then(|(_, rest)| rest.split_once(" ("))
+        .map(|(ips, _)| ips.split(", ").count());
+    assert_eq!(
+        addresses,
+        Some(3),
+        "every region's reverse proxy in round-robin: {line}"
+    );
 
     // `flotilla status` over NATS, found through ./.flotilla/dev.json.
     let out = flotilla(dir.path()).arg("status").output().await.unwrap();

@@ -192,6 +192,8 @@ async fn scale_waits_for_the_count_and_refuses_what_is_out_of_bounds() {
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
     let why = text(&out);
     assert!(why.contains("provisioner:\n  VPC"), "{why}");
+    // The webservers the autoscaler added are not a surplus to the provisioner's plan.
+    assert!(why.contains("machines as the spec wants: nothing to do"), "{why}");
     assert!(why.contains("autoscaler:\n  3 webservers"), "{why}");
     assert!(
         why.contains("dns: no answer"),

@@ -108,7 +108,9 @@ impl Provisioner {
             }
             _ => "none",
         };
-        let steps = plan(region, &known, Uuid::nil())
+        // As an apply would: the webserver count the autoscaler set is kept (within the spec's bounds).
+        let (live, _) = crate::handler::live_region(region, record.as_ref());
+        let steps = plan(&live, &known, Uuid::nil())
             .into_iter()
             .map(|step| match step {
                 Step::Create {
