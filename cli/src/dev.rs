@@ -361,7 +361,7 @@ async fn serve(
 
     let outcome = async {
         if args.demo {
-            demo(nats, dir).await
+            demo(nats, &dir.join("webroots")).await
         } else {
             Ok(ExitCode::SUCCESS)
         }
@@ -403,7 +403,25 @@ async fn stop_all(services: Services) {
     }
 }
 
-async fn demo(nats: &flotilla_bus::BusConfig, dir: &Path) -> anyhow::Result<ExitCode> {
+/// `flotilla demo`: the demo's deploy and tour against a Flotilla already running on the simulator (the
+/// one-shot container of the compose demo; `flotilla dev --demo` runs the same after starting everything).
+#[derive(Debug, clap::Args)]
+#[command(after_help = "Examples:\n  flotilla demo --webroots .flotilla/webroots\n  \
+                        flotilla --nats-url nats://nats:4222 demo --webroots /srv/webroots")]
+pub struct DemoArgs {
+    /// Where the demo's sync agents keep their webroots, one directory per region.
+    #[arg(long, default_value = ".flotilla/webroots")]
+    webroots: PathBuf,
+}
+
+/// `flotilla demo`.
+pub async fn run_demo(nats: &flotilla_bus::BusConfig, args: DemoArgs) -> anyhow::Result<ExitCode> {
+    demo(nats, &args.webroots).await
+}
+
+/// Deploys the examples (to the simulator the services point at) and tours the system at work; the
+/// agents' webroots are under `webroots`.
+async fn demo(nats: &flotilla_bus::BusConfig, webroots: &Path) -> anyhow::Result<ExitCode> {
     let sources: Vec<TemplateSource> = EXAMPLES
         .iter()
         .map(|(name, text)| TemplateSource::new(*name, *text))
@@ -425,7 +443,7 @@ async fn demo(nats: &flotilla_bus::BusConfig, dir: &Path) -> anyhow::Result<Exit
         std::io::stderr().is_terminal(),
     )
     .await?;
-    tour(&session, &deployment, dir).await?;
+    tour(&session, &deployment, webroots).await?;
     Ok(code)
 }
 
@@ -452,7 +470,11 @@ async fn until<T>(what: &str, mut check: impl AsyncFnMut() -> Option<T>) -> anyh
 /// The rest of the system at work on the deployed demo, each step waited for and said: the DNS records
 /// (every region's reverse proxies in round-robin), the DBaaS allow-list, a file written into the primary
 /// region's webroot arriving in the others, a scale-out; then the whole `flotilla status`.
-async fn tour(session: &Session, deployment: &flotilla_spec::Deployment, dir: &Path) -> anyhow::Result<()> {
+async fn tour(
+    session: &Session,
+    deployment: &flotilla_spec::Deployment,
+    webroots: &Path,
+) -> anyhow::Result<()> {
     let name = deployment.name.as_str();
     let records = until("the DNS records", async || {
         let view = crate::dns::records(session, name, Duration::from_secs(5))
@@ -498,7 +520,6 @@ async fn tour(session: &Session, deployment: &flotilla_spec::Deployment, dir: &P
     else {
         return Ok(());
     };
-    let webroots = dir.join("webroots");
     let page = format!(
         "<p>written in {} at {}</p>\n",
         primary.name,

@@ -171,6 +171,9 @@ enum Command {
     /// Exit codes: 0 once restored, 1 when there is no good backup or it was refused, 3 when NATS or the
     /// sync service cannot be reached.
     Restore(sync::RestoreArgs),
+    /// Deploy the three example regions and show the system at work, against a Flotilla running on the
+    /// cloud simulator (what `dev --demo` does once everything is up; the compose demo's one-shot container).
+    Demo(dev::DemoArgs),
     /// Each service's account of a region: what it would do next and why, or why it does nothing.
     Why(why::Args),
     /// What the services did, from the event stream (`--follow` for what they do next).
@@ -215,6 +218,7 @@ fn main() -> ExitCode {
             match cli.command {
                 Command::Template(cmd) => template::run(cmd),
                 Command::Completions { .. } => Ok(ExitCode::SUCCESS),
+                Command::Demo(args) => dev::run_demo(&cli.nats.config()?, args).await,
                 Command::Why(args) => why::run(&cli.nats.config()?, args).await,
                 Command::Events(args) => events::run(&cli.nats.config()?, args).await,
                 Command::Dlq(cmd) => dlq::run(&cli.nats.config()?, cmd).await,

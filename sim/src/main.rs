@@ -83,7 +83,7 @@ struct Args {
     /// example.com).
     #[arg(long = "provider-zone")]
     provider_zones: Vec<String>,
-    /// S3 endpoints: PROVIDER=REGION (repeatable; replaces the defaults).
+    /// S3 endpoints: PROVIDER=REGION or PROVIDER=REGION@PORT (repeatable; replaces the defaults).
     #[arg(long = "s3", value_parser = parse_s3)]
     s3: Vec<S3EndpointConfig>,
     /// Serve no S3 endpoints.
@@ -164,8 +164,18 @@ fn parse_exoscale_key(s: &str) -> Result<ExoscaleKey, String> {
 }
 
 fn parse_s3(s: &str) -> Result<S3EndpointConfig, String> {
-    let (provider, region) = pair(s)?;
-    Ok(S3EndpointConfig::new(provider, region))
+    let (provider, rest) = pair(s)?;
+    let (region, port) = match rest.split_once('@') {
+        Some((region, port)) => (
+            region,
+            port.parse()
+                .map_err(|_| format!("{port:?} is not a port (expected PROVIDER=REGION@PORT)"))?,
+        ),
+        None => (rest, 0),
+    };
+    let mut endpoint = S3EndpointConfig::new(provider, region);
+    endpoint.port = port;
+    Ok(endpoint)
 }
 
 fn config(args: Args) -> SimConfig {
@@ -275,4 +285,24 @@ async fn stopped() -> anyhow::Result<()> {
     #[cfg(not(unix))]
     tokio::signal::ctrl_c().await.context("waiting for Ctrl-C")?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_s3_endpoint_takes_a_fixed_port_or_any() {
+        let e = parse_s3("linode=gb-lon-1@9001").unwrap();
+        assert_eq!(
+            (e.provider, e.region.as_str(), e.port),
+            (Provider::Linode, "gb-lon-1", 9001)
+        );
+        assert_eq!(parse_s3("exoscale=ch-gva-2").unwrap().port, 0);
+        assert!(
+            parse_s3("linode=gb-lon-1@http")
+                .unwrap_err()
+                .contains("not a port")
+        );
+    }
 }

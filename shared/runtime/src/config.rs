@@ -89,6 +89,9 @@ pub struct ServiceConfig<S = NoSettings> {
     pub data_dir: PathBuf,
     /// Database URL (`sqlite://…` or `postgres://…`); a SQLite file in `data_dir` when unset.
     pub database_url: Option<String>,
+    /// A file holding the password of `database_url`'s user (a mounted secret, a systemd credential), so
+    /// that the URL itself holds none. Its first line is the password.
+    pub database_password_file: Option<PathBuf>,
     /// File of local secrets (cloud credentials, S3 keys) written by `flotilla template import`, for the
     /// services that talk to clouds. It must exist and be private to its owner (mode 0600).
     pub secrets_file: Option<PathBuf>,
@@ -116,6 +119,7 @@ impl<S: Default> Default for ServiceConfig<S> {
         Self {
             data_dir: PathBuf::from("./.flotilla"),
             database_url: None,
+            database_password_file: None,
             secrets_file: None,
             nats: BusConfig::default(),
             bus: TopologyConfig::default(),
@@ -139,6 +143,7 @@ impl<S> std::fmt::Debug for ServiceConfig<S> {
         f.debug_struct("ServiceConfig")
             .field("data_dir", &self.data_dir)
             .field("database_url", &db)
+            .field("database_password_file", &self.database_password_file)
             .field("secrets_file", &self.secrets_file)
             .field("nats", &self.nats)
             .field("bus", &self.bus)
@@ -220,12 +225,61 @@ impl<S: ServiceSettings> ServiceConfig<S> {
             flotilla_store::backend_of(url)
                 .map_err(|e| ConfigError::Invalid(format!("database_url: {e}")))?;
         }
+        match (&self.database_password_file, &self.database_url) {
+            (Some(_), None) => {
+                return Err(ConfigError::Invalid(
+                    "database_password_file is given without a database_url".into(),
+                ));
+            }
+            (Some(path), Some(url)) => {
+                with_password(url, &read_password(path)?)?;
+            }
+            (None, _) => {}
+        }
         Ok(())
     }
 }
 
+/// The first line of a password file.
+fn read_password(path: &Path) -> Result<String, ConfigError> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| ConfigError::Invalid(format!("database_password_file {}: {e}", path.display())))?;
+    let password = text.lines().next().unwrap_or_default().to_owned();
+    if password.is_empty() {
+        return Err(ConfigError::Invalid(format!(
+            "database_password_file {} is empty",
+            path.display()
+        )));
+    }
+    Ok(password)
+}
+
+/// `url` with `password` as its user's password (a URL that already holds one is refused: two sources
+/// for one password is a mistake).
+fn with_password(url: &str, password: &str) -> Result<String, ConfigError> {
+    let mut parsed = url::Url::parse(url).map_err(|e| ConfigError::Invalid(format!("database_url: {e}")))?;
+    if parsed.password().is_some() {
+        return Err(ConfigError::Invalid(
+            "database_url holds a password and database_password_file gives one too; keep one".into(),
+        ));
+    }
+    parsed
+        .set_password(Some(password))
+        .map_err(|()| ConfigError::Invalid("database_url cannot take a password".into()))?;
+    Ok(parsed.into())
+}
+
 impl<S> ServiceConfig<S> {
-    /// The database URL in effect for `service`.
+    /// The database URL to connect with for `service`: [`ServiceConfig::database_url_for`], with the
+    /// password of `database_password_file` (read now) when one is given. Never to be logged.
+    pub fn database_url_to_connect(&self, service: &str) -> Result<String, ConfigError> {
+        match (&self.database_password_file, &self.database_url) {
+            (Some(path), Some(url)) => with_password(url, &read_password(path)?),
+            _ => Ok(self.database_url_for(service)),
+        }
+    }
+
+    /// The database URL in effect for `service` (without the password of `database_password_file`).
     pub fn database_url_for(&self, service: &str) -> String {
         self.database_url
             .clone()
@@ -403,5 +457,70 @@ mod tests {
             !s.contains("hunter2") && s.contains("postgres://<redacted>"),
             "{s}"
         );
+    }
+
+    #[test]
+    fn the_database_password_comes_from_its_file_and_never_shows() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("db-password");
+        std::fs::write(&file, "s3cr3t/pw@x\n").unwrap();
+        let path = file.display().to_string();
+        let cfg = ServiceConfig::<NoSettings>::load_from(
+            None,
+            env(&[
+                (
+                    "FLOTILLA__DATABASE_URL",
+                    "postgres://flotilla@db:5432/flotilla_dns",
+                ),
+                ("FLOTILLA__DATABASE_PASSWORD_FILE", &path),
+            ]),
+        )
+        .unwrap();
+        let url = cfg.database_url_to_connect("dns").unwrap();
+        // Percent-encoded as a URL must be, and only there.
+        assert_eq!(url, "postgres://flotilla:s3cr3t%2Fpw%40x@db:5432/flotilla_dns");
+        assert!(!cfg.database_url_for("dns").contains("s3cr3t"));
+        assert!(!format!("{cfg:?}").contains("s3cr3t"));
+        // Two passwords, a missing or empty file, a file without a URL: each refused, saying which.
+        let both = ServiceConfig::<NoSettings>::load_from(
+            None,
+            env(&[
+                (
+                    "FLOTILLA__DATABASE_URL",
+                    "postgres://flotilla:other@db/flotilla_dns",
+                ),
+                ("FLOTILLA__DATABASE_PASSWORD_FILE", &path),
+            ]),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(both.contains("keep one") && !both.contains("other"), "{both}");
+        let missing = dir.path().join("none").display().to_string();
+        let err = ServiceConfig::<NoSettings>::load_from(
+            None,
+            env(&[
+                ("FLOTILLA__DATABASE_URL", "postgres://flotilla@db/flotilla_dns"),
+                ("FLOTILLA__DATABASE_PASSWORD_FILE", &missing),
+            ]),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("database_password_file"), "{err}");
+        std::fs::write(&file, "\n").unwrap();
+        let err = ServiceConfig::<NoSettings>::load_from(
+            None,
+            env(&[
+                ("FLOTILLA__DATABASE_URL", "postgres://flotilla@db/flotilla_dns"),
+                ("FLOTILLA__DATABASE_PASSWORD_FILE", &path),
+            ]),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("is empty"), "{err}");
+        let err =
+            ServiceConfig::<NoSettings>::load_from(None, env(&[("FLOTILLA__DATABASE_PASSWORD_FILE", &path)]))
+                .unwrap_err()
+                .to_string();
+        assert!(err.contains("without a database_url"), "{err}");
     }
 }

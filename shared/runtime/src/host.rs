@@ -299,7 +299,7 @@ where
     let client = flotilla_bus::connect(&nats).await?;
     tracing::info!(service = def.name, server = %client.server_info().version, "connected to NATS");
 
-    let db_url = config.database_url_for(def.name);
+    let db_url = config.database_url_to_connect(def.name)?;
     if config.database_url.is_none() {
         tokio::fs::create_dir_all(&config.data_dir)
             .await
