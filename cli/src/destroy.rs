@@ -18,7 +18,7 @@ use crate::session::{Exit, FleetEvent, Session, exit};
 
 #[derive(Debug, clap::Args)]
 #[command(
-    after_help = "Examples:\n  flotilla destroy www-codetesters-uk\n  flotilla destroy www-codetesters-uk --region nl-ams --yes"
+    after_help = "Examples:\n  flotilla destroy www-codetesters-uk\n  flotilla destroy www-codetesters-uk nl-ams --yes"
 )]
 pub struct Args {
     /// The deployment.

@@ -23,7 +23,9 @@ use crate::session::Session;
 pub struct Args {
     /// Only this deployment's events.
     deployment: Option<String>,
-    /// Only this topic (`machine`, `region`, `scaling`, `dns`, `firewall`, `sync`, `command` …).
+    /// Only this topic: `machine`, `region`, `dbaas`, `health`, `activity`, `metric`, `records`,
+    /// `dns-alarm`, `authenticator`, `allow-list`, `firewall`, `rules`, `sync`, `backup`, or `command` (refused
+    /// commands).
     #[arg(long)]
     topic: Option<String>,
     /// Start this far back.

@@ -156,7 +156,7 @@ impl Agent {
         if let Err(e) = &watcher {
             tracing::warn!(error = %e, "sync agent: the webroot cannot be watched; relying on the resync");
         }
-        let mut announced = self.follow(&client).await;
+        let mut announced = self.follow(&client, &remote.endpoint).await;
         // Catch up before ready.
         let mut attempt = 0u32;
         loop {
@@ -215,10 +215,11 @@ impl Agent {
         }
     }
 
-    /// The announcements that concern this webroot: another machine of the region pushed, or the
-    /// replicator brought the region's datastore something. A plain subscription: one missed while
-    /// disconnected is made up for by the resync.
-    async fn follow(&self, client: &async_nats::Client) -> mpsc::UnboundedReceiver<()> {
+    /// The announcements that concern this webroot: another machine pushed to this region's datastore
+    /// (of this region, or of another region sharing the endpoint), or the replicator brought the region's
+    /// datastore something. A plain subscription: one missed while disconnected is made up for by the
+    /// resync.
+    async fn follow(&self, client: &async_nats::Client, endpoint: &str) -> mpsc::UnboundedReceiver<()> {
         let (tx, rx) = mpsc::unbounded_channel();
         let filter = match flotilla_bus::subject::events_filter(
             Some(<SyncApplied as flotilla_proto::Event>::TOPIC),
@@ -238,13 +239,17 @@ impl Agent {
             }
         };
         let (region, machine) = (self.agent.region.clone(), self.agent.machine.clone());
+        let endpoint = endpoint.to_owned();
         tokio::spawn(async move {
             while let Some(msg) = sub.next().await {
                 let Some(AnyEvent::Sync(e)) = flotilla_bus::decode_event(&msg) else {
                     continue;
                 };
                 let concerns = match e.outcome.as_str() {
-                    "pushed" => e.region == region && e.origin != machine,
+                    "pushed" => {
+                        e.origin != machine
+                            && (e.region == region || e.endpoint.as_deref() == Some(endpoint.as_str()))
+                    }
                     // The replicator changed the region's datastore (whatever else it held back or
                     // failed to do).
                     _ if e.origin == "replicator" => {
@@ -488,6 +493,7 @@ impl Agent {
                 bucket: remote.bucket.clone(),
                 origin: self.agent.machine.clone(),
                 peer: None,
+                endpoint: (outcome == "pushed").then(|| remote.endpoint.clone()),
                 outcome: outcome.into(),
                 copied_count: copied.count as u64,
                 deleted_count: deleted.count as u64,

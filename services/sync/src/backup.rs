@@ -621,6 +621,13 @@ impl Backups {
         }
         let Some((bucket, key, endpoint, (checksum, size))) = chosen else {
             let _ = std::fs::remove_dir_all(&work);
+            if notes.is_empty() {
+                return Err(format!(
+                    "no backup of deployment {}'s webroot on any datastore{}",
+                    d.name,
+                    at.map(|a| format!(" taken at or before {a}")).unwrap_or_default()
+                ));
+            }
             return Err(format!("no good backup found: {}", notes.join("; ")));
         };
         // Unpacked (paths that would leave the directory are refused by `tar`), then written into the
@@ -695,6 +702,7 @@ impl Backups {
         }
         // The region's agents pull what the restore wrote, as after any change of their datastore.
         let applied = flotilla_proto::SyncApplied {
+            endpoint: None,
             meta: EventMeta::new(correlation, "sync"),
             deployment: d.name.clone(),
             region: region.to_owned(),

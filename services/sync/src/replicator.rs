@@ -393,6 +393,7 @@ impl Replicator {
             "replicated"
         };
         let event = SyncApplied {
+            endpoint: None,
             meta: EventMeta::new(uuid::Uuid::now_v7(), "sync"),
             deployment: d.name.clone(),
             region: spoke.region.clone(),

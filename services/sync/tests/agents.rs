@@ -185,3 +185,31 @@ async fn a_conflicting_edit_keeps_both_versions_and_a_new_agent_catches_up_befor
         h.stop_agent(m).await;
     }
 }
+
+/// The examples' shape: every region's datastore on one endpoint (one bucket, nothing to replicate). A push
+/// there reaches the other regions' agents at once, not at their next resync (a minute here).
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn regions_sharing_one_datastore_see_each_others_changes_at_once() {
+    let mut shared = common::deployment();
+    let one = shared.regions[0].datastores.clone();
+    for r in &mut shared.regions {
+        r.datastores = one.clone();
+    }
+    let mut h = Harness::start_with(shared).await;
+    h.start_agent(0, "lon-ws-1").await;
+    h.start_agent(1, "ams-ws-1").await;
+    h.start_agent(2, "gva-ws-1").await;
+    // Within the harness's patience (30 s), shorter than the agents' resync (60 s).
+    write(
+        &h.webroot("ams-ws-1"),
+        "news/today.html",
+        b"<p>from Amsterdam</p>",
+    );
+    h.until_all("a file pushed to the shared datastore", |t| {
+        t.get("news/today.html").map(Vec::as_slice) == Some(b"<p>from Amsterdam</p>".as_slice())
+    })
+    .await;
+    for m in ["lon-ws-1", "ams-ws-1", "gva-ws-1"] {
+        h.stop_agent(m).await;
+    }
+}

@@ -229,7 +229,7 @@ pub async fn check_server(client: &async_nats::Client) -> Result<(), BusError> {
     async_nats::jetstream::new(client.clone())
         .query_account()
         .await
-        .map_err(|e| BusError::NoJetStream {
+        .map_err(|e| BusError::JetStreamUnavailable {
             version: info.version.clone(),
             reason: e.to_string(),
         })?;

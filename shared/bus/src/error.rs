@@ -30,6 +30,17 @@ pub enum BusError {
         /// What the server answered.
         reason: String,
     },
+    /// The server has JetStream, but it does not answer now.
+    #[error(
+        "NATS server {version} has JetStream but it does not answer now (a cluster without a quorum, or a \
+         server still starting): {reason}"
+    )]
+    JetStreamUnavailable {
+        /// The version the server reported.
+        version: String,
+        /// What the server answered.
+        reason: String,
+    },
     /// A subject token is not allowed.
     #[error("invalid subject token {token:?} for {what}: {reason}")]
     SubjectToken {

@@ -1479,6 +1479,10 @@ pub struct SyncApplied {
     /// For `replicated`: the other region of the pair.
     #[serde(default)]
     pub peer: Option<String>,
+    /// For an agent's `pushed`: the datastore endpoint written to (`<provider>:<host>`), so that the agents
+    /// of every region sharing that endpoint pull (no replication carries a change between them).
+    #[serde(default)]
+    pub endpoint: Option<String>,
     /// `pushed`, `pulled`, `replicated`, `restored`, `held-back` or `failed`.
     pub outcome: String,
     /// Keys copied (at most [`SYNC_EVENT_KEYS`]; `copied_count` has them all).

@@ -58,6 +58,11 @@ pub fn deployment() -> Deployment {
 impl Harness {
     /// NATS, the simulator and the deployment's desired state; no service yet.
     pub async fn start() -> Self {
+        Self::start_with(deployment()).await
+    }
+
+    /// [`Harness::start`] with another deployment.
+    pub async fn start_with(deployment: Deployment) -> Self {
         flotilla_integration_tests::init_logging();
         let nats = TestNats::private().await;
         let sim = sim::simulator(Duration::from_millis(10), Duration::from_millis(10)).await;
@@ -77,7 +82,6 @@ impl Harness {
                 }
             }
         });
-        let deployment = deployment();
         let h = Self {
             nats,
             sim,
