@@ -59,9 +59,14 @@ pub async fn run(nats: &flotilla_bus::BusConfig, args: Args) -> anyhow::Result<E
         .get_stream(flotilla_bus::topology::EVENT_STREAM)
         .await
         .context("the event stream (has a Flotilla service ever run on this NATS?)")?;
-    let start = chrono::Utc::now() - chrono::Duration::from_std(args.since).unwrap_or(chrono::Duration::MAX);
-    let start = time::OffsetDateTime::from_unix_timestamp(start.timestamp())
-        .unwrap_or(time::OffsetDateTime::UNIX_EPOCH);
+    // A `--since` reaching before 1970 (or past what a date can hold) reads the whole stream.
+    let start = chrono::Duration::from_std(args.since)
+        .ok()
+        .and_then(|d| chrono::Utc::now().checked_sub_signed(d))
+        .map_or(time::OffsetDateTime::UNIX_EPOCH, |t| {
+            time::OffsetDateTime::from_unix_timestamp(t.timestamp())
+                .unwrap_or(time::OffsetDateTime::UNIX_EPOCH)
+        });
     let consumer = stream
         .create_consumer(push::OrderedConfig {
             deliver_subject: session.client.new_inbox(),

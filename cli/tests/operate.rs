@@ -89,6 +89,10 @@ async fn events_are_listed_filtered_and_followed_across_a_nats_restart() {
     assert_eq!(all.len(), 3, "{all:?}");
     assert!(all.iter().all(|e| e["kind"] == "dns.alarm.v1"), "{all:?}");
     assert_eq!(all[2]["body"]["message"], "alarm-3");
+    // A `--since` before any date there can be reads the whole stream.
+    let out = flotilla(&url, &["events", "shop", "--since", "300000years"]).await;
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert!(text(&out).contains("alarm-1"), "{}", text(&out));
     let none = json(&flotilla(&url, &["events", "--topic", "machine", "-o", "json"]).await);
     assert_eq!(none, serde_json::json!([]));
 
