@@ -93,8 +93,17 @@ pub fn service_config<S: Default>(
     database_url: Option<String>,
     data_dir: &std::path::Path,
 ) -> flotilla_runtime::ServiceConfig<S> {
+    service_config_for([nats.url()], database_url, data_dir)
+}
+
+/// [`service_config`] for NATS at `urls` (a cluster's nodes, say).
+pub fn service_config_for<'a, S: Default>(
+    urls: impl IntoIterator<Item = &'a str>,
+    database_url: Option<String>,
+    data_dir: &std::path::Path,
+) -> flotilla_runtime::ServiceConfig<S> {
     let mut cfg = flotilla_runtime::ServiceConfig {
-        nats: flotilla_bus::BusConfig::for_urls([nats.url().to_owned()]),
+        nats: flotilla_bus::BusConfig::for_urls(urls.into_iter().map(str::to_owned)),
         data_dir: data_dir.to_owned(),
         database_url,
         ..Default::default()

@@ -85,6 +85,27 @@ pub enum BusError {
 }
 
 impl BusError {
+    /// Whether JetStream may answer if asked again soon: it did not answer now (a cluster electing its
+    /// leader or without a quorum, a server still starting), as opposed to a refusal that will stay one.
+    pub fn is_transient(&self) -> bool {
+        match self {
+            BusError::JetStreamUnavailable { .. } => true,
+            BusError::Provision { reason, .. } | BusError::JetStream { reason, .. } => {
+                let reason = reason.to_ascii_lowercase();
+                [
+                    "timed out",
+                    "timeout",
+                    "temporarily unavailable",
+                    "no responders",
+                    "insufficient resources",
+                ]
+                .iter()
+                .any(|s| reason.contains(s))
+            }
+            _ => false,
+        }
+    }
+
     pub(crate) fn provision(what: String, err: impl std::fmt::Display) -> Self {
         BusError::Provision {
             what,

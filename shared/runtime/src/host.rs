@@ -296,7 +296,7 @@ where
     let config = Arc::new(config);
     let mut nats = config.nats.clone();
     nats.name.get_or_insert_with(|| def.registered_name());
-    let client = flotilla_bus::connect(&nats).await?;
+    let client = patiently(def, "connect to NATS", || flotilla_bus::connect(&nats)).await?;
     tracing::info!(service = def.name, server = %client.server_info().version, "connected to NATS");
 
     let db_url = config.database_url_to_connect(def.name)?;
@@ -315,7 +315,10 @@ where
     }
     tracing::info!(service = def.name, backend = ?store.backend(), "database ready");
 
-    let topology = Topology::ensure(&client, &config.bus).await?;
+    let topology = patiently(def, "provision the streams and buckets", || {
+        Topology::ensure(&client, &config.bus)
+    })
+    .await?;
     let publisher = Publisher::new(client.clone(), config.publish.clone());
     let shutdown = CancellationToken::new();
 
@@ -670,6 +673,38 @@ where
     }
 }
 
+/// How long a service starting keeps asking a JetStream that does not answer yet (a cluster electing its
+/// leader, a node still starting) before it gives up.
+const START_PATIENCE: Duration = Duration::from_secs(120);
+
+/// `attempt`, again with a growing pause (½ s doubling to 5 s) while it fails for a reason that may pass
+/// ([`flotilla_bus::BusError::is_transient`]), for up to [`START_PATIENCE`]; each wait is logged and told
+/// to systemd. A signal stops the wait (see `run_until_signalled`).
+async fn patiently<T, Fut>(
+    def: ServiceDef,
+    what: &str,
+    mut attempt: impl FnMut() -> Fut,
+) -> Result<T, flotilla_bus::BusError>
+where
+    Fut: std::future::Future<Output = Result<T, flotilla_bus::BusError>>,
+{
+    let deadline = Instant::now() + START_PATIENCE;
+    let mut pause = Duration::from_millis(500);
+    loop {
+        match attempt().await {
+            Err(e) if e.is_transient() && Instant::now() + pause < deadline => {
+                tracing::warn!(service = def.name, error = %e, retry_in = ?pause, "cannot {what} yet; trying again");
+                let _ = sd_notify::notify(&[sd_notify::NotifyState::Status(&format!(
+                    "waiting for JetStream: cannot {what} yet"
+                ))]);
+                tokio::time::sleep(pause).await;
+                pause = (pause * 2).min(Duration::from_secs(5));
+            }
+            other => return other,
+        }
+    }
+}
+
 /// How often a service still starting tells systemd why (and extends its start timeout).
 const READY_STATUS_EVERY: Duration = Duration::from_secs(10);
 
@@ -682,7 +717,14 @@ where
     S: ServiceSettings,
     F: FnOnce(&Context<S>) -> Dispatcher,
 {
-    let running = start(def, config, build).await?;
+    // A signal while starting (waiting for JetStream, say) stops the start at once.
+    let running = tokio::select! {
+        started = start(def, config, build) => started?,
+        signal = wait_for_signal() => {
+            tracing::info!(service = def.name, signal, "stopped while starting");
+            return Ok(());
+        }
+    };
     let token = running.shutdown_token();
     let stop = token.clone();
     tokio::spawn(async move {
