@@ -808,21 +808,7 @@ impl RecordLoop {
     /// `dns.reconcile`: reconciles the deployment's records now (the record loop is nudged). Refused when
     /// the region is not deployed; again, nothing changes that is already right.
     pub async fn reconcile_now(&self, cmd: ReconcileRecords) -> Result<(), HandlerError> {
-        let deployed = self
-            .desired
-            .get(&cmd.deployment)
-            .await
-            .map_err(|e| HandlerError::Retry {
-                reason: e.to_string(),
-                after: None,
-            })?
-            .is_some_and(|d| d.value.deployment.region(&cmd.region).is_some());
-        if !deployed {
-            return Err(HandlerError::Reject(format!(
-                "region {} of deployment {} is not deployed",
-                cmd.region, cmd.deployment
-            )));
-        }
+        self.desired.require_region(&cmd.deployment, &cmd.region).await?;
         self.nudge(&cmd.deployment);
         Ok(())
     }

@@ -815,21 +815,7 @@ impl FirewallService {
 
     /// `firewall.reconcile`: reconcile the deployment now. Refused when it is not deployed.
     pub async fn reconcile_now(&self, cmd: ReconcileFirewalls) -> Result<(), HandlerError> {
-        let deployed = self
-            .desired
-            .get(&cmd.deployment)
-            .await
-            .map_err(|e| HandlerError::Retry {
-                reason: e.to_string(),
-                after: None,
-            })?
-            .is_some_and(|d| d.value.deployment.region(&cmd.region).is_some());
-        if !deployed {
-            return Err(HandlerError::Reject(format!(
-                "region {} of deployment {} is not deployed",
-                cmd.region, cmd.deployment
-            )));
-        }
+        self.desired.require_region(&cmd.deployment, &cmd.region).await?;
         if let Some(n) = self.nudge.get() {
             n.deployment(&cmd.deployment);
         }

@@ -176,6 +176,26 @@ impl DesiredStates {
         self.bucket.get(&subject::desired_key(deployment)?).await
     }
 
+    /// For a command handler: `Ok` when the desired state holds `region` of `deployment`; a refusal (a dead
+    /// letter with the reason) when it does not; a retry when the bucket cannot be read now.
+    pub async fn require_region(&self, deployment: &str, region: &str) -> Result<(), crate::HandlerError> {
+        let deployed = self
+            .get(deployment)
+            .await
+            .map_err(|e| crate::HandlerError::Retry {
+                reason: e.to_string(),
+                after: None,
+            })?
+            .is_some_and(|d| d.value.deployment.region(region).is_some());
+        if deployed {
+            Ok(())
+        } else {
+            Err(crate::HandlerError::Reject(format!(
+                "region {region} of deployment {deployment} is not deployed"
+            )))
+        }
+    }
+
     /// Writes `value` if the stored revision is still `expected` (`None`: nothing stored yet). Refuses a
     /// value whose generation does not grow, whatever the revision says.
     pub async fn put(
