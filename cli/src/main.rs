@@ -17,6 +17,9 @@ mod sync;
 mod template;
 mod why;
 
+#[cfg(test)]
+mod readme;
+
 use std::process::ExitCode;
 
 use clap::{CommandFactory, Parser, Subcommand};
@@ -491,86 +494,5 @@ mod tests {
         ] {
             assert!(script.contains(word), "{word} not completed");
         }
-    }
-
-    /// The shell command lines of the README's `sh` blocks (continuations joined).
-    pub(crate) fn readme_lines() -> Vec<String> {
-        let readme = include_str!("../../README.md");
-        let mut lines = Vec::new();
-        let mut in_sh = false;
-        let mut pending = String::new();
-        for raw in readme.lines() {
-            let trimmed = raw.trim_start();
-            if let Some(info) = trimmed.strip_prefix("```") {
-                in_sh = !in_sh && matches!(info.trim(), "sh" | "bash" | "console");
-                continue;
-            }
-            if !in_sh {
-                continue;
-            }
-            if let Some(head) = raw.strip_suffix('\\') {
-                pending.push_str(head);
-                pending.push(' ');
-                continue;
-            }
-            pending.push_str(raw);
-            lines.push(std::mem::take(&mut pending).trim().to_owned());
-        }
-        lines
-    }
-
-    /// `line` as `flotilla` arguments, when it runs the CLI: a leading `cargo run --bin flotilla --` or
-    /// variable assignments dropped, a comment, a redirection or a pipe cut off.
-    fn flotilla_args(line: &str) -> Option<Vec<String>> {
-        let line = line.strip_prefix("$ ").unwrap_or(line);
-        let words = shlex::split(line)?;
-        let mut words = words
-            .into_iter()
-            .skip_while(|w| w.contains('=') && !w.starts_with('-'))
-            .peekable();
-        let mut args: Vec<String> = match words.peek().map(String::as_str) {
-            Some("flotilla") => words.skip(1).collect(),
-            Some("cargo") => {
-                let rest: Vec<String> = words.collect();
-                let at = rest.iter().position(|w| w == "--")?;
-                (rest.get(..at)? == ["cargo", "run", "--bin", "flotilla"]).then(|| rest[at + 1..].to_vec())?
-            }
-            _ => return None,
-        };
-        if let Some(cut) = args
-            .iter()
-            .position(|w| w.starts_with('#') || w.starts_with('>') || w == "|" || w == "&&")
-        {
-            args.truncate(cut);
-        }
-        Some(args)
-    }
-
-    #[test]
-    fn every_cli_command_in_the_readme_parses() {
-        let mut checked = 0;
-        let mut bad = Vec::new();
-        for line in readme_lines() {
-            let Some(args) = flotilla_args(&line) else {
-                continue;
-            };
-            checked += 1;
-            let argv = std::iter::once("flotilla".to_owned()).chain(args);
-            if let Err(e) = Cli::try_parse_from(argv) {
-                bad.push(format!(
-                    "{line}\n    {}",
-                    e.to_string().lines().next().unwrap_or_default()
-                ));
-            }
-        }
-        assert!(
-            checked >= 40,
-            "only {checked} flotilla command lines found in the README"
-        );
-        assert!(
-            bad.is_empty(),
-            "README commands the CLI refuses:\n{}",
-            bad.join("\n")
-        );
     }
 }
