@@ -19,14 +19,16 @@ pub mod docker;
 pub mod figures;
 pub mod inventory;
 mod nats;
+pub mod pgserver;
 mod postgres;
 pub mod process;
 mod s3;
 pub mod sim;
+pub mod system;
 pub mod templates;
 pub mod tls;
 
-pub use nats::{TestNats, find_old_nats_server, free_port, nats_server_bin, start_server, start_server_with};
+pub use nats::{TestCluster, TestNats, find_old_nats_server, free_port, nats_server_bin, start_server, start_server_with};
 pub use postgres::{TestDb, databases};
 pub use s3::TestS3;
 

@@ -20,6 +20,13 @@ const OBSERVER_EXOSCALE_SECRET: &str = "observer-exoscale-secret";
 /// health checks on a free port. Besides its default credentials it accepts an observer's
 /// ([`observer_settings`]), for tests to read back what the services wrote.
 pub async fn simulator(boot: Duration, database: Duration) -> RunningSim {
+    Simulator::start(simulator_config(boot, database))
+        .await
+        .expect("the simulator starts")
+}
+
+/// The configuration [`simulator`] starts with, for a test that adds to it (credentials, endpoints).
+pub fn simulator_config(boot: Duration, database: Duration) -> SimConfig {
     let mut credentials = flotilla_cloudsim::Credentials::default();
     credentials.linode.push(Token::new(OBSERVER, OBSERVER_LINODE));
     credentials
@@ -34,15 +41,13 @@ pub async fn simulator(boot: Duration, database: Duration) -> RunningSim {
         key: OBSERVER_EXOSCALE_KEY.into(),
         secret: OBSERVER_EXOSCALE_SECRET.into(),
     });
-    Simulator::start(SimConfig {
+    SimConfig {
         boot_delay: boot,
         database_delay: database,
         health_port: crate::free_port(),
         credentials,
         ..SimConfig::default()
-    })
-    .await
-    .expect("the simulator starts")
+    }
 }
 
 /// The `[clouds]` settings of `sim` with the observer's credentials instead of the services': a test that

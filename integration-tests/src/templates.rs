@@ -114,3 +114,56 @@ pub fn seed_import() -> flotilla_spec::Import {
         .collect();
     flotilla_spec::import_templates(&sources).unwrap_or_else(|d| panic!("the seed does not import:\n{d}"))
 }
+
+/// The seed deployment named `name`, its nl-ams Linode region replaced by one on Vultr (`ams`) and one on
+/// DigitalOcean (`ams3`), each with the provider's own machine plans, VPC and object storage: the primary
+/// and its DBaaS on Linode (gb-lon), secondaries on Exoscale, Vultr and DigitalOcean. Deployable as it is.
+pub fn four_providers(name: &str) -> flotilla_spec::Deployment {
+    let mut d = seed_import().deployment;
+    d.name = name.into();
+    let nl_ams = d.regions.remove(1);
+    for (region, provider) in [
+        ("ams", flotilla_spec::CloudProvider::Vultr),
+        ("ams3", flotilla_spec::CloudProvider::DigitalOcean),
+    ] {
+        let mut r = nl_ams.clone();
+        r.name = region.into();
+        r.provider = provider;
+        r.provider_region = region.into();
+        r.build_identifier = format!("{name}-{region}");
+        r.vpc.name = format!("adt-vpc-{region}");
+        // The provider's own plan names and object storage in the same city.
+        let (size, datastore, host_base) = match provider {
+            flotilla_spec::CloudProvider::Vultr => (
+                "vc2-1c-1gb",
+                flotilla_spec::DatastoreProvider::Vultr,
+                "ams1.vultrobjects.com",
+            ),
+            _ => (
+                "s-1vcpu-1gb",
+                flotilla_spec::DatastoreProvider::DigitalOcean,
+                "ams3.digitaloceanspaces.com",
+            ),
+        };
+        let m = &mut r.machines;
+        for spec in [
+            &mut m.autoscaler,
+            &mut m.webserver,
+            &mut m.database,
+            &mut m.authenticator,
+            &mut m.reverse_proxy,
+        ] {
+            spec.size = size.into();
+        }
+        r.datastores = vec![flotilla_spec::DatastoreEndpoint {
+            provider: datastore,
+            host_base: host_base.into(),
+            location: host_base.split('.').next().unwrap_or(region).into(),
+        }];
+        d.regions.push(r);
+    }
+    for r in &mut d.regions {
+        r.build_identifier = format!("{name}-{}", r.name);
+    }
+    d
+}

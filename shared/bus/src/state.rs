@@ -343,6 +343,7 @@ pub struct Follower<T> {
     values: BTreeMap<String, T>,
     current: bool,
     told_current: bool,
+    ended: bool,
     _kind: PhantomData<T>,
 }
 
@@ -370,21 +371,32 @@ impl<T: Message + Clone> Follower<T> {
             values: BTreeMap::new(),
             current,
             told_current: false,
+            ended: false,
             _kind: PhantomData,
         })
     }
 
     /// The next change (applied to [`Follower::values`] before it is returned); `None` when the
-    /// connection closed. A value that does not decode is an error for that key, not the end: the next
-    /// call goes on.
+    /// connection closed or the watch failed (the owner follows again). A value that does not decode is
+    /// an error for that key, not the end: the next call goes on.
     pub async fn next(&mut self) -> Option<Result<Change<T>, BusError>> {
         if self.current && !self.told_current {
             self.told_current = true;
             return Some(Ok(Change::Current));
         }
+        if self.ended {
+            return None;
+        }
         let message = match self.messages.next().await? {
             Ok(m) => m,
-            Err(e) => return Some(Err(BusError::js("follow a KV bucket", e))),
+            Err(e) => {
+                // The watch itself failed (a missed heartbeat when a NATS node went away, a consumer that
+                // could not be recreated): it may never deliver again, so the follower ends and its owner
+                // follows anew (every owner does on `None`), reading every current value again.
+                tracing::warn!(error = %e, filter = %self.prefix, "following a KV bucket failed; the follower ends");
+                self.ended = true;
+                return None;
+            }
         };
         let pending = message.info().map(|i| i.pending).unwrap_or(0);
         if pending == 0 {

@@ -340,29 +340,8 @@ impl Harness {
     }
 }
 
-/// The seed deployment named `name`, its nl-ams Linode region replaced by one on Vultr (`ams`) and one on
-/// DigitalOcean (`ams3`): the primary and its DBaaS on Linode (gb-lon), secondaries on Exoscale, Vultr and
-/// DigitalOcean.
-pub fn four_providers(name: &str) -> Deployment {
-    let mut d = flotilla_integration_tests::templates::seed_import().deployment;
-    d.name = name.into();
-    let nl_ams = d.regions.remove(1);
-    for (region, provider) in [
-        ("ams", CloudProvider::Vultr),
-        ("ams3", CloudProvider::DigitalOcean),
-    ] {
-        let mut r = nl_ams.clone();
-        r.name = region.into();
-        r.provider = provider;
-        r.provider_region = region.into();
-        r.build_identifier = format!("{name}-{region}");
-        d.regions.push(r);
-    }
-    for r in &mut d.regions {
-        r.build_identifier = format!("{name}-{}", r.name);
-    }
-    d
-}
+#[allow(unused_imports)] // not every test file of the firewall uses it
+pub use flotilla_integration_tests::templates::four_providers;
 
 /// `ip` as a /32 entry.
 pub fn host(ip: &Option<String>) -> String {
