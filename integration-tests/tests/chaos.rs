@@ -97,9 +97,10 @@ impl Kind {
     }
 }
 
-/// The runs CI makes: a few seeds, the faults that have broken things before.
+/// The run CI makes (about 75 s): one seed of mixed faults. Kept small: the long run is a separate
+/// command (RELIABILITY.md).
 fn ci_sample() -> Vec<(u64, Kind)> {
-    vec![(1, Kind::Mixed), (2, Kind::KillBoth)]
+    vec![(1, Kind::Mixed)]
 }
 
 fn runs() -> Vec<(u64, Kind)> {
