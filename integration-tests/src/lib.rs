@@ -28,7 +28,9 @@ pub mod system;
 pub mod templates;
 pub mod tls;
 
-pub use nats::{TestCluster, TestNats, find_old_nats_server, free_port, nats_server_bin, start_server, start_server_with};
+pub use nats::{
+    TestCluster, TestNats, find_old_nats_server, free_port, nats_server_bin, start_server, start_server_with,
+};
 pub use postgres::{TestDb, databases};
 pub use s3::TestS3;
 
