@@ -742,6 +742,8 @@ impl Provisioner {
             if machines.change_applied(&command_id).await.map_err(store_error)? {
                 return Ok(());
             }
+            // A region never applied is refused as such, not as a missing machine.
+            self.recorded(&cmd.deployment, &cmd.region).await?;
             return Err(HandlerError::Reject(format!(
                 "machine {} is not a machine of region {} of deployment {}",
                 cmd.resource_id, cmd.region, cmd.deployment

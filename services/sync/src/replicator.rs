@@ -508,8 +508,11 @@ impl Replicator {
         })
     }
 
-    /// The `sync.reconcile` command: the deployment's buckets passed now.
+    /// The `sync.reconcile` command: the deployment's buckets passed now. Refused when no desired state holds
+    /// the region (a deployment nobody deployed).
     pub async fn reconcile_now(&self, cmd: ReconcileSync) -> Result<(), HandlerError> {
+        // A deployment nobody deployed is refused, not nudged to no effect.
+        self.desired.require_region(&cmd.deployment, &cmd.region).await?;
         if let Some(nudge) = self.nudge.get() {
             nudge.deployment(&cmd.deployment);
         }

@@ -10,12 +10,12 @@
 //!    crash would delay it by a whole ack-wait);
 //! 2. runs the [`Handler`], telling JetStream the work is in progress every third of the ack-wait;
 //! 3. acknowledges on success; on a retryable failure NAKs with a delay that grows with the delivery count;
-//!    on a permanent failure — undecodable, unknown kind, invalid, a panic on the last attempt — or when the
-//!    last allowed delivery fails, copies the message to `flotilla.dlq.<service>` with the (redacted,
-//!    truncated) error in a header, publishes a `CommandRejected` event (commands only), and only then
-//!    terminates it. If
-//!    the copy cannot be stored the message is NAKed instead, to be dead-lettered on its next delivery:
-//!    never retried forever, never silently dropped.
+//!    on a permanent failure — undecodable, over the size limit, unknown kind, invalid, a panic on the last
+//!    attempt — or when the last allowed delivery fails, copies the message to `flotilla.dlq.<service>` with
+//!    the (redacted, truncated) error in a header (and a body over the size limit cut to it), publishes a
+//!    `CommandRejected` event (commands only), and only then terminates it. If the copy cannot be stored
+//!    the message is NAKed instead, to be dead-lettered on its next delivery: never retried forever, never
+//!    silently dropped.
 //!
 //! The delivery limit is ours, not the server's (the server's is unlimited): a message that comes back past
 //! it — its handler crashed or overran the ack-wait every time — is dead-lettered without being handled
@@ -285,7 +285,7 @@ impl Handler for Dispatcher {
 }
 
 /// A command's subject must name the dispatcher's service, the verb of its kind, and the deployment and
-/// region of its body.
+/// region of its body; the refusal says where they disagree.
 fn check_command_subject<C: flotilla_proto::Command>(
     service: &str,
     subject: &str,
@@ -307,7 +307,7 @@ fn check_command_subject<C: flotilla_proto::Command>(
     }
     if parts.verb != verb {
         return reject(format!(
-            "says {:?} but the body is a {} command ({verb:?})",
+            "disagrees with its body: it says verb {:?}, the body is a {} command (verb {verb:?})",
             parts.verb,
             C::KIND
         ));
@@ -318,7 +318,7 @@ fn check_command_subject<C: flotilla_proto::Command>(
         .map_err(|e| HandlerError::Reject(format!("the body's region: {e}")))?;
     if parts.deployment != cmd.deployment() || parts.region != cmd.region() {
         return reject(format!(
-            "names deployment {:?} region {:?}, the body deployment {:?} region {:?}",
+            "disagrees with its body: it names deployment {:?} region {:?}, the body deployment {:?} region {:?}",
             parts.deployment,
             parts.region,
             cmd.deployment(),
@@ -401,6 +401,27 @@ impl Drop for InFlight<'_> {
 
 /// Longest error text put in a dead letter's header and its event.
 const MAX_ERROR_LEN: usize = 1024;
+
+/// Longest body a dead letter keeps: a message's worth ([`flotilla_proto::MAX_MESSAGE_BYTES`]). A longer
+/// one — a message refused for its size, up to the server's `max_payload` — is cut to it, with
+/// [`DLQ_TRUNCATED_HEADER`] saying so; kept whole, with the dead letter's own headers added, it could be
+/// over `max_payload` itself, and a dead letter that cannot be stored is handed back and tried again forever.
+pub const MAX_DEAD_LETTER_BODY: usize = flotilla_proto::MAX_MESSAGE_BYTES;
+// The kept body and the headers (the error is at most MAX_ERROR_LEN) fit NATS's default max_payload.
+const _: () = assert!(MAX_DEAD_LETTER_BODY + MAX_ERROR_LEN + 64 * 1024 <= 1024 * 1024);
+
+/// Header of a dead letter whose body was cut to [`MAX_DEAD_LETTER_BODY`]: the size of the whole body, in
+/// bytes. (Replaying such a letter sends the cut body, which is refused again.)
+pub const DLQ_TRUNCATED_HEADER: &str = "Flotilla-Truncated";
+
+/// The body a dead letter keeps of `payload`, and the whole size when it was cut.
+fn dead_letter_body(payload: &bytes::Bytes) -> (bytes::Bytes, Option<usize>) {
+    if payload.len() > MAX_DEAD_LETTER_BODY {
+        (payload.slice(..MAX_DEAD_LETTER_BODY), Some(payload.len()))
+    } else {
+        (payload.clone(), None)
+    }
+}
 
 /// Where a consumer's messages come from.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -824,6 +845,10 @@ impl CommandConsumer {
             if let Some(id) = &delivery.msg_id {
                 headers.insert(DLQ_MSG_ID_HEADER, id.as_str());
             }
+            let (body, cut_from) = dead_letter_body(&delivery.payload);
+            if let Some(size) = cut_from {
+                headers.insert(DLQ_TRUNCATED_HEADER, size.to_string().as_str());
+            }
             // Keyed by the original's position in the stream, so dead-lettering the same message twice (after
             // a lost term) is de-duplicated by the DLQ stream.
             let dlq_id = match (stream_sequence, &delivery.msg_id) {
@@ -831,9 +856,7 @@ impl CommandConsumer {
                 (None, Some(id)) => format!("dlq-{}-id-{id}", self.service),
                 (None, None) => format!("dlq-{}-{}", self.service, uuid::Uuid::now_v7()),
             };
-            self.publisher
-                .publish_raw(&dlq, &dlq_id, headers, delivery.payload.clone())
-                .await?;
+            self.publisher.publish_raw(&dlq, &dlq_id, headers, body).await?;
             if self.source != Source::Commands {
                 // An event that cannot be handled is kept in the dead-letter queue; nobody waits for a
                 // rejection of it.
@@ -908,4 +931,21 @@ fn panic_text(panic: &(dyn std::any::Any + Send)) -> String {
         .map(|s| (*s).to_owned())
         .or_else(|| panic.downcast_ref::<String>().cloned())
         .unwrap_or_else(|| "(no message)".to_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_dead_letter_keeps_a_body_up_to_the_size_limit_whole_and_cuts_a_longer_one() {
+        let fits = bytes::Bytes::from(vec![b'a'; MAX_DEAD_LETTER_BODY]);
+        assert_eq!(dead_letter_body(&fits), (fits.clone(), None));
+        // As big as NATS's default max_payload allows: the copy, with its headers, must still fit.
+        let huge = bytes::Bytes::from(vec![b'b'; 1024 * 1024 - 1]);
+        let (kept, cut_from) = dead_letter_body(&huge);
+        assert_eq!(kept.len(), MAX_DEAD_LETTER_BODY);
+        assert_eq!(kept, huge.slice(..MAX_DEAD_LETTER_BODY));
+        assert_eq!(cut_from, Some(huge.len()));
+    }
 }

@@ -70,6 +70,10 @@ impl Default for PublishConfig {
 /// lost is retried with the same id, so the stream's de-duplication window turns the retry into a no-op
 /// instead of a second copy.
 ///
+/// A message whose encoding is over [`flotilla_proto::MAX_MESSAGE_BYTES`] is refused before anything is sent
+/// ([`BusError::Encode`] naming its kind, size and the limit): no service would read it.
+/// [`Publisher::publish_raw`] sends what it is given, as a hand-written `nats pub` would.
+///
 /// An error does not prove the message was not stored: an attempt buffered while the connection was down
 /// may still reach the server after a reconnect. A caller that tries again must use the same id, never a
 /// new one.

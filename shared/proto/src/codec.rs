@@ -11,6 +11,21 @@ pub const KIND_HEADER: &str = "Flotilla-Kind";
 /// Standard content-type header; `application/json` selects JSON, anything else (or nothing) MessagePack.
 pub const CONTENT_TYPE_HEADER: &str = "Content-Type";
 
+/// The largest encoded message, in bytes, in either encoding: [`decode`] and [`decode_any_kind`] refuse a
+/// longer payload before parsing a byte of it ([`DecodeError::TooLarge`]), and [`encode`] refuses to make one
+/// ([`EncodeError::TooLarge`]), so a service never sends what another would refuse.
+///
+/// NATS carries up to its `max_payload` (1 MiB by default); this is half of that, and far above any real
+/// command: an `ApplyRegion` carrying a deployment of 20 regions with every field filled (three datastores,
+/// eight mounted directories and six extra ports per region, the DBaaS, email and repository settings) is
+/// 45,480 bytes in JSON and 37,531 in MessagePack, an eleventh of the limit; its desired state in the KV
+/// bucket is the same size. The largest answer is bigger: the machines of the scale goal (20 regions of 50
+/// webservers, 1,100 machines with the other roles) are 267,810 bytes in JSON and 231,790 in MessagePack:
+/// a limit of 256 KiB would refuse them in JSON, this one leaves room for about twice as many. Measured by
+/// `the_largest_real_messages_fit_the_size_limit_with_a_wide_margin` in
+/// `integration-tests/tests/bad_input.rs`.
+pub const MAX_MESSAGE_BYTES: usize = 512 * 1024;
+
 /// A payload encoding.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Encoding {
@@ -22,6 +37,14 @@ pub enum Encoding {
 }
 
 impl Encoding {
+    /// Its short name in error messages: `json` or `msgpack`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Encoding::MessagePack => "msgpack",
+            Encoding::Json => "json",
+        }
+    }
+
     /// The `Content-Type` value for this encoding.
     pub fn content_type(self) -> &'static str {
         match self {
@@ -62,9 +85,23 @@ impl Encoding {
     }
 }
 
-/// Why a message could not be encoded. Only a bug in a message type can cause it.
+/// Why a message could not be encoded: a bug in a message type, or a message over [`MAX_MESSAGE_BYTES`].
 #[derive(Debug, thiserror::Error)]
 pub enum EncodeError {
+    /// The encoded message is longer than [`MAX_MESSAGE_BYTES`]: no reader would take it.
+    #[error(
+        "cannot send a {kind} of {size} bytes ({encoding}): it is over the {limit}-byte limit of a message"
+    )]
+    TooLarge {
+        /// The message kind.
+        kind: &'static str,
+        /// `json` or `msgpack`.
+        encoding: &'static str,
+        /// Its encoded size.
+        size: usize,
+        /// [`MAX_MESSAGE_BYTES`].
+        limit: usize,
+    },
     /// MessagePack encoding failed.
     #[error("cannot encode {kind} as MessagePack: {source}")]
     MessagePack {
@@ -100,6 +137,16 @@ pub enum DecodeError {
         /// What the reader handles.
         expected: String,
     },
+    /// The payload is longer than [`MAX_MESSAGE_BYTES`]; it was not parsed.
+    #[error("a {kind} of {size} bytes is over the {limit}-byte limit of a message")]
+    TooLarge {
+        /// The message kind being decoded.
+        kind: &'static str,
+        /// The payload's size.
+        size: usize,
+        /// [`MAX_MESSAGE_BYTES`].
+        limit: usize,
+    },
     /// The payload does not match the message type.
     #[error("invalid {kind} ({encoding}) at `{path}`: {message}")]
     Invalid {
@@ -114,8 +161,21 @@ pub enum DecodeError {
     },
 }
 
-/// Encodes `msg` in `encoding`.
+/// Encodes `msg` in `encoding`; refuses a result longer than [`MAX_MESSAGE_BYTES`].
 pub fn encode<M: Message>(msg: &M, encoding: Encoding) -> Result<Vec<u8>, EncodeError> {
+    let bytes = encode_unchecked(msg, encoding)?;
+    if bytes.len() > MAX_MESSAGE_BYTES {
+        return Err(EncodeError::TooLarge {
+            kind: M::KIND,
+            encoding: encoding.name(),
+            size: bytes.len(),
+            limit: MAX_MESSAGE_BYTES,
+        });
+    }
+    Ok(bytes)
+}
+
+fn encode_unchecked<M: Message>(msg: &M, encoding: Encoding) -> Result<Vec<u8>, EncodeError> {
     match encoding {
         Encoding::MessagePack => {
             let mut buf = Vec::new();
@@ -156,8 +216,15 @@ pub fn decode<M: Message>(
 }
 
 /// Decodes a payload as `M` without looking at a kind header (for request/reply bodies whose subject already
-/// fixes the type).
+/// fixes the type). A payload longer than [`MAX_MESSAGE_BYTES`] is refused unread.
 pub fn decode_any_kind<M: Message>(encoding: Encoding, payload: &[u8]) -> Result<M, DecodeError> {
+    if payload.len() > MAX_MESSAGE_BYTES {
+        return Err(DecodeError::TooLarge {
+            kind: M::KIND,
+            size: payload.len(),
+            limit: MAX_MESSAGE_BYTES,
+        });
+    }
     let invalid = |encoding, path: String, message: String| DecodeError::Invalid {
         kind: M::KIND,
         encoding,
@@ -211,6 +278,80 @@ pub fn decode_value(content_type: Option<&str>, payload: &[u8]) -> Result<serde_
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::{CommandMeta, PauseScaling};
+
+    /// A pause whose reason is `len` bytes long.
+    fn pause(len: usize) -> PauseScaling {
+        PauseScaling {
+            meta: CommandMeta::new("ops:test"),
+            deployment: "shop".into(),
+            region: "gb-lon".into(),
+            reason: "x".repeat(len),
+        }
+    }
+
+    #[test]
+    fn a_message_of_exactly_the_limit_is_read_and_one_byte_more_is_refused_unread() {
+        let short = encode(&pause(0), Encoding::Json).unwrap().len();
+        let at_limit = encode(&pause(MAX_MESSAGE_BYTES - short), Encoding::Json).unwrap();
+        assert_eq!(at_limit.len(), MAX_MESSAGE_BYTES);
+        let read: PauseScaling = decode(Some(PauseScaling::KIND), None, &at_limit).unwrap();
+        assert_eq!(read.reason.len(), MAX_MESSAGE_BYTES - short);
+
+        // One byte more (whitespace JSON allows) is refused without being parsed, in either encoding.
+        let mut over = at_limit.clone();
+        over.push(b' ');
+        let e = decode::<PauseScaling>(Some(PauseScaling::KIND), None, &over).unwrap_err();
+        assert_eq!(
+            e,
+            DecodeError::TooLarge {
+                kind: PauseScaling::KIND,
+                size: MAX_MESSAGE_BYTES + 1,
+                limit: MAX_MESSAGE_BYTES
+            }
+        );
+        assert_eq!(
+            e.to_string(),
+            format!(
+                "a autoscaler.pause.v1 of {} bytes is over the {MAX_MESSAGE_BYTES}-byte limit of a message",
+                MAX_MESSAGE_BYTES + 1
+            )
+        );
+        let garbage = vec![0xc1; MAX_MESSAGE_BYTES + 1];
+        for encoding in [Encoding::MessagePack, Encoding::Json] {
+            let e = decode_any_kind::<PauseScaling>(encoding, &garbage).unwrap_err();
+            assert!(matches!(e, DecodeError::TooLarge { .. }), "{encoding:?}: {e}");
+        }
+        // The kind is still checked first: a body of another kind is refused as such, whatever its size.
+        let e = decode::<PauseScaling>(Some("autoscaler.resume.v1"), None, &garbage).unwrap_err();
+        assert!(matches!(e, DecodeError::UnknownKind { .. }), "{e}");
+    }
+
+    #[test]
+    fn the_encoder_refuses_what_the_decoder_would_refuse() {
+        for encoding in [Encoding::MessagePack, Encoding::Json] {
+            let e = encode(&pause(MAX_MESSAGE_BYTES), encoding).unwrap_err();
+            let EncodeError::TooLarge {
+                kind, size, limit, ..
+            } = &e
+            else {
+                panic!("{encoding:?}: {e}");
+            };
+            assert_eq!((*kind, *limit), (PauseScaling::KIND, MAX_MESSAGE_BYTES));
+            assert!(*size > MAX_MESSAGE_BYTES, "{size}");
+            let text = e.to_string();
+            assert!(
+                text.contains("autoscaler.pause.v1")
+                    && text.contains(&format!("{size} bytes"))
+                    && text.contains(&format!("{MAX_MESSAGE_BYTES}-byte limit")),
+                "{text}"
+            );
+            // Anything the encoder makes, the decoder reads.
+            let fits = encode(&pause(MAX_MESSAGE_BYTES / 2), encoding).unwrap();
+            let back: PauseScaling = decode_any_kind(encoding, &fits).unwrap();
+            assert_eq!(back.reason.len(), MAX_MESSAGE_BYTES / 2);
+        }
+    }
 
     #[test]
     fn any_payload_reads_as_a_value_in_either_encoding() {

@@ -17,8 +17,8 @@ mod meta;
 pub mod routing;
 
 pub use codec::{
-    CONTENT_TYPE_HEADER, DecodeError, EncodeError, Encoding, KIND_HEADER, decode, decode_any_kind,
-    decode_value, encode,
+    CONTENT_TYPE_HEADER, DecodeError, EncodeError, Encoding, KIND_HEADER, MAX_MESSAGE_BYTES, decode,
+    decode_any_kind, decode_value, encode,
 };
 pub use messages::*;
 pub use meta::{CommandId, CommandMeta, EventMeta};
