@@ -11,12 +11,12 @@ use serde_json::{Map, Value, json};
 use crate::{Cloudflare, P};
 
 /// Zones per page (Cloudflare's maximum for `/zones`).
-const ZONES_PER_PAGE: u32 = 50;
+pub(crate) const ZONES_PER_PAGE: u32 = 50;
 /// Records per page.
-const RECORDS_PER_PAGE: u32 = 1000;
+pub(crate) const RECORDS_PER_PAGE: u32 = 1000;
 
 #[derive(Debug, Deserialize)]
-struct WireZone {
+pub(crate) struct WireZone {
     id: String,
     name: String,
     #[serde(default, rename = "type")]
@@ -62,36 +62,8 @@ impl Dns for Cloudflare {
 
     async fn find_zone(&self, name: &str) -> Result<Option<Zone>> {
         let wanted = normalise(name);
-        let zones: Vec<WireZone> = self
-            .get_all("zones", &[("name", wanted.clone())], ZONES_PER_PAGE)
-            .await?;
-        let mut matches: Vec<WireZone> = zones
-            .into_iter()
-            .filter(|z| normalise(&z.name) == wanted)
-            .collect();
-        // An internal zone may share its name with the public one; the public one is meant.
-        if matches.len() > 1 && matches.iter().any(|z| z.kind.as_deref() != Some("internal")) {
-            matches.retain(|z| z.kind.as_deref() != Some("internal"));
-        }
-        match matches.as_slice() {
-            [] => Ok(None),
-            [zone] => Ok(Some(Zone {
-                id: zone.id.clone(),
-                name: zone.name.clone(),
-            })),
-            several => Err(CloudError::Conflict {
-                provider: P,
-                message: format!(
-                    "{} zones are named {name:?} ({}); cannot tell which is meant",
-                    several.len(),
-                    several
-                        .iter()
-                        .map(|z| z.id.as_str())
-                        .collect::<Vec<_>>()
-                        .join(", ")
-                ),
-            }),
-        }
+        let zones: Vec<WireZone> = self.get_all("zones", &[("name", wanted)], ZONES_PER_PAGE).await?;
+        zone_named(zones, name)
     }
 
     async fn list_records(
@@ -172,6 +144,39 @@ impl Dns for Cloudflare {
 
     async fn apply_batch(&self, zone: &Zone, batch: &DnsBatch) -> Result<BatchReport> {
         self.batch(zone, batch).await
+    }
+}
+
+/// The zone named `name` among `zones`: `None` when there is none, an error when several are and none of
+/// them is the only public one.
+pub(crate) fn zone_named(zones: Vec<WireZone>, name: &str) -> Result<Option<Zone>> {
+    let wanted = normalise(name);
+    let mut matches: Vec<WireZone> = zones
+        .into_iter()
+        .filter(|z| normalise(&z.name) == wanted)
+        .collect();
+    // An internal zone may share its name with the public one; the public one is meant.
+    if matches.len() > 1 && matches.iter().any(|z| z.kind.as_deref() != Some("internal")) {
+        matches.retain(|z| z.kind.as_deref() != Some("internal"));
+    }
+    match matches.as_slice() {
+        [] => Ok(None),
+        [zone] => Ok(Some(Zone {
+            id: zone.id.clone(),
+            name: zone.name.clone(),
+        })),
+        several => Err(CloudError::Conflict {
+            provider: P,
+            message: format!(
+                "{} zones are named {name:?} ({}); cannot tell which is meant",
+                several.len(),
+                several
+                    .iter()
+                    .map(|z| z.id.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+        }),
     }
 }
 

@@ -2,11 +2,12 @@
 //! Messages quoting Cloudflare are redacted ([`flotilla_redact::redact`]): an authentication error can echo
 //! `X-Auth-Key`/`X-Auth-Email`.
 
-use flotilla_cloud::http::{body_excerpt, error_for_status, retry_after};
-use flotilla_cloud::{CloudError, ProviderKind};
+use flotilla_cloud::http::{body_excerpt, error_for_status, parse_json, retry_after};
+use flotilla_cloud::{CloudError, ProviderKind, Result};
 use reqwest::StatusCode;
 use reqwest::header::HeaderMap;
 use serde::Deserialize;
+use serde::de::DeserializeOwned;
 
 /// The envelope, `result` parsed as `T`.
 #[derive(Debug, Deserialize)]
@@ -49,6 +50,39 @@ struct Message {
 struct Source {
     #[serde(default)]
     pointer: Option<String>,
+}
+
+/// The `result` of a successful HTTP answer (`None` when it has none), or the error its envelope carries.
+pub(crate) fn result_of<T: DeserializeOwned>(
+    provider: ProviderKind,
+    headers: &HeaderMap,
+    body: &[u8],
+) -> Result<Option<T>> {
+    if let Some(e) = failure_in(provider, headers, body) {
+        return Err(e);
+    }
+    Ok(parse_json::<Envelope<T>>(provider, body)?.result)
+}
+
+/// The items of page `page` of a list asked for `per_page` at a time, and whether more pages follow:
+/// as `result_info` says, or, when it does not say, when the page was full.
+pub(crate) fn page_of<T: DeserializeOwned>(
+    provider: ProviderKind,
+    headers: &HeaderMap,
+    body: &[u8],
+    page: u32,
+    per_page: u32,
+) -> Result<(Vec<T>, bool)> {
+    if let Some(e) = failure_in(provider, headers, body) {
+        return Err(e);
+    }
+    let envelope: Envelope<Vec<T>> = parse_json(provider, body)?;
+    let items = envelope.result.unwrap_or_default();
+    let more = match envelope.result_info.and_then(|i| i.total_pages) {
+        Some(total) => f64::from(page) < total,
+        None => !items.is_empty() && items.len() >= per_page as usize,
+    };
+    Ok((items, more))
 }
 
 /// The error a successful HTTP answer carries when its envelope says `success: false`.

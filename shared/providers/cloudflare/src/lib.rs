@@ -17,6 +17,9 @@ mod config;
 mod dns;
 mod envelope;
 
+#[doc(hidden)]
+pub mod answers;
+
 use std::sync::Arc;
 
 use flotilla_cloud::http::{ApiClient, BearerToken, Signer};
@@ -27,8 +30,6 @@ use serde::de::DeserializeOwned;
 pub use auth::GlobalKeySigner;
 pub use config::{CloudflareConfig, DEFAULT_BASE_URL, DEFAULT_RATE};
 pub use flotilla_spec::CloudflareAuth;
-
-use envelope::Envelope;
 
 const P: ProviderKind = ProviderKind::Cloudflare;
 
@@ -82,10 +83,7 @@ impl Cloudflare {
         body: Option<&serde_json::Value>,
     ) -> Result<Option<T>> {
         let answer = self.api.request(method, path, &[], body, &[]).await?;
-        if let Some(e) = envelope::failure_in(P, &answer.headers, &answer.body) {
-            return Err(e);
-        }
-        Ok(answer.json::<Envelope<T>>(P)?.result)
+        envelope::result_of(P, &answer.headers, &answer.body)
     }
 
     /// [`Cloudflare::call`] for an answer that must carry a result.
@@ -115,17 +113,8 @@ impl Cloudflare {
             q.push(("page", page.to_string()));
             q.push(("per_page", per_page.to_string()));
             let answer = self.api.request(Method::GET, path, &q, None, &[]).await?;
-            if let Some(e) = envelope::failure_in(P, &answer.headers, &answer.body) {
-                return Err(e);
-            }
-            let envelope: Envelope<Vec<T>> = answer.json(P)?;
-            let got = envelope.result.unwrap_or_default();
-            let count = got.len();
+            let (got, more) = envelope::page_of(P, &answer.headers, &answer.body, page, per_page)?;
             items.extend(got);
-            let more = match envelope.result_info.and_then(|i| i.total_pages) {
-                Some(total) => f64::from(page) < total,
-                None => count > 0 && count >= per_page as usize,
-            };
             if !more {
                 return Ok(items);
             }

@@ -113,12 +113,11 @@ impl DigitalOceanCloud {
         for _ in 0..MAX_PAGES {
             let borrowed: Vec<(&str, String)> = query.iter().map(|(k, v)| (k.as_str(), v.clone())).collect();
             let page: P = self.api.get(path, &borrowed).await?;
-            let (mut batch, links) = page.into_parts();
+            let (mut batch, next) = split_page(page)?;
             items.append(&mut batch);
-            let Some(next) = links.and_then(|l| l.pages).and_then(|p| p.next) else {
+            let Some(next_query) = next else {
                 return Ok(items);
             };
-            let next_query = next_page_query(&next)?;
             if next_query == query {
                 return Err(CloudError::protocol(
                     PROVIDER,
@@ -142,9 +141,23 @@ pub(crate) trait Page: DeserializeOwned {
     fn into_parts(self) -> (Vec<Self::Item>, Option<Links>);
 }
 
+/// The query of a request, as pairs.
+type Query = Vec<(String, String)>;
+
+/// A page's items, and the query of the next page when there is one.
+pub(crate) fn split_page<P: Page>(page: P) -> Result<(Vec<P::Item>, Option<Query>)> {
+    let (items, links) = page.into_parts();
+    let next = links
+        .and_then(|l| l.pages)
+        .and_then(|p| p.next)
+        .map(|next| next_page_query(&next))
+        .transpose()?;
+    Ok((items, next))
+}
+
 /// The query of a `links.pages.next` URL (absolute, as DigitalOcean sends it, or relative). Only the query is
 /// used: the path and host stay those of the configured base URL, so the simulator works the same.
-fn next_page_query(next: &str) -> Result<Vec<(String, String)>> {
+fn next_page_query(next: &str) -> Result<Query> {
     let url = reqwest::Url::parse(next)
         .or_else(|_| reqwest::Url::parse("http://relative.invalid/").and_then(|base| base.join(next)))
         .map_err(|e| CloudError::protocol(PROVIDER, format!("next page link {next:?}: {e}")))?;
@@ -164,7 +177,12 @@ struct ErrorBody {
 }
 
 /// DigitalOcean's error body and rate-limit headers to a [`CloudError`].
-fn map_error(provider: ProviderKind, status: StatusCode, headers: &HeaderMap, body: &[u8]) -> CloudError {
+pub(crate) fn map_error(
+    provider: ProviderKind,
+    status: StatusCode,
+    headers: &HeaderMap,
+    body: &[u8],
+) -> CloudError {
     if status == StatusCode::TOO_MANY_REQUESTS {
         return CloudError::RateLimited {
             provider,

@@ -48,6 +48,15 @@ impl DigitalOceanCloud {
     }
 }
 
+/// The allow-list in a cluster's trusted sources: its `ip_addr` rules.
+pub(crate) fn allow_list(rules: &[DatabaseRule]) -> Vec<Ipv4Net> {
+    rules
+        .iter()
+        .filter(|r| r.kind == IP_ADDR)
+        .filter_map(|r| parse_source(&r.value))
+        .collect()
+}
+
 fn too_many(count: usize) -> CloudError {
     CloudError::Invalid {
         provider: PROVIDER,
@@ -72,13 +81,7 @@ impl ManagedDatabases for DigitalOceanCloud {
         let Some(db) = self.cluster_named(name).await? else {
             return Ok(None);
         };
-        let allow: Vec<Ipv4Net> = self
-            .database_rules(&db.id)
-            .await?
-            .iter()
-            .filter(|r| r.kind == IP_ADDR)
-            .filter_map(|r| parse_source(&r.value))
-            .collect();
+        let allow = allow_list(&self.database_rules(&db.id).await?);
         Ok(Some(db.into_database(allow)))
     }
 

@@ -22,6 +22,8 @@
 //! tagged: a firewall's tags are the droplets it applies to, so our mark tags would put it on every droplet
 //! of the deployment. Firewalls and VPCs are found by name.
 
+#[doc(hidden)]
+pub mod answers;
 mod client;
 mod compute;
 mod databases;

@@ -38,7 +38,7 @@ impl DigitalOceanCloud {
     }
 }
 
-fn to_firewall(f: DoFirewall) -> Firewall {
+pub(crate) fn to_firewall(f: DoFirewall) -> Firewall {
     Firewall {
         rules: inbound_rules(f.inbound_rules.as_deref().unwrap_or_default()),
         machine_ids: f

@@ -14,7 +14,7 @@ use flotilla_cloud::{
 use reqwest::Method;
 use serde_json::{Value, json};
 
-use crate::wire::{Instance, InstanceList, InstanceTypeList, PrivateNetwork, TemplateList};
+use crate::wire::{Instance, InstanceList, InstanceTypeList, Lease, PrivateNetwork, TemplateList};
 use crate::{Exoscale, P, is_uuid};
 
 #[async_trait]
@@ -61,7 +61,7 @@ impl Compute for Exoscale {
             Some(network) => self.leases(&[network]).await?,
             None => HashMap::new(),
         };
-        Ok(self.machine(instance, &private_ips))
+        Ok(machine(&self.zone, instance, &private_ips))
     }
 
     async fn list_machines(&self, filter: &MarkFilter) -> Result<Vec<Machine>> {
@@ -78,7 +78,10 @@ impl Compute for Exoscale {
         networks.sort_unstable();
         networks.dedup();
         let private_ips = self.leases(&networks).await?;
-        Ok(ours.into_iter().map(|i| self.machine(i, &private_ips)).collect())
+        Ok(ours
+            .into_iter()
+            .map(|i| machine(&self.zone, i, &private_ips))
+            .collect())
     }
 
     async fn delete_machine(&self, id: &str) -> Result<()> {
@@ -102,42 +105,9 @@ impl Exoscale {
                 Err(e) if e.is_not_found() => continue,
                 Err(e) => return Err(e),
             };
-            for lease in net.leases {
-                if let (Some(instance), Some(ip)) =
-                    (lease.instance_id, lease.ip.and_then(|ip| ip.parse().ok()))
-                {
-                    ips.entry(instance).or_insert(ip);
-                }
-            }
+            add_leases(&mut ips, net.leases);
         }
         Ok(ips)
-    }
-
-    fn machine(&self, i: Instance, private_ips: &HashMap<String, Ipv4Addr>) -> Machine {
-        let size = i
-            .instance_type
-            .as_ref()
-            .and_then(|t| match (&t.family, &t.size) {
-                (Some(family), Some(size)) => Some(format!("{family}.{size}")),
-                _ => t.id.clone(),
-            })
-            .unwrap_or_default();
-        Machine {
-            private_ipv4: private_ips.get(&i.id).copied(),
-            public_ipv4: i.public_ip.as_deref().and_then(|ip| ip.parse().ok()),
-            state: machine_state(i.state.as_deref().unwrap_or("")),
-            region: self.zone.clone(),
-            size,
-            marks: Marks::from_labels(&i.labels),
-            tags: labels_as_tags(&i.labels),
-            created_at: i
-                .created_at
-                .as_deref()
-                .and_then(|t| DateTime::parse_from_rfc3339(t).ok())
-                .map(|t| t.with_timezone(&Utc)),
-            id: i.id,
-            name: i.name,
-        }
     }
 
     /// The instance type id of `size`: an id as given, or a `family.size` / `size` name (family `standard`)
@@ -201,6 +171,43 @@ impl Exoscale {
             field: Some("image".into()),
             message: format!("no template named {image:?} in zone {}", self.zone),
         })
+    }
+}
+
+/// Instance id → private address, from a private network's leases (the first address of each instance).
+pub(crate) fn add_leases(ips: &mut HashMap<String, Ipv4Addr>, leases: Vec<Lease>) {
+    for lease in leases {
+        if let (Some(instance), Some(ip)) = (lease.instance_id, lease.ip.and_then(|ip| ip.parse().ok())) {
+            ips.entry(instance).or_insert(ip);
+        }
+    }
+}
+
+/// An instance of `zone` as a [`Machine`], its private address from `private_ips`.
+pub(crate) fn machine(zone: &str, i: Instance, private_ips: &HashMap<String, Ipv4Addr>) -> Machine {
+    let size = i
+        .instance_type
+        .as_ref()
+        .and_then(|t| match (&t.family, &t.size) {
+            (Some(family), Some(size)) => Some(format!("{family}.{size}")),
+            _ => t.id.clone(),
+        })
+        .unwrap_or_default();
+    Machine {
+        private_ipv4: private_ips.get(&i.id).copied(),
+        public_ipv4: i.public_ip.as_deref().and_then(|ip| ip.parse().ok()),
+        state: machine_state(i.state.as_deref().unwrap_or("")),
+        region: zone.to_owned(),
+        size,
+        marks: Marks::from_labels(&i.labels),
+        tags: labels_as_tags(&i.labels),
+        created_at: i
+            .created_at
+            .as_deref()
+            .and_then(|t| DateTime::parse_from_rfc3339(t).ok())
+            .map(|t| t.with_timezone(&Utc)),
+        id: i.id,
+        name: i.name,
     }
 }
 

@@ -28,7 +28,7 @@ impl ManagedDatabases for Exoscale {
             Err(e) if e.is_not_found() => return Ok(None),
             Err(e) => return Err(e),
         };
-        Ok(Some(self.database(service)))
+        Ok(Some(database(&self.zone, service)))
     }
 
     async fn replace_allow_list(&self, id: &str, allow: &[Ipv4Net]) -> Result<()> {
@@ -68,7 +68,7 @@ impl ManagedDatabases for Exoscale {
             .dbaas_types
             .insert(name.to_owned(), kind.to_owned());
         let service: DbaasService = self.api.get(&path, &[]).await?;
-        Ok(self.database(service))
+        Ok(database(&self.zone, service))
     }
 
     async fn delete_database(&self, id: &str) -> Result<()> {
@@ -111,19 +111,20 @@ impl Exoscale {
         }
         refused
     }
+}
 
-    fn database(&self, s: DbaasService) -> ManagedDatabase {
-        let (host, port) = endpoint(&s);
-        ManagedDatabase {
-            id: s.name.clone(),
-            engine: s.kind.clone(),
-            region: s.zone.clone().unwrap_or_else(|| self.zone.clone()),
-            status: s.state.clone().unwrap_or_default(),
-            host,
-            port,
-            allow_list: s.ip_filter.iter().filter_map(|f| parse_filter(f)).collect(),
-            name: s.name,
-        }
+/// A DBaaS service of `zone` as a [`ManagedDatabase`].
+pub(crate) fn database(zone: &str, s: DbaasService) -> ManagedDatabase {
+    let (host, port) = endpoint(&s);
+    ManagedDatabase {
+        id: s.name.clone(),
+        engine: s.kind.clone(),
+        region: s.zone.clone().unwrap_or_else(|| zone.to_owned()),
+        status: s.state.clone().unwrap_or_default(),
+        host,
+        port,
+        allow_list: s.ip_filter.iter().filter_map(|f| parse_filter(f)).collect(),
+        name: s.name,
     }
 }
 

@@ -95,7 +95,7 @@ impl Dns for Exoscale {
     }
 }
 
-fn record(zone: &Zone, r: DnsDomainRecord) -> DnsRecord {
+pub(crate) fn record(zone: &Zone, r: DnsDomainRecord) -> DnsRecord {
     let name = match r.name.as_str() {
         "" | "@" => zone.name.clone(),
         rel => format!("{rel}.{}", zone.name),

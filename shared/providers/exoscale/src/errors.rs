@@ -56,10 +56,10 @@ pub(crate) fn map_error(
         // Precondition failed: the resource is not in a state that allows this yet.
         412 => CloudError::Conflict { provider, message },
         429 => {
+            // A wait too long for a `Duration` (1e300 seconds) is no wait we can honour: none, not a panic.
             let from_body = parsed
                 .retry_after
-                .filter(|s| s.is_finite() && *s >= 0.0)
-                .map(Duration::from_secs_f64);
+                .and_then(|s| Duration::try_from_secs_f64(s).ok());
             match error_for_status(provider, status, headers, message, None) {
                 CloudError::RateLimited {
                     provider,
@@ -126,6 +126,11 @@ mod tests {
         let e = map(429, r#"{"error":"slow down","retry_after":2.5}"#);
         assert_eq!(e.retry_after(), Some(Duration::from_millis(2500)));
         assert!(matches!(map(412, "{}"), CloudError::Conflict { .. }));
+        // A wait beyond `Duration` panicked (seen writing the provider_answers fuzz target, which replays it).
+        for wait in ["1e300", "-1", "1.8446744073709552e19"] {
+            let e = map(429, &format!(r#"{{"error":"slow down","retry_after":{wait}}}"#));
+            assert_eq!(e.retry_after(), None, "{wait}");
+        }
         let e = map(502, "<html>bad gateway</html>");
         assert!(e.is_retryable() && e.to_string().contains("bad gateway"), "{e}");
     }

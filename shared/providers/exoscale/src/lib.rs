@@ -15,6 +15,8 @@
 //! - Instance types (`tiny`, `standard.tiny`) and templates (by name) are resolved once and cached; ids are
 //!   used as given.
 
+#[doc(hidden)]
+pub mod answers;
 mod compute;
 mod config;
 mod dbaas;

@@ -26,7 +26,7 @@ impl Network for Exoscale {
             .private_networks
             .into_iter()
             .find(|n| n.name == name)
-            .map(|n| self.vpc(n)))
+            .map(|n| vpc(&self.zone, n)))
     }
 
     async fn create_vpc(&self, request: &VpcRequest) -> Result<Vpc> {
@@ -175,23 +175,6 @@ impl Network for Exoscale {
 }
 
 impl Exoscale {
-    fn vpc(&self, n: PrivateNetwork) -> Vpc {
-        let cidr = match (&n.start_ip, &n.netmask) {
-            (Some(ip), Some(mask)) => match (ip.parse::<Ipv4Addr>(), mask.parse::<Ipv4Addr>()) {
-                (Ok(ip), Ok(mask)) => Ipv4Net::with_netmask(ip, mask).ok().map(|n| n.trunc()),
-                _ => None,
-            },
-            _ => None,
-        };
-        Vpc {
-            id: n.id,
-            name: n.name,
-            region: self.zone.clone(),
-            cidr,
-            subnet_id: None,
-        }
-    }
-
     async fn add_rule(&self, group_id: &str, rule: &Atom) -> Result<()> {
         self.mutate(
             Method::POST,
@@ -200,6 +183,24 @@ impl Exoscale {
         )
         .await
         .map(drop)
+    }
+}
+
+/// A private network of `zone` as a [`Vpc`].
+pub(crate) fn vpc(zone: &str, n: PrivateNetwork) -> Vpc {
+    let cidr = match (&n.start_ip, &n.netmask) {
+        (Some(ip), Some(mask)) => match (ip.parse::<Ipv4Addr>(), mask.parse::<Ipv4Addr>()) {
+            (Ok(ip), Ok(mask)) => Ipv4Net::with_netmask(ip, mask).ok().map(|n| n.trunc()),
+            _ => None,
+        },
+        _ => None,
+    };
+    Vpc {
+        id: n.id,
+        name: n.name,
+        region: zone.to_owned(),
+        cidr,
+        subnet_id: None,
     }
 }
 
@@ -332,7 +333,7 @@ fn atomic_rules(rules: &[FirewallRule]) -> Vec<Atom> {
 type RuleShape = (Protocol, Option<(u16, u16)>, String);
 
 /// A group's ingress rules as Flotilla rules: those that differ only in their source range become one.
-fn grouped_rules(group: &SecurityGroup) -> Vec<FirewallRule> {
+pub(crate) fn grouped_rules(group: &SecurityGroup) -> Vec<FirewallRule> {
     let mut grouped: BTreeMap<RuleShape, Vec<Ipv4Net>> = BTreeMap::new();
     for atom in group.rules.iter().filter_map(Atom::from_wire) {
         let sources = grouped

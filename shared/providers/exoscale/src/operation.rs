@@ -28,10 +28,7 @@ impl Exoscale {
         body: &serde_json::Value,
     ) -> Result<String> {
         let op = self.mutate(method, path, Some(body)).await?;
-        op.reference
-            .and_then(|r| r.id)
-            .filter(|id| !id.is_empty())
-            .ok_or_else(|| CloudError::protocol(P, format!("operation {} names no resource", op.id)))
+        resource_id(op)
     }
 
     /// `DELETE path` and its operation; what is already gone (404, or an operation failing as not found)
@@ -58,20 +55,10 @@ impl Exoscale {
         let deadline = Instant::now() + self.polling.timeout;
         let mut delay = self.polling.first_delay;
         loop {
-            match op.state {
-                OperationState::Success => return Ok(op),
-                OperationState::Failure => return Err(errors::operation_failed(&op)),
-                OperationState::Timeout => {
-                    return Err(CloudError::Retryable {
-                        provider: P,
-                        message: flotilla_redact::redact(&format!(
-                            "operation {} timed out at Exoscale{}",
-                            op.id,
-                            op.message.map(|m| format!(": {m}")).unwrap_or_default()
-                        )),
-                    });
-                }
-                OperationState::Pending => {}
+            match outcome(&op) {
+                Some(Ok(())) => return Ok(op),
+                Some(Err(e)) => return Err(e),
+                None => {}
             }
             if Instant::now() + delay > deadline {
                 return Err(CloudError::Retryable {
@@ -87,5 +74,33 @@ impl Exoscale {
             let path = format!("operation/{}", op.id);
             op = self.api.get(&path, &[]).await?;
         }
+    }
+}
+
+/// The id of the resource a successful operation acted on (a create's new id).
+pub(crate) fn resource_id(op: Operation) -> Result<String> {
+    op.reference
+        .and_then(|r| r.id)
+        .filter(|id| !id.is_empty())
+        .ok_or_else(|| CloudError::protocol(P, format!("operation {} names no resource", op.id)))
+}
+
+/// How `op` ended: `None` while it is pending, the error a failure or a timeout stands for.
+pub(crate) fn outcome(op: &Operation) -> Option<Result<()>> {
+    match op.state {
+        OperationState::Success => Some(Ok(())),
+        OperationState::Failure => Some(Err(errors::operation_failed(op))),
+        OperationState::Timeout => Some(Err(CloudError::Retryable {
+            provider: P,
+            message: flotilla_redact::redact(&format!(
+                "operation {} timed out at Exoscale{}",
+                op.id,
+                op.message
+                    .as_deref()
+                    .map(|m| format!(": {m}"))
+                    .unwrap_or_default()
+            )),
+        })),
+        OperationState::Pending => None,
     }
 }

@@ -87,7 +87,7 @@ impl Dns for LinodeCloud {
     }
 }
 
-fn to_record(zone: &Zone, record: Record) -> DnsRecord {
+pub(crate) fn to_record(zone: &Zone, record: Record) -> DnsRecord {
     DnsRecord {
         id: record.id.to_string(),
         name: qualified(&zone.name, &record.name),

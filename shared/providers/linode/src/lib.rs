@@ -17,6 +17,8 @@
 //! are retryable). Lists follow every page (`?page=&page_size=500`) and filter server-side with `X-Filter`
 //! where Linode documents the field as filterable.
 
+#[doc(hidden)]
+pub mod answers;
 mod client;
 mod compute;
 mod database;

@@ -133,7 +133,7 @@ impl LinodeCloud {
     }
 }
 
-fn to_vpc(vpc: wire::Vpc) -> Vpc {
+pub(crate) fn to_vpc(vpc: wire::Vpc) -> Vpc {
     let subnet = vpc.subnets.first();
     Vpc {
         id: vpc.id.to_string(),

@@ -122,12 +122,8 @@ impl VultrCloud {
                 q.push(("cursor", c.clone()));
             }
             let page: P = self.api.get(path, &q).await?;
-            let (mut batch, meta) = page.into_parts();
+            let (mut batch, next) = split_page(page);
             items.append(&mut batch);
-            let next = meta
-                .and_then(|m| m.links)
-                .and_then(|l| l.next)
-                .filter(|n| !n.is_empty());
             match next {
                 None => return Ok(items),
                 Some(n) if cursor.as_deref() == Some(n.as_str()) => {
@@ -152,6 +148,16 @@ pub(crate) trait Page: DeserializeOwned {
     type Item;
     /// The items and the paging information.
     fn into_parts(self) -> (Vec<Self::Item>, Option<Meta>);
+}
+
+/// A page's items, and the cursor of the next page when there is one.
+pub(crate) fn split_page<P: Page>(page: P) -> (Vec<P::Item>, Option<String>) {
+    let (items, meta) = page.into_parts();
+    let next = meta
+        .and_then(|m| m.links)
+        .and_then(|l| l.next)
+        .filter(|n| !n.is_empty());
+    (items, next)
 }
 
 /// Whether `e` says the addressed resource does not exist: a 404, or the 400 `"invalid instance ID"` Vultr
@@ -187,7 +193,12 @@ struct ErrorBody {
 }
 
 /// Vultr's error body to a [`CloudError`].
-fn map_error(provider: ProviderKind, status: StatusCode, headers: &HeaderMap, body: &[u8]) -> CloudError {
+pub(crate) fn map_error(
+    provider: ProviderKind,
+    status: StatusCode,
+    headers: &HeaderMap,
+    body: &[u8],
+) -> CloudError {
     let message = serde_json::from_slice::<ErrorBody>(body)
         .ok()
         .and_then(|b| b.error)

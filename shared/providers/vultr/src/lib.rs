@@ -23,6 +23,8 @@
 //! Ownership: instances carry [`Marks::to_tags`](flotilla_cloud::Marks::to_tags). Firewall groups and
 //! VPCs have only a description, so they are found by name.
 
+#[doc(hidden)]
+pub mod answers;
 mod client;
 mod compute;
 mod databases;
