@@ -214,6 +214,43 @@ async fn the_allow_list_follows_the_fleet_across_four_providers() {
         .collect();
     h.wait_for_list(&d, &only, "the failed machine left").await;
 
+    // A machine kept for its expiry (unhealthy) and then destroyed leaves at once: the wake-up its expiry
+    // asked for must not hold back the change (it did, and a scaled-in webserver stayed allowed until then).
+    // An old toolkit's marker written with it, and waited for, shows a run has seen the unhealthy machine.
+    h.health(&ams3, false).await;
+    stores
+        .put_all(&bucket, "dbaas_ips/192.0.2.78", bytes::Bytes::new())
+        .await
+        .into_result()
+        .unwrap();
+    reconcile(&h, &d).await;
+    let mut with_marker = only.clone();
+    with_marker.push("192.0.2.78/32".into());
+    h.wait_for_list(
+        &d,
+        &with_marker,
+        "an old toolkit's marker, the unhealthy machine kept",
+    )
+    .await;
+    let started = Instant::now();
+    h.destroy(&d, &ams3).await;
+    let only: Vec<String> = only
+        .iter()
+        .filter(|e| **e != host(&ams3.public_ipv4))
+        .cloned()
+        .collect();
+    let mut with_marker = only.clone();
+    with_marker.push("192.0.2.78/32".into());
+    h.wait_for_list(&d, &with_marker, "the unhealthy machine destroyed")
+        .await;
+    assert!(
+        // The first expiry (the machine's and the marker's) is about 9 s from here.
+        started.elapsed() < Duration::from_secs(5),
+        "the destroyed machine waited for an expiry: {:?}",
+        started.elapsed()
+    );
+    h.wait_for_list(&d, &only, "the second marker expired").await;
+
     // The API shows it all, and plans nothing.
     let view: FirewallsView = h
         .api(

@@ -127,9 +127,12 @@ struct State {
     views: Views,
     /// Consecutive failed runs per deployment.
     failures: BTreeMap<String, u32>,
-    /// When a deployment is to be run again: after a failure (with back-off), when another replica's lease
-    /// on it runs out, or when its reconcile asked.
+    /// When a deployment may run again after a failure (with back-off) or when another replica's lease on it
+    /// runs out: until then it waits, whatever changes.
     retry_at: BTreeMap<String, Instant>,
+    /// When a deployment's reconcile asked to run again ([`Ran::Again`]: an address expires …): a wake-up,
+    /// not a wait — a change before it runs the deployment at once.
+    wake_at: BTreeMap<String, Instant>,
     /// The leases this replica holds (key → revision), released when it stops so that another replica (or
     /// this one restarted) takes over at once.
     held: BTreeMap<String, u64>,
@@ -217,7 +220,12 @@ impl<R: Reconciler> DeploymentLoop<R> {
         let retry = tokio::time::sleep(Duration::ZERO);
         tokio::pin!(retry);
         loop {
-            let next_retry = state.retry_at.values().min().copied();
+            let next_retry = state
+                .retry_at
+                .values()
+                .chain(state.wake_at.values())
+                .min()
+                .copied();
             if let Some(at) = next_retry {
                 retry.as_mut().reset(at);
             }
@@ -253,9 +261,10 @@ impl<R: Reconciler> DeploymentLoop<R> {
                 }
                 _ = &mut retry, if next_retry.is_some() => {
                     let now = Instant::now();
-                    let due: Vec<String> = state.retry_at.iter().filter(|(_, at)| **at <= now).map(|(n, _)| n.clone()).collect();
+                    let due: Vec<String> = state.retry_at.iter().chain(state.wake_at.iter()).filter(|(_, at)| **at <= now).map(|(n, _)| n.clone()).collect();
                     for name in due {
                         state.retry_at.remove(&name);
+                        state.wake_at.remove(&name);
                         dirty.insert(name);
                     }
                 }
@@ -278,9 +287,10 @@ impl<R: Reconciler> DeploymentLoop<R> {
                         match result {
                             Ok(Turn::Ran(ran)) => {
                                 state.failures.remove(&name);
+                                state.retry_at.remove(&name);
                                 match ran {
-                                    Ran::Done => state.retry_at.remove(&name),
-                                    Ran::Again(at) => state.retry_at.insert(name, at),
+                                    Ran::Done => state.wake_at.remove(&name),
+                                    Ran::Again(at) => state.wake_at.insert(name, at),
                                 };
                             }
                             Ok(Turn::HeldElsewhere(until)) => {
