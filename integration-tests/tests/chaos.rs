@@ -2,7 +2,8 @@
 //! driven through a scenario — deploy the seed's three regions and a four-provider deployment, write and
 //! delete webroot files, scale out and in, fail a reverse proxy, destroy a region — while a fault schedule
 //! picked by a seed SIGKILLs replicas (one, or both of a service), restarts PostgreSQL, and injects
-//! provider faults (429 storms, 5xx bursts, a region down, machine creates failing, a datastore down).
+//! provider faults (429 storms, 5xx bursts, a region down, machine creates failing, machines that never
+//! boot, a datastore down).
 //! Afterwards the invariants are checked against the simulator's state and the webroots on disk
 //! ([`System::violations`]), the dead-letter queue must hold only the bad input the scenario injected,
 //! and no replica may have exited on its own.
@@ -46,11 +47,13 @@ enum Kind {
     FailCreates,
     /// One datastore (S3 endpoint) down.
     DatastoreDown,
+    /// Machines created that never boot.
+    NeverBoots,
     /// Each fault of any kind.
     Mixed,
 }
 
-const KINDS: [Kind; 9] = [
+const KINDS: [Kind; 10] = [
     Kind::Kill,
     Kind::KillBoth,
     Kind::Postgres,
@@ -59,6 +62,7 @@ const KINDS: [Kind; 9] = [
     Kind::RegionDown,
     Kind::FailCreates,
     Kind::DatastoreDown,
+    Kind::NeverBoots,
     Kind::Mixed,
 ];
 
@@ -73,6 +77,7 @@ impl Kind {
             Kind::RegionDown => "region-down",
             Kind::FailCreates => "fail-creates",
             Kind::DatastoreDown => "datastore-down",
+            Kind::NeverBoots => "never-boots",
             Kind::Mixed => "mixed",
         }
     }
@@ -269,6 +274,15 @@ impl Chaos {
                     kind: FaultKind::FailCreates { count },
                 });
                 format!("{count} machine create(s) failing at {}", provider.as_str())
+            }
+            Kind::NeverBoots => {
+                let (provider, _) = self.pick(&self.providers.clone()).clone();
+                let count = u32::try_from(self.rng.between(1, 2)).unwrap();
+                sys.fault(&Fault {
+                    provider,
+                    kind: FaultKind::NeverBoots { count },
+                });
+                format!("the next {count} machine(s) at {} never boot", provider.as_str())
             }
             Kind::DatastoreDown => {
                 let region = self.pick(&self.datastores.clone()).clone();

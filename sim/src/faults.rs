@@ -27,6 +27,13 @@ pub enum FaultKind {
         /// How many.
         count: u32,
     },
+    /// The next `count` machines created are accepted but never boot: they stay provisioning (their
+    /// provider's "new", "starting" or "pending" state) and never answer health checks, as a machine whose
+    /// image or host fails does.
+    NeverBoots {
+        /// How many.
+        count: u32,
+    },
     /// Every authenticated request is answered 429 with `Retry-After: retry_after_secs`, for
     /// `duration_secs` or for `count` answers (whichever ends first; forever when neither is given).
     RateLimitStorm {
@@ -83,6 +90,7 @@ struct Storm {
 #[derive(Debug, Clone, Default)]
 struct ProviderFaults {
     fail_creates: u32,
+    never_boots: u32,
     storm: Option<Storm>,
     latency: Duration,
     server_errors: u32,
@@ -103,6 +111,9 @@ pub(crate) struct Faults {
 pub struct FaultsView {
     /// Creates still to fail.
     pub fail_creates: u32,
+    /// Machines still to be created that will never boot.
+    #[serde(default)]
+    pub never_boots: u32,
     /// `Retry-After` of the storm in progress, if any.
     pub rate_limit_storm_retry_after_secs: Option<u64>,
     /// 429s the storm still sends, if limited by count.
@@ -129,6 +140,7 @@ impl Faults {
         let f = self.of(fault.provider);
         match &fault.kind {
             FaultKind::FailCreates { count } => f.fail_creates = f.fail_creates.saturating_add(*count),
+            FaultKind::NeverBoots { count } => f.never_boots = f.never_boots.saturating_add(*count),
             FaultKind::RateLimitStorm {
                 retry_after_secs,
                 duration_secs,
@@ -232,6 +244,17 @@ impl Faults {
         }
     }
 
+    /// Whether the `never_boots` fault takes the machine being created now (counting it).
+    pub fn take_never_boots(&mut self, provider: Provider) -> bool {
+        match self.by_provider.get_mut(&provider) {
+            Some(f) if f.never_boots > 0 => {
+                f.never_boots -= 1;
+                true
+            }
+            _ => false,
+        }
+    }
+
     /// What is in force, per provider.
     pub fn view(&self) -> BTreeMap<Provider, FaultsView> {
         self.by_provider
@@ -241,6 +264,7 @@ impl Faults {
                     *p,
                     FaultsView {
                         fail_creates: f.fail_creates,
+                        never_boots: f.never_boots,
                         rate_limit_storm_retry_after_secs: f.storm.as_ref().map(|s| s.retry_after_secs),
                         rate_limit_storm_remaining: f.storm.as_ref().and_then(|s| s.remaining),
                         latency_millis: u64::try_from(f.latency.as_millis()).unwrap_or(u64::MAX),

@@ -232,6 +232,16 @@ impl Sim {
         Ok(())
     }
 
+    /// When a machine of `provider` created at `now` boots: after the boot delay, or never (a century on)
+    /// when the `never_boots` fault takes it. Called with the world locked (the world before the faults, as
+    /// everywhere).
+    pub fn boots_at(&self, provider: Provider, now: DateTime<Utc>) -> DateTime<Utc> {
+        if self.faults().take_never_boots(provider) {
+            return now + chrono::Duration::days(36_500);
+        }
+        now + chrono::Duration::from_std(self.config.boot_delay).unwrap_or_default()
+    }
+
     /// A 500 when the `fail_creates` fault says this create fails.
     pub fn check_create(&self, provider: Provider, credential: &str) -> ApiResult<()> {
         if self.faults().take_fail_create(provider) {

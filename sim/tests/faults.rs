@@ -321,3 +321,64 @@ async fn start_up_faults_come_from_the_config() {
     assert_eq!(status, 400, "{v}");
     sim.shutdown().await;
 }
+
+#[tokio::test]
+async fn a_machine_that_never_boots_stays_provisioning_and_silent() {
+    let sim = start(config()).await;
+    let (status, _) = admin(
+        Method::POST,
+        format!("{}/faults", sim.admin_url()),
+        Some(json!({"provider": "linode", "kind": "never_boots", "count": 1})),
+    )
+    .await;
+    assert_eq!(status, 200);
+    let (_, faults) = admin(Method::GET, format!("{}/faults", sim.admin_url()), None).await;
+    assert_eq!(faults["linode"]["never_boots"], 1, "{faults}");
+    let mut health = Vec::new();
+    for label in ["stuck-1", "fine-1"] {
+        let (status, m) = call(
+            Method::POST,
+            &format!("{}/linode/instances", sim.linode_url()),
+            LINODE_TOKEN,
+            Some(&linode_body(label, "gb-lon")),
+        )
+        .await;
+        assert_eq!(status, 200, "{m}");
+        health.push((
+            m["id"].to_string(),
+            format!("http://{}:{HEALTH_PORT}/health", m["ipv4"][0].as_str().unwrap()),
+        ));
+    }
+    // The second one boots (well past the 300 ms boot delay); the first never does.
+    wait_answering(&health[1].1, true).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert!(!common::answers(&health[0].1).await, "the stuck machine answers");
+    let (_, stuck) = call(
+        Method::GET,
+        &format!("{}/linode/instances/{}", sim.linode_url(), health[0].0),
+        LINODE_TOKEN,
+        None,
+    )
+    .await;
+    assert_eq!(stuck["status"], "provisioning", "{stuck}");
+    let (_, fine) = call(
+        Method::GET,
+        &format!("{}/linode/instances/{}", sim.linode_url(), health[1].0),
+        LINODE_TOKEN,
+        None,
+    )
+    .await;
+    assert_eq!(fine["status"], "running", "{fine}");
+    let (_, faults) = admin(Method::GET, format!("{}/faults", sim.admin_url()), None).await;
+    assert_eq!(faults["linode"]["never_boots"], 0, "{faults}");
+    // Deleting it works as for any machine.
+    let (status, _) = call(
+        Method::DELETE,
+        &format!("{}/linode/instances/{}", sim.linode_url(), health[0].0),
+        LINODE_TOKEN,
+        None,
+    )
+    .await;
+    assert_eq!(status, 200);
+    sim.shutdown().await;
+}

@@ -92,10 +92,6 @@ fn page(ctx: &Ctx, path: &str, key: &str, q: &Q, items: Vec<Value>) -> ApiResult
     with(StatusCode::OK, paging::digitalocean(items, key, q, &url)?)
 }
 
-fn boot_delay(ctx: &Ctx) -> chrono::Duration {
-    chrono::Duration::from_std(ctx.sim.config.boot_delay).unwrap_or_default()
-}
-
 fn valid_tag(t: &str) -> bool {
     !t.is_empty() && t.len() <= 255 && t.chars().all(|c| c.is_ascii_alphanumeric() || ":-_".contains(c))
 }
@@ -391,7 +387,7 @@ async fn create_droplet(
                 networks,
                 firewalls: Vec::new(),
                 created: now,
-                ready_at: now + boot_delay(&ctx),
+                ready_at: sim.boots_at(P, now),
                 stopped: false,
                 extra,
             };

@@ -497,7 +497,9 @@ async fn create_instance(
                 extra.insert(k.into(), v.clone());
             }
         }
+        // The create operation ends after the boot delay; a machine that never boots stays `starting`.
         let ready_at = now + chrono::Duration::from_std(sim.config.boot_delay).unwrap_or_default();
+        let boots_at = sim.boots_at(P, now);
         for g in &groups {
             if let Some(f) = world.firewall_mut(P, g) {
                 f.devices.push(Device {
@@ -521,7 +523,7 @@ async fn create_instance(
             networks: Vec::new(),
             firewalls: groups,
             created: now,
-            ready_at,
+            ready_at: boots_at,
             stopped: false,
             extra,
         });

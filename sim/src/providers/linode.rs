@@ -473,7 +473,7 @@ async fn create_instance(
             networks,
             firewalls: firewall_id.iter().cloned().collect(),
             created: now,
-            ready_at: now + chrono::Duration::from_std(sim.config.boot_delay).unwrap_or_default(),
+            ready_at: sim.boots_at(P, now),
             stopped: !booted,
             extra,
         };

@@ -368,7 +368,7 @@ async fn create_instance(
             networks: Vec::new(),
             firewalls: firewall.into_iter().collect(),
             created: now,
-            ready_at: now + chrono::Duration::from_std(sim.config.boot_delay).unwrap_or_default(),
+            ready_at: sim.boots_at(P, now),
             stopped: false,
             extra,
         });
