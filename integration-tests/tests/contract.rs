@@ -366,6 +366,20 @@ async fn network_suite(t: &Target) {
         n.find_vpc(t.region, &unique("absent")).await.unwrap().is_none(),
         "{provider}"
     );
+    // Where a name is unique in the region (Linode: in the account; DigitalOcean), a second create is a
+    // conflict, so that an apply racing another deployment's finds the VPC again; Vultr's descriptions and
+    // Exoscale's names need not be unique.
+    if matches!(provider, ProviderKind::Linode | ProviderKind::DigitalOcean) {
+        let err = n
+            .create_vpc(&VpcRequest {
+                name: name.clone(),
+                region: t.region.into(),
+                cidr: "10.42.1.0/24".parse().unwrap(),
+            })
+            .await
+            .expect_err("the name is taken");
+        assert!(matches!(err, CloudError::Conflict { .. }), "{provider}: {err:?}");
+    }
 
     let deployment = unique("contract");
     let fw_name = unique("fw");

@@ -48,7 +48,8 @@ pub async fn ensure_vpc(
             };
             match cloud.network.create_vpc(&request).await {
                 Ok(vpc) => (vpc, true),
-                // Created meanwhile (another attempt): find it again.
+                // Created meanwhile — by another deployment sharing the name (the region's own attempts
+                // are serialised by its lease): found again and shared, never ours to delete.
                 Err(CloudError::Conflict { .. }) => (
                     cloud
                         .network
@@ -61,7 +62,7 @@ pub async fn ensure_vpc(
                                 region.vpc.name
                             ),
                         })?,
-                    true,
+                    false,
                 ),
                 Err(e) => return Err(e.into()),
             }

@@ -36,7 +36,8 @@ pub trait Network: Send + Sync {
     /// The VPC named `name` in `region`, if it exists.
     async fn find_vpc(&self, region: &str, name: &str) -> Result<Option<Vpc>>;
 
-    /// Creates a VPC.
+    /// Creates a VPC; a [`CloudError::Conflict`] when one of that name is in the region already (another
+    /// deployment's, or created meanwhile).
     async fn create_vpc(&self, request: &VpcRequest) -> Result<Vpc>;
 
     /// Deletes a VPC by its id (as [`Vpc::id`] gives it). A VPC already gone is

@@ -70,8 +70,30 @@ impl Network for DigitalOceanCloud {
             "region": request.region,
             "ip_range": request.cidr.to_string(),
         });
-        let created: VpcEnvelope = self.api.send(Method::POST, "vpcs", &body).await?;
-        Ok(created.vpc.into())
+        match self.api.send::<VpcEnvelope>(Method::POST, "vpcs", &body).await {
+            Ok(created) => Ok(created.vpc.into()),
+            // DigitalOcean refuses a name in use in the region as unprocessable: a conflict when that VPC is
+            // there (created meanwhile).
+            Err(CloudError::Invalid {
+                provider,
+                message,
+                field,
+            }) => match self.find_vpc(&request.region, &request.name).await {
+                Ok(Some(_)) => Err(CloudError::Conflict {
+                    provider,
+                    message: format!(
+                        "a VPC named {:?} exists already in {}: {message}",
+                        request.name, request.region
+                    ),
+                }),
+                _ => Err(CloudError::Invalid {
+                    provider,
+                    message,
+                    field,
+                }),
+            },
+            Err(e) => Err(e),
+        }
     }
 
     /// `DELETE /vpcs/{id}` → 204. DigitalOcean refuses a VPC that still has members (droplets, database

@@ -42,8 +42,30 @@ impl Network for LinodeCloud {
             "region": request.region,
             "subnets": [{ "label": SUBNET_LABEL, "ipv4": request.cidr.to_string() }],
         });
-        let vpc: wire::Vpc = self.send(Method::POST, "vpcs", &body).await?;
-        Ok(to_vpc(vpc))
+        match self.send::<wire::Vpc>(Method::POST, "vpcs", &body).await {
+            Ok(vpc) => Ok(to_vpc(vpc)),
+            // Linode refuses a label in use as an invalid request: a conflict when that VPC is here, in
+            // this region (created meanwhile); as it stands otherwise (the label is taken in another region).
+            Err(CloudError::Invalid {
+                provider,
+                message,
+                field,
+            }) => match self.find_vpc(&request.region, &request.name).await {
+                Ok(Some(_)) => Err(CloudError::Conflict {
+                    provider,
+                    message: format!(
+                        "a VPC labelled {:?} exists already in {}: {message}",
+                        request.name, request.region
+                    ),
+                }),
+                _ => Err(CloudError::Invalid {
+                    provider,
+                    message,
+                    field,
+                }),
+            },
+            Err(e) => Err(e),
+        }
     }
 
     /// `DELETE /vpcs/{id}`. Linode refuses a VPC still in use (Linodes on its subnets, a database on its
