@@ -49,7 +49,11 @@ fn target(name: &str) -> Target {
 #[test]
 fn every_corpus_file_runs_through_its_target() {
     for (name, files) in corpus() {
-        assert!(files.len() >= 3, "fuzz/corpus/{name} holds {} files", files.len());
+        assert!(
+            files.len() >= 10,
+            "fuzz/corpus/{name} holds {} files",
+            files.len()
+        );
         let run = target(name);
         for (file, bytes) in files {
             if let Err(panic) = std::panic::catch_unwind(|| run(bytes)) {
