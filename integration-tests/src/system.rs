@@ -77,6 +77,8 @@ pub struct System {
     running: BTreeMap<(String, usize), Child>,
     agents: BTreeMap<(String, String), Child>,
     starts: u64,
+    /// `[service]` sections that replace the harness's own, per service.
+    settings: BTreeMap<String, String>,
 }
 
 /// The NATS a [`System`] runs on.
@@ -240,6 +242,7 @@ impl System {
             running: BTreeMap::new(),
             agents: BTreeMap::new(),
             starts: 0,
+            settings: BTreeMap::new(),
         })
     }
 
@@ -350,6 +353,7 @@ impl System {
             }
             _ => String::new(),
         };
+        let specific = self.settings.get(service).cloned().unwrap_or(specific);
         let text = format!(
             "data_dir = {data:?}\ndatabase_url = {url:?}\ndatabase_password_file = {password:?}\n{secrets_line}\n\
              [nats]\nurls = {nats:?}\n\n[bus]\nreplicas = {replicas}\n\n[admin]\nlisten = \"127.0.0.1:0\"\n\n[service]\n{specific}\n{clouds}",
@@ -368,6 +372,26 @@ impl System {
         let path = self.dir.path().join(format!("{service}-{replica}.toml"));
         std::fs::write(&path, text).expect("a configuration file");
         path
+    }
+
+    /// Replaces the `[service]` section the harness writes for `service` (short intervals for the chaos
+    /// runs) with `toml`, for the replicas started from now on: a benchmark that needs other settings.
+    pub fn set_service_settings(&mut self, service: &str, toml: impl Into<String>) {
+        self.settings.insert(service.to_owned(), toml.into());
+    }
+
+    /// The process id of replica `replica` of `service` while it runs (its memory is in `/proc/<pid>`).
+    pub fn pid(&self, service: &str, replica: usize) -> Option<u32> {
+        self.running
+            .get(&(service.to_owned(), replica))
+            .and_then(Child::id)
+    }
+
+    /// The process id of `region`'s sync agent while it runs.
+    pub fn agent_pid(&self, deployment: &str, region: &str) -> Option<u32> {
+        self.agents
+            .get(&(deployment.to_owned(), region.to_owned()))
+            .and_then(Child::id)
     }
 
     /// Starts (or starts again) replica `replica` of `service` and waits for its `READY=1`.
