@@ -102,8 +102,23 @@ impl PgServer {
         format!("postgres://postgres@127.0.0.1:{}/{database}", self.port)
     }
 
-    /// Starts the server (after [`PgServer::kill`]) and waits until it takes connections.
+    /// Whether the server runs (`pg_ctl status`).
+    pub fn is_running(&self) -> bool {
+        self.command("pg_ctl")
+            .args(["status", "-D"])
+            .arg(&self.data)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success())
+    }
+
+    /// Starts the server (after [`PgServer::kill`]) and waits until it takes connections; nothing when it
+    /// runs already (two overlapping faults each start it again).
     pub fn start_again(&self) {
+        if self.is_running() {
+            return;
+        }
         let options = format!(
             "-p {} -k {} -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=300",
             self.port,
@@ -129,11 +144,13 @@ impl PgServer {
     /// Stops the server the hard way (`pg_ctl stop -m immediate`: every backend killed, crash recovery on
     /// the next start), as a crashed or restarted database host does.
     pub fn kill(&self) {
+        // Stopped already (overlapping faults): pg_ctl says so on stderr, which is not worth showing.
         let _ = self
             .command("pg_ctl")
             .args(["stop", "-m", "immediate", "-w", "-t", "30", "-D"])
             .arg(&self.data)
             .stdout(Stdio::null())
+            .stderr(Stdio::null())
             .status();
     }
 
