@@ -1052,3 +1052,59 @@ async fn tls_with_a_private_ca() {
     let _ = child.kill();
     let _ = child.wait();
 }
+
+/// Answers every command as overtaken by a newer one.
+struct Overtaken(Mutex<u32>);
+
+impl Handler for Overtaken {
+    fn handle(&self, _d: Delivery) -> impl Future<Output = Result<(), HandlerError>> + Send {
+        *self.0.lock().unwrap() += 1;
+        async {
+            Err(HandlerError::Superseded(
+                "stale apply: generation 2 no longer deploys the region".into(),
+            ))
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_superseded_command_is_told_as_rejected_and_acked_not_dead_lettered() {
+    let bus = Bus::new().await;
+    let deployment = unique("late");
+    let events = subject::event("command", &deployment, "gb-lon", "rejected").unwrap();
+    let mut told = bus.client.subscribe(events).await.unwrap();
+    let handler = Arc::new(Overtaken(Mutex::new(0)));
+    let consumer = bus.consumer(fast_consumer()).await;
+    let counters = consumer.counters();
+    let run = Spawned::new(consumer, Arc::clone(&handler));
+    let cmd = bus.send(&deployment).await;
+    let msg = tokio::time::timeout(Duration::from_secs(10), told.next())
+        .await
+        .expect("a CommandRejected event")
+        .unwrap();
+    let event: flotilla_proto::CommandRejected = flotilla_proto::decode(
+        Some(flotilla_proto::CommandRejected::KIND),
+        msg.headers
+            .as_ref()
+            .and_then(|h| h.get(flotilla_proto::CONTENT_TYPE_HEADER))
+            .map(|v| v.as_str()),
+        &msg.payload,
+    )
+    .unwrap();
+    assert_eq!(event.command_id, Some(cmd.meta.id.to_string()));
+    assert!(event.error.contains("no longer deploys"), "{event:?}");
+    eventually("work queue empty", Duration::from_secs(5), || async {
+        (stream_messages(&bus, COMMAND_STREAM).await == 0).then_some(())
+    })
+    .await;
+    // Past the ack-wait: handled once, acknowledged, nothing in the dead-letter queue.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    run.stop().await;
+    assert_eq!(*handler.0.lock().unwrap(), 1);
+    assert!(bus.dead_letters().await.is_empty());
+    assert_eq!(
+        counters.dead_lettered.load(std::sync::atomic::Ordering::Relaxed),
+        0
+    );
+    assert_eq!(counters.acked.load(std::sync::atomic::Ordering::Relaxed), 1);
+}

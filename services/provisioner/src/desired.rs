@@ -130,7 +130,7 @@ impl Provisioner {
         self.judge_and_store(&cmd.deployment.name, (), |stored| {
             Ok(match judge_apply(stored.map(|s| &s.value), cmd) {
                 Some(Verdict::Proceed) => Step::Done(()),
-                Some(Verdict::Stale(why)) => return Err(HandlerError::Reject(why)),
+                Some(Verdict::Stale(why)) => return Err(HandlerError::Superseded(why)),
                 None => Step::Write(
                     Box::new(DesiredDeployment {
                         generation: cmd.generation,
@@ -161,7 +161,7 @@ impl Provisioner {
             };
             Ok(match judge_destroy(Some(&current.value), cmd) {
                 Some(Verdict::Proceed) => Step::Done(true),
-                Some(Verdict::Stale(why)) => return Err(HandlerError::Reject(why)),
+                Some(Verdict::Stale(why)) => return Err(HandlerError::Superseded(why)),
                 None => {
                     let mut deployment = current.value.deployment.clone();
                     deployment.regions.retain(|r| r.name != cmd.region);

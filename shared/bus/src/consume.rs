@@ -168,6 +168,11 @@ pub enum HandlerError {
     /// Will never succeed (undecodable, unknown kind, invalid): straight to the dead-letter queue.
     #[error("rejected: {0}")]
     Reject(String),
+    /// Overtaken by a newer command (a late apply of a region destroyed since, a redelivery after a newer
+    /// deploy): not done, and no one's mistake — acknowledged with a `CommandRejected` event saying why,
+    /// and kept out of the dead-letter queue.
+    #[error("superseded: {0}")]
+    Superseded(String),
 }
 
 impl HandlerError {
@@ -798,6 +803,9 @@ impl CommandConsumer {
                 Some(Err(HandlerError::Reject(reason))) => {
                     self.dead_letter(&msg, &delivery, stream_sequence, &reason).await
                 }
+                Some(Err(HandlerError::Superseded(reason))) => {
+                    self.superseded(&msg, &delivery, stream_sequence, &reason).await
+                }
                 None => {
                     let _ = msg.ack_with(AckKind::Nak(None)).await;
                     Outcome::Abandoned
@@ -806,6 +814,59 @@ impl CommandConsumer {
         }
         .instrument(span)
         .await
+    }
+
+    /// Publishes the `CommandRejected` event of a command not done (`id`: what makes its id unique).
+    async fn tell_rejected(&self, delivery: &Delivery, error: &str, id: &str) -> Result<(), BusError> {
+        let (deployment, region) = subject::parse_command(&delivery.subject)
+            .map(|s| (s.deployment.to_owned(), s.region.to_owned()))
+            .filter(|(d, r)| subject::check_token("d", d).is_ok() && subject::check_token("r", r).is_ok())
+            .unwrap_or_else(|| ("_".into(), "_".into()));
+        let event = CommandRejected {
+            service: self.service.clone(),
+            subject: delivery.subject.clone(),
+            command_id: delivery.msg_id.clone(),
+            kind: delivery.kind.clone(),
+            error: error.to_owned(),
+            deliveries: delivery.delivered,
+            rejected_at: Utc::now(),
+        };
+        let evt_subject = subject::event("command", &deployment, &region, "rejected")?;
+        self.publisher
+            .publish(&evt_subject, &format!("rejected-{id}"), &event)
+            .await
+            .map(drop)
+    }
+
+    /// A command overtaken by a newer one: told as rejected, then acknowledged (no dead letter). When the
+    /// event cannot be published the message is handed back, so that the refusal is told.
+    async fn superseded(
+        &self,
+        msg: &jetstream::Message,
+        delivery: &Delivery,
+        stream_sequence: Option<u64>,
+        reason: &str,
+    ) -> Outcome {
+        let error = redact::redact_and_truncate(reason, MAX_ERROR_LEN);
+        tracing::info!(%error, "superseded by a newer command; not done");
+        let id = match (stream_sequence, &delivery.msg_id) {
+            (Some(seq), _) => format!("superseded-{}-{seq}", self.service),
+            (None, Some(id)) => format!("superseded-{}-id-{id}", self.service),
+            (None, None) => format!("superseded-{}-{}", self.service, uuid::Uuid::now_v7()),
+        };
+        if self.source == Source::Commands
+            && let Err(e) = self.tell_rejected(delivery, &error, &id).await
+        {
+            tracing::warn!(error = %e, "could not publish CommandRejected; handing the message back");
+            let _ = msg
+                .ack_with(AckKind::Nak(Some(self.config.retry_delay(delivery.delivered))))
+                .await;
+            return Outcome::Retried;
+        }
+        if let Err(e) = msg.double_ack().await {
+            tracing::warn!(error = %e, "superseded, but the ack was not confirmed; expect a redelivery");
+        }
+        Outcome::Acked
     }
 
     async fn dead_letter(
@@ -862,26 +923,8 @@ impl CommandConsumer {
                 // rejection of it.
                 return Ok::<_, BusError>(());
             }
-            let (deployment, region) = subject::parse_command(&delivery.subject)
-                .map(|s| (s.deployment.to_owned(), s.region.to_owned()))
-                .filter(|(d, r)| subject::check_token("d", d).is_ok() && subject::check_token("r", r).is_ok())
-                .unwrap_or_else(|| ("_".into(), "_".into()));
-            let event = CommandRejected {
-                service: self.service.clone(),
-                subject: delivery.subject.clone(),
-                command_id: delivery.msg_id.clone(),
-                kind: delivery.kind.clone(),
-                error: error.clone(),
-                deliveries: delivery.delivered,
-                rejected_at: Utc::now(),
-            };
-            let evt_subject = subject::event("command", &deployment, &region, "rejected")?;
-            if let Err(e) = self
-                .publisher
-                .publish(&evt_subject, &format!("rejected-{dlq_id}"), &event)
-                .await
-            {
-                // The dead letter is stored; the event is a courtesy.
+            // The dead letter is stored; the event is a courtesy.
+            if let Err(e) = self.tell_rejected(delivery, &error, &dlq_id).await {
                 tracing::warn!(error = %e, "could not publish CommandRejected");
             }
             Ok::<_, BusError>(())
