@@ -816,6 +816,16 @@ impl CommandConsumer {
         .await
     }
 
+    /// `<what>-<service>-…` keyed by the message's position in the stream (else its id), so that handling
+    /// the same message twice (after a lost ack or term) publishes one message, de-duplicated by the stream.
+    fn message_key(&self, what: &str, delivery: &Delivery, stream_sequence: Option<u64>) -> String {
+        match (stream_sequence, &delivery.msg_id) {
+            (Some(seq), _) => format!("{what}-{}-{seq}", self.service),
+            (None, Some(id)) => format!("{what}-{}-id-{id}", self.service),
+            (None, None) => format!("{what}-{}-{}", self.service, uuid::Uuid::now_v7()),
+        }
+    }
+
     /// Publishes the `CommandRejected` event of a command not done (`id`: what makes its id unique).
     async fn tell_rejected(&self, delivery: &Delivery, error: &str, id: &str) -> Result<(), BusError> {
         let (deployment, region) = subject::parse_command(&delivery.subject)
@@ -849,11 +859,7 @@ impl CommandConsumer {
     ) -> Outcome {
         let error = redact::redact_and_truncate(reason, MAX_ERROR_LEN);
         tracing::info!(%error, "superseded by a newer command; not done");
-        let id = match (stream_sequence, &delivery.msg_id) {
-            (Some(seq), _) => format!("superseded-{}-{seq}", self.service),
-            (None, Some(id)) => format!("superseded-{}-id-{id}", self.service),
-            (None, None) => format!("superseded-{}-{}", self.service, uuid::Uuid::now_v7()),
-        };
+        let id = self.message_key("superseded", delivery, stream_sequence);
         if self.source == Source::Commands
             && let Err(e) = self.tell_rejected(delivery, &error, &id).await
         {
@@ -912,11 +918,7 @@ impl CommandConsumer {
             }
             // Keyed by the original's position in the stream, so dead-lettering the same message twice (after
             // a lost term) is de-duplicated by the DLQ stream.
-            let dlq_id = match (stream_sequence, &delivery.msg_id) {
-                (Some(seq), _) => format!("dlq-{}-{seq}", self.service),
-                (None, Some(id)) => format!("dlq-{}-id-{id}", self.service),
-                (None, None) => format!("dlq-{}-{}", self.service, uuid::Uuid::now_v7()),
-            };
+            let dlq_id = self.message_key("dlq", delivery, stream_sequence);
             self.publisher.publish_raw(&dlq, &dlq_id, headers, body).await?;
             if self.source != Source::Commands {
                 // An event that cannot be handled is kept in the dead-letter queue; nobody waits for a

@@ -81,6 +81,26 @@ pub enum CloudError {
 }
 
 impl CloudError {
+    /// A create refused as an invalid request because its name is taken, made a [`CloudError::Conflict`]
+    /// (Linode and DigitalOcean answer a name in use that way): `found` looks the name up after the
+    /// refusal, and when it finds the thing the conflict says `conflict(provider's message)`. Any other
+    /// error, or a lookup that finds nothing or fails, is returned as it is.
+    pub async fn conflict_if_found<T>(
+        self,
+        found: impl Future<Output = Result<Option<T>>>,
+        conflict: impl FnOnce(&str) -> String,
+    ) -> CloudError {
+        match self {
+            CloudError::Invalid {
+                provider, message, ..
+            } if matches!(found.await, Ok(Some(_))) => CloudError::Conflict {
+                provider,
+                message: conflict(&message),
+            },
+            other => other,
+        }
+    }
+
     /// Whether the same call may succeed later.
     pub fn is_retryable(&self) -> bool {
         matches!(

@@ -74,25 +74,14 @@ impl Network for DigitalOceanCloud {
             Ok(created) => Ok(created.vpc.into()),
             // DigitalOcean refuses a name in use in the region as unprocessable: a conflict when that VPC is
             // there (created meanwhile).
-            Err(CloudError::Invalid {
-                provider,
-                message,
-                field,
-            }) => match self.find_vpc(&request.region, &request.name).await {
-                Ok(Some(_)) => Err(CloudError::Conflict {
-                    provider,
-                    message: format!(
+            Err(e) => Err(e
+                .conflict_if_found(self.find_vpc(&request.region, &request.name), |message| {
+                    format!(
                         "a VPC named {:?} exists already in {}: {message}",
                         request.name, request.region
-                    ),
-                }),
-                _ => Err(CloudError::Invalid {
-                    provider,
-                    message,
-                    field,
-                }),
-            },
-            Err(e) => Err(e),
+                    )
+                })
+                .await),
         }
     }
 

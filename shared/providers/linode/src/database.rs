@@ -185,15 +185,11 @@ impl LinodeCloud {
     /// `refused`, or a [`CloudError::Conflict`] when it refused a create because a database already has
     /// the label `name` (Linode answers that as an invalid request).
     async fn label_taken(&self, refused: CloudError, name: &str) -> CloudError {
-        if matches!(refused, CloudError::Invalid { .. })
-            && matches!(self.find_database(name).await, Ok(Some(_)))
-        {
-            return CloudError::Conflict {
-                provider: ProviderKind::Linode,
-                message: format!("a managed database labelled {name:?} exists already"),
-            };
-        }
         refused
+            .conflict_if_found(self.find_database(name), |_| {
+                format!("a managed database labelled {name:?} exists already")
+            })
+            .await
     }
 }
 

@@ -46,25 +46,14 @@ impl Network for LinodeCloud {
             Ok(vpc) => Ok(to_vpc(vpc)),
             // Linode refuses a label in use as an invalid request: a conflict when that VPC is here, in
             // this region (created meanwhile); as it stands otherwise (the label is taken in another region).
-            Err(CloudError::Invalid {
-                provider,
-                message,
-                field,
-            }) => match self.find_vpc(&request.region, &request.name).await {
-                Ok(Some(_)) => Err(CloudError::Conflict {
-                    provider,
-                    message: format!(
+            Err(e) => Err(e
+                .conflict_if_found(self.find_vpc(&request.region, &request.name), |message| {
+                    format!(
                         "a VPC labelled {:?} exists already in {}: {message}",
                         request.name, request.region
-                    ),
-                }),
-                _ => Err(CloudError::Invalid {
-                    provider,
-                    message,
-                    field,
-                }),
-            },
-            Err(e) => Err(e),
+                    )
+                })
+                .await),
         }
     }
 
