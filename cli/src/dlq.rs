@@ -5,15 +5,16 @@
 //! `replay` publishes a dead letter again on its original subject with its original headers (its kind,
 //! its encoding) under the message id `replay-<sequence>`, then removes it from the queue. Replaying the
 //! same letter twice — a retry after a lost answer — is de-duplicated by the command stream; the command
-//! handlers are idempotent besides. A letter that fails again comes back as a new dead letter.
+//! handlers are idempotent besides. A letter that fails again comes back as a new dead letter. A letter
+//! whose body was cut to fit the queue (`truncated_from`) is not replayed: it would publish a cut message.
 
 use std::process::ExitCode;
 
 use anyhow::Context as _;
 use async_nats::jetstream;
 use flotilla_bus::{
-    DLQ_DELIVERIES_HEADER, DLQ_ERROR_HEADER, DLQ_MSG_ID_HEADER, DLQ_SUBJECT_HEADER, PublishConfig, Publisher,
-    subject,
+    DLQ_DELIVERIES_HEADER, DLQ_ERROR_HEADER, DLQ_MSG_ID_HEADER, DLQ_SUBJECT_HEADER, DLQ_TRUNCATED_HEADER,
+    PublishConfig, Publisher, subject,
 };
 
 use crate::out::{self, say};
@@ -68,6 +69,9 @@ pub struct DeadLetter {
     pub deliveries: Option<u64>,
     /// The original's message id.
     pub original_msg_id: Option<String>,
+    /// The size in bytes of the original body when the letter keeps only its beginning (it was over the
+    /// message limit).
+    pub truncated_from: Option<u64>,
     /// Its body (decoded; the raw text when it does not decode).
     pub body: serde_json::Value,
 }
@@ -91,6 +95,7 @@ fn letter(raw: &jetstream::message::StreamMessage) -> DeadLetter {
         error: get(DLQ_ERROR_HEADER).unwrap_or_default(),
         deliveries: get(DLQ_DELIVERIES_HEADER).and_then(|d| d.parse().ok()),
         original_msg_id: get(DLQ_MSG_ID_HEADER),
+        truncated_from: get(DLQ_TRUNCATED_HEADER).and_then(|d| d.parse().ok()),
         body,
     }
 }
@@ -171,6 +176,7 @@ pub async fn run(nats: &flotilla_bus::BusConfig, cmd: Command) -> anyhow::Result
             })?;
         }
         Command::Replay { sequences, all } => {
+            let every = all.is_some();
             let sequences = match all {
                 Some(service) => letters(&stream, Some(&service))
                     .await?
@@ -190,6 +196,19 @@ pub async fn run(nats: &flotilla_bus::BusConfig, cmd: Command) -> anyhow::Result
                         format!("dead letter {sequence} does not say where it was published"),
                     ));
                 }
+                if let Some(size) = l.truncated_from {
+                    let why = format!(
+                        "dead letter {sequence} keeps only the first {} of its {size} bytes (it was over the \
+                         message limit): replaying it would publish a cut message; publish a corrected one \
+                         instead",
+                        raw.payload.len()
+                    );
+                    if every {
+                        say!("{why}; left in the queue");
+                        continue;
+                    }
+                    return Err(Exit::error(exit::FAILED, why));
+                }
                 // The original's headers, without what the dead-letter queue added.
                 let mut headers = async_nats::HeaderMap::new();
                 for (name, values) in raw.headers.iter() {
@@ -199,6 +218,7 @@ pub async fn run(nats: &flotilla_bus::BusConfig, cmd: Command) -> anyhow::Result
                         DLQ_SUBJECT_HEADER,
                         DLQ_DELIVERIES_HEADER,
                         DLQ_MSG_ID_HEADER,
+                        flotilla_bus::DLQ_HEADERS_DROPPED_HEADER,
                     ];
                     if added.iter().any(|a| a.eq_ignore_ascii_case(n))
                         || n.to_ascii_lowercase().starts_with("nats-")

@@ -322,7 +322,7 @@ pub fn render_dry_run(view: &flotilla_proto::SyncDryRunView) -> String {
         view.deployment
     );
     for p in &view.passes {
-        match (&p.error, p.lines.is_empty()) {
+        match (&p.error, p.lines.is_empty() && p.omitted == 0) {
             (Some(e), _) => {
                 let _ = writeln!(
                     out,
@@ -337,6 +337,14 @@ pub fn render_dry_run(view: &flotilla_proto::SyncDryRunView) -> String {
                 let _ = writeln!(out, "  {} {} ↔ {}:", p.bucket, p.peer, p.region);
                 for l in &p.lines {
                     let _ = writeln!(out, "    {l}");
+                }
+                if p.omitted > 0 {
+                    let _ = writeln!(
+                        out,
+                        "    … and {} more (the answer keeps to {} KiB of lines)",
+                        p.omitted,
+                        flotilla_proto::SYNC_DRY_RUN_BYTES / 1024
+                    );
                 }
             }
         }

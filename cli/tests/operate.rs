@@ -303,6 +303,45 @@ async fn dead_letters_are_listed_shown_and_replayed() {
         "{again:?}"
     );
 
+    // A command over the message limit is kept cut to it, and not replayed: that would send a cut body.
+    let mut headers = async_nats::HeaderMap::new();
+    headers.insert(flotilla_proto::KIND_HEADER, "dns.reconcile.v1");
+    headers.insert(flotilla_proto::CONTENT_TYPE_HEADER, "application/json");
+    let huge = flotilla_proto::MAX_MESSAGE_BYTES + 10_000;
+    p.publish_raw(&subject, "hand-made-huge", headers, vec![b' '; huge].into())
+        .await
+        .unwrap();
+    let cut = eventually(
+        "the oversize one dead-lettered",
+        Duration::from_secs(30),
+        || async {
+            let l = dead_letters(&json(&flotilla(&url, &["dlq", "list", "-o", "json"]).await));
+            l.into_iter().find(|l| l["original_msg_id"] == "hand-made-huge")
+        },
+    )
+    .await;
+    assert_eq!(cut["truncated_from"], huge, "{cut:?}");
+    let cut = cut["sequence"].as_u64().unwrap().to_string();
+    let out = flotilla(&url, &["dlq", "replay", &cut]).await;
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(
+        text(&out).contains(&format!(
+            "keeps only the first {} of its {huge} bytes",
+            flotilla_proto::MAX_MESSAGE_BYTES
+        )),
+        "{}",
+        text(&out)
+    );
+    let out = flotilla(&url, &["dlq", "replay", "--all", "dns"]).await;
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert!(text(&out).contains("left in the queue"), "{}", text(&out));
+    let left = dead_letters(&json(&flotilla(&url, &["dlq", "list", "-o", "json"]).await));
+    assert!(
+        left.iter()
+            .any(|l| l["sequence"].as_u64().unwrap().to_string() == cut),
+        "the cut letter stays: {left:?}"
+    );
+
     // The refusals are events too.
     let out = flotilla(&url, &["events", &d.name, "--topic", "command"]).await;
     assert!(text(&out).contains("is not deployed"), "{}", text(&out));

@@ -55,6 +55,9 @@ const REGION: &str = "gb-lon";
 /// NATS's default `max_payload`: the most a publication (headers and body) can be.
 const NATS_MAX_PAYLOAD: usize = 1024 * 1024;
 
+/// The most headers JetStream stores with a message (NATS error 10097 beyond).
+const JETSTREAM_MAX_HEADERS: usize = 64 * 1024;
+
 /// A valid command of `kind` for `region` of `deployment`, as the JSON an operator publishes: the fields of
 /// the README's example of the kind, with a fresh `meta`.
 fn valid_command(kind: &str, deployment: &str, region: &str) -> serde_json::Value {
@@ -124,6 +127,7 @@ struct Letter {
     error: String,
     deliveries: Option<String>,
     truncated: Option<String>,
+    headers_dropped: Option<String>,
     body_len: usize,
 }
 
@@ -296,6 +300,7 @@ impl System {
                         error,
                         deliveries: header(flotilla_bus::DLQ_DELIVERIES_HEADER),
                         truncated: header(flotilla_bus::consume::DLQ_TRUNCATED_HEADER),
+                        headers_dropped: header(flotilla_bus::DLQ_HEADERS_DROPPED_HEADER),
                         body_len: m.payload.len(),
                     };
                     found.insert(id, letter);
@@ -407,6 +412,53 @@ async fn oversize_commands_of_every_kind_are_dead_lettered_naming_the_size_limit
     for (id, letter) in &letters {
         assert_eq!(letter.body_len, MAX_MESSAGE_BYTES, "{id}");
         assert_eq!(letter.truncated, Some(size.to_string()), "{id}");
+    }
+}
+
+/// Headers as big as JetStream stores (64 KiB) on a bad command: kept whole beside the dead letter's own
+/// (its reason alone up to 1 KiB), they would be over that limit, the dead letter could never be stored,
+/// and the message would be handed back forever. The dead letter keeps the first 32 KiB of the headers
+/// and counts the rest.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn commands_of_every_kind_with_oversize_headers_are_dead_lettered_with_their_headers_cut() {
+    let system = System::start().await;
+    let mut expected = Expected::new();
+    for kind in KINDS {
+        let id = format!("huge-headers-{kind}");
+        let body = serde_json::to_vec(&json!({"deployment": 5, "region": REGION})).unwrap();
+        let mut h = headers(kind, Some("application/json"));
+        // Filled to 100 bytes short of the limit (as NATS counts them: `NATS/1.0\r\n`, a
+        // `Name: value\r\n` line each, a blank line): less than any dead letter's own headers take.
+        let line = |name: &str, value: &str| name.len() + 2 + value.len() + 2;
+        let mut size = 10
+            + 2
+            + line(flotilla_proto::KIND_HEADER, kind)
+            + line(flotilla_proto::CONTENT_TYPE_HEADER, "application/json")
+            + line("Nats-Msg-Id", &id);
+        let target = JETSTREAM_MAX_HEADERS - 100;
+        for i in 0.. {
+            let name = format!("X-Padding-{i:04}");
+            let room = target - size;
+            if room < name.len() + 5 {
+                break;
+            }
+            let value = "v".repeat((room - name.len() - 4).min(1000));
+            size += line(&name, &value);
+            h.insert(name.as_str(), value.as_str());
+        }
+        system
+            .publish(&subject_of(kind, DEPLOYMENT, REGION), &id, h, body)
+            .await;
+        expected.insert(id, vec![format!("invalid {kind} (json) at `deployment`")]);
+    }
+    let letters = system.expect_refused(&expected).await;
+    for (id, letter) in &letters {
+        let dropped: usize = letter
+            .headers_dropped
+            .as_deref()
+            .and_then(|d| d.parse().ok())
+            .unwrap_or_else(|| panic!("{id}: no count of dropped headers"));
+        assert!(dropped > 25, "{id}: only {dropped} dropped");
     }
 }
 

@@ -1,13 +1,15 @@
 //! The desired state of every deployment, kept by the provisioner in the `flotilla_desired` KV bucket
 //! (read and followed by every service).
 //!
-//! It is written in two places only: `flotilla.api.provisioner.accept` (a deploy: the whole spec,
-//! validated, stored with the next generation — or left alone when it is unchanged) and
-//! `flotilla.api.provisioner.withdraw` (regions removed before their destroy). Both are compare-and-set on
-//! the bucket's revision, so two writers never both win. Commands carry the generation they were issued
-//! for; [`Provisioner::check_apply`] and [`Provisioner::check_destroy`] compare it with the stored one, so
-//! a late apply or destroy (a retry, a redelivery after a crash) can never replace what a newer deploy or
-//! destroy asked for — whatever the clocks of the CLI and the services say.
+//! `flotilla deploy` and `flotilla destroy` write it through two requests: `flotilla.api.provisioner.accept`
+//! (a deploy: the whole spec, validated, stored with the next generation — or left alone when it is
+//! unchanged) and `flotilla.api.provisioner.withdraw` (regions removed before their destroy). Commands
+//! carry the generation they were issued for; [`Provisioner::check_apply`] and
+//! [`Provisioner::check_destroy`] compare it with the stored one, so a late apply or destroy (a retry, a
+//! redelivery after a crash) can never replace what a newer deploy or destroy asked for — whatever the
+//! clocks of the CLI and the services say. Those two checks write too, for a command published by hand
+//! with a generation newer than the stored one: an apply stores its spec, a destroy withdraws its region.
+//! Every write is a compare-and-set on the bucket's revision, so two writers never both win.
 
 use flotilla_bus::HandlerError;
 use flotilla_bus::state::{Versioned, next_generation};

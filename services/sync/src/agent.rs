@@ -251,9 +251,11 @@ impl Agent {
                             && (e.region == region || e.endpoint.as_deref() == Some(endpoint.as_str()))
                     }
                     // The replicator changed the region's datastore (whatever else it held back or
-                    // failed to do).
+                    // failed to do): named by region, or by endpoint when regions share one.
                     _ if e.origin == "replicator" => {
-                        (e.region == region || e.peer.as_deref() == Some(region.as_str()))
+                        (e.region == region
+                            || e.peer.as_deref() == Some(region.as_str())
+                            || e.endpoints.contains(&endpoint))
                             && e.copied_count + e.deleted_count > 0
                     }
                     _ => false,
@@ -494,6 +496,7 @@ impl Agent {
                 origin: self.agent.machine.clone(),
                 peer: None,
                 endpoint: (outcome == "pushed").then(|| remote.endpoint.clone()),
+                endpoints: Vec::new(),
                 outcome: outcome.into(),
                 copied_count: copied.count as u64,
                 deleted_count: deleted.count as u64,

@@ -703,6 +703,7 @@ impl Backups {
         // The region's agents pull what the restore wrote, as after any change of their datastore.
         let applied = flotilla_proto::SyncApplied {
             endpoint: None,
+            endpoints: vec![dest_endpoint.clone()],
             meta: EventMeta::new(correlation, "sync"),
             deployment: d.name.clone(),
             region: region.to_owned(),

@@ -306,6 +306,7 @@ impl Replicator {
         };
         let endpoints = self.endpoints(&d).map_err(ApiFailure::internal)?;
         let mut passes = Vec::new();
+        let mut budget = flotilla_proto::SYNC_DRY_RUN_BYTES;
         let Some((hub, spokes)) = endpoints.split_first() else {
             return Ok(SyncDryRunView {
                 deployment: d.name,
@@ -341,7 +342,10 @@ impl Replicator {
                 ))
                 .await
                 {
-                    Ok(report) => pass.lines = describe(&report.plan, &hub.region, &spoke.region),
+                    Ok(report) => {
+                        let lines = describe(&report.plan, &hub.region, &spoke.region);
+                        (pass.lines, pass.omitted) = within(lines, &mut budget);
+                    }
                     Err(e) => pass.error = Some(e.to_string()),
                 }
                 passes.push(pass);
@@ -392,8 +396,17 @@ impl Replicator {
         } else {
             "replicated"
         };
+        // The endpoints changed: regions sharing one are replicated once, under one region's name.
+        let endpoints: Vec<String> = [
+            (to_hub.count + on_hub.count > 0).then(|| hub.name.clone()),
+            (to_spoke.count + on_spoke.count > 0).then(|| spoke.name.clone()),
+        ]
+        .into_iter()
+        .flatten()
+        .collect();
         let event = SyncApplied {
             endpoint: None,
+            endpoints,
             meta: EventMeta::new(uuid::Uuid::now_v7(), "sync"),
             deployment: d.name.clone(),
             region: spoke.region.clone(),
@@ -696,6 +709,23 @@ impl Reconciler for Replicator {
     }
 }
 
+/// The first of `lines` that fit in `budget` bytes (which they use up), and how many were left out.
+fn within(lines: Vec<String>, budget: &mut usize) -> (Vec<String>, u64) {
+    let total = lines.len();
+    let mut kept = Vec::new();
+    for line in lines {
+        // The encoding's quotes and comma, and an escaped character or two.
+        let cost = line.len() + 8;
+        if cost > *budget {
+            break;
+        }
+        *budget -= cost;
+        kept.push(line);
+    }
+    let omitted = (total - kept.len()) as u64;
+    (kept, omitted)
+}
+
 /// A plan in words, sides named by their regions (`a` the hub's).
 pub fn describe(plan: &crate::plan::Plan, hub: &str, spoke: &str) -> Vec<String> {
     let name = |s: Side| if s == Side::A { hub } else { spoke };
@@ -766,5 +796,49 @@ pub async fn follow_agents(
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_dry_run_answer_keeps_to_its_budget_across_passes_and_counts_the_rest() {
+        let lines = |n: usize| -> Vec<String> {
+            (0..n)
+                .map(|i| format!("copy wp-content/uploads/{i:06}.jpg gb-lon → nl-ams"))
+                .collect()
+        };
+        let mut budget = flotilla_proto::SYNC_DRY_RUN_BYTES;
+        let (first, left_out) = within(lines(1_000), &mut budget);
+        assert_eq!((first.len(), left_out), (1_000, 0));
+        // 100,000 objects in the second pass: cut at the budget, the rest counted.
+        let (second, left_out) = within(lines(100_000), &mut budget);
+        assert!(!second.is_empty() && second.len() < 100_000);
+        assert_eq!(second.len() as u64 + left_out, 100_000);
+        let view = flotilla_proto::SyncDryRunView {
+            deployment: "d".into(),
+            passes: vec![
+                DryRunPass {
+                    lines: first,
+                    ..DryRunPass::default()
+                },
+                DryRunPass {
+                    lines: second,
+                    omitted: left_out,
+                    ..DryRunPass::default()
+                },
+            ],
+        };
+        for encoding in [
+            flotilla_proto::Encoding::MessagePack,
+            flotilla_proto::Encoding::Json,
+        ] {
+            flotilla_proto::encode(&view, encoding).expect("an answer within the message limit");
+        }
+        // The budget is spent: a third pass keeps nothing and counts everything.
+        let (third, left_out) = within(lines(10), &mut budget);
+        assert_eq!((third.len(), left_out), (0, 10));
     }
 }

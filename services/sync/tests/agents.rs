@@ -213,3 +213,36 @@ async fn regions_sharing_one_datastore_see_each_others_changes_at_once() {
         h.stop_agent(m).await;
     }
 }
+
+/// Two regions sharing an endpoint that is not the hub's: the replicator replicates that endpoint once,
+/// under the first region's name. A change from the hub's region must still reach the second region's
+/// agent at once (the event names the endpoints it changed), not at its next resync (a minute here).
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_replicated_change_reaches_every_region_sharing_the_endpoint() {
+    let mut d = common::deployment();
+    d.regions[2].datastores = d.regions[1].datastores.clone();
+    let mut h = Harness::start_with(d).await;
+    h.start_replicator().await;
+    h.start_agent(0, "lon-ws-1").await;
+    h.start_agent(1, "ams-ws-1").await;
+    h.start_agent(2, "gva-ws-1").await;
+    // Within the harness's patience (30 s), shorter than the agents' resync (60 s).
+    write(&h.webroot("lon-ws-1"), "news/today.html", b"<p>from London</p>");
+    h.until_all("a file replicated to the shared endpoint", |t| {
+        t.get("news/today.html").map(Vec::as_slice) == Some(b"<p>from London</p>".as_slice())
+    })
+    .await;
+    // And back: a change from the second region sharing the endpoint reaches the hub's region.
+    write(
+        &h.webroot("gva-ws-1"),
+        "news/today.html",
+        b"<p>from Geneva, later</p>",
+    );
+    h.until_all("a change pushed from the second sharing region", |t| {
+        t.get("news/today.html").map(Vec::as_slice) == Some(b"<p>from Geneva, later</p>".as_slice())
+    })
+    .await;
+    for m in ["lon-ws-1", "ams-ws-1", "gva-ws-1"] {
+        h.stop_agent(m).await;
+    }
+}

@@ -412,8 +412,19 @@ const MAX_ERROR_LEN: usize = 1024;
 /// [`DLQ_TRUNCATED_HEADER`] saying so; kept whole, with the dead letter's own headers added, it could be
 /// over `max_payload` itself, and a dead letter that cannot be stored is handed back and tried again forever.
 pub const MAX_DEAD_LETTER_BODY: usize = flotilla_proto::MAX_MESSAGE_BYTES;
-// The kept body and the headers (the error is at most MAX_ERROR_LEN) fit NATS's default max_payload.
-const _: () = assert!(MAX_DEAD_LETTER_BODY + MAX_ERROR_LEN + 64 * 1024 <= 1024 * 1024);
+/// Most bytes of the original's headers a dead letter keeps (the rest are dropped and counted in
+/// [`DLQ_HEADERS_DROPPED_HEADER`]). JetStream stores at most 64 KiB of headers with a message, and an
+/// original can come with that much: kept whole beside the dead letter's own, they would never be stored.
+const MAX_DEAD_LETTER_HEADERS: usize = 32 * 1024;
+// The kept headers, the error (at most MAX_ERROR_LEN) and the dead letter's few other headers fit
+// JetStream's 64 KiB of headers; with the kept body, NATS's default max_payload.
+const _: () = assert!(MAX_DEAD_LETTER_HEADERS + MAX_ERROR_LEN + 8 * 1024 <= 64 * 1024);
+const _: () =
+    assert!(MAX_DEAD_LETTER_BODY + MAX_DEAD_LETTER_HEADERS + MAX_ERROR_LEN + 16 * 1024 <= 1024 * 1024);
+
+/// Header of a dead letter whose original's headers were over [`MAX_DEAD_LETTER_HEADERS`]: how many
+/// header values were dropped.
+pub const DLQ_HEADERS_DROPPED_HEADER: &str = "Flotilla-Headers-Dropped";
 
 /// Header of a dead letter whose body was cut to [`MAX_DEAD_LETTER_BODY`]: the size of the whole body, in
 /// bytes. (Replaying such a letter sends the cut body, which is refused again.)
@@ -888,18 +899,28 @@ impl CommandConsumer {
         let stored = async {
             let dlq = subject::dlq(&self.service)?;
             // The original's own headers, minus the server's `Nats-*` directives (expected sequence, TTL,
-            // rollup …), which would apply to the dead letter's publication.
+            // rollup …), which would apply to the dead letter's publication, and up to
+            // MAX_DEAD_LETTER_HEADERS bytes of them: the rest are dropped, and counted.
             let mut headers = async_nats::HeaderMap::new();
+            let (mut kept, mut dropped) = (0usize, 0usize);
             for (name, values) in delivery.headers.iter() {
-                if AsRef::<str>::as_ref(name)
-                    .to_ascii_lowercase()
-                    .starts_with("nats-")
-                {
+                let n: &str = name.as_ref();
+                if n.to_ascii_lowercase().starts_with("nats-") {
                     continue;
                 }
                 for value in values {
+                    // `Name: value\r\n`
+                    let size = n.len() + value.as_str().len() + 4;
+                    if kept + size > MAX_DEAD_LETTER_HEADERS {
+                        dropped += 1;
+                        continue;
+                    }
+                    kept += size;
                     headers.append(name.clone(), value.clone());
                 }
+            }
+            if dropped > 0 {
+                headers.insert(DLQ_HEADERS_DROPPED_HEADER, dropped.to_string().as_str());
             }
             // Header values cannot hold line breaks.
             let one_line: String = error

@@ -28,8 +28,8 @@ pub mod topology;
 
 pub use connect::{BusConfig, TlsConfig, connect};
 pub use consume::{
-    CommandConsumer, ConsumerConfig, Delivery, Dispatcher, Handler, HandlerError, Outcome, OutcomeCounters,
-    Source, StartAt,
+    CommandConsumer, ConsumerConfig, DLQ_HEADERS_DROPPED_HEADER, DLQ_TRUNCATED_HEADER, Delivery, Dispatcher,
+    Handler, HandlerError, Outcome, OutcomeCounters, Source, StartAt,
 };
 pub use error::BusError;
 pub use publish::{PublishConfig, Publisher};

@@ -126,10 +126,26 @@ impl MarkFilter {
         }
     }
 
-    /// The one tag a provider filters on server-side: the deployment's (a region tag alone would also
-    /// match another deployment's region of the same name). [`MarkFilter::matches`] narrows the rest.
+    /// The tags a provider that can filter on several at once (Linode's `X-Filter` with `+and`) asks for:
+    /// the deployment's, and the region's when the filter names one, so a region's list costs the same
+    /// however many machines the deployment's other regions hold. [`MarkFilter::matches`] narrows the rest.
+    pub fn server_side_tags(&self) -> Vec<String> {
+        let mut tags = vec![tag(DEPLOYMENT, &self.deployment)];
+        if let Some(region) = &self.region {
+            tags.push(tag(REGION, region));
+        }
+        tags
+    }
+
+    /// The one tag a provider that filters on a single tag (DigitalOcean's `tag_name`) asks for: the
+    /// region's when the filter names one — a region's list then pages through that region's machines, not
+    /// the whole deployment's; another deployment's region of the same name is narrowed out by
+    /// [`MarkFilter::matches`] — else the deployment's.
     pub fn server_side_tag(&self) -> String {
-        tag(DEPLOYMENT, &self.deployment)
+        match &self.region {
+            Some(region) => tag(REGION, region),
+            None => tag(DEPLOYMENT, &self.deployment),
+        }
     }
 
     /// Whether a resource's tags match the whole filter (and mark it as ours).
@@ -210,6 +226,28 @@ mod tests {
         assert_eq!(labels["flotilla"], "true");
         assert_eq!(Marks::from_labels(&labels), Some(m));
         assert!(MarkFilter::deployment("www-codetesters-uk").matches_labels(&labels));
+    }
+
+    #[test]
+    fn server_side_tags_narrow_to_the_region_when_the_filter_names_one() {
+        let tags = marks("d").to_tags();
+        let region = MarkFilter::region("d", "gb-lon");
+        assert_eq!(region.server_side_tags(), ["fl-dep:d", "fl-reg:gb-lon"]);
+        assert_eq!(region.server_side_tag(), "fl-reg:gb-lon");
+        let deployment = MarkFilter::deployment("d");
+        assert_eq!(deployment.server_side_tags(), ["fl-dep:d"]);
+        assert_eq!(deployment.server_side_tag(), "fl-dep:d");
+        for filter in [region, deployment] {
+            assert!(
+                filter.server_side_tags().iter().all(|t| tags.contains(t)),
+                "a server-side filter must never drop one of our resources: {filter:?}"
+            );
+            assert!(tags.contains(&filter.server_side_tag()));
+        }
+        // Another deployment's region of the same name passes the server-side tag and is narrowed here.
+        let theirs = marks("e").to_tags();
+        assert!(theirs.contains(&MarkFilter::region("d", "gb-lon").server_side_tag()));
+        assert!(!MarkFilter::region("d", "gb-lon").matches(&theirs));
     }
 
     #[test]

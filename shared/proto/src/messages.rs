@@ -1483,6 +1483,10 @@ pub struct SyncApplied {
     /// of every region sharing that endpoint pull (no replication carries a change between them).
     #[serde(default)]
     pub endpoint: Option<String>,
+    /// For `replicated`: every datastore endpoint (`<provider>:<host>`) the pass changed. Regions sharing an
+    /// endpoint are replicated once, under one of their names, so the agents of the others match on this.
+    #[serde(default)]
+    pub endpoints: Vec<String>,
     /// `pushed`, `pulled`, `replicated`, `restored`, `held-back` or `failed`.
     pub outcome: String,
     /// Keys copied (at most [`SYNC_EVENT_KEYS`]; `copied_count` has them all).
@@ -1697,6 +1701,13 @@ pub struct DryRunPass {
     /// One line per object (`copy KEY hub → region`, `delete KEY on region` …), then what would be held
     /// back and why.
     pub lines: Vec<String>,
+    /// Lines left out: the whole answer keeps to [`SYNC_DRY_RUN_BYTES`] of lines.
+    #[serde(default)]
+    pub omitted: u64,
     /// Why the pass could not be planned (a datastore that cannot be listed).
     pub error: Option<String>,
 }
+
+/// Most bytes of lines a `sync.dry-run-view.v1` answer holds, all passes together (the rest is counted in
+/// [`DryRunPass::omitted`]): well inside [`crate::MAX_MESSAGE_BYTES`], whatever the number of objects.
+pub const SYNC_DRY_RUN_BYTES: usize = crate::MAX_MESSAGE_BYTES / 2;

@@ -54,7 +54,8 @@ impl Compute for DigitalOceanCloud {
         Ok(found.droplet.into_machine())
     }
 
-    /// `GET /droplets?tag_name=<deployment tag>`, every page, narrowed to the whole filter.
+    /// `GET /droplets?tag_name=<tag>`, every page, narrowed to the whole filter: the region's tag for a
+    /// region's list (DigitalOcean filters on one tag), so it pages through that region's droplets only.
     async fn list_machines(&self, filter: &MarkFilter) -> Result<Vec<Machine>> {
         let query = [
             ("tag_name", filter.server_side_tag()),

@@ -146,7 +146,7 @@ fn tagged_droplets(spec: &Spec) -> Value {
 }
 
 #[tokio::test]
-async fn list_filters_by_the_deployment_tag_server_side_and_the_region_client_side() {
+async fn list_filters_by_one_tag_server_side_and_the_whole_filter_client_side() {
     let spec = Spec::load();
     let server = MockServer::start().await;
     Mock::given(method("GET"))
@@ -154,7 +154,26 @@ async fn list_filters_by_the_deployment_tag_server_side_and_the_region_client_si
         .and(query_param("tag_name", format!("fl-dep:{DEPLOYMENT}").as_str()))
         .and(query_param("per_page", "200"))
         .respond_with(ResponseTemplate::new(200).set_body_json(tagged_droplets(&spec)))
-        .expect(2)
+        .expect(1)
+        .mount(&server)
+        .await;
+    // A region's list asks for the region's tag (DigitalOcean filters on one): another deployment's
+    // region of the same name comes back too and is narrowed out here.
+    let mut same_region = spec.response(
+        "droplets/droplets_list.yml",
+        "200",
+        Some("Droplets Filtered By Tag"),
+    );
+    same_region["droplets"][0]["tags"] = json!(marks("gb-lon", Role::Webserver, "a").to_tags());
+    let mut theirs = marks("gb-lon", Role::Webserver, "z");
+    theirs.deployment = "another-deployment".into();
+    same_region["droplets"][1]["tags"] = json!(theirs.to_tags());
+    Mock::given(method("GET"))
+        .and(path("/v2/droplets"))
+        .and(query_param("tag_name", "fl-reg:gb-lon"))
+        .and(query_param("per_page", "200"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(same_region))
+        .expect(1)
         .mount(&server)
         .await;
     let c = cloud(&server);

@@ -48,7 +48,16 @@ impl Compute for LinodeCloud {
     }
 
     async fn list_machines(&self, filter: &MarkFilter) -> Result<Vec<Machine>> {
-        let server_side = json!({ "tags": filter.server_side_tag() });
+        // Every tag of the filter, server-side: a region's list costs one call per 500 of its own machines.
+        let tags: Vec<Value> = filter
+            .server_side_tags()
+            .into_iter()
+            .map(|t| json!({ "tags": t }))
+            .collect();
+        let server_side = match <[Value; 1]>::try_from(tags) {
+            Ok([one]) => one,
+            Err(all) => json!({ "+and": all }),
+        };
         let instances: Vec<Instance> = self.list_all(INSTANCES, Some(&server_side)).await?;
         Ok(instances
             .into_iter()
