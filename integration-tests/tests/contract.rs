@@ -344,7 +344,7 @@ async fn compute_suite(sim: &RunningSim, t: &Target) {
 
 /// The network contract: a VPC found again by name, a firewall whose rules are replaced and which is
 /// attached to and detached from a machine, and the VPC deleted once no machine is in it.
-async fn network_suite(t: &Target) {
+async fn network_suite(sim: &RunningSim, t: &Target, provider_of_sim: flotilla_cloudsim::Provider) {
     let (n, c) = (t.network.as_ref(), t.compute.as_ref());
     let provider = c.provider();
     let name = unique("vpc");
@@ -447,6 +447,28 @@ async fn network_suite(t: &Target) {
         .unwrap_or_else(|e| panic!("{provider}: attach again: {e}"));
     let attached = n.find_firewall(&fw_name).await.unwrap().unwrap();
     assert_eq!(attached.machine_ids, vec![machine.id.clone()], "{provider}");
+    // Read together: the same as one by one, a missing name as none, at the cost of one listing (and,
+    // on Vultr and Exoscale, a read of each found group's rules and one listing of the instances).
+    let requests = || sim.counters().provider(provider_of_sim).requests();
+    let before = requests();
+    let together = n
+        .find_firewalls(&[fw_name.clone(), unique("absent"), fw_name.clone()])
+        .await
+        .unwrap_or_else(|e| panic!("{provider}: find together: {e}"));
+    assert_eq!(
+        together,
+        [Some(attached.clone()), None, Some(attached.clone())],
+        "{provider}"
+    );
+    let cost = match provider {
+        ProviderKind::Linode | ProviderKind::DigitalOcean => 1,
+        _ => 1 + 2 + 1,
+    };
+    assert_eq!(
+        requests() - before,
+        cost,
+        "{provider}: requests of one read of three names"
+    );
     n.detach_firewall(&fw.id, &machine.id)
         .await
         .unwrap_or_else(|e| panic!("{provider}: detach: {e}"));
@@ -531,7 +553,7 @@ async fn compute_and_network_agree(target: fn(&RunningSim) -> Target, provider: 
     let sim = sim().await;
     let t = target(&sim);
     compute_suite(&sim, &t).await;
-    network_suite(&t).await;
+    network_suite(&sim, &t, provider).await;
     if matches!(
         provider,
         Provider::DigitalOcean | Provider::Vultr | Provider::Exoscale

@@ -190,27 +190,63 @@ impl FirewallService {
             .filter(|m| m.region == region.name)
             .collect();
         let mut errors = Vec::new();
-        for role in plan::roles(region, machines.iter().copied()) {
-            let rules = plan::rules(deployment, region, role, &self.inputs());
-            if region.firewall.on_machine() {
-                self.publish_rule_set(deployment, region, role, &rules).await;
+        let roles: Vec<(Role, Vec<FirewallRule>)> = plan::roles(region, machines.iter().copied())
+            .into_iter()
+            .map(|role| (role, plan::rules(deployment, region, role, &self.inputs())))
+            .collect();
+        if region.firewall.on_machine() {
+            for (role, rules) in &roles {
+                self.publish_rule_set(deployment, region, *role, rules).await;
             }
-            if !region.firewall.native() {
-                continue;
+        }
+        if !region.firewall.native() || roles.is_empty() {
+            return errors;
+        }
+        let cloud = match self.clouds.region(&deployment.name, region) {
+            Ok(c) => c,
+            Err(e) => {
+                errors.push(format!("region {}: {e}", region.name));
+                return errors;
             }
+        };
+        // The region's firewalls read together: one listing, not one per role.
+        let names: Vec<String> = roles
+            .iter()
+            .map(|(role, _)| plan::firewall_name(region, *role))
+            .collect();
+        let found = match cloud.network.find_firewalls(&names).await {
+            Ok(f) if f.len() == names.len() => f,
+            Ok(f) => {
+                errors.push(format!(
+                    "region {}: the provider answered {} firewalls for {} names",
+                    region.name,
+                    f.len(),
+                    names.len()
+                ));
+                return errors;
+            }
+            Err(e) => {
+                errors.push(format!("region {}: reading its firewalls: {e}", region.name));
+                return errors;
+            }
+        };
+        for ((role, rules), current) in roles.iter().zip(found) {
             let of_role: Vec<(String, String)> = machines
                 .iter()
                 .filter(|m| m.role == role.as_str() && m.state != "failed")
                 .filter_map(|m| Some((m.resource_id.clone(), m.provider_id.clone()?)))
                 .collect();
-            if let Err(e) = self.native(deployment, region, role, &rules, &of_role).await {
+            if let Err(e) = self
+                .native(deployment, region, *role, rules, &of_role, current)
+                .await
+            {
                 errors.push(format!("region {} {}: {e}", region.name, role.as_str()));
             }
         }
         errors
     }
 
-    /// One role's provider firewall in one region: found (one read), created, its rules written, machines
+    /// One role's provider firewall in one region, `current` as read: created, its rules written, machines
     /// attached — each only when needed.
     async fn native(
         &self,
@@ -219,21 +255,17 @@ impl FirewallService {
         role: Role,
         rules: &[FirewallRule],
         machines: &[(String, String)],
+        current: Option<Firewall>,
     ) -> Result<(), String> {
-        let cloud = self
-            .clouds
-            .region(&deployment.name, region)
-            .map_err(|e| e.to_string())?;
         let name = plan::firewall_name(region, role);
-        let current = cloud
-            .network
-            .find_firewall(&name)
-            .await
-            .map_err(|e| e.to_string())?;
         let p = plan::firewall_plan(rules, current.as_ref(), machines);
         if p.is_empty() {
             return Ok(());
         }
+        let cloud = self
+            .clouds
+            .region(&deployment.name, region)
+            .map_err(|e| e.to_string())?;
         let target = store::firewall_target(&region.name, role.as_str());
         let allowed = |rules: &[FirewallRule]| -> Vec<String> {
             plan::allowed(rules)
@@ -621,17 +653,23 @@ impl FirewallService {
                 .filter(|m| m.region == region.name)
                 .collect();
             let cloud = self.clouds.region(&deployment.name, region).ok();
-            for role in plan::roles(region, machines.iter().copied()) {
+            let roles = plan::roles(region, machines.iter().copied());
+            let names: Vec<String> = roles
+                .iter()
+                .map(|role| plan::firewall_name(region, *role))
+                .collect();
+            let mut found = match (&cloud, region.firewall.native()) {
+                (Some(c), true) => c
+                    .network
+                    .find_firewalls(&names)
+                    .await
+                    .map_err(ApiFailure::internal)?,
+                _ => Vec::new(),
+            }
+            .into_iter();
+            for (role, name) in roles.into_iter().zip(names) {
                 let rules = plan::rules(&deployment, region, role, &self.inputs());
-                let name = plan::firewall_name(region, role);
-                let current = match (&cloud, region.firewall.native()) {
-                    (Some(c), true) => c
-                        .network
-                        .find_firewall(&name)
-                        .await
-                        .map_err(ApiFailure::internal)?,
-                    _ => None,
-                };
+                let current = found.next().flatten();
                 let of_role: Vec<(String, String)> = machines
                     .iter()
                     .filter(|m| m.role == role.as_str() && m.state != "failed")

@@ -48,6 +48,16 @@ pub trait Network: Send + Sync {
     /// The firewall named `name`, if it exists.
     async fn find_firewall(&self, name: &str) -> Result<Option<Firewall>>;
 
+    /// The firewalls named `names`, in the same order: [`Network::find_firewall`] for each, unless the
+    /// provider reads them together (one listing for all, not one per name).
+    async fn find_firewalls(&self, names: &[String]) -> Result<Vec<Option<Firewall>>> {
+        let mut found = Vec::with_capacity(names.len());
+        for name in names {
+            found.push(self.find_firewall(name).await?);
+        }
+        Ok(found)
+    }
+
     /// Creates a firewall with `rules`, marked as ours.
     async fn create_firewall(&self, name: &str, rules: &[FirewallRule], marks: &Marks) -> Result<Firewall>;
 

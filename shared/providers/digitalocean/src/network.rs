@@ -118,6 +118,18 @@ impl Network for DigitalOceanCloud {
         Ok(firewalls.into_iter().find(|f| f.name == name).map(to_firewall))
     }
 
+    /// One listing for all (each firewall comes with its rules and droplets).
+    async fn find_firewalls(&self, names: &[String]) -> Result<Vec<Option<Firewall>>> {
+        let firewalls = self
+            .get_all::<FirewallPage>("firewalls", &[("per_page", PER_PAGE.to_owned())])
+            .await?;
+        let all: Vec<Firewall> = firewalls.into_iter().map(to_firewall).collect();
+        Ok(names
+            .iter()
+            .map(|name| all.iter().find(|f| &f.name == name).cloned())
+            .collect())
+    }
+
     /// `POST /firewalls` with the inbound rules and open outbound. Not tagged (see the crate documentation):
     /// `marks` are not stored, the firewall is found again by name.
     async fn create_firewall(&self, name: &str, rules: &[FirewallRule], _marks: &Marks) -> Result<Firewall> {

@@ -96,6 +96,56 @@ impl Network for Exoscale {
         }))
     }
 
+    /// One listing of the groups, each group found read for its rules, and one listing of the instances
+    /// (when any was found): not all three per name.
+    async fn find_firewalls(&self, names: &[String]) -> Result<Vec<Option<Firewall>>> {
+        let list: SecurityGroupList = self.api.get("security-group", &[]).await?;
+        let mut groups = Vec::with_capacity(names.len());
+        for name in names {
+            let Some(found) = list.security_groups.iter().find(|g| &g.name == name) else {
+                groups.push(None);
+                continue;
+            };
+            groups.push(
+                match self
+                    .api
+                    .get::<SecurityGroup>(&format!("security-group/{}", found.id), &[])
+                    .await
+                {
+                    Ok(g) => Some(g),
+                    Err(e) if e.is_not_found() => None,
+                    Err(e) => return Err(e),
+                },
+            );
+        }
+        let instances = if groups.iter().any(Option::is_some) {
+            self.api.get::<InstanceList>("instance", &[]).await?.instances
+        } else {
+            Vec::new()
+        };
+        Ok(groups
+            .into_iter()
+            .map(|g| {
+                let group = g?;
+                let machine_ids = instances
+                    .iter()
+                    .filter(|i| {
+                        i.security_groups
+                            .iter()
+                            .any(|s| s.id.as_deref() == Some(group.id.as_str()))
+                    })
+                    .map(|i| i.id.clone())
+                    .collect();
+                Some(Firewall {
+                    rules: grouped_rules(&group),
+                    id: group.id,
+                    name: group.name,
+                    machine_ids,
+                })
+            })
+            .collect())
+    }
+
     async fn create_firewall(&self, name: &str, rules: &[FirewallRule], marks: &Marks) -> Result<Firewall> {
         // Security groups carry no labels: the marks go in the description (five tags fit its 255 bytes).
         let body = json!({ "name": name, "description": marks.to_tags().join(" ") });

@@ -80,6 +80,16 @@ impl Network for LinodeCloud {
         Ok(firewalls.into_iter().find(|f| f.label == name).map(to_firewall))
     }
 
+    /// One listing for all (each firewall comes with its rules and devices).
+    async fn find_firewalls(&self, names: &[String]) -> Result<Vec<Option<Firewall>>> {
+        let firewalls: Vec<wire::Firewall> = self.list_all(FIREWALLS, None).await?;
+        let all: Vec<Firewall> = firewalls.into_iter().map(to_firewall).collect();
+        Ok(names
+            .iter()
+            .map(|name| all.iter().find(|f| &f.name == name).cloned())
+            .collect())
+    }
+
     async fn create_firewall(&self, name: &str, rules: &[FirewallRule], marks: &Marks) -> Result<Firewall> {
         let body = json!({
             "label": name,

@@ -100,6 +100,42 @@ impl Network for VultrCloud {
         }))
     }
 
+    /// One listing of the groups, the rules of each group found, and one listing of the instances (when a
+    /// group found has any): not all three per name.
+    async fn find_firewalls(&self, names: &[String]) -> Result<Vec<Option<Firewall>>> {
+        let groups = self.get_all::<FirewallGroupPage>("firewalls", &[]).await?;
+        let found: Vec<Option<&FirewallGroup>> = names
+            .iter()
+            .map(|name| groups.iter().find(|g| &g.description == name))
+            .collect();
+        let instances = if found.iter().flatten().any(|g| g.instance_count != Some(0)) {
+            self.get_all::<InstancePage>("instances", &[]).await?
+        } else {
+            Vec::new()
+        };
+        let mut out = Vec::with_capacity(names.len());
+        for entry in found {
+            let Some(g) = entry else {
+                out.push(None);
+                continue;
+            };
+            let id = segment("firewall group id", &g.id)?;
+            let rules = group(self.group_rules(id).await?.iter().filter_map(read));
+            let machine_ids = instances
+                .iter()
+                .filter(|i| i.firewall_group_id.as_deref() == Some(g.id.as_str()))
+                .map(|i| i.id.clone())
+                .collect();
+            out.push(Some(Firewall {
+                id: g.id.clone(),
+                name: g.description.clone(),
+                rules,
+                machine_ids,
+            }));
+        }
+        Ok(out)
+    }
+
     /// `POST /firewalls {description}`, then one rule per source. Groups have no tags: `marks` are not
     /// stored, the group is found again by name. If a rule fails the group is left for
     /// [`Network::replace_firewall_rules`] to complete.
