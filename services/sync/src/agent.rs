@@ -205,7 +205,10 @@ impl Agent {
                             let wait = flotilla_runtime::deployments::backoff(failures, self.settings.resync_interval);
                             match outcome {
                                 Ok(p) => tracing::warn!(failed = ?p.failed, retry_in = ?wait, "sync agent: some transfers failed"),
-                                Err(e) => tracing::warn!(error = %e, retry_in = ?wait, "sync agent: a pass failed"),
+                                Err(e) => {
+                                    tracing::warn!(error = %e, retry_in = ?wait, "sync agent: a pass failed");
+                                    self.announce_failure(&remote, &e).await;
+                                }
                             }
                             due = Some(Instant::now() + wait);
                         }
@@ -460,6 +463,35 @@ impl Agent {
                     .map(|_| None)
                     .map_err(|e| e.to_string())
             }
+        }
+    }
+
+    /// Announces that a pass failed as a whole (its datastore could not be listed, say): `failed`, nothing
+    /// copied or deleted.
+    async fn announce_failure(&self, remote: &Remote, error: &str) {
+        let error = flotilla_bus::redact::redact_and_truncate(error, 1024);
+        let event = SyncApplied {
+            meta: EventMeta::new(uuid::Uuid::now_v7(), "sync"),
+            deployment: self.agent.deployment.clone(),
+            region: self.agent.region.clone(),
+            bucket: remote.bucket.clone(),
+            origin: self.agent.machine.clone(),
+            peer: None,
+            endpoint: None,
+            endpoints: Vec::new(),
+            outcome: "failed".into(),
+            copied_count: 0,
+            deleted_count: 0,
+            message: format!("{} failed: the pass: {error}", self.agent.machine),
+            copied: Vec::new(),
+            deleted: Vec::new(),
+            conflicts: Vec::new(),
+            held_back: Vec::new(),
+            failed: vec![format!("the pass: {error}")],
+            changed_at: None,
+        };
+        if let Err(e) = self.publisher.publish_event(&event).await {
+            tracing::warn!(error = %e, "sync agent: the failure of a pass was not published");
         }
     }
 

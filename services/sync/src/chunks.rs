@@ -592,7 +592,9 @@ pub async fn pass<S: Sides>(
         });
     }
     settle(sides, store, pair, settling.take(), complete).await?;
-    // The deletions, now that the whole pass is known: held back on a side past the guard.
+    // The deletions, now that the whole pass is known: held back on a side past the guard, and everywhere
+    // when anything else of the pass failed (as rclone does: deletions only after a fully successful pass).
+    let copies_failed = report.failures;
     let mut deleted_rows: Vec<BaseRow> = Vec::new();
     for (i, side) in [Side::A, Side::B].into_iter().enumerate() {
         let n = deletion_counts[i];
@@ -600,7 +602,15 @@ pub async fn pass<S: Sides>(
             continue;
         }
         let other = 1 - i;
-        if let Some(why) = plan::guard(n, totals[i], totals[other], base_totals[other], rules) {
+        let held = if copies_failed > 0 {
+            Some(format!(
+                "{copies_failed} other action(s) of this pass failed: its {n} deletion(s) wait for a pass in \
+                 which everything else succeeds"
+            ))
+        } else {
+            plan::guard(n, totals[i], totals[other], base_totals[other], rules)
+        };
+        if let Some(why) = held {
             report.plan.held_back.push((side, why));
             report.withheld += n;
             not_exact = true;
@@ -686,10 +696,12 @@ mod tests {
     /// A side's pages, in the order they are handed out.
     type Queue = Mutex<VecDeque<Vec<(String, Entry)>>>;
 
-    /// Two sides held in memory, handed out a page at a time; every action applied is recorded.
+    /// Two sides held in memory, handed out a page at a time; every action applied is recorded, and
+    /// copies fail while `fail_copies` says so.
     struct Pages {
         pages: [Queue; 2],
         applied: Mutex<Vec<String>>,
+        fail_copies: bool,
     }
 
     impl Sides for Pages {
@@ -708,6 +720,9 @@ mod tests {
             _a: &Manifest,
             _b: &Manifest,
         ) -> Result<Option<Entry>, String> {
+            if self.fail_copies && matches!(action, Action::Copy { .. }) {
+                return Err("503 Slow Down".into());
+            }
             self.applied
                 .lock()
                 .map_err(|e| e.to_string())?
@@ -755,6 +770,7 @@ mod tests {
                 Mutex::new(VecDeque::from([page(&["a"])])),
             ],
             applied: Mutex::new(Vec::new()),
+            fail_copies: false,
         };
         let rules = Rules::default();
         let options = Options {
@@ -772,5 +788,80 @@ mod tests {
         let applied = sides.applied.lock().map(|a| a.clone()).unwrap_or_default();
         assert!(!applied.iter().any(|a| a.starts_with("delete")), "{applied:?}");
         assert!(store.base(&key).await.unwrap_or_else(|e| panic!("{e}")).is_none());
+    }
+
+    #[tokio::test]
+    async fn a_pass_whose_copies_failed_deletes_nothing_and_the_next_one_does() {
+        let db = flotilla_integration_tests::TestDb::sqlite().await;
+        let (sqlite, postgres) = crate::store::migrations();
+        db.store
+            .migrate_with(sqlite, postgres)
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        let store = SyncStore::new(db.store.clone());
+        let key = PairKey {
+            deployment: "d".into(),
+            bucket: "b".into(),
+            side_a: "a".into(),
+            side_b: "b".into(),
+        };
+        let page = |keys: &[String]| keys.iter().map(|k| (k.clone(), entry())).collect::<Vec<_>>();
+        let ten: Vec<String> = (0..10).map(|i| format!("k{i}")).collect();
+        // Side a: k3 deleted there since the last pass, and a new file.
+        let mut changed: Vec<String> = ten.iter().filter(|k| *k != "k3").cloned().collect();
+        changed.push("new".into());
+        changed.sort();
+        let sides = |a: &[String], b: &[String], fail_copies| Pages {
+            pages: [
+                Mutex::new(VecDeque::from([page(a)])),
+                Mutex::new(VecDeque::from([page(b)])),
+            ],
+            applied: Mutex::new(Vec::new()),
+            fail_copies,
+        };
+        let rules = Rules::default();
+        let options = Options {
+            rules: &rules,
+            known_a: false,
+            known_b: false,
+            dry_run: false,
+            base_page: 100,
+        };
+        let applied = |s: &Pages| s.applied.lock().map(|a| a.clone()).unwrap_or_default();
+        // The base: both sides the same ten keys.
+        let first = sides(&ten, &ten, false);
+        pass(&first, &store, &key, &options)
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert!(applied(&first).is_empty());
+
+        // The copy of the new file fails: k3 is not deleted on b.
+        let failing = sides(&changed, &ten, true);
+        let report = pass(&failing, &store, &key, &options)
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(report.failures, 1, "{:?}", report.failed);
+        assert!(applied(&failing).is_empty(), "{:?}", applied(&failing));
+        assert_eq!(report.withheld, 1);
+        assert!(
+            report
+                .plan
+                .held_back
+                .iter()
+                .any(|(side, why)| *side == Side::B && why.contains("1 other action(s) of this pass failed")),
+            "{:?}",
+            report.plan.held_back
+        );
+        assert!(!report.exact);
+
+        // Everything succeeds: the copy, then the deletion.
+        let working = sides(&changed, &ten, false);
+        let report = pass(&working, &store, &key, &options)
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(report.failures, 0, "{:?}", report.failed);
+        let done = applied(&working);
+        assert!(done.iter().any(|a| a.starts_with("copy new")), "{done:?}");
+        assert!(done.iter().any(|a| a.starts_with("delete k3")), "{done:?}");
     }
 }

@@ -25,6 +25,7 @@ pub mod agent;
 pub mod backup;
 pub mod chunks;
 pub mod local;
+pub mod passes;
 pub mod plan;
 pub mod replicate;
 pub mod replicator;
@@ -73,6 +74,7 @@ pub fn routes(ctx: &Context<Settings>) -> Dispatcher {
         ctx.desired(),
         ctx.config.data_dir.join("backups"),
         Arc::new(stamps("replicator".to_owned())),
+        passes::PassRecords::new(ctx.topology.clone(), ctx.config.bus.clone()),
     ));
     let looped = flotilla_runtime::deployments::DeploymentLoop::new(
         Arc::clone(&replicator),

@@ -78,6 +78,9 @@ pub fn buckets(d: &Deployment) -> Vec<String> {
 /// A deployment's entries by (bucket, region) or (region, machine).
 type PerKey<T> = BTreeMap<(String, String), T>;
 
+/// Failed actions of a pass kept in its record (the rest counted).
+const FAILED_SHOWN: usize = 20;
+
 /// The replicator.
 pub struct Replicator {
     settings: Settings,
@@ -97,12 +100,15 @@ pub struct Replicator {
     stamps: Arc<crate::stamps::StampSource>,
     /// When each pair (deployment, bucket, spoke's endpoint) was last listed in full on both sides.
     compared: Mutex<BTreeMap<(String, String, String), std::time::Instant>>,
+    /// `status`, shared with the other replicas after each run (any of them answers `show`).
+    passes: crate::passes::PassRecords,
 }
 
 impl Replicator {
     /// A replicator writing through `clouds`, keeping bases and backups in `store`, archives under
     /// `backup_dir`, reading deployments (for commands) from `desired`, reading and leaving bucket stamps
-    /// in `stamps`.
+    /// in `stamps`, sharing what its passes did in `passes`.
+    #[allow(clippy::too_many_arguments)]
     pub fn new(
         settings: Settings,
         clouds: Clouds,
@@ -111,6 +117,7 @@ impl Replicator {
         desired: flotilla_bus::state::DesiredStates,
         backup_dir: std::path::PathBuf,
         stamps: Arc<crate::stamps::StampSource>,
+        passes: crate::passes::PassRecords,
     ) -> Self {
         Self {
             backups: crate::backup::Backups::new(
@@ -132,6 +139,7 @@ impl Replicator {
             ensured: Mutex::default(),
             stamps,
             compared: Mutex::default(),
+            passes,
         }
     }
 
@@ -221,7 +229,16 @@ impl Replicator {
             key: &key,
             full,
         };
-        let report = Box::pin(stamped.pass(&pair, &self.settings.rules(), self.settings.part_size)).await?;
+        let report =
+            match Box::pin(stamped.pass(&pair, &self.settings.rules(), self.settings.part_size)).await {
+                Ok(report) => report,
+                Err(e) => {
+                    // A pass that failed whole (a datastore down, a listing refused) is shown and told too.
+                    self.note_failure(d, bucket, hub, spoke, &e);
+                    self.announce_failure(d, bucket, hub, spoke, &e).await;
+                    return Err(e);
+                }
+            };
         if report.listed == (true, true)
             && report.based
             && let Ok(mut c) = self.compared.lock()
@@ -245,6 +262,89 @@ impl Replicator {
         self.note(d, bucket, hub, spoke, &report);
         self.announce(d, bucket, hub, spoke, &report).await;
         Ok(report)
+    }
+
+    /// Leaves what this run's passes of `deployment` did for the other replicas (see [`crate::passes`]).
+    async fn share_passes(&self, deployment: &str) {
+        let buckets: Vec<BucketSync> = self
+            .status
+            .lock()
+            .map(|s| {
+                s.get(deployment)
+                    .map(|m| m.values().cloned().collect())
+                    .unwrap_or_default()
+            })
+            .unwrap_or_default();
+        if buckets.is_empty() {
+            return;
+        }
+        let passes = flotilla_proto::SyncPasses {
+            deployment: deployment.to_owned(),
+            buckets,
+            at: Some(Utc::now()),
+        };
+        self.passes.put(&passes).await;
+    }
+
+    /// Takes note of a pass that failed as a whole: its time and why (what it last applied is none).
+    fn note_failure(&self, d: &Deployment, bucket: &str, hub: &Endpoint, spoke: &Endpoint, error: &str) {
+        let Ok(mut status) = self.status.lock() else {
+            return;
+        };
+        let entry = status
+            .entry(d.name.clone())
+            .or_default()
+            .entry((bucket.to_owned(), spoke.region.clone()))
+            .or_insert_with(|| BucketSync {
+                bucket: bucket.to_owned(),
+                region: spoke.region.clone(),
+                peer: hub.region.clone(),
+                ..BucketSync::default()
+            });
+        entry.last_pass = Some(Utc::now());
+        entry.last_applied = 0;
+        entry.failed = vec![format!(
+            "the pass: {}",
+            flotilla_bus::redact::redact_and_truncate(error, 1024)
+        )];
+    }
+
+    /// Publishes that a pass failed as a whole (`failed`, nothing copied or deleted).
+    async fn announce_failure(
+        &self,
+        d: &Deployment,
+        bucket: &str,
+        hub: &Endpoint,
+        spoke: &Endpoint,
+        error: &str,
+    ) {
+        let error = flotilla_bus::redact::redact_and_truncate(error, 1024);
+        let event = SyncApplied {
+            endpoint: None,
+            endpoints: Vec::new(),
+            meta: EventMeta::new(uuid::Uuid::now_v7(), "sync"),
+            deployment: d.name.clone(),
+            region: spoke.region.clone(),
+            bucket: bucket.to_owned(),
+            origin: "replicator".into(),
+            peer: Some(hub.region.clone()),
+            outcome: "failed".into(),
+            copied_count: 0,
+            deleted_count: 0,
+            copied: Vec::new(),
+            deleted: Vec::new(),
+            conflicts: Vec::new(),
+            held_back: Vec::new(),
+            failed: vec![error.clone()],
+            changed_at: None,
+            message: format!(
+                "{bucket} between {} and {}: the pass failed, nothing applied: {error}",
+                hub.region, spoke.region
+            ),
+        };
+        if let Err(e) = self.publisher.publish_event(&event).await {
+            tracing::warn!(deployment = %d.name, error = %e, "sync: the event of a failed pass was not published");
+        }
     }
 
     fn note(&self, d: &Deployment, bucket: &str, hub: &Endpoint, spoke: &Endpoint, report: &PassReport) {
@@ -274,7 +374,18 @@ impl Replicator {
             entry.lag_ms = u64::try_from((now - changed).num_milliseconds()).ok();
         }
         entry.pending = (report.failures + report.withheld) as u64;
-        entry.failed = report.failed.iter().map(|(a, e)| format!("{a}: {e}")).collect();
+        // A few, and how many more: the records of every bucket and region fit one message.
+        entry.failed = report
+            .failed
+            .iter()
+            .take(FAILED_SHOWN)
+            .map(|(a, e)| format!("{a}: {e}"))
+            .collect();
+        if report.failures > FAILED_SHOWN {
+            entry
+                .failed
+                .push(format!("… and {} more", report.failures - FAILED_SHOWN));
+        }
         entry.held_back = report
             .plan
             .held_back
@@ -492,17 +603,22 @@ impl Replicator {
         agent.failed = event.failed.len() as u64;
     }
 
-    /// `flotilla.api.sync.show`.
+    /// `flotilla.api.sync.show`: the passes as the replica running the deployment last shared them (this
+    /// one's own memory when they cannot be read), the agents as this replica heard them (every replica
+    /// hears every agent), the backups from the store.
     pub async fn show(&self, req: ShowSync) -> Result<SyncView, ApiFailure> {
-        let buckets = self
-            .status
-            .lock()
-            .map(|s| {
-                s.get(&req.deployment)
-                    .map(|m| m.values().cloned().collect())
-                    .unwrap_or_default()
-            })
-            .unwrap_or_default();
+        let buckets = match self.passes.get(&req.deployment).await {
+            Some(shared) => shared.buckets,
+            None => self
+                .status
+                .lock()
+                .map(|s| {
+                    s.get(&req.deployment)
+                        .map(|m| m.values().cloned().collect())
+                        .unwrap_or_default()
+                })
+                .unwrap_or_default(),
+        };
         let agents = self
             .agents
             .lock()
@@ -633,6 +749,7 @@ impl Reconciler for Replicator {
             if let Ok(mut s) = self.status.lock() {
                 s.remove(deployment);
             }
+            self.passes.remove(deployment).await;
             return Ok(Ran::Done);
         };
         let endpoints = self.endpoints(d)?;
@@ -682,6 +799,7 @@ impl Reconciler for Replicator {
                 }
             }
         }
+        self.share_passes(&d.name).await;
         // Backups: copies still missing are written again, scheduled ones taken when due.
         let now = Utc::now();
         let mut again = match self.backups.fill_pending(d).await {

@@ -246,3 +246,52 @@ async fn a_replicated_change_reaches_every_region_sharing_the_endpoint() {
         h.stop_agent(m).await;
     }
 }
+
+/// Two replicas of the replicator: one runs the deployment (its lease), either answers `show` (the NATS
+/// service API hands a request to any). Both answers hold every region's passes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn either_replica_of_the_replicator_shows_the_passes() {
+    let mut h = Harness::start().await;
+    h.start_replicator().await;
+    let second = h.start_replica("replicator-2").await;
+    h.start_agent(0, "lon-ws-1").await;
+    h.start_agent(1, "ams-ws-1").await;
+    h.start_agent(2, "gva-ws-1").await;
+    write(&h.webroot("lon-ws-1"), "index.html", b"<p>one site</p>");
+    h.until_all("a file everywhere", |t| t.contains_key("index.html"))
+        .await;
+    let ask = || async {
+        flotilla_bus::api::request::<_, flotilla_proto::SyncView>(
+            &h.client,
+            &flotilla_bus::subject::api("sync", "show").unwrap(),
+            &flotilla_proto::ShowSync {
+                deployment: h.deployment.name.clone(),
+            },
+            std::time::Duration::from_secs(5),
+        )
+        .await
+        .unwrap()
+    };
+    // The records are written after each run: wait for the first, then ask often enough that both
+    // replicas answer (each answer is a coin toss between them).
+    let deadline = tokio::time::Instant::now() + common::PATIENCE;
+    while ask().await.buckets.len() < 2 {
+        assert!(tokio::time::Instant::now() < deadline, "no passes shown");
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    for i in 0..16 {
+        let view = ask().await;
+        let regions: std::collections::BTreeSet<&str> =
+            view.buckets.iter().map(|b| b.region.as_str()).collect();
+        assert_eq!(regions.len(), 2, "answer {i}: {view:#?}");
+        assert!(
+            view.buckets.iter().all(|b| b.last_full_pass.is_some()),
+            "answer {i}: {view:#?}"
+        );
+    }
+    second.shutdown().await.unwrap();
+    h.stop_replicator().await;
+    for m in ["lon-ws-1", "ams-ws-1", "gva-ws-1"] {
+        h.stop_agent(m).await;
+    }
+}

@@ -74,6 +74,62 @@ async fn a_datastore_down_loses_nothing_and_catches_up_when_it_returns() {
         Some(b"to be deleted".as_slice())
     );
     assert!(t.contains_key("ams.html"));
+    // The replicator's failed passes with Amsterdam are told (an event) and shown (its status).
+    let ams_region = h.deployment.regions[1].name.clone();
+    let told = |h: &Harness| {
+        h.events().into_iter().any(|e| {
+            matches!(e, AnyEvent::Sync(s)
+            if s.origin == "replicator" && s.outcome == "failed" && s.region == ams_region
+                && s.copied_count == 0 && !s.failed.is_empty())
+        })
+    };
+    let waited = tokio::time::timeout(common::PATIENCE, async {
+        while !told(&h) {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    })
+    .await;
+    assert!(waited.is_ok(), "no failed pass with {ams_region} was announced");
+    // And Amsterdam's agent's own.
+    assert!(
+        h.events().into_iter().any(|e| matches!(e, AnyEvent::Sync(s)
+            if s.origin == "ams-ws-1" && s.outcome == "failed"
+                && s.failed.iter().any(|f| f.starts_with("the pass: ")))),
+        "the agent's failed pass was not announced"
+    );
+    // Shown once the run that made the pass has ended (its records are shared at the end of a run).
+    let webroot_sync = h.deployment.bucket("webroot-sync");
+    let mut shown = None;
+    let deadline = tokio::time::Instant::now() + common::PATIENCE;
+    while tokio::time::Instant::now() < deadline {
+        let view: flotilla_proto::SyncView = flotilla_bus::api::request(
+            &h.client,
+            &flotilla_bus::subject::api("sync", "show").unwrap(),
+            &flotilla_proto::ShowSync {
+                deployment: h.deployment.name.clone(),
+            },
+            Duration::from_secs(5),
+        )
+        .await
+        .unwrap();
+        shown = view
+            .buckets
+            .into_iter()
+            .find(|b| b.region == ams_region && b.bucket == webroot_sync);
+        if shown
+            .as_ref()
+            .is_some_and(|b| b.failed.iter().any(|f| f.starts_with("the pass: ")))
+        {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(
+        shown
+            .as_ref()
+            .is_some_and(|b| b.failed.iter().any(|f| f.starts_with("the pass: "))),
+        "the failed pass is not shown: {shown:#?}"
+    );
 
     // Back: everything arrives everywhere, the deletion included, Amsterdam's own file too.
     h.sim.clear_faults(Some(Provider::DigitalOcean));

@@ -97,6 +97,7 @@ pub fn all_schemas() -> Vec<(&'static str, schemars::Schema)> {
         entry::<SyncApplied>(),
         entry::<BackupWritten>(),
         entry::<BucketStamp>(),
+        entry::<SyncPasses>(),
         entry::<ShowSync>(),
         entry::<SyncView>(),
         entry::<SyncDryRun>(),

@@ -1571,6 +1571,23 @@ impl Message for BucketStamp {
     const KIND: &'static str = "sync.bucket-stamp.v1";
 }
 
+/// `sync.passes.v1`: what the replicator's last passes of a deployment did, as the replica running its
+/// deployment left it in the `flotilla_sync_passes` KV bucket (key: the deployment) after each run, so that
+/// whichever replica answers `flotilla.api.sync.show` shows it.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct SyncPasses {
+    /// Deployment name.
+    pub deployment: String,
+    /// One per bucket and region passed with the hub.
+    pub buckets: Vec<BucketSync>,
+    /// When it was written.
+    pub at: Option<DateTime<Utc>>,
+}
+
+impl Message for SyncPasses {
+    const KIND: &'static str = "sync.passes.v1";
+}
+
 /// `sync.show.v1`: the request of `flotilla.api.sync.show` — a deployment's replication and backups.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct ShowSync {

@@ -132,6 +132,15 @@ impl Harness {
         );
     }
 
+    /// Starts another replica of the replicator (its own data directory, the same NATS), returned to the
+    /// caller to stop.
+    pub async fn start_replica(&self, name: &str) -> flotilla_runtime::host::Running {
+        let n = self.settings(name);
+        flotilla_runtime::host::start(flotilla_sync::DEF, n, flotilla_sync::routes)
+            .await
+            .unwrap()
+    }
+
     /// Stops the replicator.
     pub async fn stop_replicator(&mut self) {
         if let Some(s) = self.replicator.take() {
