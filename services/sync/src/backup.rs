@@ -310,7 +310,9 @@ impl Backups {
         let _ = std::fs::remove_dir_all(&work);
         let (checksum, size) = built.map_err(|e| format!("building the archive: {e}"))?;
         let taken_at = Utc::now();
-        let short: String = id.chars().filter(char::is_ascii_alphanumeric).take(12).collect();
+        // The whole id: a command's is a UUIDv7, whose first digits are its time, so a prefix of it is the
+        // same for two backups asked for within seconds of each other (and one archive overwrote the other).
+        let short: String = id.chars().filter(char::is_ascii_alphanumeric).collect();
         let row = BackupRow {
             deployment: d.name.clone(),
             id: id.to_owned(),
@@ -441,16 +443,39 @@ impl Backups {
         Ok(remaining)
     }
 
-    /// Deletes the oldest archives of `period` beyond its count, everywhere.
+    /// Deletes the archives of `period` older than its newest `keep` complete ones (written to every
+    /// endpoint), everywhere: a backup missing somewhere never counts, so every endpoint always keeps
+    /// `keep` good copies — an endpoint refusing new backups is never emptied of its old ones.
     async fn retain(&self, d: &Deployment, period: &str) {
-        let keep = self.settings.backups.keep(period);
-        let Ok(backups) = self.store.backups(&d.name).await else {
+        let keep = self.settings.backups.keep(period).max(1);
+        let (Ok(backups), Ok(copies)) = (
+            self.store.backups(&d.name).await,
+            self.store.copies(&d.name).await,
+        ) else {
             return;
         };
         let Ok(targets) = self.targets(d) else {
             return;
         };
-        for old in backups.iter().filter(|b| b.period == period).skip(keep) {
+        let complete = |b: &BackupRow| {
+            targets.iter().all(|t| {
+                copies
+                    .iter()
+                    .any(|c| c.id == b.id && c.endpoint == t.name && c.written)
+            })
+        };
+        // Newest first: everything after the keep-th complete one goes.
+        let of_period: Vec<&BackupRow> = backups.iter().filter(|b| b.period == period).collect();
+        let Some(last_kept) = of_period
+            .iter()
+            .enumerate()
+            .filter(|(_, b)| complete(b))
+            .nth(keep - 1)
+            .map(|(i, _)| i)
+        else {
+            return;
+        };
+        for old in of_period.into_iter().skip(last_kept + 1) {
             let mut all = true;
             for t in &targets {
                 for key in [old.key.clone(), format!("{}.sha256", old.key)] {

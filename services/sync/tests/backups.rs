@@ -1,7 +1,9 @@
 //! Webroot backups across three providers: a backup lands on every datastore; an endpoint down during it
 //! is filled in from the durable queue when it returns; a redelivered command writes no second archive;
 //! a restore reads the datastores themselves, skips a corrupted copy by its checksum, and takes the
-//! backup from the second provider when the first is gone — the restored files reach every webroot.
+//! backup from the second provider when the first is gone — the restored files reach every webroot;
+//! retention keeps the newest complete backups, so an endpoint missing a new one keeps its old one; two
+//! backups asked for within a second are two archives.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -173,4 +175,81 @@ async fn backups_reach_every_provider_and_restore_from_the_one_that_still_has_a_
     h.stop_replicator().await;
     h.stop_agent("lon-ws-1").await;
     h.stop_agent("ams-ws-1").await;
+}
+
+/// Retention keeps the newest complete backups of a period (written to every endpoint): one missing
+/// somewhere does not count, so no endpoint is left without its `keep` good copies; once newer ones are
+/// complete, the older go everywhere.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn retention_keeps_the_newest_complete_backups_and_never_empties_an_endpoint() {
+    let mut h = Harness::start().await;
+    h.start_replicator_keeping("manual", 1).await;
+    h.start_agent(0, "lon-ws-1").await;
+    write(&h.webroot("lon-ws-1"), "index.php", b"<?php // the front page");
+    h.until_all("the site", |t| t.len() == 1).await;
+    let take = || TakeBackup {
+        meta: CommandMeta::new("test"),
+        deployment: h.deployment.name.clone(),
+        region: h.deployment.regions[0].name.clone(),
+        period: "manual".into(),
+    };
+    let name = h.deployment.name.clone();
+    let newer_than = move |outcome: &'static str, seen: Vec<String>| {
+        let name = name.clone();
+        move |e: &AnyEvent| match e {
+            AnyEvent::Backup(b) if b.deployment == name && b.outcome == outcome && !seen.contains(&b.key) => {
+                Some(b.clone())
+            }
+            _ => None,
+        }
+    };
+    let present = |h: &Harness, region: usize, b: &BackupWritten| {
+        let d = h.datastore(region);
+        let (bucket, key) = (b.bucket.clone(), b.key.clone());
+        async move { Box::pin(d.get(&bucket, &key)).await.unwrap().is_some() }
+    };
+
+    h.command(&take()).await;
+    let a = h.event("backup A", newer_than("written", vec![])).await;
+
+    // B while DigitalOcean's datastore is down: incomplete, so A stays everywhere (the only complete one).
+    let down = Fault {
+        provider: Provider::DigitalOcean,
+        kind: FaultKind::DatastoreDown {
+            region: "ams3".into(),
+        },
+    };
+    h.sim.add_fault(&down);
+    h.command(&take()).await;
+    let b = h
+        .event(
+            "backup B, incomplete",
+            newer_than("incomplete", vec![a.key.clone()]),
+        )
+        .await;
+    assert_ne!(a.key, b.key, "two backups, two archives");
+    for region in [0, 2] {
+        assert!(
+            present(&h, region, &a).await,
+            "A deleted in region {region} while B is incomplete"
+        );
+        assert!(present(&h, region, &b).await);
+    }
+    h.sim.clear_faults(Some(Provider::DigitalOcean));
+    h.event("backup B filled in", newer_than("filled", vec![a.key.clone()]))
+        .await;
+    assert!(present(&h, 1, &a).await, "A deleted on DigitalOcean");
+
+    // C complete: with B complete too, only C is kept, everywhere.
+    h.command(&take()).await;
+    let c = h
+        .event("backup C", newer_than("written", vec![a.key.clone()]))
+        .await;
+    for region in 0..3 {
+        assert!(present(&h, region, &c).await, "C missing in region {region}");
+        assert!(!present(&h, region, &a).await, "A kept in region {region}");
+        assert!(!present(&h, region, &b).await, "B kept in region {region}");
+    }
+    h.stop_replicator().await;
+    h.stop_agent("lon-ws-1").await;
 }

@@ -132,6 +132,17 @@ impl Harness {
         );
     }
 
+    /// Starts (again) the replicator keeping `keep` backups of `period`.
+    pub async fn start_replicator_keeping(&mut self, period: &str, keep: usize) {
+        let mut n = self.settings("replicator");
+        n.service.backups.keep.insert(period.to_owned(), keep);
+        self.replicator = Some(
+            flotilla_runtime::host::start(flotilla_sync::DEF, n, flotilla_sync::routes)
+                .await
+                .unwrap(),
+        );
+    }
+
     /// Starts another replica of the replicator (its own data directory, the same NATS), returned to the
     /// caller to stop.
     pub async fn start_replica(&self, name: &str) -> flotilla_runtime::host::Running {
