@@ -295,3 +295,69 @@ async fn either_replica_of_the_replicator_shows_the_passes() {
         h.stop_agent(m).await;
     }
 }
+
+/// With a backup prefix, what a change overwrites or deletes in a region's datastore is kept there under
+/// `<prefix><time>/<key>` first, and the kept copies are nobody's files: never replicated, never pulled into
+/// a webroot.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn overwritten_and_deleted_objects_are_kept_under_the_backup_prefix() {
+    const PREFIX: &str = ".flotilla-backup/";
+    let mut h = Harness::start().await;
+    h.backup_prefix = Some(PREFIX.into());
+    h.start_replicator().await;
+    h.start_agent(0, "lon-ws-1").await;
+    h.start_agent(1, "ams-ws-1").await;
+    let lon = h.webroot("lon-ws-1");
+    write(&lon, "about.html", b"about v1");
+    write(&lon, "old.html", b"to be deleted");
+    h.until_all("the site", |t| t.len() == 2).await;
+
+    write(&lon, "about.html", b"about, version two");
+    std::fs::remove_file(lon.join("old.html")).unwrap();
+    h.until_all("the change", |t| {
+        t.get("about.html").map(Vec::as_slice) == Some(b"about, version two".as_slice())
+            && !t.contains_key("old.html")
+    })
+    .await;
+
+    // In Amsterdam's datastore (changed by the replicator): the old version and the deleted page, kept.
+    let bucket = h.deployment.bucket("webroot-sync");
+    let ams = h.datastore(1);
+    let kept = tokio::time::timeout(common::PATIENCE, async {
+        loop {
+            let listed = Box::pin(ams.list(&bucket, PREFIX)).await.unwrap();
+            let keys: Vec<String> = listed.into_iter().map(|o| o.key).collect();
+            if keys.iter().any(|k| k.ends_with("/about.html"))
+                && keys.iter().any(|k| k.ends_with("/old.html"))
+            {
+                return keys;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+    })
+    .await
+    .expect("the overwritten and the deleted object kept under the prefix");
+    for key in &kept {
+        let body = Box::pin(ams.get(&bucket, key)).await.unwrap().unwrap();
+        if key.ends_with("/about.html") {
+            assert_eq!(body.as_ref(), b"about v1", "{key}");
+        } else if key.ends_with("/old.html") {
+            assert_eq!(body.as_ref(), b"to be deleted", "{key}");
+        }
+    }
+    // Nobody's files: no webroot holds them, and another change still passes without carrying them.
+    write(&lon, "news.html", b"news");
+    h.until_all("a later change", |t| t.contains_key("news.html"))
+        .await;
+    for (machine, tree) in h.trees() {
+        assert!(
+            tree.keys().all(|k| !k.starts_with(PREFIX)),
+            "{machine} holds kept copies: {:?}",
+            tree.keys().collect::<Vec<_>>()
+        );
+    }
+    h.stop_replicator().await;
+    for m in ["lon-ws-1", "ams-ws-1"] {
+        h.stop_agent(m).await;
+    }
+}

@@ -37,6 +37,9 @@ pub struct Harness {
     pub replicator: Option<flotilla_runtime::host::Running>,
     pub agents: BTreeMap<String, flotilla_runtime::host::Running>,
     pub events: Arc<Mutex<Vec<AnyEvent>>>,
+    /// The backup prefix every service started from now on is given (one configuration for all, as an
+    /// operator would write it).
+    pub backup_prefix: Option<String>,
 }
 
 /// The seed's deployment, its three regions syncing webroots through datastores on three providers.
@@ -92,6 +95,7 @@ impl Harness {
             replicator: None,
             agents: BTreeMap::new(),
             events,
+            backup_prefix: None,
         };
         h.deploy().await;
         h
@@ -116,6 +120,7 @@ impl Harness {
         n.service.debounce = Duration::from_millis(50);
         n.service.lease_ttl = Duration::from_secs(3);
         n.service.resync_interval = Duration::from_secs(60);
+        n.service.backup_prefix = self.backup_prefix.clone();
         // Scheduled backups would depend on the time of day the test runs; their slots are unit-tested.
         n.service.backups.scheduled = false;
         n.service.backups.retry_interval = Duration::from_millis(300);
