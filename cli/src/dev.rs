@@ -1,7 +1,9 @@
 //! `flotilla dev`: all of Flotilla on one machine with no cloud account — a NATS server with JetStream, the
 //! cloud simulator, and every service, with their state under `./.flotilla/`. Ctrl-C stops everything
-//! cleanly; a second `flotilla dev` resumes the same state. `--demo` also deploys the three-region example
-//! (the original toolkit's templates, shipped in `examples/`) and shows the fleet.
+//! cleanly; a second `flotilla dev` resumes the same state. Every deployed region gets a sync agent, as a
+//! webserver would, with its webroot in `./.flotilla/webroots/<region>/`: a file written there reaches the
+//! other regions' webroots. `--demo` also deploys the three-region example (the original toolkit's
+//! templates, shipped in `examples/`) and shows the fleet.
 //!
 //! Nothing is ever sent to a real provider here: the provisioner's endpoints are the simulator's and it uses
 //! the simulator's credentials whatever a template carries.
@@ -338,23 +340,21 @@ async fn serve(
         sim.exoscale_url(),
         sim.cloudflare_url()
     );
-    let mut services = match start_services(dir, nats, &sim, health_port, stop).await {
+    let services = match start_services(dir, nats, &sim, health_port, stop).await {
         Ok(s) => s,
         Err(e) => {
             sim.shutdown().await;
             return Err(e);
         }
     };
-    if args.demo {
-        match start_agents(dir, nats, &sim).await {
-            Ok(agents) => services.extend(agents),
-            Err(e) => {
-                stop_all(services).await;
-                sim.shutdown().await;
-                return Err(e);
-            }
-        }
-    }
+    // Sync agents follow what is deployed (the demo's deployment, or whatever `flotilla deploy` brings).
+    let agents_stop = CancellationToken::new();
+    let agents = tokio::spawn(run_agents(
+        dir.to_owned(),
+        nats.clone(),
+        sim.cloud_settings(),
+        agents_stop.clone(),
+    ));
     println!("ready. In another terminal, from this directory:");
     println!("  flotilla deploy examples/*.tmpl    flotilla status    flotilla destroy <deployment>");
     println!("Ctrl-C stops everything.");
@@ -385,7 +385,11 @@ async fn serve(
         _ = stop.cancelled() => {}
     }
     println!("flotilla dev: stopping…");
-    stop_all(services).await;
+    agents_stop.cancel();
+    let (_, agents) = tokio::join!(stop_all(services), agents);
+    if let Err(e) = agents {
+        eprintln!("  sync agents: {e}");
+    }
     sim.shutdown().await;
     Ok(code)
 }
@@ -588,55 +592,131 @@ async fn tour(
 
 type Services = Vec<(&'static str, Running)>;
 
-/// One sync agent per region of the demo deployment, each with its webroot in `<dir>/webroots/<region>/`:
-/// a file written into one appears in the others. Each waits for the deployment to be deployed.
-async fn start_agents(
-    dir: &Path,
-    nats: &flotilla_bus::BusConfig,
-    sim: &RunningSim,
-) -> anyhow::Result<Services> {
-    let sources: Vec<TemplateSource> = EXAMPLES
-        .iter()
-        .map(|(name, text)| TemplateSource::new(*name, *text))
-        .collect();
-    let deployment = flotilla_spec::import_templates(&sources)
-        .map_err(|d| anyhow!("the shipped examples do not import:\n{d}"))?
-        .deployment;
-    let mut agents: Services = Vec::new();
-    for region in &deployment.regions {
-        let machine = format!("dev-{}", region.name);
-        let webroot = dir.join("webroots").join(&region.name);
-        let mut cfg = ServiceConfig::<flotilla_sync::Settings> {
-            data_dir: dir.join("sync-agents").join(&region.name),
-            nats: nats.clone(),
-            clouds: sim.cloud_settings(),
-            ..Default::default()
+/// Sync agents for whatever is deployed, as on webservers: one per region of every deployment in the
+/// desired state, each with its webroot in `<dir>/webroots/<region>/` (a file written into one appears in
+/// the others), started when the region is deployed and stopped when it is withdrawn or `stop` is
+/// cancelled. A region whose name another deployment's agent holds already keeps that one (said once).
+async fn run_agents(
+    dir: PathBuf,
+    nats: flotilla_bus::BusConfig,
+    clouds: flotilla_provisioner::clouds::CloudSettings,
+    stop: CancellationToken,
+) {
+    use std::collections::BTreeMap;
+
+    use flotilla_bus::state::Change;
+
+    let mut running: BTreeMap<String, (String, Running)> = BTreeMap::new();
+    let mut deployed: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    'follow: while !stop.is_cancelled() {
+        let followed = async {
+            let client = flotilla_bus::connect(&nats).await?;
+            let topology =
+                flotilla_bus::Topology::ensure(&client, &flotilla_bus::TopologyConfig::default()).await?;
+            topology.desired_states().follow(None).await
         };
-        cfg.admin.disabled = true;
-        cfg.service.role = flotilla_sync::settings::Role::Agent;
-        cfg.service.agent = Some(flotilla_sync::settings::AgentSettings {
-            deployment: deployment.name.clone(),
-            region: region.name.clone(),
-            machine,
-            webroot: webroot.clone(),
-            excludes: flotilla_sync::settings::default_excludes(),
-        });
-        match host::start(flotilla_sync::DEF, cfg, flotilla_sync::routes).await {
-            Ok(running) => {
-                println!(
-                    "  sync agent  region {}: webroot {}",
-                    region.name,
-                    webroot.display()
-                );
-                agents.push(("sync agent", running));
+        let mut follower = tokio::select! {
+            () = stop.cancelled() => break,
+            f = followed => match f {
+                Ok(f) => f,
+                Err(e) => {
+                    eprintln!("flotilla dev: the sync agents cannot follow the deployments ({e}); again in 2 s");
+                    tokio::select! {
+                        () = stop.cancelled() => break,
+                        () = tokio::time::sleep(Duration::from_secs(2)) => continue,
+                    }
+                }
+            },
+        };
+        loop {
+            let change = tokio::select! {
+                () = stop.cancelled() => break 'follow,
+                c = follower.next() => c,
+            };
+            match change {
+                Some(Ok(Change::Put { value, .. })) => {
+                    let d = value.deployment;
+                    deployed.insert(d.name.clone(), d.regions.iter().map(|r| r.name.clone()).collect());
+                    for region in &d.regions {
+                        if running.contains_key(&region.name) {
+                            continue;
+                        }
+                        match start_agent(&dir, &nats, &clouds, &d.name, &region.name).await {
+                            Ok(agent) => {
+                                running.insert(region.name.clone(), (d.name.clone(), agent));
+                            }
+                            Err(e) => eprintln!("flotilla dev: {e:#}"),
+                        }
+                    }
+                }
+                Some(Ok(Change::Removed { key, previous })) => {
+                    deployed.remove(previous.map_or(key, |p| p.deployment.name).as_str());
+                }
+                Some(Ok(Change::Current)) => {}
+                Some(Err(e)) => {
+                    eprintln!("flotilla dev: following the deployments: {e}; again");
+                    continue 'follow;
+                }
+                None => continue 'follow,
             }
-            Err(e) => {
-                stop_all(agents).await;
-                return Err(anyhow!("starting the sync agent of region {}: {e}", region.name));
+            // Agents of regions no longer deployed stop.
+            let gone: Vec<String> = running
+                .iter()
+                .filter(|(region, (deployment, _))| {
+                    !deployed
+                        .get(deployment)
+                        .is_some_and(|regions| regions.contains(region))
+                })
+                .map(|(region, _)| region.clone())
+                .collect();
+            for region in gone {
+                if let Some((deployment, agent)) = running.remove(&region) {
+                    println!("  sync agent  region {region} of {deployment}: stopped (withdrawn)");
+                    if let Err(e) = agent.shutdown().await {
+                        eprintln!("  sync agent {region}: {e}");
+                    }
+                }
             }
         }
     }
-    Ok(agents)
+    stop_all(
+        running
+            .into_values()
+            .map(|(_, agent)| ("sync agent", agent))
+            .collect(),
+    )
+    .await;
+}
+
+/// Starts the sync agent of `region` of `deployment` (machine `dev-<region>`).
+async fn start_agent(
+    dir: &Path,
+    nats: &flotilla_bus::BusConfig,
+    clouds: &flotilla_provisioner::clouds::CloudSettings,
+    deployment: &str,
+    region: &str,
+) -> anyhow::Result<Running> {
+    let webroot = dir.join("webroots").join(region);
+    let mut cfg = ServiceConfig::<flotilla_sync::Settings> {
+        data_dir: dir.join("sync-agents").join(region),
+        nats: nats.clone(),
+        clouds: clouds.clone(),
+        ..Default::default()
+    };
+    cfg.admin.disabled = true;
+    cfg.service.role = flotilla_sync::settings::Role::Agent;
+    cfg.service.agent = Some(flotilla_sync::settings::AgentSettings {
+        deployment: deployment.to_owned(),
+        region: region.to_owned(),
+        machine: format!("dev-{region}"),
+        webroot: webroot.clone(),
+        excludes: flotilla_sync::settings::default_excludes(),
+    });
+    let running = host::start(flotilla_sync::DEF, cfg, flotilla_sync::routes)
+        .await
+        .map_err(|e| anyhow!("starting the sync agent of region {region}: {e}"))?;
+    println!("  sync agent  region {region}: webroot {}", webroot.display());
+    Ok(running)
 }
 
 async fn start_services(

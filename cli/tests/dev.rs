@@ -298,10 +298,31 @@ async fn the_local_demo_deploys_three_regions_and_resumes_after_ctrl_c() {
     let out = flotilla(dir.path()).arg("status").output().await.unwrap();
     assert_eq!(out.status.code(), Some(3), "NATS is gone: {out:?}");
 
-    // A second `flotilla dev` resumes the same fleet.
+    // A second `flotilla dev` resumes the same fleet, and (without `--demo`) runs the deployed regions'
+    // sync agents: a file written into one webroot reaches the others.
     let (dev, _) = start_dev(dir.path(), &[], "Ctrl-C stops everything").await;
     let fleet = status_json(dir.path()).await;
     assert_eq!(healthy(&fleet), before, "the same machines after a restart");
+    std::fs::write(webroots.join("nl-ams/news/later.html"), "<p>from Amsterdam</p>").unwrap();
+    let arrived = tokio::time::timeout(Duration::from_secs(60), async {
+        loop {
+            let there = ["gb-lon", "ch-gva-2"].iter().all(|r| {
+                std::fs::read(webroots.join(r).join("news/later.html"))
+                    .ok()
+                    .as_deref()
+                    == Some(b"<p>from Amsterdam</p>".as_slice())
+            });
+            if there {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    })
+    .await;
+    assert!(
+        arrived.is_ok(),
+        "without --demo, the file never reached the other regions' webroots"
+    );
     let status = interrupt(dev).await;
     assert!(status.success(), "{status:?}");
 }
