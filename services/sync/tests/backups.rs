@@ -186,7 +186,18 @@ async fn retention_keeps_the_newest_complete_backups_and_never_empties_an_endpoi
     h.start_replicator_keeping("manual", 1).await;
     h.start_agent(0, "lon-ws-1").await;
     write(&h.webroot("lon-ws-1"), "index.php", b"<?php // the front page");
-    h.until_all("the site", |t| t.len() == 1).await;
+    let (lon_store, bucket) = (h.datastore(0), h.deployment.bucket("webroot-sync"));
+    let waited = tokio::time::timeout(common::PATIENCE, async {
+        while Box::pin(lon_store.get(&bucket, "index.php"))
+            .await
+            .unwrap()
+            .is_none()
+        {
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+    })
+    .await;
+    assert!(waited.is_ok(), "the page never pushed");
     let take = || TakeBackup {
         meta: CommandMeta::new("test"),
         deployment: h.deployment.name.clone(),
@@ -250,6 +261,80 @@ async fn retention_keeps_the_newest_complete_backups_and_never_empties_an_endpoi
         assert!(!present(&h, region, &a).await, "A kept in region {region}");
         assert!(!present(&h, region, &b).await, "B kept in region {region}");
     }
+    h.stop_replicator().await;
+    h.stop_agent("lon-ws-1").await;
+}
+
+/// `restore --at TIME` takes the newest backup taken by then, not the newest of all.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_restore_at_a_time_takes_the_newest_backup_taken_by_then() {
+    let mut h = Harness::start().await;
+    h.start_replicator().await;
+    h.start_agent(0, "lon-ws-1").await;
+    let lon = h.webroot("lon-ws-1");
+    // A backup archives the region's datastore: each version is waited for there (pushed), not in the
+    // webroot where it was written.
+    let bucket = h.deployment.bucket("webroot-sync");
+    let pushed = |h: &Harness, body: &'static [u8]| {
+        let (d, bucket) = (h.datastore(0), bucket.clone());
+        async move {
+            let waited = tokio::time::timeout(common::PATIENCE, async {
+                while Box::pin(d.get(&bucket, "index.php")).await.unwrap().as_deref() != Some(body) {
+                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                }
+            })
+            .await;
+            assert!(waited.is_ok(), "{} never pushed", String::from_utf8_lossy(body));
+        }
+    };
+    write(&lon, "index.php", b"version one");
+    pushed(&h, b"version one").await;
+    let take = || TakeBackup {
+        meta: CommandMeta::new("test"),
+        deployment: h.deployment.name.clone(),
+        region: h.deployment.regions[0].name.clone(),
+        period: "manual".into(),
+    };
+    h.command(&take()).await;
+    let first = h.event("the first backup", backup_event(&h, "written")).await;
+    // The archives' keys carry their time to the second.
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    write(&lon, "index.php", b"version two, later");
+    pushed(&h, b"version two, later").await;
+    h.command(&take()).await;
+    let first_key = first.key.clone();
+    let name = h.deployment.name.clone();
+    let second = h
+        .event("the second backup", move |e| match e {
+            AnyEvent::Backup(b) if b.deployment == name && b.outcome == "written" && b.key != first_key => {
+                Some(b.clone())
+            }
+            _ => None,
+        })
+        .await;
+    assert_ne!(first.checksum, second.checksum);
+    let taken = |key: &str| {
+        let stamp = key.strip_prefix("webroot-").and_then(|k| k.get(..16)).unwrap();
+        chrono::NaiveDateTime::parse_from_str(stamp, "%Y%m%dT%H%M%SZ")
+            .unwrap()
+            .and_utc()
+    };
+    assert!(taken(&first.key) < taken(&second.key));
+
+    h.command(&RestoreBackup {
+        meta: CommandMeta::new("test"),
+        deployment: h.deployment.name.clone(),
+        region: h.deployment.regions[0].name.clone(),
+        from: None,
+        at: Some(taken(&first.key)),
+    })
+    .await;
+    let restored = h.event("a restore", backup_event(&h, "restored")).await;
+    assert_eq!(restored.checksum, first.checksum, "{restored:?}");
+    h.until_all("the first version back", |t| {
+        t.get("index.php").map(Vec::as_slice) == Some(b"version one".as_slice())
+    })
+    .await;
     h.stop_replicator().await;
     h.stop_agent("lon-ws-1").await;
 }
