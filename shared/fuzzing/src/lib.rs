@@ -107,6 +107,7 @@ kinds!(
     SyncApplied,
     BackupWritten,
     BucketStamp,
+    SyncPasses,
     ShowSync,
     SyncView,
     SyncDryRun,
