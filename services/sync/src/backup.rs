@@ -485,8 +485,21 @@ impl Backups {
                     }
                 }
             }
-            if all && let Err(e) = self.store.forget_backup(&d.name, &old.id).await {
-                tracing::warn!(error = %e, "sync: an old backup was not forgotten");
+            if !all {
+                continue;
+            }
+            match self.store.forget_backup(&d.name, &old.id).await {
+                Ok(()) => {
+                    let names = targets.iter().map(|t| t.name.clone()).collect();
+                    let mut event = self.event(d, old, "expired", names, Vec::new(), uuid::Uuid::now_v7());
+                    event.message = format!(
+                        "backup {} of {}'s webroot deleted from every datastore: {} newer complete {period} \
+                         backup(s) are kept",
+                        old.key, old.region, keep
+                    );
+                    self.publish(&event).await;
+                }
+                Err(e) => tracing::warn!(error = %e, "sync: an old backup was not forgotten"),
             }
         }
     }

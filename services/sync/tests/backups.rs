@@ -261,6 +261,20 @@ async fn retention_keeps_the_newest_complete_backups_and_never_empties_an_endpoi
         assert!(!present(&h, region, &a).await, "A kept in region {region}");
         assert!(!present(&h, region, &b).await, "B kept in region {region}");
     }
+    // Each deletion told, naming every datastore.
+    for gone in [&a, &b] {
+        let key = gone.key.clone();
+        let name = h.deployment.name.clone();
+        let expired = h
+            .event("an expiry", move |e| match e {
+                AnyEvent::Backup(x) if x.deployment == name && x.outcome == "expired" && x.key == key => {
+                    Some(x.clone())
+                }
+                _ => None,
+            })
+            .await;
+        assert_eq!(expired.written.len(), 3, "{expired:?}");
+    }
     h.stop_replicator().await;
     h.stop_agent("lon-ws-1").await;
 }

@@ -1520,8 +1520,8 @@ impl Message for SyncApplied {
 /// `sync.backup-written.v1`: a webroot backup was written, filled in or restored (published on
 /// `flotilla.evt.backup.<deployment>.<region>.<outcome>`): `written` on every datastore, `incomplete` when
 /// some endpoints failed (they are retried until they succeed), `filled` when a retry succeeded,
-/// `restored` when an archive was put back into the webroot, `failed` when a backup or restore could not
-/// be made at all.
+/// `restored` when an archive was put back into the webroot, `expired` when retention deleted it from
+/// every datastore (`written` then names them), `failed` when a backup or restore could not be made at all.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct BackupWritten {
     /// Event metadata.
