@@ -608,6 +608,7 @@ async fn run_agents(
 
     let mut running: BTreeMap<String, (String, Running)> = BTreeMap::new();
     let mut deployed: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    let mut said = std::collections::BTreeSet::new();
     'follow: while !stop.is_cancelled() {
         let followed = async {
             let client = flotilla_bus::connect(&nats).await?;
@@ -638,7 +639,13 @@ async fn run_agents(
                     let d = value.deployment;
                     deployed.insert(d.name.clone(), d.regions.iter().map(|r| r.name.clone()).collect());
                     for region in &d.regions {
-                        if running.contains_key(&region.name) {
+                        if let Some((holder, _)) = running.get(&region.name) {
+                            if *holder != d.name && said.insert((d.name.clone(), region.name.clone())) {
+                                println!(
+                                    "  sync agent  region {} of {}: none (its webroot is {}'s)",
+                                    region.name, d.name, holder
+                                );
+                            }
                             continue;
                         }
                         match start_agent(&dir, &nats, &clouds, &d.name, &region.name).await {
