@@ -629,6 +629,10 @@ async fn run_agents(
                 }
             },
         };
+        // Followed anew: the deployments are delivered again up to `Current`, and what is no longer there is
+        // only known then.
+        deployed.clear();
+        let mut snapshot = true;
         loop {
             let change = tokio::select! {
                 () = stop.cancelled() => break 'follow,
@@ -659,12 +663,19 @@ async fn run_agents(
                 Some(Ok(Change::Removed { key, previous })) => {
                     deployed.remove(previous.map_or(key, |p| p.deployment.name).as_str());
                 }
-                Some(Ok(Change::Current)) => {}
-                Some(Err(e)) => {
-                    eprintln!("flotilla dev: following the deployments: {e}; again");
-                    continue 'follow;
+                Some(Ok(Change::Current)) => snapshot = false,
+                ended => {
+                    if let Some(Err(e)) = ended {
+                        eprintln!("flotilla dev: following the deployments: {e}; again in 1 s");
+                    }
+                    tokio::select! {
+                        () = stop.cancelled() => break 'follow,
+                        () = tokio::time::sleep(Duration::from_secs(1)) => continue 'follow,
+                    }
                 }
-                None => continue 'follow,
+            }
+            if snapshot {
+                continue;
             }
             // Agents of regions no longer deployed stop.
             let gone: Vec<String> = running
