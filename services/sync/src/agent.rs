@@ -469,27 +469,8 @@ impl Agent {
     /// Announces that a pass failed as a whole (its datastore could not be listed, say): `failed`, nothing
     /// copied or deleted.
     async fn announce_failure(&self, remote: &Remote, error: &str) {
-        let error = flotilla_bus::redact::redact_and_truncate(error, 1024);
-        let event = SyncApplied {
-            meta: EventMeta::new(uuid::Uuid::now_v7(), "sync"),
-            deployment: self.agent.deployment.clone(),
-            region: self.agent.region.clone(),
-            bucket: remote.bucket.clone(),
-            origin: self.agent.machine.clone(),
-            peer: None,
-            endpoint: None,
-            endpoints: Vec::new(),
-            outcome: "failed".into(),
-            copied_count: 0,
-            deleted_count: 0,
-            message: format!("{} failed: the pass: {error}", self.agent.machine),
-            copied: Vec::new(),
-            deleted: Vec::new(),
-            conflicts: Vec::new(),
-            held_back: Vec::new(),
-            failed: vec![format!("the pass: {error}")],
-            changed_at: None,
-        };
+        let a = &self.agent;
+        let event = crate::failed_pass(&a.deployment, &a.region, &remote.bucket, &a.machine, None, error);
         if let Err(e) = self.publisher.publish_event(&event).await {
             tracing::warn!(error = %e, "sync agent: the failure of a pass was not published");
         }

@@ -50,6 +50,45 @@ pub const DEF: ServiceDef = ServiceDef {
     migrations: Some(store::migrations),
 };
 
+/// The `failed` event of a pass that failed as a whole (nothing copied or deleted), by `origin` (an agent's
+/// machine, or `replicator` with the hub's region as `peer`); the error redacted and bounded.
+pub(crate) fn failed_pass(
+    deployment: &str,
+    region: &str,
+    bucket: &str,
+    origin: &str,
+    peer: Option<&str>,
+    error: &str,
+) -> flotilla_proto::SyncApplied {
+    let why = format!(
+        "the pass: {}",
+        flotilla_bus::redact::redact_and_truncate(error, 1024)
+    );
+    flotilla_proto::SyncApplied {
+        meta: flotilla_proto::EventMeta::new(uuid::Uuid::now_v7(), "sync"),
+        deployment: deployment.to_owned(),
+        region: region.to_owned(),
+        bucket: bucket.to_owned(),
+        origin: origin.to_owned(),
+        peer: peer.map(str::to_owned),
+        endpoint: None,
+        endpoints: Vec::new(),
+        outcome: "failed".into(),
+        copied_count: 0,
+        deleted_count: 0,
+        copied: Vec::new(),
+        deleted: Vec::new(),
+        conflicts: Vec::new(),
+        held_back: Vec::new(),
+        message: match peer {
+            Some(hub) => format!("{bucket} between {hub} and {region}: failed, nothing applied: {why}"),
+            None => format!("{origin} ({region}): failed, nothing applied: {why}"),
+        },
+        failed: vec![why],
+        changed_at: None,
+    }
+}
+
 /// The command routes of the service and its work: the replicator's loop, API and `reconcile`; or the
 /// agent.
 pub fn routes(ctx: &Context<Settings>) -> Dispatcher {

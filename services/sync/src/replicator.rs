@@ -266,15 +266,7 @@ impl Replicator {
 
     /// Leaves what this run's passes of `deployment` did for the other replicas (see [`crate::passes`]).
     async fn share_passes(&self, deployment: &str) {
-        let buckets: Vec<BucketSync> = self
-            .status
-            .lock()
-            .map(|s| {
-                s.get(deployment)
-                    .map(|m| m.values().cloned().collect())
-                    .unwrap_or_default()
-            })
-            .unwrap_or_default();
+        let buckets = self.local_passes(deployment);
         if buckets.is_empty() {
             return;
         }
@@ -286,8 +278,15 @@ impl Replicator {
         self.passes.put(&passes).await;
     }
 
-    /// Takes note of a pass that failed as a whole: its time and why (what it last applied is none).
-    fn note_failure(&self, d: &Deployment, bucket: &str, hub: &Endpoint, spoke: &Endpoint, error: &str) {
+    /// Changes the status entry of `bucket` between the hub and `spoke` (made when missing).
+    fn with_entry(
+        &self,
+        d: &Deployment,
+        bucket: &str,
+        hub: &Endpoint,
+        spoke: &Endpoint,
+        change: impl FnOnce(&mut BucketSync),
+    ) {
         let Ok(mut status) = self.status.lock() else {
             return;
         };
@@ -301,12 +300,32 @@ impl Replicator {
                 peer: hub.region.clone(),
                 ..BucketSync::default()
             });
-        entry.last_pass = Some(Utc::now());
-        entry.last_applied = 0;
-        entry.failed = vec![format!(
+        change(entry);
+    }
+
+    /// This replica's status entries of `deployment`.
+    fn local_passes(&self, deployment: &str) -> Vec<BucketSync> {
+        self.status
+            .lock()
+            .map(|s| {
+                s.get(deployment)
+                    .map(|m| m.values().cloned().collect())
+                    .unwrap_or_default()
+            })
+            .unwrap_or_default()
+    }
+
+    /// Takes note of a pass that failed as a whole: its time and why (what it last applied is none).
+    fn note_failure(&self, d: &Deployment, bucket: &str, hub: &Endpoint, spoke: &Endpoint, error: &str) {
+        let why = format!(
             "the pass: {}",
             flotilla_bus::redact::redact_and_truncate(error, 1024)
-        )];
+        );
+        self.with_entry(d, bucket, hub, spoke, |entry| {
+            entry.last_pass = Some(Utc::now());
+            entry.last_applied = 0;
+            entry.failed = vec![why];
+        });
     }
 
     /// Publishes that a pass failed as a whole (`failed`, nothing copied or deleted).
@@ -318,50 +337,28 @@ impl Replicator {
         spoke: &Endpoint,
         error: &str,
     ) {
-        let error = flotilla_bus::redact::redact_and_truncate(error, 1024);
-        let event = SyncApplied {
-            endpoint: None,
-            endpoints: Vec::new(),
-            meta: EventMeta::new(uuid::Uuid::now_v7(), "sync"),
-            deployment: d.name.clone(),
-            region: spoke.region.clone(),
-            bucket: bucket.to_owned(),
-            origin: "replicator".into(),
-            peer: Some(hub.region.clone()),
-            outcome: "failed".into(),
-            copied_count: 0,
-            deleted_count: 0,
-            copied: Vec::new(),
-            deleted: Vec::new(),
-            conflicts: Vec::new(),
-            held_back: Vec::new(),
-            failed: vec![error.clone()],
-            changed_at: None,
-            message: format!(
-                "{bucket} between {} and {}: the pass failed, nothing applied: {error}",
-                hub.region, spoke.region
-            ),
-        };
+        let event = crate::failed_pass(
+            &d.name,
+            &spoke.region,
+            bucket,
+            "replicator",
+            Some(&hub.region),
+            error,
+        );
         if let Err(e) = self.publisher.publish_event(&event).await {
             tracing::warn!(deployment = %d.name, error = %e, "sync: the event of a failed pass was not published");
         }
     }
 
     fn note(&self, d: &Deployment, bucket: &str, hub: &Endpoint, spoke: &Endpoint, report: &PassReport) {
+        self.with_entry(d, bucket, hub, spoke, |entry| {
+            Self::noted(entry, hub, spoke, report)
+        });
+    }
+
+    /// What a pass did, in its status entry.
+    fn noted(entry: &mut BucketSync, hub: &Endpoint, spoke: &Endpoint, report: &PassReport) {
         let now = Utc::now();
-        let Ok(mut status) = self.status.lock() else {
-            return;
-        };
-        let entry = status
-            .entry(d.name.clone())
-            .or_default()
-            .entry((bucket.to_owned(), spoke.region.clone()))
-            .or_insert_with(|| BucketSync {
-                bucket: bucket.to_owned(),
-                region: spoke.region.clone(),
-                peer: hub.region.clone(),
-                ..BucketSync::default()
-            });
         entry.last_pass = Some(now);
         entry.last_applied = report.applied as u64;
         if report.failures == 0 && report.plan.held_back.is_empty() {
@@ -609,15 +606,7 @@ impl Replicator {
     pub async fn show(&self, req: ShowSync) -> Result<SyncView, ApiFailure> {
         let buckets = match self.passes.get(&req.deployment).await {
             Some(shared) => shared.buckets,
-            None => self
-                .status
-                .lock()
-                .map(|s| {
-                    s.get(&req.deployment)
-                        .map(|m| m.values().cloned().collect())
-                        .unwrap_or_default()
-                })
-                .unwrap_or_default(),
+            None => self.local_passes(&req.deployment),
         };
         let agents = self
             .agents
