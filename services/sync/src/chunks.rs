@@ -743,8 +743,8 @@ mod tests {
         }
     }
 
-    #[tokio::test]
-    async fn keys_out_of_order_fail_the_pass_and_delete_nothing() {
+    /// A migrated SQLite store (the database held by the caller) and a pair key in it.
+    async fn store_and_pair() -> (flotilla_integration_tests::TestDb, SyncStore, PairKey) {
         let db = flotilla_integration_tests::TestDb::sqlite().await;
         let (sqlite, postgres) = crate::store::migrations();
         db.store
@@ -758,6 +758,12 @@ mod tests {
             side_a: "a".into(),
             side_b: "b".into(),
         };
+        (db, store, key)
+    }
+
+    #[tokio::test]
+    async fn keys_out_of_order_fail_the_pass_and_delete_nothing() {
+        let (_db, store, key) = store_and_pair().await;
         let page = |keys: &[&str]| {
             keys.iter()
                 .map(|k| ((*k).to_owned(), entry()))
@@ -792,19 +798,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_pass_whose_copies_failed_deletes_nothing_and_the_next_one_does() {
-        let db = flotilla_integration_tests::TestDb::sqlite().await;
-        let (sqlite, postgres) = crate::store::migrations();
-        db.store
-            .migrate_with(sqlite, postgres)
-            .await
-            .unwrap_or_else(|e| panic!("{e}"));
-        let store = SyncStore::new(db.store.clone());
-        let key = PairKey {
-            deployment: "d".into(),
-            bucket: "b".into(),
-            side_a: "a".into(),
-            side_b: "b".into(),
-        };
+        let (_db, store, key) = store_and_pair().await;
         let page = |keys: &[String]| keys.iter().map(|k| (k.clone(), entry())).collect::<Vec<_>>();
         let ten: Vec<String> = (0..10).map(|i| format!("k{i}")).collect();
         // Side a: k3 deleted there since the last pass, and a new file.

@@ -100,16 +100,7 @@ async fn a_change_in_one_webroot_reaches_every_other_region() {
     );
 
     // The replicator's status knows every region and every agent.
-    let view: flotilla_proto::SyncView = flotilla_bus::api::request(
-        &h.client,
-        &flotilla_bus::subject::api("sync", "show").unwrap(),
-        &flotilla_proto::ShowSync {
-            deployment: h.deployment.name.clone(),
-        },
-        std::time::Duration::from_secs(5),
-    )
-    .await
-    .unwrap();
+    let view = h.show().await;
     let regions: std::collections::BTreeSet<&str> = view.buckets.iter().map(|b| b.region.as_str()).collect();
     assert_eq!(regions.len(), 2, "the two regions passed with the hub: {view:#?}");
     assert!(
@@ -260,27 +251,15 @@ async fn either_replica_of_the_replicator_shows_the_passes() {
     write(&h.webroot("lon-ws-1"), "index.html", b"<p>one site</p>");
     h.until_all("a file everywhere", |t| t.contains_key("index.html"))
         .await;
-    let ask = || async {
-        flotilla_bus::api::request::<_, flotilla_proto::SyncView>(
-            &h.client,
-            &flotilla_bus::subject::api("sync", "show").unwrap(),
-            &flotilla_proto::ShowSync {
-                deployment: h.deployment.name.clone(),
-            },
-            std::time::Duration::from_secs(5),
-        )
-        .await
-        .unwrap()
-    };
     // The records are written after each run: wait for the first, then ask often enough that both
     // replicas answer (each answer is a coin toss between them).
     let deadline = tokio::time::Instant::now() + common::PATIENCE;
-    while ask().await.buckets.len() < 2 {
+    while h.show().await.buckets.len() < 2 {
         assert!(tokio::time::Instant::now() < deadline, "no passes shown");
         tokio::time::sleep(std::time::Duration::from_millis(100)).await;
     }
     for i in 0..16 {
-        let view = ask().await;
+        let view = h.show().await;
         let regions: std::collections::BTreeSet<&str> =
             view.buckets.iter().map(|b| b.region.as_str()).collect();
         assert_eq!(regions.len(), 2, "answer {i}: {view:#?}");

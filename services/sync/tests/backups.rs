@@ -12,7 +12,7 @@ mod common;
 use bytes::Bytes;
 use common::{Harness, write};
 use flotilla_cloudsim::{Fault, FaultKind, Provider};
-use flotilla_proto::{AnyEvent, BackupWritten, CommandMeta, RestoreBackup, ShowSync, SyncView, TakeBackup};
+use flotilla_proto::{AnyEvent, BackupWritten, CommandMeta, RestoreBackup, TakeBackup};
 
 fn backup_event(h: &Harness, outcome: &'static str) -> impl Fn(&AnyEvent) -> Option<BackupWritten> + use<> {
     let name = h.deployment.name.clone();
@@ -85,20 +85,6 @@ async fn backups_reach_every_provider_and_restore_from_the_one_that_still_has_a_
     );
 
     // The same command again (redelivered after the stream's de-duplication window): no second archive.
-    let view = |h: &Harness| {
-        let client = h.client.clone();
-        let name = h.deployment.name.clone();
-        async move {
-            flotilla_bus::api::request::<_, SyncView>(
-                &client,
-                &flotilla_bus::subject::api("sync", "show").unwrap(),
-                &ShowSync { deployment: name },
-                std::time::Duration::from_secs(5),
-            )
-            .await
-            .unwrap()
-        }
-    };
     let replicator = h.replicator.take().unwrap();
     replicator.shutdown().await.unwrap();
     h.start_replicator().await;
@@ -111,7 +97,7 @@ async fn backups_reach_every_provider_and_restore_from_the_one_that_still_has_a_
     })
     .await;
     tokio::time::sleep(std::time::Duration::from_millis(500)).await;
-    let v = view(&h).await;
+    let v = h.show().await;
     assert_eq!(v.backups.len(), 1, "{:?}", v.backups);
     assert!(
         v.backups[0].missing.is_empty() && v.backups[0].written.len() == 3,

@@ -102,17 +102,9 @@ async fn a_datastore_down_loses_nothing_and_catches_up_when_it_returns() {
     let mut shown = None;
     let deadline = tokio::time::Instant::now() + common::PATIENCE;
     while tokio::time::Instant::now() < deadline {
-        let view: flotilla_proto::SyncView = flotilla_bus::api::request(
-            &h.client,
-            &flotilla_bus::subject::api("sync", "show").unwrap(),
-            &flotilla_proto::ShowSync {
-                deployment: h.deployment.name.clone(),
-            },
-            Duration::from_secs(5),
-        )
-        .await
-        .unwrap();
-        shown = view
+        shown = h
+            .show()
+            .await
             .buckets
             .into_iter()
             .find(|b| b.region == ams_region && b.bucket == webroot_sync);

@@ -285,6 +285,20 @@ impl Harness {
         publisher.publish_command(cmd).await.unwrap();
     }
 
+    /// The answer of `flotilla.api.sync.show` for the deployment (whichever replica gives it).
+    pub async fn show(&self) -> flotilla_proto::SyncView {
+        flotilla_bus::api::request(
+            &self.client,
+            &flotilla_bus::subject::api("sync", "show").unwrap(),
+            &flotilla_proto::ShowSync {
+                deployment: self.deployment.name.clone(),
+            },
+            Duration::from_secs(5),
+        )
+        .await
+        .unwrap()
+    }
+
     /// Waits for an event `pick` recognises.
     pub async fn event<T>(&self, what: &str, pick: impl Fn(&AnyEvent) -> Option<T>) -> T {
         let found = tokio::time::timeout(PATIENCE, async {
