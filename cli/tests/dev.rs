@@ -129,6 +129,20 @@ async fn interrupt(mut child: Child) -> std::process::ExitStatus {
         .unwrap()
 }
 
+/// Whether `key` holds `body` in every one of `regions`' webroots within a minute.
+async fn arrives(webroots: &Path, regions: &[&str], key: &str, body: &[u8]) -> bool {
+    tokio::time::timeout(Duration::from_secs(60), async {
+        while !regions
+            .iter()
+            .all(|r| std::fs::read(webroots.join(r).join(key)).ok().as_deref() == Some(body))
+        {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    })
+    .await
+    .is_ok()
+}
+
 async fn status_json(dir: &Path) -> Fleet {
     let out = flotilla(dir)
         .args(["status", "--output", "json"])
@@ -227,23 +241,14 @@ async fn the_local_demo_deploys_three_regions_and_resumes_after_ctrl_c() {
         "<p>hello from London</p>",
     )
     .unwrap();
-    let arrived = tokio::time::timeout(Duration::from_secs(60), async {
-        loop {
-            let there = ["nl-ams", "ch-gva-2"].iter().all(|r| {
-                std::fs::read(webroots.join(r).join("news/today.html"))
-                    .ok()
-                    .as_deref()
-                    == Some(b"<p>hello from London</p>".as_slice())
-            });
-            if there {
-                return;
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-    })
-    .await;
     assert!(
-        arrived.is_ok(),
+        arrives(
+            &webroots,
+            &["nl-ams", "ch-gva-2"],
+            "news/today.html",
+            b"<p>hello from London</p>"
+        )
+        .await,
         "the file never reached the other regions' webroots"
     );
 
@@ -304,23 +309,14 @@ async fn the_local_demo_deploys_three_regions_and_resumes_after_ctrl_c() {
     let fleet = status_json(dir.path()).await;
     assert_eq!(healthy(&fleet), before, "the same machines after a restart");
     std::fs::write(webroots.join("nl-ams/news/later.html"), "<p>from Amsterdam</p>").unwrap();
-    let arrived = tokio::time::timeout(Duration::from_secs(60), async {
-        loop {
-            let there = ["gb-lon", "ch-gva-2"].iter().all(|r| {
-                std::fs::read(webroots.join(r).join("news/later.html"))
-                    .ok()
-                    .as_deref()
-                    == Some(b"<p>from Amsterdam</p>".as_slice())
-            });
-            if there {
-                return;
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-    })
-    .await;
     assert!(
-        arrived.is_ok(),
+        arrives(
+            &webroots,
+            &["gb-lon", "ch-gva-2"],
+            "news/later.html",
+            b"<p>from Amsterdam</p>"
+        )
+        .await,
         "without --demo, the file never reached the other regions' webroots"
     );
     let status = interrupt(dev).await;
