@@ -103,8 +103,9 @@ pub fn key_of(root: &Path, path: &Path) -> Option<String> {
     (!key.is_empty()).then_some(key)
 }
 
-/// The entry of a file's metadata: its size and modification time (to the second, as object stores
-/// keep it).
+/// The entry of a file's metadata: its size and modification time, as precise as the file system keeps
+/// it (comparisons with an object store's coarser times are made at the coarser precision:
+/// [`crate::plan::same_time`]).
 pub fn entry_of(meta: &std::fs::Metadata) -> Entry {
     let modified = meta
         .modified()

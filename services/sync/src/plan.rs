@@ -76,7 +76,7 @@ impl fmt::Display for Side {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Compare {
-    /// Size and modification time (to the second: object stores keep no finer).
+    /// Size and modification time (at the coarser precision of the two sides: see [`same_time`]).
     #[default]
     SizeAndTime,
     /// The checksum where both sides have one, else size and modification time.
@@ -209,14 +209,38 @@ impl Plan {
     }
 }
 
-/// Whether `x` and `y` are the same version under `compare`.
+/// Whether `x` and `y` are the same version under `compare`: equal checksums where both have one and
+/// `compare` asks for it, else equal sizes and equal modification times at the coarser precision of the
+/// two ([`same_time`]).
 pub fn same(x: &Entry, y: &Entry, compare: Compare) -> bool {
     if compare == Compare::Checksum
         && let (Some(cx), Some(cy)) = (&x.checksum, &y.checksum)
     {
         return cx == cy;
     }
-    x.size == y.size && x.modified.timestamp() == y.modified.timestamp()
+    x.size == y.size && same_time(x.modified, y.modified)
+}
+
+/// Whether two modification times are equal at the coarser precision of the two — whole seconds,
+/// milliseconds, microseconds or nanoseconds, told by the trailing zeros of each one's fraction.
+///
+/// A local file system keeps nanoseconds and an object store seconds or milliseconds, so a file and its
+/// object are compared to what the coarser keeps; but a side compared with its own base (one source, one
+/// precision) is compared exactly, so a same-size rewrite within the same second is still a change.
+pub fn same_time(x: DateTime<Utc>, y: DateTime<Utc>) -> bool {
+    /// The divisor of the precision a fraction (in nanoseconds) is kept at.
+    fn unit(nanos: u32) -> u32 {
+        [1_000_000_000, 1_000_000, 1_000]
+            .into_iter()
+            .find(|u| nanos.is_multiple_of(*u))
+            .unwrap_or(1)
+    }
+    if x.timestamp() != y.timestamp() {
+        return false;
+    }
+    let (nx, ny) = (x.timestamp_subsec_nanos(), y.timestamp_subsec_nanos());
+    let unit = unit(nx).max(unit(ny));
+    nx / unit == ny / unit
 }
 
 /// The name the losing version of `key` is kept under.

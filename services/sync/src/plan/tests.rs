@@ -190,6 +190,52 @@ fn versions_compare_by_size_and_second_or_by_checksum() {
 }
 
 #[test]
+fn times_compare_at_the_coarser_precision_of_the_two() {
+    let t = at(10);
+    let ns = |n: i64| t + chrono::Duration::nanoseconds(n);
+    // A second-precision time against finer ones: the second decides.
+    assert!(same_time(t, ns(400_000_000)));
+    assert!(same_time(ns(999_999_999), t));
+    // Milliseconds against nanoseconds: the millisecond decides.
+    assert!(same_time(ns(123_000_000), ns(123_456_789)));
+    assert!(!same_time(ns(124_000_000), ns(123_456_789)));
+    // Both at nanoseconds (a file against its own base): exact.
+    assert!(same_time(ns(123_456_789), ns(123_456_789)));
+    assert!(!same_time(ns(123_456_789), ns(123_456_790)));
+    // Another second: never the same.
+    assert!(!same_time(t, at(11)));
+}
+
+/// Chaos seed 7 (datastore-down): a webroot file rewritten with the same size within the same second as
+/// its last sync was not seen, because a side was compared with its own base to the second.
+#[test]
+fn a_same_size_rewrite_in_the_same_second_is_a_change() {
+    let synced = Entry {
+        size: 5,
+        modified: at(10) + chrono::Duration::nanoseconds(100_000_123),
+        checksum: None,
+    };
+    let rewritten = Entry {
+        modified: at(10) + chrono::Duration::nanoseconds(700_000_456),
+        ..synced.clone()
+    };
+    // b (an object store) keeps its copy at the second.
+    let stored = entry(5, 11);
+    let base = Base {
+        a: [("p5.html".to_owned(), synced)].into(),
+        b: [("p5.html".to_owned(), stored.clone())].into(),
+    };
+    let a: Manifest = [("p5.html".to_owned(), rewritten)].into();
+    let b: Manifest = [("p5.html".to_owned(), stored)].into();
+    assert_eq!(
+        lines(&plan(&a, &b, Some(&base), &Rules::default(), at(100))),
+        ["copy p5.html a → b"]
+    );
+    // Unchanged since the base: nothing, at any precision.
+    assert!(plan(&base.a, &b, Some(&base), &Rules::default(), at(100)).is_empty());
+}
+
+#[test]
 fn copies_carry_the_time_of_their_writing_and_are_still_in_step() {
     // The last pass copied x a → b: b's copy has the time of its writing, not a's.
     let a = manifest(&[("x", 5, 10)]);
