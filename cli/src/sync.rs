@@ -254,7 +254,8 @@ pub fn render(view: &SyncView) -> String {
     if view.buckets.is_empty() {
         let _ = writeln!(
             out,
-            "  no bucket passed yet (one region, or the replicator has not run)"
+            "  no bucket passed yet (one region, or every region on one datastore endpoint: nothing to \
+             replicate; or the replicator has not run)"
         );
     }
     for b in &view.buckets {

@@ -270,6 +270,28 @@ async fn the_local_demo_deploys_three_regions_and_resumes_after_ctrl_c() {
     let shown = String::from_utf8_lossy(&out.stdout).into_owned();
     assert!(shown.contains("agent dev-gb-lon (gb-lon): last push"), "{shown}");
     assert!(shown.contains("backup manual webroot-"), "{shown}");
+    // `flotilla status` holds the same under the deployment: no pass between datastores (the example's
+    // regions share one endpoint), each agent's last pull and its lag, the backup.
+    let out = flotilla(dir.path()).arg("status").output().await.unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        text.contains("  no bucket passed yet (one region, or every region on one datastore endpoint"),
+        "{text}"
+    );
+    for region in ["nl-ams", "ch-gva-2"] {
+        let agent = format!("  agent dev-{region} ({region}): ");
+        let line = text.lines().find(|l| l.starts_with(&agent));
+        assert!(
+            line.is_some_and(|l| !l.contains("last pull never") && l.contains(" ms")),
+            "status lacks the pull and lag of {region}'s agent:\n{text}"
+        );
+    }
+    assert!(
+        text.lines()
+            .any(|l| l.starts_with("  backup manual webroot-") && l.ends_with("): on 1")),
+        "status lacks the backup:\n{text}"
+    );
     // A restore from a provider the deployment has no datastore on: refused, with why.
     let out = flotilla(dir.path())
         .args(["restore", &primary.deployment, "--from", "vultr"])

@@ -30,7 +30,7 @@ use tokio::sync::mpsc;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
-use crate::chunks::{self, Options, PassReport};
+use crate::chunks::{self, Done, Options, PassReport};
 use crate::local::{self, Excludes};
 use crate::plan::{self, Action, Manifest, Side};
 use crate::replicate::Known;
@@ -353,7 +353,7 @@ impl Agent {
         local: &Manifest,
         listed: &Manifest,
         action: &Action,
-    ) -> Result<Option<plan::Entry>, String> {
+    ) -> Result<Done, String> {
         let root = self.root();
         let part = self.settings.part_size;
         let (store, bucket) = (&remote.store, remote.bucket.as_str());
@@ -381,11 +381,14 @@ impl Agent {
             } => {
                 keep(key, backup).await?;
                 let path = local::path_of(root, key).map_err(|e| e.to_string())?;
-                let size = local.get(key).map_or(0, |e| e.size);
-                Box::pin(store.put_file(bucket, key, &path, size, part))
+                let entry = local.get(key);
+                let size = entry.map_or(0, |e| e.size);
+                // The change was made when the file was last modified: every copy of it says so.
+                let origin = entry.map(|e| chunks::origin_metadata(e.modified));
+                Box::pin(store.put_file(bucket, key, &path, size, part, &origin.unwrap_or_default()))
                     .await
                     .map_err(|e| e.to_string())?;
-                Ok(None)
+                Ok(Done::default())
             }
             Action::Copy {
                 key, from: Side::B, ..
@@ -393,8 +396,8 @@ impl Agent {
                 let path = local::path_of(root, key).map_err(|e| e.to_string())?;
                 let temp = local::temp_beside(&path).map_err(|e| e.to_string())?;
                 let got = Box::pin(store.get_to_file(bucket, key, &temp)).await;
-                match got {
-                    Ok(Some(_)) => {}
+                let origin = match got {
+                    Ok(Some(moved)) => chunks::origin_of(&moved.metadata),
                     Ok(None) => {
                         let _ = std::fs::remove_file(&temp);
                         return Err("the object went away before it was pulled".into());
@@ -403,7 +406,7 @@ impl Agent {
                         let _ = std::fs::remove_file(&temp);
                         return Err(e.to_string());
                     }
-                }
+                };
                 // Never overwrite a local change made while the pass ran: the next pass sees it.
                 if !unchanged(&path, local.get(key)) {
                     let _ = std::fs::remove_file(&temp);
@@ -413,11 +416,12 @@ impl Agent {
                 }
                 // The file is the object's bytes: its checksum is the object's.
                 local::commit(&temp, &path)
-                    .map(|entry| {
-                        Some(plan::Entry {
+                    .map(|entry| Done {
+                        entry: Some(plan::Entry {
                             checksum: listed.get(key).and_then(|e| e.checksum.clone()),
                             ..entry
-                        })
+                        }),
+                        origin,
                     })
                     .map_err(|e| e.to_string())
             }
@@ -427,7 +431,7 @@ impl Agent {
                     return Err("changed in the webroot while the pass ran; compared again next pass".into());
                 }
                 local::remove(root, &path)
-                    .map(|()| None)
+                    .map(|()| Done::default())
                     .map_err(|e| e.to_string())
             }
             Action::Delete {
@@ -438,7 +442,7 @@ impl Agent {
                 keep(key, backup).await?;
                 Box::pin(store.delete(bucket, key))
                     .await
-                    .map(|()| None)
+                    .map(|()| Done::default())
                     .map_err(|e| e.to_string())
             }
             Action::KeepLoser {
@@ -449,7 +453,7 @@ impl Agent {
                 let from = local::path_of(root, key).map_err(|e| e.to_string())?;
                 let to = local::path_of(root, as_key).map_err(|e| e.to_string())?;
                 local::copy_atomic(&from, &to)
-                    .map(|()| None)
+                    .map(|()| Done::default())
                     .map_err(|e| e.to_string())
             }
             Action::KeepLoser {
@@ -460,7 +464,7 @@ impl Agent {
                 let size = listed.get(key).map_or(0, |e| e.size);
                 Box::pin(store.copy_to(bucket, key, store, bucket, as_key, size, part))
                     .await
-                    .map(|_| None)
+                    .map(|_| Done::default())
                     .map_err(|e| e.to_string())
             }
         }
@@ -478,7 +482,7 @@ impl Agent {
 
     /// Announces what a pass pushed and what it pulled.
     async fn announce(&self, remote: &Remote, pass: &PassReport) {
-        let failed: Vec<String> = pass.failed.iter().map(|(a, e)| format!("{a}: {e}")).collect();
+        let failed = pass.failed_sample();
         let held: Vec<String> = pass
             .plan
             .held_back
@@ -501,34 +505,29 @@ impl Agent {
         let none = crate::chunks::Tally::default();
         for (outcome, tallies) in events {
             let (copied, deleted) = tallies.unwrap_or((&none, &none));
+            let message = format!(
+                "{} {}: {} copied, {} deleted, {} failed",
+                self.agent.machine, outcome, copied.count, deleted.count, pass.failures
+            );
             let event = SyncApplied {
-                meta: EventMeta::new(uuid::Uuid::now_v7(), "sync"),
-                deployment: self.agent.deployment.clone(),
-                region: self.agent.region.clone(),
-                bucket: remote.bucket.clone(),
-                origin: self.agent.machine.clone(),
-                peer: None,
                 endpoint: (outcome == "pushed").then(|| remote.endpoint.clone()),
-                endpoints: Vec::new(),
-                outcome: outcome.into(),
                 copied_count: copied.count as u64,
                 deleted_count: deleted.count as u64,
-                message: format!(
-                    "{} {}: {} copied, {} deleted, {} failed",
-                    self.agent.machine, outcome, copied.count, deleted.count, pass.failures
-                ),
                 copied: copied.keys.iter().take(SYNC_EVENT_KEYS).cloned().collect(),
                 deleted: deleted.keys.iter().take(SYNC_EVENT_KEYS).cloned().collect(),
-                conflicts: pass
-                    .plan
-                    .conflicts
-                    .iter()
-                    .take(SYNC_EVENT_KEYS)
-                    .cloned()
-                    .collect(),
+                conflicts: pass.conflicts_sample(),
                 held_back: held.clone(),
-                failed: failed.iter().take(SYNC_EVENT_KEYS).cloned().collect(),
+                failed: failed.clone(),
                 changed_at: copied.oldest,
+                ..crate::announcement(
+                    EventMeta::new(uuid::Uuid::now_v7(), "sync"),
+                    &self.agent.deployment,
+                    &self.agent.region,
+                    &remote.bucket,
+                    &self.agent.machine,
+                    outcome,
+                    message,
+                )
             };
             if let Err(e) = self.publisher.publish_event(&event).await {
                 tracing::warn!(error = %e, "sync agent: an announcement was not published; the resync carries it");
@@ -611,12 +610,7 @@ impl crate::chunks::Sides for AgentSides<'_> {
         .unwrap_or(fallback)
     }
 
-    async fn apply(
-        &self,
-        action: &Action,
-        a: &Manifest,
-        b: &Manifest,
-    ) -> Result<Option<plan::Entry>, String> {
+    async fn apply(&self, action: &Action, a: &Manifest, b: &Manifest) -> Result<Done, String> {
         self.agent.apply(self.remote, a, b, action).await
     }
 

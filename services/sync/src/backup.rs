@@ -375,6 +375,7 @@ impl Backups {
                                 archive,
                                 row.size,
                                 self.settings.part_size,
+                                &flotilla_datastore::Metadata::new(),
                             ))
                             .await
                             .map_err(|e| e.to_string())?;
@@ -694,10 +695,19 @@ impl Backups {
                     let (dest, dest_bucket, files) = (&dest, &dest_bucket, &files);
                     async move {
                         let path = local::path_of(files, &k).map_err(|e| format!("{k}: {e}"))?;
-                        Box::pin(dest.put_file(dest_bucket, &k, &path, entry.size, self.settings.part_size))
-                            .await
-                            .map(|_| k.clone())
-                            .map_err(|e| format!("{k}: {e}"))
+                        // No origin: a restored file is a change made now (its write's time says so).
+                        let origin = flotilla_datastore::Metadata::new();
+                        Box::pin(dest.put_file(
+                            dest_bucket,
+                            &k,
+                            &path,
+                            entry.size,
+                            self.settings.part_size,
+                            &origin,
+                        ))
+                        .await
+                        .map(|_| k.clone())
+                        .map_err(|e| format!("{k}: {e}"))
                     }
                 })
                 .buffer_unordered(self.settings.transfers.max(1))
@@ -740,24 +750,18 @@ impl Backups {
         }
         // The region's agents pull what the restore wrote, as after any change of their datastore.
         let applied = flotilla_proto::SyncApplied {
-            endpoint: None,
             endpoints: vec![dest_endpoint.clone()],
-            meta: EventMeta::new(correlation, "sync"),
-            deployment: d.name.clone(),
-            region: region.to_owned(),
-            bucket: dest_bucket.clone(),
-            origin: "replicator".into(),
-            peer: None,
-            outcome: "restored".into(),
             copied_count: written as u64,
             copied: sample,
-            deleted: Vec::new(),
-            deleted_count: 0,
-            conflicts: Vec::new(),
-            held_back: Vec::new(),
-            failed: Vec::new(),
-            changed_at: None,
-            message: format!("{key} restored into {region}'s webroot"),
+            ..crate::announcement(
+                EventMeta::new(correlation, "sync"),
+                &d.name,
+                region,
+                &dest_bucket,
+                "replicator",
+                "restored",
+                format!("{key} restored into {region}'s webroot"),
+            )
         };
         if let Err(e) = self.publisher.publish_event(&applied).await {
             tracing::warn!(error = %e, "sync: the restore was not announced; the agents' resync carries it");

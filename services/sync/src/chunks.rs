@@ -21,6 +21,35 @@ use crate::store::{BaseRow, Exact, PairKey, SyncStore};
 /// How many actions a report keeps to show (every one in a dry run), and keys an event lists.
 pub const SAMPLE: usize = flotilla_proto::SYNC_EVENT_KEYS;
 
+/// The user metadata that tells when a webroot change was first made (RFC 3339): the agent that pushes the
+/// change sets it from the file's modification time, and every copy keeps it
+/// ([`flotilla_datastore::Datastore::copy_to`]), so that the lag of each hop is measured from the change
+/// itself, not from the hop before.
+pub const ORIGIN: &str = "flotilla-changed";
+
+/// The metadata naming `changed` as a change's origin ([`ORIGIN`]).
+pub fn origin_metadata(changed: DateTime<Utc>) -> flotilla_datastore::Metadata {
+    [(ORIGIN.to_owned(), changed.to_rfc3339())].into()
+}
+
+/// The origin `metadata` names, if it names a valid one.
+pub fn origin_of(metadata: &flotilla_datastore::Metadata) -> Option<DateTime<Utc>> {
+    metadata
+        .get(ORIGIN)
+        .and_then(|t| DateTime::parse_from_rfc3339(t).ok())
+        .map(|t| t.with_timezone(&Utc))
+}
+
+/// What applying one action gave.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Done {
+    /// The destination's new entry, when it is known without a listing.
+    pub entry: Option<Entry>,
+    /// For a copy: when the change it carried was first made, when the source says so ([`ORIGIN`]);
+    /// else the source's modification time stands for it.
+    pub origin: Option<DateTime<Utc>>,
+}
+
 /// How a pass reads and writes its two sides.
 pub trait Sides: Sync {
     /// The next entries of `side` in key order (bytewise, as S3 lists), after those already given;
@@ -31,14 +60,13 @@ pub trait Sides: Sync {
     /// `base`, reading only new and changed files).
     fn prepare(&self, a: Manifest, base: Option<&Manifest>) -> impl Future<Output = Manifest> + Send;
 
-    /// Applies one action of a chunk whose sides are `a` and `b`; the destination's new entry when it is
-    /// known without a listing.
+    /// Applies one action of a chunk whose sides are `a` and `b`.
     fn apply(
         &self,
         action: &Action,
         a: &Manifest,
         b: &Manifest,
-    ) -> impl Future<Output = Result<Option<Entry>, String>> + Send;
+    ) -> impl Future<Output = Result<Done, String>> + Send;
 
     /// Side `side`'s entries for the keys in `(after, upto]` as it holds them now (after copies to it).
     fn relist(
@@ -56,7 +84,7 @@ pub struct Tally {
     pub count: usize,
     /// The first [`SAMPLE`] keys.
     pub keys: Vec<String>,
-    /// The earliest modification time of the sources copied (the oldest change carried: the lag).
+    /// The earliest origin of the changes copied (see [`Done::origin`]): the lag is measured from it.
     pub oldest: Option<DateTime<Utc>>,
 }
 
@@ -110,12 +138,26 @@ pub struct PassReport {
 }
 
 impl PassReport {
-    /// The modification time of the oldest change it carried (for the lag).
+    /// When the oldest change it carried was first made (for the lag).
     pub fn changed_at(&self) -> Option<DateTime<Utc>> {
         match (self.copied_to.0.oldest, self.copied_to.1.oldest) {
             (Some(x), Some(y)) => Some(x.min(y)),
             (x, y) => x.or(y),
         }
+    }
+
+    /// The first conflicts, for an announcement.
+    pub fn conflicts_sample(&self) -> Vec<String> {
+        self.plan.conflicts.iter().take(SAMPLE).cloned().collect()
+    }
+
+    /// The first failed actions with why (`<action>: <error>`), for an announcement.
+    pub fn failed_sample(&self) -> Vec<String> {
+        self.failed
+            .iter()
+            .take(SAMPLE)
+            .map(|(a, e)| format!("{a}: {e}"))
+            .collect()
     }
 
     /// Whether it planned nothing and held nothing back.
@@ -137,11 +179,11 @@ impl PassReport {
         }
     }
 
-    fn tally(&mut self, action: &Action, a: &Manifest, b: &Manifest) {
+    fn tally(&mut self, action: &Action, a: &Manifest, b: &Manifest, origin: Option<DateTime<Utc>>) {
         let side = |s: Side| if s == Side::A { a } else { b };
         match action {
             Action::Copy { key, from, .. } => {
-                let changed = side(*from).get(key).map(|e| e.modified);
+                let changed = origin.or_else(|| side(*from).get(key).map(|e| e.modified));
                 match from.other() {
                     Side::A => self.copied_to.0.add(key, changed),
                     Side::B => self.copied_to.1.add(key, changed),
@@ -333,7 +375,7 @@ async fn apply<S: Sides>(
     chunk: &Chunk,
     actions: Vec<Action>,
     transfers: usize,
-) -> (Vec<(Action, Result<Option<Entry>, String>)>, Vec<Action>) {
+) -> (Vec<(Action, Result<Done, String>)>, Vec<Action>) {
     let (losers, rest) = plan::losers_first(&actions);
     let mut results = Vec::new();
     for action in losers {
@@ -565,9 +607,9 @@ pub async fn pass<S: Sides>(
         }
         for (action, done) in results {
             match done {
-                Ok(entry) => {
+                Ok(Done { entry, origin }) => {
                     report.applied += 1;
-                    report.tally(&action, &chunk.a, &chunk.b);
+                    report.tally(&action, &chunk.a, &chunk.b, origin);
                     if let (Action::Copy { key, from, .. }, Some(entry)) = (&action, entry) {
                         match from.other() {
                             Side::A => written.a.insert(key.clone(), entry),
@@ -622,7 +664,7 @@ pub async fn pass<S: Sides>(
         if options.dry_run {
             continue;
         }
-        let results: Vec<(Action, Result<Option<Entry>, String>)> =
+        let results: Vec<(Action, Result<Done, String>)> =
             futures::stream::iter(std::mem::take(&mut deletions[i]))
                 .map(|(action, entry)| async move {
                     // The deleted object as its side listed it (for a backup copy's size).
@@ -647,7 +689,7 @@ pub async fn pass<S: Sides>(
             match done {
                 Ok(_) => {
                     report.applied += 1;
-                    report.tally(&action, &empty, &empty);
+                    report.tally(&action, &empty, &empty, None);
                     deleted_rows.push((action.key().to_owned(), None, None));
                 }
                 Err(e) => {
@@ -714,12 +756,7 @@ mod tests {
             a
         }
 
-        async fn apply(
-            &self,
-            action: &Action,
-            _a: &Manifest,
-            _b: &Manifest,
-        ) -> Result<Option<Entry>, String> {
+        async fn apply(&self, action: &Action, _a: &Manifest, _b: &Manifest) -> Result<Done, String> {
             if self.fail_copies && matches!(action, Action::Copy { .. }) {
                 return Err("503 Slow Down".into());
             }
@@ -727,7 +764,7 @@ mod tests {
                 .lock()
                 .map_err(|e| e.to_string())?
                 .push(action.to_string());
-            Ok(None)
+            Ok(Done::default())
         }
 
         async fn relist(&self, _side: Side, _after: Option<&str>, _upto: &str) -> Result<Manifest, String> {

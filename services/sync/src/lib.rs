@@ -50,6 +50,40 @@ pub const DEF: ServiceDef = ServiceDef {
     migrations: Some(store::migrations),
 };
 
+/// An announcement of `outcome` by `origin` (an agent's machine, or `replicator`) about `bucket` of
+/// `region`, saying `message`, with nothing copied, deleted, held back or failed: each announcer (the
+/// agent's pass, the replicator's, a restore, a failed pass) fills in what it has.
+pub(crate) fn announcement(
+    meta: flotilla_proto::EventMeta,
+    deployment: &str,
+    region: &str,
+    bucket: &str,
+    origin: &str,
+    outcome: &str,
+    message: String,
+) -> flotilla_proto::SyncApplied {
+    flotilla_proto::SyncApplied {
+        meta,
+        deployment: deployment.to_owned(),
+        region: region.to_owned(),
+        bucket: bucket.to_owned(),
+        origin: origin.to_owned(),
+        peer: None,
+        endpoint: None,
+        endpoints: Vec::new(),
+        outcome: outcome.to_owned(),
+        copied_count: 0,
+        deleted_count: 0,
+        copied: Vec::new(),
+        deleted: Vec::new(),
+        conflicts: Vec::new(),
+        held_back: Vec::new(),
+        failed: Vec::new(),
+        changed_at: None,
+        message,
+    }
+}
+
 /// The `failed` event of a pass that failed as a whole (nothing copied or deleted), by `origin` (an agent's
 /// machine, or `replicator` with the hub's region as `peer`); the error redacted and bounded.
 pub(crate) fn failed_pass(
@@ -64,28 +98,22 @@ pub(crate) fn failed_pass(
         "the pass: {}",
         flotilla_bus::redact::redact_and_truncate(error, 1024)
     );
+    let message = match peer {
+        Some(hub) => format!("{bucket} between {hub} and {region}: failed, nothing applied: {why}"),
+        None => format!("{origin} ({region}): failed, nothing applied: {why}"),
+    };
     flotilla_proto::SyncApplied {
-        meta: flotilla_proto::EventMeta::new(uuid::Uuid::now_v7(), "sync"),
-        deployment: deployment.to_owned(),
-        region: region.to_owned(),
-        bucket: bucket.to_owned(),
-        origin: origin.to_owned(),
         peer: peer.map(str::to_owned),
-        endpoint: None,
-        endpoints: Vec::new(),
-        outcome: "failed".into(),
-        copied_count: 0,
-        deleted_count: 0,
-        copied: Vec::new(),
-        deleted: Vec::new(),
-        conflicts: Vec::new(),
-        held_back: Vec::new(),
-        message: match peer {
-            Some(hub) => format!("{bucket} between {hub} and {region}: failed, nothing applied: {why}"),
-            None => format!("{origin} ({region}): failed, nothing applied: {why}"),
-        },
         failed: vec![why],
-        changed_at: None,
+        ..announcement(
+            flotilla_proto::EventMeta::new(uuid::Uuid::now_v7(), "sync"),
+            deployment,
+            region,
+            bucket,
+            origin,
+            "failed",
+            message,
+        )
     }
 }
 

@@ -7,9 +7,9 @@
 //! old base and is planned again the same way next pass.
 
 use chrono::{DateTime, Utc};
-use flotilla_datastore::{Datastore, DatastoreError, Listing, ObjectInfo};
+use flotilla_datastore::{Datastore, DatastoreError, Listing, Moved, ObjectInfo};
 
-use crate::chunks::{self, Options, Sides};
+use crate::chunks::{self, Done, Options, Sides, origin_of};
 use crate::plan::{self, Action, Entry, Manifest, Rules, Side};
 use crate::store::{PairKey, SyncStore};
 
@@ -114,7 +114,7 @@ impl PairSides<'_, '_> {
         to: Side,
         to_key: &str,
         size: u64,
-    ) -> Result<(), DatastoreError> {
+    ) -> Result<Moved, DatastoreError> {
         // Boxed: a copy's future is large (retries, parts), and a pass awaits many.
         Box::pin(self.pair.side(from).copy_to(
             self.pair.bucket,
@@ -126,7 +126,6 @@ impl PairSides<'_, '_> {
             self.part_size,
         ))
         .await
-        .map(drop)
     }
 }
 
@@ -153,37 +152,40 @@ impl Sides for PairSides<'_, '_> {
         a
     }
 
-    async fn apply(&self, action: &Action, a: &Manifest, b: &Manifest) -> Result<Option<Entry>, String> {
+    async fn apply(&self, action: &Action, a: &Manifest, b: &Manifest) -> Result<Done, String> {
         let sides = |s: Side| if s == Side::A { a } else { b };
         let done = match action {
             Action::KeepLoser { key, on, as_key } => {
                 let size = sides(*on).get(key).map_or(0, |e| e.size);
-                self.copy(*on, key, *on, as_key, size).await
+                self.copy(*on, key, *on, as_key, size)
+                    .await
+                    .map(|_| Done::default())
             }
             Action::Copy { key, from, backup } => {
                 let to = from.other();
-                let mut done = Ok(());
                 if let (Some(backup), Some(old)) = (backup, sides(to).get(key)) {
-                    done = self.copy(to, key, to, backup, old.size).await;
+                    self.copy(to, key, to, backup, old.size)
+                        .await
+                        .map_err(|e| e.to_string())?;
                 }
                 let size = sides(*from).get(key).map_or(0, |e| e.size);
-                match done {
-                    Ok(()) => self.copy(*from, key, to, key, size).await,
-                    Err(e) => Err(e),
-                }
+                self.copy(*from, key, to, key, size).await.map(|moved| Done {
+                    entry: None,
+                    origin: origin_of(&moved.metadata),
+                })
             }
             Action::Delete { key, on, backup } => {
-                let mut done = Ok(());
                 if let (Some(backup), Some(old)) = (backup, sides(*on).get(key)) {
-                    done = self.copy(*on, key, *on, backup, old.size).await;
+                    self.copy(*on, key, *on, backup, old.size)
+                        .await
+                        .map_err(|e| e.to_string())?;
                 }
-                match done {
-                    Ok(()) => Box::pin(self.pair.side(*on).delete(self.pair.bucket, key)).await,
-                    Err(e) => Err(e),
-                }
+                Box::pin(self.pair.side(*on).delete(self.pair.bucket, key))
+                    .await
+                    .map(|()| Done::default())
             }
         };
-        done.map(|()| None).map_err(|e| e.to_string())
+        done.map_err(|e| e.to_string())
     }
 
     async fn relist(&self, side: Side, after: Option<&str>, upto: &str) -> Result<Manifest, String> {

@@ -512,52 +512,43 @@ impl Replicator {
         .into_iter()
         .flatten()
         .collect();
+        let message = format!(
+            "{bucket} between {} and {}: {} applied, {} failed{}",
+            hub.region,
+            spoke.region,
+            report.applied,
+            report.failures,
+            if report.plan.held_back.is_empty() {
+                ""
+            } else {
+                ", deletions held back"
+            }
+        );
         let event = SyncApplied {
-            endpoint: None,
             endpoints,
-            meta: EventMeta::new(uuid::Uuid::now_v7(), "sync"),
-            deployment: d.name.clone(),
-            region: spoke.region.clone(),
-            bucket: bucket.to_owned(),
-            origin: "replicator".into(),
             peer: Some(hub.region.clone()),
-            outcome: outcome.into(),
             copied_count: (to_hub.count + to_spoke.count) as u64,
             deleted_count: (on_hub.count + on_spoke.count) as u64,
             copied: copied.into_iter().take(SYNC_EVENT_KEYS).collect(),
             deleted: deleted.into_iter().take(SYNC_EVENT_KEYS).collect(),
-            conflicts: report
-                .plan
-                .conflicts
-                .iter()
-                .take(SYNC_EVENT_KEYS)
-                .cloned()
-                .collect(),
+            conflicts: report.conflicts_sample(),
             held_back: report
                 .plan
                 .held_back
                 .iter()
                 .map(|(s, why)| format!("on {}: {why}", region_of(*s)))
                 .collect(),
-            failed: report
-                .failed
-                .iter()
-                .take(SYNC_EVENT_KEYS)
-                .map(|(a, e)| format!("{a}: {e}"))
-                .collect(),
+            failed: report.failed_sample(),
             changed_at: report.changed_at(),
-            message: format!(
-                "{bucket} between {} and {}: {} applied, {} failed{}",
-                hub.region,
-                spoke.region,
-                report.applied,
-                report.failures,
-                if report.plan.held_back.is_empty() {
-                    ""
-                } else {
-                    ", deletions held back"
-                }
-            ),
+            ..crate::announcement(
+                EventMeta::new(uuid::Uuid::now_v7(), "sync"),
+                &d.name,
+                &spoke.region,
+                bucket,
+                "replicator",
+                outcome,
+                message,
+            )
         };
         if let Err(e) = self.publisher.publish_event(&event).await {
             tracing::warn!(deployment = %d.name, error = %e, "sync: the event of a pass was not published");

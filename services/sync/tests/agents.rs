@@ -1,8 +1,9 @@
 //! Webroots in step across three regions on three providers (the simulator's S3), two agents per region
 //! and the replicator, all through a private NATS: a file written in one webroot appears in the five
 //! others; a modification and a deletion likewise; excluded paths stay where they are; a conflicting edit
-//! in two regions keeps both versions; a restarted agent catches up before it is ready; and every change
-//! is announced.
+//! in two regions keeps both versions; a restarted agent catches up before it is ready; every change is
+//! announced, its lag measured from the change itself; and the asset and multi-region buckets are kept
+//! equal like the webroot's.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -339,4 +340,138 @@ async fn overwritten_and_deleted_objects_are_kept_under_the_backup_prefix() {
     for m in ["lon-ws-1", "ams-ws-1"] {
         h.stop_agent(m).await;
     }
+}
+
+/// The lag of every hop is measured from the change itself — the file's modification time in the webroot
+/// it was made in, which every copy carries as object metadata — not from the hop before: a file last
+/// modified an hour ago shows an hour's lag in the replicator's pass to another region and in the agents
+/// pulling it, in that region and in its own.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn lag_is_measured_from_the_change_not_from_the_hop_before() {
+    let mut h = Harness::start().await;
+    h.start_replicator().await;
+    for (region, machine) in [(0, "lon-ws-1"), (0, "lon-ws-2"), (2, "gva-ws-1")] {
+        h.start_agent(region, machine).await;
+    }
+    // Made an hour ago elsewhere, then moved into the webroot whole (a rename keeps the time).
+    let made = std::time::SystemTime::now() - std::time::Duration::from_secs(3600);
+    let outside = h.dir.path().join("made-earlier.html");
+    std::fs::write(&outside, b"<p>an hour old</p>").unwrap();
+    std::fs::File::options()
+        .write(true)
+        .open(&outside)
+        .unwrap()
+        .set_modified(made)
+        .unwrap();
+    std::fs::rename(&outside, h.webroot("lon-ws-1").join("old.html")).unwrap();
+    h.until_all("a file made an hour ago", |t| t.contains_key("old.html"))
+        .await;
+
+    let hour = 3_600_000;
+    let gva = h.deployment.regions[2].name.clone();
+    let mut view = h.show().await;
+    for _ in 0..100 {
+        let pulled = |m: &str| view.agents.iter().any(|a| a.machine == m && a.lag_ms.is_some());
+        if pulled("lon-ws-2") && pulled("gva-ws-1") {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        view = h.show().await;
+    }
+    for machine in ["lon-ws-2", "gva-ws-1"] {
+        let agent = view.agents.iter().find(|a| a.machine == machine);
+        let lag = agent.and_then(|a| a.lag_ms).unwrap_or_default();
+        assert!(
+            lag >= hour,
+            "{machine}: lag {lag} ms, from the hop before: {view:#?}"
+        );
+    }
+    let pass = view
+        .buckets
+        .iter()
+        .find(|b| b.region == gva && b.bucket.ends_with("webroot-sync"));
+    let lag = pass.and_then(|b| b.lag_ms).unwrap_or_default();
+    assert!(lag >= hour, "{gva}: lag {lag} ms, from the hop before: {view:#?}");
+    for m in ["lon-ws-1", "lon-ws-2", "gva-ws-1"] {
+        h.stop_agent(m).await;
+    }
+}
+
+/// The buckets beside the webroot's: a region persisting its assets to the datastore gets one bucket per
+/// mounted directory (`<site>-assets-<dir>`), and every deployment the multi-region bucket; the replicator
+/// keeps each equal across the regions' datastores on three providers like the webroot's — an object
+/// written in any region reaches the others, a deletion follows — when a replication run is asked for
+/// (these buckets are written through mounts and scripts, which announce nothing).
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn asset_and_multi_region_buckets_are_kept_equal_across_regions() {
+    let mut d = common::deployment();
+    d.regions[1].persist_assets = true;
+    d.regions[1].directories_to_mount = vec!["wp-content/uploads".into()];
+    let mut h = Harness::start_with(d).await;
+    let assets = h.deployment.bucket("assets-wp-content-uploads");
+    let multi = h.deployment.bucket("multi-region");
+    let buckets = flotilla_sync::replicator::buckets(&h.deployment);
+    assert!(
+        buckets.contains(&assets) && buckets.contains(&multi),
+        "{buckets:?}"
+    );
+    h.start_replicator().await;
+    let stores: Vec<_> = (0..3).map(|i| h.datastore(i)).collect();
+    let run = || flotilla_proto::ReconcileSync {
+        meta: flotilla_proto::CommandMeta::new("test"),
+        deployment: h.deployment.name.clone(),
+        region: h.deployment.regions[0].name.clone(),
+    };
+    let everywhere = |bucket: String, key: &'static str, there: bool| {
+        let stores = stores.clone();
+        async move {
+            tokio::time::timeout(common::PATIENCE, async {
+                loop {
+                    let mut all = true;
+                    for s in &stores {
+                        all &= s.get(&bucket, key).await.ok().flatten().is_some() == there;
+                    }
+                    if all {
+                        return;
+                    }
+                    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+                }
+            })
+            .await
+            .unwrap_or_else(|_| panic!("{bucket}/{key} present {there} everywhere: never"));
+        }
+    };
+    // An upload in Amsterdam, a marker in Geneva, once the replicator has made the buckets.
+    let put = |store: usize, bucket: String, key: &'static str, body: &'static str| {
+        let store = stores[store].clone();
+        async move {
+            tokio::time::timeout(common::PATIENCE, async {
+                while store.put(&bucket, key, body.into()).await.is_err() {
+                    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+                }
+            })
+            .await
+            .unwrap_or_else(|_| panic!("{bucket}: never made"));
+        }
+    };
+    put(1, assets.clone(), "2026/12/cat.jpg", "jpeg").await;
+    put(1, assets.clone(), "2026/12/dog.jpg", "jpeg too").await;
+    put(2, multi.clone(), "markers/ch-gva-2", "up").await;
+    h.command(&run()).await;
+    everywhere(assets.clone(), "2026/12/cat.jpg", true).await;
+    everywhere(multi.clone(), "markers/ch-gva-2", true).await;
+    for s in &stores {
+        assert_eq!(
+            s.get(&assets, "2026/12/cat.jpg").await.unwrap().as_deref(),
+            Some(&b"jpeg"[..])
+        );
+    }
+    // A deletion in London (the hub) reaches the others. (Not of the last object: an empty listing is
+    // never believed, see `plan::guard`.)
+    everywhere(assets.clone(), "2026/12/dog.jpg", true).await;
+    stores[0].delete(&assets, "2026/12/cat.jpg").await.unwrap();
+    h.command(&run()).await;
+    everywhere(assets.clone(), "2026/12/cat.jpg", false).await;
+    everywhere(assets, "2026/12/dog.jpg", true).await;
+    h.stop_replicator().await;
 }

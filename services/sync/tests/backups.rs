@@ -3,7 +3,7 @@
 //! a restore reads the datastores themselves, skips a corrupted copy by its checksum, and takes the
 //! backup from the second provider when the first is gone — the restored files reach every webroot;
 //! retention keeps the newest complete backups, so an endpoint missing a new one keeps its old one; two
-//! backups asked for within a second are two archives.
+//! backups asked for within a second are two archives; scheduled backups are taken when due, once each.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -337,4 +337,89 @@ async fn a_restore_at_a_time_takes_the_newest_backup_taken_by_then() {
     .await;
     h.stop_replicator().await;
     h.stop_agent("lon-ws-1").await;
+}
+
+/// Scheduled backups, as the original toolkit's crontab places them, asked at chosen times (the
+/// replicator asks at the real time, and runs again at the next slot the answer names): at 02:35 on
+/// Sunday 1 November the daily backup is due and taken, once, on every datastore, into the period's own
+/// bucket; asked again at the same time (a redelivery, another replica, a restart) nothing is taken
+/// twice; at 03:03 the hourly one, at 03:31 the weekly one — and the hourly one is not taken again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn scheduled_backups_are_taken_when_due_once_each_on_every_datastore() {
+    use chrono::TimeZone;
+    let h = Harness::start().await;
+    let d = h.deployment.clone();
+    // The site in the home region's webroot-sync bucket (what an archive is made of).
+    let home = h.datastore(0);
+    let bucket = d.bucket("webroot-sync");
+    home.ensure_bucket(&bucket).await.unwrap();
+    home.put(
+        &bucket,
+        "index.php",
+        Bytes::from_static(b"<?php // the front page"),
+    )
+    .await
+    .unwrap();
+
+    let db = flotilla_integration_tests::TestDb::sqlite().await;
+    let (sqlite, postgres) = flotilla_sync::store::migrations();
+    db.store.migrate_with(sqlite, postgres).await.unwrap();
+    let mut settings = h.settings("scheduler").service;
+    settings.backups.scheduled = true;
+    let backups = flotilla_sync::backup::Backups::new(
+        settings,
+        flotilla_clouds::Clouds::new(h.sim.cloud_settings(), None),
+        flotilla_sync::store::SyncStore::new(db.store.clone()),
+        flotilla_bus::Publisher::new(h.client.clone(), flotilla_bus::PublishConfig::default()),
+        h.dir.path().join("scheduler-work"),
+        std::sync::Arc::new(flotilla_sync::stamps::StampSource::new(
+            h.topology.clone(),
+            flotilla_bus::TopologyConfig::default(),
+            "test",
+        )),
+    );
+    let at = |h: u32, m: u32| chrono::Utc.with_ymd_and_hms(2026, 11, 1, h, m, 0).unwrap();
+    let periods = || async {
+        let mut p: Vec<(String, usize)> = backups
+            .view(&d.name)
+            .await
+            .into_iter()
+            .map(|b| (b.period, b.written.len()))
+            .collect();
+        p.sort();
+        p
+    };
+
+    // 02:35: the daily one (02:30) is due; the next slot is the hourly one at 03:02.
+    assert_eq!(backups.scheduled(&d, at(2, 35)).await, Some(at(3, 2)));
+    assert_eq!(periods().await, [("daily".to_owned(), 3)]);
+    for i in 0..3 {
+        let archives = h.datastore(i).list(&d.bucket("daily"), "").await.unwrap();
+        assert!(
+            archives.iter().any(|o| o.key.ends_with(".tar.gz")),
+            "datastore {i}: {archives:?}"
+        );
+    }
+    let written = h
+        .event("the daily backup announced", backup_event(&h, "written"))
+        .await;
+    assert_eq!(written.bucket, d.bucket("daily"));
+    // Asked again at the same time: nothing more.
+    backups.scheduled(&d, at(2, 35)).await;
+    assert_eq!(periods().await, [("daily".to_owned(), 3)]);
+    // 03:03: the hourly one; 03:31: the weekly one (Sunday), not the hourly one again.
+    backups.scheduled(&d, at(3, 3)).await;
+    assert_eq!(
+        periods().await,
+        [("daily".to_owned(), 3), ("hourly".to_owned(), 3)]
+    );
+    backups.scheduled(&d, at(3, 31)).await;
+    assert_eq!(
+        periods().await,
+        [
+            ("daily".to_owned(), 3),
+            ("hourly".to_owned(), 3),
+            ("weekly".to_owned(), 3)
+        ]
+    );
 }

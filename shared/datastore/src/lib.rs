@@ -65,4 +65,4 @@ pub use endpoint::{DEFAULT_REGION, EndpointConfig, EndpointError};
 pub use error::{DatastoreError, FailureKind, RequestFailure};
 pub use options::{DatastoreOptions, RetryPolicy};
 pub use set::{DatastoreSet, PutReport, WriteReport};
-pub use store::{Datastore, Listing, MIN_PART_SIZE, ObjectInfo, etag_of_file, normal_etag};
+pub use store::{Datastore, Listing, MIN_PART_SIZE, Metadata, Moved, ObjectInfo, etag_of_file, normal_etag};

@@ -54,6 +54,19 @@ impl Timeouts {
 /// The smallest part of a multipart upload S3 accepts (all but the last part).
 pub const MIN_PART_SIZE: u64 = 5 * 1024 * 1024;
 
+/// An object's user metadata (`x-amz-meta-<name>` headers), by name (lower case, without the prefix).
+pub type Metadata = std::collections::HashMap<String, String>;
+
+/// What [`Datastore::get_to_file`] and [`Datastore::copy_to`] moved: the bytes, and the source object's
+/// user metadata.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Moved {
+    /// Bytes written.
+    pub size: u64,
+    /// The source object's user metadata.
+    pub metadata: Metadata,
+}
+
 /// The entity tag S3 gives the file at `path` (`size` bytes) once this crate wrote it with `part_size`
 /// ([`Datastore::put_file`], [`Datastore::copy_to`]): the MD5 of its bytes, hex, when it is one part;
 /// otherwise the MD5 of its parts' MD5s followed by `-<parts>`. Read in blocks, never held whole.
@@ -202,6 +215,17 @@ impl Datastore {
     /// Reads an object; `None` when the key does not exist. A missing bucket is an error
     /// ([`FailureKind::NotFound`]).
     pub async fn get(&self, bucket: &str, key: &str) -> Result<Option<Bytes>, DatastoreError> {
+        Ok(Box::pin(self.get_with_metadata(bucket, key))
+            .await?
+            .map(|(body, _)| body))
+    }
+
+    /// [`Datastore::get`], with the object's user metadata.
+    pub async fn get_with_metadata(
+        &self,
+        bucket: &str,
+        key: &str,
+    ) -> Result<Option<(Bytes, Metadata)>, DatastoreError> {
         let operation = format!("GetObject {bucket}/{key}");
         let result = self
             .with_retry(&operation, || async {
@@ -215,6 +239,7 @@ impl Datastore {
                     .content_length()
                     .and_then(|n| u64::try_from(n).ok())
                     .unwrap_or(0);
+                let metadata = output.metadata().cloned().unwrap_or_default();
                 let body = self
                     .timed(&operation, size, async {
                         output.body.collect().await.map_err(|e| {
@@ -222,11 +247,11 @@ impl Datastore {
                         })
                     })
                     .await?;
-                Ok(body.into_bytes())
+                Ok((body.into_bytes(), metadata))
             })
             .await;
         match result {
-            Ok(bytes) => Ok(Some(bytes)),
+            Ok(got) => Ok(Some(got)),
             Err(e) if e.is_not_found() && !is_missing_bucket(&e) => Ok(None),
             Err(e) => Err(e),
         }
@@ -234,14 +259,27 @@ impl Datastore {
 
     /// Writes an object (unconditionally: no `If-None-Match`/`If-Match`).
     pub async fn put(&self, bucket: &str, key: &str, body: Bytes) -> Result<(), DatastoreError> {
+        self.put_with_metadata(bucket, key, body, &Metadata::new()).await
+    }
+
+    /// [`Datastore::put`], with user metadata (none when `metadata` is empty).
+    pub async fn put_with_metadata(
+        &self,
+        bucket: &str,
+        key: &str,
+        body: Bytes,
+        metadata: &Metadata,
+    ) -> Result<(), DatastoreError> {
         let operation = format!("PutObject {bucket}/{key}");
         let size = u64::try_from(body.len()).unwrap_or(u64::MAX);
+        let metadata = (!metadata.is_empty()).then(|| metadata.clone());
         self.with_retry(&operation, || async {
             let request = self
                 .client
                 .put_object()
                 .bucket(bucket)
                 .key(key)
+                .set_metadata(metadata.clone())
                 .body(ByteStream::from(body.clone()))
                 .send();
             self.timed(&operation, size, async {
@@ -260,7 +298,8 @@ impl Datastore {
     /// in memory whatever the object's size: an object larger than one part is read by ranges and written
     /// as a multipart upload (each part retried on its own; the upload aborted if a part cannot be
     /// written), a smaller one is one read and one write. `part_size` is at least 5 MiB, S3's smallest
-    /// part. Returns the bytes copied.
+    /// part. The copy keeps the source's user metadata (as S3's own copy does); returns the bytes copied and
+    /// that metadata.
     #[allow(clippy::too_many_arguments)]
     pub async fn copy_to(
         &self,
@@ -271,35 +310,68 @@ impl Datastore {
         to_key: &str,
         size: u64,
         part_size: u64,
-    ) -> Result<u64, DatastoreError> {
+    ) -> Result<Moved, DatastoreError> {
         let part_size = part_size.max(MIN_PART_SIZE);
+        let gone = || {
+            self.failure(
+                &format!("GetObject {bucket}/{key}"),
+                FailureKind::NotFound,
+                Some(404),
+                None,
+                "the object went away before it was copied",
+            )
+        };
         if size <= part_size {
-            let body = self.get(bucket, key).await?.ok_or_else(|| {
-                self.failure(
-                    &format!("GetObject {bucket}/{key}"),
-                    FailureKind::NotFound,
-                    Some(404),
-                    None,
-                    "the object went away before it was copied",
-                )
-            })?;
+            // Boxed: the SDK's futures are large, and this one is awaited inside others.
+            let (body, metadata) = Box::pin(self.get_with_metadata(bucket, key))
+                .await?
+                .ok_or_else(gone)?;
             let copied = u64::try_from(body.len()).unwrap_or(u64::MAX);
-            target.put(to_bucket, to_key, body).await?;
-            return Ok(copied);
+            Box::pin(target.put_with_metadata(to_bucket, to_key, body, &metadata)).await?;
+            return Ok(Moved {
+                size: copied,
+                metadata,
+            });
         }
+        let metadata = Box::pin(self.head_metadata(bucket, key))
+            .await?
+            .ok_or_else(gone)?;
         // Boxed: the parts' futures are large, and this one is awaited inside others.
         Box::pin(
-            target.multipart(to_bucket, to_key, size, part_size, |start, len| {
+            target.multipart(to_bucket, to_key, size, part_size, &metadata, |start, len| {
                 self.get_range(bucket, key, start, len)
             }),
         )
         .await
-        .map(|()| size)
+        .map(|()| Moved { size, metadata })
+    }
+
+    /// The user metadata of `key` of `bucket` (a `HeadObject`); `None` when the key does not exist.
+    async fn head_metadata(&self, bucket: &str, key: &str) -> Result<Option<Metadata>, DatastoreError> {
+        let operation = format!("HeadObject {bucket}/{key}");
+        let result = self
+            .with_retry(&operation, || async {
+                let request = self.client.head_object().bucket(bucket).key(key).send();
+                self.timed(&operation, 0, async {
+                    request
+                        .await
+                        .map(|o| o.metadata().cloned().unwrap_or_default())
+                        .map_err(|e| self.sdk_failure(&operation, e))
+                })
+                .await
+            })
+            .await;
+        match result {
+            Ok(m) => Ok(Some(m)),
+            Err(e) if e.is_not_found() && !is_missing_bucket(&e) => Ok(None),
+            Err(e) => Err(e),
+        }
     }
 
     /// Writes the file at `path`, `size` bytes long, as `key` of `bucket`, holding at most one part of
     /// `part_size` bytes in memory: a file larger than one part is written as a multipart upload. A file
     /// that changes length while it is read fails the write (a local error), and nothing is left behind.
+    /// The object gets `metadata` as its user metadata.
     pub async fn put_file(
         &self,
         bucket: &str,
@@ -307,6 +379,7 @@ impl Datastore {
         path: &std::path::Path,
         size: u64,
         part_size: u64,
+        metadata: &Metadata,
     ) -> Result<u64, DatastoreError> {
         let part_size = part_size.max(MIN_PART_SIZE);
         if size <= part_size {
@@ -320,12 +393,14 @@ impl Datastore {
                     ),
                 });
             }
-            self.put(bucket, key, Bytes::from(body)).await?;
+            Box::pin(self.put_with_metadata(bucket, key, Bytes::from(body), metadata)).await?;
             return Ok(size);
         }
-        Box::pin(self.multipart(bucket, key, size, part_size, |start, len| {
-            read_range(path, start, len)
-        }))
+        Box::pin(
+            self.multipart(bucket, key, size, part_size, metadata, |start, len| {
+                read_range(path, start, len)
+            }),
+        )
         .await
         .map(|()| size)
     }
@@ -333,13 +408,13 @@ impl Datastore {
     /// Reads `key` of `bucket` into a new file at `path` (created or truncated), streamed: at most one
     /// chunk of the answer is held in memory. `None` (and no file written) when the key does not exist.
     /// The file is flushed to disk before this returns; write it under a temporary name and rename it, so
-    /// that no reader ever sees half of it.
+    /// that no reader ever sees half of it. Returns the bytes written and the object's user metadata.
     pub async fn get_to_file(
         &self,
         bucket: &str,
         key: &str,
         path: &std::path::Path,
-    ) -> Result<Option<u64>, DatastoreError> {
+    ) -> Result<Option<Moved>, DatastoreError> {
         use tokio::io::AsyncWriteExt;
         let operation = format!("GetObject {bucket}/{key}");
         let result = self
@@ -354,6 +429,7 @@ impl Datastore {
                     .content_length()
                     .and_then(|n| u64::try_from(n).ok())
                     .unwrap_or(0);
+                let metadata = output.metadata().cloned().unwrap_or_default();
                 let mut file = tokio::fs::File::create(path).await.map_err(|e| local(path, &e))?;
                 let mut written = 0u64;
                 self.timed(&operation, size, async {
@@ -376,11 +452,14 @@ impl Datastore {
                         &format!("the answer said {size} bytes and carried {written}"),
                     ));
                 }
-                Ok(written)
+                Ok(Moved {
+                    size: written,
+                    metadata,
+                })
             })
             .await;
         match result {
-            Ok(n) => Ok(Some(n)),
+            Ok(moved) => Ok(Some(moved)),
             Err(e) if e.is_not_found() && !is_missing_bucket(&e) => Ok(None),
             Err(e) => Err(e),
         }
@@ -436,13 +515,14 @@ impl Datastore {
 
     /// Writes `key` of `bucket` here as a multipart upload of `size` bytes, part by part, each part's
     /// bytes from `read(start, len)` (each part retried on its own; the upload aborted if a part cannot
-    /// be read or written).
+    /// be read or written), with `metadata` as its user metadata.
     async fn multipart<R, F>(
         &self,
         bucket: &str,
         key: &str,
         size: u64,
         part_size: u64,
+        metadata: &Metadata,
         mut read: R,
     ) -> Result<(), DatastoreError>
     where
@@ -450,6 +530,7 @@ impl Datastore {
         F: Future<Output = Result<Bytes, DatastoreError>>,
     {
         let operation = format!("CreateMultipartUpload {bucket}/{key}");
+        let metadata = (!metadata.is_empty()).then(|| metadata.clone());
         let created = self
             .with_retry(&operation, || async {
                 let request = self
@@ -457,6 +538,7 @@ impl Datastore {
                     .create_multipart_upload()
                     .bucket(bucket)
                     .key(key)
+                    .set_metadata(metadata.clone())
                     .send();
                 self.timed(&operation, 0, async {
                     request.await.map_err(|e| self.sdk_failure(&operation, e))

@@ -24,7 +24,10 @@ async fn objects_are_copied_across_endpoints_part_by_part() {
     // 12 MiB and 3 bytes: three parts of 5 MiB, 5 MiB and 2 MiB + 3 bytes, each byte telling its offset.
     let size = 12 * 1024 * 1024 + 3;
     let big: Vec<u8> = (0..size).map(|i: usize| (i % 251) as u8).collect();
-    from.put(&bucket, "assets/video.mp4", big.clone().into())
+    // The source's user metadata goes with every copy (as S3's own copy keeps it).
+    let meta: flotilla_datastore::Metadata =
+        [("flotilla-changed".to_owned(), "2026-12-07T09:00:00Z".to_owned())].into();
+    from.put_with_metadata(&bucket, "assets/video.mp4", big.clone().into(), &meta)
         .await
         .unwrap();
     let copied = from
@@ -39,29 +42,46 @@ async fn objects_are_copied_across_endpoints_part_by_part() {
         )
         .await
         .unwrap();
-    assert_eq!(copied, size as u64);
-    let back = to.get(&bucket, "assets/video.mp4").await.unwrap().unwrap();
+    assert_eq!(copied.size, size as u64);
+    assert_eq!(copied.metadata, meta);
+    let (back, kept) = to
+        .get_with_metadata(&bucket, "assets/video.mp4")
+        .await
+        .unwrap()
+        .unwrap();
     assert!(back.len() == big.len() && back[..] == big[..], "the copy differs");
+    assert_eq!(kept, meta, "a multipart copy keeps the metadata");
 
     // Smaller than a part: one read, one write, under another name.
-    from.put(&bucket, "index.php", "<?php echo 1;".into())
+    from.put_with_metadata(&bucket, "index.php", "<?php echo 1;".into(), &meta)
         .await
         .unwrap();
-    from.copy_to(
-        &bucket,
-        "index.php",
-        to,
-        &bucket,
-        "index.php.copy",
-        13,
-        MIN_PART_SIZE,
-    )
-    .await
-    .unwrap();
+    let copied = from
+        .copy_to(
+            &bucket,
+            "index.php",
+            to,
+            &bucket,
+            "index.php.copy",
+            13,
+            MIN_PART_SIZE,
+        )
+        .await
+        .unwrap();
+    assert_eq!(copied.metadata, meta);
     assert_eq!(
-        to.get(&bucket, "index.php.copy").await.unwrap().as_deref(),
-        Some(&b"<?php echo 1;"[..])
+        to.get_with_metadata(&bucket, "index.php.copy").await.unwrap(),
+        Some((bytes::Bytes::from_static(b"<?php echo 1;"), meta.clone()))
     );
+    // Read into a file: the metadata comes back with it.
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("index.php");
+    let got = Box::pin(to.get_to_file(&bucket, "index.php.copy", &path))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!((got.size, got.metadata), (13, meta));
+    assert_eq!(std::fs::read(&path).unwrap(), b"<?php echo 1;");
 
     // The source gone: not found, nothing written.
     let e = from
@@ -91,7 +111,16 @@ async fn a_files_etag_is_known_before_it_is_written() {
         let body: Vec<u8> = (0..size).map(|j| ((j * 7 + i as u64) % 251) as u8).collect();
         std::fs::write(&path, &body).unwrap();
         let key = format!("f{i}");
-        store.put_file(&bucket, &key, &path, size, part).await.unwrap();
+        let meta: flotilla_datastore::Metadata = [("n".to_owned(), i.to_string())].into();
+        Box::pin(store.put_file(&bucket, &key, &path, size, part, &meta))
+            .await
+            .unwrap();
+        let fetched = dir.path().join(format!("g{i}"));
+        let got = Box::pin(store.get_to_file(&bucket, &key, &fetched))
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!((got.size, got.metadata), (size, meta), "size {size}");
         let listed = store.list(&bucket, &key).await.unwrap();
         let etag = listed[0].etag.as_deref().map(flotilla_datastore::normal_etag);
         let computed = flotilla_datastore::etag_of_file(&path, size, part).unwrap();

@@ -1635,9 +1635,11 @@ pub struct BucketSync {
     pub last_pass: Option<DateTime<Utc>>,
     /// Objects the last pass copied or deleted.
     pub last_applied: u64,
-    /// The lag of the last change carried: from its making to its replication, milliseconds.
+    /// The lag of the last pass's oldest change carried: from its making (in whichever webroot) to its
+    /// copy between this region's datastore and the hub's, milliseconds.
     pub lag_ms: Option<u64>,
-    /// Actions planned and not yet applied (failed or held back).
+    /// Actions the last pass planned and did not apply (failed, or deletions held back): they wait for the
+    /// next pass. A change made since the last pass is not counted; its announcement starts the next pass.
     pub pending: u64,
     /// What failed in the last pass.
     pub failed: Vec<String>,
@@ -1656,7 +1658,8 @@ pub struct AgentSync {
     pub last_push: Option<DateTime<Utc>>,
     /// Its last pull.
     pub last_pull: Option<DateTime<Utc>>,
-    /// The lag of its last pull: from the change's making to its arrival in this webroot, milliseconds.
+    /// The lag of its last pull: from the change's making (in whichever webroot) to its arrival in this
+    /// webroot, milliseconds.
     pub lag_ms: Option<u64>,
     /// Actions that failed in its last pass.
     pub failed: u64,

@@ -114,7 +114,7 @@ impl Harness {
         desired.put(&value, current.as_ref()).await.unwrap().unwrap();
     }
 
-    fn settings(&self, name: &str) -> flotilla_runtime::ServiceConfig<Settings> {
+    pub fn settings(&self, name: &str) -> flotilla_runtime::ServiceConfig<Settings> {
         let mut n = service_config::<Settings>(&self.nats, None, &self.dir.path().join("data").join(name));
         n.clouds = self.sim.cloud_settings();
         n.service.debounce = Duration::from_millis(50);
