@@ -308,12 +308,27 @@ impl Chaos {
         self.injected.push(what);
     }
 
-    /// Undoes what is due (everything when `all`).
+    /// Undoes what is due (everything when `all`). A killed service is started again no earlier than a
+    /// stopped PostgreSQL: starting a service waits until it is ready, and a service waits for its database
+    /// (`services.rs` tests that on its own), so a restart due while PostgreSQL is still down would hold
+    /// back PostgreSQL's own restart.
     async fn undo(&mut self, sys: &mut System, all: bool) {
         let now = Instant::now();
-        let (due, rest): (Vec<_>, Vec<_>) = std::mem::take(&mut self.pending)
-            .into_iter()
-            .partition(|(at, _)| all || *at <= now);
+        let postgres_back = self
+            .pending
+            .iter()
+            .filter(|(_, u)| matches!(u, Undo::StartPostgres))
+            .map(|(at, _)| *at)
+            .max();
+        let (mut due, rest): (Vec<_>, Vec<_>) =
+            std::mem::take(&mut self.pending)
+                .into_iter()
+                .partition(|(at, u)| {
+                    all || (*at <= now
+                        && (!matches!(u, Undo::Start(..)) || postgres_back.is_none_or(|p| p <= now)))
+                });
+        // PostgreSQL and the providers first, then the services.
+        due.sort_by_key(|(_, u)| matches!(u, Undo::Start(..)));
         self.pending = rest;
         for (_, undo) in due {
             match undo {

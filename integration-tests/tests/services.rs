@@ -350,3 +350,43 @@ async fn ready_turns_unavailable_when_nats_goes_away() {
         .await
         .expect("stops even without NATS");
 }
+
+/// A service started while its PostgreSQL is down (a database host restarting, `docker compose up`
+/// starting everything at once) waits for it, as it waits for JetStream, and serves once it is back:
+/// it does not exit. (A chaos run restarted both dns replicas while PostgreSQL was stopped, and the
+/// replicas gave up after the pool's 10 s.)
+#[tokio::test]
+async fn a_service_started_while_its_database_is_down_waits_for_it() {
+    init_logging();
+    let Some(pg) = flotilla_integration_tests::pgserver::PgServer::start() else {
+        return;
+    };
+    pg.create_database("flotilla_dns").await;
+    let nats = TestNats::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    pg.kill();
+    let config = service_config::<flotilla_dns::Settings>(&nats, Some(pg.url("flotilla_dns")), dir.path());
+    let starting = tokio::spawn(host::start(flotilla_dns::DEF, config, flotilla_dns::routes));
+    // Longer than the pool's own wait for a connection (10 s): the service keeps asking.
+    tokio::time::sleep(Duration::from_secs(12)).await;
+    assert!(
+        !starting.is_finished(),
+        "the service gave up (or started) without its database"
+    );
+    pg.start_again();
+    let running = tokio::time::timeout(Duration::from_secs(60), starting)
+        .await
+        .expect("started once the database was back")
+        .unwrap()
+        .unwrap();
+    let ready = format!("http://{}/ready", running.admin_addr.unwrap());
+    eventually("ready", Duration::from_secs(30), || async {
+        reqwest::get(&ready)
+            .await
+            .ok()
+            .filter(|r| r.status().is_success())
+            .map(drop)
+    })
+    .await;
+    running.shutdown().await.unwrap();
+}

@@ -296,7 +296,10 @@ where
     let config = Arc::new(config);
     let mut nats = config.nats.clone();
     nats.name.get_or_insert_with(|| def.registered_name());
-    let client = patiently(def, "connect to NATS", || flotilla_bus::connect(&nats)).await?;
+    let client = patiently(def, "connect to NATS", BusError::is_transient, || {
+        flotilla_bus::connect(&nats)
+    })
+    .await?;
     tracing::info!(service = def.name, server = %client.server_info().version, "connected to NATS");
 
     let db_url = config.database_url_to_connect(def.name)?;
@@ -308,16 +311,24 @@ where
                 source,
             })?;
     }
-    let store = Store::open(&db_url).await?;
-    if let Some(migrations) = def.migrations {
-        let (sqlite, postgres) = migrations();
-        store.migrate_with(sqlite, postgres).await?;
-    }
+    // A database restarting (or started after the service) is waited for, as JetStream is.
+    let store = patiently(def, "open the database", StoreError::is_transient, || async {
+        let store = Store::open(&db_url).await?;
+        if let Some(migrations) = def.migrations {
+            let (sqlite, postgres) = migrations();
+            store.migrate_with(sqlite, postgres).await?;
+        }
+        Ok(store)
+    })
+    .await?;
     tracing::info!(service = def.name, backend = ?store.backend(), "database ready");
 
-    let topology = patiently(def, "provision the streams and buckets", || {
-        Topology::ensure(&client, &config.bus)
-    })
+    let topology = patiently(
+        def,
+        "provision the streams and buckets",
+        BusError::is_transient,
+        || Topology::ensure(&client, &config.bus),
+    )
     .await?;
     let publisher = Publisher::new(client.clone(), config.publish.clone());
     let shutdown = CancellationToken::new();
@@ -673,29 +684,32 @@ where
     }
 }
 
-/// How long a service starting keeps asking a JetStream that does not answer yet (a cluster electing its
-/// leader, a node still starting) before it gives up.
+/// How long a service starting keeps asking a JetStream or a database that does not answer yet (a cluster
+/// electing its leader, a node or a database still starting) before it gives up.
 const START_PATIENCE: Duration = Duration::from_secs(120);
 
 /// `attempt`, again with a growing pause (½ s doubling to 5 s) while it fails for a reason that may pass
-/// ([`flotilla_bus::BusError::is_transient`]), for up to [`START_PATIENCE`]; each wait is logged and told
-/// to systemd. A signal stops the wait (see `run_until_signalled`).
-async fn patiently<T, Fut>(
+/// (`transient`: [`flotilla_bus::BusError::is_transient`], [`StoreError::is_transient`]),
+/// for up to [`START_PATIENCE`]; each wait is logged and told to systemd. A signal stops the wait (see
+/// `run_until_signalled`).
+async fn patiently<T, E, Fut>(
     def: ServiceDef,
     what: &str,
+    transient: impl Fn(&E) -> bool,
     mut attempt: impl FnMut() -> Fut,
-) -> Result<T, flotilla_bus::BusError>
+) -> Result<T, E>
 where
-    Fut: std::future::Future<Output = Result<T, flotilla_bus::BusError>>,
+    E: std::fmt::Display,
+    Fut: std::future::Future<Output = Result<T, E>>,
 {
     let deadline = Instant::now() + START_PATIENCE;
     let mut pause = Duration::from_millis(500);
     loop {
         match attempt().await {
-            Err(e) if e.is_transient() && Instant::now() + pause < deadline => {
+            Err(e) if transient(&e) && Instant::now() + pause < deadline => {
                 tracing::warn!(service = def.name, error = %e, retry_in = ?pause, "cannot {what} yet; trying again");
                 let _ = sd_notify::notify(&[sd_notify::NotifyState::Status(&format!(
-                    "waiting for JetStream: cannot {what} yet"
+                    "waiting: cannot {what} yet"
                 ))]);
                 tokio::time::sleep(pause).await;
                 pause = (pause * 2).min(Duration::from_secs(5));

@@ -53,6 +53,32 @@ pub enum StoreError {
     },
 }
 
+impl StoreError {
+    /// Whether trying again later may succeed: the server could not be reached, no connection could be had
+    /// in time, or the server said it is starting or shutting down (a database restarting). A bad URL, a
+    /// refused login, a failed migration or query is not.
+    pub fn is_transient(&self) -> bool {
+        fn passing(e: &sqlx::Error) -> bool {
+            match e {
+                sqlx::Error::Io(_) | sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed => true,
+                // cannot_connect_now, admin_shutdown, crash_shutdown.
+                sqlx::Error::Database(db) => {
+                    matches!(db.code().as_deref(), Some("57P01" | "57P02" | "57P03"))
+                }
+                _ => false,
+            }
+        }
+        match self {
+            Self::Connect { source, .. } => passing(source),
+            Self::Migrate {
+                source: sqlx::migrate::MigrateError::Execute(e),
+                ..
+            } => passing(e),
+            _ => false,
+        }
+    }
+}
+
 /// The backend behind a [`Store`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Backend {
