@@ -383,12 +383,14 @@ impl Agent {
                 let path = local::path_of(root, key).map_err(|e| e.to_string())?;
                 let entry = local.get(key);
                 let size = entry.map_or(0, |e| e.size);
-                // The change was made when the file was last modified: every copy of it says so.
-                let origin = entry.map(|e| chunks::origin_metadata(e.modified));
-                Box::pin(store.put_file(bucket, key, &path, size, part, &origin.unwrap_or_default()))
+                // The change was made when the file last changed here (not its modification time, which
+                // a file unpacked or moved in keeps from elsewhere): every copy of it says so.
+                let origin = local::changed_at(&path).or_else(|| entry.map(|e| e.modified));
+                let metadata = origin.map(chunks::origin_metadata).unwrap_or_default();
+                Box::pin(store.put_file(bucket, key, &path, size, part, &metadata))
                     .await
                     .map_err(|e| e.to_string())?;
-                Ok(Done::default())
+                Ok(Done { entry: None, origin })
             }
             Action::Copy {
                 key, from: Side::B, ..

@@ -22,7 +22,8 @@ use crate::store::{BaseRow, Exact, PairKey, SyncStore};
 pub const SAMPLE: usize = flotilla_proto::SYNC_EVENT_KEYS;
 
 /// The user metadata that tells when a webroot change was first made (RFC 3339): the agent that pushes the
-/// change sets it from the file's modification time, and every copy keeps it
+/// change sets it from when the file last changed in its webroot ([`crate::local::changed_at`]), and every
+/// copy keeps it
 /// ([`flotilla_datastore::Datastore::copy_to`]), so that the lag of each hop is measured from the change
 /// itself, not from the hop before.
 pub const ORIGIN: &str = "flotilla-changed";

@@ -103,6 +103,23 @@ pub fn key_of(root: &Path, path: &Path) -> Option<String> {
     (!key.is_empty()).then_some(key)
 }
 
+/// When the file at `path` last changed here in any way — written, or moved or unpacked into the webroot
+/// with an older modification time — as far as the file system tells: its status-change time (`ctime`)
+/// where there is one, else its modification time, never later than now. `None` when it cannot be read.
+pub fn changed_at(path: &Path) -> Option<DateTime<Utc>> {
+    let meta = std::fs::metadata(path).ok()?;
+    #[cfg(unix)]
+    let changed = {
+        use std::os::unix::fs::MetadataExt;
+        u32::try_from(meta.ctime_nsec())
+            .ok()
+            .and_then(|ns| DateTime::from_timestamp(meta.ctime(), ns))
+    };
+    #[cfg(not(unix))]
+    let changed = meta.modified().ok().map(DateTime::<Utc>::from);
+    changed.map(|t| t.min(Utc::now()))
+}
+
 /// The entry of a file's metadata: its size and modification time, as precise as the file system keeps
 /// it (comparisons with an object store's coarser times are made at the coarser precision:
 /// [`crate::plan::same_time`]).
