@@ -90,6 +90,22 @@ where
     }
 }
 
+/// Waits until the `/ready` of `service`'s admin endpoints is green, or panics after `timeout`.
+pub async fn until_ready(service: &flotilla_runtime::host::Running, timeout: Duration) {
+    let ready = format!(
+        "http://{}/ready",
+        service.admin_addr.expect("the admin endpoints are enabled")
+    );
+    eventually(&format!("{ready} green"), timeout, || async {
+        reqwest::get(&ready)
+            .await
+            .ok()
+            .filter(|r| r.status().is_success())
+            .map(drop)
+    })
+    .await;
+}
+
 /// A service configuration pointing at `nats` and `database_url`, with the admin endpoints on a free port
 /// and short timings suited to tests.
 pub fn service_config<S: Default>(

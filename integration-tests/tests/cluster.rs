@@ -66,15 +66,7 @@ async fn a_service_waits_for_a_cluster_without_quorum_and_serves_once_it_has_one
         .expect("started once the cluster had a quorum")
         .unwrap()
         .unwrap();
-    let ready = format!("http://{}/ready", running.admin_addr.unwrap());
-    flotilla_integration_tests::eventually("ready", Duration::from_secs(30), || async {
-        reqwest::get(&ready)
-            .await
-            .ok()
-            .filter(|r| r.status().is_success())
-            .map(|_| ())
-    })
-    .await;
+    flotilla_integration_tests::until_ready(&running, Duration::from_secs(30)).await;
     running.shutdown().await.unwrap();
     for n in [&mut n1, &mut n2, &mut n3] {
         let _ = n.kill();

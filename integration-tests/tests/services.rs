@@ -379,14 +379,6 @@ async fn a_service_started_while_its_database_is_down_waits_for_it() {
         .expect("started once the database was back")
         .unwrap()
         .unwrap();
-    let ready = format!("http://{}/ready", running.admin_addr.unwrap());
-    eventually("ready", Duration::from_secs(30), || async {
-        reqwest::get(&ready)
-            .await
-            .ok()
-            .filter(|r| r.status().is_success())
-            .map(drop)
-    })
-    .await;
+    flotilla_integration_tests::until_ready(&running, Duration::from_secs(30)).await;
     running.shutdown().await.unwrap();
 }

@@ -250,11 +250,7 @@ impl Datastore {
                 Ok((body.into_bytes(), metadata))
             })
             .await;
-        match result {
-            Ok(got) => Ok(Some(got)),
-            Err(e) if e.is_not_found() && !is_missing_bucket(&e) => Ok(None),
-            Err(e) => Err(e),
-        }
+        found(result)
     }
 
     /// Writes an object (unconditionally: no `If-None-Match`/`If-Match`).
@@ -361,11 +357,7 @@ impl Datastore {
                 .await
             })
             .await;
-        match result {
-            Ok(m) => Ok(Some(m)),
-            Err(e) if e.is_not_found() && !is_missing_bucket(&e) => Ok(None),
-            Err(e) => Err(e),
-        }
+        found(result)
     }
 
     /// Writes the file at `path`, `size` bytes long, as `key` of `bucket`, holding at most one part of
@@ -458,11 +450,7 @@ impl Datastore {
                 })
             })
             .await;
-        match result {
-            Ok(moved) => Ok(Some(moved)),
-            Err(e) if e.is_not_found() && !is_missing_bucket(&e) => Ok(None),
-            Err(e) => Err(e),
-        }
+        found(result)
     }
 
     /// Bytes `start..start + len` of `key` of `bucket`.
@@ -856,6 +844,15 @@ fn context(error: &(dyn std::error::Error + 'static)) -> String {
 
 fn error_code(error: &DatastoreError) -> Option<&str> {
     error.request().and_then(|f| f.code.as_deref())
+}
+
+/// A read's result with a missing key as `None` (a missing bucket stays an error).
+fn found<T>(result: Result<T, DatastoreError>) -> Result<Option<T>, DatastoreError> {
+    match result {
+        Ok(t) => Ok(Some(t)),
+        Err(e) if e.is_not_found() && !is_missing_bucket(&e) => Ok(None),
+        Err(e) => Err(e),
+    }
 }
 
 fn is_missing_bucket(error: &DatastoreError) -> bool {
