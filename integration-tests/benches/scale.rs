@@ -531,6 +531,8 @@ async fn run(per_region: u32, files: usize) -> Option<Figures> {
         webservers: BTreeMap::new(),
         agents: vec![],
         webroot: None,
+        backup: None,
+        gone: Vec::new(),
     };
     let calls = api_calls(&sys);
     let t0 = Instant::now();

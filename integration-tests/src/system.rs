@@ -722,6 +722,12 @@ impl System {
                     Err(err) => out.push(format!("{}: cloud adapter of {}: {err}", d.name, home.name)),
                 }
             }
+            // Boxed: the callers' futures stay shallow enough for the compiler's layout depth.
+            out.extend(Box::pin(self.firewall_violations(&observer, d, &machines)).await);
+            out.extend(Box::pin(left_behind(&observer, d, &e.gone)).await);
+            if let Some(id) = &e.backup {
+                out.extend(Box::pin(backup_violations(&observer, d, id)).await);
+            }
             // Webroots: every agent's the same, and what the scenario left.
             if let Some(files) = &e.webroot {
                 for r in &e.agents {
@@ -740,6 +746,88 @@ impl System {
             }
         }
         out
+    }
+
+    /// Provider firewalls: in every region, each role with machines (or given machines by the spec) has
+    /// its firewall, applied to exactly that role's machines of the region.
+    async fn firewall_violations(
+        &self,
+        observer: &flotilla_clouds::Clouds,
+        d: &Deployment,
+        machines: &[SimMachine],
+    ) -> Vec<String> {
+        let mut out = Vec::new();
+        for r in &d.regions {
+            let roles: Vec<Role> = Role::ALL
+                .iter()
+                .copied()
+                .filter(|role| {
+                    r.machines.get(*role).count > 0
+                        || machines
+                            .iter()
+                            .any(|m| m.fl_region == r.name && m.role == Some(*role))
+                })
+                .collect();
+            let names: Vec<String> = roles
+                .iter()
+                .map(|role| flotilla_firewall::plan::firewall_name(r, *role))
+                .collect();
+            let found = match observer.region(&d.name, r) {
+                Ok(cloud) => cloud.network.find_firewalls(&names).await,
+                Err(err) => {
+                    out.push(format!("{}/{}: cloud adapter: {err}", d.name, r.name));
+                    continue;
+                }
+            };
+            let found = match found {
+                Ok(found) => found,
+                Err(err) => {
+                    out.push(format!("{}/{}: reading the firewalls: {err}", d.name, r.name));
+                    continue;
+                }
+            };
+            for ((role, name), firewall) in roles.iter().zip(&names).zip(found) {
+                let want: BTreeSet<&str> = machines
+                    .iter()
+                    .filter(|m| m.fl_region == r.name && m.role == Some(*role))
+                    .map(|m| m.id.as_str())
+                    .collect();
+                match firewall {
+                    None => out.push(format!("{}/{}: no firewall {name}", d.name, r.name)),
+                    Some(f) => {
+                        let have: BTreeSet<&str> = f.machine_ids.iter().map(String::as_str).collect();
+                        if have != want {
+                            out.push(format!(
+                                "{}/{}: firewall {name} is applied to {:?} it should not be, and not to {:?}",
+                                d.name,
+                                r.name,
+                                have.difference(&want).collect::<Vec<_>>(),
+                                want.difference(&have).collect::<Vec<_>>()
+                            ));
+                        }
+                    }
+                }
+            }
+        }
+        out
+    }
+
+    /// Asks for a backup of `region`'s webroot, as `flotilla backup` does (period `manual`), and publishes
+    /// the same command again (a redelivery must not write a second archive). Returns the backup's id.
+    pub async fn take_backup(&self, d: &Deployment, region: &str) -> String {
+        let cmd = flotilla_proto::TakeBackup {
+            meta: CommandMeta::new("chaos"),
+            deployment: d.name.clone(),
+            region: region.to_owned(),
+            period: "manual".into(),
+        };
+        for _ in 0..2 {
+            self.publisher
+                .publish_command(&cmd)
+                .await
+                .expect("publish a backup");
+        }
+        cmd.meta.id.to_string()
     }
 
     /// Dead letters in every service's queue, as `(service subject, message id, reason)`.
@@ -1004,6 +1092,143 @@ pub fn tree(root: &Path) -> BTreeMap<String, Vec<u8>> {
         .collect()
 }
 
+/// What a destroy left in the regions `gone` of `d`: firewalls or a VPC (machines are judged with the
+/// others).
+async fn left_behind(
+    observer: &flotilla_clouds::Clouds,
+    d: &Deployment,
+    gone: &[flotilla_spec::Region],
+) -> Vec<String> {
+    let mut out = Vec::new();
+    for r in gone {
+        let cloud = match observer.region(&d.name, r) {
+            Ok(cloud) => cloud,
+            Err(err) => {
+                out.push(format!("{}/{} (destroyed): cloud adapter: {err}", d.name, r.name));
+                continue;
+            }
+        };
+        let names: Vec<String> = Role::ALL.iter().map(|role| r.firewall_name(*role)).collect();
+        match cloud.network.find_firewalls(&names).await {
+            Ok(found) => {
+                for f in found.into_iter().flatten() {
+                    out.push(format!(
+                        "{}/{} (destroyed): firewall {} ({}) left behind",
+                        d.name, r.name, f.name, f.id
+                    ));
+                }
+            }
+            Err(err) => out.push(format!(
+                "{}/{} (destroyed): reading the firewalls: {err}",
+                d.name, r.name
+            )),
+        }
+        match cloud.network.find_vpc(&r.provider_region, &r.vpc.name).await {
+            Ok(Some(vpc)) => out.push(format!(
+                "{}/{} (destroyed): VPC {} ({}) left behind",
+                d.name, r.name, r.vpc.name, vpc.id
+            )),
+            Ok(None) => {}
+            Err(err) => out.push(format!(
+                "{}/{} (destroyed): reading the VPC: {err}",
+                d.name, r.name
+            )),
+        }
+    }
+    out
+}
+
+/// Backups: the archive of backup `id` once on every datastore endpoint of `d` (in the bucket of manual
+/// backups), its `.sha256` beside it matching its bytes, and the same bytes on every endpoint.
+async fn backup_violations(observer: &flotilla_clouds::Clouds, d: &Deployment, id: &str) -> Vec<String> {
+    use sha2::Digest as _;
+    let mut out = Vec::new();
+    // The service names an archive by its time and the command's id (prefixed, hyphens dropped).
+    let short: String = id.chars().filter(char::is_ascii_alphanumeric).collect();
+    let suffix = format!("{short}.tar.gz");
+    let bucket = d.bucket("manual");
+    let mut seen = BTreeSet::new();
+    let mut sums = BTreeSet::new();
+    for r in &d.regions {
+        let set = match observer.datastores(&d.name, r) {
+            Ok(set) => set,
+            Err(err) => {
+                out.push(format!("{}/{}: datastores: {err}", d.name, r.name));
+                continue;
+            }
+        };
+        for (endpoint, store) in r.datastores.iter().zip(set.endpoints()) {
+            let name = format!("{}:{}", endpoint.provider, endpoint.host_base);
+            if !seen.insert(name.clone()) {
+                continue;
+            }
+            let listed = match store.list(&bucket, "webroot-").await {
+                Ok(listed) => listed,
+                Err(err) => {
+                    out.push(format!(
+                        "{}: backup {id}: listing {bucket} on {name}: {err}",
+                        d.name
+                    ));
+                    continue;
+                }
+            };
+            let archives: Vec<&str> = listed
+                .iter()
+                .map(|o| o.key.as_str())
+                .filter(|k| k.ends_with(&suffix))
+                .collect();
+            let [key] = archives[..] else {
+                out.push(format!(
+                    "{}: backup {id}: {} archive(s) in {bucket} on {name}, wanted one",
+                    d.name,
+                    archives.len()
+                ));
+                continue;
+            };
+            let (body, sum) = match (
+                store.get(&bucket, key).await,
+                store.get(&bucket, &format!("{key}.sha256")).await,
+            ) {
+                (Ok(Some(body)), Ok(Some(sum))) => (body, sum),
+                (body, sum) => {
+                    out.push(format!(
+                        "{}: backup {id} on {name}: archive {}, checksum {}",
+                        d.name,
+                        if matches!(body, Ok(Some(_))) {
+                            "read"
+                        } else {
+                            "unreadable or missing"
+                        },
+                        if matches!(sum, Ok(Some(_))) {
+                            "read"
+                        } else {
+                            "unreadable or missing"
+                        },
+                    ));
+                    continue;
+                }
+            };
+            let got = hex::encode(sha2::Sha256::digest(&body));
+            if String::from_utf8_lossy(&sum).trim() != got {
+                out.push(format!(
+                    "{}: backup {id} on {name}: the archive's SHA-256 is {got}, its .sha256 says {:?}",
+                    d.name,
+                    String::from_utf8_lossy(&sum).trim()
+                ));
+            }
+            sums.insert(got);
+        }
+    }
+    if sums.len() > 1 {
+        out.push(format!(
+            "{}: backup {id} differs between datastores ({} different archives)",
+            d.name,
+            sums.len()
+        ));
+    }
+    out
+}
+
 /// What one deployment should look like once the system settled.
 #[derive(Debug, Clone)]
 pub struct Expected {
@@ -1015,6 +1240,12 @@ pub struct Expected {
     pub agents: Vec<String>,
     /// The files every agent's webroot must hold, when checked.
     pub webroot: Option<BTreeMap<String, Vec<u8>>>,
+    /// The id of a backup asked for ([`System::take_backup`]), when checked: every datastore endpoint of
+    /// the deployment must hold its archive once, with a `.sha256` beside it that the archive matches,
+    /// the same archive everywhere.
+    pub backup: Option<String>,
+    /// Regions destroyed: nothing of ours may be left there (no machine, firewall or VPC).
+    pub gone: Vec<flotilla_spec::Region>,
 }
 
 /// One of our machines as the simulator holds it.

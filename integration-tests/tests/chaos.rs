@@ -4,9 +4,10 @@
 //! picked by a seed SIGKILLs replicas (one, or both of a service), restarts PostgreSQL, and injects
 //! provider faults (429 storms, 5xx bursts, a region down, machine creates failing, machines that never
 //! boot, a datastore down).
-//! Afterwards the invariants are checked against the simulator's state and the webroots on disk
-//! ([`System::violations`]), the dead-letter queue must hold only the bad input the scenario injected,
-//! and no replica may have exited on its own.
+//! Afterwards the invariants are checked against the simulator's state, the datastores and the webroots
+//! on disk ([`System::violations`]: machines, DNS, provider firewalls, the managed database's allow-list,
+//! webroots, a backup asked for mid-run on every datastore), the dead-letter queue must hold only the bad
+//! input the scenario injected, and no replica may have exited on its own.
 //!
 //! - CI runs a small sample (see [`ci_sample`]).
 //! - `FLOTILLA_CHAOS_SEED=<n> FLOTILLA_CHAOS_FAULT=<kind>` replays one run.
@@ -427,12 +428,16 @@ async fn run(seed: u64, kind: Kind, sweep: bool) -> Outcome {
         webservers: BTreeMap::new(),
         agents: agents.clone(),
         webroot: None,
+        backup: None,
+        gone: Vec::new(),
     };
     let mut expect_four = Expected {
         deployment: four.clone(),
         webservers: BTreeMap::new(),
         agents: vec![],
         webroot: None,
+        backup: None,
+        gone: Vec::new(),
     };
 
     // 1. Deploy both, faults meanwhile.
@@ -451,7 +456,8 @@ async fn run(seed: u64, kind: Kind, sweep: bool) -> Outcome {
     .await;
     violations.extend(left.iter().map(|v| format!("after the deploy: {v}")));
 
-    // 2. Files written in two regions, a scale-out, a reverse proxy failing, bad input; faults meanwhile.
+    // 2. Files written in two regions, a scale-out, a reverse proxy failing, bad input, a backup; faults
+    //    meanwhile.
     chaos.budget = 2;
     let mut files = BTreeMap::new();
     for n in 0..12 {
@@ -482,6 +488,8 @@ async fn run(seed: u64, kind: Kind, sweep: bool) -> Outcome {
     }
     let bad = inject_bad_input(&sys, &seed_d).await;
     expect_seed.webroot = Some(files.clone());
+    // A backup asked for while the faults go on (twice: a redelivery): once on every datastore.
+    expect_seed.backup = Some(sys.take_backup(&seed_d, &agents[0]).await);
     let left = settle(
         &mut sys,
         &mut chaos,
@@ -512,6 +520,7 @@ async fn run(seed: u64, kind: Kind, sweep: bool) -> Outcome {
         .unwrap();
     sys.destroy_region(&four, &gone.name).await;
     expect_four.deployment.regions.retain(|r| r.name != gone.name);
+    expect_four.gone.push(gone.clone());
 
     // 4. The faults end; everything must hold.
     let _ = settle(

@@ -143,6 +143,8 @@ async fn losing_a_nats_node_during_a_deploy_and_a_scale_out_loses_nothing() {
         webservers: std::collections::BTreeMap::new(),
         agents: vec![],
         webroot: None,
+        backup: None,
+        gone: Vec::new(),
     };
     for (step, node) in [("deploy", 0), ("scale-out", 1)] {
         let (stop, probe) = stall_probe(sys.client.clone()).await;

@@ -484,6 +484,50 @@ async fn network_suite(sim: &RunningSim, t: &Target, provider_of_sim: flotilla_c
             .is_empty(),
         "{provider}"
     );
+    // Deleting a firewall (as a region's destroy does; another one, so that the requests above stay
+    // valid for the document's judge): one still applied to a machine is refused as a conflict where the
+    // provider refuses that (Exoscale) and deleted with its assignment elsewhere; deleting one already gone
+    // succeeds.
+    let doomed_name = unique("fw-doomed");
+    let doomed = n
+        .create_firewall(
+            &doomed_name,
+            std::slice::from_ref(&https),
+            &marks(&deployment, Role::Webserver, "fw-2"),
+        )
+        .await
+        .unwrap_or_else(|e| panic!("{provider}: create a second firewall: {e}"));
+    n.attach_firewall(&doomed.id, &machine.id)
+        .await
+        .unwrap_or_else(|e| panic!("{provider}: attach the second firewall: {e}"));
+    match n.delete_firewall(&doomed.id).await {
+        Ok(()) => assert_ne!(
+            provider,
+            ProviderKind::Exoscale,
+            "Exoscale refuses a group in use"
+        ),
+        Err(CloudError::Conflict { .. }) => {
+            assert_eq!(
+                provider,
+                ProviderKind::Exoscale,
+                "only Exoscale refuses a firewall in use"
+            );
+            n.detach_firewall(&doomed.id, &machine.id)
+                .await
+                .unwrap_or_else(|e| panic!("{provider}: detach the second firewall: {e}"));
+            n.delete_firewall(&doomed.id)
+                .await
+                .unwrap_or_else(|e| panic!("{provider}: delete a detached firewall: {e}"));
+        }
+        Err(e) => panic!("{provider}: delete a firewall: {e}"),
+    }
+    assert!(
+        n.find_firewall(&doomed_name).await.unwrap().is_none(),
+        "{provider}: the firewall is gone"
+    );
+    n.delete_firewall(&doomed.id)
+        .await
+        .unwrap_or_else(|e| panic!("{provider}: delete a firewall already gone: {e}"));
     c.delete_machine(&machine.id).await.unwrap();
     vpc_delete_suite(t, &vpc, &deployment).await;
 }

@@ -93,6 +93,8 @@ async fn a_lost_region_leaves_dns_its_authenticator_fails_over_and_it_rejoins_in
         webservers: BTreeMap::new(),
         agents: regions.clone(),
         webroot: None,
+        backup: None,
+        gone: Vec::new(),
     };
     let site = d.website_url.trim().trim_end_matches('.').to_ascii_lowercase();
     let auth = format!("auth.{site}");

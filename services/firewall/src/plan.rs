@@ -49,7 +49,7 @@ pub struct RuleInputs {
 /// The name of `role`'s firewall in `region`: the original toolkit's `adt-<role>-<BUILD_IDENTIFIER>`, so a
 /// deployment moved from the scripts keeps its firewalls.
 pub fn firewall_name(region: &Region, role: Role) -> String {
-    format!("adt-{}-{}", role.as_str(), region.build_identifier)
+    region.firewall_name(role)
 }
 
 /// Whether machines of `role` face the Internet in `region`: reverse proxies and authenticators, and

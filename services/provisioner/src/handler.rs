@@ -18,7 +18,7 @@ use serde::Deserialize;
 use uuid::Uuid;
 
 use crate::apply::{Applier, ApplyError, ApplyOptions, ApplyReport, Change, Observer};
-use crate::infra::{DbaasWait, ensure_dbaas, ensure_vpc, remove_dbaas, remove_vpc};
+use crate::infra::{DbaasWait, ensure_dbaas, ensure_vpc, remove_dbaas, remove_firewalls, remove_vpc};
 use crate::lock::{RegionGuard, RegionLocks};
 use crate::plan::plan;
 use crate::store::{DbaasRow, MachineRow, MachineStore, MachineStoreError};
@@ -865,7 +865,11 @@ impl Provisioner {
                             let destroyed = applier.destroy_all().await?;
                             remove_dbaas(applier.cloud, applier.store, &cmd.deployment, &cmd.region, wait)
                                 .await?;
-                            let left = remove_vpc(applier.cloud, &record, patience, poll).await?;
+                            let left =
+                                match remove_firewalls(applier.cloud, &record.spec, patience, poll).await? {
+                                    Some(why) => Some(why),
+                                    None => remove_vpc(applier.cloud, &record, patience, poll).await?,
+                                };
                             Ok((destroyed, left))
                         },
                     )

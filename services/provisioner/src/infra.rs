@@ -1,4 +1,5 @@
-//! A region's shared infrastructure: its VPC, and in the primary region the managed database (DBaaS).
+//! A region's shared infrastructure: its VPC, and in the primary region the managed database (DBaaS); on
+//! a destroy, also the provider firewalls the firewall service made for the region.
 //!
 //! Both are found by name before anything is created, so an apply redelivered or resumed after a crash never
 //! makes a second one. Whether Flotilla created them is recorded, so that a region's destroy removes what it
@@ -7,7 +8,7 @@
 use std::time::Duration;
 
 use flotilla_cloud::{CloudError, DatabaseRequest, ManagedDatabase, VpcRequest};
-use flotilla_spec::{Dbaas, DbaasMode, Region};
+use flotilla_spec::{Dbaas, DbaasMode, Region, Role};
 
 use crate::apply::{ApplyError, Placement};
 use crate::clouds::RegionCloud;
@@ -258,6 +259,41 @@ pub async fn remove_dbaas(
     }
     store.forget_dbaas(deployment, region).await?;
     Ok(deleted)
+}
+
+/// Removes the region's provider firewalls (one per role, by name: [`Region::firewall_name`]), after its
+/// machines are gone: the firewall service creates them for the region's machines, and nothing applies
+/// them once the region is withdrawn. A provider that refuses while a deleted machine still holds one
+/// (Exoscale) is asked again for `patience`. Returns why a firewall was left, if one was.
+pub async fn remove_firewalls(
+    cloud: &RegionCloud,
+    region: &Region,
+    patience: Duration,
+    poll: Duration,
+) -> Result<Option<String>, ApplyError> {
+    let names: Vec<String> = Role::ALL.iter().map(|r| region.firewall_name(*r)).collect();
+    let found = cloud.network.find_firewalls(&names).await?;
+    for firewall in found.into_iter().flatten() {
+        let deadline = tokio::time::Instant::now() + patience;
+        loop {
+            match cloud.network.delete_firewall(&firewall.id).await {
+                Ok(()) => break,
+                Err(e) if e.is_not_found() => break,
+                Err(CloudError::Conflict { message, .. }) => {
+                    if tokio::time::Instant::now() >= deadline {
+                        tracing::warn!(firewall = %firewall.name, %message, "the region's firewall is still in use; left in place");
+                        return Ok(Some(format!(
+                            "firewall {} ({}) left in place: still in use ({message})",
+                            firewall.name, firewall.id
+                        )));
+                    }
+                    tokio::time::sleep(poll).await;
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
+    }
+    Ok(None)
 }
 
 /// Removes the region's VPC if Flotilla created it (after its machines and DBaaS are gone). A VPC still in

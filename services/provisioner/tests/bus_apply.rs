@@ -12,6 +12,7 @@ use flotilla_integration_tests::{TestNats, free_port, init_logging, service_conf
 use flotilla_proto::{ApplyRegion, CommandMeta, DestroyRegion, RegionApplied};
 use flotilla_provisioner::Settings;
 use flotilla_provisioner::clouds::{Endpoints, connect};
+use flotilla_spec::Role;
 use futures::StreamExt;
 
 #[tokio::test]
@@ -119,6 +120,43 @@ async fn an_apply_over_the_bus_builds_the_region_once() {
         "the apply created the region's VPC"
     );
 
+    // The region's firewalls as the firewall service makes them (one applied to a machine), and one of the
+    // operator's own in the same account: a destroy removes the first and leaves the other alone.
+    let rule = flotilla_cloud::FirewallRule {
+        protocol: flotilla_cloud::Protocol::Tcp,
+        ports: Some((443, 443)),
+        sources: vec!["0.0.0.0/0".parse().unwrap()],
+        description: "https".into(),
+    };
+    let mut firewalls = Vec::new();
+    for (name, role) in [
+        (region.firewall_name(Role::Webserver), Some(Role::Webserver)),
+        (region.firewall_name(Role::ReverseProxy), Some(Role::ReverseProxy)),
+        ("operators-own".to_owned(), None),
+    ] {
+        let marks = flotilla_cloud::Marks {
+            deployment: deployment.name.clone(),
+            region: "gb-lon".into(),
+            role,
+            resource_id: name.clone(),
+        };
+        let made = cloud
+            .network
+            .create_firewall(&name, std::slice::from_ref(&rule), &marks)
+            .await
+            .unwrap();
+        firewalls.push((name, made));
+    }
+    let webserver = cloud.compute.list_machines(&ours).await.unwrap()[0].id.clone();
+    cloud
+        .network
+        .attach_firewall(&firewalls[0].1.id, &webserver)
+        .await
+        .unwrap();
+    let names: Vec<String> = firewalls.iter().map(|(name, _)| name.clone()).collect();
+    let before = cloud.network.find_firewalls(&names).await.unwrap();
+    assert!(before.iter().all(Option::is_some), "{names:?} made: {before:?}");
+
     // The operator's own machine in the same account: a destroy must leave it alone.
     let http = reqwest::Client::new();
     let theirs: serde_json::Value = http
@@ -172,6 +210,12 @@ async fn an_apply_over_the_bus_builds_the_region_once() {
             .is_none(),
         "the VPC Flotilla created is gone with the region"
     );
+    let left = cloud.network.find_firewalls(&names).await.unwrap();
+    assert!(
+        left[0].is_none() && left[1].is_none(),
+        "the region's firewalls are gone with it: {left:?}"
+    );
+    assert!(left[2].is_some(), "the operator's own firewall is untouched");
     // Destroying again finds nothing of ours.
     let again = DestroyRegion {
         meta: CommandMeta::new("test"),

@@ -69,6 +69,11 @@ pub trait Network: Send + Sync {
 
     /// Removes a firewall from a machine; removing it when it is not applied succeeds.
     async fn detach_firewall(&self, firewall_id: &str, machine_id: &str) -> Result<()>;
+
+    /// Deletes a firewall by its id (as [`Firewall::id`] gives it); one already gone succeeds. Where the
+    /// provider refuses to delete a firewall still applied to machines (Exoscale), that refusal is a
+    /// [`crate::CloudError::Conflict`] with the provider's reason.
+    async fn delete_firewall(&self, firewall_id: &str) -> Result<()>;
 }
 
 /// Managed databases (DBaaS).

@@ -732,6 +732,15 @@ pub enum Dbaas {
     },
 }
 
+impl Region {
+    /// The name of `role`'s provider firewall in this region: the original toolkit's
+    /// `adt-<role>-<BUILD_IDENTIFIER>`, so a deployment moved from the scripts keeps its firewalls. The
+    /// firewall service creates them; a region's destroy removes them.
+    pub fn firewall_name(&self, role: Role) -> String {
+        format!("adt-{}-{}", role.as_str(), self.build_identifier)
+    }
+}
+
 impl Deployment {
     /// Parses a deployment from its TOML form and checks it (see [`Deployment::check`]); warnings are
     /// logged, errors returned as [`SpecError::Invalid`].

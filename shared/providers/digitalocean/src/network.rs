@@ -194,4 +194,10 @@ impl Network for DigitalOceanCloud {
             Err(e) => Err(e),
         }
     }
+
+    /// `DELETE /v2/firewalls/{id}`: DigitalOcean deletes a firewall whatever Droplets it applies to.
+    async fn delete_firewall(&self, firewall_id: &str) -> Result<()> {
+        let id = segment("firewall id", firewall_id)?;
+        self.api.delete(&format!("firewalls/{id}")).await
+    }
 }

@@ -222,6 +222,20 @@ impl Network for Exoscale {
         .await
         .map(drop)
     }
+
+    /// `DELETE /security-group/{id}`, waiting for its operation. Exoscale refuses a group still applied
+    /// to an instance (409: [`CloudError::Conflict`]).
+    async fn delete_firewall(&self, firewall_id: &str) -> Result<()> {
+        if !is_uuid(firewall_id) {
+            return Err(CloudError::Invalid {
+                provider: P,
+                field: Some("firewall_id".into()),
+                message: format!("{firewall_id:?} is not a security group id (a UUID)"),
+            });
+        }
+        self.delete_gone_ok(&format!("security-group/{firewall_id}"))
+            .await
+    }
 }
 
 impl Exoscale {

@@ -144,6 +144,12 @@ impl Network for LinodeCloud {
         }
         Ok(())
     }
+
+    /// `DELETE /networking/firewalls/{id}`: Linode removes its device assignments with it.
+    async fn delete_firewall(&self, firewall_id: &str) -> Result<()> {
+        let id = numeric_id("firewall_id", firewall_id)?;
+        self.api.delete(&format!("{FIREWALLS}/{id}")).await
+    }
 }
 
 impl LinodeCloud {

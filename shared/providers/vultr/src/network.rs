@@ -227,4 +227,11 @@ impl Network for VultrCloud {
             _ => Ok(()),
         }
     }
+
+    /// `DELETE /v2/firewalls/{firewall-group-id}`; a group already gone (404, or Vultr's 400 "invalid …
+    /// ID") succeeds.
+    async fn delete_firewall(&self, firewall_id: &str) -> Result<()> {
+        let id = segment("firewall group id", firewall_id)?;
+        self.delete(&format!("firewalls/{id}")).await
+    }
 }
