@@ -748,8 +748,9 @@ impl System {
         out
     }
 
-    /// Provider firewalls: in every region, each role with machines (or given machines by the spec) has
-    /// its firewall, applied to exactly that role's machines of the region.
+    /// Provider firewalls: in every region that uses them (`ACTIVE_FIREWALLS` 2 or 3), each role with
+    /// machines (or given machines by the spec) has its firewall, applied to exactly that role's machines of
+    /// the region.
     async fn firewall_violations(
         &self,
         observer: &flotilla_clouds::Clouds,
@@ -757,7 +758,7 @@ impl System {
         machines: &[SimMachine],
     ) -> Vec<String> {
         let mut out = Vec::new();
-        for r in &d.regions {
+        for r in d.regions.iter().filter(|r| r.firewall.native()) {
             let roles: Vec<Role> = Role::ALL
                 .iter()
                 .copied()
@@ -813,7 +814,9 @@ impl System {
     }
 
     /// Asks for a backup of `region`'s webroot, as `flotilla backup` does (period `manual`), and publishes
-    /// the same command again (a redelivery must not write a second archive). Returns the backup's id.
+    /// the same command again under another message id, so that JetStream's duplicate window does not drop
+    /// it: the service sees the command twice, as after a redelivery, and must not write a second archive.
+    /// Returns the backup's id.
     pub async fn take_backup(&self, d: &Deployment, region: &str) -> String {
         let cmd = flotilla_proto::TakeBackup {
             meta: CommandMeta::new("chaos"),
@@ -821,12 +824,15 @@ impl System {
             region: region.to_owned(),
             period: "manual".into(),
         };
-        for _ in 0..2 {
-            self.publisher
-                .publish_command(&cmd)
-                .await
-                .expect("publish a backup");
-        }
+        self.publisher
+            .publish_command(&cmd)
+            .await
+            .expect("publish a backup");
+        let subject = subject::command_for(&cmd).expect("a command subject");
+        self.publisher
+            .publish(&subject, &format!("{}-again", cmd.meta.id), &cmd)
+            .await
+            .expect("publish the backup again");
         cmd.meta.id.to_string()
     }
 

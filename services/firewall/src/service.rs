@@ -275,6 +275,17 @@ impl FirewallService {
         };
         let (firewall, outcome) = match current {
             None => {
+                // A region withdrawn since this pass's view was taken gets no new firewall: its destroy may
+                // have deleted this one a moment ago, and a firewall made now would outlive the region (the
+                // fleet's events can arrive before the desired state's). Read the desired state itself.
+                match self.desired.require_region(&deployment.name, &region.name).await {
+                    Ok(()) => {}
+                    Err(HandlerError::Reject(why)) => {
+                        tracing::info!(deployment = %deployment.name, region = %region.name, firewall = %name, %why, "firewall: not created, the region is withdrawn");
+                        return Ok(());
+                    }
+                    Err(e) => return Err(e.to_string()),
+                }
                 let marks = Marks {
                     deployment: deployment.name.clone(),
                     region: region.name.clone(),

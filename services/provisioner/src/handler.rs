@@ -807,7 +807,9 @@ impl Provisioner {
         .await
     }
 
-    /// `provisioner.destroy.v1`: removes everything Flotilla created in one region, and nothing else.
+    /// `provisioner.destroy.v1`: removes everything Flotilla created in one region — its machines, its
+    /// DBaaS and VPC if Flotilla created them — and the region's provider firewalls once they apply to no
+    /// machine ([`remove_firewalls`]); nothing else.
     pub async fn destroy(&self, cmd: DestroyRegion, _delivery: Delivery) -> Result<(), HandlerError> {
         let inbox = Inbox::new(self.store.clone());
         let id = cmd.meta.id.to_string();
@@ -865,12 +867,11 @@ impl Provisioner {
                             let destroyed = applier.destroy_all().await?;
                             remove_dbaas(applier.cloud, applier.store, &cmd.deployment, &cmd.region, wait)
                                 .await?;
-                            let left =
-                                match remove_firewalls(applier.cloud, &record.spec, patience, poll).await? {
-                                    Some(why) => Some(why),
-                                    None => remove_vpc(applier.cloud, &record, patience, poll).await?,
-                                };
-                            Ok((destroyed, left))
+                            let firewalls =
+                                remove_firewalls(applier.cloud, &record.spec, patience, poll).await?;
+                            let vpc = remove_vpc(applier.cloud, &record, patience, poll).await?;
+                            let left: Vec<String> = firewalls.into_iter().chain(vpc).collect();
+                            Ok((destroyed, (!left.is_empty()).then(|| left.join("; "))))
                         },
                     )
                     .await?;

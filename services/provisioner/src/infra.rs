@@ -1,10 +1,12 @@
 //! A region's shared infrastructure: its VPC, and in the primary region the managed database (DBaaS); on
 //! a destroy, also the provider firewalls the firewall service made for the region.
 //!
-//! Both are found by name before anything is created, so an apply redelivered or resumed after a crash never
-//! makes a second one. Whether Flotilla created them is recorded, so that a region's destroy removes what it
-//! created and leaves what it only adopted.
+//! The VPC and the DBaaS are found by name before anything is created, so an apply redelivered or resumed
+//! after a crash never makes a second one. Whether Flotilla created them is recorded, so that a region's
+//! destroy removes what it created and leaves what it only adopted. The firewalls are removed by name when
+//! nothing is applied to them any more ([`remove_firewalls`]).
 
+use std::collections::BTreeSet;
 use std::time::Duration;
 
 use flotilla_cloud::{CloudError, DatabaseRequest, ManagedDatabase, VpcRequest};
@@ -261,39 +263,74 @@ pub async fn remove_dbaas(
     Ok(deleted)
 }
 
-/// Removes the region's provider firewalls (one per role, by name: [`Region::firewall_name`]), after its
-/// machines are gone: the firewall service creates them for the region's machines, and nothing applies
-/// them once the region is withdrawn. A provider that refuses while a deleted machine still holds one
-/// (Exoscale) is asked again for `patience`. Returns why a firewall was left, if one was.
+/// Removes the region's provider firewalls once its machines are gone, where the region uses them
+/// (`ACTIVE_FIREWALLS` 2 or 3): each `adt-<role>-<BUILD_IDENTIFIER>` ([`Region::firewall_name`]) that
+/// applies to no machine any more. The firewall service made them for the region's machines (or adopted the
+/// original toolkit's, whose machines are the region's too), and nothing applies them once the region is
+/// withdrawn; they are found by name, as the firewall service finds them.
+///
+/// - One still applied to a machine (the provider letting go of a deleted one, or a machine that is not
+///   this region's: another deployment with the same build identifier), or one the provider refuses to
+///   delete as in use (Exoscale), is read again for `patience`, then left in place and said so.
+/// - Names need not be unique (DigitalOcean, Vultr): the names are read again until none is left.
+///
+/// Returns why a firewall was left, if one was.
 pub async fn remove_firewalls(
     cloud: &RegionCloud,
     region: &Region,
     patience: Duration,
     poll: Duration,
 ) -> Result<Option<String>, ApplyError> {
+    if !region.firewall.native() {
+        return Ok(None);
+    }
     let names: Vec<String> = Role::ALL.iter().map(|r| region.firewall_name(*r)).collect();
-    let found = cloud.network.find_firewalls(&names).await?;
-    for firewall in found.into_iter().flatten() {
-        let deadline = tokio::time::Instant::now() + patience;
-        loop {
-            match cloud.network.delete_firewall(&firewall.id).await {
-                Ok(()) => break,
-                Err(e) if e.is_not_found() => break,
+    let deadline = tokio::time::Instant::now() + patience;
+    let mut deleted: BTreeSet<String> = BTreeSet::new();
+    loop {
+        let found = cloud.network.find_firewalls(&names).await?;
+        let mut held = None;
+        for firewall in found.iter().flatten() {
+            let (name, id) = (&firewall.name, &firewall.id);
+            if deleted.contains(id) {
+                held = Some(format!("firewall {name} ({id}) still listed after its deletion"));
+                continue;
+            }
+            if !firewall.machine_ids.is_empty() {
+                held = Some(format!(
+                    "firewall {name} ({id}) left in place: still applied to {}",
+                    firewall.machine_ids.join(", ")
+                ));
+                continue;
+            }
+            match cloud.network.delete_firewall(id).await {
+                Ok(()) => {
+                    deleted.insert(id.clone());
+                }
+                Err(e) if e.is_not_found() => {
+                    deleted.insert(id.clone());
+                }
                 Err(CloudError::Conflict { message, .. }) => {
-                    if tokio::time::Instant::now() >= deadline {
-                        tracing::warn!(firewall = %firewall.name, %message, "the region's firewall is still in use; left in place");
-                        return Ok(Some(format!(
-                            "firewall {} ({}) left in place: still in use ({message})",
-                            firewall.name, firewall.id
-                        )));
-                    }
-                    tokio::time::sleep(poll).await;
+                    held = Some(format!(
+                        "firewall {name} ({id}) left in place: still in use ({message})"
+                    ));
                 }
                 Err(e) => return Err(e.into()),
             }
         }
+        if found.iter().all(Option::is_none) {
+            return Ok(None);
+        }
+        // Held: wait and read again. Otherwise everything found was deleted: read again at once, for another
+        // of the same name.
+        if let Some(why) = held {
+            if tokio::time::Instant::now() >= deadline {
+                tracing::warn!(region = %region.name, %why, "a firewall of the destroyed region is left in place");
+                return Ok(Some(why));
+            }
+            tokio::time::sleep(poll).await;
+        }
     }
-    Ok(None)
 }
 
 /// Removes the region's VPC if Flotilla created it (after its machines and DBaaS are gone). A VPC still in

@@ -169,6 +169,13 @@ async fn an_apply_over_the_bus_builds_the_region_once() {
         .json()
         .await
         .unwrap();
+    // A machine that is not the region's, behind one of the region's firewalls: that firewall must stay.
+    let theirs_id = theirs["id"].to_string();
+    cloud
+        .network
+        .attach_firewall(&firewalls[1].1.id, &theirs_id)
+        .await
+        .unwrap();
     let destroy = DestroyRegion {
         meta: CommandMeta::new("test"),
         deployment: deployment.name.clone(),
@@ -181,8 +188,13 @@ async fn an_apply_over_the_bus_builds_the_region_once() {
         .await
         .unwrap();
     let destroyed = next_event(&mut events).await;
-    assert_eq!(destroyed.outcome, "destroyed", "{destroyed:?}");
+    assert_eq!(destroyed.outcome, "failed", "a firewall is left: {destroyed:?}");
     assert_eq!(destroyed.destroyed.len(), 3, "{destroyed:?}");
+    let why = destroyed.error.clone().unwrap_or_default();
+    assert!(
+        why.contains(&firewalls[1].0) && why.contains(&theirs_id),
+        "the destroy names the firewall left and the machine it still protects: {why}"
+    );
     flotilla_integration_tests::eventually("our machines gone", Duration::from_secs(10), || async {
         cloud
             .compute
@@ -200,23 +212,35 @@ async fn an_apply_over_the_bus_builds_the_region_once() {
         .await
         .unwrap();
     assert_eq!(still.status(), 200, "the operator's machine is untouched");
-    assert_eq!(destroyed.error, None, "nothing was left in place: {destroyed:?}");
+    let left = cloud.network.find_firewalls(&names).await.unwrap();
     assert!(
+        left[0].is_none(),
+        "the region's unused firewall is gone with it: {left:?}"
+    );
+    assert!(
+        left[1].is_some() && left[2].is_some(),
+        "the firewall still protecting the operator's machine, and the operator's own, are untouched: {left:?}"
+    );
+    let vpc_gone = || async {
         cloud
             .network
             .find_vpc("gb-lon", vpc_name)
             .await
             .unwrap()
-            .is_none(),
+            .is_none()
+    };
+    assert!(
+        vpc_gone().await,
         "the VPC Flotilla created is gone with the region"
     );
-    let left = cloud.network.find_firewalls(&names).await.unwrap();
-    assert!(
-        left[0].is_none() && left[1].is_none(),
-        "the region's firewalls are gone with it: {left:?}"
-    );
-    assert!(left[2].is_some(), "the operator's own firewall is untouched");
-    // Destroying again finds nothing of ours.
+
+    // Once the operator takes their machine from behind it, destroying again removes it; nothing else of
+    // ours is found.
+    cloud
+        .network
+        .detach_firewall(&firewalls[1].1.id, &theirs_id)
+        .await
+        .unwrap();
     let again = DestroyRegion {
         meta: CommandMeta::new("test"),
         ..destroy
@@ -227,8 +251,17 @@ async fn an_apply_over_the_bus_builds_the_region_once() {
         .unwrap();
     let second = next_event(&mut events).await;
     assert_eq!(
-        (second.outcome.as_str(), second.destroyed.len()),
-        ("destroyed", 0)
+        (
+            second.outcome.as_str(),
+            second.destroyed.len(),
+            second.error.as_deref()
+        ),
+        ("destroyed", 0, None)
+    );
+    let left = cloud.network.find_firewalls(&names).await.unwrap();
+    assert!(
+        left[0].is_none() && left[1].is_none() && left[2].is_some(),
+        "the region's firewalls are gone, the operator's own stays: {left:?}"
     );
     svc.shutdown().await.unwrap();
     sim.shutdown().await;
