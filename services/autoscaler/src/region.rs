@@ -383,7 +383,8 @@ async fn probe(lead: Lead) {
             if *next > now {
                 continue;
             }
-            // The previous check of this machine still runs (it times out): no second one queued.
+            // The previous check of this machine still runs (it times out, or its verdict is being told): no
+            // second one queued.
             if !shared
                 .in_flight
                 .lock()
@@ -408,11 +409,13 @@ async fn probe(lead: Lead) {
             running.spawn(async move {
                 let seen = match autoscaler.probes.acquire().await {
                     Ok(_permit) => crate::health::check(&autoscaler.http, &address, &settings).await,
-                    Err(_) => return,
+                    Err(_) => {
+                        if let Ok(mut f) = shared.in_flight.lock() {
+                            f.remove(&machine.resource_id);
+                        }
+                        return;
+                    }
                 };
-                if let Ok(mut f) = shared.in_flight.lock() {
-                    f.remove(&machine.resource_id);
-                }
                 let draining = shared.draining.lock().is_ok_and(|d| d.contains(&machine.resource_id));
                 tracing::trace!(machine = %machine.resource_id, %address, ok = seen.ok, reason = %seen.reason, "checked");
                 let changed =
@@ -442,6 +445,13 @@ async fn probe(lead: Lead) {
                         publish_health(&autoscaler, &deployment, &machine, &judged).await;
                     }
                     shared.wake.notify_one();
+                }
+                // Only now may the next check of this machine start: its verdict told before this one's is
+                // written would be overwritten by it, and the health view would say the opposite of the
+                // prober until the next change (chaos seed 45: a proxy flapping unhealthy → healthy in
+                // 150 ms stayed out of DNS).
+                if let Ok(mut f) = shared.in_flight.lock() {
+                    f.remove(&machine.resource_id);
                 }
             });
         }
