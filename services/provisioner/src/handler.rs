@@ -620,18 +620,57 @@ impl Provisioner {
         deployment: &str,
         region: &str,
     ) -> Result<crate::store::RegionRecord, HandlerError> {
-        self.machines()
+        let record = self
+            .machines()
             .await?
             .regions(Some(deployment), Some(region))
             .await
             .map_err(store_error)?
             .into_iter()
-            .next()
-            .ok_or_else(|| {
-                HandlerError::Reject(format!(
-                    "region {region} of deployment {deployment} has never been applied"
-                ))
-            })
+            .next();
+        match record {
+            Some(record) => Ok(record),
+            None => Err(self.unrecorded(deployment, region).await),
+        }
+    }
+
+    /// Why a command naming a region without a record is not done: the region was destroyed since — the
+    /// autoscaler's replacement of a machine in a region that was down, delivered after the region's destroy —
+    /// which is no one's mistake (superseded, kept out of the dead-letter queue); or it was never applied
+    /// (rejected).
+    async fn unrecorded(&self, deployment: &str, region: &str) -> HandlerError {
+        let destroyed = match self.machines().await {
+            Ok(machines) => machines
+                .destroyed_at(deployment, region)
+                .await
+                .map_err(store_error),
+            Err(e) => Err(e),
+        };
+        match destroyed {
+            Ok(Some(ms)) => HandlerError::Superseded(format!(
+                "region {region} of deployment {deployment} was destroyed ({}): nothing to do",
+                chrono::DateTime::from_timestamp_millis(ms)
+                    .map_or_else(|| format!("at {ms} ms"), |t| t.to_rfc3339())
+            )),
+            Ok(None) => HandlerError::Reject(format!(
+                "region {region} of deployment {deployment} has never been applied"
+            )),
+            Err(e) => e,
+        }
+    }
+
+    /// A machine-level change accepted (or applied before), or why not.
+    async fn accepted(
+        &self,
+        changed: Option<Result<bool, String>>,
+        deployment: &str,
+        region: &str,
+    ) -> Result<(), HandlerError> {
+        match changed {
+            None => Err(self.unrecorded(deployment, region).await),
+            Some(Err(refused)) => Err(HandlerError::Reject(refused)),
+            Some(Ok(_)) => Ok(()),
+        }
     }
 
     /// Converges a region from its recorded spec and tells how it went.
@@ -712,7 +751,7 @@ impl Provisioner {
             })
             .await
             .map_err(store_error)?;
-        accepted(changed, &cmd.deployment, &cmd.region)?;
+        self.accepted(changed, &cmd.deployment, &cmd.region).await?;
         self.converge_recorded(
             &held,
             &cmd.meta,
@@ -764,7 +803,7 @@ impl Provisioner {
             })
             .await
             .map_err(store_error)?;
-        accepted(changed, &cmd.deployment, &cmd.region)?;
+        self.accepted(changed, &cmd.deployment, &cmd.region).await?;
         let record = self.recorded(&cmd.deployment, &cmd.region).await?;
         self.on_region(
             &held,
@@ -1041,21 +1080,6 @@ pub fn live_region(spec: &Region, recorded: Option<&crate::store::RegionRecord>)
 fn image_of(deployment: &Deployment, region: &Region) -> String {
     let os = &deployment.application.build_os;
     image_for(region, os.family, &os.version)
-}
-
-/// A machine-level change accepted (or applied before), or why not.
-fn accepted(
-    changed: Option<Result<bool, String>>,
-    deployment: &str,
-    region: &str,
-) -> Result<(), HandlerError> {
-    match changed {
-        None => Err(HandlerError::Reject(format!(
-            "region {region} of deployment {deployment} has never been applied"
-        ))),
-        Some(Err(refused)) => Err(HandlerError::Reject(refused)),
-        Some(Ok(_)) => Ok(()),
-    }
 }
 
 /// The region lease was taken over by another replica while this one worked.

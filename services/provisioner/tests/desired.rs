@@ -134,6 +134,32 @@ async fn a_late_destroy_never_wipes_a_region_deployed_again() {
             .region_outcome(&region, destroy.meta.correlation_id, "destroyed")
             .await;
         assert!(sim_region(&f.sim, &d.name, &region).is_empty());
+        // The autoscaler's replacement of a machine of the region, delivered after the destroy: superseded
+        // (no one's mistake), not dead-lettered as a command for a region never applied.
+        let late_replace = flotilla_proto::ReplaceMachine {
+            meta: CommandMeta::new("autoscaler"),
+            deployment: d.name.clone(),
+            region: region.clone(),
+            resource_id: "gone-machine".into(),
+        };
+        f.send(
+            &d.name,
+            &region,
+            "replace-machine",
+            &late_replace.meta.id.to_string(),
+            &late_replace,
+        )
+        .await;
+        let refused = f.events.rejection(&late_replace.meta.id.to_string()).await;
+        assert!(refused.error.contains("was destroyed"), "{refused:?}");
+        let dlq = async_nats::jetstream::new(f.client.clone())
+            .get_stream(flotilla_bus::topology::DLQ_STREAM)
+            .await
+            .unwrap()
+            .get_info()
+            .await
+            .unwrap();
+        assert_eq!(dlq.state.messages, 0, "nothing dead-lettered");
         // Deployed again, then the old destroy arrives late under a new id.
         let again = apply(&d, &region);
         applied(&f, &again).await;
