@@ -423,3 +423,90 @@ async fn scheduled_backups_are_taken_when_due_once_each_on_every_datastore() {
         ]
     );
 }
+
+/// One backup asked for by two deliveries at once (a redelivery, or the command reaching both replicas):
+/// one archive on every datastore, not one per delivery (chaos seed 49 found two).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_backup_taken_by_two_deliveries_at_once_is_written_once() {
+    let h = Harness::start().await;
+    let d = h.deployment.clone();
+    let home = h.datastore(0);
+    let bucket = d.bucket("webroot-sync");
+    home.ensure_bucket(&bucket).await.unwrap();
+    // Enough for an archive to take a while to build, so that the second delivery comes while the first
+    // builds, in another second (an archive's key carries the second it was taken in).
+    for n in 0..300 {
+        home.put(
+            &bucket,
+            &format!("page-{n}.html"),
+            Bytes::from(vec![b'x'; 64 * 1024]),
+        )
+        .await
+        .unwrap();
+    }
+    let db = flotilla_integration_tests::TestDb::sqlite().await;
+    let (sqlite, postgres) = flotilla_sync::store::migrations();
+    db.store.migrate_with(sqlite, postgres).await.unwrap();
+    // Two replicas: one database, a work directory each.
+    let replica = |name: &str| {
+        flotilla_sync::backup::Backups::new(
+            h.settings(name).service,
+            flotilla_clouds::Clouds::new(h.sim.cloud_settings(), None),
+            flotilla_sync::store::SyncStore::new(db.store.clone()),
+            flotilla_bus::Publisher::new(h.client.clone(), flotilla_bus::PublishConfig::default()),
+            h.dir.path().join(format!("{name}-work")),
+            std::sync::Arc::new(flotilla_sync::stamps::StampSource::new(
+                h.topology.clone(),
+                flotilla_bus::TopologyConfig::default(),
+                name,
+            )),
+        )
+    };
+    let (a, b) = (replica("a"), replica("b"));
+    let region = d.regions[0].name.clone();
+    let correlation = uuid::Uuid::now_v7();
+    let started = std::time::Instant::now();
+    let delay = std::time::Duration::from_millis(1100);
+    let (one, two) = tokio::join!(
+        async {
+            let taken = a.take(&d, &region, "manual", "cmd-twice", correlation).await;
+            (taken, started.elapsed())
+        },
+        async {
+            tokio::time::sleep(delay).await;
+            b.take(&d, &region, "manual", "cmd-twice", correlation).await
+        }
+    );
+    let (one, first_took) = one;
+    assert!(one.is_ok(), "the first delivery takes it: {one:?}");
+    // The second came while the first was still at work (on this machine the archive takes seconds): it
+    // must not build an archive of its own.
+    if first_took > delay * 2 {
+        assert!(
+            two.as_ref().is_err_and(|e| e.contains("being taken")),
+            "the second delivery waits for the first: {two:?}"
+        );
+    }
+    for (taker, outcome) in [(&a, one), (&b, two)] {
+        if let Err(e) = outcome {
+            assert!(e.contains("being taken"), "{e}");
+            // Delivered again, after the other finished: it only fills in.
+            taker
+                .take(&d, &region, "manual", "cmd-twice", correlation)
+                .await
+                .unwrap();
+        }
+    }
+    for i in 0..3 {
+        let archives: Vec<String> = h
+            .datastore(i)
+            .list(&d.bucket("manual"), "")
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|o| o.key)
+            .filter(|k| k.ends_with(".tar.gz"))
+            .collect();
+        assert_eq!(archives.len(), 1, "datastore {i}: {archives:?}");
+    }
+}
