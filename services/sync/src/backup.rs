@@ -33,10 +33,6 @@ use crate::store::{BackupRow, SyncStore};
 /// The periods, as the original toolkit names its backup buckets (`<site>-<period>`), and `manual`.
 pub const PERIODS: [&str; 6] = ["manual", "hourly", "daily", "weekly", "monthly", "bimonthly"];
 
-/// How long a claim on building an archive holds before another delivery may take it over (its builder
-/// died): longer than building and recording the largest archive takes.
-pub const CLAIM_STALE: std::time::Duration = std::time::Duration::from_secs(600);
-
 /// How late a missed scheduled backup is still taken.
 pub const GRACE: ChronoDuration = ChronoDuration::minutes(15);
 
@@ -239,34 +235,7 @@ impl Backups {
             .find(|b| b.id == id);
         let row = match known {
             Some(row) => row,
-            None => {
-                // One delivery builds the archive (two at once each wrote one of their own); another waits
-                // for it and then only fills in.
-                let now = Utc::now().timestamp_millis();
-                let stale = now.saturating_sub(i64::try_from(CLAIM_STALE.as_millis()).unwrap_or(i64::MAX));
-                let mine = self
-                    .store
-                    .claim_backup(&d.name, id, now, stale)
-                    .await
-                    .map_err(|e| e.to_string())?;
-                if !mine {
-                    return Err(format!(
-                        "backup {id} is being taken by another delivery of its command; asked again shortly"
-                    ));
-                }
-                // Its previous claimant may have finished since this delivery looked.
-                let finished = self
-                    .store
-                    .backups(&d.name)
-                    .await
-                    .map_err(|e| e.to_string())?
-                    .into_iter()
-                    .find(|b| b.id == id);
-                match finished {
-                    Some(row) => row,
-                    None => self.archive(d, region, period, id).await?,
-                }
-            }
+            None => self.archive(d, region, period, id).await?,
         };
         let (written, missing) = self.fill(d, &row).await?;
         self.retain(d, period).await;

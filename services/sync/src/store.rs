@@ -452,30 +452,6 @@ impl SyncStore {
         .map_err(query_error("record a backup copy's outcome"))
     }
 
-    /// Claims the building of backup `id`'s archive: `true` for the one delivery that inserts the claim, or
-    /// takes over a claim made before `stale_before_ms` (Unix ms; its builder died); `false` while another
-    /// holds it.
-    pub async fn claim_backup(
-        &self,
-        deployment: &str,
-        id: &str,
-        now_ms: i64,
-        stale_before_ms: i64,
-    ) -> Result<bool, StoreError> {
-        let q = "INSERT INTO sync_backup_claim (deployment, id, claimed_ms) VALUES ($1, $2, $3) \
-                 ON CONFLICT (deployment, id) DO UPDATE SET claimed_ms = excluded.claimed_ms \
-                 WHERE sync_backup_claim.claimed_ms < $4 RETURNING id";
-        let won: Option<String> = on_pool!(&self.store, |p| sqlx::query_scalar(q)
-            .bind(deployment)
-            .bind(id)
-            .bind(now_ms)
-            .bind(stale_before_ms)
-            .fetch_optional(p)
-            .await)
-        .map_err(query_error("claim a backup"))?;
-        Ok(won.is_some())
-    }
-
     /// The backups of `deployment`, newest first.
     pub async fn backups(&self, deployment: &str) -> Result<Vec<BackupRow>, StoreError> {
         let q = "SELECT deployment, id, period, region, bucket, key, taken_ms, checksum, size FROM sync_backup \
