@@ -1164,7 +1164,7 @@ async fn backup_violations(observer: &flotilla_clouds::Clouds, d: &Deployment, i
             }
         };
         for (endpoint, store) in r.datastores.iter().zip(set.endpoints()) {
-            let name = format!("{}:{}", endpoint.provider, endpoint.host_base);
+            let name = flotilla_sync::stamps::endpoint_name(endpoint);
             if !seen.insert(name.clone()) {
                 continue;
             }

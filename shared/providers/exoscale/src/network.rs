@@ -53,13 +53,7 @@ impl Network for Exoscale {
     /// instances are still attached to is refused — 409 or 412 at once, or an operation failing as a
     /// conflict — and that is a [`CloudError::Conflict`] with Exoscale's message.
     async fn delete_vpc(&self, id: &str) -> Result<()> {
-        if !is_uuid(id) {
-            return Err(CloudError::Invalid {
-                provider: P,
-                field: Some("id".into()),
-                message: format!("{id:?} is not a private network id (a UUID)"),
-            });
-        }
+        let id = uuid_id("id", "private network", id)?;
         // Not `delete_gone_ok`: a network already gone is an error here, as the trait says.
         self.mutate(Method::DELETE, &format!("private-network/{id}"), None)
             .await
@@ -226,13 +220,7 @@ impl Network for Exoscale {
     /// `DELETE /security-group/{id}`, waiting for its operation. Exoscale refuses a group still applied
     /// to an instance (409: [`CloudError::Conflict`]).
     async fn delete_firewall(&self, firewall_id: &str) -> Result<()> {
-        if !is_uuid(firewall_id) {
-            return Err(CloudError::Invalid {
-                provider: P,
-                field: Some("firewall_id".into()),
-                message: format!("{firewall_id:?} is not a security group id (a UUID)"),
-            });
-        }
+        let firewall_id = uuid_id("firewall_id", "security group", firewall_id)?;
         self.delete_gone_ok(&format!("security-group/{firewall_id}"))
             .await
     }
@@ -247,6 +235,20 @@ impl Exoscale {
         )
         .await
         .map(drop)
+    }
+}
+
+/// `id` when it is a UUID (what Exoscale's ids are, and all a path segment may hold here), else an invalid
+/// `field` naming `what` it should have been.
+fn uuid_id<'a>(field: &str, what: &str, id: &'a str) -> Result<&'a str> {
+    if is_uuid(id) {
+        Ok(id)
+    } else {
+        Err(CloudError::Invalid {
+            provider: P,
+            field: Some(field.to_owned()),
+            message: format!("{id:?} is not a {what} id (a UUID)"),
+        })
     }
 }
 
