@@ -207,8 +207,11 @@ impl Backups {
         Ok((set.primary().clone(), d.bucket("webroot-sync")))
     }
 
-    fn archive_path(&self, d: &Deployment, id: &str) -> PathBuf {
-        self.dir.join(&d.name).join(format!("{id}{SUFFIX}"))
+    /// Where this replica keeps the archive of `id` with `checksum` until every copy is written: named by
+    /// its checksum too, so two deliveries building the same backup at once never share a file unless
+    /// their archives are the same bytes.
+    fn archive_path(&self, d: &Deployment, id: &str, checksum: &str) -> PathBuf {
+        self.dir.join(&d.name).join(format!("{id}-{checksum}{SUFFIX}"))
     }
 
     /// Takes backup `id` of `region`'s webroot for `period` (again: only what is missing is done).
@@ -258,7 +261,9 @@ impl Backups {
         id: &str,
     ) -> Result<BackupRow, String> {
         let (source, bucket) = self.source(d, region)?;
-        let work = self.dir.join(&d.name).join(format!("{id}.files"));
+        // This build's own work directory and file: another delivery may be building the same id here.
+        let build = uuid::Uuid::new_v4().simple();
+        let work = self.dir.join(&d.name).join(format!("{id}.{build}.files"));
         let _ = std::fs::remove_dir_all(&work);
         std::fs::create_dir_all(&work).map_err(|e| format!("{}: {e}", work.display()))?;
         // Each object to a file (streamed), a few at once, a page of the listing at a time.
@@ -294,8 +299,8 @@ impl Backups {
                 return Err(format!("reading the webroot of {region}: {e}"));
             }
         }
-        let archive = self.archive_path(d, id);
-        let (work2, archive2) = (work.clone(), archive.clone());
+        let building = self.dir.join(&d.name).join(format!("{id}.{build}.building"));
+        let (work2, archive2) = (work.clone(), building.clone());
         let built = tokio::task::spawn_blocking(move || -> std::io::Result<(String, u64)> {
             let file = std::fs::File::create(&archive2)?;
             let gz = flate2::write::GzEncoder::new(file, flate2::Compression::default());
@@ -308,7 +313,18 @@ impl Backups {
         .await
         .map_err(|e| e.to_string())?;
         let _ = std::fs::remove_dir_all(&work);
-        let (checksum, size) = built.map_err(|e| format!("building the archive: {e}"))?;
+        let (checksum, size) = match built {
+            Ok(built) => built,
+            Err(e) => {
+                let _ = std::fs::remove_file(&building);
+                return Err(format!("building the archive: {e}"));
+            }
+        };
+        let archive = self.archive_path(d, id, &checksum);
+        if let Err(e) = std::fs::rename(&building, &archive) {
+            let _ = std::fs::remove_file(&building);
+            return Err(format!("{}: {e}", archive.display()));
+        }
         let taken_at = Utc::now();
         // The whole id: a command's is a UUIDv7, whose first digits are its time, so a prefix of it is the
         // same for two backups asked for within seconds of each other (and one archive overwrote the other).
@@ -324,12 +340,36 @@ impl Backups {
             checksum,
             size,
         };
-        let names: Vec<String> = self.targets(d)?.into_iter().map(|t| t.name).collect();
+        let discard = |e: String| {
+            let _ = std::fs::remove_file(&archive);
+            e
+        };
+        let names: Vec<String> = self
+            .targets(d)
+            .map_err(discard)?
+            .into_iter()
+            .map(|t| t.name)
+            .collect();
         self.store
             .record_backup(&row, &names)
             .await
-            .map_err(|e| e.to_string())?;
-        Ok(row)
+            .map_err(|e| discard(e.to_string()))?;
+        // The backup is what was recorded first. Another delivery of the same command (a redelivery, or the
+        // command reaching both replicas) may have built and recorded its own archive meanwhile: then this
+        // one is dropped and only the recorded one is written — never two archives of one backup, nor one
+        // key holding one delivery's bytes and the other's checksum.
+        let recorded = self
+            .store
+            .backups(&d.name)
+            .await
+            .map_err(|e| discard(e.to_string()))?
+            .into_iter()
+            .find(|b| b.id == id)
+            .ok_or_else(|| discard(format!("backup {id} was recorded but is not found")))?;
+        if recorded.checksum != row.checksum {
+            let _ = std::fs::remove_file(&archive);
+        }
+        Ok(recorded)
     }
 
     /// Writes every copy of `row` not written yet; the endpoints holding it, and those still missing it
@@ -344,7 +384,7 @@ impl Backups {
             .into_iter()
             .filter(|c| c.id == row.id)
             .collect();
-        let archive = self.archive_path(d, &row.id);
+        let archive = self.archive_path(d, &row.id, &row.checksum);
         let local = archive.exists();
         let holder = targets
             .iter()
@@ -392,7 +432,11 @@ impl Backups {
                             .await
                             .map_err(|e| e.to_string())?;
                         } else {
-                            return Err("the archive is neither here nor on any endpoint".to_owned());
+                            return Err(
+                                "the archive is neither here nor on any endpoint yet (the delivery that built \
+                                 it writes it)"
+                                    .to_owned(),
+                            );
                         }
                         Box::pin(t.store.put(
                             &row.bucket,
@@ -429,10 +473,16 @@ impl Backups {
         let copies = self.store.copies(&d.name).await.map_err(|e| e.to_string())?;
         let backups = self.store.backups(&d.name).await.map_err(|e| e.to_string())?;
         let mut remaining = false;
-        for row in backups
-            .iter()
-            .filter(|b| copies.iter().any(|c| c.id == b.id && !c.written))
-        {
+        let pending = |b: &&BackupRow| copies.iter().any(|c| c.id == b.id && !c.written);
+        // An archive kept here whose copies were finished from elsewhere (copied from an endpoint by
+        // another delivery) is no longer needed.
+        for row in backups.iter().filter(|b| !pending(b)) {
+            let archive = self.archive_path(d, &row.id, &row.checksum);
+            if archive.exists() {
+                let _ = std::fs::remove_file(&archive);
+            }
+        }
+        for row in backups.iter().filter(pending) {
             let (written, missing) = self.fill(d, row).await?;
             if missing.is_empty() {
                 let event = self.event(d, row, "filled", written, missing, uuid::Uuid::now_v7());

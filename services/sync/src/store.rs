@@ -438,7 +438,10 @@ impl SyncStore {
         endpoint: &str,
         error: Option<&str>,
     ) -> Result<(), StoreError> {
-        let q = "UPDATE sync_backup_copy SET written = $4, error = $5 \
+        // A copy once written stays written: two deliveries of one backup may both write it, and the one
+        // that found nothing to copy from yet must not undo the other's success.
+        let q = "UPDATE sync_backup_copy SET written = (written OR $4), \
+                 error = CASE WHEN written OR $4 THEN NULL ELSE $5 END \
                  WHERE deployment = $1 AND id = $2 AND endpoint = $3";
         on_pool!(&self.store, |p| sqlx::query(q)
             .bind(deployment)

@@ -423,3 +423,163 @@ async fn scheduled_backups_are_taken_when_due_once_each_on_every_datastore() {
         ]
     );
 }
+
+/// One backup asked for by several deliveries at once (the command reaching both replicas, a redelivery
+/// while the first still builds): one archive on every datastore, its checksum beside it its own, the same
+/// bytes everywhere — chaos seeds 48, 49, 52 and 53 found two archives of one backup, or one key holding
+/// one delivery's archive and another's checksum. Here replica b's delivery comes first but builds slowly
+/// (one file at a time); replica a's two deliveries build fast; a datastore is down while a's copies are
+/// written and back before b's archive is built. The archive recorded first (a's) is the backup: b drops
+/// its own and copies a's to the endpoint that missed it, and nothing is left in the work directories.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_backup_taken_by_several_deliveries_at_once_is_written_once() {
+    let h = Harness::start().await;
+    let d = h.deployment.clone();
+    let home = h.datastore(0);
+    let bucket = d.bucket("webroot-sync");
+    home.ensure_bucket(&bucket).await.unwrap();
+    for n in 0..1500 {
+        home.put(
+            &bucket,
+            &format!("pages/page-{n}.html"),
+            Bytes::from(format!("<p>page {n}</p>").repeat(50)),
+        )
+        .await
+        .unwrap();
+    }
+    let db = flotilla_integration_tests::TestDb::sqlite().await;
+    let (sqlite, postgres) = flotilla_sync::store::migrations();
+    db.store.migrate_with(sqlite, postgres).await.unwrap();
+    let store = flotilla_sync::store::SyncStore::new(db.store.clone());
+    // Two replicas: one database, a work directory each.
+    let replica = |name: &str, transfers: usize| {
+        let mut settings = h.settings(name).service;
+        settings.transfers = transfers;
+        flotilla_sync::backup::Backups::new(
+            settings,
+            flotilla_clouds::Clouds::new(h.sim.cloud_settings(), None),
+            flotilla_sync::store::SyncStore::new(db.store.clone()),
+            flotilla_bus::Publisher::new(h.client.clone(), flotilla_bus::PublishConfig::default()),
+            h.dir.path().join(format!("{name}-work")),
+            std::sync::Arc::new(flotilla_sync::stamps::StampSource::new(
+                h.topology.clone(),
+                flotilla_bus::TopologyConfig::default(),
+                name,
+            )),
+        )
+    };
+    let (a, b) = (replica("a", 32), replica("b", 1));
+    let region = d.regions[0].name.clone();
+    let correlation = uuid::Uuid::now_v7();
+    let id = "cmd-several";
+    h.sim.add_fault(&Fault {
+        provider: Provider::DigitalOcean,
+        kind: FaultKind::DatastoreDown {
+            region: "ams3".into(),
+        },
+    });
+    let b_done = std::sync::atomic::AtomicBool::new(false);
+    let slow = async {
+        let taken = b.take(&d, &region, "manual", id, correlation).await;
+        b_done.store(true, std::sync::atomic::Ordering::SeqCst);
+        taken
+    };
+    let fast = async || {
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+        a.take(&d, &region, "manual", id, correlation).await
+    };
+    let back = async {
+        // a's copy to DigitalOcean failed: the datastore comes back.
+        tokio::time::timeout(std::time::Duration::from_secs(60), async {
+            while !store
+                .copies(&d.name)
+                .await
+                .unwrap()
+                .iter()
+                .any(|c| c.endpoint.starts_with("digitalocean") && c.error.is_some())
+            {
+                tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+            }
+        })
+        .await
+        .expect("a's copy to the datastore that is down fails");
+        assert!(
+            !b_done.load(std::sync::atomic::Ordering::SeqCst),
+            "the test's premise: b is still building when a has recorded and written its copies"
+        );
+        h.sim.clear_faults(Some(Provider::DigitalOcean));
+    };
+    let (on_b, first, again_on_a, ()) = tokio::join!(slow, fast(), fast(), back);
+    for taken in [&on_b, &first, &again_on_a] {
+        assert!(taken.is_ok(), "{taken:?}");
+    }
+    // The deployment's next runs (on either replica) fill in whatever is still missing.
+    a.fill_pending(&d).await.unwrap();
+    b.fill_pending(&d).await.unwrap();
+    let recorded = store.backups(&d.name).await.unwrap();
+    let [backup] = recorded.as_slice() else {
+        panic!("one backup recorded: {recorded:?}")
+    };
+    let copies = store.copies(&d.name).await.unwrap();
+    assert_eq!(copies.len(), 3, "{copies:?}");
+    assert!(copies.iter().all(|c| c.written), "{copies:?}");
+    let mut bodies = Vec::new();
+    for i in 0..3 {
+        let store = h.datastore(i);
+        let keys: Vec<String> = store
+            .list(&d.bucket("manual"), "")
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|o| o.key)
+            .collect();
+        assert_eq!(
+            keys,
+            [backup.key.clone(), format!("{}.sha256", backup.key)],
+            "datastore {i}"
+        );
+        let body = Box::pin(store.get(&d.bucket("manual"), &backup.key))
+            .await
+            .unwrap()
+            .unwrap();
+        let sum = Box::pin(store.get(&d.bucket("manual"), &format!("{}.sha256", backup.key)))
+            .await
+            .unwrap()
+            .unwrap();
+        use sha2::Digest;
+        assert_eq!(
+            String::from_utf8_lossy(&sum).trim(),
+            hex::encode(sha2::Sha256::digest(&body)),
+            "datastore {i}: the checksum beside the archive is its own"
+        );
+        assert_eq!(String::from_utf8_lossy(&sum).trim(), backup.checksum);
+        bodies.push(body);
+    }
+    assert!(
+        bodies.windows(2).all(|w| w[0] == w[1]),
+        "the same archive everywhere"
+    );
+    // Nothing left behind in either work directory: the dropped archives, the work files, the archive
+    // whose last copy another delivery wrote.
+    for name in ["a-work", "b-work"] {
+        let left: Vec<_> = walkdir(&h.dir.path().join(name));
+        assert!(left.is_empty(), "{name}: {left:?}");
+    }
+}
+
+/// Every file under `dir`.
+fn walkdir(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return out;
+    };
+    for e in entries.flatten() {
+        let path = e.path();
+        if path.is_dir() {
+            out.extend(walkdir(&path));
+        } else {
+            out.push(path);
+        }
+    }
+    out
+}
