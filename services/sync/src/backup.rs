@@ -149,8 +149,35 @@ fn sha256_file(path: &Path) -> std::io::Result<(String, u64)> {
     Ok((hex::encode(h.finalize()), size))
 }
 
+/// Removes the work directories and half-built archives of builds stopped midway under `dir` (each
+/// deployment's folder); finished archives, kept until their copies are written, stay.
+fn remove_unfinished(dir: &Path) {
+    let Ok(deployments) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for deployment in deployments.flatten() {
+        let Ok(entries) = std::fs::read_dir(deployment.path()) else {
+            continue;
+        };
+        for e in entries.flatten() {
+            let path = e.path();
+            match path.extension().and_then(|x| x.to_str()) {
+                Some("files") => {
+                    let _ = std::fs::remove_dir_all(&path);
+                }
+                Some("building") => {
+                    let _ = std::fs::remove_file(&path);
+                }
+                _ => {}
+            }
+        }
+    }
+}
+
 impl Backups {
-    /// Backups kept in `store`, archives built under `dir`; a restore leaves its stamp in `stamps`.
+    /// Backups kept in `store`, archives built under `dir` (one per replica); a restore leaves its stamp
+    /// in `stamps`. What builds stopped midway left under `dir` (the replica was killed) is removed: no
+    /// build runs before this.
     pub fn new(
         settings: Settings,
         clouds: Clouds,
@@ -159,6 +186,7 @@ impl Backups {
         dir: PathBuf,
         stamps: std::sync::Arc<crate::stamps::StampSource>,
     ) -> Self {
+        remove_unfinished(&dir);
         Self {
             settings,
             clouds,
@@ -880,6 +908,23 @@ impl Backups {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_restart_removes_the_builds_stopped_midway_and_keeps_finished_archives() {
+        let dir = tempfile::tempdir().expect("a temporary directory");
+        let site = dir.path().join("site");
+        std::fs::create_dir_all(site.join("cmd-1.abc.files/pages")).expect("a work directory");
+        std::fs::write(site.join("cmd-1.abc.files/pages/index.html"), "x").expect("a work file");
+        std::fs::write(site.join("cmd-1.abc.building"), "half").expect("a half-built archive");
+        std::fs::write(site.join("cmd-2-0f0f.tar.gz"), "whole").expect("a finished archive");
+        remove_unfinished(dir.path());
+        let left: Vec<String> = std::fs::read_dir(&site)
+            .expect("the deployment's folder")
+            .flatten()
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .collect();
+        assert_eq!(left, ["cmd-2-0f0f.tar.gz"]);
+    }
 
     fn t(s: &str) -> DateTime<Utc> {
         DateTime::parse_from_rfc3339(s)

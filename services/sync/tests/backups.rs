@@ -3,7 +3,8 @@
 //! a restore reads the datastores themselves, skips a corrupted copy by its checksum, and takes the
 //! backup from the second provider when the first is gone — the restored files reach every webroot;
 //! retention keeps the newest complete backups, so an endpoint missing a new one keeps its old one; two
-//! backups asked for within a second are two archives; scheduled backups are taken when due, once each.
+//! backups asked for within a second are two archives; scheduled backups are taken when due, once each;
+//! one backup built by several deliveries at once is one archive everywhere.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
