@@ -32,7 +32,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::chunks::{self, Done, Options, PassReport};
 use crate::local::{self, Excludes};
-use crate::plan::{self, Action, Manifest, Side};
+use crate::plan::{self, Action, Base, Manifest, Side};
 use crate::replicate::Known;
 use crate::settings::{AgentSettings, Settings};
 use crate::stamps::{StampSource, Stamped};
@@ -595,17 +595,29 @@ impl crate::chunks::Sides for AgentSides<'_> {
         Ok(Some(page.into_iter().filter(|(k, _)| self.usable(k)).collect()))
     }
 
-    async fn prepare(&self, a: Manifest, base: Option<&Manifest>) -> Manifest {
-        if self.rules.compare != plan::Compare::Checksum {
+    async fn prepare(&self, a: Manifest, b: &Manifest, base: Option<&Base>) -> Manifest {
+        let (root, part) = (self.agent.root().to_path_buf(), self.agent.settings.part_size);
+        let fallback = a.clone();
+        if self.rules.compare == plan::Compare::Checksum {
+            // Only new and changed files are read (the others keep the base's checksum).
+            let known = base.map(|b| b.a.clone());
+            return tokio::task::spawn_blocking(move || {
+                let mut a = a;
+                local::checksums(&root, &mut a, known.as_ref(), part);
+                a
+            })
+            .await
+            .unwrap_or(fallback);
+        }
+        // By size and time: only files changed on both sides to the same size are read, to tell two
+        // equal writes (an upload that landed but whose answer was lost) from a conflict.
+        let alike = plan::changed_on_both_alike(&a, b, base, self.rules.compare);
+        if alike.is_empty() {
             return a;
         }
-        // Only new and changed files are read (the others keep the base's checksum).
-        let (root, part) = (self.agent.root().to_path_buf(), self.agent.settings.part_size);
-        let known = base.cloned();
-        let fallback = a.clone();
         tokio::task::spawn_blocking(move || {
             let mut a = a;
-            local::checksums(&root, &mut a, known.as_ref(), part);
+            local::checksums_of(&root, &mut a, &alike, part);
             a
         })
         .await

@@ -57,9 +57,16 @@ pub trait Sides: Sync {
     /// `None` once there are no more. Never asked for the same side twice at once.
     fn page(&self, side: Side) -> impl Future<Output = Result<Option<Vec<(String, Entry)>>, String>> + Send;
 
-    /// Completes a chunk of side `a`'s entries before it is planned (the agent fills in checksums from
-    /// `base`, reading only new and changed files).
-    fn prepare(&self, a: Manifest, base: Option<&Manifest>) -> impl Future<Output = Manifest> + Send;
+    /// Completes a chunk of side `a`'s entries before it is planned, given side `b`'s and the chunk's
+    /// `base`: the agent fills in the checksums of its files — comparing by checksum, every new and
+    /// changed one's; otherwise only those changed on both sides to the same size (a conflict or two equal
+    /// writes).
+    fn prepare(
+        &self,
+        a: Manifest,
+        b: &Manifest,
+        base: Option<&Base>,
+    ) -> impl Future<Output = Manifest> + Send;
 
     /// Applies one action of a chunk whose sides are `a` and `b`.
     fn apply(
@@ -534,7 +541,7 @@ pub async fn pass<S: Sides>(
             sources.b.take(bound.as_deref()).into_iter().collect()
         };
         let base = complete.then_some(&chunk_base);
-        let a = sides.prepare(a, base.map(|b| &b.a)).await;
+        let a = sides.prepare(a, &b, base).await;
         totals[0] += a.len();
         totals[1] += b.len();
         base_totals[0] += chunk_base.a.len();
@@ -753,7 +760,7 @@ mod tests {
             Ok(self.pages[i].lock().map_err(|e| e.to_string())?.pop_front())
         }
 
-        async fn prepare(&self, a: Manifest, _base: Option<&Manifest>) -> Manifest {
+        async fn prepare(&self, a: Manifest, _b: &Manifest, _base: Option<&Base>) -> Manifest {
             a
         }
 

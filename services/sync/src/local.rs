@@ -244,6 +244,17 @@ pub fn checksums(root: &Path, manifest: &mut Manifest, known: Option<&Manifest>,
     }
 }
 
+/// Fills in the checksum of the entries of `manifest` named in `keys` (files below `root`), as
+/// [`checksums`] does; a file that cannot be read keeps none.
+pub fn checksums_of(root: &Path, manifest: &mut Manifest, keys: &[String], part_size: u64) {
+    for key in keys {
+        let (Some(entry), Ok(path)) = (manifest.get_mut(key), path_of(root, key)) else {
+            continue;
+        };
+        entry.checksum = flotilla_datastore::etag_of_file(&path, entry.size, part_size).ok();
+    }
+}
+
 /// A temporary path beside `path` (same directory, so the rename is atomic), its parents created.
 pub fn temp_beside(path: &Path) -> Result<PathBuf, LocalError> {
     let dir = path.parent().unwrap_or(Path::new("."));

@@ -7,7 +7,9 @@
 //! - an object changed on one side since the base goes to the other; a new one is copied; with no base (a
 //!   first pass) the sides are merged and nothing is deleted;
 //! - an object changed on both sides is a conflict: the newer wins and, by default, the loser is kept
-//!   beside it renamed (`<key>.conflict-<side>-<time>`), so nothing is lost;
+//!   beside it renamed (`<key>.conflict-<side>-<time>`), so nothing is lost — unless both changed to the
+//!   same content (their checksums say so, whatever the comparison: a copy whose write landed but whose
+//!   answer was lost leaves both sides changed and equal), which is in step;
 //! - an object deleted on one side since the base is deleted on the other — unless it changed there since
 //!   (a change beats a delete) — and only when the deletions stay within the max-delete guard: an empty
 //!   listing from a broken endpoint must never empty the other side;
@@ -243,6 +245,28 @@ pub fn same_time(x: DateTime<Utc>, y: DateTime<Utc>) -> bool {
     nx / unit == ny / unit
 }
 
+/// The keys changed on both sides since `base` to the same size: the only ones whose contents must be
+/// compared to tell a conflict from two equal writes (the agent reads these files' checksums when it
+/// compares by size and time).
+pub fn changed_on_both_alike(
+    a: &Manifest,
+    b: &Manifest,
+    base: Option<&Base>,
+    compare: Compare,
+) -> Vec<String> {
+    let Some(base) = base else {
+        return Vec::new();
+    };
+    let changed = |now: &Entry, was: Option<&Entry>| was.is_none_or(|was| !same(now, was, compare));
+    a.iter()
+        .filter_map(|(key, x)| {
+            let y = b.get(key)?;
+            (x.size == y.size && changed(x, base.a.get(key)) && changed(y, base.b.get(key)))
+                .then(|| key.clone())
+        })
+        .collect()
+}
+
 /// The name the losing version of `key` is kept under.
 pub fn loser_key(key: &str, side: Side, modified: DateTime<Utc>) -> String {
     format!("{key}.conflict-{side}-{}", modified.format("%Y%m%dT%H%M%SZ"))
@@ -317,12 +341,10 @@ pub fn plan(a: &Manifest, b: &Manifest, base: Option<&Base>, rules: &Rules, now:
                     (false, false) if base.is_some() => continue,
                     (true, false) => Side::A,
                     (false, true) => Side::B,
-                    // Both changed to the same content (the checksum says so): in step.
-                    (true, true)
-                        if rules.compare == Compare::Checksum
-                            && x.checksum.is_some()
-                            && x.checksum == y.checksum =>
-                    {
+                    // Both changed to the same content (the checksums say so, whatever the comparison): in
+                    // step. A copy whose write landed but whose answer was lost (an endpoint closing the
+                    // connection) leaves exactly this: the next pass must not call it a conflict.
+                    (true, true) if x.checksum.is_some() && x.checksum == y.checksum => {
                         continue;
                     }
                     // Both changed, or no base to tell: a conflict; the newer wins (A on a tie).

@@ -10,7 +10,7 @@ use chrono::{DateTime, Utc};
 use flotilla_datastore::{Datastore, DatastoreError, Listing, Moved, ObjectInfo};
 
 use crate::chunks::{self, Done, Options, Sides, origin_of};
-use crate::plan::{self, Action, Entry, Manifest, Rules, Side};
+use crate::plan::{Action, Base, Entry, Manifest, Rules, Side};
 use crate::store::{PairKey, SyncStore};
 
 pub use crate::chunks::PassReport;
@@ -148,7 +148,7 @@ impl Sides for PairSides<'_, '_> {
         }
     }
 
-    async fn prepare(&self, a: Manifest, _base: Option<&Manifest>) -> Manifest {
+    async fn prepare(&self, a: Manifest, _b: &Manifest, _base: Option<&Base>) -> Manifest {
         a
     }
 
@@ -221,12 +221,11 @@ pub async fn relist(
 }
 
 /// A listing as a manifest, without the objects under the backup prefix, with each object's entity tag as
-/// its checksum when `rules` compare by checksum (the MD5 of a single-part object, the MD5 of the parts'
-/// MD5s for a multipart one: equal for equal content written with the same part size, which every
-/// Flotilla writer uses).
+/// its checksum (the MD5 of a single-part object, the MD5 of the parts' MD5s for a multipart one: equal
+/// for equal content written with the same part size, which every Flotilla writer uses). It is free with
+/// the listing, so it is kept whatever `rules` compare by: it tells two equal writes from a conflict.
 pub fn manifest(objects: &[ObjectInfo], rules: &Rules) -> Manifest {
     let skip = rules.backup_prefix.as_deref();
-    let checksums = rules.compare == plan::Compare::Checksum;
     objects
         .iter()
         .filter(|o| skip.is_none_or(|p| !o.key.starts_with(p)))
@@ -240,11 +239,7 @@ pub fn manifest(objects: &[ObjectInfo], rules: &Rules) -> Manifest {
                 Entry {
                     size: o.size,
                     modified,
-                    checksum: o
-                        .etag
-                        .as_deref()
-                        .filter(|_| checksums)
-                        .map(flotilla_datastore::normal_etag),
+                    checksum: o.etag.as_deref().map(flotilla_datastore::normal_etag),
                 },
             )
         })

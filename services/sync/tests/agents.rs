@@ -3,7 +3,7 @@
 //! others; a modification and a deletion likewise; excluded paths stay where they are; a conflicting edit
 //! in two regions keeps both versions; a restarted agent catches up before it is ready; every change is
 //! announced, its lag measured from the change itself; and the asset and multi-region buckets are kept
-//! equal like the webroot's.
+//! equal like the webroot's; an upload that landed though its answer was lost is no conflict.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -488,4 +488,60 @@ async fn asset_and_multi_region_buckets_are_kept_equal_across_regions() {
     everywhere(assets.clone(), "2026/12/cat.jpg", false).await;
     everywhere(assets, "2026/12/dog.jpg", true).await;
     h.stop_replicator().await;
+}
+
+/// An upload whose write landed though its answer was lost (chaos seed 1 `datastore-down`: the endpoint
+/// closed the connection after storing the object): the agent's base still holds the old version, and
+/// both the file and the object have changed since — to the same bytes, at different times. That is in
+/// step, not a conflict: no `.conflict-` copy anywhere, one version of the page.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn an_upload_that_landed_though_its_answer_was_lost_is_no_conflict() {
+    let mut h = Harness::start().await;
+    h.start_agent(0, "lon-ws-1").await;
+    let root = h.webroot("lon-ws-1");
+    let bucket = h.deployment.bucket("webroot-sync");
+    let store = h.datastore(0);
+    write(&root, "page.html", b"the first version");
+    let pushed = tokio::time::timeout(std::time::Duration::from_secs(30), async {
+        loop {
+            if let Ok(Some(body)) = Box::pin(store.get(&bucket, "page.html")).await
+                && body.as_ref() == b"the first version"
+            {
+                return;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+    })
+    .await;
+    assert!(pushed.is_ok(), "the first version never reached the bucket");
+    // The pass that pushed it records its base as it ends; a graceful stop lets it finish.
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    h.stop_agent("lon-ws-1").await;
+
+    // The second version written here, and its upload landing without the agent hearing of it.
+    let second: &[u8] = b"the second version, the same on both sides";
+    write(&root, "page.html", second);
+    tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    store
+        .put(&bucket, "page.html", bytes::Bytes::from_static(second))
+        .await
+        .unwrap();
+    // Started again: ready once caught up (a pass made).
+    h.start_agent(0, "lon-ws-1").await;
+    let files = tree(&root);
+    assert_eq!(
+        files.keys().map(String::as_str).collect::<Vec<_>>(),
+        ["page.html"],
+        "no conflict copy in the webroot"
+    );
+    assert_eq!(files["page.html"], second);
+    let keys: Vec<String> = store
+        .list(&bucket, "")
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|o| o.key)
+        .collect();
+    assert_eq!(keys, ["page.html"], "no conflict copy in the bucket");
+    h.stop_agent("lon-ws-1").await;
 }

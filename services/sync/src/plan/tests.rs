@@ -108,6 +108,43 @@ fn a_conflict_keeps_the_loser_renamed_or_overwrites_it() {
     );
 }
 
+/// Chaos seed 1 `datastore-down`: an upload whose write landed but whose answer was lost (the endpoint
+/// closed the connection) leaves both sides changed since the base, with the same bytes at different
+/// times. Comparing by size and time, the checksums of exactly those keys are what tell it from a
+/// conflict: in step, no loser kept.
+#[test]
+fn both_sides_changed_to_the_same_content_is_in_step_whatever_the_comparison() {
+    let base = manifest(&[("p.html", 5, 0), ("q.html", 5, 0), ("r.html", 5, 0)]);
+    let mut a = manifest(&[("p.html", 7, 30), ("q.html", 7, 30), ("r.html", 5, 0)]);
+    let mut b = manifest(&[("p.html", 7, 31), ("q.html", 8, 31), ("r.html", 5, 0)]);
+    let rules = Rules::default();
+    assert_eq!(rules.compare, Compare::SizeAndTime);
+    // Only p.html needs its contents compared: q.html differs in size, r.html changed nowhere.
+    assert_eq!(
+        changed_on_both_alike(&a, &b, Some(&both(&base)), rules.compare),
+        ["p.html"]
+    );
+    assert!(changed_on_both_alike(&a, &b, None, rules.compare).is_empty());
+    // Unknown contents: a conflict, as before.
+    let p = plan(&a, &b, Some(&both(&base)), &rules, at(100));
+    assert_eq!(p.conflicts, ["p.html", "q.html"]);
+    // The same checksum on both sides: in step.
+    for m in [&mut a, &mut b] {
+        m.get_mut("p.html").unwrap().checksum = Some("etag-of-p".into());
+    }
+    let p = plan(&a, &b, Some(&both(&base)), &rules, at(100));
+    assert_eq!(p.conflicts, ["q.html"]);
+    assert!(
+        p.actions.iter().all(|x| !format!("{x:?}").contains("p.html")),
+        "{:?}",
+        p.actions
+    );
+    // Different checksums: still a conflict.
+    b.get_mut("p.html").unwrap().checksum = Some("another".into());
+    let p = plan(&a, &b, Some(&both(&base)), &rules, at(100));
+    assert_eq!(p.conflicts, ["p.html", "q.html"]);
+}
+
 #[test]
 fn an_empty_listing_never_empties_the_other_side() {
     let base: Manifest = (0..20).map(|i| (format!("f{i}"), entry(1, 0))).collect();
