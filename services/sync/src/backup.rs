@@ -33,6 +33,10 @@ use crate::store::{BackupRow, SyncStore};
 /// The periods, as the original toolkit names its backup buckets (`<site>-<period>`), and `manual`.
 pub const PERIODS: [&str; 6] = ["manual", "hourly", "daily", "weekly", "monthly", "bimonthly"];
 
+/// How long an archive kept here that no recorded backup needs is left before it is removed: longer than
+/// any delivery takes from building an archive to recording it.
+pub const UNNEEDED_AFTER: std::time::Duration = std::time::Duration::from_secs(3600);
+
 /// How late a missed scheduled backup is still taken.
 pub const GRACE: ChronoDuration = ChronoDuration::minutes(15);
 
@@ -265,7 +269,16 @@ impl Backups {
             .into_iter()
             .find(|b| b.id == id);
         let row = match known {
-            Some(row) => row,
+            // Recorded by an earlier delivery, which may have stopped before every copy was recorded (the
+            // database went away between the inserts): the copies are recorded again, each once.
+            Some(row) => {
+                let names: Vec<String> = self.targets(d)?.into_iter().map(|t| t.name).collect();
+                self.store
+                    .record_backup(&row, &names)
+                    .await
+                    .map_err(|e| e.to_string())?;
+                row
+            }
             None => self.archive(d, region, period, id).await?,
         };
         let (written, missing) = self.fill(d, &row).await?;
@@ -368,20 +381,14 @@ impl Backups {
             checksum,
             size,
         };
-        let discard = |e: String| {
-            let _ = std::fs::remove_file(&archive);
-            e
-        };
-        let names: Vec<String> = self
-            .targets(d)
-            .map_err(discard)?
-            .into_iter()
-            .map(|t| t.name)
-            .collect();
+        // Kept when recording fails: the record may have been made (the database went away before it
+        // answered), and then the next delivery writes this archive. One never recorded is removed by a
+        // later run ([`Self::fill_pending`]).
+        let names: Vec<String> = self.targets(d)?.into_iter().map(|t| t.name).collect();
         self.store
             .record_backup(&row, &names)
             .await
-            .map_err(|e| discard(e.to_string()))?;
+            .map_err(|e| e.to_string())?;
         // The backup is what was recorded first. Another delivery of the same command (a redelivery, or the
         // command reaching both replicas) may have built and recorded its own archive meanwhile: then this
         // one is dropped and only the recorded one is written — never two archives of one backup, nor one
@@ -390,10 +397,10 @@ impl Backups {
             .store
             .backups(&d.name)
             .await
-            .map_err(|e| discard(e.to_string()))?
+            .map_err(|e| e.to_string())?
             .into_iter()
             .find(|b| b.id == id)
-            .ok_or_else(|| discard(format!("backup {id} was recorded but is not found")))?;
+            .ok_or_else(|| format!("backup {id} was recorded but is not found"))?;
         if recorded.checksum != row.checksum {
             let _ = std::fs::remove_file(&archive);
         }
@@ -502,12 +509,29 @@ impl Backups {
         let backups = self.store.backups(&d.name).await.map_err(|e| e.to_string())?;
         let mut remaining = false;
         let pending = |b: &&BackupRow| copies.iter().any(|c| c.id == b.id && !c.written);
-        // An archive kept here whose copies were finished from elsewhere (copied from an endpoint by
-        // another delivery) is no longer needed.
-        for row in backups.iter().filter(|b| !pending(b)) {
-            let archive = self.archive_path(d, &row.id, &row.checksum);
-            if archive.exists() {
-                let _ = std::fs::remove_file(&archive);
+        // Archives kept here that no copy still needs: finished from elsewhere (copied from an endpoint by
+        // another delivery), or never recorded (the database went away) and built again since — once old
+        // enough that no delivery can still be between building and recording them.
+        let needed: std::collections::BTreeSet<PathBuf> = backups
+            .iter()
+            .filter(pending)
+            .map(|b| self.archive_path(d, &b.id, &b.checksum))
+            .collect();
+        if let Ok(entries) = std::fs::read_dir(self.dir.join(&d.name)) {
+            for e in entries.flatten() {
+                let path = e.path();
+                let old = e
+                    .metadata()
+                    .and_then(|m| m.modified())
+                    .ok()
+                    .and_then(|t| t.elapsed().ok())
+                    .is_some_and(|age| age >= UNNEEDED_AFTER);
+                let finished = backups
+                    .iter()
+                    .any(|b| !pending(&b) && path == self.archive_path(d, &b.id, &b.checksum));
+                if path.to_string_lossy().ends_with(SUFFIX) && !needed.contains(&path) && (finished || old) {
+                    let _ = std::fs::remove_file(&path);
+                }
             }
         }
         for row in backups.iter().filter(pending) {

@@ -584,3 +584,76 @@ fn walkdir(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
     }
     out
 }
+
+/// A backup whose copies were only partly recorded (chaos seed 16 `postgres`: PostgreSQL stopped between
+/// the backup's insert and its copies'): the next delivery of its command records the missing copies and
+/// writes them, so the backup still reaches every datastore.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_backup_whose_copies_were_partly_recorded_reaches_every_datastore_on_its_next_delivery() {
+    let h = Harness::start().await;
+    let d = h.deployment.clone();
+    let home = h.datastore(0);
+    let bucket = d.bucket("webroot-sync");
+    home.ensure_bucket(&bucket).await.unwrap();
+    home.put(
+        &bucket,
+        "index.php",
+        Bytes::from_static(b"<?php // the front page"),
+    )
+    .await
+    .unwrap();
+    let db = flotilla_integration_tests::TestDb::sqlite().await;
+    let (sqlite, postgres) = flotilla_sync::store::migrations();
+    db.store.migrate_with(sqlite, postgres).await.unwrap();
+    let store = flotilla_sync::store::SyncStore::new(db.store.clone());
+    let backups = flotilla_sync::backup::Backups::new(
+        h.settings("a").service,
+        flotilla_clouds::Clouds::new(h.sim.cloud_settings(), None),
+        flotilla_sync::store::SyncStore::new(db.store.clone()),
+        flotilla_bus::Publisher::new(h.client.clone(), flotilla_bus::PublishConfig::default()),
+        h.dir.path().join("a-work"),
+        std::sync::Arc::new(flotilla_sync::stamps::StampSource::new(
+            h.topology.clone(),
+            flotilla_bus::TopologyConfig::default(),
+            "a",
+        )),
+    );
+    let region = d.regions[0].name.clone();
+    let id = "cmd-partial";
+    let first = backups
+        .take(&d, &region, "manual", id, uuid::Uuid::now_v7())
+        .await
+        .unwrap();
+    assert_eq!(first.written.len(), 3, "{first:?}");
+    // As if the database had gone away before DigitalOcean's copy was recorded: no row, no copy.
+    let flotilla_store::Store::Sqlite(pool) = &db.store else {
+        panic!("a SQLite test database")
+    };
+    sqlx::query("DELETE FROM sync_backup_copy WHERE id = $1 AND endpoint LIKE 'digitalocean%'")
+        .bind(id)
+        .execute(pool)
+        .await
+        .unwrap();
+    let ams = h.datastore(1);
+    for key in [first.key.clone(), format!("{}.sha256", first.key)] {
+        ams.delete(&first.bucket, &key).await.unwrap();
+    }
+    assert_eq!(store.copies(&d.name).await.unwrap().len(), 2);
+
+    // Delivered again: the missing copy recorded and written (from an endpoint that has the archive).
+    let again = backups
+        .take(&d, &region, "manual", id, uuid::Uuid::now_v7())
+        .await
+        .unwrap();
+    assert_eq!(again.key, first.key);
+    assert_eq!(again.written.len(), 3, "{again:?}");
+    let copies = store.copies(&d.name).await.unwrap();
+    assert_eq!(copies.len(), 3, "{copies:?}");
+    assert!(copies.iter().all(|c| c.written), "{copies:?}");
+    let body = Box::pin(ams.get(&first.bucket, &first.key))
+        .await
+        .unwrap()
+        .unwrap();
+    use sha2::Digest;
+    assert_eq!(hex::encode(sha2::Sha256::digest(&body)), first.checksum);
+}
