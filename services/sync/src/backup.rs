@@ -261,22 +261,11 @@ impl Backups {
                 PERIODS.join(", ")
             ));
         }
-        let known = self
-            .store
-            .backups(&d.name)
-            .await
-            .map_err(|e| e.to_string())?
-            .into_iter()
-            .find(|b| b.id == id);
-        let row = match known {
+        let row = match self.recorded(d, id).await? {
             // Recorded by an earlier delivery, which may have stopped before every copy was recorded (the
             // database went away between the inserts): the copies are recorded again, each once.
             Some(row) => {
-                let names: Vec<String> = self.targets(d)?.into_iter().map(|t| t.name).collect();
-                self.store
-                    .record_backup(&row, &names)
-                    .await
-                    .map_err(|e| e.to_string())?;
+                self.record(d, &row).await?;
                 row
             }
             None => self.archive(d, region, period, id).await?,
@@ -291,6 +280,27 @@ impl Backups {
         let event = self.event(d, &row, outcome, written, missing, correlation);
         self.publish(&event).await;
         Ok(event)
+    }
+
+    /// Backup `id` of `d` as recorded, if it is.
+    async fn recorded(&self, d: &Deployment, id: &str) -> Result<Option<BackupRow>, String> {
+        Ok(self
+            .store
+            .backups(&d.name)
+            .await
+            .map_err(|e| e.to_string())?
+            .into_iter()
+            .find(|b| b.id == id))
+    }
+
+    /// Records `row` (unless a backup of its id is) and a copy to write on every endpoint of `d` (each
+    /// once).
+    async fn record(&self, d: &Deployment, row: &BackupRow) -> Result<(), String> {
+        let names: Vec<String> = self.targets(d)?.into_iter().map(|t| t.name).collect();
+        self.store
+            .record_backup(row, &names)
+            .await
+            .map_err(|e| e.to_string())
     }
 
     /// Builds the archive of `region`'s webroot and records it with its copies to write.
@@ -384,22 +394,14 @@ impl Backups {
         // Kept when recording fails: the record may have been made (the database went away before it
         // answered), and then the next delivery writes this archive. One never recorded is removed by a
         // later run ([`Self::fill_pending`]).
-        let names: Vec<String> = self.targets(d)?.into_iter().map(|t| t.name).collect();
-        self.store
-            .record_backup(&row, &names)
-            .await
-            .map_err(|e| e.to_string())?;
+        self.record(d, &row).await?;
         // The backup is what was recorded first. Another delivery of the same command (a redelivery, or the
         // command reaching both replicas) may have built and recorded its own archive meanwhile: then this
         // one is dropped and only the recorded one is written — never two archives of one backup, nor one
         // key holding one delivery's bytes and the other's checksum.
         let recorded = self
-            .store
-            .backups(&d.name)
-            .await
-            .map_err(|e| e.to_string())?
-            .into_iter()
-            .find(|b| b.id == id)
+            .recorded(d, id)
+            .await?
             .ok_or_else(|| format!("backup {id} was recorded but is not found"))?;
         if recorded.checksum != row.checksum {
             let _ = std::fs::remove_file(&archive);
@@ -512,11 +514,14 @@ impl Backups {
         // Archives kept here that no copy still needs: finished from elsewhere (copied from an endpoint by
         // another delivery), or never recorded (the database went away) and built again since — once old
         // enough that no delivery can still be between building and recording them.
-        let needed: std::collections::BTreeSet<PathBuf> = backups
-            .iter()
-            .filter(pending)
-            .map(|b| self.archive_path(d, &b.id, &b.checksum))
-            .collect();
+        let paths = |wanted: bool| -> std::collections::BTreeSet<PathBuf> {
+            backups
+                .iter()
+                .filter(|b| pending(b) == wanted)
+                .map(|b| self.archive_path(d, &b.id, &b.checksum))
+                .collect()
+        };
+        let (needed, finished) = (paths(true), paths(false));
         if let Ok(entries) = std::fs::read_dir(self.dir.join(&d.name)) {
             for e in entries.flatten() {
                 let path = e.path();
@@ -526,10 +531,10 @@ impl Backups {
                     .ok()
                     .and_then(|t| t.elapsed().ok())
                     .is_some_and(|age| age >= UNNEEDED_AFTER);
-                let finished = backups
-                    .iter()
-                    .any(|b| !pending(&b) && path == self.archive_path(d, &b.id, &b.checksum));
-                if path.to_string_lossy().ends_with(SUFFIX) && !needed.contains(&path) && (finished || old) {
+                if path.to_string_lossy().ends_with(SUFFIX)
+                    && !needed.contains(&path)
+                    && (finished.contains(&path) || old)
+                {
                     let _ = std::fs::remove_file(&path);
                 }
             }

@@ -23,6 +23,35 @@ fn backup_event(h: &Harness, outcome: &'static str) -> impl Fn(&AnyEvent) -> Opt
     }
 }
 
+/// A migrated SQLite database holding the sync service's tables (one per test, shared by its replicas).
+async fn sync_db() -> flotilla_integration_tests::TestDb {
+    let db = flotilla_integration_tests::TestDb::sqlite().await;
+    let (sqlite, postgres) = flotilla_sync::store::migrations();
+    db.store.migrate_with(sqlite, postgres).await.unwrap();
+    db
+}
+
+/// A replica's backups, with `settings`, the database `db` and a work directory of its own (`<name>-work`).
+fn replica(
+    h: &Harness,
+    name: &str,
+    settings: flotilla_sync::settings::Settings,
+    db: &flotilla_store::Store,
+) -> flotilla_sync::backup::Backups {
+    flotilla_sync::backup::Backups::new(
+        settings,
+        flotilla_clouds::Clouds::new(h.sim.cloud_settings(), None),
+        flotilla_sync::store::SyncStore::new(db.clone()),
+        flotilla_bus::Publisher::new(h.client.clone(), flotilla_bus::PublishConfig::default()),
+        h.dir.path().join(format!("{name}-work")),
+        std::sync::Arc::new(flotilla_sync::stamps::StampSource::new(
+            h.topology.clone(),
+            flotilla_bus::TopologyConfig::default(),
+            name,
+        )),
+    )
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn backups_reach_every_provider_and_restore_from_the_one_that_still_has_a_good_copy() {
     let mut h = Harness::start().await;
@@ -362,23 +391,10 @@ async fn scheduled_backups_are_taken_when_due_once_each_on_every_datastore() {
     .await
     .unwrap();
 
-    let db = flotilla_integration_tests::TestDb::sqlite().await;
-    let (sqlite, postgres) = flotilla_sync::store::migrations();
-    db.store.migrate_with(sqlite, postgres).await.unwrap();
+    let db = sync_db().await;
     let mut settings = h.settings("scheduler").service;
     settings.backups.scheduled = true;
-    let backups = flotilla_sync::backup::Backups::new(
-        settings,
-        flotilla_clouds::Clouds::new(h.sim.cloud_settings(), None),
-        flotilla_sync::store::SyncStore::new(db.store.clone()),
-        flotilla_bus::Publisher::new(h.client.clone(), flotilla_bus::PublishConfig::default()),
-        h.dir.path().join("scheduler-work"),
-        std::sync::Arc::new(flotilla_sync::stamps::StampSource::new(
-            h.topology.clone(),
-            flotilla_bus::TopologyConfig::default(),
-            "test",
-        )),
-    );
+    let backups = replica(&h, "scheduler", settings, &db.store);
     let at = |h: u32, m: u32| chrono::Utc.with_ymd_and_hms(2026, 11, 1, h, m, 0).unwrap();
     let periods = || async {
         let mut p: Vec<(String, usize)> = backups
@@ -448,28 +464,15 @@ async fn a_backup_taken_by_several_deliveries_at_once_is_written_once() {
         .await
         .unwrap();
     }
-    let db = flotilla_integration_tests::TestDb::sqlite().await;
-    let (sqlite, postgres) = flotilla_sync::store::migrations();
-    db.store.migrate_with(sqlite, postgres).await.unwrap();
+    let db = sync_db().await;
     let store = flotilla_sync::store::SyncStore::new(db.store.clone());
     // Two replicas: one database, a work directory each.
-    let replica = |name: &str, transfers: usize| {
+    let with_transfers = |name: &str, transfers: usize| {
         let mut settings = h.settings(name).service;
         settings.transfers = transfers;
-        flotilla_sync::backup::Backups::new(
-            settings,
-            flotilla_clouds::Clouds::new(h.sim.cloud_settings(), None),
-            flotilla_sync::store::SyncStore::new(db.store.clone()),
-            flotilla_bus::Publisher::new(h.client.clone(), flotilla_bus::PublishConfig::default()),
-            h.dir.path().join(format!("{name}-work")),
-            std::sync::Arc::new(flotilla_sync::stamps::StampSource::new(
-                h.topology.clone(),
-                flotilla_bus::TopologyConfig::default(),
-                name,
-            )),
-        )
+        replica(&h, name, settings, &db.store)
     };
-    let (a, b) = (replica("a", 32), replica("b", 1));
+    let (a, b) = (with_transfers("a", 32), with_transfers("b", 1));
     let region = d.regions[0].name.clone();
     let correlation = uuid::Uuid::now_v7();
     let id = "cmd-several";
@@ -602,22 +605,9 @@ async fn a_backup_whose_copies_were_partly_recorded_reaches_every_datastore_on_i
     )
     .await
     .unwrap();
-    let db = flotilla_integration_tests::TestDb::sqlite().await;
-    let (sqlite, postgres) = flotilla_sync::store::migrations();
-    db.store.migrate_with(sqlite, postgres).await.unwrap();
+    let db = sync_db().await;
     let store = flotilla_sync::store::SyncStore::new(db.store.clone());
-    let backups = flotilla_sync::backup::Backups::new(
-        h.settings("a").service,
-        flotilla_clouds::Clouds::new(h.sim.cloud_settings(), None),
-        flotilla_sync::store::SyncStore::new(db.store.clone()),
-        flotilla_bus::Publisher::new(h.client.clone(), flotilla_bus::PublishConfig::default()),
-        h.dir.path().join("a-work"),
-        std::sync::Arc::new(flotilla_sync::stamps::StampSource::new(
-            h.topology.clone(),
-            flotilla_bus::TopologyConfig::default(),
-            "a",
-        )),
-    );
+    let backups = replica(&h, "a", h.settings("a").service, &db.store);
     let region = d.regions[0].name.clone();
     let id = "cmd-partial";
     let first = backups
