@@ -126,6 +126,10 @@ pub struct Backups {
     publisher: Publisher,
     dir: PathBuf,
     stamps: std::sync::Arc<crate::stamps::StampSource>,
+    /// One lock per deployment, held while its copies are written or its archives removed here: a
+    /// delivery, the deployment's runs (lease holder) and the filling in of held archives
+    /// ([`Backups::fill_held`]) never write one copy at once, nor remove an archive another is writing.
+    filling: std::sync::Mutex<std::collections::BTreeMap<String, std::sync::Arc<tokio::sync::Mutex<()>>>>,
 }
 
 /// The taken time written in an archive's key.
@@ -198,7 +202,18 @@ impl Backups {
             publisher,
             dir,
             stamps,
+            filling: std::sync::Mutex::default(),
         }
+    }
+
+    /// Waits for `deployment`'s lock (see `filling`).
+    async fn lock(&self, deployment: &str) -> tokio::sync::OwnedMutexGuard<()> {
+        let lock = match self.filling.lock() {
+            Ok(mut locks) => std::sync::Arc::clone(locks.entry(deployment.to_owned()).or_default()),
+            // A thread panicked holding the map: no lock is better than no backup.
+            Err(_) => std::sync::Arc::new(tokio::sync::Mutex::new(())),
+        };
+        lock.lock_owned().await
     }
 
     /// Every endpoint of every region of `d`, once each.
@@ -270,7 +285,7 @@ impl Backups {
             }
             None => self.archive(d, region, period, id).await?,
         };
-        let (written, missing) = self.fill(d, &row).await?;
+        let (written, missing, _) = self.fill(d, &row).await?;
         self.retain(d, period).await;
         let outcome = if missing.is_empty() {
             "written"
@@ -409,9 +424,14 @@ impl Backups {
         Ok(recorded)
     }
 
-    /// Writes every copy of `row` not written yet; the endpoints holding it, and those still missing it
-    /// with why.
-    async fn fill(&self, d: &Deployment, row: &BackupRow) -> Result<(Vec<String>, Vec<String>), String> {
+    /// Writes every copy of `row` not written yet; the endpoints holding it, those still missing it with
+    /// why, and whether any copy was left to write (another may have written them all meanwhile).
+    async fn fill(
+        &self,
+        d: &Deployment,
+        row: &BackupRow,
+    ) -> Result<(Vec<String>, Vec<String>, bool), String> {
+        let _filling = self.lock(&d.name).await;
         let targets = self.targets(d)?;
         let copies: Vec<_> = self
             .store
@@ -430,6 +450,7 @@ impl Backups {
         let mut written = Vec::new();
         let mut missing = Vec::new();
         let pending: Vec<crate::store::CopyRow> = copies.iter().filter(|c| !c.written).cloned().collect();
+        let any = !pending.is_empty();
         written.extend(copies.iter().filter(|c| c.written).map(|c| c.endpoint.clone()));
         let results: Vec<(String, Result<(), String>)> = futures::stream::iter(pending)
             .map(|c: crate::store::CopyRow| {
@@ -502,11 +523,44 @@ impl Backups {
         if missing.is_empty() {
             let _ = std::fs::remove_file(&archive);
         }
-        Ok((written, missing))
+        Ok((written, missing, any))
     }
 
-    /// Fills in every backup of `d` with copies still missing; whether some remain missing.
+    /// Fills in every backup of `d` with copies still missing (the deployment's runs, by the replica holding
+    /// its lease); whether some remain missing.
     pub async fn fill_pending(&self, d: &Deployment) -> Result<bool, String> {
+        self.fill_backups(d, false).await
+    }
+
+    /// The deployments this replica keeps a finished archive of (whose copies may still be missing).
+    pub fn held(&self) -> Vec<String> {
+        let Ok(deployments) = std::fs::read_dir(&self.dir) else {
+            return Vec::new();
+        };
+        deployments
+            .flatten()
+            .filter(|e| {
+                std::fs::read_dir(e.path()).is_ok_and(|mut entries| {
+                    entries.any(|x| x.is_ok_and(|x| x.file_name().to_string_lossy().ends_with(SUFFIX)))
+                })
+            })
+            .filter_map(|e| e.file_name().to_str().map(str::to_owned))
+            .collect()
+    }
+
+    /// Fills in the copies still missing of `d`'s backups whose archive this replica keeps, whichever
+    /// replica holds the deployment's lease: a delivery that recorded a backup and stopped before writing
+    /// its first copy left the archive only here, and the lease holder, with no archive and no endpoint
+    /// holding one, cannot write it. Archives no backup needs are removed as in [`Self::fill_pending`];
+    /// whether some copies remain missing.
+    pub async fn fill_held(&self, d: &Deployment) -> Result<bool, String> {
+        self.fill_backups(d, true).await
+    }
+
+    /// Fills in the backups of `d` with copies still missing — only those whose archive is kept here if
+    /// `held_only` — after removing the archives kept here that no backup needs; whether some remain.
+    async fn fill_backups(&self, d: &Deployment, held_only: bool) -> Result<bool, String> {
+        let filling = self.lock(&d.name).await;
         let copies = self.store.copies(&d.name).await.map_err(|e| e.to_string())?;
         let backups = self.store.backups(&d.name).await.map_err(|e| e.to_string())?;
         let mut remaining = false;
@@ -539,12 +593,15 @@ impl Backups {
                 }
             }
         }
-        for row in backups.iter().filter(pending) {
-            let (written, missing) = self.fill(d, row).await?;
-            if missing.is_empty() {
+        drop(filling);
+        let here = |b: &&BackupRow| !held_only || self.archive_path(d, &b.id, &b.checksum).exists();
+        for row in backups.iter().filter(pending).filter(here) {
+            let (written, missing, any) = self.fill(d, row).await?;
+            // Announced once, by whoever wrote the last copies (a replica's two fillers take turns).
+            if missing.is_empty() && any {
                 let event = self.event(d, row, "filled", written, missing, uuid::Uuid::now_v7());
                 self.publish(&event).await;
-            } else {
+            } else if !missing.is_empty() {
                 remaining = true;
             }
         }

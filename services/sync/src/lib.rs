@@ -170,6 +170,7 @@ pub fn routes(ctx: &Context<Settings>) -> Dispatcher {
         Arc::clone(&replicator),
         stop.clone(),
     ));
+    ctx.spawn(Arc::clone(&replicator).fill_held(stop.clone()));
     ctx.spawn(async move { looped.run(stop).await });
     let (backup, restore) = (Arc::clone(&replicator), Arc::clone(&replicator));
     Dispatcher::new(ctx.def.name)

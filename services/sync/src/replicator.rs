@@ -666,6 +666,40 @@ impl Replicator {
         Ok(())
     }
 
+    /// Writes, every backups retry interval until `stop` (and once at the start), the copies still missing
+    /// of the backups whose archive this replica keeps ([`crate::backup::Backups::fill_held`]): the
+    /// replica holding a deployment's lease fills in the rest, but not an archive only another replica
+    /// has.
+    pub async fn fill_held(self: Arc<Self>, stop: tokio_util::sync::CancellationToken) {
+        let mut every = tokio::time::interval(self.settings.backups.retry_interval);
+        every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                () = stop.cancelled() => return,
+                _ = every.tick() => {}
+            }
+            for name in self.backups.held() {
+                let d = match self.desired.get(&name).await {
+                    Ok(Some(d)) => d.value.deployment,
+                    // Gone: its archives stay, as its backups' records do (a redeploy fills them in).
+                    Ok(None) => continue,
+                    Err(e) => {
+                        tracing::debug!(deployment = %name, error = %e, "sync: held backups not filled in; next time");
+                        continue;
+                    }
+                };
+                let filled = tokio::select! {
+                    () = stop.cancelled() => return,
+                    filled = self.backups.fill_held(&d) => filled,
+                };
+                if let Err(e) = filled {
+                    let e = flotilla_bus::redact::redact_and_truncate(&e, 1024);
+                    tracing::warn!(deployment = %name, error = %e, "sync: held backups not filled in; next time");
+                }
+            }
+        }
+    }
+
     /// The `sync.restore` command.
     pub async fn restore(&self, cmd: RestoreBackup) -> Result<(), HandlerError> {
         let d = self.deployment(&cmd.deployment, &cmd.region).await?;

@@ -38,12 +38,23 @@ fn replica(
     settings: flotilla_sync::settings::Settings,
     db: &flotilla_store::Store,
 ) -> flotilla_sync::backup::Backups {
+    replica_in(h, name, settings, db, h.dir.path().join(format!("{name}-work")))
+}
+
+/// [`replica`] with its work directory at `dir`.
+fn replica_in(
+    h: &Harness,
+    name: &str,
+    settings: flotilla_sync::settings::Settings,
+    db: &flotilla_store::Store,
+    dir: std::path::PathBuf,
+) -> flotilla_sync::backup::Backups {
     flotilla_sync::backup::Backups::new(
         settings,
         flotilla_clouds::Clouds::new(h.sim.cloud_settings(), None),
         flotilla_sync::store::SyncStore::new(db.clone()),
         flotilla_bus::Publisher::new(h.client.clone(), flotilla_bus::PublishConfig::default()),
-        h.dir.path().join(format!("{name}-work")),
+        dir,
         std::sync::Arc::new(flotilla_sync::stamps::StampSource::new(
             h.topology.clone(),
             flotilla_bus::TopologyConfig::default(),
@@ -646,4 +657,161 @@ async fn a_backup_whose_copies_were_partly_recorded_reaches_every_datastore_on_i
         .unwrap();
     use sha2::Digest;
     assert_eq!(hex::encode(sha2::Sha256::digest(&body)), first.checksum);
+}
+
+/// A backup whose archive only a replica without the deployment's lease keeps: its delivery recorded the
+/// backup and stopped before writing a copy (killed, or every datastore refused it), and the next
+/// delivery, or the deployment's runs, reached the other replica — which holds the lease, has no archive
+/// and finds no endpoint holding one. The replica keeping the archive writes the copies itself once it
+/// runs again. Replica b's delivery is made here in the test, in b's own data directory: DigitalOcean's
+/// and Exoscale's datastores are down during it, and the one copy it wrote (Linode's) is then taken back
+/// — gone from the datastore and marked unwritten — so that the archive is nowhere but on b's disk.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_backup_whose_archive_only_a_replica_without_the_lease_keeps_reaches_every_datastore() {
+    let h = Harness::start().await;
+    let d = h.deployment.clone();
+    let home = h.datastore(0);
+    let bucket = d.bucket("webroot-sync");
+    home.ensure_bucket(&bucket).await.unwrap();
+    home.put(
+        &bucket,
+        "index.php",
+        Bytes::from_static(b"<?php // the front page"),
+    )
+    .await
+    .unwrap();
+    let db = sync_db().await;
+    let store = flotilla_sync::store::SyncStore::new(db.store.clone());
+    let config = |name: &str| {
+        let mut n = h.settings(name);
+        n.database_url = Some(db.url.clone());
+        n
+    };
+    // Replica a runs alone first: it takes the deployment's lease and keeps it while it lives.
+    let a = flotilla_runtime::host::start(flotilla_sync::DEF, config("a"), flotilla_sync::routes)
+        .await
+        .unwrap();
+    let leases = h.topology.leases();
+    let key = format!("sync.{}", d.name);
+    let holder = tokio::time::timeout(common::PATIENCE, async {
+        loop {
+            if let Some(lease) = leases.holder(&key).await.unwrap() {
+                break lease.holder;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+    })
+    .await
+    .expect("replica a takes the deployment's lease");
+
+    // Replica b's delivery.
+    let b_config = config("b");
+    let b_dir = b_config.data_dir.join("backups");
+    let region = d.regions[0].name.clone();
+    let id = "cmd-held";
+    let down = [(Provider::DigitalOcean, "ams3"), (Provider::Exoscale, "ch-gva-2")];
+    for (provider, region) in down {
+        h.sim.add_fault(&Fault {
+            provider,
+            kind: FaultKind::DatastoreDown {
+                region: region.into(),
+            },
+        });
+    }
+    let taken = replica_in(&h, "b", b_config.service.clone(), &db.store, b_dir.clone())
+        .take(&d, &region, "manual", id, uuid::Uuid::now_v7())
+        .await
+        .unwrap();
+    assert_eq!(taken.written.len(), 1, "only Linode's copy: {taken:?}");
+    for (provider, _) in down {
+        h.sim.clear_faults(Some(provider));
+    }
+    for key in [taken.key.clone(), format!("{}.sha256", taken.key)] {
+        home.delete(&taken.bucket, &key).await.unwrap();
+    }
+    let flotilla_store::Store::Sqlite(pool) = &db.store else {
+        panic!("a SQLite test database")
+    };
+    sqlx::query("UPDATE sync_backup_copy SET written = false WHERE id = $1")
+        .bind(id)
+        .execute(pool)
+        .await
+        .unwrap();
+    assert_eq!(walkdir(&b_dir).len(), 1, "b keeps the archive");
+
+    // The lease holder's run cannot write it: no archive there, none on any endpoint.
+    h.command(&flotilla_proto::ReconcileSync {
+        meta: CommandMeta::new("test"),
+        deployment: d.name.clone(),
+        region: region.clone(),
+    })
+    .await;
+    tokio::time::timeout(common::PATIENCE, async {
+        loop {
+            let copies = store.copies(&d.name).await.unwrap();
+            if copies.len() == 3
+                && copies
+                    .iter()
+                    .all(|c| c.error.as_deref().is_some_and(|e| e.contains("neither here")))
+            {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+    })
+    .await
+    .expect("the lease holder tries each copy and finds no archive to write");
+
+    // Replica b starts again (it was killed): it writes the copies of the archive it keeps.
+    let b = flotilla_runtime::host::start(flotilla_sync::DEF, b_config, flotilla_sync::routes)
+        .await
+        .unwrap();
+    tokio::time::timeout(common::PATIENCE, async {
+        while !store.copies(&d.name).await.unwrap().iter().all(|c| c.written) {
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+    })
+    .await
+    .expect("every copy written");
+    use sha2::Digest;
+    for i in 0..3 {
+        let datastore = h.datastore(i);
+        let body = Box::pin(datastore.get(&taken.bucket, &taken.key))
+            .await
+            .unwrap()
+            .unwrap_or_else(|| panic!("datastore {i} holds the archive"));
+        let sum = Box::pin(datastore.get(&taken.bucket, &format!("{}.sha256", taken.key)))
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            hex::encode(sha2::Sha256::digest(&body)),
+            taken.checksum,
+            "datastore {i}"
+        );
+        assert_eq!(
+            String::from_utf8_lossy(&sum).trim(),
+            taken.checksum,
+            "datastore {i}"
+        );
+    }
+    assert_eq!(
+        leases.holder(&key).await.unwrap().map(|l| l.holder),
+        Some(holder),
+        "the test's premise: b never held the lease"
+    );
+    tokio::time::timeout(common::PATIENCE, async {
+        while !walkdir(&b_dir).is_empty() {
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+    })
+    .await
+    .expect("b removes the archive once every copy is written");
+    let filled = h.event("the backup filled in", backup_event(&h, "filled")).await;
+    assert_eq!(filled.key, taken.key);
+    assert_eq!(filled.written.len(), 3, "{filled:?}");
+    b.shutdown().await.unwrap();
+    a.shutdown().await.unwrap();
+    let announced = h.events().iter().filter_map(backup_event(&h, "filled")).count();
+    assert_eq!(announced, 1, "filled in once, announced once");
 }
