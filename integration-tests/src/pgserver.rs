@@ -62,7 +62,7 @@ impl PgServer {
                 .expect("chown");
             assert!(owner.success(), "chown of the PostgreSQL directory failed");
         }
-        let server = Self {
+        let mut server = Self {
             bin,
             data,
             log,
@@ -82,7 +82,17 @@ impl PgServer {
             "initdb failed: {}",
             String::from_utf8_lossy(&init.stderr)
         );
-        server.start_again();
+        // A port free when chosen may be taken before the server binds it (by another test's outgoing
+        // connection: the kernel hands out the same range): another port then.
+        for attempt in 1.. {
+            match server.try_start() {
+                Ok(()) => break,
+                Err(log) if attempt < 5 && log.contains("Address already in use") => {
+                    server.port = crate::free_port();
+                }
+                Err(log) => panic!("PostgreSQL did not start:\n{log}"),
+            }
+        }
         Some(server)
     }
 
@@ -119,6 +129,15 @@ impl PgServer {
         if self.is_running() {
             return;
         }
+        if let Err(log) = self.try_start() {
+            panic!("PostgreSQL did not start:\n{log}");
+        }
+    }
+
+    /// Starts the server and waits until it takes connections; its log when it does not.
+    fn try_start(&self) -> Result<(), String> {
+        // What this attempt logs (the log goes on across restarts).
+        let from = std::fs::metadata(&self.log).map_or(0, |m| m.len());
         let options = format!(
             "-p {} -k {} -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=300",
             self.port,
@@ -134,11 +153,13 @@ impl PgServer {
             .stdout(Stdio::null())
             .status()
             .expect("pg_ctl runs");
-        assert!(
-            status.success(),
-            "PostgreSQL did not start:\n{}",
-            std::fs::read_to_string(&self.log).unwrap_or_default()
-        );
+        if status.success() {
+            Ok(())
+        } else {
+            let log = std::fs::read(&self.log).unwrap_or_default();
+            let this = log.get(usize::try_from(from).unwrap_or(0)..).unwrap_or(&log);
+            Err(String::from_utf8_lossy(this).into_owned())
+        }
     }
 
     /// Stops the server the hard way (`pg_ctl stop -m immediate`: every backend killed, crash recovery on
