@@ -208,10 +208,13 @@ impl Backups {
 
     /// Waits for `deployment`'s lock (see `filling`).
     async fn lock(&self, deployment: &str) -> tokio::sync::OwnedMutexGuard<()> {
-        let lock = match self.filling.lock() {
-            Ok(mut locks) => std::sync::Arc::clone(locks.entry(deployment.to_owned()).or_default()),
-            // A thread panicked holding the map: no lock is better than no backup.
-            Err(_) => std::sync::Arc::new(tokio::sync::Mutex::new(())),
+        let lock = {
+            // The map stays whole whatever a panicking holder did: it only ever gains entries.
+            let mut locks = self
+                .filling
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            std::sync::Arc::clone(locks.entry(deployment.to_owned()).or_default())
         };
         lock.lock_owned().await
     }

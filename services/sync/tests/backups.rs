@@ -63,6 +63,41 @@ fn replica_in(
     )
 }
 
+/// The site in the home region's webroot-sync bucket (what an archive is made of): one front page; the
+/// home region's datastore.
+async fn site(h: &Harness) -> flotilla_datastore::Datastore {
+    let home = h.datastore(0);
+    let bucket = h.deployment.bucket("webroot-sync");
+    home.ensure_bucket(&bucket).await.unwrap();
+    home.put(
+        &bucket,
+        "index.php",
+        Bytes::from_static(b"<?php // the front page"),
+    )
+    .await
+    .unwrap();
+    home
+}
+
+/// Waits until `check` holds (looked at every 50 ms); fails, saying `what`, after [`common::PATIENCE`].
+async fn until(what: &str, mut check: impl AsyncFnMut() -> bool) {
+    let waited = tokio::time::timeout(common::PATIENCE, async {
+        while !check().await {
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+    })
+    .await;
+    assert!(waited.is_ok(), "{what}");
+}
+
+/// The SQLite pool of a test database (to change its rows behind the service's back).
+fn sqlite(db: &flotilla_integration_tests::TestDb) -> &sqlx::SqlitePool {
+    let flotilla_store::Store::Sqlite(pool) = &db.store else {
+        panic!("a SQLite test database")
+    };
+    pool
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn backups_reach_every_provider_and_restore_from_the_one_that_still_has_a_good_copy() {
     let mut h = Harness::start().await;
@@ -190,13 +225,10 @@ async fn backups_reach_every_provider_and_restore_from_the_one_that_still_has_a_
     );
     assert_eq!(restored.checksum, first.checksum);
     let ams_root = h.webroot("ams-ws-1");
-    let waited = tokio::time::timeout(common::PATIENCE, async {
-        while std::fs::read(ams_root.join("images/logo.svg")).ok().as_deref() != Some(b"<svg/>".as_slice()) {
-            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-        }
+    until("the restored file never reached the webroot", async || {
+        std::fs::read(ams_root.join("images/logo.svg")).ok().as_deref() == Some(b"<svg/>".as_slice())
     })
     .await;
-    assert!(waited.is_ok(), "the restored file never reached the webroot");
 
     h.sim.clear_faults(None);
     h.stop_replicator().await;
@@ -214,17 +246,13 @@ async fn retention_keeps_the_newest_complete_backups_and_never_empties_an_endpoi
     h.start_agent(0, "lon-ws-1").await;
     write(&h.webroot("lon-ws-1"), "index.php", b"<?php // the front page");
     let (lon_store, bucket) = (h.datastore(0), h.deployment.bucket("webroot-sync"));
-    let waited = tokio::time::timeout(common::PATIENCE, async {
-        while Box::pin(lon_store.get(&bucket, "index.php"))
+    until("the page never pushed", async || {
+        Box::pin(lon_store.get(&bucket, "index.php"))
             .await
             .unwrap()
-            .is_none()
-        {
-            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-        }
+            .is_some()
     })
     .await;
-    assert!(waited.is_ok(), "the page never pushed");
     let take = || TakeBackup {
         meta: CommandMeta::new("test"),
         deployment: h.deployment.name.clone(),
@@ -319,13 +347,11 @@ async fn a_restore_at_a_time_takes_the_newest_backup_taken_by_then() {
     let pushed = |h: &Harness, body: &'static [u8]| {
         let (d, bucket) = (h.datastore(0), bucket.clone());
         async move {
-            let waited = tokio::time::timeout(common::PATIENCE, async {
-                while Box::pin(d.get(&bucket, "index.php")).await.unwrap().as_deref() != Some(body) {
-                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-                }
+            let what = format!("{} never pushed", String::from_utf8_lossy(body));
+            until(&what, async || {
+                Box::pin(d.get(&bucket, "index.php")).await.unwrap().as_deref() == Some(body)
             })
             .await;
-            assert!(waited.is_ok(), "{} never pushed", String::from_utf8_lossy(body));
         }
     };
     write(&lon, "index.php", b"version one");
@@ -390,17 +416,7 @@ async fn scheduled_backups_are_taken_when_due_once_each_on_every_datastore() {
     use chrono::TimeZone;
     let h = Harness::start().await;
     let d = h.deployment.clone();
-    // The site in the home region's webroot-sync bucket (what an archive is made of).
-    let home = h.datastore(0);
-    let bucket = d.bucket("webroot-sync");
-    home.ensure_bucket(&bucket).await.unwrap();
-    home.put(
-        &bucket,
-        "index.php",
-        Bytes::from_static(b"<?php // the front page"),
-    )
-    .await
-    .unwrap();
+    site(&h).await;
 
     let db = sync_db().await;
     let mut settings = h.settings("scheduler").service;
@@ -606,16 +622,7 @@ fn walkdir(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
 async fn a_backup_whose_copies_were_partly_recorded_reaches_every_datastore_on_its_next_delivery() {
     let h = Harness::start().await;
     let d = h.deployment.clone();
-    let home = h.datastore(0);
-    let bucket = d.bucket("webroot-sync");
-    home.ensure_bucket(&bucket).await.unwrap();
-    home.put(
-        &bucket,
-        "index.php",
-        Bytes::from_static(b"<?php // the front page"),
-    )
-    .await
-    .unwrap();
+    site(&h).await;
     let db = sync_db().await;
     let store = flotilla_sync::store::SyncStore::new(db.store.clone());
     let backups = replica(&h, "a", h.settings("a").service, &db.store);
@@ -627,12 +634,9 @@ async fn a_backup_whose_copies_were_partly_recorded_reaches_every_datastore_on_i
         .unwrap();
     assert_eq!(first.written.len(), 3, "{first:?}");
     // As if the database had gone away before DigitalOcean's copy was recorded: no row, no copy.
-    let flotilla_store::Store::Sqlite(pool) = &db.store else {
-        panic!("a SQLite test database")
-    };
     sqlx::query("DELETE FROM sync_backup_copy WHERE id = $1 AND endpoint LIKE 'digitalocean%'")
         .bind(id)
-        .execute(pool)
+        .execute(sqlite(&db))
         .await
         .unwrap();
     let ams = h.datastore(1);
@@ -670,16 +674,7 @@ async fn a_backup_whose_copies_were_partly_recorded_reaches_every_datastore_on_i
 async fn a_backup_whose_archive_only_a_replica_without_the_lease_keeps_reaches_every_datastore() {
     let h = Harness::start().await;
     let d = h.deployment.clone();
-    let home = h.datastore(0);
-    let bucket = d.bucket("webroot-sync");
-    home.ensure_bucket(&bucket).await.unwrap();
-    home.put(
-        &bucket,
-        "index.php",
-        Bytes::from_static(b"<?php // the front page"),
-    )
-    .await
-    .unwrap();
+    let home = site(&h).await;
     let db = sync_db().await;
     let store = flotilla_sync::store::SyncStore::new(db.store.clone());
     let config = |name: &str| {
@@ -729,12 +724,9 @@ async fn a_backup_whose_archive_only_a_replica_without_the_lease_keeps_reaches_e
     for key in [taken.key.clone(), format!("{}.sha256", taken.key)] {
         home.delete(&taken.bucket, &key).await.unwrap();
     }
-    let flotilla_store::Store::Sqlite(pool) = &db.store else {
-        panic!("a SQLite test database")
-    };
     sqlx::query("UPDATE sync_backup_copy SET written = false WHERE id = $1")
         .bind(id)
-        .execute(pool)
+        .execute(sqlite(&db))
         .await
         .unwrap();
     assert_eq!(walkdir(&b_dir).len(), 1, "b keeps the archive");
@@ -746,33 +738,26 @@ async fn a_backup_whose_archive_only_a_replica_without_the_lease_keeps_reaches_e
         region: region.clone(),
     })
     .await;
-    tokio::time::timeout(common::PATIENCE, async {
-        loop {
+    until(
+        "the lease holder tries each copy and finds no archive to write",
+        async || {
             let copies = store.copies(&d.name).await.unwrap();
-            if copies.len() == 3
+            copies.len() == 3
                 && copies
                     .iter()
                     .all(|c| c.error.as_deref().is_some_and(|e| e.contains("neither here")))
-            {
-                break;
-            }
-            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-        }
-    })
-    .await
-    .expect("the lease holder tries each copy and finds no archive to write");
+        },
+    )
+    .await;
 
     // Replica b starts again (it was killed): it writes the copies of the archive it keeps.
     let b = flotilla_runtime::host::start(flotilla_sync::DEF, b_config, flotilla_sync::routes)
         .await
         .unwrap();
-    tokio::time::timeout(common::PATIENCE, async {
-        while !store.copies(&d.name).await.unwrap().iter().all(|c| c.written) {
-            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-        }
+    until("every copy written", async || {
+        store.copies(&d.name).await.unwrap().iter().all(|c| c.written)
     })
-    .await
-    .expect("every copy written");
+    .await;
     use sha2::Digest;
     for i in 0..3 {
         let datastore = h.datastore(i);
@@ -800,13 +785,10 @@ async fn a_backup_whose_archive_only_a_replica_without_the_lease_keeps_reaches_e
         Some(holder),
         "the test's premise: b never held the lease"
     );
-    tokio::time::timeout(common::PATIENCE, async {
-        while !walkdir(&b_dir).is_empty() {
-            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-        }
+    until("b removes the archive once every copy is written", async || {
+        walkdir(&b_dir).is_empty()
     })
-    .await
-    .expect("b removes the archive once every copy is written");
+    .await;
     let filled = h.event("the backup filled in", backup_event(&h, "filled")).await;
     assert_eq!(filled.key, taken.key);
     assert_eq!(filled.written.len(), 3, "{filled:?}");
